@@ -1,0 +1,22 @@
+"""mobileclip-fastload: the DR store, exact augmentation replay and a fast loader
+for MobileCLIP-style multi-modal reinforced training."""
+
+from mobileclip_fastload._core import (
+    ChecksumError,
+    FastloadError,
+    ImageDecodeError,
+    SampleIndexError,
+    SchemaVersionError,
+    StoreFormatError,
+    __version__,
+)
+
+__all__ = [
+    "ChecksumError",
+    "FastloadError",
+    "ImageDecodeError",
+    "SampleIndexError",
+    "SchemaVersionError",
+    "StoreFormatError",
+    "__version__",
+]

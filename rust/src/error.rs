@@ -1,0 +1,66 @@
+//! One error type for the whole core. Every variant says *where* (file, sample)
+//! and *what*; the Python layer maps each variant to one exception class.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid store file / manifest (bad magic, truncated, inconsistent).
+    #[error("{path}: {msg}")]
+    Format { path: PathBuf, msg: String },
+    /// The store was written by a newer schema than this reader understands.
+    #[error("{path}: store schema version {found} is newer than the newest this reader supports ({supported}); upgrade mobileclip-fastload")]
+    Version {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// A column chunk's checksum does not match the manifest.
+    #[error("{path}: checksum mismatch in column '{column}' (expected {expected}, found {actual})")]
+    Checksum {
+        path: PathBuf,
+        column: String,
+        expected: String,
+        actual: String,
+    },
+    /// Global sample index out of range.
+    #[error("sample index {index} out of range for a store of {len} samples")]
+    Index { index: i64, len: usize },
+    /// An image that cannot be decoded (or is not an image).
+    #[error("sample {key}: cannot decode image: {msg}")]
+    Decode { key: String, msg: String },
+    /// A caller passed something invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn decode(key: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Decode {
+            key: key.into(),
+            msg: msg.into(),
+        }
+    }
+}

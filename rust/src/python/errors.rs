@@ -1,0 +1,49 @@
+//! Map core errors to a small Python exception hierarchy rooted at `FastloadError`.
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+
+use crate::error::Error;
+
+create_exception!(_core, FastloadError, PyException, "Base class of every mobileclip-fastload error.");
+create_exception!(_core, StoreFormatError, FastloadError, "A store file or manifest is malformed, truncated or inconsistent.");
+create_exception!(_core, SchemaVersionError, StoreFormatError, "The store was written with a newer schema than this reader supports.");
+create_exception!(_core, ChecksumError, FastloadError, "A column chunk does not match its recorded checksum.");
+create_exception!(_core, ImageDecodeError, FastloadError, "An image's bytes cannot be decoded.");
+create_exception!(_core, SampleIndexError, FastloadError, "A sample index is out of range.");
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("FastloadError", py.get_type::<FastloadError>())?;
+    m.add("StoreFormatError", py.get_type::<StoreFormatError>())?;
+    m.add("SchemaVersionError", py.get_type::<SchemaVersionError>())?;
+    m.add("ChecksumError", py.get_type::<ChecksumError>())?;
+    m.add("ImageDecodeError", py.get_type::<ImageDecodeError>())?;
+    m.add("SampleIndexError", py.get_type::<SampleIndexError>())?;
+    Ok(())
+}
+
+/// Convert a core error into the matching Python exception.
+pub fn to_py(err: Error) -> PyErr {
+    let msg = err.to_string();
+    match err {
+        Error::Io { .. } | Error::Format { .. } => StoreFormatError::new_err(msg),
+        Error::Version { .. } => SchemaVersionError::new_err(msg),
+        Error::Checksum { .. } => ChecksumError::new_err(msg),
+        Error::Decode { .. } => ImageDecodeError::new_err(msg),
+        Error::Index { .. } => SampleIndexError::new_err(msg),
+        Error::InvalidArgument(_) => PyValueError::new_err(msg),
+    }
+}
+
+/// `?`-friendly conversion for binding code.
+pub trait IntoPyResult<T> {
+    fn py_err(self) -> PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for crate::error::Result<T> {
+    fn py_err(self) -> PyResult<T> {
+        self.map_err(to_py)
+    }
+}
