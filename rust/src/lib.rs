@@ -4,6 +4,7 @@
 //! `cargo test` exercises; `python` holds the thin PyO3 bindings, compiled only
 //! with the `python` feature that maturin turns on.
 
+pub mod aug;
 pub mod error;
 pub mod imaging;
 pub mod loader;

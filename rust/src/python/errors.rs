@@ -6,12 +6,12 @@ use pyo3::prelude::*;
 
 use crate::error::Error;
 
-create_exception!(_core, FastloadError, PyException, "Base class of every mobileclip-fastload error.");
-create_exception!(_core, StoreFormatError, FastloadError, "A store file or manifest is malformed, truncated or inconsistent.");
-create_exception!(_core, SchemaVersionError, StoreFormatError, "The store was written with a newer schema than this reader supports.");
-create_exception!(_core, ChecksumError, FastloadError, "A column chunk does not match its recorded checksum.");
-create_exception!(_core, ImageDecodeError, FastloadError, "An image's bytes cannot be decoded.");
-create_exception!(_core, SampleIndexError, FastloadError, "A sample index is out of range.");
+create_exception!(mobileclip_fastload, FastloadError, PyException, "Base class of every mobileclip-fastload error.");
+create_exception!(mobileclip_fastload, StoreFormatError, FastloadError, "A store file or manifest is malformed, truncated or inconsistent.");
+create_exception!(mobileclip_fastload, SchemaVersionError, StoreFormatError, "The store was written with a newer schema than this reader supports.");
+create_exception!(mobileclip_fastload, ChecksumError, FastloadError, "A column chunk does not match its recorded checksum.");
+create_exception!(mobileclip_fastload, ImageDecodeError, FastloadError, "An image's bytes cannot be decoded.");
+create_exception!(mobileclip_fastload, SampleIndexError, FastloadError, "A sample index is out of range.");
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
