@@ -40,6 +40,9 @@ pub enum Error {
     /// A caller passed something invalid.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A bug or a broken invariant caught at a boundary (e.g. a worker thread panicked).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

@@ -34,6 +34,7 @@ pub fn to_py(err: Error) -> PyErr {
         Error::Decode { .. } => ImageDecodeError::new_err(msg),
         Error::Index { .. } => SampleIndexError::new_err(msg),
         Error::InvalidArgument(_) => PyValueError::new_err(msg),
+        Error::Internal(_) => FastloadError::new_err(msg),
     }
 }
 
