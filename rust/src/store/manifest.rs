@@ -63,7 +63,7 @@ impl Manifest {
         match obj.get("magic").and_then(|m| m.as_str()) {
             Some(MAGIC) => {}
             Some(other) => return Err(bad(format!("magic is {other:?}, expected {MAGIC:?}: not a mobileclip-fastload store"))),
-            None => return Err(bad(format!("no \"magic\" field: not a mobileclip-fastload store"))),
+            None => return Err(bad("no \"magic\" field: not a mobileclip-fastload store".into())),
         }
         let version = obj
             .get("schema_version")

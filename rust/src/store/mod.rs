@@ -24,3 +24,8 @@ pub use reader::Store;
 pub use schema::{col, column_names, sample_flags, MAGIC, MAX_TOKENS, SCHEMA_VERSION};
 pub use shard::{Shard, ShardExpect};
 pub use verify::{verify_dir, Problem};
+
+#[doc(hidden)]
+pub mod testing;
+#[cfg(test)]
+mod tests;
