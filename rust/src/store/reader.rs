@@ -179,6 +179,16 @@ impl Store {
         let (s, r) = self.at(i);
         s.text_emb_scale(r, t)
     }
+    /// int8 only: all J*K image scales of sample `i` (row-major [J, K]); empty otherwise.
+    pub fn image_emb_scales(&self, i: usize) -> &[f32] {
+        let (s, r) = self.at(i);
+        s.image_emb_scales(r)
+    }
+    /// int8 only: all (1+S)*K text scales of sample `i` (row-major [1+S, K]); empty otherwise.
+    pub fn text_emb_scales(&self, i: usize) -> &[f32] {
+        let (s, r) = self.at(i);
+        s.text_emb_scales(r)
+    }
     pub fn sha256(&self, i: usize) -> Option<&[u8; 32]> {
         let (s, r) = self.at(i);
         s.sha256(r)

@@ -226,6 +226,16 @@ impl Shard {
             None => &[],
         }
     }
+    /// All J*K image scales of a row (row-major [J, K]); empty unless int8.
+    pub fn image_emb_scales(&self, row: usize) -> &[f32] {
+        let n = self.dims.j * self.dims.k;
+        self.image_emb_scale.as_ref().map_or(&[], |s| &s[row * n..(row + 1) * n])
+    }
+    /// All (1+S)*K text scales of a row (row-major [1+S, K]); empty unless int8.
+    pub fn text_emb_scales(&self, row: usize) -> &[f32] {
+        let n = self.dims.text_rows() * self.dims.k;
+        self.text_emb_scale.as_ref().map_or(&[], |s| &s[row * n..(row + 1) * n])
+    }
     pub fn sha256(&self, row: usize) -> Option<&[u8; 32]> {
         if self.sha256.is_null(row) {
             None
