@@ -75,6 +75,13 @@ impl JpegDecoder {
         max_pixels: u64,
         out: &mut Vec<u8>,
     ) -> Result<(usize, usize)> {
+        // Our own marker scan finds the frame header first: TurboJPEG accepts a
+        // tables-only or garbage stream without touching the size it reports
+        // (it would keep the previous image's), and this also lets the size
+        // limit apply before libjpeg allocates anything.
+        let (fw, fh) = frame_size(data)
+            .ok_or_else(|| Error::decode(key, "not a decodable JPEG (no frame header before the scan data)"))?;
+        super::decode::check_pixels(key, fw, fh, max_pixels)?;
         if unsafe { raw::tj3DecompressHeader(self.handle, data.as_ptr(), data.len() as _) } != 0 {
             return Err(Error::decode(key, format!("invalid JPEG header: {}", self.error_str())));
         }
@@ -82,15 +89,14 @@ impl JpegDecoder {
         let h = self.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT);
         let colorspace = self.get(raw::TJPARAM_TJPARAM_COLORSPACE);
         let precision = self.get(raw::TJPARAM_TJPARAM_PRECISION);
-        if w <= 0 || h <= 0 {
-            return Err(Error::decode(key, format!("JPEG has no pixels ({w}x{h})")));
+        if w <= 0 || h <= 0 || (w as usize, h as usize) != (fw, fh) {
+            return Err(Error::decode(key, format!("inconsistent JPEG header ({fw}x{fh} vs {w}x{h})")));
         }
         if precision != 8 {
             // Pillow: "cannot handle 12-bit layers".
             return Err(Error::decode(key, format!("unsupported {precision}-bit JPEG")));
         }
-        let (w, h) = (w as usize, h as usize);
-        super::decode::check_pixels(key, w, h, max_pixels)?;
+        let (w, h) = (fw, fh);
         let n = w * h * CHANNELS;
         if out.len() < n {
             out.resize(n, 0);
@@ -142,6 +148,41 @@ impl JpegDecoder {
             return Err(Error::decode(key, "JPEG file is truncated"));
         }
         Err(Error::decode(key, format!("cannot decode JPEG: {msg}")))
+    }
+}
+
+/// Width and height from the first SOFn segment, scanning markers from SOI
+/// (as Pillow's JpegImagePlugin does); `None` if a scan or the end comes first.
+fn frame_size(data: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 2; // after SOI
+    loop {
+        if *data.get(i)? != 0xFF {
+            return None;
+        }
+        while *data.get(i)? == 0xFF {
+            i += 1; // fill bytes
+        }
+        let marker = data[i];
+        i += 1;
+        match marker {
+            0x01 | 0xD0..=0xD7 => continue, // no length
+            0xD9 | 0xDA => return None,     // EOI / SOS before any frame header
+            _ => {}
+        }
+        let len = u16::from_be_bytes([*data.get(i)?, *data.get(i + 1)?]) as usize;
+        if len < 2 {
+            return None;
+        }
+        if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            let seg = data.get(i + 2..i + len)?;
+            if seg.len() < 6 {
+                return None;
+            }
+            let h = u16::from_be_bytes([seg[1], seg[2]]) as usize;
+            let w = u16::from_be_bytes([seg[3], seg[4]]) as usize;
+            return Some((w, h));
+        }
+        i += len;
     }
 }
 

@@ -41,6 +41,9 @@ pub fn decode_rgb(
     if raw.len() < size {
         raw.resize(size, 0);
     }
+    // The png crate merges Adam7 passes of sub-byte rows into the buffer bit by
+    // bit, so stale bytes from a previous image would leak through: clear it.
+    raw[..size].fill(0);
     let frame = reader.next_frame(&mut raw[..size]).map_err(bad)?;
     let (w, h) = (frame.width as usize, frame.height as usize);
     let line = frame.line_size;
