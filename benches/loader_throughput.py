@@ -37,9 +37,9 @@ J, S, K, D = 30, 5, 2, 768
 # ----------------------------------------------------------------------------- data
 def build_data(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     """The same n samples as a DataCompDR-style joined tar and as a DR store."""
-    from mobileclip_fastload.store import Sample, StoreWriter, aug_records_from_param_aug
+    from mobileclip_fastload.store import Sample, StoreWriter, aug_records
     from mobileclip_fastload.testing.synthetic_store import photo_jpeg, random_aug_records, unit_rows
-    from mobileclip_fastload.tokenizer import tokenize_unpadded
+    from mobileclip_fastload.tokenizer import tokenize
 
     tar_path, store_path = out / "shard-00000.tar", out / "store"
     if tar_path.exists() and (store_path / "manifest.json").exists():
@@ -77,9 +77,9 @@ def build_data(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
             writer.add(
                 Sample(
                     uid=key, image=jpeg, width=w, height=h, orig_width=w, orig_height=h,
-                    caption=caption, caption_tokens=tokenize_unpadded(caption),
-                    syn_captions=syn, syn_tokens=[tokenize_unpadded(t) for t in syn],
-                    aug=aug_records_from_param_aug(param_aug, w, h), image_emb=image_emb, text_emb=text_emb,
+                    caption=caption, caption_tokens=tokenize(caption),
+                    syn_captions=syn, syn_tokens=[tokenize(t) for t in syn],
+                    aug=aug_records(param_aug, width=w, height=h)[0], image_emb=image_emb, text_emb=text_emb,
                     sha256=None, flags=0,
                 )
             )

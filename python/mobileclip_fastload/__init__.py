@@ -11,11 +11,14 @@ from mobileclip_fastload._core import (
     StoreFormatError,
     __version__,
 )
+from mobileclip_fastload.loader import FastReinforcedLoader, ReinforcedBatch
 
 __all__ = [
     "ChecksumError",
+    "FastReinforcedLoader",
     "FastloadError",
     "ImageDecodeError",
+    "ReinforcedBatch",
     "SampleIndexError",
     "SchemaVersionError",
     "Store",

@@ -68,6 +68,8 @@ def parse_aug(aug: Any) -> AugParams:
         return aug
     if aug is None:
         return AugParams(is_null=True)
+    if isinstance(aug, np.void):  # one element of a store's AUG_DTYPE array
+        aug = aug.tobytes()
     if isinstance(aug, (bytes, bytearray, memoryview)):
         rec = bytes(aug)
         if len(rec) != AUG_RECORD_SIZE:

@@ -65,6 +65,7 @@ impl BatchFiller {
         let aug = self.store.aug(i, c.aug);
         self.replayer
             .replay(
+                self.store.uid(i),
                 self.store.image_bytes(i),
                 &aug,
                 self.cfg.image_size,
@@ -72,10 +73,9 @@ impl BatchFiller {
                 &mut self.hwc,
             )
             .map_err(|e| match e {
-                Error::Decode { msg, .. } => Error::decode(
-                    format!("{} (index {i}, {})", self.store.uid(i), self.store.shard_path_of(i).display()),
-                    msg,
-                ),
+                Error::Decode { key, msg } => {
+                    Error::decode(format!("{key} (index {i}, {})", self.store.shard_path_of(i).display()), msg)
+                }
                 other => other,
             })
     }
