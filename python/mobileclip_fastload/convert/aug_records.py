@@ -1,4 +1,4 @@
-"""Validated ``param_aug`` entries -> the store's J x 40-byte augmentation records."""
+"""Validated ``param_aug`` entries -> the store's J augmentation records (AUG_DTYPE)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import numpy as np
 
 
 def build_aug_records(entries: list, stored_size: tuple[int, int], orig_size: tuple[int, int]) -> np.ndarray:
-    """Boxes rescaled from original to stored pixels by the store's own helper."""
-    from mobileclip_fastload.store import aug_records_from_param_aug
+    """Boxes mapped from original to stored pixels by the store's own rule (edges, round half up)."""
+    from mobileclip_fastload.store import aug_records
 
-    return aug_records_from_param_aug(entries, stored_size=stored_size, orig_size=orig_size)
+    records, _ = aug_records(
+        entries, width=stored_size[0], height=stored_size[1], orig_width=orig_size[0], orig_height=orig_size[1]
+    )
+    return records

@@ -1,10 +1,11 @@
-"""How much the stored embedding dtype changes the teacher embeddings.
+"""Encoding teacher embeddings into the store dtype, and measuring what that costs.
 
-For every (row, teacher) D-slice, ``1 - cos(x, stored(x))`` between the float32
-source and what a reader gets back: float16 and bfloat16 are round-to-nearest-
-even casts, int8 is symmetric per-(row, teacher) quantisation with
-``scale = max|x| / 127`` and ``q = round(x / scale)`` (the store's x = q * scale).
-The converter reports the maximum and mean over all samples written.
+The converter encodes each sample's float32 embeddings itself with the store's
+own conversions (``mobileclip_fastload.store.embeddings``: float16 and bfloat16
+round to nearest even; int8 is symmetric per (row, teacher) with
+``scale = max|x| / 127``), so a shard buffer holds 1-2 bytes per value, and the
+error report is computed from exactly the values written: for every
+(row, teacher) D-slice, ``1 - cos(x, decoded(x))``, max and mean over the store.
 """
 
 from __future__ import annotations
@@ -14,29 +15,27 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def bfloat16_round(x: np.ndarray) -> np.ndarray:
-    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
-    return u.astype(np.uint32).view(np.float32)
+@dataclass
+class Encoded:
+    values: np.ndarray  # float16 / uint16 bf16 bits / int8
+    scales: np.ndarray | None  # int8 only: float32 [rows, K]
+    decoded: np.ndarray  # float32 [rows, K*D]: what a reader gets back
 
 
-def int8_roundtrip(x: np.ndarray) -> np.ndarray:
-    """x [..., D] -> dequantised int8 with one scale per last-axis slice."""
-    amax = np.abs(x).max(axis=-1, keepdims=True)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(x / scale), -127, 127)
-    return (q * scale).astype(np.float32)
+def encode(x: np.ndarray, dtype: str, K: int) -> Encoded:
+    from mobileclip_fastload import store as store_emb
 
-
-def stored_values(x: np.ndarray, dtype: str) -> np.ndarray:
-    """What a reader gets back for float32 ``x`` [..., K, D] stored as ``dtype``."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
     if dtype == "float16":
-        return x.astype(np.float16).astype(np.float32)
+        v = x.astype(np.float16)
+        return Encoded(v, None, v.astype(np.float32))
     if dtype == "bfloat16":
-        return bfloat16_round(x)
+        v = store_emb.float_to_bf16_bits(x)
+        return Encoded(v, None, store_emb.bf16_bits_to_float32(v))
     if dtype == "int8":
-        return int8_roundtrip(x)
-    raise ValueError(dtype)
+        q, s = store_emb.quantize_int8(x, K)
+        return Encoded(q, s, store_emb.dequantize_int8(q, s))
+    raise ValueError(f"unknown embedding dtype {dtype!r}")
 
 
 @dataclass
@@ -45,13 +44,14 @@ class CosineError:
     total: float = 0.0
     count: int = 0
 
-    def add(self, source: np.ndarray, K: int, dtype: str) -> None:
+    def add(self, source: np.ndarray, decoded: np.ndarray, K: int) -> None:
         """Accumulate the error of one embedding matrix [rows, K*D]."""
-        x = source.reshape(source.shape[0], K, -1).astype(np.float32, copy=False)
-        y = stored_values(x, dtype)
-        num = (x * y).sum(-1, dtype=np.float64)
-        den = np.linalg.norm(x, axis=-1).astype(np.float64) * np.linalg.norm(y, axis=-1).astype(np.float64)
+        x = source.reshape(source.shape[0], K, -1).astype(np.float64)
+        y = decoded.reshape(x.shape).astype(np.float64)
+        num = (x * y).sum(-1)
+        den = np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1)
         err = 1.0 - np.divide(num, den, out=np.ones_like(num), where=den > 0)
+        err[(den == 0) & (np.abs(x).sum(-1) == 0) & (np.abs(y).sum(-1) == 0)] = 0.0  # zero stays zero: no error
         self.max = max(self.max, float(err.max(initial=0.0)))
         self.total += float(err.sum())
         self.count += int(err.size)

@@ -13,9 +13,10 @@ import numpy as np
 from mobileclip_fastload.convert import fields
 from mobileclip_fastload.convert.embeddings import load_embeddings, select_embeddings
 from mobileclip_fastload.convert.image_origin import decide_origin
-from mobileclip_fastload.convert.images import check_image
+from mobileclip_fastload.convert.images import check_image, find_image
 from mobileclip_fastload.convert.options import ConvertOptions
-from mobileclip_fastload.convert.skips import MISSING_IMAGE, SHAPE_MISMATCH, SkipSample
+from mobileclip_fastload.convert.precision import CosineError, encode
+from mobileclip_fastload.convert.skips import MISSING_IMAGE, NON_FINITE_EMBEDDING, SHAPE_MISMATCH, SkipSample
 from mobileclip_fastload.tokenizer import ClipTokenizer
 
 
@@ -33,8 +34,7 @@ class BuiltSample:
     sample: object  # mobileclip_fastload.store.Sample
     evidence: str  # ImageOrigin.evidence
     boxes_outside: int  # entries whose box leaves the original image (replayed with black padding)
-    image_emb32: np.ndarray  # float32 sources, for the precision report
-    text_emb32: np.ndarray
+    error: CosineError  # what the store dtype did to this sample's embeddings
     approx_bytes: int  # what the sample adds to a shard, roughly
 
 
@@ -69,8 +69,6 @@ def build_sample(
     if image_part is None:
         raise SkipSample(MISSING_IMAGE, "no image with this uid/key in the image shard")
     caption = fields.text_member(image_part.members, "txt")
-    from mobileclip_fastload.convert.images import find_image
-
     found = find_image(image_part.members)
     if found is None:
         raise SkipSample(MISSING_IMAGE, "no jpg/jpeg/png/webp member")
@@ -90,13 +88,18 @@ def build_sample(
         and (e[0][0] < 0 or e[0][1] < 0 or e[0][0] + e[0][2] > origin.orig_height or e[0][1] + e[0][3] > origin.orig_width)
     )
     aug = build_aug_records(entries, (checked.width, checked.height), (origin.orig_width, origin.orig_height))
-
     caption_tokens = tokenizer.tokenize(caption)
     syn_tokens = [tokenizer.tokenize(c) for c in syn_caps]
-    # float16 targets are cast here (the same round-to-nearest-even cast) to halve
-    # what a shard buffer holds; other dtypes are quantised by the writer from float32.
-    store_img = image_emb.astype(np.float16) if opts.embedding_dtype == "float16" else np.ascontiguousarray(image_emb)
-    store_txt = text_emb.astype(np.float16) if opts.embedding_dtype == "float16" else np.ascontiguousarray(text_emb)
+
+    # Encoded here with the store's own conversions, so a shard buffer holds the
+    # final 1-2 byte values and the precision report sees exactly what is written.
+    img_enc = encode(image_emb, opts.embedding_dtype, dims.K)
+    txt_enc = encode(text_emb, opts.embedding_dtype, dims.K)
+    if not (np.isfinite(img_enc.decoded).all() and np.isfinite(txt_enc.decoded).all()):
+        raise SkipSample(NON_FINITE_EMBEDDING, f"embeddings overflow {opts.embedding_dtype}")
+    error = CosineError()
+    error.add(image_emb, img_enc.decoded, dims.K)
+    error.add(text_emb, txt_enc.decoded, dims.K)
     sample = Sample(
         uid=uid,
         image=image_bytes,
@@ -109,10 +112,12 @@ def build_sample(
         syn_captions=syn_caps,
         syn_tokens=syn_tokens,
         aug=aug,
-        image_emb=store_img,
-        text_emb=store_txt,
+        image_emb=img_enc.values,
+        text_emb=txt_enc.values,
         sha256=dr_sha,
         flags=origin.flags,
+        image_emb_scale=img_enc.scales,
+        text_emb_scale=txt_enc.scales,
     )
     itemsize = 1 if opts.embedding_dtype == "int8" else 2
     approx = (
@@ -122,4 +127,4 @@ def build_sample(
         + 2 * (caption_tokens.size + sum(t.size for t in syn_tokens))
         + 40 * dims.J + 64 + len(uid)
     )
-    return BuiltSample(sample, origin.evidence, boxes_outside, image_emb, text_emb, approx)
+    return BuiltSample(sample, origin.evidence, boxes_outside, error, approx)

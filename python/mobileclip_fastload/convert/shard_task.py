@@ -98,7 +98,8 @@ def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> Shard
 
 
 def _remove_stale_outputs(task: ShardTask) -> None:
-    pattern = re.compile(re.escape(task.task_id) + r"-\d{3,}\.arrow$")
+    # Our outputs, and the store writer's hidden temporaries of them (".<name>.tmp-...").
+    pattern = re.compile(r"\.?" + re.escape(task.task_id) + r"-\d{3,}\.arrow(\.tmp-.*)?")
     try:
         os.unlink(done_record_path(task.output_dir, task.task_id))
     except FileNotFoundError:
@@ -237,8 +238,7 @@ def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttl
             report.img2dataset_sha256_verified += built.evidence == "img2dataset_sha256"
             report.unverified += built.evidence == "unverified"
             report.boxes_outside_original += built.boxes_outside
-            errors.add(built.image_emb32, opts.dims.K, opts.embedding_dtype)
-            errors.add(built.text_emb32, opts.dims.K, opts.embedding_dtype)
+            errors.merge(built.error)
             pending.append(built.sample)
             pending_bytes += built.approx_bytes
             if pending_bytes >= opts.target_shard_bytes:

@@ -7,31 +7,19 @@ import os
 from mobileclip_fastload.convert.options import ConvertOptions
 
 
-def _info_dict(info) -> dict:
-    if isinstance(info, dict):
-        return dict(info)
-    if hasattr(info, "as_dict"):
-        return info.as_dict()
-    if hasattr(info, "to_dict"):
-        return info.to_dict()
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(info):
-        return asdict(info)
-    raise TypeError(f"cannot serialise ShardInfo {info!r}")
-
-
 def write_part(path: str, samples: list, opts: ConvertOptions) -> dict:
-    """Write one store shard atomically; its ShardInfo as a JSON-able dict (``file`` = base name)."""
+    """Write one store shard atomically (the writer validates it); its ShardInfo as JSON."""
     from mobileclip_fastload.store import write_shard
 
-    info = _info_dict(write_shard(path, samples, dims=opts.dims.as_dict(), embedding_dtype=opts.embedding_dtype))
-    info["file"] = os.path.basename(path)
-    return info
+    return write_shard(path, samples, dims=opts.dims.as_dict(), embedding_dtype=opts.embedding_dtype).to_json()
 
 
 def verify_output(path: str, info: dict, *, checksum: bool) -> bool:
-    """Is an earlier run's store shard still what its done record says?"""
+    """Is an earlier run's store shard still exactly what its done record says?
+
+    ``checksum``: re-open it with the Rust reader (which validates the file) and
+    recompute the whole-file and per-column xxh3; else only compare the size.
+    """
     try:
         if os.path.getsize(path) != info["file_bytes"]:
             return False
@@ -39,12 +27,26 @@ def verify_output(path: str, info: dict, *, checksum: bool) -> bool:
         return False
     if not checksum:
         return True
-    from mobileclip_fastload.store import file_xxh3
+    from mobileclip_fastload import _core
 
-    return file_xxh3(path) == info["file_xxh3"]
+    try:
+        now = _core.store_shard_info(path)
+    except Exception:  # StoreFormatError / ChecksumError / OSError: not intact
+        return False
+    return (
+        now["file_xxh3"] == info["file_xxh3"]
+        and now["num_samples"] == info["num_samples"]
+        and dict(now["columns"]) == dict(info["columns"])
+    )
 
 
 def write_store_manifest(output: str, infos: list[dict], opts: ConvertOptions, metadata: dict) -> None:
-    from mobileclip_fastload.store import write_manifest
+    from mobileclip_fastload.store import ShardInfo, write_manifest
 
-    write_manifest(output, infos, dims=opts.dims.as_dict(), embedding_dtype=opts.embedding_dtype, metadata=metadata)
+    write_manifest(
+        output,
+        [ShardInfo.from_json(i) for i in infos],
+        dims=opts.dims.as_dict(),
+        embedding_dtype=opts.embedding_dtype,
+        metadata=metadata,
+    )

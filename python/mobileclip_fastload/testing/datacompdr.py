@@ -457,3 +457,104 @@ def decompression_bomb_png(width: int = 100_000, height: int = 100_000) -> bytes
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+
+
+# --------------------------------------------------------------------------- checking a converted store
+def expected_box(box: Sequence[int], orig_size: tuple[int, int], stored_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A (top, left, height, width) box in original pixels mapped to stored pixels, as the
+    store documents it: each *edge* scaled by stored/original and rounded half up, size >= 1."""
+    (ow, oh), (w, h) = orig_size, stored_size
+    top, left, height, width = box
+    t, b = _half_up(top * h, oh), _half_up((top + height) * h, oh)
+    l, r = _half_up(left * w, ow), _half_up((left + width) * w, ow)
+    return t, l, max(1, b - t), max(1, r - l)
+
+
+def _half_up(num: int, den: int) -> int:
+    """floor(num / den + 1/2) in exact integer arithmetic."""
+    q, r = divmod(num, den)
+    return q + (2 * r >= den)
+
+
+def open_store(path: str):
+    try:
+        from mobileclip_fastload.store import Store
+    except ImportError:
+        from mobileclip_fastload._core import Store
+    return Store(path)
+
+
+def assert_store_matches(
+    store_dir: str,
+    samples: Sequence[DRSample],
+    *,
+    emb_format: str,
+    embedding_dtype: str,
+    syn_key: str | None = None,
+    max_augmentations: int | None = None,
+    tokenizer=None,
+) -> None:
+    """Every stored field of every given sample equals what the source shards hold.
+
+    ``tokenizer``: a callable ``text -> list[int]`` giving the expected token ids
+    (unpadded, SOT/EOT included), e.g. open_clip's; default: the package's own.
+    """
+    if tokenizer is None:
+        from mobileclip_fastload.tokenizer import tokenize
+
+        tokenizer = lambda t: tokenize(t).tolist()  # noqa: E731
+    store = open_store(store_dir)
+    where = {store[i].uid: i for i in range(len(store))}
+    for src in samples:
+        assert src.uid in where, f"{src.uid} missing from the store"
+        got = store[where[src.uid]]
+        ctx = f"uid {src.uid}"
+        assert bytes(got.image) == src.stored_image, ctx
+        assert (got.width, got.height) == (src.stored_width, src.stored_height), ctx
+        assert (got.orig_width, got.orig_height) == (src.orig_width, src.orig_height), ctx
+        assert got.flags == (1 if src.resized else 2), (ctx, got.flags)
+        assert got.sha256 == bytes.fromhex(src.sha256_hex), ctx
+        key = syn_key or next(iter(src.syn_captions))
+        if not key.startswith("syn_text"):
+            key = f"syn_text_{key}"
+        caps, _ = src.syn_for(key)
+        assert got.caption == src.caption, ctx
+        assert list(got.syn_captions) == caps, ctx
+        assert np.asarray(got.caption_tokens).dtype == np.uint16
+        assert np.asarray(got.caption_tokens).tolist() == list(tokenizer(src.caption)), ctx
+        for s, cap in enumerate(caps):
+            assert np.asarray(got.syn_tokens[s]).tolist() == list(tokenizer(cap)), (ctx, s)
+        J = len(src.param_aug) if max_augmentations is None else max_augmentations
+        aug = np.asarray(got.aug)
+        assert aug.shape == (J,), ctx
+        for j, entry in enumerate(src.param_aug[:J]):
+            rec = aug[j]
+            if entry is None:
+                assert (rec["top"], rec["left"], rec["height"], rec["width"]) == (0, 0, src.stored_height, src.stored_width), ctx
+                assert rec["flags"] == 1 and rec["n_ops"] == 0, ctx
+                continue
+            box = tuple(entry[0])
+            if src.resized:
+                box = expected_box(box, (src.orig_width, src.orig_height), (src.stored_width, src.stored_height))
+            assert (int(rec["top"]), int(rec["left"]), int(rec["height"]), int(rec["width"])) == box, (ctx, j)
+            assert rec["flags"] == 0 and rec["n_ops"] == len(entry[1]), (ctx, j)
+            for k, (op, m) in enumerate(entry[1]):
+                assert rec[f"op{k}"] == op and rec[f"m{k}"] == m, (ctx, j, k)
+        img_src, txt_src = source_embeddings(src, emb_format, key)
+        img_src = img_src[:J]
+        for name, stored, ref, scales in (
+            ("image_emb", got.image_emb, img_src, got.image_emb_scale),
+            ("text_emb", got.text_emb, txt_src, got.text_emb_scale),
+        ):
+            stored = np.asarray(stored)
+            assert stored.shape == ref.shape, (ctx, name, stored.shape, ref.shape)
+            if embedding_dtype == "float16":
+                assert np.array_equal(stored, ref.astype(np.float16)), (ctx, name)
+            elif embedding_dtype == "bfloat16":
+                as_float = (stored.astype(np.uint32) << 16).view(np.float32)
+                assert np.array_equal(as_float, bfloat16_round(ref)), (ctx, name)
+            else:
+                K = np.asarray(scales).shape[1]
+                deq = (stored.reshape(len(ref), K, -1).astype(np.float32) * np.asarray(scales)[:, :, None]).reshape(ref.shape)
+                step = np.repeat(np.asarray(scales), ref.shape[1] // K, axis=1)
+                assert np.all(np.abs(deq - ref) <= step / 2 + 1e-7), (ctx, name)
