@@ -7,6 +7,7 @@ from mobileclip_fastload._core import (
     ImageDecodeError,
     SampleIndexError,
     SchemaVersionError,
+    Store,
     StoreFormatError,
     __version__,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "ImageDecodeError",
     "SampleIndexError",
     "SchemaVersionError",
+    "Store",
     "StoreFormatError",
     "__version__",
 ]
