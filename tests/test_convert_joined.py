@@ -73,7 +73,7 @@ def test_pth_gz_bfloat16_paug_string_null_entries(tmp_path, open_clip_ids):
     out = str(tmp_path / "store")
     report = convert(ds.dr_shards, out, executor="inline", progress=False, embedding_dtype="bfloat16")
     assert report.samples_written == 6
-    assert report.cosine_error["max"] == 0.0  # bf16 source stored as bf16: exact
+    assert report.cosine_error["max"] < 1e-12  # bf16 source stored as bf16: exact up to float64 rounding
     check_report(report, out)
     assert_store_matches(out, ds.samples, emb_format="pth.gz", embedding_dtype="bfloat16", tokenizer=open_clip_ids)
 

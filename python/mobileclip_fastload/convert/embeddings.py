@@ -14,6 +14,7 @@ unpickling), converted to float32 (exact for bfloat16).
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 import zlib
 
@@ -103,7 +104,9 @@ def load_pth_gz(data: bytes, max_bytes: int) -> dict[str, np.ndarray]:
     import torch  # only needed for this variant; costs ~1 s to import
 
     try:
-        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols; failures are reported below
+            warnings.simplefilter("ignore")
+            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, ...)
         raise SkipSample(BAD_EMBEDDING_FILE, f"pth.gz: torch.load(weights_only=True) failed: {type(e).__name__}: {e}") from None
     if not isinstance(obj, dict):

@@ -27,7 +27,8 @@ def encode(x: np.ndarray, dtype: str, K: int) -> Encoded:
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     if dtype == "float16":
-        v = x.astype(np.float16)
+        with np.errstate(over="ignore"):  # overflow becomes inf, which the caller rejects
+            v = x.astype(np.float16)
         return Encoded(v, None, v.astype(np.float32))
     if dtype == "bfloat16":
         v = store_emb.float_to_bf16_bits(x)

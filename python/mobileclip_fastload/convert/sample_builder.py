@@ -7,6 +7,7 @@ bad sample costs no image decode; the image is checked last.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class BuiltSample:
 def build_sample(
     key: str,
     members: dict[str, bytes],
-    image_part: ImagePart | None,
+    image_lookup: Callable[[str, str], ImagePart | None] | None,
     opts: ConvertOptions,
     tokenizer: ClipTokenizer,
 ) -> BuiltSample:
@@ -66,8 +67,12 @@ def build_sample(
         arrays, syn_key=opts.syn_key, J=dims.J, S=dims.S, KD=dims.KD, truncate_j=opts.truncate_augmentations
     )
 
-    if image_part is None:
-        raise SkipSample(MISSING_IMAGE, "no image with this uid/key in the image shard")
+    if image_lookup is None:  # joined layout: everything is in this sample
+        image_part = ImagePart(members, dr_json, None)
+    else:
+        image_part = image_lookup(uid, key)
+        if image_part is None:
+            raise SkipSample(MISSING_IMAGE, "no image with this uid/key in the image shard")
     caption = fields.text_member(image_part.members, "txt")
     found = find_image(image_part.members)
     if found is None:
