@@ -61,7 +61,10 @@ def convert(
         the report gives the resulting cosine error against the float32 source.
     max_augmentations: keep only the first N augmentations (J = N).
     target_shard_bytes: an input shard becomes several store shards above this size.
-    executor: ``"process"`` (local pool of ``workers``), ``"ray"`` or ``"inline"``.
+    executor: ``"process"`` (local pool of ``workers``, started with multiprocessing's
+        forkserver: in a script, call ``convert`` under ``if __name__ == "__main__":`` as
+        any spawn/forkserver multiprocessing code must), ``"ray"`` (one task per shard on
+        the cluster ``ray.init`` connects to) or ``"inline"`` (sequential, this process).
     syn_key: which synthetic caption set becomes the S captions when syn.json has
         several (``"syn_text"`` or ``"syn_text_<tag>"``, or just ``"<tag>"``); default
         ``syn_text``, else the only tagged one.

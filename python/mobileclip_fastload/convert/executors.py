@@ -73,7 +73,7 @@ def _pool_task(task: ShardTask, opts: ConvertOptions, verify: str) -> ShardRepor
 def _context():
     if sys.platform != "win32" and "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["mobileclip_fastload.convert.shard_task"])
+        ctx.set_forkserver_preload(["mobileclip_fastload.convert.worker_preload"])
         return ctx
     return mp.get_context("spawn")
 
