@@ -55,7 +55,8 @@ def encode_embeddings(
     if embedding_dtype == "float16":
         if x.dtype.kind != "f":
             raise ValueError(f"{what}: a float16 store takes float input, got {x.dtype}")
-        y = x.astype("<f2")
+        with np.errstate(over="ignore"):
+            y = x.astype("<f2")
         if not np.isfinite(y).all():
             raise ValueError(f"{what} overflows float16")
         return y, None
@@ -64,7 +65,10 @@ def encode_embeddings(
             return x.astype("<u2"), None
         if x.dtype.kind != "f":
             raise ValueError(f"{what}: a bfloat16 store takes float input or uint16 bf16 bits, got {x.dtype}")
-        return float_to_bf16_bits(x), None
+        bits = float_to_bf16_bits(x)
+        if ((bits & 0x7F80) == 0x7F80).any():
+            raise ValueError(f"{what} overflows bfloat16")
+        return bits, None
     if embedding_dtype == "int8":
         if x.dtype == np.int8:
             if scales is None:

@@ -182,6 +182,15 @@ impl PyStore {
         py.import("json")?.call_method1("loads", (self.inner.manifest_text(),))
     }
 
+    /// {column: bytes in the shard files}, summed over shards, in file order.
+    fn column_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, n) in self.inner.column_bytes() {
+            dict.set_item(name, n)?;
+        }
+        Ok(dict)
+    }
+
     /// Path of the shard file holding sample `i`.
     fn shard_path(&self, i: isize) -> PyResult<PathBuf> {
         Ok(self.inner.shard_path_of(self.index(i)?).to_path_buf())

@@ -198,6 +198,20 @@ impl Store {
         s.flags(r)
     }
 
+    /// Bytes each column occupies, summed over all shards, in file order.
+    pub fn column_bytes(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for shard in &self.shards {
+            for (n, (name, range)) in shard.column_ranges().iter().enumerate() {
+                match out.get_mut(n) {
+                    Some((_, total)) => *total += range.len() as u64,
+                    None => out.push((name.clone(), range.len() as u64)),
+                }
+            }
+        }
+        out
+    }
+
     /// Recompute every checksum of the mapped shards against the manifest.
     pub fn verify(&self) -> Vec<Problem> {
         let pairs: Vec<(&Shard, &super::manifest::ShardEntry)> = self.shards.iter().zip(&self.manifest.shards).collect();

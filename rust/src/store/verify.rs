@@ -121,9 +121,11 @@ pub fn compare_checksums(path: &Path, bytes: &[u8], entry: &ShardEntry) -> Vec<P
         }
     }
     if hex64(sums.file_xxh3) != entry.file_xxh3 {
+        // With every column intact, the damage is in the bytes no column covers.
+        let where_ = if problems.is_empty() { " outside the column data (Arrow schema, metadata, footer or padding)" } else { "" };
         problems.push(problem(
             None,
-            format!("whole-file checksum mismatch (expected {}, found {})", entry.file_xxh3, hex64(sums.file_xxh3)),
+            format!("whole-file checksum mismatch{where_} (expected {}, found {})", entry.file_xxh3, hex64(sums.file_xxh3)),
         ));
     }
     problems
