@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report.summary())
         print(f"report: {args.output}/{REPORT_NAME}")
-    # 0: everything readable was converted (skipped samples are data problems, reported);
-    # 1: some input shard could not be read at all.
-    return 1 if report.unreadable_shards else 0
+    # 0: every input shard was read (skipped samples are data problems, counted in the report);
+    # 2: some input shard could not be read at all (the store holds the others).
+    return 2 if report.unreadable_shards else 0
 
 
 def main(argv: list[str] | None = None) -> int:
