@@ -149,9 +149,25 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- convert (mobileclip_fastload.convert.cli) ---------------------------------
+
+
+def _convert_arguments(p: argparse.ArgumentParser) -> None:
+    from mobileclip_fastload.convert.cli import add_arguments
+
+    add_arguments(p)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from mobileclip_fastload.convert.cli import run
+
+    return run(args)
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
     Subcommand("verify", "recheck every checksum; exit 1 naming shard and column on damage", _verify_arguments, _verify),
+    Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
 ]
 
 
