@@ -164,7 +164,23 @@ def _convert(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# --- demo ----------------------------------------------------------------------
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", type=Path, default=None, help="keep the generated shards and store here (default: a temporary directory)")
+    p.add_argument("--samples", type=int, default=48, help="number of samples to generate (default 48)")
+    p.add_argument("--threads", type=int, default=2, help="converter processes and loader threads (default 2)")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mobileclip_fastload.demo import run_demo
+
+    return run_demo(args.workdir, samples=args.samples, threads=args.threads)
+
+
 SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("demo", "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked", _demo_arguments, _demo),
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
     Subcommand("verify", "recheck every checksum; exit 1 naming shard and column on damage", _verify_arguments, _verify),
     Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),

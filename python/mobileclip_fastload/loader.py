@@ -45,8 +45,14 @@ class ReinforcedBatch:
     batch_number: int
     memory: Any = field(repr=False)  # owner of the buffers the tensors view
 
+    def as_tuple(self) -> tuple[torch.Tensor, ...]:
+        return (self.images, self.text, self.image_emb, self.text_emb, self.syn_text, self.syn_text_emb)
+
     def __iter__(self) -> Iterator[torch.Tensor]:
-        return iter((self.images, self.text, self.image_emb, self.text_emb, self.syn_text, self.syn_text_emb))
+        return iter(self.as_tuple())
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.as_tuple()[i]
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -232,7 +238,7 @@ class FastReinforcedLoader:
     def _log_new_skips(self) -> None:
         skipped = self._core.skipped()
         for s in skipped[self._reported_skips :]:
-            log.warning("skipped sample %s (index %d): %s; replaced by index %d", s["uid"], s["index"], s["reason"], s["replacement"])
+            log.warning("skipped %s; replaced by index %d", s["reason"], s["replacement"])
         self._reported_skips = len(skipped)
 
     def _to_batch(self, raw: dict[str, Any]) -> ReinforcedBatch:
