@@ -337,6 +337,15 @@ impl PyStore {
         Self::sample(slf, i)
     }
 
+    /// Samples in order (SampleIndexError is not an IndexError, so the
+    /// `__getitem__` iteration protocol would not stop by itself).
+    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let builtins = py.import("builtins")?;
+        let indices = builtins.getattr("range")?.call1((slf.get().inner.len(),))?;
+        builtins.getattr("map")?.call1((slf.getattr("sample")?, indices))
+    }
+
     /// Read-ahead hint for the embedding columns: "random" (the default after
     /// opening: a cold row read fetches only its own pages), "sequential" (a
     /// full pass in order) or "normal" (the kernel's default).
