@@ -60,6 +60,7 @@ BREAKAGES = [
     ("missing_field", _drop("txt")),
     ("missing_field", _drop("npz")),
     ("bad_json", _set("syn.json", b'{"syn_text": [')),
+    ("bad_json", _set("syn.json", b"[" * 100_000)),  # nesting deep enough to overflow the parser's recursion
     ("bad_json", _set("json", b"[1, 2]")),  # uid unknowable: reported by key
     ("bad_json", _json_set("paug.json", "param_aug", "[[not json")),
     ("bad_json", _json_set("json", "sha256", "xyz")),

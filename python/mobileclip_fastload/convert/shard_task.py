@@ -73,6 +73,11 @@ def _write_json_atomic(path: str, obj) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fd = os.open(os.path.dirname(path), os.O_RDONLY)  # make the rename durable
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> ShardReport | None:
@@ -177,6 +182,9 @@ def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttl
             raise ShardUnreadable(f"no image shard paired with {task.input}")
         index = TarIndex(task.image_input)
         report.image_tar_problem = index.error
+        if index.duplicates:
+            note = f"{len(index.duplicates)} image samples repeat a key or uid (first kept): {index.duplicates[:5]}"
+            report.image_tar_problem = f"{index.error}; {note}" if index.error else note
         report.bytes_in += os.path.getsize(task.image_input)
 
     errors = CosineError()
@@ -204,7 +212,10 @@ def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttl
         if found is None:
             return None
         matched_image_keys.add(found.key)
-        members = {ext: index.read(found, ext) for ext in (*IMAGE_EXTENSIONS, "txt") if ext in found.members}
+        try:
+            members = {ext: index.read(found, ext) for ext in (*IMAGE_EXTENSIONS, "txt") if ext in found.members}
+        except (OSError, EOFError) as e:
+            raise SkipSample(TRUNCATED_SAMPLE, f"image shard breaks inside this sample's image/txt: {e}") from None
         sha = (found.json or {}).get("sha256")
         downloaded = bytes.fromhex(sha) if isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha) else None
         return ImagePart(members, found.json, downloaded)
@@ -238,6 +249,7 @@ def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttl
             report.img2dataset_sha256_verified += built.evidence == "img2dataset_sha256"
             report.unverified += built.evidence == "unverified"
             report.boxes_outside_original += built.boxes_outside
+            report.image_kinds[built.image_kind] = report.image_kinds.get(built.image_kind, 0) + 1
             errors.merge(built.error)
             pending.append(built.sample)
             pending_bytes += built.approx_bytes
