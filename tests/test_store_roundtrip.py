@@ -189,6 +189,7 @@ def test_store_metadata_and_indexing(make_store):
         store.syn_tokens(0, 2)
     assert set(store.column_bytes()) >= {"image", "image_emb", "aug"}
     assert store.image_emb_scales(0) is None
+    assert [s.uid for s in store] == [store.uid(i) for i in range(9)]
 
 
 def test_empty_store_and_empty_shard(tmp_path):

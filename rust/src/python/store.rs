@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use numpy::npyffi::{self, npy_intp, NpyTypes, PY_ARRAY_API};
 use numpy::PyArrayDescr;
-use pyo3::exceptions::PyIndexError;
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::errors::IntoPyResult;
 use crate::error::Error;
-use crate::store::{hex64, EmbeddingDtype, Shard, Store};
+use crate::store::{hex64, AccessPattern, EmbeddingDtype, Shard, Store};
 
 /// dtypes of the views, resolved once per Store.
 struct Dtypes {
@@ -335,6 +335,29 @@ impl PyStore {
 
     fn __getitem__<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Bound<'py, PyAny>> {
         Self::sample(slf, i)
+    }
+
+    /// Samples in order (SampleIndexError is not an IndexError, so the
+    /// `__getitem__` iteration protocol would not stop by itself).
+    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let builtins = py.import("builtins")?;
+        let indices = builtins.getattr("range")?.call1((slf.get().inner.len(),))?;
+        builtins.getattr("map")?.call1((slf.getattr("sample")?, indices))
+    }
+
+    /// Read-ahead hint for the embedding columns: "random" (the default after
+    /// opening: a cold row read fetches only its own pages), "sequential" (a
+    /// full pass in order) or "normal" (the kernel's default).
+    fn advise(&self, pattern: &str) -> PyResult<()> {
+        let pattern = match pattern {
+            "random" => AccessPattern::Random,
+            "sequential" => AccessPattern::Sequential,
+            "normal" => AccessPattern::Normal,
+            other => return Err(PyValueError::new_err(format!("access pattern must be random, sequential or normal, not {other:?}"))),
+        };
+        self.inner.advise(pattern);
+        Ok(())
     }
 
     /// Recompute every checksum against the manifest; one message per problem

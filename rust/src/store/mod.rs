@@ -22,7 +22,7 @@ pub use dtype::EmbeddingDtype;
 pub use manifest::{hex64, Manifest, ManifestDims, ShardEntry, MANIFEST_FILE};
 pub use reader::Store;
 pub use schema::{col, column_names, sample_flags, MAGIC, MAX_TOKENS, SCHEMA_VERSION};
-pub use shard::{Shard, ShardExpect};
+pub use shard::{AccessPattern, Shard, ShardExpect};
 pub use verify::{verify_dir, Problem};
 
 #[doc(hidden)]

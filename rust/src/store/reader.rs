@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::{Manifest, MANIFEST_FILE};
 use super::parallel::parallel_map;
-use super::shard::{Shard, ShardExpect};
-use super::verify::{compare_checksums, Problem};
+use super::shard::{AccessPattern, Shard, ShardExpect};
+use super::verify::{verify_file, Problem};
 use super::{Dims, EmbeddingDtype};
 use crate::aug::AugParams;
 use crate::error::{Error, Result};
@@ -212,10 +212,23 @@ impl Store {
         out
     }
 
-    /// Recompute every checksum of the mapped shards against the manifest.
+    /// Read-ahead hint for the embedding columns of every shard (default after open: `Random`).
+    pub fn advise(&self, pattern: AccessPattern) {
+        for shard in &self.shards {
+            shard.advise(pattern);
+        }
+    }
+
+    /// Start reading sample `i`'s image in the background (best effort).
+    pub fn prefetch_image(&self, i: usize) {
+        let (s, r) = self.at(i);
+        s.prefetch_image(r)
+    }
+
+    /// Recompute every checksum against the manifest. Reads the files through a
+    /// separate sequential mapping, so the serving mapping's hints stay as they are.
     pub fn verify(&self) -> Vec<Problem> {
-        let pairs: Vec<(&Shard, &super::manifest::ShardEntry)> = self.shards.iter().zip(&self.manifest.shards).collect();
-        parallel_map(&pairs, |(shard, entry)| compare_checksums(shard.path(), shard.bytes(), entry))
+        parallel_map(&self.manifest.shards, |entry| verify_file(&self.dir, &self.manifest, entry, false))
             .into_iter()
             .flatten()
             .collect()

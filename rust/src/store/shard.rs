@@ -15,7 +15,7 @@ use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_data::ArrayData;
 use arrow_ipc::reader::FileDecoder;
 use arrow_schema::Schema;
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap};
 
 use super::checksum::{self, ShardChecksums};
 use super::layout::{read_layout, FileLayout};
@@ -24,6 +24,21 @@ use super::schema::{check_fields, col, meta_keys, MAGIC};
 use super::{Dims, EmbeddingDtype};
 use crate::aug::{AugParams, AUG_RECORD_SIZE};
 use crate::error::{Error, Result};
+
+/// How the embedding columns will be read, for the kernel's read-ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessPattern {
+    /// Rows in random order (training): no read-ahead. The default.
+    Random,
+    /// One pass in file order (export, full scans): aggressive read-ahead.
+    Sequential,
+    /// The kernel's default.
+    Normal,
+}
+
+fn is_embedding_column(name: &str) -> bool {
+    matches!(name, col::IMAGE_EMB | col::TEXT_EMB | col::IMAGE_EMB_SCALE | col::TEXT_EMB_SCALE)
+}
 
 /// What the manifest says a shard must be.
 #[derive(Clone, Copy, Debug)]
@@ -101,9 +116,37 @@ impl Shard {
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let mmap = Arc::new(mmap);
         // Arrow asserts (panics) on some malformed inputs; none may escape to the caller.
-        match catch_unwind(AssertUnwindSafe(|| Shard::parse(path, mmap.clone(), expect))) {
-            Ok(result) => result,
-            Err(panic) => Err(Error::format(path, format!("malformed Arrow data ({})", panic_message(&panic)))),
+        let shard = match catch_unwind(AssertUnwindSafe(|| Shard::parse(path, mmap.clone(), expect))) {
+            Ok(result) => result?,
+            Err(panic) => return Err(Error::format(path, format!("malformed Arrow data ({})", panic_message(&panic)))),
+        };
+        shard.advise(AccessPattern::Random);
+        Ok(shard)
+    }
+
+    /// Tell the kernel how the embedding columns will be read (best effort).
+    /// `Random` (the default after open) turns off read-ahead there, so a row read
+    /// from a cold cache fetches its own pages, not megabytes around them; the other
+    /// columns (images, text) keep normal read-ahead.
+    pub fn advise(&self, pattern: AccessPattern) {
+        let advice = match pattern {
+            AccessPattern::Random => Advice::Random,
+            AccessPattern::Sequential => Advice::Sequential,
+            AccessPattern::Normal => Advice::Normal,
+        };
+        for (name, range) in &self.column_ranges {
+            if is_embedding_column(name) && !range.is_empty() {
+                let _ = self.mmap.advise_range(advice, range.start, range.len());
+            }
+        }
+    }
+
+    /// Ask the kernel to start reading sample `row`'s image now (best effort, asynchronous).
+    pub fn prefetch_image(&self, row: usize) {
+        let bytes = self.image.value(row);
+        if !bytes.is_empty() {
+            let offset = bytes.as_ptr() as usize - self.mmap.as_ptr() as usize;
+            let _ = self.mmap.advise_range(Advice::WillNeed, offset, bytes.len());
         }
     }
 
