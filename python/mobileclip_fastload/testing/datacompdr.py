@@ -229,7 +229,7 @@ def make_samples(
     ``resized_fraction`` of the samples get an img2dataset-style copy whose
     largest side is ``resize_to`` (only when that shrinks the image).
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, start_index])  # shards of one dataset differ
     out: list[DRSample] = []
     for n_i in range(n):
         index = start_index + n_i
