@@ -44,6 +44,7 @@ class ShardReport:
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # of the process that converted it (wall - cpu = waiting: I/O, other load)
 
     def skip(self, reason: str, uid: str | None, key: str, detail: str, max_listed: int) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1

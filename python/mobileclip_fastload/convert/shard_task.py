@@ -143,7 +143,7 @@ def run_shard_task(
     progress: ProgressFn | None = None,
 ) -> ShardReport:
     """Convert one input shard; never raises for bad data (it is reported instead)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     done = finished_report(task, opts, verify)
     if done is not None:
         if progress:
@@ -161,6 +161,7 @@ def run_shard_task(
         report.error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
     throttle.add(0, 0, force=True)
     report.seconds = time.perf_counter() - t0
+    report.cpu_seconds = time.process_time() - c0
     if report.status == CONVERTED:
         _write_json_atomic(
             done_record_path(task.output_dir, task.task_id),
