@@ -87,18 +87,29 @@ def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> Shard
     try:
         with open(path) as f:
             record = json.load(f)
+        earlier = record["fingerprint"]
+        report = ShardReport.from_dict(record["report"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    input_gone = False
+    try:
         fingerprint = task_fingerprint(task, opts)
-    except (OSError, ValueError):
+    except OSError:
+        # The input was deleted after it was converted: keep that conversion if it was made
+        # under the same options, rather than lose it.
+        input_gone = True
+        fingerprint = {**earlier, "schema": DONE_SCHEMA, "options": opts.fingerprint()}
+    if earlier != fingerprint:
         return None
-    if record.get("fingerprint") != fingerprint:
-        return None
-    report = ShardReport.from_dict(record["report"])
     from mobileclip_fastload.convert.store_io import verify_output
 
     for info in report.outputs:
         if not verify_output(os.path.join(task.output_dir, info["file"]), info, checksum=(verify == "checksum")):
             return None
     report.status = RESUMED
+    if input_gone:
+        note = "input no longer readable; the earlier conversion of it is kept"
+        report.tar_problem = f"{report.tar_problem}; {note}" if report.tar_problem else note
     return report
 
 
@@ -152,6 +163,9 @@ def run_shard_task(
     report = ShardReport(task.task_id, task.input, task.image_input)
     throttle = _Throttle(progress)
     try:
+        for path in (task.input, task.image_input):
+            if path is not None and not os.path.isfile(path):  # before any earlier output is removed
+                raise ShardUnreadable(f"cannot read {path}: no such file")
         _remove_stale_outputs(task)
         _convert(task, opts, report, throttle)
     except ShardUnreadable as e:
