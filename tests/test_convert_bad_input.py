@@ -104,7 +104,7 @@ def _break_aug(m, op=None, box=None):
 def test_every_bad_sample_is_skipped_and_counted(tmp_path):
     n_bad = len(BREAKAGES)
     samples = make_samples(n_bad + 6, seed=21, image_size=(40, 64), formats=("JPEG",))
-    good, bad = samples[:6], samples[6:]
+    good = samples[:6]
     tar_samples = []
     expected: dict[str, list[str]] = {}
     for k, s in enumerate(samples):
