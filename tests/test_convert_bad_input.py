@@ -60,6 +60,7 @@ BREAKAGES = [
     ("missing_field", _drop("txt")),
     ("missing_field", _drop("npz")),
     ("bad_json", _set("syn.json", b'{"syn_text": [')),
+    ("bad_json", _set("syn.json", b"[" * 100_000)),  # nesting deep enough to overflow the parser's recursion
     ("bad_json", _set("json", b"[1, 2]")),  # uid unknowable: reported by key
     ("bad_json", _json_set("paug.json", "param_aug", "[[not json")),
     ("bad_json", _json_set("json", "sha256", "xyz")),
@@ -103,7 +104,7 @@ def _break_aug(m, op=None, box=None):
 def test_every_bad_sample_is_skipped_and_counted(tmp_path):
     n_bad = len(BREAKAGES)
     samples = make_samples(n_bad + 6, seed=21, image_size=(40, 64), formats=("JPEG",))
-    good, bad = samples[:6], samples[6:]
+    good = samples[:6]
     tar_samples = []
     expected: dict[str, list[str]] = {}
     for k, s in enumerate(samples):

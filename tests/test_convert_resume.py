@@ -51,6 +51,16 @@ def test_rerun_skips_finished_shards_and_redoes_damaged_ones(dataset, tmp_path):
     assert shard_files(out) == files  # deterministic output: the same bytes again
     assert open_store(out).verify() == []
 
+    # a converted input deleted afterwards: its conversion is kept, not lost
+    moved = dataset.dr_shards[2] + ".moved"
+    os.rename(dataset.dr_shards[2], moved)
+    try:
+        gone = convert(dataset.dr_shards, out, executor="inline", progress=False)
+    finally:
+        os.rename(moved, dataset.dr_shards[2])
+    assert [s.status for s in gone.shards] == ["resumed"] * 3 and "no longer readable" in gone.shards[2].tar_problem
+    assert shard_files(out) == files
+
     # other options: every shard is redone
     bf16 = convert(dataset.dr_shards, out, executor="inline", progress=False, embedding_dtype="bfloat16")
     assert [s.status for s in bf16.shards] == ["converted"] * 3

@@ -96,3 +96,17 @@ def test_pairing_and_bad_image_shard(tmp_path):
     assert report.samples_written == 3
     assert len(open_store(out)) == 3
     assert not os.path.exists(os.path.join(out, "_convert_done", "00000001.json"))
+
+
+def test_truncated_image_shard(tmp_path):
+    ds = make_dataset(tmp_path / "src", num_shards=1, samples_per_shard=4, layout="separate",
+                      shuffle_images=False, seed=14)
+    data = open(ds.image_shards[0], "rb").read()
+    cut = data.index(ds.samples[-1].image_key.encode() + b".txt")  # the last sample loses its txt and json
+    open(ds.image_shards[0], "wb").write(data[:cut])
+    out = str(tmp_path / "store")
+    report = convert(ds.dr_shards, out, layout="separate", image_shards=ds.image_shards, executor="inline", progress=False)
+    assert report.skipped == {"missing_image": 1}
+    assert report.skipped_uids("missing_image") == [ds.samples[-1].uid]
+    assert "truncated" in report.shards[0].image_tar_problem
+    assert_store_matches(out, ds.samples[:3], emb_format="npz", embedding_dtype="float16")

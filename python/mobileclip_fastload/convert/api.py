@@ -112,6 +112,8 @@ def convert(
     )
 
     workers = default_workers() if workers is None else max(1, int(workers))
+    if executor == "inline":
+        workers = 1
     planned = {t.index: _size(t.input) + _size(t.image_input) for t in tasks}
     reported = {t.index: 0 for t in tasks}
     bar = Progress(sum(planned.values()), len(tasks), enabled=progress)

@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float16")
     p.add_argument("--max-augmentations", type=int, default=None, help="keep only the first N augmentations")
     p.add_argument("--target-shard-size", type=_size, default=DEFAULT_TARGET_SHARD_BYTES,
-                   help="split an input shard into store shards of about this size (default 1G)")
+                   help="split an input shard into store shards of about this size (default 512M)")
     p.add_argument("--syn-key", default=None,
                    help="synthetic caption set to store when syn.json has several (syn_text_<tag> or <tag>)")
     p.add_argument("--num-teachers", type=int, default=2, help="K: teachers concatenated in the embeddings (default 2)")

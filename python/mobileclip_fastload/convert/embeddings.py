@@ -114,10 +114,20 @@ def load_pth_gz(data: bytes, max_bytes: int) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for k, v in obj.items():
         if isinstance(v, torch.Tensor):
-            if not v.is_floating_point():
-                raise SkipSample(BAD_EMBEDDING_FILE, f"pth.gz tensor {k!r} has dtype {v.dtype}")
-            out[str(k)] = v.detach().to(torch.float32).numpy()
+            out[str(k)] = _tensor_as_float32(torch, k, v)
     return out
+
+
+def _tensor_as_float32(torch, name, v) -> np.ndarray:
+    """Without torch compute (its intra-op threads spin and cost more than the work here):
+    bfloat16 bits are widened in numpy (exact), other float types cast by numpy."""
+    v = v.detach().contiguous()
+    if v.dtype == torch.bfloat16:
+        bits = v.view(torch.int16).numpy().view(np.uint16)
+        return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    if v.dtype in (torch.float16, torch.float32, torch.float64):
+        return v.numpy().astype(np.float32, copy=False)
+    raise SkipSample(BAD_EMBEDDING_FILE, f"pth.gz tensor {name!r} has dtype {v.dtype}, not a float type")
 
 
 def load_embeddings(members: dict[str, bytes], max_bytes: int) -> dict[str, np.ndarray]:

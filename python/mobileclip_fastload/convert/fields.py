@@ -38,8 +38,8 @@ def json_member(members: dict[str, bytes], ext: str) -> dict:
         raise SkipSample(MISSING_FIELD, f"no {ext} member")
     try:
         value = json.loads(members[ext])
-    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
-        raise SkipSample(BAD_JSON, f"{ext}: {e}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise SkipSample(BAD_JSON, f"{ext}: {type(e).__name__}: {e}") from None
     if not isinstance(value, dict):
         raise SkipSample(BAD_JSON, f"{ext} is a {type(value).__name__}, not an object")
     return value
@@ -154,7 +154,7 @@ def param_aug(paug: dict) -> list:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise SkipSample(BAD_JSON, f"paug.json param_aug string is not JSON: {e}") from None
     if not isinstance(value, list):
         raise SkipSample(BAD_JSON, f"paug.json param_aug is a {type(value).__name__}, not a list")

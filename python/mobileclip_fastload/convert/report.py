@@ -38,11 +38,13 @@ class ShardReport:
     img2dataset_sha256_verified: int = 0  # resized copy of a download whose hash equals the DR sha256
     unverified: int = 0  # nothing to check the image against (no DR sha256, or resized without a download hash)
     boxes_outside_original: int = 0  # aug boxes leaving the original image (replayed with black padding)
+    image_kinds: dict[str, int] = field(default_factory=dict)  # "JPEG/RGB" -> count, as Pillow opens them
     cosine_error: dict = field(default_factory=lambda: CosineError().as_dict())
     outputs: list[dict] = field(default_factory=list)  # ShardInfo of every written store shard, as dicts
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # of the process that converted it (wall - cpu = waiting: I/O, other load)
 
     def skip(self, reason: str, uid: str | None, key: str, detail: str, max_listed: int) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -110,6 +112,13 @@ class ConvertReport:
     def skipped_uids(self, reason: str) -> list[str]:
         return [e["uid"] or e["key"] for s in self.shards for e in s.skipped_samples.get(reason, [])]
 
+    def _image_kinds(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.shards:
+            for kind, n in s.image_kinds.items():
+                out[kind] = out.get(kind, 0) + n
+        return dict(sorted(out.items()))
+
     @property
     def bytes_in(self) -> int:
         return self._sum("bytes_in")
@@ -148,6 +157,7 @@ class ConvertReport:
             "img2dataset_sha256_verified": self._sum("img2dataset_sha256_verified"),
             "unverified": self._sum("unverified"),
             "boxes_outside_original": self._sum("boxes_outside_original"),
+            "image_kinds": self._image_kinds(),
             "cosine_error": self.cosine_error,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
@@ -179,6 +189,7 @@ class ConvertReport:
             f"  rescaled boxes: {d['rescaled']}, sha256 verified: {d['sha256_verified']}, "
             f"verified via img2dataset hash: {d['img2dataset_sha256_verified']}, unverified: {d['unverified']}"
         )
+        lines.append("  images: " + ", ".join(f"{k} {n}" for k, n in d["image_kinds"].items()))
         ce = d["cosine_error"]
         lines.append(f"  {self.embedding_dtype} cosine error: max {ce['max']:.3g}, mean {ce['mean']:.3g}")
         if d["store_to_source_ratio"] is not None:

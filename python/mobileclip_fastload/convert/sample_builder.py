@@ -17,7 +17,7 @@ from mobileclip_fastload.convert.image_origin import decide_origin
 from mobileclip_fastload.convert.images import check_image, find_image
 from mobileclip_fastload.convert.options import ConvertOptions
 from mobileclip_fastload.convert.precision import CosineError, encode
-from mobileclip_fastload.convert.skips import MISSING_IMAGE, NON_FINITE_EMBEDDING, SHAPE_MISMATCH, SkipSample
+from mobileclip_fastload.convert.skips import BAD_AUGMENTATION, MISSING_IMAGE, NON_FINITE_EMBEDDING, SHAPE_MISMATCH, SkipSample
 from mobileclip_fastload.tokenizer import ClipTokenizer
 
 
@@ -35,6 +35,7 @@ class BuiltSample:
     sample: object  # mobileclip_fastload.store.Sample
     evidence: str  # ImageOrigin.evidence
     boxes_outside: int  # entries whose box leaves the original image (replayed with black padding)
+    image_kind: str  # "FORMAT/MODE" as Pillow opens it
     error: CosineError  # what the store dtype did to this sample's embeddings
     approx_bytes: int  # what the sample adds to a shard, roughly
 
@@ -92,7 +93,10 @@ def build_sample(
         if e is not None
         and (e[0][0] < 0 or e[0][1] < 0 or e[0][0] + e[0][2] > origin.orig_height or e[0][1] + e[0][3] > origin.orig_width)
     )
-    aug = build_aug_records(entries, (checked.width, checked.height), (origin.orig_width, origin.orig_height))
+    try:
+        aug = build_aug_records(entries, (checked.width, checked.height), (origin.orig_width, origin.orig_height))
+    except ValueError as e:  # e.g. a box that no longer fits int32 once scaled up
+        raise SkipSample(BAD_AUGMENTATION, str(e)) from None
     caption_tokens = tokenizer.tokenize(caption)
     syn_tokens = [tokenizer.tokenize(c) for c in syn_caps]
 
@@ -132,4 +136,4 @@ def build_sample(
         + 2 * (caption_tokens.size + sum(t.size for t in syn_tokens))
         + 40 * dims.J + 64 + len(uid)
     )
-    return BuiltSample(sample, origin.evidence, boxes_outside, error, approx)
+    return BuiltSample(sample, origin.evidence, boxes_outside, f"{checked.format}/{checked.mode}", error, approx)

@@ -73,6 +73,11 @@ def _write_json_atomic(path: str, obj) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fd = os.open(os.path.dirname(path), os.O_RDONLY)  # make the rename durable
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> ShardReport | None:
@@ -82,18 +87,29 @@ def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> Shard
     try:
         with open(path) as f:
             record = json.load(f)
+        earlier = record["fingerprint"]
+        report = ShardReport.from_dict(record["report"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    input_gone = False
+    try:
         fingerprint = task_fingerprint(task, opts)
-    except (OSError, ValueError):
+    except OSError:
+        # The input was deleted after it was converted: keep that conversion if it was made
+        # under the same options, rather than lose it.
+        input_gone = True
+        fingerprint = {**earlier, "schema": DONE_SCHEMA, "options": opts.fingerprint()}
+    if earlier != fingerprint:
         return None
-    if record.get("fingerprint") != fingerprint:
-        return None
-    report = ShardReport.from_dict(record["report"])
     from mobileclip_fastload.convert.store_io import verify_output
 
     for info in report.outputs:
         if not verify_output(os.path.join(task.output_dir, info["file"]), info, checksum=(verify == "checksum")):
             return None
     report.status = RESUMED
+    if input_gone:
+        note = "input no longer readable; the earlier conversion of it is kept"
+        report.tar_problem = f"{report.tar_problem}; {note}" if report.tar_problem else note
     return report
 
 
@@ -138,7 +154,7 @@ def run_shard_task(
     progress: ProgressFn | None = None,
 ) -> ShardReport:
     """Convert one input shard; never raises for bad data (it is reported instead)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     done = finished_report(task, opts, verify)
     if done is not None:
         if progress:
@@ -147,6 +163,9 @@ def run_shard_task(
     report = ShardReport(task.task_id, task.input, task.image_input)
     throttle = _Throttle(progress)
     try:
+        for path in (task.input, task.image_input):
+            if path is not None and not os.path.isfile(path):  # before any earlier output is removed
+                raise ShardUnreadable(f"cannot read {path}: no such file")
         _remove_stale_outputs(task)
         _convert(task, opts, report, throttle)
     except ShardUnreadable as e:
@@ -156,6 +175,7 @@ def run_shard_task(
         report.error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
     throttle.add(0, 0, force=True)
     report.seconds = time.perf_counter() - t0
+    report.cpu_seconds = time.process_time() - c0
     if report.status == CONVERTED:
         _write_json_atomic(
             done_record_path(task.output_dir, task.task_id),
@@ -177,6 +197,9 @@ def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttl
             raise ShardUnreadable(f"no image shard paired with {task.input}")
         index = TarIndex(task.image_input)
         report.image_tar_problem = index.error
+        if index.duplicates:
+            note = f"{len(index.duplicates)} image samples repeat a key or uid (first kept): {index.duplicates[:5]}"
+            report.image_tar_problem = f"{index.error}; {note}" if index.error else note
         report.bytes_in += os.path.getsize(task.image_input)
 
     errors = CosineError()
@@ -204,7 +227,10 @@ def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttl
         if found is None:
             return None
         matched_image_keys.add(found.key)
-        members = {ext: index.read(found, ext) for ext in (*IMAGE_EXTENSIONS, "txt") if ext in found.members}
+        try:
+            members = {ext: index.read(found, ext) for ext in (*IMAGE_EXTENSIONS, "txt") if ext in found.members}
+        except (OSError, EOFError) as e:
+            raise SkipSample(TRUNCATED_SAMPLE, f"image shard breaks inside this sample's image/txt: {e}") from None
         sha = (found.json or {}).get("sha256")
         downloaded = bytes.fromhex(sha) if isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha) else None
         return ImagePart(members, found.json, downloaded)
@@ -238,6 +264,7 @@ def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttl
             report.img2dataset_sha256_verified += built.evidence == "img2dataset_sha256"
             report.unverified += built.evidence == "unverified"
             report.boxes_outside_original += built.boxes_outside
+            report.image_kinds[built.image_kind] = report.image_kinds.get(built.image_kind, 0) + 1
             errors.merge(built.error)
             pending.append(built.sample)
             pending_bytes += built.approx_bytes

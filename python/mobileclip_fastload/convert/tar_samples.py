@@ -190,8 +190,8 @@ class TarIndex:
                     except (tarfile.TarError, OSError, EOFError) as e:
                         self.error = f"image tar breaks inside member {info.name!r}: {e}"
                         break
-                    except (ValueError, UnicodeDecodeError) as e:
-                        sample.json_error = f"bad json: {e}"
+                    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+                        sample.json_error = f"bad json: {type(e).__name__}: {e}"
             if self.error is None:
                 self.error = end_of_archive_problem(tf, os.path.getsize(path))
         for s in samples:

@@ -113,8 +113,9 @@ class GeneratedDataset:
 
 
 # --------------------------------------------------------------------------- drawing
-def draw_param_aug_entry(orig_width: int, orig_height: int, seed: int) -> list:
-    """One upstream ``param_aug`` entry, drawn with torch's RNG exactly as torchvision would.
+def draw_param_aug_entries(orig_width: int, orig_height: int, count: int, seed: int) -> list:
+    """``count`` upstream ``param_aug`` entries, drawn one after the other with torch's RNG
+    (seeded once) exactly as torchvision draws them.
 
     RandomResizedCrop.get_params runs on the original image; RandAugment runs on
     the 224x224 teacher crop, so translate magnitudes use image_size (224, 224).
@@ -122,23 +123,26 @@ def draw_param_aug_entry(orig_width: int, orig_height: int, seed: int) -> list:
     import torch
     from torchvision.transforms import RandAugment, RandomResizedCrop
 
+    ra = RandAugment(num_ops=2, magnitude=9, num_magnitude_bins=31)
+    op_meta = ra._augmentation_space(ra.num_magnitude_bins, (TEACHER_CROP_SIZE, TEACHER_CROP_SIZE))
+    names = list(op_meta.keys())
+    assert tuple(names) == RANDAUGMENT_OPS
+    probe = torch.empty((3, orig_height, orig_width), dtype=torch.uint8)
+    entries = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        probe = torch.empty((3, orig_height, orig_width), dtype=torch.uint8)
-        i, j, h, w = RandomResizedCrop.get_params(probe, scale=[0.08, 1.0], ratio=[3.0 / 4.0, 4.0 / 3.0])
-        ra = RandAugment(num_ops=2, magnitude=9, num_magnitude_bins=31)
-        op_meta = ra._augmentation_space(ra.num_magnitude_bins, (TEACHER_CROP_SIZE, TEACHER_CROP_SIZE))
-        names = list(op_meta.keys())
-        assert tuple(names) == RANDAUGMENT_OPS
-        ops = []
-        for _ in range(ra.num_ops):  # same draws, same order as RandAugment.forward
-            op_index = int(torch.randint(len(op_meta), (1,)).item())
-            magnitudes, signed = op_meta[names[op_index]]
-            magnitude = float(magnitudes[ra.magnitude].item()) if magnitudes.ndim > 0 else 0.0
-            if signed and torch.randint(2, (1,)):
-                magnitude *= -1.0
-            ops.append([op_index, magnitude])
-    return [[int(i), int(j), int(h), int(w)], ops]
+        for _ in range(count):
+            i, j, h, w = RandomResizedCrop.get_params(probe, scale=[0.08, 1.0], ratio=[3.0 / 4.0, 4.0 / 3.0])
+            ops = []
+            for _ in range(ra.num_ops):  # same draws, same order as RandAugment.forward
+                op_index = int(torch.randint(len(op_meta), (1,)).item())
+                magnitudes, signed = op_meta[names[op_index]]
+                magnitude = float(magnitudes[ra.magnitude].item()) if magnitudes.ndim > 0 else 0.0
+                if signed and torch.randint(2, (1,)):
+                    magnitude *= -1.0
+                ops.append([op_index, magnitude])
+            entries.append([[int(i), int(j), int(h), int(w)], ops])
+    return entries
 
 
 def normalised_embeddings(rng: np.random.Generator, rows: int, K: int, D: int) -> np.ndarray:
@@ -225,7 +229,7 @@ def make_samples(
     ``resized_fraction`` of the samples get an img2dataset-style copy whose
     largest side is ``resize_to`` (only when that shrinks the image).
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, start_index])  # shards of one dataset differ
     out: list[DRSample] = []
     for n_i in range(n):
         index = start_index + n_i
@@ -241,10 +245,8 @@ def make_samples(
             stored, sw, sh = img2dataset_resize(original, resize_to)
 
         uid = hashlib.md5(f"{seed}-{index}".encode()).hexdigest()
-        param_aug = [
-            None if rng.random() < null_aug_fraction else draw_param_aug_entry(w, h, seed=seed * 1_000_003 + index * 131 + j)
-            for j in range(dims.J)
-        ]
+        drawn = draw_param_aug_entries(w, h, dims.J, seed=seed * 1_000_003 + index)
+        param_aug = [None if rng.random() < null_aug_fraction else e for e in drawn]
         caption = _caption(rng, long=rng.random() < long_caption_fraction)
         image_emb = normalised_embeddings(rng, dims.J, dims.K, dims.D)
         real_emb = normalised_embeddings(rng, 1, dims.K, dims.D)

@@ -1,0 +1,33 @@
+"""The test-data generator draws augmentation parameters exactly as torchvision does."""
+
+import torch
+import torchvision.transforms.autoaugment as autoaugment
+from PIL import Image
+from torchvision.transforms import RandAugment, RandomResizedCrop
+
+from mobileclip_fastload.testing.datacompdr import RANDAUGMENT_OPS, draw_param_aug_entries
+
+
+def test_entries_equal_torchvision_draws(monkeypatch):
+    width, height, seed = 97, 61, 1234
+    entries = draw_param_aug_entries(width, height, 5, seed)
+
+    applied = []
+
+    def record(img, op_name, magnitude, interpolation, fill):
+        applied.append([RANDAUGMENT_OPS.index(op_name), magnitude])
+        return img
+
+    monkeypatch.setattr(autoaugment, "_apply_op", record)
+    ra = RandAugment(num_ops=2, magnitude=9, num_magnitude_bins=31)
+    teacher_crop = Image.new("RGB", (224, 224))
+    reference = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(5):
+            box = RandomResizedCrop.get_params(Image.new("RGB", (width, height)), [0.08, 1.0], [3 / 4, 4 / 3])
+            applied.clear()
+            ra(teacher_crop)
+            reference.append([list(box), [list(a) for a in applied]])
+    assert entries == reference
+    assert all(0 <= i and 0 <= j and i + h <= height and j + w <= width for (i, j, h, w), _ in entries)
