@@ -13,6 +13,8 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
+
 from mobileclip_fastload.convert.skips import (
     DECOMPRESSION_BOMB,
     UNDECODABLE_IMAGE,
@@ -33,6 +35,7 @@ class CheckedImage:
     width: int
     height: int
     sha256: bytes
+    rgb: np.ndarray  # Pillow's `.convert("RGB")` pixels: what the reference replay starts from
 
 
 def find_image(members: dict[str, bytes]) -> tuple[str, bytes] | None:
@@ -73,6 +76,32 @@ def check_image(data: bytes, *, formats=DEFAULT_FORMATS, max_pixels: int = DEFAU
                 except Exception as e:  # OSError("image file is truncated"), SyntaxError, ValueError, ...
                     raise SkipSample(UNDECODABLE_IMAGE, f"Pillow cannot decode it: {type(e).__name__}: {e}") from None
                 fmt, mode = img.format, img.mode
+                rgb = np.asarray(img.convert("RGB"))
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated_setting
-    return CheckedImage(fmt, mode, width, height, hashlib.sha256(data).digest())
+    return CheckedImage(fmt, mode, width, height, hashlib.sha256(data).digest(), rgb)
+
+
+def loader_ready(data: bytes, checked: CheckedImage) -> tuple[bytes, str | None]:
+    """Bytes that the loader's own decoder turns into exactly Pillow's RGB pixels.
+
+    The original bytes when the Rust decoder agrees with Pillow bit for bit;
+    otherwise (a format or mode it does not decode, e.g. WebP, 16-bit PNG,
+    CMYK variants) a lossless PNG of Pillow's pixels, and the reason. Either
+    way the replay later starts from the very pixels the reference would see,
+    so no image can silently decode differently at training time.
+    """
+    from PIL import Image
+
+    from mobileclip_fastload._core import ImageDecodeError, decode_rgb
+
+    try:
+        ours = decode_rgb(data)
+        if ours.shape == checked.rgb.shape and np.array_equal(ours, checked.rgb):
+            return data, None
+        reason = "the loader's decoder gives other pixels than Pillow"
+    except ImageDecodeError as e:
+        reason = f"the loader's decoder refuses it ({e})"
+    buf = io.BytesIO()
+    Image.fromarray(checked.rgb).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue(), reason

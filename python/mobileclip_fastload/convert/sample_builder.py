@@ -14,9 +14,10 @@ import numpy as np
 from mobileclip_fastload.convert import fields
 from mobileclip_fastload.convert.embeddings import load_embeddings, select_embeddings
 from mobileclip_fastload.convert.image_origin import decide_origin
-from mobileclip_fastload.convert.images import check_image, find_image
+from mobileclip_fastload.convert.images import check_image, find_image, loader_ready
 from mobileclip_fastload.convert.options import ConvertOptions
 from mobileclip_fastload.convert.precision import CosineError, encode
+from mobileclip_fastload.store import FLAG_IMAGE_TRANSCODED
 from mobileclip_fastload.convert.skips import BAD_AUGMENTATION, MISSING_IMAGE, NON_FINITE_EMBEDDING, SHAPE_MISMATCH, SkipSample
 from mobileclip_fastload.tokenizer import ClipTokenizer
 
@@ -93,6 +94,7 @@ def build_sample(
         if e is not None
         and (e[0][0] < 0 or e[0][1] < 0 or e[0][0] + e[0][2] > origin.orig_height or e[0][1] + e[0][3] > origin.orig_width)
     )
+    stored_image, transcoded = loader_ready(image_bytes, checked)
     try:
         aug = build_aug_records(entries, (checked.width, checked.height), (origin.orig_width, origin.orig_height))
     except ValueError as e:  # e.g. a box that no longer fits int32 once scaled up
@@ -111,7 +113,7 @@ def build_sample(
     error.add(text_emb, txt_enc.decoded, dims.K)
     sample = Sample(
         uid=uid,
-        image=image_bytes,
+        image=stored_image,
         width=checked.width,
         height=checked.height,
         orig_width=origin.orig_width,
@@ -124,16 +126,16 @@ def build_sample(
         image_emb=img_enc.values,
         text_emb=txt_enc.values,
         sha256=dr_sha,
-        flags=origin.flags,
+        flags=origin.flags | (FLAG_IMAGE_TRANSCODED if transcoded else 0),
         image_emb_scale=img_enc.scales,
         text_emb_scale=txt_enc.scales,
     )
     itemsize = 1 if opts.embedding_dtype == "int8" else 2
     approx = (
-        len(image_bytes)
+        len(stored_image)
         + (image_emb.size + text_emb.size) * itemsize
         + len(caption.encode()) + sum(len(c.encode()) for c in syn_caps)
         + 2 * (caption_tokens.size + sum(t.size for t in syn_tokens))
         + 40 * dims.J + 64 + len(uid)
     )
-    return BuiltSample(sample, origin.evidence, boxes_outside, f"{checked.format}/{checked.mode}", error, approx)
+    return BuiltSample(sample, origin.evidence, boxes_outside, f"{checked.format}/{checked.mode}" + (" -> PNG" if transcoded else ""), error, approx)

@@ -21,6 +21,7 @@ from mobileclip_fastload.store.sample import AUG_DTYPE, Sample
 from mobileclip_fastload.store.schema import (
     EMBEDDING_DTYPES,
     FLAG_BOXES_RESCALED,
+    FLAG_IMAGE_TRANSCODED,
     FLAG_SHA256_VERIFIED,
     MAGIC,
     MANIFEST_FILE,
@@ -37,6 +38,7 @@ __all__ = [
     "AUG_FLAG_NULL",
     "EMBEDDING_DTYPES",
     "FLAG_BOXES_RESCALED",
+    "FLAG_IMAGE_TRANSCODED",
     "FLAG_SHA256_VERIFIED",
     "MAGIC",
     "MANIFEST_FILE",

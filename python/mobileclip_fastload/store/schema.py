@@ -23,6 +23,7 @@ EMBEDDING_DTYPES = ("float16", "bfloat16", "int8")
 # `flags` column bits.
 FLAG_BOXES_RESCALED = 1  #: augmentation boxes were rescaled from the original to the stored size
 FLAG_SHA256_VERIFIED = 2  #: sha256 was checked against the stored image bytes
+FLAG_IMAGE_TRANSCODED = 4  #: image stored as a lossless PNG of Pillow's RGB pixels (the loader could not decode the original exactly)
 
 
 class Dims(NamedTuple):
