@@ -141,6 +141,9 @@ def test_crop_resize_matches_reference(data):
         ((-50, -50, 10, 10), 8),  # entirely outside the image: black
         ((131, 97, 5, 5), 5),  # just past the bottom-right corner: black
         ((5, 5, 1, 1), 300),  # one pixel to a large upscale
+        ((-40, 0, 1, 97), 1),  # height keeps its size, rows all outside: black
+        ((0, 200, 131, 2), 2),  # width keeps its size, columns all outside: black
+        ((-10, -10, 131, 97), 97),  # no pass at all: a shifted copy with black edges
     ],
 )
 def test_resize_pass_order_and_edge_boxes(box, size, interp):

@@ -153,3 +153,37 @@ mod tests {
         assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
 }
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::aug::Op;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn time_components() {
+        let bytes = std::fs::read("/tmp/imgbench/a.jpg").unwrap();
+        let mut r = Replayer::new().unwrap();
+        let mut out = vec![0u8; 224 * 224 * 3];
+        let n = 300;
+        let t = Instant::now();
+        for _ in 0..n { r.decode_rgb("k", &bytes).unwrap(); }
+        println!("decode {:.3} ms", t.elapsed().as_secs_f64() * 1e3 / n as f64);
+        for (name, b) in [("square 400", (50, 60, 400, 400)), ("tall 450x200", (0, 100, 450, 200)), ("wide 200x450", (100, 0, 200, 450)), ("small 150", (10, 10, 150, 150))] {
+            for interp in [Interpolation::Bilinear, Interpolation::Bicubic] {
+                let aug = AugParams { top: b.0, left: b.1, height: b.2, width: b.3, ops: [(Op::Identity, 0.0); 2], n_ops: 0, is_null: false, hflip: false };
+                let t = Instant::now();
+                for _ in 0..n { r.replay_decoded("k", &aug, 224, interp, &mut out).unwrap(); }
+                println!("{name} {interp:?} rrc {:.3} ms", t.elapsed().as_secs_f64() * 1e3 / n as f64);
+            }
+        }
+        for op in 1..14u8 {
+            let m = [0.0, 0.09, 0.09, 30.45, 30.45, 9.0, 0.27, 0.27, 0.27, 0.27, 7.0, 178.5, 0.0, 0.0][op as usize];
+            let aug = AugParams { top: 0, left: 0, height: 224, width: 224, ops: [(Op::from_index(op).unwrap(), m), (Op::Identity, 0.0)], n_ops: 1, is_null: false, hflip: false };
+            let t = Instant::now();
+            for _ in 0..n { r.replay_decoded("k", &aug, 224, Interpolation::Bilinear, &mut out).unwrap(); }
+            println!("op {op:?} {:.3} ms (incl. identity resize)", t.elapsed().as_secs_f64() * 1e3 / n as f64);
+        }
+    }
+}
