@@ -13,6 +13,9 @@
 //! Entry point for the loader: [`Replayer`] (one per worker thread, reuses its
 //! buffers, allocates nothing per sample in steady state for JPEG input).
 
+#[macro_use]
+mod simd;
+
 pub mod affine;
 pub mod crop;
 pub mod decode;

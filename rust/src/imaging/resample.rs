@@ -252,10 +252,27 @@ fn grow(v: &mut Vec<u8>, n: usize) {
 /// into `cols` rows of `rows` pixels (row stride `dst_stride`), in tiles.
 fn transpose_rgb(src: &[u8], src_stride: usize, rows: usize, cols: usize, dst: &mut [u8], dst_stride: usize) {
     const TILE: usize = 16;
+    const TB: usize = TILE * CHANNELS;
     for r0 in (0..rows).step_by(TILE) {
         let r1 = (r0 + TILE).min(rows);
         for c0 in (0..cols).step_by(TILE) {
             let c1 = (c0 + TILE).min(cols);
+            if r1 - r0 == TILE && c1 - c0 == TILE {
+                // Full tile: fixed sizes let the compiler drop every bounds check.
+                let mut tile = [[0u8; TB]; TILE];
+                for (i, t) in tile.iter_mut().enumerate() {
+                    let o = (r0 + i) * src_stride + c0 * CHANNELS;
+                    t.copy_from_slice(&src[o..o + TB]);
+                }
+                for j in 0..TILE {
+                    let o = (c0 + j) * dst_stride + r0 * CHANNELS;
+                    let d: &mut [u8; TB] = (&mut dst[o..o + TB]).try_into().expect("tile row");
+                    for (i, t) in tile.iter().enumerate() {
+                        d[i * CHANNELS..i * CHANNELS + CHANNELS].copy_from_slice(&t[j * CHANNELS..j * CHANNELS + CHANNELS]);
+                    }
+                }
+                continue;
+            }
             for r in r0..r1 {
                 let srow = &src[r * src_stride + c0 * CHANNELS..r * src_stride + c1 * CHANNELS];
                 for (i, p) in srow.chunks_exact(CHANNELS).enumerate() {
@@ -305,51 +322,50 @@ fn vertical_pass(
     if acc.len() < row_bytes {
         acc.resize(row_bytes, 0);
     }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        unsafe { vertical_avx2(src, src_stride, row_bytes, coeffs, dst, dst_stride, &mut acc[..row_bytes]) };
-        return;
-    }
-    vertical_generic(src, src_stride, row_bytes, coeffs, dst, dst_stride, &mut acc[..row_bytes]);
+    vertical_kernel(src, src_stride, row_bytes, coeffs, dst, dst_stride, &mut acc[..row_bytes]);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn vertical_avx2(
-    src: &[u8],
-    src_stride: usize,
-    row_bytes: usize,
-    coeffs: &AxisCoeffs,
-    dst: &mut [u8],
-    dst_stride: usize,
-    acc: &mut [i32],
-) {
-    vertical_generic(src, src_stride, row_bytes, coeffs, dst, dst_stride, acc)
-}
-
-#[inline(always)]
-fn vertical_generic(
-    src: &[u8],
-    src_stride: usize,
-    row_bytes: usize,
-    coeffs: &AxisCoeffs,
-    dst: &mut [u8],
-    dst_stride: usize,
-    acc: &mut [i32],
-) {
-    for yy in 0..coeffs.len() {
-        let (start, k) = coeffs.taps_of(yy);
-        acc.fill(HALF);
-        for (i, &kv) in k.iter().enumerate() {
-            let row = &src[(start + i) * src_stride..(start + i) * src_stride + row_bytes];
-            for (a, &p) in acc.iter_mut().zip(row) {
-                *a += p as i32 * kv;
+multiversion! {
+    fn vertical_kernel(
+        src: &[u8],
+        src_stride: usize,
+        row_bytes: usize,
+        coeffs: &AxisCoeffs,
+        dst: &mut [u8],
+        dst_stride: usize,
+        acc: &mut [i32],
+    ) {
+        // Blocks of BLOCK bytes stay in registers across all taps; the tail
+        // goes through the accumulator row.
+        const BLOCK: usize = 32;
+        let full = row_bytes / BLOCK * BLOCK;
+        for yy in 0..coeffs.len() {
+            let (start, k) = coeffs.taps_of(yy);
+            let out = &mut dst[yy * dst_stride..yy * dst_stride + row_bytes];
+            for x0 in (0..full).step_by(BLOCK) {
+                let mut a = [HALF; BLOCK];
+                for (i, &kv) in k.iter().enumerate() {
+                    let o = (start + i) * src_stride + x0;
+                    let row: &[u8; BLOCK] = src[o..o + BLOCK].try_into().expect("block");
+                    for j in 0..BLOCK {
+                        a[j] += row[j] as i32 * kv;
+                    }
+                }
+                for j in 0..BLOCK {
+                    out[x0 + j] = clip8(a[j]);
+                }
             }
-        }
-        let out = &mut dst[yy * dst_stride..yy * dst_stride + row_bytes];
-        for (o, &a) in out.iter_mut().zip(acc.iter()) {
-            *o = clip8(a);
+            let tail = &mut acc[..row_bytes - full];
+            tail.fill(HALF);
+            for (i, &kv) in k.iter().enumerate() {
+                let o = (start + i) * src_stride;
+                for (a, &p) in tail.iter_mut().zip(&src[o + full..o + row_bytes]) {
+                    *a += p as i32 * kv;
+                }
+            }
+            for (o, &a) in out[full..].iter_mut().zip(tail.iter()) {
+                *o = clip8(a);
+            }
         }
     }
 }
