@@ -250,3 +250,25 @@ def test_invalid_arguments_are_value_errors():
     # A crop above Pillow's bomb limit is refused (Pillow raises DecompressionBombError).
     with pytest.raises(ValueError, match="exceeds the limit"):
         _core.replay_augmentation(b, 0, 0, 20000, 20000, [], 8)
+
+
+def test_threads_share_nothing():
+    """Per-thread replayers (GIL released): concurrent calls give the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = encoded_images()
+    jobs = [
+        (images[i % len(images)][1], (i - 5, 2 * i - 7, 40 + 3 * i, 50 + i), [(i % 14, 0.2), ((i + 3) % 10 + 1, -0.1)], 32 + i)
+        for i in range(24)
+    ]
+    jobs = [(b, box, [(o, 5.0) if o == 10 else (o, m) for o, m in ops], s) for b, box, ops, s in jobs]
+
+    def run(job):
+        b, box, ops, size = job
+        return _core.replay_augmentation(b, *box, ops, size, "bicubic")
+
+    sequential = [run(j) for j in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        concurrent = list(pool.map(run, jobs * 3))
+    for i, arr in enumerate(concurrent):
+        assert np.array_equal(arr, sequential[i % len(jobs)])

@@ -141,6 +141,35 @@ mod tests {
         assert_send::<Replayer>();
     }
 
+    /// A synthetic JPEG (smooth gradients plus texture), encoded by libjpeg-turbo.
+    pub(crate) fn test_jpeg(w: usize, h: usize, subsamp: turbojpeg::Subsamp) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..w * h * 3)
+            .map(|i| {
+                let (p, c) = (i / 3, i % 3);
+                let (x, y) = (p % w, p / w);
+                ((x * (c + 1) * 3 + y * 2 + (x * y) % 17 * 5) % 256) as u8
+            })
+            .collect();
+        let image = turbojpeg::Image { pixels: &pixels[..], width: w, pitch: w * 3, height: h, format: turbojpeg::PixelFormat::RGB };
+        turbojpeg::compress(image, 90, subsamp).unwrap().to_vec()
+    }
+
+    #[test]
+    fn null_entry_is_a_full_image_resize() {
+        let jpeg = test_jpeg(64, 48, turbojpeg::Subsamp::Sub2x2);
+        let mut r = Replayer::new().unwrap();
+        let mut a = vec![0u8; 32 * 32 * 3];
+        let mut b = vec![0u8; 32 * 32 * 3];
+        // The stored box of a null entry is ignored; its ops too.
+        let mut null = AugParams::null(1, 1);
+        null.ops = [(crate::aug::Op::Equalize, 0.0); 2];
+        null.n_ops = 2;
+        r.replay("n", &jpeg, &null, 32, Interpolation::Bicubic, &mut a).unwrap();
+        let full = AugParams { is_null: false, n_ops: 0, ..AugParams::null(64, 48) };
+        r.replay("f", &jpeg, &full, 32, Interpolation::Bicubic, &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+
     #[test]
     fn rejects_unknown_format_and_bad_output() {
         let mut r = Replayer::new().unwrap();
@@ -154,36 +183,75 @@ mod tests {
     }
 }
 
+/// Steady-state replay must not allocate on the Rust side (libjpeg-turbo's own
+/// per-image working memory is C malloc, as in Pillow, and not counted here).
 #[cfg(test)]
-mod timing {
+mod allocation {
+    use super::tests::test_jpeg;
     use super::*;
     use crate::aug::Op;
-    use std::time::Instant;
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.with(|c| c.set(c.get() + 1));
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            ALLOCATIONS.with(|c| c.set(c.get() + 1));
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    fn allocations() -> usize {
+        ALLOCATIONS.with(|c| c.get())
+    }
 
     #[test]
-    #[ignore]
-    fn time_components() {
-        let bytes = std::fs::read("/tmp/imgbench/a.jpg").unwrap();
+    fn steady_state_replay_does_not_allocate() {
+        let big = test_jpeg(200, 150, turbojpeg::Subsamp::Sub2x2);
+        let small = test_jpeg(120, 90, turbojpeg::Subsamp::None);
+        let all_ops = [
+            Op::Identity, Op::ShearX, Op::ShearY, Op::TranslateX, Op::TranslateY, Op::Rotate, Op::Brightness,
+            Op::Color, Op::Contrast, Op::Sharpness, Op::Posterize, Op::Solarize, Op::AutoContrast, Op::Equalize,
+        ];
         let mut r = Replayer::new().unwrap();
-        let mut out = vec![0u8; 224 * 224 * 3];
-        let n = 300;
-        let t = Instant::now();
-        for _ in 0..n { r.decode_rgb("k", &bytes).unwrap(); }
-        println!("decode {:.3} ms", t.elapsed().as_secs_f64() * 1e3 / n as f64);
-        for (name, b) in [("square 400", (50, 60, 400, 400)), ("tall 450x200", (0, 100, 450, 200)), ("wide 200x450", (100, 0, 200, 450)), ("small 150", (10, 10, 150, 150))] {
-            for interp in [Interpolation::Bilinear, Interpolation::Bicubic] {
-                let aug = AugParams { top: b.0, left: b.1, height: b.2, width: b.3, ops: [(Op::Identity, 0.0); 2], n_ops: 0, is_null: false, hflip: false };
-                let t = Instant::now();
-                for _ in 0..n { r.replay_decoded("k", &aug, 224, interp, &mut out).unwrap(); }
-                println!("{name} {interp:?} rrc {:.3} ms", t.elapsed().as_secs_f64() * 1e3 / n as f64);
+        let mut out = vec![0u8; 64 * 64 * 3];
+        let run = |r: &mut Replayer, out: &mut [u8]| {
+            for (i, &op) in all_ops.iter().enumerate() {
+                let m = if op == Op::Posterize { 5.0 } else { 0.3 + i as f64 };
+                for (j, bytes) in [&big, &small].into_iter().enumerate() {
+                    let aug = AugParams {
+                        top: -3 + j as i32 * 7,
+                        left: 5,
+                        height: 100 - 20 * j as i32,
+                        width: 90 + i as i32,
+                        ops: [(op, m), (all_ops[(i + 5) % 14], if i % 2 == 0 { -0.2 } else { 7.0 })],
+                        n_ops: 2,
+                        is_null: false,
+                        hflip: j == 1,
+                    };
+                    let interp = if i % 2 == 0 { Interpolation::Bilinear } else { Interpolation::Bicubic };
+                    r.replay("k", bytes, &aug, 64, interp, out).unwrap();
+                }
             }
-        }
-        for op in 1..14u8 {
-            let m = [0.0, 0.09, 0.09, 30.45, 30.45, 9.0, 0.27, 0.27, 0.27, 0.27, 7.0, 178.5, 0.0, 0.0][op as usize];
-            let aug = AugParams { top: 0, left: 0, height: 224, width: 224, ops: [(Op::from_index(op).unwrap(), m), (Op::Identity, 0.0)], n_ops: 1, is_null: false, hflip: false };
-            let t = Instant::now();
-            for _ in 0..n { r.replay_decoded("k", &aug, 224, Interpolation::Bilinear, &mut out).unwrap(); }
-            println!("op {op:?} {:.3} ms (incl. identity resize)", t.elapsed().as_secs_f64() * 1e3 / n as f64);
-        }
+        };
+        run(&mut r, &mut out); // warm-up: buffers grow to their working size
+        let before = allocations();
+        run(&mut r, &mut out);
+        assert_eq!(allocations() - before, 0, "Rust-side allocations in steady state");
     }
 }
