@@ -5,6 +5,7 @@ DataCompDR-like augmentation per image (RandomResizedCrop box + 2 RandAugment
 ops at magnitude 9). Also checks that every replayed image is bit-identical.
 
     PYTHONPATH=python python benches/bench_imaging.py [--seconds 3] [--threads 2]
+    PYTHONPATH=python python benches/bench_imaging.py --soak 3000   # exactness soak only
 """
 
 from __future__ import annotations
@@ -67,6 +68,59 @@ def make_cases(jpegs, n, seed=0):
     return cases
 
 
+SOAK_PHOTOS = PHOTOS + ["camera", "page", "moon"]
+
+
+def soak(n, seed):
+    """Random DataCompDR-like and adversarial entries on many JPEG flavours;
+    counts outputs that differ from the reference at all."""
+    import torch
+
+    rng = random.Random(seed)
+    images = []
+    for name in SOAK_PHOTOS:
+        im = Image.fromarray(getattr(skdata, name)())
+        for long_side in (512, 333):
+            s = long_side / max(im.size)
+            j = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
+            for q, ss in ((90, 2), (75, 1), (95, 0)):
+                b = io.BytesIO()
+                j.save(b, "JPEG", quality=q, subsampling=ss, progressive=rng.random() < 0.3)
+                images.append((b.getvalue(), j.size))
+    signed = {1: 0.3, 2: 0.3, 5: 30.0, 6: 0.9, 7: 0.9, 8: 0.9, 9: 0.9}
+    bad = 0
+    for _ in range(n):
+        b, (w, h) = rng.choice(images)
+        size = rng.choice([224, 256, rng.randint(1, 400)])
+        if rng.random() < 0.7:
+            top, left, ch, cw = rrc_box(rng, w, h)
+        else:
+            ch, cw = rng.randint(1, 2 * h), rng.randint(1, 2 * w)
+            top, left = rng.randint(-h, h), rng.randint(-w, w)
+        ops = []
+        for _ in range(rng.randint(0, 2)):
+            op, k = rng.randint(0, 13), rng.randint(0, 30)
+            if op in signed:
+                m = float(torch.linspace(0.0, signed[op], 31)[k]) * rng.choice([1, -1])
+            elif op in (3, 4):
+                m = float(torch.linspace(0.0, 150.0 / 331.0 * size, 31)[k]) * rng.choice([1, -1])
+            elif op == 10:
+                m = float(8 - round(k / 7.5))
+            elif op == 11:
+                m = float(torch.linspace(255.0, 0.0, 31)[k])
+            else:
+                m = 0.0
+            ops.append((op, m))
+        interp, hflip = rng.choice(["bilinear", "bicubic"]), rng.random() < 0.3
+        ours = _core.replay_augmentation(b, top, left, ch, cw, ops, size, interp, hflip)
+        ref = reference_replay(b, AugParams(top, left, ch, cw, tuple(ops), False, hflip), size, interp)
+        if not np.array_equal(ours, ref):
+            bad += 1
+            print("MISMATCH", (w, h), (top, left, ch, cw), ops, size, interp, hflip, flush=True)
+    print(f"soak: {bad} mismatches in {n} replays (seed {seed})")
+    return bad
+
+
 def rate(fn, items, seconds):
     n, t0 = 0, time.perf_counter()
     while True:
@@ -84,7 +138,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--interpolation", default="bicubic")
+    ap.add_argument("--soak", type=int, default=0, help="only run N random exactness checks")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.soak:
+        raise SystemExit(1 if soak(args.soak, args.seed) else 0)
     jpegs = make_jpegs()
     cases = make_cases(jpegs, 60)
     size, interp = args.size, args.interpolation
@@ -119,6 +177,10 @@ def main():
         b, box, _ = it
         _core.replay_augmentation(b, *box, [], size, interp)
 
+    def our_replay_full_decode(it):
+        b, box, ops = it
+        _core.replay_augmentation(b, *box, ops, size, interp, partial_decode=False)
+
     s = args.seconds
     rows = [
         ("decode only: Pillow open+convert", rate(pil_decode, cases, s)),
@@ -126,11 +188,12 @@ def main():
         ("decode+RRC: Pillow+torchvision", rate(ref_rrc_only, cases, s)),
         ("decode+RRC: _core", rate(our_rrc_only, cases, s)),
         ("decode+RRC+2 ops: Pillow+torchvision", rate(ref_replay, cases, s)),
+        ("decode+RRC+2 ops: _core, whole-JPEG decode", rate(our_replay_full_decode, cases, s)),
         ("decode+RRC+2 ops: _core", rate(our_replay, cases, s)),
     ]
     print(f"single thread, {len(jpegs)} JPEGs ~512px q90, output {size}px {interp}:")
     for name, r in rows:
-        print(f"  {name:40s} {r:8.0f} img/s")
+        print(f"  {name:44s} {r:8.0f} img/s")
 
     if args.threads > 1:
         with ThreadPoolExecutor(args.threads) as pool:

@@ -272,3 +272,21 @@ def test_threads_share_nothing():
         concurrent = list(pool.map(run, jobs * 3))
     for i, arr in enumerate(concurrent):
         assert np.array_equal(arr, sequential[i % len(jobs)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_partial_jpeg_decode_is_pixel_identical(data):
+    """Decoding only the crop's region of a JPEG changes no output pixel."""
+    images = [(n, b) for n, b in encoded_images() if "jpeg" in n or "-q" in n]
+    name, b = images[data.draw(st.integers(0, len(images) - 1), label="image")]
+    w, h = image_size(b)
+    height, width = data.draw(st.integers(1, h)), data.draw(st.integers(1, w))
+    top, left = data.draw(st.integers(-h // 3, h)), data.draw(st.integers(-w // 3, w))
+    size = data.draw(st.sampled_from([1, 7, 64, 150]))
+    interp = data.draw(st.sampled_from(["bilinear", "bicubic"]))
+    args = (b, top, left, height, width, [(5, 9.0)], size, interp)
+    assert np.array_equal(
+        _core.replay_augmentation(*args, partial_decode=True),
+        _core.replay_augmentation(*args, partial_decode=False),
+    ), f"{name} box={(top, left, height, width)}"

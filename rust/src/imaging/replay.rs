@@ -3,7 +3,7 @@
 //! input allocates nothing.
 
 use super::crop::CropBox;
-use super::decode::Decoder;
+use super::decode::{Decoded, Decoder, Region};
 use super::randaugment::{apply_op, OpScratch};
 use super::resample::{Interpolation, Resampler};
 use super::{geometry, CHANNELS};
@@ -11,15 +11,28 @@ use crate::aug::AugParams;
 use crate::error::{Error, Result};
 
 /// Reusable replay state; create one per worker thread (it is `Send`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Replayer {
     decoder: Decoder,
-    /// Last decoded image, packed RGB; only the first `w * h * 3` bytes are valid.
+    /// Last decoded image or region, packed RGB (only the first `w * h * 3` bytes are valid).
     image: Vec<u8>,
-    image_w: usize,
-    image_h: usize,
+    decoded: Option<Decoded>,
+    partial_decode: bool,
     resampler: Resampler,
     ops: OpScratch,
+}
+
+impl Default for Replayer {
+    fn default() -> Self {
+        Replayer {
+            decoder: Decoder::default(),
+            image: Vec::new(),
+            decoded: None,
+            partial_decode: true,
+            resampler: Resampler::default(),
+            ops: OpScratch::default(),
+        }
+    }
 }
 
 impl Replayer {
@@ -37,20 +50,24 @@ impl Replayer {
         self.decoder.max_pixels
     }
 
-    /// Decode into the internal buffer; returns (width, height).
-    pub fn decode_rgb(&mut self, key: &str, bytes: &[u8]) -> Result<(usize, usize)> {
-        self.image_w = 0;
-        self.image_h = 0;
-        let (w, h) = self.decoder.decode_rgb(key, bytes, &mut self.image)?;
-        self.image_w = w;
-        self.image_h = h;
-        Ok((w, h))
+    /// Whether [`Self::replay`] decodes only the JPEG region the crop needs
+    /// (default on; pixel-identical, faster for small crops).
+    pub fn set_partial_decode(&mut self, on: bool) {
+        self.partial_decode = on;
     }
 
-    /// The last decoded image: (packed RGB, width, height).
-    pub fn decoded(&self) -> (&[u8], usize, usize) {
-        let n = self.image_w * self.image_h * CHANNELS;
-        (&self.image[..n], self.image_w, self.image_h)
+    /// Decode the whole image into the internal buffer; returns (width, height).
+    pub fn decode_rgb(&mut self, key: &str, bytes: &[u8]) -> Result<(usize, usize)> {
+        self.decoded = None;
+        let d = self.decoder.decode_region(key, bytes, None, &mut self.image)?;
+        self.decoded = Some(d);
+        Ok((d.width, d.height))
+    }
+
+    /// The last image decoded whole (by [`Self::decode_rgb`]): (packed RGB, width, height).
+    pub fn decoded(&self) -> Option<(&[u8], usize, usize)> {
+        let d = self.decoded.filter(|d| d.is_full())?;
+        Some((&self.image[..d.width * d.height * CHANNELS], d.width, d.height))
     }
 
     /// Decode `bytes` and replay `aug` into `out` (`size * size * 3`, HWC uint8).
@@ -65,11 +82,16 @@ impl Replayer {
         out: &mut [u8],
     ) -> Result<()> {
         check_out(key, size, out)?;
-        self.decode_rgb(key, bytes)?;
+        let want = if aug.is_null { None } else { Some(crop_box(key, aug, self.decoder.max_pixels)?) };
+        self.decoded = None;
+        let want = if self.partial_decode { want } else { None };
+        let d = self.decoder.decode_region(key, bytes, want, &mut self.image)?;
+        self.decoded = Some(d);
         self.replay_decoded(key, aug, size, interp, out)
     }
 
-    /// Replay `aug` on the image decoded last (e.g. several augmentations of one image).
+    /// Replay `aug` on the image decoded last (e.g. several augmentations of
+    /// one image after [`Self::decode_rgb`]).
     pub fn replay_decoded(
         &mut self,
         key: &str,
@@ -79,32 +101,26 @@ impl Replayer {
         out: &mut [u8],
     ) -> Result<()> {
         check_out(key, size, out)?;
-        let (w, h) = (self.image_w, self.image_h);
-        if w == 0 || h == 0 {
-            return Err(Error::InvalidArgument(format!("sample {key}: no decoded image to replay on")));
-        }
-        // A null entry is the whole image, no ops (the stored box is not trusted for it).
+        let d = self
+            .decoded
+            .ok_or_else(|| Error::InvalidArgument(format!("sample {key}: no decoded image to replay on")))?;
+        // A null entry is the whole image, no ops (its stored box is not used).
         let (b, ops) = if aug.is_null {
-            (CropBox::full(w, h), &[][..])
+            (CropBox::full(d.width, d.height), &[][..])
         } else {
-            if aug.width <= 0 || aug.height <= 0 {
-                return Err(Error::InvalidArgument(format!(
-                    "sample {key}: crop box {}x{} is empty",
-                    aug.width, aug.height
-                )));
-            }
-            let b = CropBox {
-                left: aug.left as i64,
-                top: aug.top as i64,
-                width: aug.width as usize,
-                height: aug.height as usize,
-            };
-            (b, aug.active_ops())
+            (crop_box(key, aug, self.decoder.max_pixels)?, aug.active_ops())
         };
-        b.check(self.decoder.max_pixels)
-            .map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
-        let src = &self.image[..w * h * CHANNELS];
-        self.resampler.crop_resize(src, w, h, b, size, size, interp, out);
+        let r = d.region;
+        if !covers(r, b, d.width, d.height) {
+            return Err(Error::InvalidArgument(format!(
+                "sample {key}: the decoded region does not cover the crop box; decode the whole image first"
+            )));
+        }
+        // Crop coordinates relative to the decoded region: pixels of the box
+        // outside the region are outside the image, i.e. black padding.
+        let shifted = CropBox { left: b.left - r.x as i64, top: b.top - r.y as i64, ..b };
+        let src = &self.image[..r.w * r.h * CHANNELS];
+        self.resampler.crop_resize(src, r.w, r.h, shifted, size, size, interp, out);
         if aug.hflip {
             geometry::flip_left_right(out, size, size);
         }
@@ -114,6 +130,36 @@ impl Replayer {
         }
         Ok(())
     }
+}
+
+/// The crop box of a non-null entry, validated (non-empty, within the pixel limit).
+fn crop_box(key: &str, aug: &AugParams, max_pixels: u64) -> Result<CropBox> {
+    if aug.width <= 0 || aug.height <= 0 {
+        return Err(Error::InvalidArgument(format!(
+            "sample {key}: crop box {}x{} is empty",
+            aug.width, aug.height
+        )));
+    }
+    let b = CropBox {
+        left: aug.left as i64,
+        top: aug.top as i64,
+        width: aug.width as usize,
+        height: aug.height as usize,
+    };
+    b.check(max_pixels).map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
+    Ok(b)
+}
+
+/// Whether region `r` holds every pixel of box `b` that lies inside the `w x h` image.
+fn covers(r: Region, b: CropBox, w: usize, h: usize) -> bool {
+    let x0 = b.left.clamp(0, w as i64);
+    let x1 = (b.left + b.width as i64).clamp(0, w as i64);
+    let y0 = b.top.clamp(0, h as i64);
+    let y1 = (b.top + b.height as i64).clamp(0, h as i64);
+    if x0 >= x1 || y0 >= y1 {
+        return true; // nothing of the image is needed
+    }
+    x0 >= r.x as i64 && x1 <= (r.x + r.w) as i64 && y0 >= r.y as i64 && y1 <= (r.y + r.h) as i64
 }
 
 fn check_out(key: &str, size: usize, out: &[u8]) -> Result<()> {
@@ -141,17 +187,8 @@ mod tests {
         assert_send::<Replayer>();
     }
 
-    /// A synthetic JPEG (smooth gradients plus texture), encoded by libjpeg-turbo.
     pub(crate) fn test_jpeg(w: usize, h: usize, subsamp: turbojpeg::Subsamp) -> Vec<u8> {
-        let pixels: Vec<u8> = (0..w * h * 3)
-            .map(|i| {
-                let (p, c) = (i / 3, i % 3);
-                let (x, y) = (p % w, p / w);
-                ((x * (c + 1) * 3 + y * 2 + (x * y) % 17 * 5) % 256) as u8
-            })
-            .collect();
-        let image = turbojpeg::Image { pixels: &pixels[..], width: w, pitch: w * 3, height: h, format: turbojpeg::PixelFormat::RGB };
-        turbojpeg::compress(image, 90, subsamp).unwrap().to_vec()
+        crate::imaging::test_images::jpeg(w, h, subsamp, false)
     }
 
     #[test]
