@@ -184,13 +184,13 @@ const REGION_MAX_FRACTION: f64 = 0.85;
 /// iMCU width (`tjMCUWidth`) of a subsampling, the alignment of a region's left edge.
 fn mcu_width(subsamp: i32) -> Option<usize> {
     match subsamp {
-        x if x == raw::TJSAMP_TJSAMP_444 as i32 => Some(8),
-        x if x == raw::TJSAMP_TJSAMP_422 as i32 => Some(16),
-        x if x == raw::TJSAMP_TJSAMP_420 as i32 => Some(16),
-        x if x == raw::TJSAMP_TJSAMP_GRAY as i32 => Some(8),
-        x if x == raw::TJSAMP_TJSAMP_440 as i32 => Some(8),
-        x if x == raw::TJSAMP_TJSAMP_411 as i32 => Some(32),
-        x if x == raw::TJSAMP_TJSAMP_441 as i32 => Some(8),
+        x if x == raw::TJSAMP_TJSAMP_444 => Some(8),
+        x if x == raw::TJSAMP_TJSAMP_422 => Some(16),
+        x if x == raw::TJSAMP_TJSAMP_420 => Some(16),
+        x if x == raw::TJSAMP_TJSAMP_GRAY => Some(8),
+        x if x == raw::TJSAMP_TJSAMP_440 => Some(8),
+        x if x == raw::TJSAMP_TJSAMP_411 => Some(32),
+        x if x == raw::TJSAMP_TJSAMP_441 => Some(8),
         _ => None,
     }
 }
