@@ -121,6 +121,34 @@ def soak(n, seed):
     return bad
 
 
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def fast_mode(seconds, size, interp):
+    """Speed and PSNR of the DCT-scaled (inexact) mode against the exact replay,
+    on 512 px and 1024 px JPEGs, RandomResizedCrop boxes, no ops."""
+    for long_side in (512, 1024):
+        jpegs = make_jpegs(long_side)
+        cases = make_cases(jpegs, 60, seed=1)
+        exact = [_core.replay_augmentation(b, *box, [], size, interp) for b, box, _ in cases]
+        print(f"fast mode, {long_side} px JPEGs q90 -> {size} px {interp}:")
+        base = rate(lambda it: _core.replay_augmentation(it[0], *it[1], [], size, interp), cases, seconds)
+        print(f"  exact                        {base:8.0f} img/s")
+        for ratio in (1.0, 1.5, 2.0):
+            outs = [_core.replay_augmentation(b, *box, [], size, interp, dct_scaling=ratio) for b, box, _ in cases]
+            scores = [psnr(o, e) for o, e in zip(outs, exact)]
+            changed = [p for p in scores if p != float("inf")]
+            r = rate(lambda it: _core.replay_augmentation(it[0], *it[1], [], size, interp, dct_scaling=ratio), cases, seconds)
+            mean = f"{np.mean(changed):.1f}" if changed else "-"
+            low = f"{min(changed):.1f}" if changed else "-"
+            print(
+                f"  dct_scaling={ratio:<4} {r:8.0f} img/s   scaled {len(changed)}/{len(cases)} crops,"
+                f" PSNR vs exact mean {mean} dB, min {low} dB"
+            )
+
+
 def rate(fn, items, seconds):
     n, t0 = 0, time.perf_counter()
     while True:
@@ -140,7 +168,11 @@ def main():
     ap.add_argument("--interpolation", default="bicubic")
     ap.add_argument("--soak", type=int, default=0, help="only run N random exactness checks")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fast-mode", action="store_true", help="only measure the inexact DCT-scaled mode")
     args = ap.parse_args()
+    if args.fast_mode:
+        fast_mode(args.seconds, args.size, args.interpolation)
+        return
     if args.soak:
         raise SystemExit(1 if soak(args.soak, args.seed) else 0)
     jpegs = make_jpegs()

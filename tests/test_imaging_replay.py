@@ -290,3 +290,27 @@ def test_partial_jpeg_decode_is_pixel_identical(data):
         _core.replay_augmentation(*args, partial_decode=True),
         _core.replay_augmentation(*args, partial_decode=False),
     ), f"{name} box={(top, left, height, width)}"
+
+
+def test_dct_scaling_fast_mode_is_close_and_off_by_default():
+    """The optional inexact mode: identical when no scaling applies, close otherwise."""
+    big = Image.fromarray(skdata.astronaut()).resize((1024, 1024), Image.BICUBIC)
+    bio = io.BytesIO()
+    big.save(bio, "JPEG", quality=90)
+    b = bio.getvalue()
+    exact = _core.replay_augmentation(b, 100, 50, 800, 900, [], 96, "bicubic")
+    # 800 px crop, 96 px output, ratio 2: decoded at 1/4 (200 px >= 2 * 96).
+    fast = _core.replay_augmentation(b, 100, 50, 800, 900, [], 96, "bicubic", dct_scaling=2.0)
+    assert not np.array_equal(fast, exact)
+    mse = np.mean((fast.astype(float) - exact.astype(float)) ** 2)
+    # About 31 dB here; a box misplaced by 4 source pixels alone scores about 23 dB.
+    assert 10 * np.log10(255**2 / mse) > 28
+    # A crop too small to scale is replayed exactly.
+    small = _core.replay_augmentation(b, 10, 10, 150, 150, [], 96, "bicubic", dct_scaling=1.0)
+    assert np.array_equal(small, _core.replay_augmentation(b, 10, 10, 150, 150, [], 96, "bicubic"))
+    # PNG input is never scaled.
+    png = dict(encoded_images())["coffee-png"]
+    assert np.array_equal(
+        _core.replay_augmentation(png, 0, 0, 100, 150, [], 8, "bilinear", dct_scaling=0.1),
+        _core.replay_augmentation(png, 0, 0, 100, 150, [], 8, "bilinear"),
+    )

@@ -35,6 +35,7 @@ def replay_augmentation(
     hflip: bool = False,
     *,
     partial_decode: bool = True,
+    dct_scaling: float | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Decode and replay one augmentation: crop box (top, left, height, width)
     in image pixels (black padding outside the image), resize to size x size
@@ -44,4 +45,7 @@ def replay_augmentation(
     ``mobileclip_fastload.reference.reference_replay``. The GIL is released.
     JPEGs are decoded only around the crop (pixel-identical to a full decode);
     ``partial_decode=False`` decodes them whole (for benchmarking).
+    ``dct_scaling=r`` turns on a fast mode that is NOT bit-exact: a JPEG crop
+    at least ``r * size * d`` pixels on both sides is decoded at 1/d
+    resolution (d = 8, 4 or 2, DCT-domain scaling) before the resize.
     """

@@ -68,17 +68,20 @@ impl JpegDecoder {
         unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 
-    /// Decode into `out` (grown as needed). With `want` (a crop box in image
-    /// pixels, may extend past the image), only a region covering the part of
-    /// the box inside the image is decoded; otherwise the whole image.
-    /// Returns the image size and the decoded region (its pixels are the
-    /// first `region.w * region.h * 3` bytes of `out`).
+    /// Decode into `out` (grown as needed). With `want` (a crop box in pixels
+    /// of the decoded image, may extend past it), only a region covering the
+    /// part of the box inside the image is decoded; otherwise the whole image.
+    /// `scale_denom` (1, 2, 4 or 8) asks libjpeg-turbo for a 1/denom scaled
+    /// decode in the DCT domain (only 1 is exact). Returns the decoded image
+    /// size and region (its pixels are the first `region.w * region.h * 3`
+    /// bytes of `out`).
     pub fn decode_rgb(
         &mut self,
         key: &str,
         data: &[u8],
         max_pixels: u64,
         want: Option<CropBox>,
+        scale_denom: usize,
         out: &mut Vec<u8>,
     ) -> Result<Decoded> {
         // Our own marker scan finds the frame header first: TurboJPEG accepts a
@@ -104,10 +107,17 @@ impl JpegDecoder {
             // Pillow: "cannot handle 12-bit layers".
             return Err(Error::decode(key, format!("unsupported {precision}-bit JPEG")));
         }
-        let (w, h) = (fw, fh);
+        let denom = if lossless || !matches!(scale_denom, 1 | 2 | 4 | 8) { 1 } else { scale_denom };
+        let factor = raw::tjscalingfactor { num: 1, denom: denom as _ };
+        if unsafe { raw::tj3SetScalingFactor(self.handle, factor) } != 0 {
+            return Err(Error::Internal(format!("TurboJPEG scaling factor: {}", self.error_str())));
+        }
+        // TJSCALED: the scaled size rounds up.
+        let (w, h) = (fw.div_ceil(denom), fh.div_ceil(denom));
         let full = Region { x: 0, y: 0, w, h };
         let region = match (want, mcu_width(subsamp)) {
-            (Some(b), Some(mcu)) if !lossless => plan_region(b, w, h, mcu),
+            // The region's left edge aligns to the *scaled* iMCU width.
+            (Some(b), Some(mcu)) if !lossless => plan_region(b, w, h, (mcu / denom).max(1)),
             _ => full,
         };
         let tjr = if region == full {
@@ -134,7 +144,7 @@ impl JpegDecoder {
         } else {
             self.decompress(key, data, out.as_mut_ptr(), region.w * CHANNELS, raw::TJPF_TJPF_RGB)?;
         }
-        Ok(Decoded { width: w, height: h, region })
+        Ok(Decoded { width: w, height: h, region, scale_denom: denom })
     }
 
     /// `tj3Decompress8` into a buffer the caller sized from the header.
@@ -299,7 +309,7 @@ mod tests {
             for progressive in [false, true] {
                 let (w, h) = (200 + rnd(150), 150 + rnd(150));
                 let jpeg = test_images::jpeg(w, h, subsamp, progressive);
-                let fd = d.decode_rgb("k", &jpeg, u64::MAX, Option::None, &mut full).unwrap();
+                let fd = d.decode_rgb("k", &jpeg, u64::MAX, Option::None, 1, &mut full).unwrap();
                 assert_eq!((fd.width, fd.height), (w, h));
                 for _ in 0..25 {
                     let b = CropBox {
@@ -308,7 +318,7 @@ mod tests {
                         width: 1 + rnd(w / 2),
                         height: 1 + rnd(h / 2),
                     };
-                    let pd = d.decode_rgb("k", &jpeg, u64::MAX, Some(b), &mut part).unwrap();
+                    let pd = d.decode_rgb("k", &jpeg, u64::MAX, Some(b), 1, &mut part).unwrap();
                     let r = pd.region;
                     // The area a crop reads: the box's part inside the image.
                     let x0 = b.left.clamp(0, w as i64) as usize;

@@ -18,6 +18,7 @@ pub struct Replayer {
     image: Vec<u8>,
     decoded: Option<Decoded>,
     partial_decode: bool,
+    dct_scaling: Option<f64>,
     resampler: Resampler,
     ops: OpScratch,
 }
@@ -29,6 +30,7 @@ impl Default for Replayer {
             image: Vec::new(),
             decoded: None,
             partial_decode: true,
+            dct_scaling: None,
             resampler: Resampler::default(),
             ops: OpScratch::default(),
         }
@@ -56,10 +58,19 @@ impl Replayer {
         self.partial_decode = on;
     }
 
+    /// Fast, *inexact* mode (default off): when a crop is at least
+    /// `min_ratio * size * d` pixels on both sides, decode the JPEG at 1/d
+    /// resolution (d = 8, 4 or 2, the largest that fits) in the DCT domain
+    /// and crop the scaled image with the box rounded to scaled pixels.
+    /// Pixels then differ from the reference (see the benchmark for PSNR).
+    pub fn set_dct_scaling(&mut self, min_ratio: Option<f64>) {
+        self.dct_scaling = min_ratio.filter(|r| r.is_finite() && *r > 0.0);
+    }
+
     /// Decode the whole image into the internal buffer; returns (width, height).
     pub fn decode_rgb(&mut self, key: &str, bytes: &[u8]) -> Result<(usize, usize)> {
         self.decoded = None;
-        let d = self.decoder.decode_region(key, bytes, None, &mut self.image)?;
+        let d = self.decoder.decode_region(key, bytes, None, 1, &mut self.image)?;
         self.decoded = Some(d);
         Ok((d.width, d.height))
     }
@@ -82,16 +93,28 @@ impl Replayer {
         out: &mut [u8],
     ) -> Result<()> {
         check_out(key, size, out)?;
-        let want = if aug.is_null { None } else { Some(crop_box(key, aug, self.decoder.max_pixels)?) };
+        let b = if aug.is_null { None } else { Some(crop_box(key, aug, self.decoder.max_pixels)?) };
+        let denom = match (b, self.dct_scaling) {
+            (Some(b), Some(ratio)) => dct_denominator(b, size, ratio),
+            _ => 1,
+        };
+        let scaled = b.map(|b| scale_box(b, denom));
+        let want = if self.partial_decode { scaled } else { None };
         self.decoded = None;
-        let want = if self.partial_decode { want } else { None };
-        let d = self.decoder.decode_region(key, bytes, want, &mut self.image)?;
+        let d = self.decoder.decode_region(key, bytes, want, denom, &mut self.image)?;
         self.decoded = Some(d);
-        self.replay_decoded(key, aug, size, interp, out)
+        // A PNG (or a lossless JPEG) ignores the scaling: use the box as given.
+        let b = if d.scale_denom == denom { scaled } else { b };
+        let (b, ops) = match b {
+            Some(b) => (b, aug.active_ops()),
+            // A null entry is the whole image, no ops (its stored box is not used).
+            None => (CropBox::full(d.width, d.height), &[][..]),
+        };
+        self.render(key, d, b, ops, aug.hflip, size, interp, out)
     }
 
-    /// Replay `aug` on the image decoded last (e.g. several augmentations of
-    /// one image after [`Self::decode_rgb`]).
+    /// Replay `aug` on the image decoded last by [`Self::decode_rgb`] (e.g.
+    /// several augmentations of one image).
     pub fn replay_decoded(
         &mut self,
         key: &str,
@@ -101,15 +124,30 @@ impl Replayer {
         out: &mut [u8],
     ) -> Result<()> {
         check_out(key, size, out)?;
-        let d = self
-            .decoded
-            .ok_or_else(|| Error::InvalidArgument(format!("sample {key}: no decoded image to replay on")))?;
-        // A null entry is the whole image, no ops (its stored box is not used).
+        let d = self.decoded.filter(|d| d.scale_denom == 1).ok_or_else(|| {
+            Error::InvalidArgument(format!("sample {key}: no full-resolution decoded image to replay on"))
+        })?;
         let (b, ops) = if aug.is_null {
             (CropBox::full(d.width, d.height), &[][..])
         } else {
             (crop_box(key, aug, self.decoder.max_pixels)?, aug.active_ops())
         };
+        self.render(key, d, b, ops, aug.hflip, size, interp, out)
+    }
+
+    /// Crop box `b` (pixels of the decoded image) + resize, flip, ops.
+    #[allow(clippy::too_many_arguments)]
+    fn render(
+        &mut self,
+        key: &str,
+        d: Decoded,
+        b: CropBox,
+        ops: &[(crate::aug::Op, f64)],
+        hflip: bool,
+        size: usize,
+        interp: Interpolation,
+        out: &mut [u8],
+    ) -> Result<()> {
         let r = d.region;
         if !covers(r, b, d.width, d.height) {
             return Err(Error::InvalidArgument(format!(
@@ -121,7 +159,7 @@ impl Replayer {
         let shifted = CropBox { left: b.left - r.x as i64, top: b.top - r.y as i64, ..b };
         let src = &self.image[..r.w * r.h * CHANNELS];
         self.resampler.crop_resize(src, r.w, r.h, shifted, size, size, interp, out);
-        if aug.hflip {
+        if hflip {
             geometry::flip_left_right(out, size, size);
         }
         for &(op, m) in ops {
@@ -130,6 +168,29 @@ impl Replayer {
         }
         Ok(())
     }
+}
+
+/// The largest DCT scaling denominator (8, 4, 2; else 1) keeping both sides of
+/// the scaled crop at least `ratio * size` pixels.
+fn dct_denominator(b: CropBox, size: usize, ratio: f64) -> usize {
+    let need = ratio * size as f64;
+    [8usize, 4, 2]
+        .into_iter()
+        .find(|&d| (b.width.min(b.height) as f64) / d as f64 >= need)
+        .unwrap_or(1)
+}
+
+/// A crop box in pixels of an image decoded at 1/`denom`: edges rounded to
+/// the nearest scaled pixel, at least one pixel wide and high.
+fn scale_box(b: CropBox, denom: usize) -> CropBox {
+    if denom == 1 {
+        return b;
+    }
+    let d = denom as f64;
+    let edge = |v: i64| (v as f64 / d).round() as i64;
+    let (l, t) = (edge(b.left), edge(b.top));
+    let (r, btm) = (edge(b.left + b.width as i64), edge(b.top + b.height as i64));
+    CropBox { left: l, top: t, width: (r - l).max(1) as usize, height: (btm - t).max(1) as usize }
 }
 
 /// The crop box of a non-null entry, validated (non-empty, within the pixel limit).

@@ -66,7 +66,7 @@ fn decode_rgb<'py>(
 /// Pillow 13.0.0 + torchvision 0.29.2 reference. `partial_decode=False`
 /// decodes whole JPEGs (same pixels, slower; for benchmarking).
 #[pyfunction]
-#[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = "bilinear", hflip = false, *, partial_decode = true))]
+#[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = "bilinear", hflip = false, *, partial_decode = true, dct_scaling = None))]
 #[allow(clippy::too_many_arguments)]
 fn replay_augmentation<'py>(
     py: Python<'py>,
@@ -80,6 +80,7 @@ fn replay_augmentation<'py>(
     interpolation: &str,
     hflip: bool,
     partial_decode: bool,
+    dct_scaling: Option<f64>,
 ) -> PyResult<Bound<'py, PyArray3<u8>>> {
     let interp = Interpolation::from_name(interpolation).ok_or_else(|| {
         PyValueError::new_err(format!(
@@ -123,6 +124,7 @@ fn replay_augmentation<'py>(
             let mut out = vec![0u8; n];
             with_replayer(|r| {
                 r.set_partial_decode(partial_decode);
+                r.set_dct_scaling(dct_scaling);
                 r.replay("<bytes>", data, &aug, size, interp, &mut out)
             })?;
             Ok(out)
