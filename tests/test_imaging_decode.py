@@ -133,6 +133,144 @@ def test_other_formats_are_refused_clearly():
         _core.decode_rgb(b.getvalue())
 
 
+# Written by libjpeg-turbo 3.1's cjpeg (Pillow cannot write these flavours): coffee, 37x23.
+CJPEG_FIXTURES = {
+    "440": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAUDBAQEAwUEBAQFBQUGBwwIBwcHBw8LCwkMEQ8SEhEPERETFhwXExQaFRERGCEYGh0d"
+        "Hx8fExciJCIeJBweHx7/2wBDAQUFBQcGBw4ICA4eFBEUHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4e"
+        "Hh4eHh4eHh7/wAARCAAXACUDARIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUF"
+        "BAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVW"
+        "V1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi"
+        "4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAEC"
+        "AxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm"
+        "Z2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq"
+        "8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDx7wv4HitNtzrrhmUbhbRnOP8AeNejeM7a1tdKSK2byi5L4xy4A5578HP4V8hUxderu7em"
+        "h+gYDLsJz2S+/X/gHQ+EYtAsfCcevX1rHdFrpra2typaNNgU52D7xO4YzxXmnh34hXPhy8u4dPs47+xjQTXEF0QEyON6twVfHpnP"
+        "cGpVGo6d4LXz6m+MpxVXduKWy6Hu2k6l4W14rp9/ov2CWTiOVLfyWB9QQAD9DmvK7T40PqtpcT6L4YSJ7VRJLNJOZzCM/fC7VHHq"
+        "cj2NFOhi+a1WKt/XkedOdFK9OTT9f+Cdjq1oulavcWNvcLcvBKYi69Mg4P61wHhjWbhTJcy3LSC4/fNI/wAxZzzn6muacEqjUUe1"
+        "PDSp4eM5Sue1+G5pRYfMeD0rze31y6nXzAsmOmVfGa1TtuzyZ0XJ3SOn8ceALnxN4NYabJHHqEDie0Zz8rOAcq3sQSPxorem+XVH"
+        "HOrJS0Z8qa3cRz3r2nz6fehzFdRMd8eVPYjORn/Jor2qVKKpqS0OapjatSpyT1/P8LFnRLuTw3b3itq6RwXqBJo4oWZnAORgkDBo"
+        "pRi6rtJ/l/kOtUjQXNGCv53/AMztfA3n6wv23yxBYwpsgj3ZY+59+n0orycZFU5OMUeph8RVrxUqjv8AkvRHWO4tD5buc/SiuFK5"
+        "2xeh/9k="
+    ),
+    "411": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAUDBAQEAwUEBAQFBQUGBwwIBwcHBw8LCwkMEQ8SEhEPERETFhwXExQaFRERGCEYGh0d"
+        "Hx8fExciJCIeJBweHx7/2wBDAQUFBQcGBw4ICA4eFBEUHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4e"
+        "Hh4eHh4eHh7/wAARCAAXACUDAUEAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUF"
+        "BAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVW"
+        "V1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi"
+        "4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAEC"
+        "AxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm"
+        "Z2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq"
+        "8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDx7wv4HitNtzrrhmUbhbRnOP8AeNez+EYtAsfCcevX1rHdFrpra2typaNNgU52D7xO4Yzx"
+        "XV6TqXhbXiun3+i/YJZOI5Ut/JYH1BAAP0Oa5zVrRdK1e4sbe4W5eCUxF16ZBwf1r4yvVjVlJvd6r+vQ+8pUKmHUIrZKz+e7+86z"
+        "w3NKLD5jwelFFFCkzklFXZ5V4ztrW10pIrZvKLkvjHLgDnnvwc/hXK+HfiFc+HLy7h0+zjv7GNBNcQXRATI43q3BV8emc9wa6K0+"
+        "ND6raXE+i+GEie1USSzSTmcwjP3wu1Rx6nI9jVHwxrNwpkuZblpBcfvmkf5iznnP1NP6qnT9r1X6nse1TrQi3o1+SZ0dvrl1OvmB"
+        "ZMdMq+M0UUVnz2OX2KOn8ceALnxN4NYabJHHqEDie0Zz8rOAcq3sQSPxr5U1u4jnvXtPn0+9DmK6iY748qexGcjP+TVnRLuTw3b3"
+        "itq6RwXqBJo4oWZnAORgkDBrtfA3n6wv23yxBYwpsgj3ZY+59+n0r1FH/Z9vP7jjp14uopN6rRLve/5L8jrHcWh8t3OfpRRRXj2P"
+        "VP/Z"
+    ),
+    "441": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAUDBAQEAwUEBAQFBQUGBwwIBwcHBw8LCwkMEQ8SEhEPERETFhwXExQaFRERGCEYGh0d"
+        "Hx8fExciJCIeJBweHx7/2wBDAQUFBQcGBw4ICA4eFBEUHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4e"
+        "Hh4eHh4eHh7/wAARCAAXACUDARQAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUF"
+        "BAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVW"
+        "V1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi"
+        "4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAEC"
+        "AxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm"
+        "Z2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq"
+        "8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDx7wv4HitNtzrrhmUbhbRnOP8AeNejeM7a1tdKSK2byi5L4xy4A5578HP4V2njjwBc+JvB"
+        "rDTZI49QgcT2jOflZwDlW9iCR+NFfI3qVH70mfb0atChK/s0zM8IxaBY+E49evrWO6LXTW1tblS0abApzsH3idwxnivNPDvxCufD"
+        "l5dw6fZx39jGgmuILogJkcb1bgq+PTOe4NeZa3cRz3r2nz6fehzFdRMd8eVPYjORn/JorrjgFyWbt6Dr4+lWneEfLXb9T7D0nUvC"
+        "2vFdPv8ARfsEsnEcqW/ksD6ggAH6HNeV2nxofVbS4n0XwwkT2qiSWaSczmEZ++F2qOPU5Hsa8Z0S7k8N294raukcF6gSaOKFmZwD"
+        "kYJAwaKlYOCekm/WxlNztdpL0PpfVrRdK1e4sbe4W5eCUxF16ZBwf1rgPDGs3CmS5luWkFx++aR/mLOec/U1zngbz9YX7b5YgsYU"
+        "2QR7ssfc+/T6UVxV8N7Od3+B6UcVRq01GnF+rf8Aw59HeG5pRYfMeD0rze31y6nXzAsmOmVfGaxXcWh8t3OfpRWSk+hm6EZas//Z"
+    ),
+    "420-arithmetic-progressive": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAUDBAQEAwUEBAQFBQUGBwwIBwcHBw8LCwkMEQ8SEhEPERETFhwXExQaFRERGCEYGh0d"
+        "Hx8fExciJCIeJBweHx7/2wBDAQUFBQcGBw4ICA4eFBEUHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4e"
+        "Hh4eHh4eHh7/ygARCAAXACUDASIAAhEBAxEB/8wABgAQARD/2gAMAwEAAhADEAAAAf8AncNVytACaDi2vPYE+1/9Lj1gmzmi/r2m"
+        "wraWJ5e41+7/zAAEEAX/2gAIAQEAAQUCFZrznpIEFZPS5mEgekIOnIZwx7ZVodyCoWEU3weugGi5AIiNp6efPwCMVjGzg5dVuP/M"
+        "AAQRBf/aAAgBAwEBPwEeja/gj3Os5+myvnRRzTOwcjSj/8wABBEF/9oACAECAQE/ASTfjUsm/Fb8uclPpvj1cP/MAAQQBf/aAAgB"
+        "AQAGPwKO275/8WWI3LSR2+3QYT3eTC7lWQQYMy+o15me35tWCKrA3e+MlZOkEpMrJ93hmAEdzDtsAhX+52WniMvit5PcNAMLYaze"
+        "/8wABBAF/9oACAEBAAE/IWspQyKkHAHWW5pKCvP4dsIA25dd5aK4xq/UtZLERuIcWbrL7YPGKUlKaVT14kqi6PpojJOwUYmIpfp5"
+        "nP2iMCwma7KumrOi/9oADAMBAAIAAwAAABDMektJsP/MAAQRBf/aAAgBAwEBPxBApN80kPjN5eI0NP2eoPlhx4bQrwJygP/MAAQR"
+        "Bf/aAAgBAgEBPxAWc2yKRx7dgTfHG4ppoUmUOqj/zAAEEAX/2gAIAQEAAT8QlNUM8UxdID90tddqhJDstlgrkBaFpYcgscj5cBLy"
+        "7nxqj40oAmVhU9Pu0akTwiImJjQkctjb3m3jgc9ucjYNHuST37DZeaZ/GriRYqOoVYsK/ORmRBllRLBlIfPl/AdVvfwHs9e+NXtU"
+        "3+y4SqDrzSzcdXzzCE+al9+A/9k="
+    ),
+    "420-restart": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAUDBAQEAwUEBAQFBQUGBwwIBwcHBw8LCwkMEQ8SEhEPERETFhwXExQaFRERGCEYGh0d"
+        "Hx8fExciJCIeJBweHx7/2wBDAQUFBQcGBw4ICA4eFBEUHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4e"
+        "Hh4eHh4eHh7/wAARCAAXACUDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUF"
+        "BAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVW"
+        "V1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi"
+        "4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAEC"
+        "AxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm"
+        "Z2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq"
+        "8vP09fb3+Pn6/90ABAAD/9oADAMBAAIRAxEAPwDx7wv4HitNtzrrhmUbhbRnOP8AeNez+EYtAsfCcevX1rHdFrpra2typaNNgU52"
+        "D7xO4YzxXPeM7a1tdKSK2byi5L4xy4A5578HP4Vyvh34hXPhy8u4dPs47+xjQTXEF0QEyON6twVfHpnPcGvj5Tq15OT1fTsj9Dp4"
+        "SjSw37vTX5s920nUvC2vFdPv9F+wSycRypb+SwPqCAAfoc1zmrWi6Vq9xY29wty8EpiLr0yDg/rXHWnxofVbS4n0XwwkT2qiSWaS"
+        "czmEZ++F2qOPU5Hsao+GNZuFMlzLctILj980j/MWc85+prGpSqxivaxSlfoGEhGfO6ctEtme1+G5pRYfMeD0orze31y6nXzAsmOm"
+        "VfGaKalbdnLLDtu9j//Q2fHHgC58TeDWGmyRx6hA4ntGc/KzgHKt7EEj8a+VNbuI5717T59PvQ5iuomO+PKnsRnIz/k0UV89gYp3"
+        "8j6mriakVyp6NlnRLuTw3b3itq6RwXqBJo4oWZnAORgkDBrtfA3n6wv23yxBYwpsgj3ZY+59+n0oop4yP7rnerN8LWaqulFWXl19"
+        "bnWO4tD5buc/SiiivGSueutj/9k="
+    ),
+    "rgb-colorspace": (
+        "/9j/7gAOQWRvYmUAZAAAAAAA/9sAQwAFAwQEBAMFBAQEBQUFBgcMCAcHBwcPCwsJDBEPEhIRDxERExYcFxMUGhURERghGBodHR8f"
+        "HxMXIiQiHiQcHh8e/8AAEQgAFwAlA1IRAEcRAEIRAP/EAB8AAAEFAQEBAQEBAAAAAAAAAAABAgMEBQYHCAkKC//EALUQAAIBAwMC"
+        "BAMFBQQEAAABfQECAwAEEQUSITFBBhNRYQcicRQygZGhCCNCscEVUtHwJDNicoIJChYXGBkaJSYnKCkqNDU2Nzg5OkNERUZHSElK"
+        "U1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6g4SFhoeIiYqSk5SVlpeYmZqio6Slpqeoqaqys7S1tre4ubrCw8TFxsfIycrS09TV1tfY"
+        "2drh4uPk5ebn6Onq8fLz9PX29/j5+v/aAAwDUgBHAEIAAD8Aw/ht8GrfT3ivfF7C4nA3Jp8Jyo/32HX6dPrXhGh+Fo7RftOsuPkX"
+        "d5KHOB7mvlm00/YvmXLABRkqK9/0i002z0WK7mt45VWQxQ26JmOMKB0UdTzXsHgVfDVn4MTxLqNol2XvHtbW3dSyJsVSTsH3mO4Y"
+        "B44r03wcnhvRfA8XivVLKLUJri9ktbaCYbo4/LVSSUH3mO8YzwADxW5YXWnXuLe4057Rm4VvJ8s/hxXZ6Pqfg/xIV0zUNBGmzS/L"
+        "FMlt5DA+oIAB+hzXXaD4g8A+L2XSNX8OwafLN8kNzb26wOp9QVABPscg1QvozaSvDFIskquVyOgwcGuT1iyTRtdutPtrpbxraYws"
+        "6DjK9e/GDXHa/pSeHvE95pUN2t79kmMJkQYBK9eM8YPFamkb1tv3jdTxXbeFbiYadljgHpiu58KXc39nZBwueAK43UfsdtAiRN5T"
+        "ygsoPG4DBPPc45rxn4i2dtaaFHDaN5O995GOXCj1PXg5/CvJPGNlBa6WsdswjBO/kcuBjv8Ajn8K5EfEefQNavV0m1F3b2dt9ovE"
+        "uCBFgHGQSQVbHTHWuU8HfEO78MT3UGn2UWoaeAJp7a7OEyBjercFHx6ZyOoNZHhjxZJpMFzYfYIdS0tyJZbW5bADgY8xGGCj444z"
+        "kdQaVf2gZNbsLh9J0KGL7OgeeTeZniUn7wXaAPqc/Q12dj8Z5tVtLi40TwmkMloBLJNLcG4MAzw4XYo49TkexrotG8Y2TebfaH4W"
+        "lE9piVpbm6+0CDnhwgRQcHuxI9jXUWGqRp4fjvxc+ak6rIkp53kjOfx61zXgvXLxb64muLp5PtOZneQbi0h53fU5rndB1a8fUp5p"
+        "7hpGuGaaR5PmLOTkt9Tmmw6ncXS+bsmIPQo+K7S28QXc6b1WTHTKvjNdPBr9wy5UP6ZDkZrS8e+DL7xF4S36Pcpb6taSC5sJGPym"
+        "RQQVb/ZYEqfrXXeOPh1P4o8EumntGl/E4mtGduGcA5U+xBIrtvE3gGbxB4Tb7D5YulYSW5ZuGYDkH2IyK+U/FviC11q/awcSaHrG"
+        "/wAjUImYyQNtPYqCSM9iPxNfJ2qoovZLZd1pchzHcRMdyAg9iM5Gf8mvnu7jEdw8AJhlDFJY2OQCPQjrT9AXTvB8V5LqXipUtrxF"
+        "Sa3tLJ2eVQcjBYAKffPermiahe+H7a9ij1BIob1AkyKhYuAcjHHFWdM1G+0e3u4YLlY47tAkqhSSwBz+FepeA9XvPFaw3sdqtjol"
+        "pH5Vjbbwz4AHztj+I8cdhXXeA7WbUFa+YeVaxoVjXdlj7mtLw7bPcK9y3yRKuF55NdsXFsAkkrZ9AK6uRxZny3fJ+ma03It22Mc1"
+        "/9k="
+    ),
+    "odd-3x2": (
+        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAUDBAQEAwUEBAQFBQUGBwwIBwcHBw8LCwkMEQ8SEhEPERETFhwXExQaFRERGCEYGh0d"
+        "Hx8fExciJCIeJBweHx7/2wBDAQUFBQcGBw4ICA4eFBEUHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4e"
+        "Hh4eHh4eHh7/wAARCAAXACUDATIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUF"
+        "BAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVW"
+        "V1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi"
+        "4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAEC"
+        "AxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm"
+        "Z2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq"
+        "8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDx7wv4HitNtzrrhmUbhbRnOP8AeNez+EYtAsfCcevX1rHdFrpra2typaNNgU52D7xO4Yzx"
+        "XV6TqXhbXiun3+i/YJZOI5Ut/JYH1BAAP0Oa8z8Z21ra6UkVs3lFyXxjlwBzz34OfwrlfDvxCufDl5dw6fZx39jGgmuILogJkcb1"
+        "bgq+PTOe4NdFafGh9VtLifRfDCRPaqJJZpJzOYRn74Xao49Tkexr49qvWfOld9b9j7+rRo0KMFF2Vunc7HVrRdK1e4sbe4W5eCUx"
+        "F16ZBwf1rrPDc0osPmPB6UV4p4Y1m4UyXMty0guP3zSP8xZzzn6mujt9cup18wLJjplXxmisYNRKxWHlz23sdP448AXPibwaw02S"
+        "OPUIHE9ozn5WcA5VvYgkfjXyprdxHPevafPp96HMV1Ex3x5U9iM5Gf8AJqzol3J4bt7xW1dI4L1Ak0cULMzgHIwSBg0UUV7OEjen"
+        "87HjVK8rtSV0ldXO18DefrC/bfLEFjCmyCPdlj7n36fSusdxaHy3c5+lFFFFeRWS9o12PbozlOClLdn/2Q=="
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CJPEG_FIXTURES))
+def test_jpeg_flavours_pillow_cannot_write(name):
+    """4:4:0, 4:1:1, 4:4:1, arithmetic coding, restart markers, RGB colourspace,
+    unusual sampling factors: whole decode and region decode inside a replay."""
+    import base64
+
+    from mobileclip_fastload.reference import AugParams, reference_replay
+
+    b = base64.b64decode("".join(CJPEG_FIXTURES[name]))
+    assert_same_decode(b)
+    for box in [(3, 9, 15, 20), (0, 20, 23, 17), (-4, -4, 12, 12)]:
+        ours = _core.replay_augmentation(b, *box, [], 19, "bicubic")
+        assert np.array_equal(ours, reference_replay(b, AugParams(*box), 19, "bicubic"))
+
+
 # ---------------------------------------------------------------- PNG
 
 

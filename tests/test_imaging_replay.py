@@ -141,6 +141,9 @@ def test_crop_resize_matches_reference(data):
         ((-50, -50, 10, 10), 8),  # entirely outside the image: black
         ((131, 97, 5, 5), 5),  # just past the bottom-right corner: black
         ((5, 5, 1, 1), 300),  # one pixel to a large upscale
+        ((-40, 0, 1, 97), 1),  # height keeps its size, rows all outside: black
+        ((0, 200, 131, 2), 2),  # width keeps its size, columns all outside: black
+        ((-10, -10, 131, 97), 97),  # no pass at all: a shifted copy with black edges
     ],
 )
 def test_resize_pass_order_and_edge_boxes(box, size, interp):
@@ -247,3 +250,67 @@ def test_invalid_arguments_are_value_errors():
     # A crop above Pillow's bomb limit is refused (Pillow raises DecompressionBombError).
     with pytest.raises(ValueError, match="exceeds the limit"):
         _core.replay_augmentation(b, 0, 0, 20000, 20000, [], 8)
+
+
+def test_threads_share_nothing():
+    """Per-thread replayers (GIL released): concurrent calls give the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = encoded_images()
+    jobs = [
+        (images[i % len(images)][1], (i - 5, 2 * i - 7, 40 + 3 * i, 50 + i), [(i % 14, 0.2), ((i + 3) % 10 + 1, -0.1)], 32 + i)
+        for i in range(24)
+    ]
+    jobs = [(b, box, [(o, 5.0) if o == 10 else (o, m) for o, m in ops], s) for b, box, ops, s in jobs]
+
+    def run(job):
+        b, box, ops, size = job
+        return _core.replay_augmentation(b, *box, ops, size, "bicubic")
+
+    sequential = [run(j) for j in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        concurrent = list(pool.map(run, jobs * 3))
+    for i, arr in enumerate(concurrent):
+        assert np.array_equal(arr, sequential[i % len(jobs)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_partial_jpeg_decode_is_pixel_identical(data):
+    """Decoding only the crop's region of a JPEG changes no output pixel."""
+    images = [(n, b) for n, b in encoded_images() if "jpeg" in n or "-q" in n]
+    name, b = images[data.draw(st.integers(0, len(images) - 1), label="image")]
+    w, h = image_size(b)
+    height, width = data.draw(st.integers(1, h)), data.draw(st.integers(1, w))
+    top, left = data.draw(st.integers(-h // 3, h)), data.draw(st.integers(-w // 3, w))
+    size = data.draw(st.sampled_from([1, 7, 64, 150]))
+    interp = data.draw(st.sampled_from(["bilinear", "bicubic"]))
+    args = (b, top, left, height, width, [(5, 9.0)], size, interp)
+    assert np.array_equal(
+        _core.replay_augmentation(*args, partial_decode=True),
+        _core.replay_augmentation(*args, partial_decode=False),
+    ), f"{name} box={(top, left, height, width)}"
+
+
+def test_dct_scaling_fast_mode_is_close_and_off_by_default():
+    """The optional inexact mode: identical when no scaling applies, close otherwise."""
+    big = Image.fromarray(skdata.astronaut()).resize((1024, 1024), Image.BICUBIC)
+    bio = io.BytesIO()
+    big.save(bio, "JPEG", quality=90)
+    b = bio.getvalue()
+    exact = _core.replay_augmentation(b, 100, 50, 800, 900, [], 96, "bicubic")
+    # 800 px crop, 96 px output, ratio 2: decoded at 1/4 (200 px >= 2 * 96).
+    fast = _core.replay_augmentation(b, 100, 50, 800, 900, [], 96, "bicubic", dct_scaling=2.0)
+    assert not np.array_equal(fast, exact)
+    mse = np.mean((fast.astype(float) - exact.astype(float)) ** 2)
+    # About 31 dB here; a box misplaced by 4 source pixels alone scores about 23 dB.
+    assert 10 * np.log10(255**2 / mse) > 28
+    # A crop too small to scale is replayed exactly.
+    small = _core.replay_augmentation(b, 10, 10, 150, 150, [], 96, "bicubic", dct_scaling=1.0)
+    assert np.array_equal(small, _core.replay_augmentation(b, 10, 10, 150, 150, [], 96, "bicubic"))
+    # PNG input is never scaled.
+    png = dict(encoded_images())["coffee-png"]
+    assert np.array_equal(
+        _core.replay_augmentation(png, 0, 0, 100, 150, [], 8, "bilinear", dct_scaling=0.1),
+        _core.replay_augmentation(png, 0, 0, 100, 150, [], 8, "bilinear"),
+    )

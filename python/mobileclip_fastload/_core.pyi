@@ -102,6 +102,9 @@ def replay_augmentation(
     size: int,
     interpolation: str = "bilinear",
     hflip: bool = False,
+    *,
+    partial_decode: bool = True,
+    dct_scaling: float | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Decode and replay one augmentation: crop box (top, left, height, width)
     in image pixels (black padding outside the image), resize to size x size
@@ -109,6 +112,11 @@ def replay_augmentation(
     RandAugment ``(op_index, magnitude)`` pairs in order (op indices as in
     ``reference.OP_NAMES``). Returns [size, size, 3] uint8, bit-identical to
     ``mobileclip_fastload.reference.reference_replay``. The GIL is released.
+    JPEGs are decoded only around the crop (pixel-identical to a full decode);
+    ``partial_decode=False`` decodes them whole (for benchmarking).
+    ``dct_scaling=r`` turns on a fast mode that is NOT bit-exact: a JPEG crop
+    at least ``r * size * d`` pixels on both sides is decoded at 1/d
+    resolution (d = 8, 4 or 2, DCT-domain scaling) before the resize.
     """
 
 # -- loader -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 //! format sniffing, the decompression-bomb guard, dispatch to the JPEG / PNG
 //! decoders. Other formats (WebP, GIF, ...) are refused with a clear error.
 
+use super::crop::CropBox;
 use super::jpeg_decode::JpegDecoder;
 use super::png_decode;
 use crate::error::{Error, Result};
@@ -44,6 +45,33 @@ pub(crate) fn check_pixels(key: &str, w: usize, h: usize, max_pixels: u64) -> Re
     Ok(())
 }
 
+/// A rectangle of an image, in image pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
+}
+
+/// What a decode produced: the (decoded) image size, the region actually
+/// decoded (the whole image unless a partial JPEG decode was asked for) and
+/// the DCT scaling used (1 = full resolution, the only exact one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub width: usize,
+    pub height: usize,
+    pub region: Region,
+    pub scale_denom: usize,
+}
+
+impl Decoded {
+    /// The whole image at full resolution.
+    pub fn is_full(&self) -> bool {
+        self.scale_denom == 1 && self.region == (Region { x: 0, y: 0, w: self.width, h: self.height })
+    }
+}
+
 /// Reusable decoder: owns the TurboJPEG handle and scratch buffers.
 pub struct Decoder {
     jpeg: Option<JpegDecoder>,
@@ -72,16 +100,34 @@ impl Decoder {
     /// Decode `data` into `out` (grown on demand, never shrunk; the first
     /// `w * h * 3` bytes hold the image). `key` names the sample in errors.
     pub fn decode_rgb(&mut self, key: &str, data: &[u8], out: &mut Vec<u8>) -> Result<(usize, usize)> {
+        let d = self.decode_region(key, data, None, 1, out)?;
+        Ok((d.width, d.height))
+    }
+
+    /// Like [`Self::decode_rgb`], but a JPEG may be decoded only around the
+    /// part of crop box `want` inside the image (pixel-identical to the same
+    /// region of a full decode), and at 1/`scale_denom` resolution (DCT-domain
+    /// scaling, not exact; `want` is then in scaled pixels). `out` holds the
+    /// decoded region. PNGs are always decoded whole at full resolution.
+    pub fn decode_region(
+        &mut self,
+        key: &str,
+        data: &[u8],
+        want: Option<CropBox>,
+        scale_denom: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Decoded> {
         match ImageFormat::sniff(data) {
             Some(ImageFormat::Jpeg) => {
                 if self.jpeg.is_none() {
                     self.jpeg = Some(JpegDecoder::new()?);
                 }
                 let jpeg = self.jpeg.as_mut().expect("initialised above");
-                jpeg.decode_rgb(key, data, self.max_pixels, out)
+                jpeg.decode_rgb(key, data, self.max_pixels, want, scale_denom, out)
             }
             Some(ImageFormat::Png) => {
-                png_decode::decode_rgb(key, data, self.max_pixels, &mut self.png_raw, out)
+                let (w, h) = png_decode::decode_rgb(key, data, self.max_pixels, &mut self.png_raw, out)?;
+                Ok(Decoded { width: w, height: h, region: Region { x: 0, y: 0, w, h }, scale_denom: 1 })
             }
             None => Err(Error::decode(
                 key,

@@ -14,6 +14,8 @@
 
 use turbojpeg::raw;
 
+use super::crop::CropBox;
+use super::decode::{Decoded, Region};
 use super::CHANNELS;
 use crate::error::{Error, Result};
 
@@ -66,15 +68,22 @@ impl JpegDecoder {
         unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 
-    /// Decode into `out` (grown as needed; the first `w*h*3` bytes are the
-    /// image). Returns (width, height).
+    /// Decode into `out` (grown as needed). With `want` (a crop box in pixels
+    /// of the decoded image, may extend past it), only a region covering the
+    /// part of the box inside the image is decoded; otherwise the whole image.
+    /// `scale_denom` (1, 2, 4 or 8) asks libjpeg-turbo for a 1/denom scaled
+    /// decode in the DCT domain (only 1 is exact). Returns the decoded image
+    /// size and region (its pixels are the first `region.w * region.h * 3`
+    /// bytes of `out`).
     pub fn decode_rgb(
         &mut self,
         key: &str,
         data: &[u8],
         max_pixels: u64,
+        want: Option<CropBox>,
+        scale_denom: usize,
         out: &mut Vec<u8>,
-    ) -> Result<(usize, usize)> {
+    ) -> Result<Decoded> {
         // Our own marker scan finds the frame header first: TurboJPEG accepts a
         // tables-only or garbage stream without touching the size it reports
         // (it would keep the previous image's), and this also lets the size
@@ -89,6 +98,8 @@ impl JpegDecoder {
         let h = self.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT);
         let colorspace = self.get(raw::TJPARAM_TJPARAM_COLORSPACE);
         let precision = self.get(raw::TJPARAM_TJPARAM_PRECISION);
+        let subsamp = self.get(raw::TJPARAM_TJPARAM_SUBSAMP);
+        let lossless = self.get(raw::TJPARAM_TJPARAM_LOSSLESS) != 0;
         if w <= 0 || h <= 0 || (w as usize, h as usize) != (fw, fh) {
             return Err(Error::decode(key, format!("inconsistent JPEG header ({fw}x{fh} vs {w}x{h})")));
         }
@@ -96,24 +107,44 @@ impl JpegDecoder {
             // Pillow: "cannot handle 12-bit layers".
             return Err(Error::decode(key, format!("unsupported {precision}-bit JPEG")));
         }
-        let (w, h) = (fw, fh);
-        let n = w * h * CHANNELS;
+        let denom = if lossless || !matches!(scale_denom, 1 | 2 | 4 | 8) { 1 } else { scale_denom };
+        let factor = raw::tjscalingfactor { num: 1, denom: denom as _ };
+        if unsafe { raw::tj3SetScalingFactor(self.handle, factor) } != 0 {
+            return Err(Error::Internal(format!("TurboJPEG scaling factor: {}", self.error_str())));
+        }
+        // TJSCALED: the scaled size rounds up.
+        let (w, h) = (fw.div_ceil(denom), fh.div_ceil(denom));
+        let full = Region { x: 0, y: 0, w, h };
+        let region = match (want, mcu_width(subsamp)) {
+            // The region's left edge aligns to the *scaled* iMCU width.
+            (Some(b), Some(mcu)) if !lossless => plan_region(b, w, h, (mcu / denom).max(1)),
+            _ => full,
+        };
+        let tjr = if region == full {
+            raw::tjregion { x: 0, y: 0, w: 0, h: 0 } // TJUNCROPPED
+        } else {
+            raw::tjregion { x: region.x as _, y: region.y as _, w: region.w as _, h: region.h as _ }
+        };
+        if unsafe { raw::tj3SetCroppingRegion(self.handle, tjr) } != 0 {
+            return Err(Error::Internal(format!("TurboJPEG cropping region: {}", self.error_str())));
+        }
+        let n = region.w * region.h * CHANNELS;
         if out.len() < n {
             out.resize(n, 0);
         }
         let cmyk = colorspace == raw::TJCS_TJCS_CMYK as i32 || colorspace == raw::TJCS_TJCS_YCCK as i32;
         if cmyk {
-            let m = w * h * 4;
+            let m = region.w * region.h * 4;
             if self.cmyk.len() < m {
                 self.cmyk.resize(m, 0);
             }
             let ptr = self.cmyk.as_mut_ptr();
-            self.decompress(key, data, ptr, w * 4, raw::TJPF_TJPF_CMYK)?;
+            self.decompress(key, data, ptr, region.w * 4, raw::TJPF_TJPF_CMYK)?;
             cmyk_inverted_to_rgb(&self.cmyk[..m], &mut out[..n]);
         } else {
-            self.decompress(key, data, out.as_mut_ptr(), w * CHANNELS, raw::TJPF_TJPF_RGB)?;
+            self.decompress(key, data, out.as_mut_ptr(), region.w * CHANNELS, raw::TJPF_TJPF_RGB)?;
         }
-        Ok((w, h))
+        Ok(Decoded { width: w, height: h, region, scale_denom: denom })
     }
 
     /// `tj3Decompress8` into a buffer the caller sized from the header.
@@ -148,6 +179,56 @@ impl JpegDecoder {
             return Err(Error::decode(key, "JPEG file is truncated"));
         }
         Err(Error::decode(key, format!("cannot decode JPEG: {msg}")))
+    }
+}
+
+/// Extra pixels decoded around the needed area: libjpeg-turbo's partial
+/// decompression matches a full decode except possibly at the region's own
+/// left/right edge (fancy upsampling treats it as an image edge), so the
+/// region is widened and those edge pixels are never used.
+const REGION_MARGIN: usize = 16;
+
+/// Below this fraction of the image, a partial decode is worth its overhead.
+const REGION_MAX_FRACTION: f64 = 0.85;
+
+/// iMCU width (`tjMCUWidth`) of a subsampling, the alignment of a region's left edge.
+fn mcu_width(subsamp: i32) -> Option<usize> {
+    match subsamp {
+        x if x == raw::TJSAMP_TJSAMP_444 => Some(8),
+        x if x == raw::TJSAMP_TJSAMP_422 => Some(16),
+        x if x == raw::TJSAMP_TJSAMP_420 => Some(16),
+        x if x == raw::TJSAMP_TJSAMP_GRAY => Some(8),
+        x if x == raw::TJSAMP_TJSAMP_440 => Some(8),
+        x if x == raw::TJSAMP_TJSAMP_411 => Some(32),
+        x if x == raw::TJSAMP_TJSAMP_441 => Some(8),
+        _ => None,
+    }
+}
+
+/// The region to decode for crop box `b` of a `w x h` image: the box's part
+/// inside the image plus a margin, left edge aligned to the iMCU.
+fn plan_region(b: CropBox, w: usize, h: usize, mcu: usize) -> Region {
+    let full = Region { x: 0, y: 0, w, h };
+    let x0 = b.left.clamp(0, w as i64) as usize;
+    let x1 = (b.left + b.width as i64).clamp(0, w as i64) as usize;
+    let y0 = b.top.clamp(0, h as i64) as usize;
+    let y1 = (b.top + b.height as i64).clamp(0, h as i64) as usize;
+    let (x0, x1, y0, y1) = if x0 >= x1 || y0 >= y1 {
+        // No source pixel is needed; still decode (a sliver) so that corrupt
+        // data is reported as it would be by a full decode.
+        (0, 1, 0, 1)
+    } else {
+        (x0, x1, y0, y1)
+    };
+    let rx0 = x0.saturating_sub(REGION_MARGIN) / mcu * mcu;
+    let rx1 = (x1 + REGION_MARGIN).min(w);
+    let ry0 = y0.saturating_sub(REGION_MARGIN);
+    let ry1 = (y1 + REGION_MARGIN).min(h);
+    let r = Region { x: rx0, y: ry0, w: rx1 - rx0, h: ry1 - ry0 };
+    if (r.w * r.h) as f64 > REGION_MAX_FRACTION * (w * h) as f64 {
+        full
+    } else {
+        r
     }
 }
 
@@ -210,6 +291,53 @@ fn cmyk_inverted_to_rgb(cmyk: &[u8], rgb: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imaging::test_images;
+
+    /// A partial decode equals the same pixels of a full decode over the whole
+    /// area a crop can read, for every subsampling and random boxes.
+    #[test]
+    fn region_decode_matches_full_decode() {
+        use turbojpeg::Subsamp::*;
+        let mut seed = 99u64;
+        let mut rnd = move |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n.max(1)
+        };
+        let mut d = JpegDecoder::new().unwrap();
+        let (mut full, mut part) = (Vec::new(), Vec::new());
+        for subsamp in [None, Sub2x1, Sub2x2, Gray, Sub1x2, Sub4x1] {
+            for progressive in [false, true] {
+                let (w, h) = (200 + rnd(150), 150 + rnd(150));
+                let jpeg = test_images::jpeg(w, h, subsamp, progressive);
+                let fd = d.decode_rgb("k", &jpeg, u64::MAX, Option::None, 1, &mut full).unwrap();
+                assert_eq!((fd.width, fd.height), (w, h));
+                for _ in 0..25 {
+                    let b = CropBox {
+                        left: rnd(w + 40) as i64 - 20,
+                        top: rnd(h + 40) as i64 - 20,
+                        width: 1 + rnd(w / 2),
+                        height: 1 + rnd(h / 2),
+                    };
+                    let pd = d.decode_rgb("k", &jpeg, u64::MAX, Some(b), 1, &mut part).unwrap();
+                    let r = pd.region;
+                    // The area a crop reads: the box's part inside the image.
+                    let x0 = b.left.clamp(0, w as i64) as usize;
+                    let x1 = (b.left + b.width as i64).clamp(0, w as i64) as usize;
+                    let y0 = b.top.clamp(0, h as i64) as usize;
+                    let y1 = (b.top + b.height as i64).clamp(0, h as i64) as usize;
+                    for y in y0..y1.max(y0) {
+                        if x0 >= x1 {
+                            break;
+                        }
+                        let f = &full[(y * w + x0) * 3..(y * w + x1) * 3];
+                        let o = (y - r.y) * r.w;
+                        let p = &part[(o + x0 - r.x) * 3..(o + x1 - r.x) * 3];
+                        assert_eq!(f, p, "{subsamp:?} progressive={progressive} box={b:?} region={r:?} row {y}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn cmyk_formula_matches_pillow_corners() {

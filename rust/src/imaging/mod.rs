@@ -13,6 +13,9 @@
 //! Entry point for the loader: [`Replayer`] (one per worker thread, reuses its
 //! buffers, allocates nothing per sample in steady state for JPEG input).
 
+#[macro_use]
+mod simd;
+
 pub mod affine;
 pub mod crop;
 pub mod decode;
@@ -27,9 +30,36 @@ pub mod replay;
 pub mod resample;
 
 pub use crop::CropBox;
-pub use decode::{Decoder, ImageFormat, DEFAULT_MAX_PIXELS};
+pub use decode::{Decoded, Decoder, ImageFormat, Region, DEFAULT_MAX_PIXELS};
 pub use replay::Replayer;
 pub use resample::{Interpolation, Resampler};
 
 /// Bytes per pixel of every buffer in this module: packed RGB, row-major (HWC uint8).
 pub const CHANNELS: usize = 3;
+
+/// Synthetic JPEGs for unit tests (encoded by the same libjpeg-turbo).
+#[cfg(test)]
+pub(crate) mod test_images {
+    /// Smooth gradients plus texture, `w x h`, quality 90.
+    pub fn jpeg(w: usize, h: usize, subsamp: turbojpeg::Subsamp, progressive: bool) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..w * h * 3)
+            .map(|i| {
+                let (p, c) = (i / 3, i % 3);
+                let (x, y) = (p % w, p / w);
+                ((x * (c + 1) * 3 + y * 2 + (x * y) % 17 * 5) % 256) as u8
+            })
+            .collect();
+        let image = turbojpeg::Image {
+            pixels: &pixels[..],
+            width: w,
+            pitch: w * 3,
+            height: h,
+            format: turbojpeg::PixelFormat::RGB,
+        };
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.set_quality(90).unwrap();
+        c.set_subsamp(subsamp).unwrap();
+        c.set_progressive(progressive).unwrap();
+        c.compress_to_vec(image).unwrap()
+    }
+}

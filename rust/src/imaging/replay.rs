@@ -3,7 +3,7 @@
 //! input allocates nothing.
 
 use super::crop::CropBox;
-use super::decode::Decoder;
+use super::decode::{Decoded, Decoder, Region};
 use super::randaugment::{apply_op, OpScratch};
 use super::resample::{Interpolation, Resampler};
 use super::{geometry, CHANNELS};
@@ -11,15 +11,30 @@ use crate::aug::AugParams;
 use crate::error::{Error, Result};
 
 /// Reusable replay state; create one per worker thread (it is `Send`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Replayer {
     decoder: Decoder,
-    /// Last decoded image, packed RGB; only the first `w * h * 3` bytes are valid.
+    /// Last decoded image or region, packed RGB (only the first `w * h * 3` bytes are valid).
     image: Vec<u8>,
-    image_w: usize,
-    image_h: usize,
+    decoded: Option<Decoded>,
+    partial_decode: bool,
+    dct_scaling: Option<f64>,
     resampler: Resampler,
     ops: OpScratch,
+}
+
+impl Default for Replayer {
+    fn default() -> Self {
+        Replayer {
+            decoder: Decoder::default(),
+            image: Vec::new(),
+            decoded: None,
+            partial_decode: true,
+            dct_scaling: None,
+            resampler: Resampler::default(),
+            ops: OpScratch::default(),
+        }
+    }
 }
 
 impl Replayer {
@@ -37,20 +52,33 @@ impl Replayer {
         self.decoder.max_pixels
     }
 
-    /// Decode into the internal buffer; returns (width, height).
-    pub fn decode_rgb(&mut self, key: &str, bytes: &[u8]) -> Result<(usize, usize)> {
-        self.image_w = 0;
-        self.image_h = 0;
-        let (w, h) = self.decoder.decode_rgb(key, bytes, &mut self.image)?;
-        self.image_w = w;
-        self.image_h = h;
-        Ok((w, h))
+    /// Whether [`Self::replay`] decodes only the JPEG region the crop needs
+    /// (default on; pixel-identical, faster for small crops).
+    pub fn set_partial_decode(&mut self, on: bool) {
+        self.partial_decode = on;
     }
 
-    /// The last decoded image: (packed RGB, width, height).
-    pub fn decoded(&self) -> (&[u8], usize, usize) {
-        let n = self.image_w * self.image_h * CHANNELS;
-        (&self.image[..n], self.image_w, self.image_h)
+    /// Fast, *inexact* mode (default off): when a crop is at least
+    /// `min_ratio * size * d` pixels on both sides, decode the JPEG at 1/d
+    /// resolution (d = 8, 4 or 2, the largest that fits) in the DCT domain
+    /// and crop the scaled image with the box rounded to scaled pixels.
+    /// Pixels then differ from the reference (see the benchmark for PSNR).
+    pub fn set_dct_scaling(&mut self, min_ratio: Option<f64>) {
+        self.dct_scaling = min_ratio.filter(|r| r.is_finite() && *r > 0.0);
+    }
+
+    /// Decode the whole image into the internal buffer; returns (width, height).
+    pub fn decode_rgb(&mut self, key: &str, bytes: &[u8]) -> Result<(usize, usize)> {
+        self.decoded = None;
+        let d = self.decoder.decode_region(key, bytes, None, 1, &mut self.image)?;
+        self.decoded = Some(d);
+        Ok((d.width, d.height))
+    }
+
+    /// The last image decoded whole (by [`Self::decode_rgb`]): (packed RGB, width, height).
+    pub fn decoded(&self) -> Option<(&[u8], usize, usize)> {
+        let d = self.decoded.filter(|d| d.is_full())?;
+        Some((&self.image[..d.width * d.height * CHANNELS], d.width, d.height))
     }
 
     /// Decode `bytes` and replay `aug` into `out` (`size * size * 3`, HWC uint8).
@@ -65,11 +93,28 @@ impl Replayer {
         out: &mut [u8],
     ) -> Result<()> {
         check_out(key, size, out)?;
-        self.decode_rgb(key, bytes)?;
-        self.replay_decoded(key, aug, size, interp, out)
+        let b = if aug.is_null { None } else { Some(crop_box(key, aug, self.decoder.max_pixels)?) };
+        let denom = match (b, self.dct_scaling) {
+            (Some(b), Some(ratio)) => dct_denominator(b, size, ratio),
+            _ => 1,
+        };
+        let scaled = b.map(|b| scale_box(b, denom));
+        let want = if self.partial_decode { scaled } else { None };
+        self.decoded = None;
+        let d = self.decoder.decode_region(key, bytes, want, denom, &mut self.image)?;
+        self.decoded = Some(d);
+        // A PNG (or a lossless JPEG) ignores the scaling: use the box as given.
+        let b = if d.scale_denom == denom { scaled } else { b };
+        let (b, ops) = match b {
+            Some(b) => (b, aug.active_ops()),
+            // A null entry is the whole image, no ops (its stored box is not used).
+            None => (CropBox::full(d.width, d.height), &[][..]),
+        };
+        self.render(key, d, b, ops, aug.hflip, size, interp, out)
     }
 
-    /// Replay `aug` on the image decoded last (e.g. several augmentations of one image).
+    /// Replay `aug` on the image decoded last by [`Self::decode_rgb`] (e.g.
+    /// several augmentations of one image).
     pub fn replay_decoded(
         &mut self,
         key: &str,
@@ -79,33 +124,42 @@ impl Replayer {
         out: &mut [u8],
     ) -> Result<()> {
         check_out(key, size, out)?;
-        let (w, h) = (self.image_w, self.image_h);
-        if w == 0 || h == 0 {
-            return Err(Error::InvalidArgument(format!("sample {key}: no decoded image to replay on")));
-        }
-        // A null entry is the whole image, no ops (the stored box is not trusted for it).
+        let d = self.decoded.filter(|d| d.scale_denom == 1).ok_or_else(|| {
+            Error::InvalidArgument(format!("sample {key}: no full-resolution decoded image to replay on"))
+        })?;
         let (b, ops) = if aug.is_null {
-            (CropBox::full(w, h), &[][..])
+            (CropBox::full(d.width, d.height), &[][..])
         } else {
-            if aug.width <= 0 || aug.height <= 0 {
-                return Err(Error::InvalidArgument(format!(
-                    "sample {key}: crop box {}x{} is empty",
-                    aug.width, aug.height
-                )));
-            }
-            let b = CropBox {
-                left: aug.left as i64,
-                top: aug.top as i64,
-                width: aug.width as usize,
-                height: aug.height as usize,
-            };
-            (b, aug.active_ops())
+            (crop_box(key, aug, self.decoder.max_pixels)?, aug.active_ops())
         };
-        b.check(self.decoder.max_pixels)
-            .map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
-        let src = &self.image[..w * h * CHANNELS];
-        self.resampler.crop_resize(src, w, h, b, size, size, interp, out);
-        if aug.hflip {
+        self.render(key, d, b, ops, aug.hflip, size, interp, out)
+    }
+
+    /// Crop box `b` (pixels of the decoded image) + resize, flip, ops.
+    #[allow(clippy::too_many_arguments)]
+    fn render(
+        &mut self,
+        key: &str,
+        d: Decoded,
+        b: CropBox,
+        ops: &[(crate::aug::Op, f64)],
+        hflip: bool,
+        size: usize,
+        interp: Interpolation,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let r = d.region;
+        if !covers(r, b, d.width, d.height) {
+            return Err(Error::InvalidArgument(format!(
+                "sample {key}: the decoded region does not cover the crop box; decode the whole image first"
+            )));
+        }
+        // Crop coordinates relative to the decoded region: pixels of the box
+        // outside the region are outside the image, i.e. black padding.
+        let shifted = CropBox { left: b.left - r.x as i64, top: b.top - r.y as i64, ..b };
+        let src = &self.image[..r.w * r.h * CHANNELS];
+        self.resampler.crop_resize(src, r.w, r.h, shifted, size, size, interp, out);
+        if hflip {
             geometry::flip_left_right(out, size, size);
         }
         for &(op, m) in ops {
@@ -114,6 +168,59 @@ impl Replayer {
         }
         Ok(())
     }
+}
+
+/// The largest DCT scaling denominator (8, 4, 2; else 1) keeping both sides of
+/// the scaled crop at least `ratio * size` pixels.
+fn dct_denominator(b: CropBox, size: usize, ratio: f64) -> usize {
+    let need = ratio * size as f64;
+    [8usize, 4, 2]
+        .into_iter()
+        .find(|&d| (b.width.min(b.height) as f64) / d as f64 >= need)
+        .unwrap_or(1)
+}
+
+/// A crop box in pixels of an image decoded at 1/`denom`: edges rounded to
+/// the nearest scaled pixel, at least one pixel wide and high.
+fn scale_box(b: CropBox, denom: usize) -> CropBox {
+    if denom == 1 {
+        return b;
+    }
+    let d = denom as f64;
+    let edge = |v: i64| (v as f64 / d).round() as i64;
+    let (l, t) = (edge(b.left), edge(b.top));
+    let (r, btm) = (edge(b.left + b.width as i64), edge(b.top + b.height as i64));
+    CropBox { left: l, top: t, width: (r - l).max(1) as usize, height: (btm - t).max(1) as usize }
+}
+
+/// The crop box of a non-null entry, validated (non-empty, within the pixel limit).
+fn crop_box(key: &str, aug: &AugParams, max_pixels: u64) -> Result<CropBox> {
+    if aug.width <= 0 || aug.height <= 0 {
+        return Err(Error::InvalidArgument(format!(
+            "sample {key}: crop box {}x{} is empty",
+            aug.width, aug.height
+        )));
+    }
+    let b = CropBox {
+        left: aug.left as i64,
+        top: aug.top as i64,
+        width: aug.width as usize,
+        height: aug.height as usize,
+    };
+    b.check(max_pixels).map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
+    Ok(b)
+}
+
+/// Whether region `r` holds every pixel of box `b` that lies inside the `w x h` image.
+fn covers(r: Region, b: CropBox, w: usize, h: usize) -> bool {
+    let x0 = b.left.clamp(0, w as i64);
+    let x1 = (b.left + b.width as i64).clamp(0, w as i64);
+    let y0 = b.top.clamp(0, h as i64);
+    let y1 = (b.top + b.height as i64).clamp(0, h as i64);
+    if x0 >= x1 || y0 >= y1 {
+        return true; // nothing of the image is needed
+    }
+    x0 >= r.x as i64 && x1 <= (r.x + r.w) as i64 && y0 >= r.y as i64 && y1 <= (r.y + r.h) as i64
 }
 
 fn check_out(key: &str, size: usize, out: &[u8]) -> Result<()> {
@@ -141,6 +248,26 @@ mod tests {
         assert_send::<Replayer>();
     }
 
+    pub(crate) fn test_jpeg(w: usize, h: usize, subsamp: turbojpeg::Subsamp) -> Vec<u8> {
+        crate::imaging::test_images::jpeg(w, h, subsamp, false)
+    }
+
+    #[test]
+    fn null_entry_is_a_full_image_resize() {
+        let jpeg = test_jpeg(64, 48, turbojpeg::Subsamp::Sub2x2);
+        let mut r = Replayer::new().unwrap();
+        let mut a = vec![0u8; 32 * 32 * 3];
+        let mut b = vec![0u8; 32 * 32 * 3];
+        // The stored box of a null entry is ignored; its ops too.
+        let mut null = AugParams::null(1, 1);
+        null.ops = [(crate::aug::Op::Equalize, 0.0); 2];
+        null.n_ops = 2;
+        r.replay("n", &jpeg, &null, 32, Interpolation::Bicubic, &mut a).unwrap();
+        let full = AugParams { is_null: false, n_ops: 0, ..AugParams::null(64, 48) };
+        r.replay("f", &jpeg, &full, 32, Interpolation::Bicubic, &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+
     #[test]
     fn rejects_unknown_format_and_bad_output() {
         let mut r = Replayer::new().unwrap();
@@ -151,5 +278,78 @@ mod tests {
         assert!(e.to_string().contains("k1"));
         let e = r.replay("k2", b"", &aug, 5, Interpolation::Bilinear, &mut out).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    }
+}
+
+/// Steady-state replay must not allocate on the Rust side (libjpeg-turbo's own
+/// per-image working memory is C malloc, as in Pillow, and not counted here).
+#[cfg(test)]
+mod allocation {
+    use super::tests::test_jpeg;
+    use super::*;
+    use crate::aug::Op;
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.with(|c| c.set(c.get() + 1));
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            ALLOCATIONS.with(|c| c.set(c.get() + 1));
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    fn allocations() -> usize {
+        ALLOCATIONS.with(|c| c.get())
+    }
+
+    #[test]
+    fn steady_state_replay_does_not_allocate() {
+        let big = test_jpeg(200, 150, turbojpeg::Subsamp::Sub2x2);
+        let small = test_jpeg(120, 90, turbojpeg::Subsamp::None);
+        let all_ops = [
+            Op::Identity, Op::ShearX, Op::ShearY, Op::TranslateX, Op::TranslateY, Op::Rotate, Op::Brightness,
+            Op::Color, Op::Contrast, Op::Sharpness, Op::Posterize, Op::Solarize, Op::AutoContrast, Op::Equalize,
+        ];
+        let mut r = Replayer::new().unwrap();
+        let mut out = vec![0u8; 64 * 64 * 3];
+        let run = |r: &mut Replayer, out: &mut [u8]| {
+            for (i, &op) in all_ops.iter().enumerate() {
+                let m = if op == Op::Posterize { 5.0 } else { 0.3 + i as f64 };
+                for (j, bytes) in [&big, &small].into_iter().enumerate() {
+                    let aug = AugParams {
+                        top: -3 + j as i32 * 7,
+                        left: 5,
+                        height: 100 - 20 * j as i32,
+                        width: 90 + i as i32,
+                        ops: [(op, m), (all_ops[(i + 5) % 14], if i % 2 == 0 { -0.2 } else { 7.0 })],
+                        n_ops: 2,
+                        is_null: false,
+                        hflip: j == 1,
+                    };
+                    let interp = if i % 2 == 0 { Interpolation::Bilinear } else { Interpolation::Bicubic };
+                    r.replay("k", bytes, &aug, 64, interp, out).unwrap();
+                }
+            }
+        };
+        run(&mut r, &mut out); // warm-up: buffers grow to their working size
+        let before = allocations();
+        run(&mut r, &mut out);
+        assert_eq!(allocations() - before, 0, "Rust-side allocations in steady state");
     }
 }

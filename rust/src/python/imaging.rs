@@ -48,7 +48,8 @@ fn decode_rgb<'py>(
                 let res = r.decode_rgb("<bytes>", data);
                 r.set_max_pixels(saved);
                 let (w, h) = res?;
-                Ok((r.decoded().0.to_vec(), w, h))
+                let (pixels, _, _) = r.decoded().expect("decoded whole just above");
+                Ok((pixels.to_vec(), w, h))
             })
         })
         .py_err()?;
@@ -62,9 +63,10 @@ fn decode_rgb<'py>(
 /// resize to `size` x `size` with `interpolation` ("bilinear" or "bicubic"),
 /// optional horizontal flip, then up to two RandAugment ops `(op_index,
 /// magnitude)` in order. Returns [size, size, 3] uint8, bit-identical to the
-/// Pillow 13.0.0 + torchvision 0.29.2 reference.
+/// Pillow 13.0.0 + torchvision 0.29.2 reference. `partial_decode=False`
+/// decodes whole JPEGs (same pixels, slower; for benchmarking).
 #[pyfunction]
-#[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = "bilinear", hflip = false))]
+#[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = "bilinear", hflip = false, *, partial_decode = true, dct_scaling = None))]
 #[allow(clippy::too_many_arguments)]
 fn replay_augmentation<'py>(
     py: Python<'py>,
@@ -77,6 +79,8 @@ fn replay_augmentation<'py>(
     size: usize,
     interpolation: &str,
     hflip: bool,
+    partial_decode: bool,
+    dct_scaling: Option<f64>,
 ) -> PyResult<Bound<'py, PyArray3<u8>>> {
     let interp = Interpolation::from_name(interpolation).ok_or_else(|| {
         PyValueError::new_err(format!(
@@ -118,7 +122,11 @@ fn replay_augmentation<'py>(
     let out = py
         .detach(|| {
             let mut out = vec![0u8; n];
-            with_replayer(|r| r.replay("<bytes>", data, &aug, size, interp, &mut out))?;
+            with_replayer(|r| {
+                r.set_partial_decode(partial_decode);
+                r.set_dct_scaling(dct_scaling);
+                r.replay("<bytes>", data, &aug, size, interp, &mut out)
+            })?;
             Ok(out)
         })
         .py_err()?;
