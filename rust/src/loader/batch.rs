@@ -81,6 +81,21 @@ pub struct Batch {
     pub syn_index: Vec<i64>,
     /// [B] 1 where the `text` slot holds a synthetic caption (mix mode).
     pub text_is_syn: Vec<u8>,
+    /// Float output: the normalised value of each 0..255 level per channel.
+    normalize_lut: Option<Box<[[f32; 256]; 3]>>,
+}
+
+/// `(v / 255 - mean) / std` in f32 for every level: the same f32 operations,
+/// in the same order, as ToTensor then Normalize, so a lookup is bit-identical
+/// to computing it (and much cheaper than two divisions per value).
+fn normalize_table(mean: [f32; 3], std: [f32; 3]) -> Box<[[f32; 256]; 3]> {
+    let mut lut = Box::new([[0f32; 256]; 3]);
+    for c in 0..3 {
+        for v in 0..256 {
+            lut[c][v] = (v as f32 / 255.0 - mean[c]) / std[c];
+        }
+    }
+    lut
 }
 
 impl Batch {
@@ -106,6 +121,10 @@ impl Batch {
             aug_index: vec![0; b],
             syn_index: vec![0; b],
             text_is_syn: vec![0; b],
+            normalize_lut: match shape.image {
+                ImageOutput::Uint8 => None,
+                ImageOutput::Float32 { mean, std } => Some(normalize_table(mean, std)),
+            },
         }
     }
 
@@ -140,16 +159,14 @@ impl Batch {
                 }
             }
             ImageData::Float32(buf) => {
-                let ImageOutput::Float32 { mean, std } = self.shape.image else {
-                    unreachable!("float image buffer without float output")
-                };
+                let lut = self.normalize_lut.as_ref().expect("float image buffer without its table");
                 let dst = &mut buf[row * 3 * hw..(row + 1) * 3 * hw];
-                for c in 0..3 {
-                    let plane = &mut dst[c * hw..(c + 1) * hw];
-                    // Same f32 operations, in the same order, as ToTensor then Normalize.
-                    for (p, out) in plane.iter_mut().enumerate() {
-                        *out = (hwc[p * 3 + c] as f32 / 255.0 - mean[c]) / std[c];
-                    }
+                let (r, rest) = dst.split_at_mut(hw);
+                let (g, b) = rest.split_at_mut(hw);
+                for (p, px) in hwc.chunks_exact(3).enumerate() {
+                    r[p] = lut[0][px[0] as usize];
+                    g[p] = lut[1][px[1] as usize];
+                    b[p] = lut[2][px[2] as usize];
                 }
             }
         }
