@@ -91,6 +91,10 @@ class FastReinforcedLoader:
         pin_memory: copy each batch into pinned memory (CUDA only).
         on_error: "skip" (replace an undecodable image deterministically, count
             and log it) or "raise".
+        exact: True (default) replays bit-identically to Pillow + torchvision.
+            False allows a faster, inexact JPEG decode at 1/2, 1/4 or 1/8 scale
+            in the DCT domain when the crop is large enough (PSNR vs exact: see
+            benches/bench_imaging.py and the README).
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class FastReinforcedLoader:
         prefetch: int | None = None,
         pin_memory: bool = False,
         on_error: str = "skip",
+        exact: bool = True,
     ) -> None:
         batch_size = _check_int("batch_size", batch_size, 1)
         image_size = _check_int("image_size", image_size, 1)
@@ -152,6 +157,7 @@ class FastReinforcedLoader:
             caption_mode=caption_mode,
             mix_probability=float(mix_probability),
             on_error=on_error,
+            exact=bool(exact),
         )
         self._core = LoaderCore(os.fspath(store), **self._config)
         self.store_path = os.fspath(store)

@@ -34,11 +34,13 @@ struct Choice {
 impl BatchFiller {
     pub fn new(store: Arc<Store>, cfg: LoaderConfig, stats: Arc<Stats>) -> Result<Self> {
         let hwc = vec![0u8; cfg.image_size * cfg.image_size * 3];
+        let mut replayer = Replayer::new()?;
+        replayer.set_dct_scaling(cfg.dct_scaling);
         Ok(BatchFiller {
             store,
             cfg,
             stats,
-            replayer: Replayer::new()?,
+            replayer,
             hwc,
         })
     }

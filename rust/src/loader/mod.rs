@@ -38,6 +38,9 @@ pub struct LoaderConfig {
     pub prefetch: usize,
     pub caption_mode: CaptionMode,
     pub on_error: OnError,
+    /// Inexact fast mode: DCT-domain scaled JPEG decode when the crop is at
+    /// least this many times the output size on both sides (see `Replayer::set_dct_scaling`).
+    pub dct_scaling: Option<f64>,
 }
 
 impl LoaderConfig {

@@ -105,7 +105,7 @@ impl PyLoaderCore {
     #[new]
     #[pyo3(signature = (path, *, batch_size, image_size, interpolation, output, mean, std, embedding_dtype,
                         num_threads, prefetch, seed, shuffle, drop_last, rank, world_size,
-                        caption_mode, mix_probability, on_error))]
+                        caption_mode, mix_probability, on_error, exact=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -127,6 +127,7 @@ impl PyLoaderCore {
         caption_mode: &str,
         mix_probability: f64,
         on_error: &str,
+        exact: bool,
     ) -> PyResult<Self> {
         let interpolation = parse(
             "interpolation",
@@ -167,6 +168,8 @@ impl PyLoaderCore {
             prefetch,
             caption_mode,
             on_error,
+            // Scaled decode only where the scaled crop still covers the output: resampling stays a downscale.
+            dct_scaling: if exact { None } else { Some(1.0) },
         };
         let loader = py.detach(|| Loader::open(&path, cfg)).py_err()?;
         Ok(PyLoaderCore {
