@@ -242,6 +242,8 @@ class FastReinforcedLoader:
         return self._core.skipped()
 
     def _log_new_skips(self) -> None:
+        if self._core.num_skipped() == self._reported_skips:
+            return
         skipped = self._core.skipped()
         for s in skipped[self._reported_skips :]:
             log.warning("skipped %s; replaced by index %d", s["reason"], s["replacement"])

@@ -253,6 +253,12 @@ impl PyLoaderCore {
         Ok(out)
     }
 
+    fn num_skipped(&self) -> usize {
+        let loader = self.loader.lock().unwrap();
+        let n = loader.pipeline.stats().skipped.lock().unwrap().len();
+        n
+    }
+
     fn samples_produced(&self) -> usize {
         let loader = self.loader.lock().unwrap();
         loader.pipeline.stats().samples.load(std::sync::atomic::Ordering::Relaxed)
