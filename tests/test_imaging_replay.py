@@ -247,6 +247,8 @@ def test_invalid_arguments_are_value_errors():
         _core.replay_augmentation(b, 0, 0, 10, 10, [(0, 0.0)] * 3, 8)
     with pytest.raises(ValueError, match="finite"):
         _core.replay_augmentation(b, 0, 0, 10, 10, [(5, math.nan)], 8)
+    with pytest.raises(ValueError, match="too large"):
+        _core.replay_augmentation(b, 0, 0, 10, 10, [], 1_000_000)
     # A crop above Pillow's bomb limit is refused (Pillow raises DecompressionBombError).
     with pytest.raises(ValueError, match="exceeds the limit"):
         _core.replay_augmentation(b, 0, 0, 20000, 20000, [], 8)
