@@ -133,8 +133,33 @@ def test_other_formats_are_refused_clearly():
         _core.decode_rgb(b.getvalue())
 
 
-# Written by libjpeg-turbo 3.1's cjpeg (Pillow cannot write these flavours): coffee, 37x23.
+# Pillow cannot write these flavours. All but "ycck" were written by libjpeg-turbo 3.1's
+# cjpeg from skimage's coffee at 37x23; "ycck" by TurboJPEG from synthetic CMYK (29x19, 4:2:0).
 CJPEG_FIXTURES = {
+    "ycck": (
+        "/9j/7gAOQWRvYmUAZAAAAAAC/9sAQwAFAwQEBAMFBAQEBQUFBgcMCAcHBwcPCwsJDBEPEhIRDxERExYcFxMUGhURERghGBodHR8f"
+        "HxMXIiQiHiQcHh8e/9sAQwEFBQUHBgcOCAgOHhQRFB4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4e"
+        "Hh4eHh4e/8AAFAgAEwAdBAEiAAIRAQMRAQQiAP/EAB8AAAEFAQEBAQEBAAAAAAAAAAABAgMEBQYHCAkKC//EALUQAAIBAwMCBAMF"
+        "BQQEAAABfQECAwAEEQUSITFBBhNRYQcicRQygZGhCCNCscEVUtHwJDNicoIJChYXGBkaJSYnKCkqNDU2Nzg5OkNERUZHSElKU1RV"
+        "VldYWVpjZGVmZ2hpanN0dXZ3eHl6g4SFhoeIiYqSk5SVlpeYmZqio6Slpqeoqaqys7S1tre4ubrCw8TFxsfIycrS09TV1tfY2drh"
+        "4uPk5ebn6Onq8fLz9PX29/j5+v/EAB8BAAMBAQEBAQEBAQEAAAAAAAABAgMEBQYHCAkKC//EALURAAIBAgQEAwQHBQQEAAECdwAB"
+        "AgMRBAUhMQYSQVEHYXETIjKBCBRCkaGxwQkjM1LwFWJy0QoWJDThJfEXGBkaJicoKSo1Njc4OTpDREVGR0hJSlNUVVZXWFlaY2Rl"
+        "ZmdoaWpzdHV2d3h5eoKDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uLj5OXm5+jp"
+        "6vLz9PX29/j5+v/aAA4EAQACEQMRBAAAPwBYNSziPdno/l6j94YxNulPOcf8fM7c8mKPzB0qCSCCVwbSZ7OcKpH2vG5Ag8xWlzkM"
+        "Iwz3UudyCR4lLEilne2ldXuYI3O9ZA1yMRTEs0yNN90JvYG5lPybI0iUFias3MltdKTMq7yVcSTgBHYlpkaYEAJvYfapMhAkaRLl"
+        "iaEnB8uqv0a39Vrf5c3nJFO/xW1v0evy21fbSfmOtmsGt55rGX+wvJzLLE6NNBaMkckgMsbDejwJOjfOAz3VwMzfLUMsFraTX8Nv"
+        "cQ6JLZSv9oSNxeWlq8SSOC4GfmgSZG3HmS5uFPnkKKLa5tRfQQ3kM2m3drKscE1wohuLcofNXfgqkjIkUl5MimJ2kkhV1bGKmXTd"
+        "nlXO3H2HZ/pafu7nT9nky/6Qnyf6rd9om/1Pm3Ekcf7zbinNbW7lfsc0lnMEXH2zllCDzFaXOQ4jDPdS7tyCR4lLEiqwu7uxkJeT"
+        "Q7FmRVEmsoXJXG9Yx8wJkAkEkjbmy85Hy7cVG8F3G6JE8dzCzoVa+bA5JlR5i3K52tdyl8MR5S7wK0YtL1q4cx6TY6VqyoA5Os7y"
+        "UR8srcOjedJkzOXy2JYxnAFJKnJJVbcvrrbsmlK6Xblkl3vqony8vxcq2u7pJ9t4tPyTV+spbEOtQXUE0k15cTaPLFF8ryub20iS"
+        "2SVEIJzlbZCqhuj3MgAnwnFiTVL/AElvJvvEv/CHf8s45TAt8J1j/drbpJ5iOyQIiKWJkUyyTbXODTdOa/063b7PLi2g2GVyi+ZZ"
+        "MkaEPcwsFUvAtxJO74hZriZFUuVqKLW/EujT3M/hPUvD/h+K4lCSwXlzPAYAEWRLUptdjLH5xeR3VSXnYEyFS1Loh/tiw0yXUgJ3"
+        "vLCznnJGNz3F86TdMYDJDGm0YAVdoAGRVbwRbQagqveJ5pnt7J5BkgFrm7JnOBwDJtUMR1AA6ACiiiu3GGIUdFGWnlrPbtsvuRji"
+        "m4VIqOn72Mfk4xbXo222tibwxGmpauuk6iovbJ9Es7lo7j95ueW0vLyUEtklHnRHaPOxtqggqAKpeGI01LV10nUVF7ZPolnctHcf"
+        "vNzy2l5eSglsko86I7R52NtUEFQBRRVXR2NxqPh2OUlk1K4tEu16CQXDXEs/T7pkaKPcRgkKFPy8VseCtJ07xFY28ut2kd6W0+C7"
+        "xJnaJp3laWQKOAzELkgfwqOgABRWWd+7Wko6Jp3+U2vy09Dtwrf7p/35r5JTsvRWWm2hD4JnnfxLbW7zzMsOkWN/E5cmRJntby9c"
+        "h/vBWuI0kKA7SUUEbQBXUaBp2l6t4G0bVdW0jS9Ru3ijiLXdjFMqj7JazEqrqVVmknldmABctlicDBRX/9k="
+    ),
     "440": (
         "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAUDBAQEAwUEBAQFBQUGBwwIBwcHBw8LCwkMEQ8SEhEPERETFhwXExQaFRERGCEYGh0d"
         "Hx8fExciJCIeJBweHx7/2wBDAQUFBQcGBw4ICA4eFBEUHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4e"
@@ -259,7 +284,7 @@ CJPEG_FIXTURES = {
 @pytest.mark.parametrize("name", sorted(CJPEG_FIXTURES))
 def test_jpeg_flavours_pillow_cannot_write(name):
     """4:4:0, 4:1:1, 4:4:1, arithmetic coding, restart markers, RGB colourspace,
-    unusual sampling factors: whole decode and region decode inside a replay."""
+    YCCK, unusual sampling factors: whole decode and region decode inside a replay."""
     import base64
 
     from mobileclip_fastload.reference import AugParams, reference_replay

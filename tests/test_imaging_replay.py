@@ -247,6 +247,8 @@ def test_invalid_arguments_are_value_errors():
         _core.replay_augmentation(b, 0, 0, 10, 10, [(0, 0.0)] * 3, 8)
     with pytest.raises(ValueError, match="finite"):
         _core.replay_augmentation(b, 0, 0, 10, 10, [(5, math.nan)], 8)
+    with pytest.raises(ValueError, match="too large"):
+        _core.replay_augmentation(b, 0, 0, 10, 10, [], 1_000_000)
     # A crop above Pillow's bomb limit is refused (Pillow raises DecompressionBombError).
     with pytest.raises(ValueError, match="exceeds the limit"):
         _core.replay_augmentation(b, 0, 0, 20000, 20000, [], 8)
@@ -314,3 +316,29 @@ def test_dct_scaling_fast_mode_is_close_and_off_by_default():
         _core.replay_augmentation(png, 0, 0, 100, 150, [], 8, "bilinear", dct_scaling=0.1),
         _core.replay_augmentation(png, 0, 0, 100, 150, [], 8, "bilinear"),
     )
+
+
+def test_reference_accepts_records_upstream_entries_and_null():
+    """reference_replay reads the 40-byte record of rust/src/aug.rs, upstream
+    `param_aug` entries and `None` consistently."""
+    import struct
+
+    b = dict(encoded_images())["chelsea-q90-420"]
+    w, h = image_size(b)
+    ops = ((5, -9.0), (11, 178.5))
+    rec = struct.pack("<ddiiiiBBBB4x", -9.0, 178.5, 7, -3, 80, 60, 5, 11, 2, 2)
+    via_record = reference_replay(b, rec, 64, "bicubic")
+    via_params = reference_replay(b, AugParams(7, -3, 80, 60, ops, False, True), 64, "bicubic")
+    assert np.array_equal(via_record, via_params)
+    upstream = [[7, -3, 80, 60], [[5, -9.0], [11, 178.5]]]
+    assert np.array_equal(
+        reference_replay(b, upstream, 64, "bicubic"),
+        reference_replay(b, AugParams(7, -3, 80, 60, ops), 64, "bicubic"),
+    )
+    ours = _core.replay_augmentation(b, 7, -3, 80, 60, list(ops), 64, "bicubic", True)
+    assert np.array_equal(ours, via_record)
+    # null: the whole image, no ops, whatever the record's box says
+    null_rec = struct.pack("<ddiiiiBBBB4x", 0.0, 0.0, 1, 1, 5, 5, 0, 0, 0, 1)
+    full = _core.replay_augmentation(b, 0, 0, h, w, [], 64, "bicubic")
+    assert np.array_equal(reference_replay(b, null_rec, 64, "bicubic"), full)
+    assert np.array_equal(reference_replay(b, None, 64, "bicubic"), full)

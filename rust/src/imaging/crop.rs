@@ -21,7 +21,12 @@ pub struct CropBox {
 
 impl CropBox {
     pub fn full(width: usize, height: usize) -> Self {
-        CropBox { left: 0, top: 0, width, height }
+        CropBox {
+            left: 0,
+            top: 0,
+            width,
+            height,
+        }
     }
 
     /// Pillow refuses a crop whose size exceeds its decompression-bomb limit

@@ -68,7 +68,14 @@ pub struct Decoded {
 impl Decoded {
     /// The whole image at full resolution.
     pub fn is_full(&self) -> bool {
-        self.scale_denom == 1 && self.region == (Region { x: 0, y: 0, w: self.width, h: self.height })
+        self.scale_denom == 1
+            && self.region
+                == (Region {
+                    x: 0,
+                    y: 0,
+                    w: self.width,
+                    h: self.height,
+                })
     }
 }
 
@@ -82,13 +89,19 @@ pub struct Decoder {
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder { jpeg: None, png_raw: Vec::new(), max_pixels: DEFAULT_MAX_PIXELS }
+        Decoder {
+            jpeg: None,
+            png_raw: Vec::new(),
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
     }
 }
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder").field("max_pixels", &self.max_pixels).finish_non_exhaustive()
+        f.debug_struct("Decoder")
+            .field("max_pixels", &self.max_pixels)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,7 +112,12 @@ impl Decoder {
 
     /// Decode `data` into `out` (grown on demand, never shrunk; the first
     /// `w * h * 3` bytes hold the image). `key` names the sample in errors.
-    pub fn decode_rgb(&mut self, key: &str, data: &[u8], out: &mut Vec<u8>) -> Result<(usize, usize)> {
+    pub fn decode_rgb(
+        &mut self,
+        key: &str,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, usize)> {
         let d = self.decode_region(key, data, None, 1, out)?;
         Ok((d.width, d.height))
     }
@@ -126,8 +144,14 @@ impl Decoder {
                 jpeg.decode_rgb(key, data, self.max_pixels, want, scale_denom, out)
             }
             Some(ImageFormat::Png) => {
-                let (w, h) = png_decode::decode_rgb(key, data, self.max_pixels, &mut self.png_raw, out)?;
-                Ok(Decoded { width: w, height: h, region: Region { x: 0, y: 0, w, h }, scale_denom: 1 })
+                let (w, h) =
+                    png_decode::decode_rgb(key, data, self.max_pixels, &mut self.png_raw, out)?;
+                Ok(Decoded {
+                    width: w,
+                    height: h,
+                    region: Region { x: 0, y: 0, w, h },
+                    scale_denom: 1,
+                })
             }
             None => Err(Error::decode(
                 key,

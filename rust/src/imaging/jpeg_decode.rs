@@ -39,9 +39,14 @@ impl JpegDecoder {
     pub fn new() -> Result<Self> {
         let handle = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as libc_int) };
         if handle.is_null() {
-            return Err(Error::Internal("cannot initialise the TurboJPEG decompressor".into()));
+            return Err(Error::Internal(
+                "cannot initialise the TurboJPEG decompressor".into(),
+            ));
         }
-        let mut d = JpegDecoder { handle, cmyk: Vec::new() };
+        let mut d = JpegDecoder {
+            handle,
+            cmyk: Vec::new(),
+        };
         // libjpeg's defaults, which Pillow uses; set explicitly so nothing else can change them.
         d.set(raw::TJPARAM_TJPARAM_FASTDCT, 0)?;
         d.set(raw::TJPARAM_TJPARAM_FASTUPSAMPLE, 0)?;
@@ -65,7 +70,9 @@ impl JpegDecoder {
         if p.is_null() {
             return "unknown error".into();
         }
-        unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// Decode into `out` (grown as needed). With `want` (a crop box in pixels
@@ -88,11 +95,18 @@ impl JpegDecoder {
         // tables-only or garbage stream without touching the size it reports
         // (it would keep the previous image's), and this also lets the size
         // limit apply before libjpeg allocates anything.
-        let (fw, fh) = frame_size(data)
-            .ok_or_else(|| Error::decode(key, "not a decodable JPEG (no frame header before the scan data)"))?;
+        let (fw, fh) = frame_size(data).ok_or_else(|| {
+            Error::decode(
+                key,
+                "not a decodable JPEG (no frame header before the scan data)",
+            )
+        })?;
         super::decode::check_pixels(key, fw, fh, max_pixels)?;
         if unsafe { raw::tj3DecompressHeader(self.handle, data.as_ptr(), data.len() as _) } != 0 {
-            return Err(Error::decode(key, format!("invalid JPEG header: {}", self.error_str())));
+            return Err(Error::decode(
+                key,
+                format!("invalid JPEG header: {}", self.error_str()),
+            ));
         }
         let w = self.get(raw::TJPARAM_TJPARAM_JPEGWIDTH);
         let h = self.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT);
@@ -101,16 +115,32 @@ impl JpegDecoder {
         let subsamp = self.get(raw::TJPARAM_TJPARAM_SUBSAMP);
         let lossless = self.get(raw::TJPARAM_TJPARAM_LOSSLESS) != 0;
         if w <= 0 || h <= 0 || (w as usize, h as usize) != (fw, fh) {
-            return Err(Error::decode(key, format!("inconsistent JPEG header ({fw}x{fh} vs {w}x{h})")));
+            return Err(Error::decode(
+                key,
+                format!("inconsistent JPEG header ({fw}x{fh} vs {w}x{h})"),
+            ));
         }
         if precision != 8 {
             // Pillow: "cannot handle 12-bit layers".
-            return Err(Error::decode(key, format!("unsupported {precision}-bit JPEG")));
+            return Err(Error::decode(
+                key,
+                format!("unsupported {precision}-bit JPEG"),
+            ));
         }
-        let denom = if lossless || !matches!(scale_denom, 1 | 2 | 4 | 8) { 1 } else { scale_denom };
-        let factor = raw::tjscalingfactor { num: 1, denom: denom as _ };
+        let denom = if lossless || !matches!(scale_denom, 1 | 2 | 4 | 8) {
+            1
+        } else {
+            scale_denom
+        };
+        let factor = raw::tjscalingfactor {
+            num: 1,
+            denom: denom as _,
+        };
         if unsafe { raw::tj3SetScalingFactor(self.handle, factor) } != 0 {
-            return Err(Error::Internal(format!("TurboJPEG scaling factor: {}", self.error_str())));
+            return Err(Error::Internal(format!(
+                "TurboJPEG scaling factor: {}",
+                self.error_str()
+            )));
         }
         // TJSCALED: the scaled size rounds up.
         let (w, h) = (fw.div_ceil(denom), fh.div_ceil(denom));
@@ -121,18 +151,32 @@ impl JpegDecoder {
             _ => full,
         };
         let tjr = if region == full {
-            raw::tjregion { x: 0, y: 0, w: 0, h: 0 } // TJUNCROPPED
+            raw::tjregion {
+                x: 0,
+                y: 0,
+                w: 0,
+                h: 0,
+            } // TJUNCROPPED
         } else {
-            raw::tjregion { x: region.x as _, y: region.y as _, w: region.w as _, h: region.h as _ }
+            raw::tjregion {
+                x: region.x as _,
+                y: region.y as _,
+                w: region.w as _,
+                h: region.h as _,
+            }
         };
         if unsafe { raw::tj3SetCroppingRegion(self.handle, tjr) } != 0 {
-            return Err(Error::Internal(format!("TurboJPEG cropping region: {}", self.error_str())));
+            return Err(Error::Internal(format!(
+                "TurboJPEG cropping region: {}",
+                self.error_str()
+            )));
         }
         let n = region.w * region.h * CHANNELS;
         if out.len() < n {
             out.resize(n, 0);
         }
-        let cmyk = colorspace == raw::TJCS_TJCS_CMYK as i32 || colorspace == raw::TJCS_TJCS_YCCK as i32;
+        let cmyk =
+            colorspace == raw::TJCS_TJCS_CMYK as i32 || colorspace == raw::TJCS_TJCS_YCCK as i32;
         if cmyk {
             let m = region.w * region.h * 4;
             if self.cmyk.len() < m {
@@ -142,9 +186,20 @@ impl JpegDecoder {
             self.decompress(key, data, ptr, region.w * 4, raw::TJPF_TJPF_CMYK)?;
             cmyk_inverted_to_rgb(&self.cmyk[..m], &mut out[..n]);
         } else {
-            self.decompress(key, data, out.as_mut_ptr(), region.w * CHANNELS, raw::TJPF_TJPF_RGB)?;
+            self.decompress(
+                key,
+                data,
+                out.as_mut_ptr(),
+                region.w * CHANNELS,
+                raw::TJPF_TJPF_RGB,
+            )?;
         }
-        Ok(Decoded { width: w, height: h, region, scale_denom: denom })
+        Ok(Decoded {
+            width: w,
+            height: h,
+            region,
+            scale_denom: denom,
+        })
     }
 
     /// `tj3Decompress8` into a buffer the caller sized from the header.
@@ -171,7 +226,9 @@ impl JpegDecoder {
         }
         let code = unsafe { raw::tj3GetErrorCode(self.handle) };
         let msg = self.error_str();
-        if code == raw::TJERR_TJERR_WARNING as libc_int && !msg.contains("Premature end of JPEG file") {
+        if code == raw::TJERR_TJERR_WARNING as libc_int
+            && !msg.contains("Premature end of JPEG file")
+        {
             // Corrupt-but-complete data: Pillow keeps libjpeg's pixels, so do we.
             return Ok(());
         }
@@ -224,7 +281,12 @@ fn plan_region(b: CropBox, w: usize, h: usize, mcu: usize) -> Region {
     let rx1 = (x1 + REGION_MARGIN).min(w);
     let ry0 = y0.saturating_sub(REGION_MARGIN);
     let ry1 = (y1 + REGION_MARGIN).min(h);
-    let r = Region { x: rx0, y: ry0, w: rx1 - rx0, h: ry1 - ry0 };
+    let r = Region {
+        x: rx0,
+        y: ry0,
+        w: rx1 - rx0,
+        h: ry1 - ry0,
+    };
     if (r.w * r.h) as f64 > REGION_MAX_FRACTION * (w * h) as f64 {
         full
     } else {
@@ -300,7 +362,9 @@ mod tests {
         use turbojpeg::Subsamp::*;
         let mut seed = 99u64;
         let mut rnd = move |n: usize| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) as usize % n.max(1)
         };
         let mut d = JpegDecoder::new().unwrap();
@@ -309,7 +373,9 @@ mod tests {
             for progressive in [false, true] {
                 let (w, h) = (200 + rnd(150), 150 + rnd(150));
                 let jpeg = test_images::jpeg(w, h, subsamp, progressive);
-                let fd = d.decode_rgb("k", &jpeg, u64::MAX, Option::None, 1, &mut full).unwrap();
+                let fd = d
+                    .decode_rgb("k", &jpeg, u64::MAX, Option::None, 1, &mut full)
+                    .unwrap();
                 assert_eq!((fd.width, fd.height), (w, h));
                 for _ in 0..25 {
                     let b = CropBox {
@@ -318,7 +384,9 @@ mod tests {
                         width: 1 + rnd(w / 2),
                         height: 1 + rnd(h / 2),
                     };
-                    let pd = d.decode_rgb("k", &jpeg, u64::MAX, Some(b), 1, &mut part).unwrap();
+                    let pd = d
+                        .decode_rgb("k", &jpeg, u64::MAX, Some(b), 1, &mut part)
+                        .unwrap();
                     let r = pd.region;
                     // The area a crop reads: the box's part inside the image.
                     let x0 = b.left.clamp(0, w as i64) as usize;
@@ -332,7 +400,10 @@ mod tests {
                         let f = &full[(y * w + x0) * 3..(y * w + x1) * 3];
                         let o = (y - r.y) * r.w;
                         let p = &part[(o + x0 - r.x) * 3..(o + x1 - r.x) * 3];
-                        assert_eq!(f, p, "{subsamp:?} progressive={progressive} box={b:?} region={r:?} row {y}");
+                        assert_eq!(
+                            f, p,
+                            "{subsamp:?} progressive={progressive} box={b:?} region={r:?} row {y}"
+                        );
                     }
                 }
             }

@@ -12,6 +12,25 @@
 //!
 //! Entry point for the loader: [`Replayer`] (one per worker thread, reuses its
 //! buffers, allocates nothing per sample in steady state for JPEG input).
+//!
+//! Findings that the code depends on (all checked against the installed
+//! Pillow 13.0.0 wheel by the tests):
+//! - Pass order: Pillow 13's `ImagingResample` (PR #9549) runs the vertical
+//!   pass first iff both passes are needed and
+//!   `in_h - out_h > 0 && in_h - out_h > 2 * (in_w - out_w)`, where in_* is
+//!   the cropped image's size; otherwise horizontal first. Read from the
+//!   wheel's machine code and confirmed on ~6000 resize shapes.
+//! - `F.resized_crop` on PIL is `img.crop(box)` (zero padding) then
+//!   `img.resize((size, size))` with box = whole crop, so the filter support
+//!   is normalised over the *padded* crop extent.
+//! - RandAugment affine ops reach `ImagingTransformAffine` with NEAREST: pure
+//!   translations take `ImagingScaleAffine`, shears and rotations the 16.16
+//!   fixed-point path; `Image.rotate` rounds its matrix with `round(x, 15)`.
+//! - Enhance ops blend in C `float`; Sharpness's SMOOTH kernel is float with
+//!   +0.5 rounding and a copied 1-pixel border.
+//! - libjpeg-turbo's partial decompression (crop + skip scanlines) equals a
+//!   full decode except at the region's own edges; decoding a margin around
+//!   the crop makes it exact, which the replay uses by default.
 
 #[macro_use]
 mod simd;

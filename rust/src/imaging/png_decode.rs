@@ -66,9 +66,16 @@ pub fn decode_rgb(
                 }
             }
             png::ColorType::Rgb | png::ColorType::Rgba => {
-                let samples = if frame.color_type == png::ColorType::Rgb { 3 } else { 4 };
+                let samples = if frame.color_type == png::ColorType::Rgb {
+                    3
+                } else {
+                    4
+                };
                 let bytes = depth / 8;
-                for (s, d) in src.chunks_exact(samples * bytes).zip(dst.chunks_exact_mut(CHANNELS)) {
+                for (s, d) in src
+                    .chunks_exact(samples * bytes)
+                    .zip(dst.chunks_exact_mut(CHANNELS))
+                {
                     // 16-bit: the high (first) byte of each big-endian sample.
                     d[0] = s[0];
                     d[1] = s[bytes];

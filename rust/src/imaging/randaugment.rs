@@ -44,7 +44,11 @@ pub fn apply_op(
         Op::TranslateX | Op::TranslateY => {
             // F.affine's PIL path centers at (w * 0.5, h * 0.5); translate is int(m).
             let t = py_int(magnitude) as f64;
-            let translate = if op == Op::TranslateX { [t, 0.0] } else { [0.0, t] };
+            let translate = if op == Op::TranslateX {
+                [t, 0.0]
+            } else {
+                [0.0, t]
+            };
             let center = [w as f64 * 0.5, h as f64 * 0.5];
             let m = inverse_affine_matrix(center, 0.0, translate, 1.0, [0.0, 0.0]);
             warp(img, w, h, &m, scratch);
@@ -58,7 +62,9 @@ pub fn apply_op(
             let bits = py_int(magnitude);
             // torchvision accepts 0..=8, ImageOps.posterize then requires 1..=8.
             if !(1..=8).contains(&bits) {
-                return Err(format!("Posterize needs 1..=8 bits, got int({magnitude}) = {bits}"));
+                return Err(format!(
+                    "Posterize needs 1..=8 bits, got int({magnitude}) = {bits}"
+                ));
             }
             lut_ops::posterize(img, bits as u32);
         }

@@ -70,7 +70,9 @@ impl Replayer {
     /// Decode the whole image into the internal buffer; returns (width, height).
     pub fn decode_rgb(&mut self, key: &str, bytes: &[u8]) -> Result<(usize, usize)> {
         self.decoded = None;
-        let d = self.decoder.decode_region(key, bytes, None, 1, &mut self.image)?;
+        let d = self
+            .decoder
+            .decode_region(key, bytes, None, 1, &mut self.image)?;
         self.decoded = Some(d);
         Ok((d.width, d.height))
     }
@@ -78,7 +80,11 @@ impl Replayer {
     /// The last image decoded whole (by [`Self::decode_rgb`]): (packed RGB, width, height).
     pub fn decoded(&self) -> Option<(&[u8], usize, usize)> {
         let d = self.decoded.filter(|d| d.is_full())?;
-        Some((&self.image[..d.width * d.height * CHANNELS], d.width, d.height))
+        Some((
+            &self.image[..d.width * d.height * CHANNELS],
+            d.width,
+            d.height,
+        ))
     }
 
     /// Decode `bytes` and replay `aug` into `out` (`size * size * 3`, HWC uint8).
@@ -93,7 +99,11 @@ impl Replayer {
         out: &mut [u8],
     ) -> Result<()> {
         check_out(key, size, out)?;
-        let b = if aug.is_null { None } else { Some(crop_box(key, aug, self.decoder.max_pixels)?) };
+        let b = if aug.is_null {
+            None
+        } else {
+            Some(crop_box(key, aug, self.decoder.max_pixels)?)
+        };
         let denom = match (b, self.dct_scaling) {
             (Some(b), Some(ratio)) => dct_denominator(b, size, ratio),
             _ => 1,
@@ -101,7 +111,9 @@ impl Replayer {
         let scaled = b.map(|b| scale_box(b, denom));
         let want = if self.partial_decode { scaled } else { None };
         self.decoded = None;
-        let d = self.decoder.decode_region(key, bytes, want, denom, &mut self.image)?;
+        let d = self
+            .decoder
+            .decode_region(key, bytes, want, denom, &mut self.image)?;
         self.decoded = Some(d);
         // A PNG (or a lossless JPEG) ignores the scaling: use the box as given.
         let b = if d.scale_denom == denom { scaled } else { b };
@@ -125,12 +137,17 @@ impl Replayer {
     ) -> Result<()> {
         check_out(key, size, out)?;
         let d = self.decoded.filter(|d| d.scale_denom == 1).ok_or_else(|| {
-            Error::InvalidArgument(format!("sample {key}: no full-resolution decoded image to replay on"))
+            Error::InvalidArgument(format!(
+                "sample {key}: no full-resolution decoded image to replay on"
+            ))
         })?;
         let (b, ops) = if aug.is_null {
             (CropBox::full(d.width, d.height), &[][..])
         } else {
-            (crop_box(key, aug, self.decoder.max_pixels)?, aug.active_ops())
+            (
+                crop_box(key, aug, self.decoder.max_pixels)?,
+                aug.active_ops(),
+            )
         };
         self.render(key, d, b, ops, aug.hflip, size, interp, out)
     }
@@ -156,9 +173,14 @@ impl Replayer {
         }
         // Crop coordinates relative to the decoded region: pixels of the box
         // outside the region are outside the image, i.e. black padding.
-        let shifted = CropBox { left: b.left - r.x as i64, top: b.top - r.y as i64, ..b };
+        let shifted = CropBox {
+            left: b.left - r.x as i64,
+            top: b.top - r.y as i64,
+            ..b
+        };
         let src = &self.image[..r.w * r.h * CHANNELS];
-        self.resampler.crop_resize(src, r.w, r.h, shifted, size, size, interp, out);
+        self.resampler
+            .crop_resize(src, r.w, r.h, shifted, size, size, interp, out);
         if hflip {
             geometry::flip_left_right(out, size, size);
         }
@@ -190,7 +212,12 @@ fn scale_box(b: CropBox, denom: usize) -> CropBox {
     let edge = |v: i64| (v as f64 / d).round() as i64;
     let (l, t) = (edge(b.left), edge(b.top));
     let (r, btm) = (edge(b.left + b.width as i64), edge(b.top + b.height as i64));
-    CropBox { left: l, top: t, width: (r - l).max(1) as usize, height: (btm - t).max(1) as usize }
+    CropBox {
+        left: l,
+        top: t,
+        width: (r - l).max(1) as usize,
+        height: (btm - t).max(1) as usize,
+    }
 }
 
 /// The crop box of a non-null entry, validated (non-empty, within the pixel limit).
@@ -207,7 +234,8 @@ fn crop_box(key: &str, aug: &AugParams, max_pixels: u64) -> Result<CropBox> {
         width: aug.width as usize,
         height: aug.height as usize,
     };
-    b.check(max_pixels).map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
+    b.check(max_pixels)
+        .map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
     Ok(b)
 }
 
@@ -225,7 +253,9 @@ fn covers(r: Region, b: CropBox, w: usize, h: usize) -> bool {
 
 fn check_out(key: &str, size: usize, out: &[u8]) -> Result<()> {
     if size == 0 {
-        return Err(Error::InvalidArgument(format!("sample {key}: output size must be positive")));
+        return Err(Error::InvalidArgument(format!(
+            "sample {key}: output size must be positive"
+        )));
     }
     if out.len() != size * size * CHANNELS {
         return Err(Error::InvalidArgument(format!(
@@ -262,9 +292,15 @@ mod tests {
         let mut null = AugParams::null(1, 1);
         null.ops = [(crate::aug::Op::Equalize, 0.0); 2];
         null.n_ops = 2;
-        r.replay("n", &jpeg, &null, 32, Interpolation::Bicubic, &mut a).unwrap();
-        let full = AugParams { is_null: false, n_ops: 0, ..AugParams::null(64, 48) };
-        r.replay("f", &jpeg, &full, 32, Interpolation::Bicubic, &mut b).unwrap();
+        r.replay("n", &jpeg, &null, 32, Interpolation::Bicubic, &mut a)
+            .unwrap();
+        let full = AugParams {
+            is_null: false,
+            n_ops: 0,
+            ..AugParams::null(64, 48)
+        };
+        r.replay("f", &jpeg, &full, 32, Interpolation::Bicubic, &mut b)
+            .unwrap();
         assert_eq!(a, b);
     }
 
@@ -273,10 +309,21 @@ mod tests {
         let mut r = Replayer::new().unwrap();
         let aug = AugParams::null(4, 4);
         let mut out = vec![0u8; 4 * 4 * 3];
-        let e = r.replay("k1", b"GIF89a....", &aug, 4, Interpolation::Bilinear, &mut out).unwrap_err();
+        let e = r
+            .replay(
+                "k1",
+                b"GIF89a....",
+                &aug,
+                4,
+                Interpolation::Bilinear,
+                &mut out,
+            )
+            .unwrap_err();
         assert!(matches!(e, Error::Decode { .. }), "{e}");
         assert!(e.to_string().contains("k1"));
-        let e = r.replay("k2", b"", &aug, 5, Interpolation::Bilinear, &mut out).unwrap_err();
+        let e = r
+            .replay("k2", b"", &aug, 5, Interpolation::Bilinear, &mut out)
+            .unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
 }
@@ -323,26 +370,49 @@ mod allocation {
         let big = test_jpeg(200, 150, turbojpeg::Subsamp::Sub2x2);
         let small = test_jpeg(120, 90, turbojpeg::Subsamp::None);
         let all_ops = [
-            Op::Identity, Op::ShearX, Op::ShearY, Op::TranslateX, Op::TranslateY, Op::Rotate, Op::Brightness,
-            Op::Color, Op::Contrast, Op::Sharpness, Op::Posterize, Op::Solarize, Op::AutoContrast, Op::Equalize,
+            Op::Identity,
+            Op::ShearX,
+            Op::ShearY,
+            Op::TranslateX,
+            Op::TranslateY,
+            Op::Rotate,
+            Op::Brightness,
+            Op::Color,
+            Op::Contrast,
+            Op::Sharpness,
+            Op::Posterize,
+            Op::Solarize,
+            Op::AutoContrast,
+            Op::Equalize,
         ];
         let mut r = Replayer::new().unwrap();
         let mut out = vec![0u8; 64 * 64 * 3];
         let run = |r: &mut Replayer, out: &mut [u8]| {
             for (i, &op) in all_ops.iter().enumerate() {
-                let m = if op == Op::Posterize { 5.0 } else { 0.3 + i as f64 };
+                let m = if op == Op::Posterize {
+                    5.0
+                } else {
+                    0.3 + i as f64
+                };
                 for (j, bytes) in [&big, &small].into_iter().enumerate() {
                     let aug = AugParams {
                         top: -3 + j as i32 * 7,
                         left: 5,
                         height: 100 - 20 * j as i32,
                         width: 90 + i as i32,
-                        ops: [(op, m), (all_ops[(i + 5) % 14], if i % 2 == 0 { -0.2 } else { 7.0 })],
+                        ops: [
+                            (op, m),
+                            (all_ops[(i + 5) % 14], if i % 2 == 0 { -0.2 } else { 7.0 }),
+                        ],
                         n_ops: 2,
                         is_null: false,
                         hflip: j == 1,
                     };
-                    let interp = if i % 2 == 0 { Interpolation::Bilinear } else { Interpolation::Bicubic };
+                    let interp = if i % 2 == 0 {
+                        Interpolation::Bilinear
+                    } else {
+                        Interpolation::Bicubic
+                    };
                     r.replay("k", bytes, &aug, 64, interp, out).unwrap();
                 }
             }
@@ -350,6 +420,10 @@ mod allocation {
         run(&mut r, &mut out); // warm-up: buffers grow to their working size
         let before = allocations();
         run(&mut r, &mut out);
-        assert_eq!(allocations() - before, 0, "Rust-side allocations in steady state");
+        assert_eq!(
+            allocations() - before,
+            0,
+            "Rust-side allocations in steady state"
+        );
     }
 }

@@ -145,8 +145,16 @@ impl AxisCoeffs {
             for &w in &weights[lo..hi] {
                 self.taps.push(to_fixed(w));
             }
-            let start = if hi > lo { (first_src + lo as i64) as usize } else { 0 };
-            self.windows.push(Window { start, len: hi - lo, off });
+            let start = if hi > lo {
+                (first_src + lo as i64) as usize
+            } else {
+                0
+            };
+            self.windows.push(Window {
+                start,
+                len: hi - lo,
+                off,
+            });
         }
     }
 
@@ -229,7 +237,15 @@ fn horizontal_pass(
     let u = &mut scratch.u[..out_w * col_bytes];
     transpose_rgb(&src[c0 * CHANNELS..], src_stride, rows, cols, t, col_bytes);
     shift_windows(coeffs, c0);
-    vertical_pass(t, col_bytes, col_bytes, coeffs, u, col_bytes, &mut scratch.acc);
+    vertical_pass(
+        t,
+        col_bytes,
+        col_bytes,
+        coeffs,
+        u,
+        col_bytes,
+        &mut scratch.acc,
+    );
     transpose_rgb(u, col_bytes, out_w, rows, dst, dst_stride);
 }
 
@@ -250,7 +266,14 @@ fn grow(v: &mut Vec<u8>, n: usize) {
 
 /// Transpose `rows x cols` RGB pixels (source row stride `src_stride` bytes)
 /// into `cols` rows of `rows` pixels (row stride `dst_stride`), in tiles.
-fn transpose_rgb(src: &[u8], src_stride: usize, rows: usize, cols: usize, dst: &mut [u8], dst_stride: usize) {
+fn transpose_rgb(
+    src: &[u8],
+    src_stride: usize,
+    rows: usize,
+    cols: usize,
+    dst: &mut [u8],
+    dst_stride: usize,
+) {
     const TILE: usize = 16;
     const TB: usize = TILE * CHANNELS;
     for r0 in (0..rows).step_by(TILE) {
@@ -268,7 +291,8 @@ fn transpose_rgb(src: &[u8], src_stride: usize, rows: usize, cols: usize, dst: &
                     let o = (c0 + j) * dst_stride + r0 * CHANNELS;
                     let d: &mut [u8; TB] = (&mut dst[o..o + TB]).try_into().expect("tile row");
                     for (i, t) in tile.iter().enumerate() {
-                        d[i * CHANNELS..i * CHANNELS + CHANNELS].copy_from_slice(&t[j * CHANNELS..j * CHANNELS + CHANNELS]);
+                        d[i * CHANNELS..i * CHANNELS + CHANNELS]
+                            .copy_from_slice(&t[j * CHANNELS..j * CHANNELS + CHANNELS]);
                     }
                 }
                 continue;
@@ -287,7 +311,13 @@ fn transpose_rgb(src: &[u8], src_stride: usize, rows: usize, cols: usize, dst: &
 /// The direct per-pixel horizontal pass, as Pillow writes it; the transposed
 /// pass must agree with it.
 #[cfg(test)]
-fn horizontal_direct(src: &[u8], src_stride: usize, rows: usize, coeffs: &AxisCoeffs, dst: &mut [u8]) {
+fn horizontal_direct(
+    src: &[u8],
+    src_stride: usize,
+    rows: usize,
+    coeffs: &AxisCoeffs,
+    dst: &mut [u8],
+) {
     let out_w = coeffs.len();
     for r in 0..rows {
         let row = &src[r * src_stride..];
@@ -322,7 +352,15 @@ fn vertical_pass(
     if acc.len() < row_bytes {
         acc.resize(row_bytes, 0);
     }
-    vertical_kernel(src, src_stride, row_bytes, coeffs, dst, dst_stride, &mut acc[..row_bytes]);
+    vertical_kernel(
+        src,
+        src_stride,
+        row_bytes,
+        coeffs,
+        dst,
+        dst_stride,
+        &mut acc[..row_bytes],
+    );
 }
 
 multiversion! {
@@ -413,10 +451,12 @@ impl Resampler {
             return;
         }
         if need_h {
-            self.h.build(filter, in_w, out_w, b.left, src_w, &mut self.weights);
+            self.h
+                .build(filter, in_w, out_w, b.left, src_w, &mut self.weights);
         }
         if need_v {
-            self.v.build(filter, in_h, out_h, b.top, src_h, &mut self.weights);
+            self.v
+                .build(filter, in_h, out_h, b.top, src_h, &mut self.weights);
         }
         if !need_v {
             // Horizontal pass only: output row r is crop row r (black outside the image).
@@ -464,9 +504,25 @@ impl Resampler {
             let n = (r1 - r0) * out_stride;
             grow(&mut self.tmp, n);
             let tmp = &mut self.tmp[..n];
-            horizontal_pass(&src[r0 * src_stride..], src_stride, r1 - r0, &mut self.h, &mut self.pass, tmp, out_stride);
+            horizontal_pass(
+                &src[r0 * src_stride..],
+                src_stride,
+                r1 - r0,
+                &mut self.h,
+                &mut self.pass,
+                tmp,
+                out_stride,
+            );
             shift_windows(&mut self.v, r0);
-            vertical_pass(tmp, out_stride, out_stride, &self.v, dst, out_stride, &mut self.pass.acc);
+            vertical_pass(
+                tmp,
+                out_stride,
+                out_stride,
+                &self.v,
+                dst,
+                out_stride,
+                &mut self.pass.acc,
+            );
         } else {
             // Vertical pass over the source columns the horizontal windows use.
             let (c0, c1) = self.h.source_span();
@@ -474,9 +530,25 @@ impl Resampler {
             let n = out_h * row_bytes;
             grow(&mut self.tmp, n);
             let tmp = &mut self.tmp[..n];
-            vertical_pass(&src[c0 * CHANNELS..], src_stride, row_bytes, &self.v, tmp, row_bytes, &mut self.pass.acc);
+            vertical_pass(
+                &src[c0 * CHANNELS..],
+                src_stride,
+                row_bytes,
+                &self.v,
+                tmp,
+                row_bytes,
+                &mut self.pass.acc,
+            );
             shift_windows(&mut self.h, c0);
-            horizontal_pass(tmp, row_bytes, out_h, &mut self.h, &mut self.pass, dst, out_stride);
+            horizontal_pass(
+                tmp,
+                row_bytes,
+                out_h,
+                &mut self.h,
+                &mut self.pass,
+                dst,
+                out_stride,
+            );
         }
     }
 }
@@ -544,7 +616,9 @@ mod tests {
     fn transposed_horizontal_pass_matches_direct_loop() {
         let mut seed = 12345u64;
         let mut rnd = move || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) as usize
         };
         for _ in 0..200 {
@@ -553,7 +627,11 @@ mod tests {
             let in_w = 1 + rnd() % 60;
             let out_w = 1 + rnd() % 50;
             let shift = (rnd() % 50) as i64 - 25;
-            let filter = if rnd() % 2 == 0 { Interpolation::Bilinear } else { Interpolation::Bicubic };
+            let filter = if rnd() % 2 == 0 {
+                Interpolation::Bilinear
+            } else {
+                Interpolation::Bicubic
+            };
             let mut c = AxisCoeffs::default();
             let mut wts = Vec::new();
             c.build(filter, in_w, out_w, shift, w, &mut wts);
@@ -561,8 +639,19 @@ mod tests {
             horizontal_direct(&src, w * CHANNELS, rows, &c, &mut expected);
             let mut got = vec![7u8; rows * out_w * CHANNELS];
             let mut scratch = PassScratch::default();
-            horizontal_pass(&src, w * CHANNELS, rows, &mut c, &mut scratch, &mut got, out_w * CHANNELS);
-            assert_eq!(got, expected, "w={w} in={in_w} out={out_w} shift={shift} {filter:?}");
+            horizontal_pass(
+                &src,
+                w * CHANNELS,
+                rows,
+                &mut c,
+                &mut scratch,
+                &mut got,
+                out_w * CHANNELS,
+            );
+            assert_eq!(
+                got, expected,
+                "w={w} in={in_w} out={out_w} shift={shift} {filter:?}"
+            );
         }
     }
 
@@ -572,10 +661,46 @@ mod tests {
         let src = vec![200u8; 5 * 4 * 3];
         let mut r = Resampler::new();
         for (b, ow, oh) in [
-            (CropBox { left: 0, top: -21, width: 7, height: 1 }, 3, 1),
-            (CropBox { left: 0, top: 9, width: 7, height: 2 }, 3, 2),
-            (CropBox { left: -30, top: 0, width: 2, height: 7 }, 2, 3),
-            (CropBox { left: 6, top: 0, width: 2, height: 7 }, 2, 3),
+            (
+                CropBox {
+                    left: 0,
+                    top: -21,
+                    width: 7,
+                    height: 1,
+                },
+                3,
+                1,
+            ),
+            (
+                CropBox {
+                    left: 0,
+                    top: 9,
+                    width: 7,
+                    height: 2,
+                },
+                3,
+                2,
+            ),
+            (
+                CropBox {
+                    left: -30,
+                    top: 0,
+                    width: 2,
+                    height: 7,
+                },
+                2,
+                3,
+            ),
+            (
+                CropBox {
+                    left: 6,
+                    top: 0,
+                    width: 2,
+                    height: 7,
+                },
+                2,
+                3,
+            ),
         ] {
             let mut out = vec![1u8; ow * oh * 3];
             r.crop_resize(&src, 5, 4, b, ow, oh, Interpolation::Bicubic, &mut out);
@@ -596,10 +721,24 @@ mod tests {
         let src: Vec<u8> = (0..4 * 3 * 3).map(|i| i as u8 * 7).collect();
         let mut r = Resampler::new();
         let mut out = vec![0u8; 4 * 3 * 3];
-        r.crop_resize(&src, 4, 3, CropBox::full(4, 3), 4, 3, Interpolation::Bicubic, &mut out);
+        r.crop_resize(
+            &src,
+            4,
+            3,
+            CropBox::full(4, 3),
+            4,
+            3,
+            Interpolation::Bicubic,
+            &mut out,
+        );
         assert_eq!(out, src);
         // Shifted box: the first column is padding.
-        let b = CropBox { left: -1, top: 0, width: 4, height: 3 };
+        let b = CropBox {
+            left: -1,
+            top: 0,
+            width: 4,
+            height: 3,
+        };
         r.crop_resize(&src, 4, 3, b, 4, 3, Interpolation::Bilinear, &mut out);
         let mut expected = vec![0u8; 4 * 3 * 3];
         super::super::crop::crop_pad(&src, 4, 3, b, &mut expected);

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use super::errors::IntoPyResult;
 use crate::aug::{AugParams, Op};
 use crate::error::Result;
-use crate::imaging::{Interpolation, Replayer};
+use crate::imaging::{Interpolation, Replayer, DEFAULT_MAX_PIXELS};
 
 thread_local! {
     static REPLAYER: RefCell<Option<Replayer>> = const { RefCell::new(None) };
@@ -65,6 +65,8 @@ fn decode_rgb<'py>(
 /// magnitude)` in order. Returns [size, size, 3] uint8, bit-identical to the
 /// Pillow 13.0.0 + torchvision 0.29.2 reference. `partial_decode=False`
 /// decodes whole JPEGs (same pixels, slower; for benchmarking).
+/// `dct_scaling=r` turns on the fast, NOT exact mode: a JPEG crop at least
+/// `r * size * d` pixels on both sides is decoded at 1/d (d = 8, 4, 2).
 #[pyfunction]
 #[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = "bilinear", hflip = false, *, partial_decode = true, dct_scaling = None))]
 #[allow(clippy::too_many_arguments)]
@@ -88,20 +90,28 @@ fn replay_augmentation<'py>(
         ))
     })?;
     if ops.len() > 2 {
-        return Err(PyValueError::new_err(format!("at most 2 ops, got {}", ops.len())));
+        return Err(PyValueError::new_err(format!(
+            "at most 2 ops, got {}",
+            ops.len()
+        )));
     }
     if height <= 0 || width <= 0 {
-        return Err(PyValueError::new_err(format!("crop box {height}x{width} is empty")));
+        return Err(PyValueError::new_err(format!(
+            "crop box {height}x{width} is empty"
+        )));
     }
     if size == 0 {
         return Err(PyValueError::new_err("size must be positive"));
     }
     let mut pairs = [(Op::Identity, 0.0); 2];
     for (slot, &(index, m)) in pairs.iter_mut().zip(&ops) {
-        let op = Op::from_index(index)
-            .ok_or_else(|| PyValueError::new_err(format!("unknown RandAugment op index {index}")))?;
+        let op = Op::from_index(index).ok_or_else(|| {
+            PyValueError::new_err(format!("unknown RandAugment op index {index}"))
+        })?;
         if !m.is_finite() {
-            return Err(PyValueError::new_err(format!("magnitude {m} is not finite")));
+            return Err(PyValueError::new_err(format!(
+                "magnitude {m} is not finite"
+            )));
         }
         *slot = (op, m);
     }
@@ -115,10 +125,11 @@ fn replay_augmentation<'py>(
         is_null: false,
         hflip,
     };
-    let n = size
-        .checked_mul(size)
-        .and_then(|s| s.checked_mul(3))
-        .ok_or_else(|| PyValueError::new_err("size too large"))?;
+    // Same bound as for images: the output and the pass buffers scale with size^2.
+    if (size as u128) * (size as u128) > DEFAULT_MAX_PIXELS as u128 {
+        return Err(PyValueError::new_err(format!("size {size} is too large")));
+    }
+    let n = size * size * 3;
     let out = py
         .detach(|| {
             let mut out = vec![0u8; n];
