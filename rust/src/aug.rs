@@ -141,7 +141,7 @@ impl AugParams {
         rec[32] = self.ops[0].0 as u8;
         rec[33] = self.ops[1].0 as u8;
         rec[34] = self.n_ops;
-        rec[35] = (self.is_null as u8) * FLAG_NULL | (self.hflip as u8) * FLAG_HFLIP;
+        rec[35] = ((self.is_null as u8) * FLAG_NULL) | ((self.hflip as u8) * FLAG_HFLIP);
         rec
     }
 }
