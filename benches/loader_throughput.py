@@ -87,7 +87,7 @@ def build_data(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
 
 
 # ----------------------------------------------------------------------------- runners
-def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float]:
+def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float, float]:
     """What users run today: WebDataset + Pillow + torchvision in DataLoader workers."""
     import torch
     import torchvision.transforms.functional as TF
@@ -121,8 +121,9 @@ def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float]:
         wds.map(replay),
         wds.batched(batch),
     )
+    t0 = time.perf_counter()
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=False)
-    return _drain(loader)
+    return _drain(loader, t0)
 
 
 def _worker_slice(samples):
@@ -135,22 +136,24 @@ def _worker_slice(samples):
             yield s
 
 
-def run_fast(store: Path, threads: int, batch: int) -> tuple[int, float]:
+def run_fast(store: Path, threads: int, batch: int) -> tuple[int, float, float]:
     from mobileclip_fastload import FastReinforcedLoader
 
-    loader = FastReinforcedLoader(store, batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0)
-    return _drain(loader)
-
-
-def _drain(loader) -> tuple[int, float]:
     t0 = time.perf_counter()
+    loader = FastReinforcedLoader(store, batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0)
+    return _drain(loader, t0)
+
+
+def _drain(loader, t0: float) -> tuple[int, float, float]:
+    """Iterate one epoch; (samples, time to first batch, total time), both from `t0`
+    (just before the loader is built: imports are not counted)."""
     first = None
     n = 0
     for b in loader:
         n += len(b[0])
         if first is None:
             first = time.perf_counter() - t0
-    return n, first or 0.0
+    return n, first or 0.0, time.perf_counter() - t0
 
 
 def _jpegs(tar: Path) -> list[bytes]:
@@ -158,7 +161,7 @@ def _jpegs(tar: Path) -> list[bytes]:
         return [t.extractfile(m).read() for m in t.getmembers() if m.name.endswith(".jpg")]
 
 
-def run_pillow_decode(tar: Path, *_args) -> tuple[int, float]:
+def run_pillow_decode(tar: Path, *_args) -> tuple[int, float, float]:
     from PIL import Image
 
     jpegs = _jpegs(tar)
@@ -168,7 +171,7 @@ def run_pillow_decode(tar: Path, *_args) -> tuple[int, float]:
     return len(jpegs), 0.0, time.perf_counter() - t0
 
 
-def run_turbo_decode(tar: Path, *_args) -> tuple[int, float]:
+def run_turbo_decode(tar: Path, *_args) -> tuple[int, float, float]:
     from mobileclip_fastload._core import decode_rgb
 
     jpegs = _jpegs(tar)
@@ -178,7 +181,7 @@ def run_turbo_decode(tar: Path, *_args) -> tuple[int, float]:
     return len(jpegs), 0.0, time.perf_counter() - t0
 
 
-def run_dali(tar: Path, threads: int, batch: int) -> tuple[int, float]:
+def run_dali(tar: Path, threads: int, batch: int) -> tuple[int, float, float]:
     from nvidia.dali import fn, pipeline_def, types
 
     jpegs = [np.frombuffer(b, dtype=np.uint8) for b in _jpegs(tar)]
@@ -191,21 +194,31 @@ def run_dali(tar: Path, threads: int, batch: int) -> tuple[int, float]:
         img = fn.decoders.image_random_crop(data, device="cpu", output_type=types.RGB)
         return fn.resize(img, resize_x=IMAGE_SIZE, resize_y=IMAGE_SIZE)
 
+    t0 = time.perf_counter()
     p = pipe()
     p.build()
-    t0 = time.perf_counter()
     p.run()
     first = time.perf_counter() - t0
     for _ in range(n_batches - 1):
         p.run()
-    return n_batches * batch, first
+    return n_batches * batch, first, time.perf_counter() - t0
 
 
 RUNNERS = {"reference": run_reference, "fast": run_fast, "pillow-decode": run_pillow_decode,
            "turbo-decode": run_turbo_decode, "dali-cpu": run_dali}
 
 
+def _vm_hwm_bytes() -> int:
+    """This process's exact peak RSS (VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def run_one(kind: str, data: Path, parallel: int, batch: int) -> dict:
+    """Run one configuration; peak RSS = max(own VmHWM, sampled own + children RSS)."""
     import psutil
 
     proc = psutil.Process()
@@ -213,27 +226,31 @@ def run_one(kind: str, data: Path, parallel: int, batch: int) -> dict:
     done = threading.Event()
 
     def sample_rss():
+        # Cheap polling: the child list (DataLoader workers) is refreshed rarely,
+        # since finding children scans every process on the machine.
+        children, refreshed = [], 0.0
         while not done.is_set():
-            try:
-                rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-            except psutil.Error:
-                rss = 0
+            now = time.perf_counter()
+            if now - refreshed > 0.5:
+                children, refreshed = proc.children(recursive=True), now
+            rss = proc.memory_info().rss
+            for c in children:
+                try:
+                    rss += c.memory_info().rss
+                except psutil.Error:
+                    pass
             peak[0] = max(peak[0], rss)
-            time.sleep(0.02)
+            time.sleep(0.05)
 
     sampler = threading.Thread(target=sample_rss, daemon=True)
     sampler.start()
     src = data / "store" if kind == "fast" else data / "shard-00000.tar"
-    t0 = time.perf_counter()
-    result = RUNNERS[kind](src, parallel, batch)
-    elapsed = time.perf_counter() - t0
-    n, first = result[0], result[1]
-    if len(result) == 3:  # decode-only: time only the decode loop
-        elapsed = result[2]
+    n, first, elapsed = RUNNERS[kind](src, parallel, batch)  # each runner times itself, imports excluded
     done.set()
     sampler.join()
+    peak_bytes = max(peak[0], _vm_hwm_bytes())
     return {"kind": kind, "parallel": parallel, "samples": n, "seconds": elapsed, "samples_per_s": n / elapsed,
-            "time_to_first_batch_s": first, "peak_rss_mb": peak[0] / 2**20}
+            "time_to_first_batch_s": first, "peak_rss_mb": peak_bytes / 2**20}
 
 
 def main() -> None:
