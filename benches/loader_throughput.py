@@ -38,7 +38,8 @@ J, S, K, D = 30, 5, 2, 768
 def build_data(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     """The same n samples as a DataCompDR-style joined tar and as a DR store."""
     from mobileclip_fastload.store import Sample, StoreWriter, aug_records
-    from mobileclip_fastload.testing.synthetic_store import photo_jpeg, random_aug_records, unit_rows
+    from mobileclip_fastload.testing.datacompdr import normalised_embeddings as unit_rows
+    from mobileclip_fastload.testing.synthetic_store import photo_jpeg, random_aug_records
     from mobileclip_fastload.tokenizer import tokenize
 
     tar_path, store_path = out / "shard-00000.tar", out / "store"
