@@ -22,7 +22,7 @@ losses equals the single-process loss on the concatenated batch, and since the
 all-gather passes gradients back to the rank that produced each row, the
 DDP-averaged gradients equal the single-process ones.
 
-Logits and softmaxes are computed in float32 even under autocast.
+Logits and softmaxes are computed in float32 (float64 if given) even under autocast.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 import torch.nn.functional as F
 from torch import nn
 
@@ -42,22 +41,49 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+class _AllGatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 whose backward returns to each rank the sum, over all ranks,
+    of the gradients with respect to that rank's rows."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        rank, world = _world()
+        ctx.rank, ctx.rows = rank, x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        if dist.get_backend() == "nccl":
+            out = torch.empty((ctx.rows, *grad.shape[1:]), dtype=grad.dtype, device=grad.device)
+            dist.reduce_scatter_tensor(out, grad)
+            return out
+        dist.all_reduce(grad)  # gloo has no reduce_scatter: sum everything, keep our rows
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` from every rank (rank order); gradients flow back to each owner."""
-    rank, world = _world()
+    _, world = _world()
     if world == 1:
         return x
-    return torch.cat(dist_fn.all_gather(x), dim=0)
+    return _AllGatherWithGrad.apply(x)
 
 
 @torch.no_grad()
 def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
-    rank, world = _world()
+    _, world = _world()
     if world == 1:
         return x
     parts = [torch.empty_like(x) for _ in range(world)]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts, dim=0)
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def teacher_targets(
@@ -71,8 +97,8 @@ def teacher_targets(
         raise ValueError(
             f"teacher embedding width {queries.shape[1]} is not divisible by the number of teachers {num_teachers}"
         )
-    q = queries.float().unflatten(1, (num_teachers, -1))  # [b, K, D]
-    k = keys.float().unflatten(1, (num_teachers, -1))  # [n, K, D]
+    q = _at_least_fp32(queries).unflatten(1, (num_teachers, -1))  # [b, K, D]
+    k = _at_least_fp32(keys).unflatten(1, (num_teachers, -1)).to(q.dtype)  # [n, K, D]
     logits = teacher_logit_scale * torch.einsum("bkd,nkd->kbn", q, k)
     return logits.softmax(dim=-1).mean(dim=0)
 
@@ -119,10 +145,10 @@ class ReinforcedClipLoss(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unweighted (CLIP, KD) for one caption kind, local rows x global columns."""
         rank, _ = _world()
-        img = image_features.float()
-        txt = text_features.float()
+        img = _at_least_fp32(image_features)
+        txt = _at_least_fp32(text_features)
         all_img, all_txt = gather_with_grad(img), gather_with_grad(txt)
-        scale = logit_scale.float()
+        scale = _at_least_fp32(logit_scale)
         logits_i2t = scale * img @ all_txt.T  # [b, N]
         logits_t2i = scale * txt @ all_img.T
         labels = torch.arange(img.shape[0], device=img.device) + rank * img.shape[0]
@@ -132,7 +158,7 @@ class ReinforcedClipLoss(nn.Module):
         if self.lam > 0.0:
             if teacher_image is None or teacher_text is None:
                 raise ValueError("lambda > 0 needs the teacher image and text embeddings")
-            t_img, t_txt = teacher_image.float(), teacher_text.float()
+            t_img, t_txt = _at_least_fp32(teacher_image), _at_least_fp32(teacher_text)
             all_t_img, all_t_txt = gather_no_grad(t_img), gather_no_grad(t_txt)
             p_i2t = teacher_targets(t_img, all_t_txt, self.num_teachers, self.teacher_logit_scale)
             p_t2i = teacher_targets(t_txt, all_t_img, self.num_teachers, self.teacher_logit_scale)

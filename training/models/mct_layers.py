@@ -16,11 +16,12 @@ class LayerNormFP32(nn.LayerNorm):
     """LayerNorm computed in float32 whatever the input dtype (stable under bf16 autocast)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = torch.promote_types(x.dtype, torch.float32)  # float64 stays float64
         with torch.autocast(device_type=x.device.type, enabled=False):
             out = F.layer_norm(
-                x.float(), self.normalized_shape,
-                self.weight.float() if self.weight is not None else None,
-                self.bias.float() if self.bias is not None else None,
+                x.to(dtype), self.normalized_shape,
+                self.weight.to(dtype) if self.weight is not None else None,
+                self.bias.to(dtype) if self.bias is not None else None,
                 self.eps,
             )
         return out.to(x.dtype)
