@@ -7,16 +7,21 @@ from mobileclip_fastload._core import (
     ImageDecodeError,
     SampleIndexError,
     SchemaVersionError,
+    Store,
     StoreFormatError,
     __version__,
 )
+from mobileclip_fastload.loader import FastReinforcedLoader, ReinforcedBatch
 
 __all__ = [
     "ChecksumError",
+    "FastReinforcedLoader",
     "FastloadError",
     "ImageDecodeError",
+    "ReinforcedBatch",
     "SampleIndexError",
     "SchemaVersionError",
+    "Store",
     "StoreFormatError",
     "__version__",
 ]

@@ -1,5 +1,261 @@
-use pyo3::prelude::*;
+//! Bindings for the loader core. Batches reach Python as numpy arrays that
+//! view Rust-owned memory; that memory returns to the loader's pool only when
+//! the last array (or torch tensor made from it) is gone.
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use numpy::ndarray::{ArrayView1, ArrayView2, ArrayView4};
+use numpy::{Element, PyArray};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::errors::IntoPyResult;
+use crate::imaging::Interpolation;
+use crate::loader::{
+    Batch, CaptionMode, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, Loader, LoaderConfig, OnError,
+    PoolSender, SamplerConfig, CONTEXT_LENGTH,
+};
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyLoaderCore>()?;
+    m.add_class::<BatchMemory>()?;
     Ok(())
+}
+
+/// Owner of one batch's memory while Python holds views of it.
+#[pyclass(module = "mobileclip_fastload._core", frozen)]
+pub struct BatchMemory {
+    batch: Option<Box<Batch>>,
+    pool: PoolSender,
+}
+
+#[pymethods]
+impl BatchMemory {
+    /// Address of the image buffer (lets tests check that tensors are views, not copies).
+    #[getter]
+    fn images_address(&self) -> usize {
+        match &self.batch.as_ref().unwrap().images {
+            ImageData::Uint8(v) => v.as_ptr() as usize,
+            ImageData::Float32(v) => v.as_ptr() as usize,
+        }
+    }
+}
+
+impl Drop for BatchMemory {
+    fn drop(&mut self) {
+        if let Some(b) = self.batch.take() {
+            // The loader may be gone already; then the memory is simply freed.
+            let _ = self.pool.send(b);
+        }
+    }
+}
+
+#[pyclass(name = "LoaderCore", module = "mobileclip_fastload._core")]
+pub struct PyLoaderCore {
+    loader: Mutex<Loader>,
+}
+
+fn parse<T>(what: &str, value: &str, options: &[(&str, T)]) -> PyResult<T>
+where
+    T: Copy,
+{
+    options
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
+            PyValueError::new_err(format!("{what} must be one of {names:?}, got {value:?}"))
+        })
+}
+
+/// A zero-copy numpy view of `data` (shape `dims`), kept alive by `owner`.
+fn view<'py, T: Element, const N: usize>(owner: &Bound<'py, BatchMemory>, data: &[T], dims: [usize; N]) -> PyResult<Bound<'py, PyAny>> {
+    let n: usize = dims.iter().product();
+    let data = &data[..n];
+    let any = owner.clone().into_any();
+    // SAFETY: `data` lives inside the Box<Batch> owned by `owner`, which never
+    // mutates or moves it while alive, and numpy keeps `owner` as the array's base.
+    let arr = unsafe {
+        match N {
+            1 => PyArray::borrow_from_array(&ArrayView1::from_shape(dims[0], data).unwrap(), any).into_any(),
+            2 => PyArray::borrow_from_array(&ArrayView2::from_shape((dims[0], dims[1]), data).unwrap(), any).into_any(),
+            4 => PyArray::borrow_from_array(
+                &ArrayView4::from_shape((dims[0], dims[1], dims[2], dims[3]), data).unwrap(),
+                any,
+            )
+            .into_any(),
+            _ => unreachable!("unsupported rank"),
+        }
+    };
+    Ok(arr)
+}
+
+fn embedding_view<'py>(owner: &Bound<'py, BatchMemory>, data: &EmbeddingData, rows: usize, width: usize) -> PyResult<Bound<'py, PyAny>> {
+    match data {
+        EmbeddingData::Float16(v) => view(owner, v, [rows, width]),
+        EmbeddingData::Float32(v) => view(owner, v, [rows, width]),
+    }
+}
+
+#[pymethods]
+impl PyLoaderCore {
+    #[new]
+    #[pyo3(signature = (path, *, batch_size, image_size, interpolation, output, mean, std, embedding_dtype,
+                        num_threads, prefetch, seed, shuffle, drop_last, rank, world_size,
+                        caption_mode, mix_probability, on_error))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        batch_size: usize,
+        image_size: usize,
+        interpolation: &str,
+        output: &str,
+        mean: [f32; 3],
+        std: [f32; 3],
+        embedding_dtype: &str,
+        num_threads: usize,
+        prefetch: usize,
+        seed: u64,
+        shuffle: bool,
+        drop_last: bool,
+        rank: usize,
+        world_size: usize,
+        caption_mode: &str,
+        mix_probability: f64,
+        on_error: &str,
+    ) -> PyResult<Self> {
+        let interpolation = parse(
+            "interpolation",
+            interpolation,
+            &[("bilinear", Interpolation::Bilinear), ("bicubic", Interpolation::Bicubic)],
+        )?;
+        let image = match output {
+            "uint8" => ImageOutput::Uint8,
+            "float32" => ImageOutput::Float32 { mean, std },
+            other => return Err(PyValueError::new_err(format!("output must be 'uint8' or 'float32', got {other:?}"))),
+        };
+        let embedding = parse(
+            "embedding_dtype",
+            embedding_dtype,
+            &[("float16", EmbeddingOutput::Float16), ("float32", EmbeddingOutput::Float32)],
+        )?;
+        let caption_mode = match caption_mode {
+            "both" => CaptionMode::Both,
+            "mix" => CaptionMode::Mix(mix_probability),
+            other => return Err(PyValueError::new_err(format!("caption_mode must be 'both' or 'mix', got {other:?}"))),
+        };
+        let on_error = parse("on_error", on_error, &[("skip", OnError::Skip), ("raise", OnError::Raise)])?;
+        let cfg = LoaderConfig {
+            sampler: SamplerConfig {
+                num_samples: 0,
+                seed,
+                shuffle,
+                drop_last,
+                rank,
+                world_size,
+                batch_size,
+            },
+            image_size,
+            interpolation,
+            image,
+            embedding,
+            num_threads,
+            prefetch,
+            caption_mode,
+            on_error,
+        };
+        let loader = py.detach(|| Loader::open(&path, cfg)).py_err()?;
+        Ok(PyLoaderCore {
+            loader: Mutex::new(loader),
+        })
+    }
+
+    fn num_batches(&self) -> usize {
+        self.loader.lock().unwrap().num_batches()
+    }
+
+    fn num_samples(&self) -> usize {
+        self.loader.lock().unwrap().store.len()
+    }
+
+    /// {"J", "S", "K", "D"} of the store.
+    fn dims<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = self.loader.lock().unwrap().store.dims();
+        let out = PyDict::new(py);
+        out.set_item("J", d.j)?;
+        out.set_item("S", d.s)?;
+        out.set_item("K", d.k)?;
+        out.set_item("D", d.d)?;
+        Ok(out)
+    }
+
+    fn start_epoch(&self, py: Python<'_>, epoch: u64, start: usize) -> PyResult<()> {
+        py.detach(|| self.loader.lock().unwrap().start_epoch(epoch, start)).py_err()
+    }
+
+    /// Stop the worker threads (they restart on the next `start_epoch`).
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| self.loader.lock().unwrap().pipeline.stop())
+    }
+
+    /// The next batch as a dict of numpy arrays, or None at the end of the pass.
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let (batch, pool) = py.detach(|| {
+            let mut loader = self.loader.lock().unwrap();
+            let pool = loader.pipeline.pool_sender();
+            loader.next_batch().map(|b| (b, pool))
+        })
+        .py_err()?;
+        let Some(batch) = batch else { return Ok(None) };
+        let owner = Bound::new(py, BatchMemory { batch: Some(batch), pool })?;
+        let b = owner.get().batch.as_ref().unwrap();
+        let (n, size, width) = (b.len, b.shape.image_size, b.shape.emb_width);
+        let out = PyDict::new(py);
+        match &b.images {
+            ImageData::Uint8(v) => out.set_item("images", view(&owner, v, [n, 3, size, size])?)?,
+            ImageData::Float32(v) => out.set_item("images", view(&owner, v, [n, 3, size, size])?)?,
+        }
+        out.set_item("text", view(&owner, &b.text, [n, CONTEXT_LENGTH])?)?;
+        out.set_item("syn_text", view(&owner, &b.syn_text, [n, CONTEXT_LENGTH])?)?;
+        out.set_item("image_emb", embedding_view(&owner, &b.image_emb, n, width)?)?;
+        out.set_item("text_emb", embedding_view(&owner, &b.text_emb, n, width)?)?;
+        out.set_item("syn_text_emb", embedding_view(&owner, &b.syn_text_emb, n, width)?)?;
+        out.set_item("index", view(&owner, &b.index, [n])?)?;
+        out.set_item("aug_index", view(&owner, &b.aug_index, [n])?)?;
+        out.set_item("syn_index", view(&owner, &b.syn_index, [n])?)?;
+        out.set_item("text_is_syn", view(&owner, &b.text_is_syn, [n])?)?;
+        out.set_item("epoch", b.epoch)?;
+        out.set_item("batch_number", b.batch_number)?;
+        out.set_item("memory", owner)?;
+        Ok(Some(out))
+    }
+
+    /// Samples replaced because their image did not decode: list of dicts.
+    fn skipped<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let loader = self.loader.lock().unwrap();
+        let skipped = loader.pipeline.stats().skipped.lock().unwrap().clone();
+        let out = PyList::empty(py);
+        for s in skipped {
+            let d = PyDict::new(py);
+            d.set_item("index", s.index)?;
+            d.set_item("uid", s.uid)?;
+            d.set_item("reason", s.reason)?;
+            d.set_item("replacement", s.replacement)?;
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    fn samples_produced(&self) -> usize {
+        let loader = self.loader.lock().unwrap();
+        loader.pipeline.stats().samples.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn buffers_allocated(&self) -> usize {
+        self.loader.lock().unwrap().pipeline.buffers_allocated()
+    }
 }

@@ -1,0 +1,153 @@
+"""Type stubs for the compiled module ``mobileclip_fastload._core``."""
+
+from os import PathLike
+from typing import Any
+
+from pathlib import Path
+from collections.abc import Iterator
+from mobileclip_fastload.store.sample import Sample
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class FastloadError(Exception): ...
+class StoreFormatError(FastloadError): ...
+class SchemaVersionError(StoreFormatError): ...
+class ChecksumError(FastloadError): ...
+class ImageDecodeError(FastloadError): ...
+class SampleIndexError(FastloadError): ...
+
+# --- store (rust/src/python/store.rs) -----------------------------------------
+
+class Store:
+    """A read-only, memory-mapped DR store. Arrays are zero-copy read-only views that keep the store alive.
+
+    Sample indices may be negative (from the end); out of range raises SampleIndexError.
+    Embedding views are float16, uint16 (raw bfloat16 bits) or int8 (with `*_scales`), per `embedding_dtype`.
+    """
+
+    def __init__(self, path: str | PathLike[str]) -> None: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> Sample: ...
+    def __iter__(self) -> Iterator[Sample]: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def dims(self) -> dict[str, int]:
+        """{"J": augmentations, "S": synthetic captions, "K": teachers, "D": dims per teacher}"""
+    @property
+    def embedding_dtype(self) -> str: ...
+    @property
+    def num_shards(self) -> int: ...
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+    def column_bytes(self) -> dict[str, int]: ...
+    def shard_path(self, i: int) -> Path: ...
+    def uid(self, i: int) -> str: ...
+    def image(self, i: int) -> npt.NDArray[np.uint8]: ...
+    def image_size(self, i: int) -> tuple[int, int]:
+        """(width, height) of the stored image."""
+    def orig_size(self, i: int) -> tuple[int, int]:
+        """(width, height) of the original image."""
+    def caption(self, i: int) -> str: ...
+    def caption_tokens(self, i: int) -> npt.NDArray[np.uint16]: ...
+    def syn_captions(self, i: int) -> list[str]: ...
+    def syn_tokens(self, i: int, s: int) -> npt.NDArray[np.uint16]: ...
+    def aug(self, i: int) -> np.ndarray:
+        """AUG_DTYPE [J]"""
+    def image_emb(self, i: int, j: int) -> np.ndarray:
+        """[K*D] row of augmentation j"""
+    def image_embs(self, i: int) -> np.ndarray:
+        """[J, K*D]"""
+    def text_emb(self, i: int) -> np.ndarray:
+        """[1+S, K*D]; row 0 is the real caption"""
+    def image_emb_scales(self, i: int) -> npt.NDArray[np.float32] | None:
+        """int8 stores: [J, K]; otherwise None"""
+    def text_emb_scales(self, i: int) -> npt.NDArray[np.float32] | None:
+        """int8 stores: [1+S, K]; otherwise None"""
+    def sha256(self, i: int) -> bytes | None: ...
+    def flags(self, i: int) -> int: ...
+    def sample(self, i: int) -> Sample: ...
+    def advise(self, pattern: str) -> None:
+        """Read-ahead hint for the embedding columns: "random" (default), "sequential" or "normal"."""
+    def verify(self) -> list[str]:
+        """Recheck every checksum; one message per problem, empty when intact."""
+
+def verify_store(path: str | PathLike[str]) -> list[str]:
+    """Verify a store directory without opening it; one message per problem (shard, column, what)."""
+
+def store_shard_info(path: str | PathLike[str]) -> dict[str, Any]:
+    """Validate one shard file; {"num_samples", "file_bytes", "file_xxh3", "columns", "dims", "embedding_dtype"}."""
+
+
+# --- imaging (exact Pillow 13.0.0 + torchvision 0.29.2 replay) -------------
+
+def decode_rgb(data: bytes, /, *, max_pixels: int | None = None) -> npt.NDArray[np.uint8]:
+    """Decode JPEG/PNG bytes to [H, W, 3] uint8, identical to
+    ``np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))``.
+
+    Raises ImageDecodeError for undecodable, truncated, unsupported (not JPEG/PNG)
+    or oversized images (more than ``max_pixels``, default Pillow's bomb limit
+    2 * Image.MAX_IMAGE_PIXELS). The GIL is released while decoding.
+    """
+
+def replay_augmentation(
+    data: bytes,
+    top: int,
+    left: int,
+    height: int,
+    width: int,
+    ops: list[tuple[int, float]],
+    size: int,
+    interpolation: str = "bilinear",
+    hflip: bool = False,
+) -> npt.NDArray[np.uint8]:
+    """Decode and replay one augmentation: crop box (top, left, height, width)
+    in image pixels (black padding outside the image), resize to size x size
+    ("bilinear" or "bicubic"), optional horizontal flip, then up to two
+    RandAugment ``(op_index, magnitude)`` pairs in order (op indices as in
+    ``reference.OP_NAMES``). Returns [size, size, 3] uint8, bit-identical to
+    ``mobileclip_fastload.reference.reference_replay``. The GIL is released.
+    """
+
+# -- loader -------------------------------------------------------------------
+class BatchMemory:
+    """Owns one batch's memory while numpy arrays / tensors view it."""
+    @property
+    def images_address(self) -> int: ...
+
+class LoaderCore:
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        batch_size: int,
+        image_size: int,
+        interpolation: str,
+        output: str,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        embedding_dtype: str,
+        num_threads: int,
+        prefetch: int,
+        seed: int,
+        shuffle: bool,
+        drop_last: bool,
+        rank: int,
+        world_size: int,
+        caption_mode: str,
+        mix_probability: float,
+        on_error: str,
+    ) -> None: ...
+    def num_batches(self) -> int: ...
+    def num_samples(self) -> int: ...
+    def dims(self) -> dict[str, int]: ...
+    def start_epoch(self, epoch: int, start: int) -> None: ...
+    def stop(self) -> None: ...
+    def next_batch(self) -> dict[str, Any] | None:
+        """Arrays: images, text, syn_text, image_emb, text_emb, syn_text_emb, index,
+        aug_index, syn_index, text_is_syn; plus epoch, batch_number, memory."""
+    def skipped(self) -> list[dict[str, Any]]: ...
+    def samples_produced(self) -> int: ...
+    def buffers_allocated(self) -> int: ...

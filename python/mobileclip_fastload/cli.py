@@ -1,0 +1,211 @@
+"""The `mobileclip-fastload` command (also `python -m mobileclip_fastload`).
+
+Subcommands live in the `SUBCOMMANDS` table: one `Subcommand(name, help,
+add_arguments, run)` per entry, where `add_arguments(parser)` declares the
+options and `run(args) -> int` does the work and returns the exit status. To add
+one, write those two functions (keep heavy imports such as torch inside `run`,
+so `--help` stays fast) and append an entry.
+
+Exit status: 0 success, 1 the check failed (e.g. `verify` found damage),
+2 usage error or unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# --- inspect -----------------------------------------------------------------
+
+
+def _inspect_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", type=Path, help="store directory")
+    p.add_argument("--sample", type=int, default=0, help="index of the sample to show (default 0; negative counts from the end)")
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def _short(text: str, limit: int = 100) -> str:
+    text = repr(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _embedding_summary(store, i: int) -> list[str]:
+    import numpy as np
+
+    from mobileclip_fastload.store import bf16_bits_to_float32, dequantize_int8
+
+    K, D = store.dims["K"], store.dims["D"]
+
+    def as_float(values: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
+        if store.embedding_dtype == "bfloat16":
+            return bf16_bits_to_float32(values)
+        if store.embedding_dtype == "int8":
+            return dequantize_int8(values, scales)
+        return values.astype(np.float32)
+
+    lines = []
+    for name, values, scales in (
+        ("image_emb", store.image_embs(i), store.image_emb_scales(i)),
+        ("text_emb", store.text_emb(i), store.text_emb_scales(i)),
+    ):
+        x = as_float(values, scales).reshape(values.shape[0], K, D)
+        norms = np.linalg.norm(x, axis=2)
+        lines.append(
+            f"  {name}: {values.dtype}{list(values.shape)}, per-teacher L2 norms "
+            f"min {norms.min():.4f} max {norms.max():.4f}; row 0 starts {np.array2string(x[0, 0, :4], precision=4)}"
+        )
+    return lines
+
+
+def _image_kind(data: bytes) -> str:
+    signatures = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"RIFF": "WebP?", b"GIF8": "GIF"}
+    return next((kind for sig, kind in signatures.items() if data.startswith(sig)), "unknown format")
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from mobileclip_fastload import Store
+
+    store = Store(args.store)
+    m = store.manifest
+    dims = store.dims
+    total = sum(s["file_bytes"] for s in m["shards"])
+    print(f"store          {store.path}")
+    print(f"schema         {m['magic']} v{m['schema_version']}, tokenizer {m.get('tokenizer')}")
+    print(f"dims           J={dims['J']} augmentations, S={dims['S']} synthetic captions, K={dims['K']} teachers x D={dims['D']}")
+    print(f"embeddings     {store.embedding_dtype}")
+    print(f"samples        {len(store)} in {store.num_shards} shards, {_human(total)}"
+          + (f" ({_human(total / len(store))} per sample)" if len(store) else ""))
+    if m.get("metadata"):
+        print(f"metadata       {_short(str(m['metadata']), 200)}")
+    print("columns (bytes in the shard files):")
+    column_bytes = store.column_bytes()
+    for name, n in column_bytes.items():
+        share = f"{100 * n / total:5.1f}%" if total else "    -"
+        print(f"  {name:<16} {_human(n):>11} {share}")
+    if not len(store):
+        return 0
+    i = args.sample
+    s = store.sample(i)
+    print(f"sample {i} (uid {s.uid!r}, {store.shard_path(i).name}):")
+    print(f"  image: {len(s.image)} bytes {_image_kind(s.image)}, stored {s.width}x{s.height}, original {s.orig_width}x{s.orig_height}")
+    print(f"  caption: {_short(s.caption)} tokens {s.caption_tokens.tolist()[:12]}{'...' if len(s.caption_tokens) > 12 else ''}")
+    for k, caption in enumerate(s.syn_captions[:3]):
+        print(f"  syn_captions[{k}]: {_short(caption)}")
+    if len(s.syn_captions) > 3:
+        print(f"  ... {len(s.syn_captions) - 3} more synthetic captions")
+    for j, rec in enumerate(s.aug[:3]):
+        ops = ", ".join(f"({rec[f'op{k}']}, {rec[f'm{k}']:g})" for k in range(rec["n_ops"]))
+        print(f"  aug[{j}]: box top={rec['top']} left={rec['left']} h={rec['height']} w={rec['width']}"
+              f" ops [{ops}] flags {rec['flags']}")
+    if len(s.aug) > 3:
+        print(f"  ... {len(s.aug) - 3} more augmentations")
+    for line in _embedding_summary(store, i):
+        print(line)
+    print(f"  sha256: {s.sha256.hex() if s.sha256 else None}, flags {s.flags}")
+    return 0
+
+
+# --- verify ------------------------------------------------------------------
+
+
+def _verify_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", type=Path, help="store directory")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import json
+
+    from mobileclip_fastload import _core
+
+    problems = _core.verify_store(str(args.store))
+    if problems:
+        for problem in problems:
+            print(f"DAMAGED {problem}", file=sys.stderr)
+        print(f"verify: {len(problems)} problem(s) in {args.store}", file=sys.stderr)
+        return 1
+    manifest = json.loads((args.store / "manifest.json").read_text(encoding="utf-8"))
+    total = sum(s["file_bytes"] for s in manifest["shards"])
+    print(f"OK {args.store}: {len(manifest['shards'])} shards, {manifest['num_samples']} samples, "
+          f"{_human(total)}, every checksum matches")
+    return 0
+
+
+# --- convert (mobileclip_fastload.convert.cli) ---------------------------------
+
+
+def _convert_arguments(p: argparse.ArgumentParser) -> None:
+    from mobileclip_fastload.convert.cli import add_arguments
+
+    add_arguments(p)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from mobileclip_fastload.convert.cli import run
+
+    return run(args)
+
+
+# --- demo ----------------------------------------------------------------------
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", type=Path, default=None, help="keep the generated shards and store here (default: a temporary directory)")
+    p.add_argument("--samples", type=int, default=48, help="number of samples to generate (default 48)")
+    p.add_argument("--threads", type=int, default=2, help="converter processes and loader threads (default 2)")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mobileclip_fastload.demo import run_demo
+
+    return run_demo(args.workdir, samples=args.samples, threads=args.threads)
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("demo", "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked", _demo_arguments, _demo),
+    Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
+    Subcommand("verify", "recheck every checksum; exit 1 naming shard and column on damage", _verify_arguments, _verify),
+    Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mobileclip_fastload import __version__
+
+    parser = argparse.ArgumentParser(prog="mobileclip-fastload", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for cmd in SUBCOMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from mobileclip_fastload import FastloadError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args))
+    except (FastloadError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

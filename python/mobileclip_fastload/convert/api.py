@@ -1,0 +1,182 @@
+"""``convert()``: DataCompDR WebDataset shards -> a DR store directory."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from typing import Iterable
+
+from mobileclip_fastload.convert.executors import EXECUTORS, run_tasks
+from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from mobileclip_fastload.convert.inputs import make_tasks
+from mobileclip_fastload.convert.options import (
+    DEFAULT_MAX_EMBEDDING_BYTES,
+    DEFAULT_TARGET_SHARD_BYTES,
+    ConvertOptions,
+    Dims,
+)
+from mobileclip_fastload.convert.probe import probe
+from mobileclip_fastload.convert.progress import Progress
+from mobileclip_fastload.convert.report import CONVERTED, RESUMED, ConvertReport, ShardReport
+
+REPORT_NAME = "convert_report.json"
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def convert(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    layout: str = "joined",
+    image_shards: str | os.PathLike | Iterable[str | os.PathLike] | None = None,
+    workers: int | None = None,
+    embedding_dtype: str = "float16",
+    max_augmentations: int | None = None,
+    target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES,
+    executor: str = "process",
+    progress: bool = True,
+    syn_key: str | None = None,
+    num_teachers: int = 2,
+    dims: tuple[int, int, int, int] | Dims | None = None,
+    verify_resumed: str = "checksum",
+    image_formats: Iterable[str] = DEFAULT_FORMATS,
+    max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    max_embedding_bytes: int = DEFAULT_MAX_EMBEDDING_BYTES,
+    metadata: dict | None = None,
+) -> ConvertReport:
+    """Convert DataCompDR shards into a DR store at ``output`` and return the report.
+
+    inputs: brace pattern(s) / paths / directories of DR (joined: DR + image) tars.
+    layout: ``"joined"`` (each sample has image, txt and DR members) or ``"separate"``
+        (DR tars + img2dataset ``image_shards``, joined by uid, then key; image shards
+        are paired with DR shards by file name, else by position).
+    embedding_dtype: ``"float16"`` (default), ``"bfloat16"`` or ``"int8"`` (per-row scale);
+        the report gives the resulting cosine error against the float32 source.
+    max_augmentations: keep only the first N augmentations (J = N).
+    target_shard_bytes: an input shard becomes several store shards above this size.
+    executor: ``"process"`` (local pool of ``workers``, started with multiprocessing's
+        forkserver: in a script, call ``convert`` under ``if __name__ == "__main__":`` as
+        any spawn/forkserver multiprocessing code must), ``"ray"`` (one task per shard on
+        the cluster ``ray.init`` connects to) or ``"inline"`` (sequential, this process).
+    syn_key: which synthetic caption set becomes the S captions when syn.json has
+        several (``"syn_text"`` or ``"syn_text_<tag>"``, or just ``"<tag>"``); default
+        ``syn_text``, else the only tagged one.
+    num_teachers: K; D is the embedding width / K (DataCompDR: 2 x 768).
+    dims: (J, S, K, D) to skip inferring them from the first usable sample.
+    verify_resumed: ``"checksum"`` (size + whole-file xxh3) or ``"size"``: how an
+        earlier run's outputs are checked before its shard is skipped.
+
+    Resumable: each input shard's outputs and done record are written atomically;
+    re-running skips finished shards; the manifest is (re)written at the end from
+    all finished shards, with the report next to it (``convert_report.json``).
+    """
+    t0 = time.perf_counter()
+    output = os.fspath(output)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if verify_resumed not in ("checksum", "size"):
+        raise ValueError("verify_resumed must be 'checksum' or 'size'")
+    if max_augmentations is not None and max_augmentations < 1:
+        raise ValueError("max_augmentations must be >= 1")
+    if num_teachers < 1:
+        raise ValueError("num_teachers must be >= 1")
+    os.makedirs(output, exist_ok=True)
+    tasks = make_tasks(inputs, output, layout=layout, image_shards=image_shards)
+
+    if dims is None:
+        resolved_dims, resolved_key = probe(
+            [t.input for t in tasks], syn_key=syn_key, num_teachers=num_teachers, max_augmentations=max_augmentations
+        )
+    else:
+        resolved_dims = dims if isinstance(dims, Dims) else Dims(*dims)
+        if max_augmentations is not None and max_augmentations != resolved_dims.J:
+            raise ValueError(f"dims J={resolved_dims.J} contradicts max_augmentations={max_augmentations}")
+        resolved_key = _explicit_syn_key(syn_key)
+    opts = ConvertOptions(
+        layout=layout,
+        dims=resolved_dims,
+        syn_key=resolved_key,
+        embedding_dtype=embedding_dtype,
+        truncate_augmentations=max_augmentations is not None,
+        target_shard_bytes=int(target_shard_bytes),
+        image_formats=tuple(image_formats),
+        max_image_pixels=int(max_image_pixels),
+        max_embedding_bytes=int(max_embedding_bytes),
+    )
+
+    workers = default_workers() if workers is None else max(1, int(workers))
+    planned = {t.index: _size(t.input) + _size(t.image_input) for t in tasks}
+    reported = {t.index: 0 for t in tasks}
+    bar = Progress(sum(planned.values()), len(tasks), enabled=progress)
+    reports: dict[int, ShardReport] = {}
+
+    def on_progress(index: int, nbytes: int, nsamples: int) -> None:
+        nbytes = max(0, min(nbytes, planned[index] - reported[index]))
+        reported[index] += nbytes
+        bar.advance(nbytes, nsamples)
+
+    def on_done(task, report: ShardReport) -> None:
+        reports[task.index] = report
+        on_progress(task.index, planned[task.index] - reported[task.index], 0)
+        bar.shard_done()
+
+    try:
+        run_tasks(executor, tasks, opts, workers=workers, verify=verify_resumed, on_done=on_done, on_progress=on_progress)
+    finally:
+        bar.close()
+
+    ordered = [reports[t.index] for t in tasks]
+    report = ConvertReport(
+        output=output,
+        layout=layout,
+        embedding_dtype=embedding_dtype,
+        dims=resolved_dims.as_dict(),
+        syn_key=resolved_key,
+        shards=ordered,
+        workers=workers,
+        executor=executor,
+    )
+    from mobileclip_fastload.convert.store_io import write_store_manifest
+
+    finished = [r for r in ordered if r.status in (CONVERTED, RESUMED)]
+    meta = {
+        "converter": {
+            "tool": "mobileclip_fastload.convert",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "layout": layout,
+            "syn_key": resolved_key,
+            "input_shards": len(tasks),
+            "input_shards_in_store": len(finished),
+            "max_augmentations": max_augmentations,
+            "samples_in": report.samples_in,
+            "samples_skipped": report.skipped,
+        },
+        **(metadata or {}),
+    }
+    write_store_manifest(output, [info for r in finished for info in r.outputs], opts, meta)
+    report.manifest_written = True
+    report.seconds = time.perf_counter() - t0
+    report.write_json(os.path.join(output, REPORT_NAME))
+    return report
+
+
+def _explicit_syn_key(syn_key: str | None) -> str:
+    if not syn_key:
+        return "syn_text"
+    return syn_key if syn_key.startswith("syn_text") else f"syn_text_{syn_key}"
+
+
+def _size(path: str | None) -> int:
+    if path is None:
+        return 0
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -1,0 +1,133 @@
+"""Running shard tasks: in this process, on a local process pool, or on Ray.
+
+All three run the same ``run_shard_task``; results come back as ``ShardReport``
+objects in completion order through ``on_done`` and progress deltas through
+``on_progress(task_index, bytes, samples)``.
+
+* ``"process"``: ``ProcessPoolExecutor`` on a ``forkserver`` context (no fork of
+  a parent that may hold threads or torch state; the server pre-imports the
+  converter once so workers start fast). Workers stream progress through a queue.
+* ``"ray"``: one Ray task per shard (``num_cpus=1``), on the cluster that
+  ``ray.init`` connects to (an existing one, or a local instance it starts).
+  Progress is per finished shard. Needs the optional ``ray`` extra.
+* ``"inline"``: sequential, in this process (debugging, tiny inputs).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_mod
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Callable, Sequence
+
+from mobileclip_fastload.convert.options import ConvertOptions
+from mobileclip_fastload.convert.report import ShardReport
+from mobileclip_fastload.convert.shard_task import ShardTask, run_shard_task
+
+EXECUTORS = ("process", "ray", "inline")
+OnDone = Callable[[ShardTask, ShardReport], None]
+OnProgress = Callable[[int, int, int], None]
+
+
+def run_tasks(
+    executor: str,
+    tasks: Sequence[ShardTask],
+    opts: ConvertOptions,
+    *,
+    workers: int,
+    verify: str,
+    on_done: OnDone,
+    on_progress: OnProgress,
+) -> None:
+    if executor == "inline" or (executor == "process" and (workers <= 1 or len(tasks) <= 1)):
+        for t in tasks:
+            on_done(t, run_shard_task(t, opts, verify=verify, progress=lambda b, s, i=t.index: on_progress(i, b, s)))
+    elif executor == "process":
+        _run_process_pool(tasks, opts, workers=workers, verify=verify, on_done=on_done, on_progress=on_progress)
+    elif executor == "ray":
+        _run_ray(tasks, opts, verify=verify, on_done=on_done, on_progress=on_progress)
+    else:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+
+
+# ----------------------------------------------------------------------------- process pool
+_progress_queue = None
+
+
+def _init_worker(q) -> None:
+    global _progress_queue
+    _progress_queue = q
+
+
+def _pool_task(task: ShardTask, opts: ConvertOptions, verify: str) -> ShardReport:
+    q = _progress_queue
+
+    def progress(nbytes: int, nsamples: int) -> None:
+        if q is not None:
+            q.put((task.index, nbytes, nsamples))
+
+    return run_shard_task(task, opts, verify=verify, progress=progress)
+
+
+def _context():
+    if sys.platform != "win32" and "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["mobileclip_fastload.convert.worker_preload"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress) -> None:
+    ctx = _context()
+    q = ctx.Queue()
+
+    def drain() -> None:
+        while True:
+            try:
+                index, nbytes, nsamples = q.get_nowait()
+            except queue_mod.Empty:
+                return
+            on_progress(index, nbytes, nsamples)
+
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker, initargs=(q,))
+    try:
+        pending = {pool.submit(_pool_task, t, opts, verify): t for t in tasks}
+        while pending:
+            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            drain()
+            for fut in done:
+                task = pending.pop(fut)
+                on_done(task, fut.result())
+        drain()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        q.close()
+
+
+# ----------------------------------------------------------------------------- ray
+def _run_ray(tasks, opts, *, verify, on_done, on_progress) -> None:
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError("executor='ray' needs Ray: pip install 'mobileclip-fastload[ray]'") from e
+    if not ray.is_initialized():
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(num_cpus=1, max_retries=2)(_ray_task)
+    refs = {remote.remote(t, opts, verify): t for t in tasks}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+        for ref in done:
+            task = refs[ref]
+            report = ShardReport.from_dict(ray.get(ref))
+            on_progress(task.index, report.bytes_in, report.samples_in)
+            on_done(task, report)
+
+
+def _ray_task(task: ShardTask, opts: ConvertOptions, verify: str) -> dict:
+    return run_shard_task(task, opts, verify=verify).as_dict()

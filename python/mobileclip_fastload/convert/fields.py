@@ -1,0 +1,161 @@
+"""Parsing the small per-sample members: json, syn.json, paug.json, txt.
+
+Each parser raises ``SkipSample`` with the reason a report needs (missing field,
+bad JSON, bad text, bad augmentation entry, shape mismatch) and returns plain
+Python values in the shape the rest of the converter expects.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from mobileclip_fastload.convert.skips import (
+    BAD_AUGMENTATION,
+    BAD_JSON,
+    BAD_TEXT,
+    MISSING_FIELD,
+    SHAPE_MISMATCH,
+    SkipSample,
+)
+
+NUM_RANDAUGMENT_OPS = 14
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def text_member(members: dict[str, bytes], ext: str) -> str:
+    if ext not in members:
+        raise SkipSample(MISSING_FIELD, f"no {ext} member")
+    try:
+        return members[ext].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SkipSample(BAD_TEXT, f"{ext} is not UTF-8: {e}") from None
+
+
+def json_member(members: dict[str, bytes], ext: str) -> dict:
+    if ext not in members:
+        raise SkipSample(MISSING_FIELD, f"no {ext} member")
+    try:
+        value = json.loads(members[ext])
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise SkipSample(BAD_JSON, f"{ext}: {e}") from None
+    if not isinstance(value, dict):
+        raise SkipSample(BAD_JSON, f"{ext} is a {type(value).__name__}, not an object")
+    return value
+
+
+def dr_sha256(dr_json: dict) -> bytes | None:
+    """The DR json's sha256 as 32 bytes; None when absent or null."""
+    v = dr_json.get("sha256")
+    if v is None or v == "":
+        return None
+    if not isinstance(v, str) or not _SHA256_HEX.match(v):
+        raise SkipSample(BAD_JSON, f"json sha256 is not 64 hex digits: {str(v)[:80]!r}")
+    return bytes.fromhex(v)
+
+
+def sample_uid(dr_json: dict, key: str) -> str:
+    """DataComp uid from the DR json, else the tar key (RayGen shards key samples by uid)."""
+    uid = dr_json.get("uid")
+    if uid is None:
+        return key.rsplit("/", 1)[-1]
+    if not isinstance(uid, str) or not uid:
+        raise SkipSample(BAD_JSON, f"json uid is not a non-empty string: {uid!r}")
+    return uid
+
+
+def syn_text_keys(syn: dict) -> list[str]:
+    return [k for k in syn if k == "syn_text" or k.startswith("syn_text_")]
+
+
+def resolve_syn_key(available: list[str], requested: str | None) -> str:
+    """Which synthetic-caption key feeds the store's S captions.
+
+    ``requested`` may be a full key (``syn_text_coca``) or just its tag (``coca``).
+    Default: ``syn_text`` when present, else the only ``syn_text_<tag>`` key.
+    """
+    if requested:
+        for candidate in (requested, f"syn_text_{requested}"):
+            if candidate in available:
+                return candidate
+        raise SkipSample(MISSING_FIELD, f"syn.json has no {requested!r} (has {available})")
+    if "syn_text" in available:
+        return "syn_text"
+    if len(available) == 1:
+        return available[0]
+    if not available:
+        raise SkipSample(MISSING_FIELD, "syn.json has no syn_text key")
+    raise SkipSample(MISSING_FIELD, f"syn.json has several caption sets {available}: choose one with syn_key")
+
+
+def syn_captions(syn: dict, key: str, S: int) -> list[str]:
+    caps = syn.get(key)
+    if caps is None:
+        raise SkipSample(MISSING_FIELD, f"syn.json has no {key!r}")
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise SkipSample(BAD_JSON, f"syn.json {key!r} is not a list of strings")
+    if len(caps) != S:
+        raise SkipSample(SHAPE_MISMATCH, f"syn.json {key!r} has {len(caps)} captions, expected {S}")
+    return caps
+
+
+def _integral(v) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
+def _number(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def parse_entry(entry, index: int):
+    """Validate one ``param_aug`` entry; returns it normalised (ints, floats) or None for null."""
+    if entry is None:
+        return None
+    bad = f"param_aug[{index}]"
+    if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+        raise SkipSample(BAD_AUGMENTATION, f"{bad} is not [[i, j, h, w], [[op, m], ...]]: {str(entry)[:120]}")
+    box, ops = entry
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        raise SkipSample(BAD_AUGMENTATION, f"{bad} box is not [i, j, h, w]: {str(box)[:120]}")
+    ints = [_integral(v) for v in box]
+    if any(v is None for v in ints):
+        raise SkipSample(BAD_AUGMENTATION, f"{bad} box has non-integer values: {box}")
+    i, j, h, w = ints
+    if h <= 0 or w <= 0 or max(abs(i), abs(j), h, w) > 2**31 - 1:
+        raise SkipSample(BAD_AUGMENTATION, f"{bad} box {box} has a non-positive or out-of-range size")
+    if not isinstance(ops, (list, tuple)) or len(ops) > 2:
+        raise SkipSample(BAD_AUGMENTATION, f"{bad} ops is not a list of at most 2 [op, m]: {str(ops)[:120]}")
+    parsed_ops = []
+    for op in ops:
+        if not isinstance(op, (list, tuple)) or len(op) != 2:
+            raise SkipSample(BAD_AUGMENTATION, f"{bad} op is not [op, m]: {str(op)[:120]}")
+        idx, m = _integral(op[0]), _number(op[1])
+        if idx is None or not 0 <= idx < NUM_RANDAUGMENT_OPS or m is None:
+            raise SkipSample(BAD_AUGMENTATION, f"{bad} op {op} has a bad index or magnitude")
+        parsed_ops.append([idx, m])
+    return [[i, j, h, w], parsed_ops]
+
+
+def param_aug(paug: dict) -> list:
+    """The ``param_aug`` list (accepting a JSON string, as HF ``datasets`` delivers it), validated."""
+    value = paug.get("param_aug")
+    if value is None:
+        raise SkipSample(MISSING_FIELD, "paug.json has no param_aug")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as e:
+            raise SkipSample(BAD_JSON, f"paug.json param_aug string is not JSON: {e}") from None
+    if not isinstance(value, list):
+        raise SkipSample(BAD_JSON, f"paug.json param_aug is a {type(value).__name__}, not a list")
+    return [parse_entry(e, k) for k, e in enumerate(value)]

@@ -1,0 +1,135 @@
+"""One DataCompDR sample (its tar members) -> one store ``Sample``, or a ``SkipSample``.
+
+Cheap checks run first (json, captions, augmentation entries, embeddings) so a
+bad sample costs no image decode; the image is checked last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from mobileclip_fastload.convert import fields
+from mobileclip_fastload.convert.embeddings import load_embeddings, select_embeddings
+from mobileclip_fastload.convert.image_origin import decide_origin
+from mobileclip_fastload.convert.images import check_image, find_image
+from mobileclip_fastload.convert.options import ConvertOptions
+from mobileclip_fastload.convert.precision import CosineError, encode
+from mobileclip_fastload.convert.skips import MISSING_IMAGE, NON_FINITE_EMBEDDING, SHAPE_MISMATCH, SkipSample
+from mobileclip_fastload.tokenizer import ClipTokenizer
+
+
+@dataclass
+class ImagePart:
+    """Where the image, real caption and image metadata of a sample come from."""
+
+    members: dict[str, bytes]  # holds the image and ``txt``
+    meta: dict | None  # json with width/height/original_width/original_height, if any
+    downloaded_sha256: bytes | None  # img2dataset's hash of the downloaded original (separate layout)
+
+
+@dataclass
+class BuiltSample:
+    sample: object  # mobileclip_fastload.store.Sample
+    evidence: str  # ImageOrigin.evidence
+    boxes_outside: int  # entries whose box leaves the original image (replayed with black padding)
+    error: CosineError  # what the store dtype did to this sample's embeddings
+    approx_bytes: int  # what the sample adds to a shard, roughly
+
+
+def build_sample(
+    key: str,
+    members: dict[str, bytes],
+    image_lookup: Callable[[str, str], ImagePart | None] | None,
+    opts: ConvertOptions,
+    tokenizer: ClipTokenizer,
+) -> BuiltSample:
+    from mobileclip_fastload.convert.aug_records import build_aug_records
+    from mobileclip_fastload.store import Sample
+
+    dims = opts.dims
+    dr_json = fields.json_member(members, "json")
+    uid = fields.sample_uid(dr_json, key)
+    dr_sha = fields.dr_sha256(dr_json)
+
+    entries = fields.param_aug(fields.json_member(members, "paug.json"))
+    if len(entries) < dims.J or (len(entries) != dims.J and not opts.truncate_augmentations):
+        raise SkipSample(SHAPE_MISMATCH, f"param_aug has {len(entries)} entries, expected {dims.J}")
+    entries = entries[: dims.J]
+
+    syn = fields.json_member(members, "syn.json")
+    syn_caps = fields.syn_captions(syn, opts.syn_key, dims.S)
+
+    arrays = load_embeddings(members, opts.max_embedding_bytes)
+    image_emb, text_emb = select_embeddings(
+        arrays, syn_key=opts.syn_key, J=dims.J, S=dims.S, KD=dims.KD, truncate_j=opts.truncate_augmentations
+    )
+
+    if image_lookup is None:  # joined layout: everything is in this sample
+        image_part = ImagePart(members, dr_json, None)
+    else:
+        image_part = image_lookup(uid, key)
+        if image_part is None:
+            raise SkipSample(MISSING_IMAGE, "no image with this uid/key in the image shard")
+    caption = fields.text_member(image_part.members, "txt")
+    found = find_image(image_part.members)
+    if found is None:
+        raise SkipSample(MISSING_IMAGE, "no jpg/jpeg/png/webp member")
+    _, image_bytes = found
+    checked = check_image(image_bytes, formats=opts.image_formats, max_pixels=opts.max_image_pixels)
+    origin = decide_origin(
+        stored_size=(checked.width, checked.height),
+        stored_sha256=checked.sha256,
+        dr_sha256=dr_sha,
+        image_meta=image_part.meta,
+        downloaded_sha256=image_part.downloaded_sha256,
+    )
+    boxes_outside = sum(
+        1
+        for e in entries
+        if e is not None
+        and (e[0][0] < 0 or e[0][1] < 0 or e[0][0] + e[0][2] > origin.orig_height or e[0][1] + e[0][3] > origin.orig_width)
+    )
+    aug = build_aug_records(entries, (checked.width, checked.height), (origin.orig_width, origin.orig_height))
+    caption_tokens = tokenizer.tokenize(caption)
+    syn_tokens = [tokenizer.tokenize(c) for c in syn_caps]
+
+    # Encoded here with the store's own conversions, so a shard buffer holds the
+    # final 1-2 byte values and the precision report sees exactly what is written.
+    img_enc = encode(image_emb, opts.embedding_dtype, dims.K)
+    txt_enc = encode(text_emb, opts.embedding_dtype, dims.K)
+    if not (np.isfinite(img_enc.decoded).all() and np.isfinite(txt_enc.decoded).all()):
+        raise SkipSample(NON_FINITE_EMBEDDING, f"embeddings overflow {opts.embedding_dtype}")
+    error = CosineError()
+    error.add(image_emb, img_enc.decoded, dims.K)
+    error.add(text_emb, txt_enc.decoded, dims.K)
+    sample = Sample(
+        uid=uid,
+        image=image_bytes,
+        width=checked.width,
+        height=checked.height,
+        orig_width=origin.orig_width,
+        orig_height=origin.orig_height,
+        caption=caption,
+        caption_tokens=caption_tokens,
+        syn_captions=syn_caps,
+        syn_tokens=syn_tokens,
+        aug=aug,
+        image_emb=img_enc.values,
+        text_emb=txt_enc.values,
+        sha256=dr_sha,
+        flags=origin.flags,
+        image_emb_scale=img_enc.scales,
+        text_emb_scale=txt_enc.scales,
+    )
+    itemsize = 1 if opts.embedding_dtype == "int8" else 2
+    approx = (
+        len(image_bytes)
+        + (image_emb.size + text_emb.size) * itemsize
+        + len(caption.encode()) + sum(len(c.encode()) for c in syn_caps)
+        + 2 * (caption_tokens.size + sum(t.size for t in syn_tokens))
+        + 40 * dims.J + 64 + len(uid)
+    )
+    return BuiltSample(sample, origin.evidence, boxes_outside, error, approx)

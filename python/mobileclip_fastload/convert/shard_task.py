@@ -1,0 +1,265 @@
+"""One input shard -> its own store shard file(s) + a done record. Runs in a worker.
+
+Resumable and crash-safe: store shards are written atomically by the store
+writer (temporary name + rename), and the done record, written last and also
+atomically, is the only proof that the task finished. A re-run finds the done
+record, checks that it was made from the same input file under the same
+options and that every listed output is intact (size and whole-file xxh3), and
+skips the task; otherwise the task is redone from scratch and its stale
+outputs replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+from mobileclip_fastload.convert.images import IMAGE_EXTENSIONS
+from mobileclip_fastload.convert.options import ConvertOptions
+from mobileclip_fastload.convert.precision import CosineError
+from mobileclip_fastload.convert.report import CONVERTED, FAILED, RESUMED, UNREADABLE, ShardReport
+from mobileclip_fastload.convert.sample_builder import ImagePart, build_sample
+from mobileclip_fastload.convert.skips import DUPLICATE_KEY, TRUNCATED_SAMPLE, SkipSample
+from mobileclip_fastload.convert.tar_samples import ShardUnreadable, TarIndex, TarSampleReader
+
+DONE_DIR = "_convert_done"
+DONE_SCHEMA = 1
+ProgressFn = Callable[[int, int], None]  # (input bytes done since last call, samples done since last call)
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    index: int
+    task_id: str  # names the outputs: f"{task_id}-{part:03d}.arrow"
+    input: str
+    image_input: str | None
+    output_dir: str
+
+
+def output_name(task_id: str, part: int) -> str:
+    return f"{task_id}-{part:03d}.arrow"
+
+
+def done_record_path(output_dir: str, task_id: str) -> str:
+    return os.path.join(output_dir, DONE_DIR, f"{task_id}.json")
+
+
+def input_fingerprint(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def task_fingerprint(task: ShardTask, opts: ConvertOptions) -> dict:
+    return {
+        "schema": DONE_SCHEMA,
+        "input": input_fingerprint(task.input),
+        "image_input": input_fingerprint(task.image_input),
+        "options": opts.fingerprint(),
+    }
+
+
+def _write_json_atomic(path: str, obj) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> ShardReport | None:
+    """The report of an earlier run of this task, if it finished under the same inputs and
+    options and its outputs are intact; else None (the task must run)."""
+    path = done_record_path(task.output_dir, task.task_id)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        fingerprint = task_fingerprint(task, opts)
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") != fingerprint:
+        return None
+    report = ShardReport.from_dict(record["report"])
+    from mobileclip_fastload.convert.store_io import verify_output
+
+    for info in report.outputs:
+        if not verify_output(os.path.join(task.output_dir, info["file"]), info, checksum=(verify == "checksum")):
+            return None
+    report.status = RESUMED
+    return report
+
+
+def _remove_stale_outputs(task: ShardTask) -> None:
+    # Our outputs, and the store writer's hidden temporaries of them (".<name>.tmp-...").
+    pattern = re.compile(r"\.?" + re.escape(task.task_id) + r"-\d{3,}\.arrow(\.tmp-.*)?")
+    try:
+        os.unlink(done_record_path(task.output_dir, task.task_id))
+    except FileNotFoundError:
+        pass
+    for name in os.listdir(task.output_dir):
+        if pattern.fullmatch(name):
+            os.unlink(os.path.join(task.output_dir, name))
+
+
+class _Throttle:
+    """Calls ``fn`` with accumulated deltas at most every ``interval`` seconds."""
+
+    def __init__(self, fn: ProgressFn | None, interval: float = 0.2):
+        self.fn, self.interval = fn, interval
+        self.bytes = self.samples = 0
+        self.last = time.monotonic()
+
+    def add(self, nbytes: int, nsamples: int, force: bool = False) -> None:
+        if self.fn is None:
+            return
+        self.bytes += nbytes
+        self.samples += nsamples
+        now = time.monotonic()
+        if force or now - self.last >= self.interval:
+            if self.bytes or self.samples:
+                self.fn(self.bytes, self.samples)
+            self.bytes = self.samples = 0
+            self.last = now
+
+
+def run_shard_task(
+    task: ShardTask,
+    opts: ConvertOptions,
+    *,
+    verify: str = "checksum",
+    progress: ProgressFn | None = None,
+) -> ShardReport:
+    """Convert one input shard; never raises for bad data (it is reported instead)."""
+    t0 = time.perf_counter()
+    done = finished_report(task, opts, verify)
+    if done is not None:
+        if progress:
+            progress(done.bytes_in, done.samples_in)
+        return done
+    report = ShardReport(task.task_id, task.input, task.image_input)
+    throttle = _Throttle(progress)
+    try:
+        _remove_stale_outputs(task)
+        _convert(task, opts, report, throttle)
+    except ShardUnreadable as e:
+        report.status, report.error = UNREADABLE, str(e)
+    except Exception as e:  # a converter bug must not take the other shards down
+        report.status = FAILED
+        report.error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+    throttle.add(0, 0, force=True)
+    report.seconds = time.perf_counter() - t0
+    if report.status == CONVERTED:
+        _write_json_atomic(
+            done_record_path(task.output_dir, task.task_id),
+            {"fingerprint": task_fingerprint(task, opts), "report": report.as_dict()},
+        )
+    return report
+
+
+def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttle: _Throttle) -> None:
+    from mobileclip_fastload.convert.store_io import write_part
+    from mobileclip_fastload.tokenizer import default_tokenizer
+
+    tokenizer = default_tokenizer()
+    reader = TarSampleReader(task.input)
+    report.bytes_in = reader.size
+    index: TarIndex | None = None
+    if opts.layout == "separate":
+        if task.image_input is None:
+            raise ShardUnreadable(f"no image shard paired with {task.input}")
+        index = TarIndex(task.image_input)
+        report.image_tar_problem = index.error
+        report.bytes_in += os.path.getsize(task.image_input)
+
+    errors = CosineError()
+    pending: list = []
+    pending_bytes = 0
+    part = 0
+    keys_seen: set[str] = set()
+    uids_seen: set[str] = set()
+    matched_image_keys: set[str] = set()
+    limit = opts.max_listed_per_reason
+    last_pos = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_bytes, part
+        if not pending:
+            return
+        info = write_part(os.path.join(task.output_dir, output_name(task.task_id, part)), pending, opts)
+        report.outputs.append(info)
+        report.bytes_out += info["file_bytes"]
+        part += 1
+        pending, pending_bytes = [], 0
+
+    def image_lookup(uid: str, key: str) -> ImagePart | None:
+        found = index.lookup(uid, key)
+        if found is None:
+            return None
+        matched_image_keys.add(found.key)
+        members = {ext: index.read(found, ext) for ext in (*IMAGE_EXTENSIONS, "txt") if ext in found.members}
+        sha = (found.json or {}).get("sha256")
+        downloaded = bytes.fromhex(sha) if isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha) else None
+        return ImagePart(members, found.json, downloaded)
+
+    try:
+        for raw in reader:
+            report.samples_in += 1
+            throttle.add(reader.bytes_read - last_pos, 1)
+            last_pos = reader.bytes_read
+            uid = None
+            try:
+                if raw.truncated:
+                    raise SkipSample(TRUNCATED_SAMPLE, "the tar broke inside this sample")
+                if raw.key in keys_seen:
+                    raise SkipSample(DUPLICATE_KEY, f"key {raw.key!r} appears again later in the shard")
+                keys_seen.add(raw.key)
+                if raw.repeated_exts:
+                    raise SkipSample(DUPLICATE_KEY, f"member(s) {raw.repeated_exts} repeated within the sample")
+                built = build_sample(raw.key, raw.members, image_lookup if index is not None else None, opts, tokenizer)
+                uid = built.sample.uid
+                if uid in uids_seen:
+                    raise SkipSample(DUPLICATE_KEY, f"uid {uid!r} already written from this shard")
+            except SkipSample as s:
+                report.skip(s.reason, uid or _uid_hint(raw.members), raw.key, s.detail, limit)
+                continue
+            uids_seen.add(uid)
+            report.samples_written += 1
+            flags = built.sample.flags
+            report.rescaled += flags & 1
+            report.sha256_verified += built.evidence == "sha256"
+            report.img2dataset_sha256_verified += built.evidence == "img2dataset_sha256"
+            report.unverified += built.evidence == "unverified"
+            report.boxes_outside_original += built.boxes_outside
+            errors.merge(built.error)
+            pending.append(built.sample)
+            pending_bytes += built.approx_bytes
+            if pending_bytes >= opts.target_shard_bytes:
+                flush()
+        flush()
+    finally:
+        if index is not None:
+            index.close()
+    throttle.add(reader.bytes_read - last_pos, 0)
+    report.tar_problem = reader.error
+    report.cosine_error = errors.as_dict()
+    if index is not None:
+        unmatched = [k for k in index.by_key if k not in matched_image_keys]
+        report.images_without_dr_record = len(unmatched)
+        report.unmatched_image_keys = unmatched[:limit]
+
+
+def _uid_hint(members: dict[str, bytes]) -> str | None:
+    """Best-effort uid of a skipped sample, for the report (its json may be what is broken)."""
+    try:
+        uid = json.loads(members.get("json", b"{}")).get("uid")
+        return uid if isinstance(uid, str) else None
+    except Exception:
+        return None

@@ -1,0 +1,52 @@
+"""The converter's only contact with the store writer (``mobileclip_fastload.store``)."""
+
+from __future__ import annotations
+
+import os
+
+from mobileclip_fastload.convert.options import ConvertOptions
+
+
+def write_part(path: str, samples: list, opts: ConvertOptions) -> dict:
+    """Write one store shard atomically (the writer validates it); its ShardInfo as JSON."""
+    from mobileclip_fastload.store import write_shard
+
+    return write_shard(path, samples, dims=opts.dims.as_dict(), embedding_dtype=opts.embedding_dtype).to_json()
+
+
+def verify_output(path: str, info: dict, *, checksum: bool) -> bool:
+    """Is an earlier run's store shard still exactly what its done record says?
+
+    ``checksum``: re-open it with the Rust reader (which validates the file) and
+    recompute the whole-file and per-column xxh3; else only compare the size.
+    """
+    try:
+        if os.path.getsize(path) != info["file_bytes"]:
+            return False
+    except OSError:
+        return False
+    if not checksum:
+        return True
+    from mobileclip_fastload import _core
+
+    try:
+        now = _core.store_shard_info(path)
+    except Exception:  # StoreFormatError / ChecksumError / OSError: not intact
+        return False
+    return (
+        now["file_xxh3"] == info["file_xxh3"]
+        and now["num_samples"] == info["num_samples"]
+        and dict(now["columns"]) == dict(info["columns"])
+    )
+
+
+def write_store_manifest(output: str, infos: list[dict], opts: ConvertOptions, metadata: dict) -> None:
+    from mobileclip_fastload.store import ShardInfo, write_manifest
+
+    write_manifest(
+        output,
+        [ShardInfo.from_json(i) for i in infos],
+        dims=opts.dims.as_dict(),
+        embedding_dtype=opts.embedding_dtype,
+        metadata=metadata,
+    )

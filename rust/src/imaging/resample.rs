@@ -1,0 +1,427 @@
+//! Pillow 13.0.0's 8-bit convolution resize, `ImagingResample` in
+//! `src/libImaging/Resample.c`, fused with the crop that precedes it.
+//!
+//! What is replicated, bit for bit:
+//! - `precompute_coeffs`: filter windows and weights in `double`, the box
+//!   edges as C `float`, truncating `(int)` casts, normalisation by the sum;
+//! - `normalize_coeffs_8bpc`: weights to fixed point with
+//!   `PRECISION_BITS = 32 - 8 - 2 = 22`, rounding half away from zero;
+//! - each pass accumulates `int` sums starting at `1 << 21` and clips
+//!   `sum >> 22` to 0..=255, so the intermediate image is rounded to 8 bits;
+//! - which passes run and in which order. Pillow 13 (PR #9549) runs the
+//!   *vertical* pass first when both passes are needed and
+//!   `in_h - out_h > 0 && in_h - out_h > 2 * (in_w - out_w)` (read from the
+//!   compiled `ImagingResample` of the 13.0.0 wheel); otherwise horizontal
+//!   first as before. A pass is skipped when its axis keeps its size.
+//!
+//! The crop's black padding is never materialised: a tap on a padded pixel
+//! adds exactly 0 to the integer sum, so taps outside the source are dropped
+//! after the weights have been computed over the full padded extent.
+
+use super::crop::CropBox;
+use super::CHANNELS;
+
+/// Resampling filter used by the crop+resize (torchvision `InterpolationMode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Interpolation {
+    Bilinear,
+    Bicubic,
+}
+
+impl Interpolation {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "bilinear" => Some(Interpolation::Bilinear),
+            "bicubic" => Some(Interpolation::Bicubic),
+            _ => None,
+        }
+    }
+
+    /// `struct filter.support`.
+    fn support(self) -> f64 {
+        match self {
+            Interpolation::Bilinear => 1.0,
+            Interpolation::Bicubic => 2.0,
+        }
+    }
+
+    /// `bilinear_filter` / `bicubic_filter` (a = -0.5), same operation order.
+    #[inline]
+    fn weight(self, x: f64) -> f64 {
+        let x = if x < 0.0 { -x } else { x };
+        match self {
+            Interpolation::Bilinear => {
+                if x < 1.0 {
+                    1.0 - x
+                } else {
+                    0.0
+                }
+            }
+            Interpolation::Bicubic => {
+                const A: f64 = -0.5;
+                if x < 1.0 {
+                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+/// Rounding bias every accumulator starts from.
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+#[inline(always)]
+fn clip8(ss: i32) -> u8 {
+    (ss >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// One output pixel's taps: source index of the first tap, tap count, offset into `taps`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Window {
+    start: usize,
+    len: usize,
+    off: usize,
+}
+
+/// One axis of the resize: for every output pixel, its fixed-point taps on the
+/// source axis (taps on padding removed).
+#[derive(Debug, Default)]
+pub struct AxisCoeffs {
+    windows: Vec<Window>,
+    taps: Vec<i32>,
+}
+
+impl AxisCoeffs {
+    /// `precompute_coeffs(in_size, 0.0f, (float)in_size, out_size)` +
+    /// `normalize_coeffs_8bpc`, then crop coordinate `c` is mapped to source
+    /// coordinate `c + shift` and taps outside `0..src_len` are dropped.
+    /// `weights` is scratch for one window's double weights.
+    pub fn build(
+        &mut self,
+        filter: Interpolation,
+        in_size: usize,
+        out_size: usize,
+        shift: i64,
+        src_len: usize,
+        weights: &mut Vec<f64>,
+    ) {
+        self.windows.clear();
+        self.taps.clear();
+        // The box edges are C floats: in0 = 0.0f, in1 = (float)in_size.
+        let in0: f32 = 0.0;
+        let in1: f32 = in_size as f32;
+        let scale = (in1 - in0) as f64 / out_size as f64;
+        let filterscale = if scale < 1.0 { 1.0 } else { scale };
+        let support = filter.support() * filterscale;
+        let ss = 1.0 / filterscale;
+        for xx in 0..out_size {
+            let center = in0 as f64 + (xx as f64 + 0.5) * scale;
+            // C `(int)` truncates toward zero; clamping makes the sign irrelevant.
+            let xmin = ((center - support + 0.5) as i64).max(0);
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
+            let n = (xmax - xmin).max(0) as usize;
+            weights.clear();
+            let mut ww = 0.0f64;
+            for x in 0..n {
+                let w = filter.weight((((x as i64 + xmin) as f64) - center + 0.5) * ss);
+                weights.push(w);
+                ww += w;
+            }
+            if ww != 0.0 {
+                for w in weights.iter_mut() {
+                    *w /= ww;
+                }
+            }
+            // Keep only taps whose source pixel exists.
+            let first_src = xmin + shift;
+            let lo = (-first_src).clamp(0, n as i64) as usize;
+            let hi = (src_len as i64 - first_src).clamp(lo as i64, n as i64) as usize;
+            let off = self.taps.len();
+            for &w in &weights[lo..hi] {
+                self.taps.push(to_fixed(w));
+            }
+            let start = if hi > lo { (first_src + lo as i64) as usize } else { 0 };
+            self.windows.push(Window { start, len: hi - lo, off });
+        }
+    }
+
+    /// A pass Pillow skips (axis keeps its size): one unit tap per pixel. It is
+    /// exact, since `clip8((1 << 21) + (v << 22)) == v`.
+    pub fn identity(&mut self, size: usize, shift: i64, src_len: usize) {
+        self.windows.clear();
+        self.taps.clear();
+        for c in 0..size {
+            let s = c as i64 + shift;
+            if s >= 0 && s < src_len as i64 {
+                self.windows.push(Window { start: s as usize, len: 1, off: self.taps.len() });
+                self.taps.push(1 << PRECISION_BITS);
+            } else {
+                self.windows.push(Window::default());
+            }
+        }
+    }
+
+    /// The source range `[lo, hi)` any window touches (empty if none).
+    fn source_span(&self) -> (usize, usize) {
+        let mut lo = usize::MAX;
+        let mut hi = 0;
+        for w in self.windows.iter().filter(|w| w.len > 0) {
+            lo = lo.min(w.start);
+            hi = hi.max(w.start + w.len);
+        }
+        if lo >= hi {
+            (0, 0)
+        } else {
+            (lo, hi)
+        }
+    }
+
+    /// Fixed-point taps of output pixel `i` and the source index of the first.
+    #[inline]
+    fn taps_of(&self, i: usize) -> (usize, &[i32]) {
+        let w = self.windows[i];
+        (w.start, &self.taps[w.off..w.off + w.len])
+    }
+
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
+    /// Taps of output pixel `i` as (first source index, fixed-point weights); for tests.
+    pub fn window(&self, i: usize) -> (usize, Vec<i32>) {
+        let (s, t) = self.taps_of(i);
+        (s, t.to_vec())
+    }
+}
+
+/// `normalize_coeffs_8bpc`: `(int)(±0.5 + k * (1 << 22))`, truncating.
+#[inline]
+fn to_fixed(k: f64) -> i32 {
+    let scaled = k * (1i32 << PRECISION_BITS) as f64;
+    if k < 0.0 {
+        (-0.5 + scaled) as i32
+    } else {
+        (0.5 + scaled) as i32
+    }
+}
+
+/// Horizontal pass over `rows` rows of a packed RGB source whose row `r`
+/// starts at `src[r * src_stride]`; window indices are pixel columns.
+fn horizontal_pass(
+    src: &[u8],
+    src_stride: usize,
+    rows: usize,
+    coeffs: &AxisCoeffs,
+    dst: &mut [u8],
+) {
+    let out_w = coeffs.len();
+    let dst_stride = out_w * CHANNELS;
+    for r in 0..rows {
+        let row = &src[r * src_stride..];
+        let out = &mut dst[r * dst_stride..(r + 1) * dst_stride];
+        for (xx, px) in out.chunks_exact_mut(CHANNELS).enumerate() {
+            let (start, k) = coeffs.taps_of(xx);
+            let pixels = &row[start * CHANNELS..(start + k.len()) * CHANNELS];
+            let (mut s0, mut s1, mut s2) = (HALF, HALF, HALF);
+            for (p, &kv) in pixels.chunks_exact(CHANNELS).zip(k) {
+                s0 += p[0] as i32 * kv;
+                s1 += p[1] as i32 * kv;
+                s2 += p[2] as i32 * kv;
+            }
+            px[0] = clip8(s0);
+            px[1] = clip8(s1);
+            px[2] = clip8(s2);
+        }
+    }
+}
+
+/// Vertical pass: `row_bytes` bytes of each source row (channel-agnostic),
+/// source row `y` starting at `src[y * src_stride]`; output rows are packed.
+fn vertical_pass(
+    src: &[u8],
+    src_stride: usize,
+    row_bytes: usize,
+    coeffs: &AxisCoeffs,
+    dst: &mut [u8],
+    acc: &mut Vec<i32>,
+) {
+    if acc.len() < row_bytes {
+        acc.resize(row_bytes, 0);
+    }
+    let acc = &mut acc[..row_bytes];
+    for yy in 0..coeffs.len() {
+        let (start, k) = coeffs.taps_of(yy);
+        acc.fill(HALF);
+        for (i, &kv) in k.iter().enumerate() {
+            let row = &src[(start + i) * src_stride..(start + i) * src_stride + row_bytes];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += p as i32 * kv;
+            }
+        }
+        let out = &mut dst[yy * row_bytes..(yy + 1) * row_bytes];
+        for (o, &a) in out.iter_mut().zip(acc.iter()) {
+            *o = clip8(a);
+        }
+    }
+}
+
+/// Reusable crop+resize state (coefficient tables and pass buffers).
+#[derive(Debug, Default)]
+pub struct Resampler {
+    h: AxisCoeffs,
+    v: AxisCoeffs,
+    tmp: Vec<u8>,
+    acc: Vec<i32>,
+    weights: Vec<f64>,
+}
+
+impl Resampler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `img.crop(box).resize((out_w, out_h), filter)` of a packed RGB image
+    /// into `dst` (`out_w * out_h * 3` bytes). The box must be non-empty.
+    #[allow(clippy::too_many_arguments)]
+    pub fn crop_resize(
+        &mut self,
+        src: &[u8],
+        src_w: usize,
+        src_h: usize,
+        b: CropBox,
+        out_w: usize,
+        out_h: usize,
+        filter: Interpolation,
+        dst: &mut [u8],
+    ) {
+        assert_eq!(src.len(), src_w * src_h * CHANNELS);
+        assert_eq!(dst.len(), out_w * out_h * CHANNELS);
+        assert!(b.width > 0 && b.height > 0);
+        let (in_w, in_h) = (b.width, b.height);
+        let need_h = out_w != in_w;
+        let need_v = out_h != in_h;
+        if need_h {
+            self.h.build(filter, in_w, out_w, b.left, src_w, &mut self.weights);
+        } else {
+            self.h.identity(out_w, b.left, src_w);
+        }
+        if need_v {
+            self.v.build(filter, in_h, out_h, b.top, src_h, &mut self.weights);
+        } else {
+            self.v.identity(out_h, b.top, src_h);
+        }
+        let (dy, dx) = (in_h as i64 - out_h as i64, in_w as i64 - out_w as i64);
+        let vertical_first = need_h && need_v && dy > 0 && dy > 2 * dx;
+        let src_stride = src_w * CHANNELS;
+
+        if !vertical_first {
+            // Horizontal pass over the source rows the vertical windows use.
+            let (r0, r1) = self.v.source_span();
+            let row_bytes = out_w * CHANNELS;
+            let n = (r1 - r0) * row_bytes;
+            if self.tmp.len() < n {
+                self.tmp.resize(n, 0);
+            }
+            let tmp = &mut self.tmp[..n];
+            horizontal_pass(&src[r0 * src_stride..], src_stride, r1 - r0, &self.h, tmp);
+            shift_windows(&mut self.v, r0);
+            vertical_pass(tmp, row_bytes, row_bytes, &self.v, dst, &mut self.acc);
+        } else {
+            // Vertical pass over the source columns the horizontal windows use.
+            let (c0, c1) = self.h.source_span();
+            let row_bytes = (c1 - c0) * CHANNELS;
+            let n = out_h * row_bytes;
+            if self.tmp.len() < n {
+                self.tmp.resize(n, 0);
+            }
+            let tmp = &mut self.tmp[..n];
+            vertical_pass(&src[c0 * CHANNELS..], src_stride, row_bytes, &self.v, tmp, &mut self.acc);
+            shift_windows(&mut self.h, c0);
+            horizontal_pass(tmp, row_bytes, out_h, &self.h, dst);
+        }
+    }
+}
+
+/// Re-base windows onto a buffer that starts at source index `origin`.
+fn shift_windows(c: &mut AxisCoeffs, origin: usize) {
+    for w in c.windows.iter_mut().filter(|w| w.len > 0) {
+        w.start -= origin;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Taps printed by Pillow's own algorithm for 10 -> 4 bilinear: every window
+    /// sums to 1 << 22 up to rounding, weights are symmetric around the center.
+    #[test]
+    fn bilinear_downscale_coefficients() {
+        let mut c = AxisCoeffs::default();
+        let mut w = Vec::new();
+        c.build(Interpolation::Bilinear, 10, 4, 0, 10, &mut w);
+        // scale 2.5, support 2.5: center 1.25 -> xmin 0, xmax int(4.25) = 4.
+        let (start, taps) = c.window(0);
+        assert_eq!(start, 0);
+        assert_eq!(taps.len(), 4);
+        let sum: i32 = taps.iter().sum();
+        assert!((sum - (1 << 22)).abs() <= 2, "{taps:?}");
+        // Mirror symmetry of the whole table.
+        let (_, last) = c.window(3);
+        let mut rev = last.clone();
+        rev.reverse();
+        assert_eq!(taps, rev);
+    }
+
+    #[test]
+    fn bicubic_upscale_has_negative_lobes() {
+        let mut c = AxisCoeffs::default();
+        let mut w = Vec::new();
+        c.build(Interpolation::Bicubic, 4, 9, 0, 4, &mut w);
+        assert!((0..9).any(|i| c.window(i).1.iter().any(|&k| k < 0)));
+    }
+
+    #[test]
+    fn padding_taps_are_dropped() {
+        // A box starting 5 pixels left of a 3-pixel source: crop columns 0..5 are padding.
+        let mut c = AxisCoeffs::default();
+        let mut w = Vec::new();
+        c.build(Interpolation::Bilinear, 8, 8, -5, 3, &mut w);
+        for i in 0..8 {
+            let (s, t) = c.window(i);
+            assert!(t.is_empty() || s + t.len() <= 3);
+        }
+    }
+
+    #[test]
+    fn fixed_point_rounds_half_away_from_zero() {
+        assert_eq!(to_fixed(0.5), 1 << 21);
+        assert_eq!(to_fixed(-0.5), -(1 << 21));
+        assert_eq!(to_fixed(1.0), 1 << 22);
+        assert_eq!(to_fixed(0.0), 0);
+    }
+
+    #[test]
+    fn same_size_is_a_copy_and_padding_is_black() {
+        let src: Vec<u8> = (0..4 * 3 * 3).map(|i| i as u8 * 7).collect();
+        let mut r = Resampler::new();
+        let mut out = vec![0u8; 4 * 3 * 3];
+        r.crop_resize(&src, 4, 3, CropBox::full(4, 3), 4, 3, Interpolation::Bicubic, &mut out);
+        assert_eq!(out, src);
+        // Shifted box: the first column is padding.
+        let b = CropBox { left: -1, top: 0, width: 4, height: 3 };
+        r.crop_resize(&src, 4, 3, b, 4, 3, Interpolation::Bilinear, &mut out);
+        let mut expected = vec![0u8; 4 * 3 * 3];
+        super::super::crop::crop_pad(&src, 4, 3, b, &mut expected);
+        assert_eq!(out, expected);
+    }
+}

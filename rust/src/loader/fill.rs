@@ -1,0 +1,204 @@
+//! Assembling one batch: for each sample pick its augmentation and synthetic
+//! caption, replay the augmentation into the image slot, and copy tokens and
+//! the matching teacher embedding rows.
+
+use std::sync::Arc;
+
+use half::f16;
+
+use super::batch::{Batch, EmbeddingData};
+use super::pipeline::{SkippedSample, Stats};
+use super::sampler::{augmentation_choice, mix_takes_synthetic, syn_caption_choice, CaptionMode};
+use super::{LoaderConfig, OnError};
+use crate::error::{Error, Result};
+use crate::imaging::Replayer;
+use crate::store::{EmbeddingDtype, Store};
+
+/// Per-thread state: the replayer (decoder + scratch) and one HWC image buffer.
+pub struct BatchFiller {
+    store: Arc<Store>,
+    cfg: LoaderConfig,
+    stats: Arc<Stats>,
+    replayer: Replayer,
+    hwc: Vec<u8>,
+}
+
+/// The choices made for one delivered sample.
+struct Choice {
+    index: u64,
+    aug: usize,
+    syn: usize,
+    text_is_syn: bool,
+}
+
+impl BatchFiller {
+    pub fn new(store: Arc<Store>, cfg: LoaderConfig, stats: Arc<Stats>) -> Result<Self> {
+        let hwc = vec![0u8; cfg.image_size * cfg.image_size * 3];
+        Ok(BatchFiller {
+            store,
+            cfg,
+            stats,
+            replayer: Replayer::new()?,
+            hwc,
+        })
+    }
+
+    fn choose(&self, epoch: u64, index: u64) -> Choice {
+        let dims = self.store.dims();
+        let seed = self.cfg.sampler.seed;
+        let syn = syn_caption_choice(seed, epoch, index, dims.s);
+        let text_is_syn = match self.cfg.caption_mode {
+            CaptionMode::Both => false,
+            CaptionMode::Mix(p) => mix_takes_synthetic(seed, epoch, index, p),
+        };
+        Choice {
+            index,
+            aug: augmentation_choice(seed, epoch, index, dims.j),
+            syn,
+            text_is_syn,
+        }
+    }
+
+    /// Replay sample `index`'s chosen augmentation into `self.hwc`.
+    fn replay(&mut self, c: &Choice) -> Result<()> {
+        let i = c.index as usize;
+        let aug = self.store.aug(i, c.aug);
+        self.replayer
+            .replay(
+                self.store.uid(i),
+                self.store.image_bytes(i),
+                &aug,
+                self.cfg.image_size,
+                self.cfg.interpolation,
+                &mut self.hwc,
+            )
+            .map_err(|e| match e {
+                Error::Decode { key, msg } => {
+                    Error::decode(format!("{key} (index {i}, {})", self.store.shard_path_of(i).display()), msg)
+                }
+                other => other,
+            })
+    }
+
+    /// Fill `batch` with batch number `number` of `epoch`, whose samples are `rows`.
+    pub fn fill(&mut self, batch: &mut Batch, epoch: u64, number: usize, rows: &[u64]) -> Result<()> {
+        batch.len = rows.len();
+        batch.batch_number = number;
+        batch.epoch = epoch;
+        let n = self.store.len() as u64;
+        for (row, &wanted) in rows.iter().enumerate() {
+            let mut choice = self.choose(epoch, wanted);
+            let mut attempt = 0u64;
+            loop {
+                match self.replay(&choice) {
+                    Ok(()) => break,
+                    Err(e @ Error::Decode { .. }) if self.cfg.on_error == OnError::Skip => {
+                        // Deterministic replacement: the next sample in index order that decodes.
+                        attempt += 1;
+                        if attempt >= n {
+                            return Err(e);
+                        }
+                        let replacement = (wanted + attempt) % n;
+                        self.stats.skipped.lock().unwrap().push(SkippedSample {
+                            index: choice.index,
+                            uid: self.store.uid(choice.index as usize).to_string(),
+                            reason: e.to_string(),
+                            replacement,
+                        });
+                        choice = self.choose(epoch, replacement);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            batch.put_image(row, &self.hwc);
+            self.put_text_and_embeddings(batch, row, &choice);
+        }
+        self.stats
+            .samples
+            .fetch_add(rows.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn put_text_and_embeddings(&self, batch: &mut Batch, row: usize, c: &Choice) {
+        let i = c.index as usize;
+        let store = &*self.store;
+        let syn_t = 1 + c.syn;
+        let text_t = if c.text_is_syn { syn_t } else { 0 };
+        let text_tokens = if c.text_is_syn { store.syn_tokens(i, c.syn) } else { store.caption_tokens(i) };
+        Batch::put_tokens(&mut batch.text, row, text_tokens);
+        Batch::put_tokens(&mut batch.syn_text, row, store.syn_tokens(i, c.syn));
+
+        let w = batch.shape.emb_width;
+        let dtype = store.embedding_dtype();
+        let k = store.dims().k;
+        copy_embedding(
+            store.image_emb_raw(i, c.aug),
+            (dtype == EmbeddingDtype::Int8).then(|| store.image_emb_scale(i, c.aug)),
+            dtype,
+            k,
+            &mut batch.image_emb,
+            row * w,
+            w,
+        );
+        copy_embedding(
+            store.text_emb_raw(i, text_t),
+            (dtype == EmbeddingDtype::Int8).then(|| store.text_emb_scale(i, text_t)),
+            dtype,
+            k,
+            &mut batch.text_emb,
+            row * w,
+            w,
+        );
+        copy_embedding(
+            store.text_emb_raw(i, syn_t),
+            (dtype == EmbeddingDtype::Int8).then(|| store.text_emb_scale(i, syn_t)),
+            dtype,
+            k,
+            &mut batch.syn_text_emb,
+            row * w,
+            w,
+        );
+        batch.index[row] = c.index as i64;
+        batch.aug_index[row] = c.aug as i64;
+        batch.syn_index[row] = c.syn as i64;
+        batch.text_is_syn[row] = c.text_is_syn as u8;
+    }
+}
+
+/// Decode one stored embedding row (K teachers x D, little-endian) into the output field.
+fn copy_embedding(
+    raw: &[u8],
+    scales: Option<&[f32]>,
+    dtype: EmbeddingDtype,
+    k: usize,
+    out: &mut EmbeddingData,
+    offset: usize,
+    width: usize,
+) {
+    let d = width / k;
+    let value = |idx: usize| -> f32 {
+        match dtype {
+            EmbeddingDtype::Float16 => f16::from_le_bytes([raw[2 * idx], raw[2 * idx + 1]]).to_f32(),
+            EmbeddingDtype::BFloat16 => half::bf16::from_le_bytes([raw[2 * idx], raw[2 * idx + 1]]).to_f32(),
+            EmbeddingDtype::Int8 => raw[idx] as i8 as f32 * scales.expect("int8 store without scales")[idx / d],
+        }
+    };
+    match out {
+        EmbeddingData::Float16(v) if dtype == EmbeddingDtype::Float16 => {
+            // Same type in and out: a plain copy of the bits.
+            for (o, b) in v[offset..offset + width].iter_mut().zip(raw.chunks_exact(2)) {
+                *o = f16::from_le_bytes([b[0], b[1]]);
+            }
+        }
+        EmbeddingData::Float16(v) => {
+            for (x, o) in v[offset..offset + width].iter_mut().enumerate() {
+                *o = f16::from_f32(value(x));
+            }
+        }
+        EmbeddingData::Float32(v) => {
+            for (x, o) in v[offset..offset + width].iter_mut().enumerate() {
+                *o = value(x);
+            }
+        }
+    }
+}

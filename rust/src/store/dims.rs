@@ -1,0 +1,36 @@
+//! The four sizes that shape every sample of a store.
+
+/// J augmentations, S synthetic captions, K teachers of D dimensions each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dims {
+    pub j: usize,
+    pub s: usize,
+    pub k: usize,
+    pub d: usize,
+}
+
+impl Dims {
+    /// Elements of one embedding row (all teachers concatenated): K*D.
+    pub fn row_len(&self) -> usize {
+        self.k * self.d
+    }
+
+    /// Embedding rows per sample in `text_emb`: the real caption plus S synthetic ones.
+    pub fn text_rows(&self) -> usize {
+        1 + self.s
+    }
+
+    /// Every size must be at least 1 (an empty fixed-size list cannot carry rows) and
+    /// the per-sample element counts must fit Arrow's i32 list sizes.
+    pub fn check(&self) -> Result<(), String> {
+        let Dims { j, s, k, d } = *self;
+        if j == 0 || s == 0 || k == 0 || d == 0 {
+            return Err(format!("dims must all be >= 1, got J={j} S={s} K={k} D={d}"));
+        }
+        let biggest = [j * k * d, (1 + s) * k * d, j * crate::aug::AUG_RECORD_SIZE];
+        if biggest.iter().any(|&n| n > i32::MAX as usize) {
+            return Err(format!("dims J={j} S={s} K={k} D={d} exceed Arrow's per-row size limit"));
+        }
+        Ok(())
+    }
+}

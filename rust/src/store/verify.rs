@@ -1,0 +1,147 @@
+//! Full integrity check: every shard's size, whole-file and per-column checksums
+//! against the manifest, then the open-time validation. Problems are collected,
+//! not raised, so one damaged shard does not hide another.
+
+use std::fmt;
+use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use memmap2::{Advice, Mmap};
+
+use super::checksum::{self, ShardChecksums};
+use super::layout::read_layout;
+use super::manifest::{hex64, Manifest, ShardEntry};
+use super::parallel::parallel_map;
+use super::shard::{Shard, ShardExpect};
+use crate::error::Result;
+
+/// One thing wrong with one shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub shard: PathBuf,
+    /// The damaged column, or `None` for the file as a whole.
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "{}: column '{c}': {}", self.shard.display(), self.message),
+            None => write!(f, "{}: {}", self.shard.display(), self.message),
+        }
+    }
+}
+
+/// Verify a store directory without opening it as a `Store` first, so a shard
+/// that no longer opens is reported alongside the others. Only an unreadable
+/// manifest is an `Err`.
+pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
+    let manifest = Manifest::read(dir)?;
+    let per_shard = parallel_map(&manifest.shards, |entry| verify_file(dir, &manifest, entry, true));
+    Ok(per_shard.into_iter().flatten().collect())
+}
+
+/// Check one shard file against its manifest entry; with `validate`, also run the
+/// open-time checks when the checksums match.
+pub(crate) fn verify_file(dir: &Path, manifest: &Manifest, entry: &ShardEntry, validate: bool) -> Vec<Problem> {
+    let path = dir.join(&entry.file);
+    let problem = |column: Option<&str>, message: String| Problem {
+        shard: path.clone(),
+        column: column.map(str::to_string),
+        message,
+    };
+    let mapped = File::open(&path).and_then(|f| {
+        let len = f.metadata()?.len();
+        // SAFETY: see Shard::open; an empty file cannot be mapped.
+        if len == 0 {
+            return Ok(None);
+        }
+        let map = unsafe { Mmap::map(&f) }?;
+        let _ = map.advise(Advice::Sequential); // one pass in order: read ahead aggressively
+        Ok(Some(map))
+    });
+    let bytes: &[u8] = match &mapped {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return vec![problem(None, "shard file listed in the manifest is missing".into())]
+        }
+        Err(e) => return vec![problem(None, format!("cannot read: {e}"))],
+        Ok(None) => &[],
+        Ok(Some(m)) => m,
+    };
+    let mut problems = compare_checksums(&path, bytes, entry);
+    // Checksums can match while the content is still unusable (a manifest written
+    // for a bad file); the open-time checks catch that.
+    if validate && problems.is_empty() {
+        let expect = ShardExpect {
+            dims: manifest.dims(),
+            dtype: manifest.dtype(),
+            num_samples: entry.num_samples,
+            file_bytes: entry.file_bytes,
+        };
+        if let Err(e) = Shard::open(&path, Some(&expect)) {
+            problems.push(problem(None, format!("fails validation: {e}")));
+        }
+    }
+    problems
+}
+
+/// Compare one file's bytes to its manifest entry.
+pub fn compare_checksums(path: &Path, bytes: &[u8], entry: &ShardEntry) -> Vec<Problem> {
+    let problem = |column: Option<&str>, message: String| Problem {
+        shard: path.to_path_buf(),
+        column: column.map(str::to_string),
+        message,
+    };
+    let mut problems = Vec::new();
+    if bytes.len() as u64 != entry.file_bytes {
+        problems.push(problem(None, format!("file is {} bytes, the manifest says {}", bytes.len(), entry.file_bytes)));
+    }
+    let sums = match catch_unwind(AssertUnwindSafe(|| file_checksums(bytes))) {
+        Ok(Ok(sums)) => sums,
+        Ok(Err((msg, file_xxh3))) => {
+            if hex64(file_xxh3) != entry.file_xxh3 {
+                problems.push(problem(None, format!("whole-file checksum mismatch (expected {}, found {})", entry.file_xxh3, hex64(file_xxh3))));
+            }
+            problems.push(problem(None, format!("cannot locate columns: {msg}")));
+            return problems;
+        }
+        Err(_) => {
+            problems.push(problem(None, "cannot locate columns: malformed file".into()));
+            return problems;
+        }
+    };
+    for (column, actual) in &sums.columns {
+        match entry.columns.get(column) {
+            Some(expected) if *expected == hex64(*actual) => {}
+            Some(expected) => problems.push(problem(
+                Some(column),
+                format!("checksum mismatch (expected {expected}, found {})", hex64(*actual)),
+            )),
+            None => problems.push(problem(Some(column), "column is not in the manifest".into())),
+        }
+    }
+    for column in entry.columns.keys() {
+        if !sums.columns.iter().any(|(c, _)| c == column) {
+            problems.push(problem(Some(column), "column listed in the manifest is missing from the file".into()));
+        }
+    }
+    if hex64(sums.file_xxh3) != entry.file_xxh3 {
+        // With every column intact, the damage is in the bytes no column covers.
+        let where_ = if problems.is_empty() { " outside the column data (Arrow schema, metadata, footer or padding)" } else { "" };
+        problems.push(problem(
+            None,
+            format!("whole-file checksum mismatch{where_} (expected {}, found {})", entry.file_xxh3, hex64(sums.file_xxh3)),
+        ));
+    }
+    problems
+}
+
+/// Checksums of a file whose layout may be damaged: on failure, the reason and the whole-file hash.
+fn file_checksums(bytes: &[u8]) -> std::result::Result<ShardChecksums, (String, u64)> {
+    let fail = |msg: String| (msg, xxhash_rust::xxh3::xxh3_64(bytes));
+    let layout = read_layout(bytes).map_err(fail)?;
+    let ranges = checksum::column_ranges(&layout).map_err(fail)?;
+    Ok(checksum::compute(bytes, &ranges))
+}

@@ -1,0 +1,78 @@
+"""Shared fixtures: small synthetic stores. Keep this file small."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mobileclip_fastload.store import Sample, StoreWriter, aug_records
+
+
+def synthetic_sample(
+    i: int,
+    *,
+    J: int = 3,
+    S: int = 2,
+    K: int = 2,
+    D: int = 4,
+    image: bytes | None = None,
+    size: tuple[int, int] = (32, 24),
+    seed: int = 0,
+) -> Sample:
+    """Sample `i`: deterministic random embeddings (unit norm per teacher), varied text and boxes."""
+    rng = np.random.default_rng([seed, i])
+    w, h = size
+    params = [None if (i + j) % 4 == 0 else
+              [[int(rng.integers(0, h)), int(rng.integers(0, w)), int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))],
+               [[int(rng.integers(0, 14)), float(rng.normal())] for _ in range((i + j) % 3)]]
+              for j in range(J)]
+    aug, _ = aug_records(params, width=w, height=h)
+
+    def emb(rows: int) -> np.ndarray:
+        x = rng.standard_normal((rows, K, D)).astype(np.float32)
+        return (x / np.linalg.norm(x, axis=2, keepdims=True)).reshape(rows, K * D)
+
+    return Sample(
+        uid=f"{i:08d}",
+        image=image if image is not None else rng.integers(0, 256, 50 + i % 13, dtype=np.uint8).tobytes(),
+        width=w,
+        height=h,
+        orig_width=w,
+        orig_height=h,
+        caption=f"a photo of thing {i}" if i % 5 else "",
+        caption_tokens=np.array([49406, *range(i % 7), 49407], dtype=np.uint16),
+        syn_captions=[f"synthetic caption {s} of {i}" for s in range(S)],
+        syn_tokens=[np.array([49406, s, 49407], dtype=np.uint16) for s in range(S)],
+        aug=aug,
+        image_emb=emb(J),
+        text_emb=emb(1 + S),
+        sha256=bytes([i % 256]) * 32 if i % 2 else None,
+    )
+
+
+@pytest.fixture
+def make_store(tmp_path: Path) -> Callable[..., Path]:
+    """`make_store(n, J=3, S=2, K=2, D=4, embedding_dtype="float16", shard_samples=None, name="store",
+    image_fn=None)` writes a store of `n` synthetic samples and returns its path; `image_fn(i)`
+    may return (encoded bytes, width, height) for real images."""
+
+    def make(n: int = 8, *, J: int = 3, S: int = 2, K: int = 2, D: int = 4, embedding_dtype: str = "float16",
+             shard_samples: int | None = None, name: str = "store",
+             image_fn: Callable[[int], tuple[bytes, int, int]] | None = None) -> Path:
+        path = tmp_path / name
+        first = synthetic_sample(0, J=J, S=S, K=K, D=D)
+        per_sample = len(first.image) + first.image_emb.size * 2 + first.text_emb.size * 2
+        target = per_sample * shard_samples if shard_samples else 256 << 20
+        with StoreWriter(path, J=J, S=S, K=K, D=D, embedding_dtype=embedding_dtype, target_shard_bytes=target) as w:
+            for i in range(n):
+                image, size = None, (32, 24)
+                if image_fn is not None:
+                    image, iw, ih = image_fn(i)
+                    size = (iw, ih)
+                w.add(synthetic_sample(i, J=J, S=S, K=K, D=D, image=image, size=size))
+        return path
+
+    return make
