@@ -46,7 +46,8 @@ def build_optimizer(
     model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.2, betas: tuple[float, float] = (0.9, 0.95),
     eps: float = 1e-6,
 ) -> torch.optim.AdamW:
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, eps=eps)
+    # The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop.
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, eps=eps, fused=True)
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:

@@ -127,6 +127,13 @@ def _prepare(batch: Batch, model: CLIPModel, cfg: TrainConfig, device: torch.dev
         text, text_emb, _ = mix_captions(text, text_emb, batch.syn_text, batch.syn_text_emb, cfg.mix_probability, mix_gen)
     has_syn = cfg.caption_mode == "both"
     texts = torch.cat([text, batch.syn_text]) if has_syn else text
+    context = model.preprocess.context_length
+    if texts.shape[1] > context:
+        # A model with a shorter context (small experiments) takes the stored 77-token rows
+        # only if nothing but padding is cut.
+        if (texts[:, context:] != 0).any():
+            raise ValueError(f"captions are longer than the model's context of {context} tokens")
+        texts = texts[:, :context]
 
     def dev(t: torch.Tensor | None) -> torch.Tensor | None:
         return t.to(device, non_blocking=True) if t is not None else None

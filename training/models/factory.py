@@ -61,20 +61,22 @@ def _tiny(text_kind: str) -> Callable[..., CLIPModel]:
         text_layers: int = 1,
         text_heads: int = 2,
         vocab_size: int = 49408,
+        context_length: int = 77,
         **_: Any,
     ) -> CLIPModel:
         visual = tiny_mci(embed_dim, image_widths, image_depths, image_size)
         if text_kind == "mct":
             text: nn.Module = MCt(
                 MCtConfig(dim=text_width, n_transformer_layers=text_layers, n_heads=text_heads,
-                          projection_dim=embed_dim, vocab_size=vocab_size)
+                          projection_dim=embed_dim, vocab_size=vocab_size, context_length=context_length)
             )
         else:
             text = TextTransformer(
-                context_length=77, vocab_size=vocab_size, width=text_width, heads=text_heads,
+                context_length=context_length, vocab_size=vocab_size, width=text_width, heads=text_heads,
                 layers=text_layers, output_dim=embed_dim, no_causal_mask=True,
             )
-        return CLIPModel(visual, text, Preprocess(image_size=image_size), f"tiny-{text_kind}")
+        pre = Preprocess(image_size=image_size, context_length=context_length)
+        return CLIPModel(visual, text, pre, f"tiny-{text_kind}")
 
     return build
 
