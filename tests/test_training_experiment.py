@@ -1,0 +1,65 @@
+"""The reinforcement reproduction pipeline runs end to end (tiny sizes; its numbers are not checked)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from training.experiments import shapes
+from training.experiments.reinforce_repro import ExperimentConfig, reinforce, run
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_shapes_world_is_deterministic_and_captions_describe_the_image():
+    a = shapes.Attributes("red", "triangle", "large", "left")
+    img1 = shapes.render(a, np.random.default_rng(0))
+    img2 = shapes.render(a, np.random.default_rng(0))
+    assert img1.shape == (3, 40, 40) and img1.dtype == np.uint8 and np.array_equal(img1, img2)
+    # The shape sits on the left: the left half is much redder than the right half.
+    red = img1[0].astype(float) - img1[1]
+    assert red[:, :20].mean() > red[:, 20:].mean() + 20
+    syn = shapes.synthetic_captions(a, np.random.default_rng(1), 5)
+    assert all("red" in c and "triangle" in c for c in syn)
+    assert shapes.eval_caption(a) not in syn and len(shapes.ALL_COMBINATIONS) == 384
+
+
+def test_quick_pipeline_writes_table_plot_and_curves(tmp_path):
+    results = run(ExperimentConfig.quick(str(tmp_path)))
+    assert set(results["students"]) == {"clip", "clip+syn", "reinforced"}
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    assert "student reinforced" in (tmp_path / "results.md").read_text()
+    saved = json.loads((tmp_path / "results.json").read_text())
+    curve = saved["students"]["reinforced"]["curve"]
+    assert [p["step"] for p in curve] == [2, 4] and 0.0 <= curve[-1]["i2t_r1"] <= 1.0
+
+
+def test_reinforce_stores_unit_norm_slices_per_teacher():
+    class Fixed(torch.nn.Module):  # a stand-in teacher with known outputs
+        def __init__(self, scale):
+            super().__init__()
+            self.scale = scale
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def encode_image(self, x, normalize=True):
+            return torch.nn.functional.normalize(x.flatten(1)[:, :3] * self.scale + 1, dim=-1)
+
+        def encode_text(self, t, normalize=True):
+            return torch.nn.functional.normalize(t[:, :3].float() * self.scale + 1, dim=-1)
+
+    from training.experiments.reinforce_repro import Split
+
+    split = Split([], torch.randint(0, 255, (4, 2, 3, 8, 8), dtype=torch.uint8),
+                  torch.randint(1, 100, (4, 6)), torch.randint(1, 100, (4, 3, 6)))
+    image_emb, text_emb = reinforce([Fixed(1.0), Fixed(-2.0)], split)
+    assert image_emb.shape == (4, 2, 6) and text_emb.shape == (4, 4, 6) and image_emb.dtype == torch.float16
+    for slc in (slice(0, 3), slice(3, 6)):
+        torch.testing.assert_close(image_emb[..., slc].float().norm(dim=-1), torch.ones(4, 2), atol=2e-3, rtol=0)
+        torch.testing.assert_close(text_emb[..., slc].float().norm(dim=-1), torch.ones(4, 4), atol=2e-3, rtol=0)

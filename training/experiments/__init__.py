@@ -1,0 +1,1 @@
+"""Small-scale experiments (reproductions) built on the training package."""

@@ -1,0 +1,372 @@
+"""The reinforced-training loop.
+
+    python -m training.train --store /data/dr-store --model MobileCLIP-S0 \\
+        --batch-size 256 --steps 30000 --output runs/s0
+    torchrun --nproc_per_node 8 -m training.train --store ... (same arguments)
+
+Per optimiser step: ``accum_steps`` micro-batches are read from the source,
+student features for the images and both captions are computed (the real and
+synthetic captions go through the text tower as one batch), and the
+reinforced loss (CLIP + ensemble distillation, ``training.loss``) is
+back-propagated. Gradient accumulation caches the other micro-batches'
+features (open_clip's scheme), so the loss is the full-batch contrastive loss,
+not a sum of small-batch ones. AdamW, warmup + cosine, clipping at 1.0,
+bf16 autocast, DDP across processes. Checkpoints hold the loader's position,
+so a killed run resumes with exactly the batches it would have seen.
+Metrics go to ``<output>/metrics.jsonl`` (one JSON object per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from training.checkpoint import find_latest, load_checkpoint, save_checkpoint
+from training.data import Batch, seeded_generator, as_batch, open_store_loader, random_reinforced_source
+from training.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
+from training.loss import ReinforcedClipLoss, mix_captions
+from training.models import CLIPModel, create_model, list_models
+from training.optim import build_optimizer, lr_at
+
+CAPTION_MODES = ("both", "real", "mix")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 30_000  # total optimiser steps of the run (defines the LR schedule)
+    lr: float = 1e-3
+    weight_decay: float = 0.2
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-6
+    warmup: int = 1000
+    grad_clip: float = 1.0  # 0 disables clipping
+    precision: str = "bf16"  # "bf16" (autocast) or "fp32"
+    accum_steps: int = 1
+    lam: float = 1.0  # distillation weight lambda
+    num_teachers: int = 2
+    teacher_logit_scale: float = 100.0
+    caption_mode: str = "both"  # both: real + synthetic terms; real: real only; mix: one caption, synthetic w.p. p
+    mix_probability: float = 0.5
+    seed: int = 0
+    output_dir: str | None = None
+    save_every: int = 0  # steps between checkpoints (0: only at the end)
+    log_every: int = 1
+    eval_every: int = 0
+    resume: bool = True  # continue from <output_dir>/checkpoints/latest.pt when present
+    stop_at: int | None = None  # end this invocation after this step (as if killed); the schedule still uses `steps`
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.caption_mode not in CAPTION_MODES:
+            raise ValueError(f"caption_mode must be one of {CAPTION_MODES}, got {self.caption_mode!r}")
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        if self.accum_steps < 1 or self.steps < 1:
+            raise ValueError("steps and accum_steps must be >= 1")
+
+
+@dataclass
+class TrainResult:
+    step: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class BatchStream:
+    """Endless batches from an epoch-based source; advances epochs itself."""
+
+    def __init__(self, source: Any, epoch: int) -> None:
+        self.source, self.epoch = source, epoch
+        self._it = None
+
+    def next(self) -> Any:
+        for _ in range(2):
+            if self._it is None:
+                self._it = iter(self.source)
+            try:
+                return next(self._it)
+            except StopIteration:
+                self._it = None
+                self.epoch += 1
+                self.source.set_epoch(self.epoch)
+        raise RuntimeError("the batch source yielded no batch in a whole epoch (dataset smaller than one batch?)")
+
+
+@dataclass
+class _Prepared:
+    images: torch.Tensor
+    texts: torch.Tensor  # [B] or [2B] tokens (real then synthetic)
+    has_syn: bool
+    image_emb: torch.Tensor | None
+    text_emb: torch.Tensor | None
+    syn_text_emb: torch.Tensor | None
+
+
+def _prepare(batch: Batch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator) -> _Prepared:
+    images = batch.images.to(device, non_blocking=True)
+    if images.dtype == torch.uint8:
+        pre = model.preprocess
+        images = images.float().div_(255.0)
+        if pre.mean != (0.0, 0.0, 0.0) or pre.std != (1.0, 1.0, 1.0):
+            mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1)
+            std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1)
+            images = (images - mean) / std
+    text, text_emb = batch.text, batch.text_emb
+    if cfg.caption_mode == "mix" and batch.text_is_syn is None:
+        text, text_emb, _ = mix_captions(text, text_emb, batch.syn_text, batch.syn_text_emb, cfg.mix_probability, mix_gen)
+    has_syn = cfg.caption_mode == "both"
+    texts = torch.cat([text, batch.syn_text]) if has_syn else text
+    context = model.preprocess.context_length
+    if texts.shape[1] > context:
+        # A model with a shorter context (small experiments) takes the stored 77-token rows
+        # only if nothing but padding is cut.
+        if (texts[:, context:] != 0).any():
+            raise ValueError(f"captions are longer than the model's context of {context} tokens")
+        texts = texts[:, :context]
+
+    def dev(t: torch.Tensor | None) -> torch.Tensor | None:
+        return t.to(device, non_blocking=True) if t is not None else None
+
+    return _Prepared(images, texts.to(device, non_blocking=True), has_syn, dev(batch.image_emb), dev(text_emb),
+                     dev(batch.syn_text_emb) if has_syn else None)
+
+
+def _features(net: nn.Module, p: _Prepared, autocast: contextlib.AbstractContextManager):
+    with autocast:
+        img, txt, scale = net(p.images, p.texts)
+    syn = None
+    if p.has_syn:
+        txt, syn = txt.split(p.images.shape[0])
+    return img, txt, syn, scale
+
+
+def _cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    return None if any(t is None for t in parts) else torch.cat(parts)
+
+
+def _train_step(net, loss_fn, prepared: list[_Prepared], autocast) -> dict[str, float]:
+    """Forward + backward for one optimiser step (no optimiser update)."""
+    teacher = [_cat([getattr(p, k) for p in prepared]) for k in ("image_emb", "text_emb", "syn_text_emb")]
+    if len(prepared) == 1:
+        img, txt, syn, scale = _features(net, prepared[0], autocast)
+        out = loss_fn(img, txt, scale, teacher[0], teacher[1], syn, teacher[2])
+        out.loss.backward()
+        return out.as_floats()
+
+    # Accumulation: features of every micro-batch without grad, then each micro-batch again with
+    # grad against the cached rest; summing the micro-batch gradients gives the full-batch gradient.
+    with torch.no_grad():
+        cached = [_features(net, p, autocast)[:3] for p in prepared]
+    totals: dict[str, float] = {}
+    for m, p in enumerate(prepared):
+        last = m == len(prepared) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
+        with sync:
+            fresh = _features(net, p, autocast)
+            img, txt, syn = (
+                _cat([fresh[i] if j == m else cached[j][i] for j in range(len(prepared))]) for i in range(3)
+            )
+            # The logit scale enters every micro-batch's loss in full: let only one pass carry its
+            # gradient, or it would be counted accum_steps times (open_clip's accumulation does that).
+            scale = fresh[3] if last else fresh[3].detach()
+            out = loss_fn(img, txt, scale, teacher[0], teacher[1], syn, teacher[2])
+            out.loss.backward()
+        for k, v in out.as_floats().items():
+            totals[k] = totals.get(k, 0.0) + v / len(prepared)
+    return totals
+
+
+def _log_line(path: Path | None, record: dict[str, Any]) -> None:
+    if path is not None:
+        with path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def train(
+    cfg: TrainConfig,
+    model: CLIPModel,
+    source: Any,
+    info: DistInfo | None = None,
+    eval_fn: Callable[[CLIPModel], dict[str, float]] | None = None,
+) -> TrainResult:
+    """Train ``model`` on batches from ``source`` (the ``FastReinforcedLoader`` contract, see ``training.data``)."""
+    info = info or DistInfo()
+    device = info.device
+    model.to(device)
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps)
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else None
+    ckpt_dir = out_dir / "checkpoints" if out_dir else None
+    metrics_path = out_dir / "metrics.jsonl" if out_dir and info.is_main else None
+    if out_dir and info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    step, epoch = 0, 0
+    latest = find_latest(ckpt_dir) if ckpt_dir and cfg.resume else None
+    if latest is not None:
+        state = load_checkpoint(latest)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, epoch = int(state["step"]), int(state["epoch"])
+        loader_states = state["loader"]
+        if len(loader_states) != info.world_size:
+            raise ValueError(f"checkpoint was written by {len(loader_states)} ranks, this run has {info.world_size}")
+        source.load_state_dict(loader_states[info.rank])
+        torch.set_rng_state(state["rng"])
+    else:
+        source.set_epoch(0)
+
+    net: nn.Module = model
+    if info.world_size > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    loss_fn = ReinforcedClipLoss(cfg.lam, cfg.num_teachers, cfg.teacher_logit_scale)
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if cfg.precision == "bf16"
+        else contextlib.nullcontext()
+    )
+    stream = BatchStream(source, epoch)
+    result = TrainResult(step=step)
+    end = cfg.steps if cfg.stop_at is None else min(cfg.steps, cfg.stop_at)
+
+    def checkpoint() -> None:
+        if ckpt_dir is None:
+            return
+        loader_states = all_gather_objects(source.state_dict(), info)
+        if info.is_main:
+            save_checkpoint(ckpt_dir, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "epoch": stream.epoch, "loader": loader_states, "rng": torch.get_rng_state(),
+                "config": dataclasses.asdict(cfg), "model_name": model.name,
+            })
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (cfg.progress and info.is_main), dynamic_ncols=True)
+    model.train()
+    while step < end:
+        t0 = time.perf_counter()
+        raw = [stream.next() for _ in range(cfg.accum_steps)]
+        t_data = time.perf_counter() - t0
+        mix_gen = seeded_generator(cfg.seed, step, info.rank, 3)
+        prepared = [_prepare(as_batch(b), model, cfg, device, mix_gen) for b in raw]
+        lr = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        losses = _train_step(net, loss_fn, prepared, autocast)
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        model.clamp_logit_scale()
+        step += 1
+
+        dt = time.perf_counter() - t0
+        samples = sum(p.images.shape[0] for p in prepared) * info.world_size
+        record = {"step": step, "epoch": stream.epoch, "lr": lr, **losses,
+                  "logit_scale": float(model.logit_scale.detach().exp()), "grad_norm": grad_norm,
+                  "samples_per_s": samples / dt, "data_s": t_data, "step_s": dt}
+        result.history.append(record)
+        if step % cfg.log_every == 0 or step == end:
+            _log_line(metrics_path, record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{lr:.2e}")
+
+        if cfg.save_every and step % cfg.save_every == 0:
+            checkpoint()
+        if eval_fn is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == end):
+            if info.is_main:
+                model.eval()
+                evals = eval_fn(model)
+                model.train()
+                eval_record = {"step": step, **{f"eval/{k}": v for k, v in evals.items()}}
+                result.history.append(eval_record)
+                _log_line(metrics_path, eval_record)
+            if info.world_size > 1:
+                torch.distributed.barrier()
+    bar.close()
+    checkpoint()
+    result.step = step
+    return result
+
+
+# ---------------------------------------------------------------- command line
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--store", help="DR store directory (read with mobileclip_fastload.FastReinforcedLoader)")
+    data.add_argument("--fake-data", type=int, metavar="N", help="N random reinforced samples in memory (smoke runs)")
+    p.add_argument("--model", default="MobileCLIP-S0", choices=list_models())
+    p.add_argument("--batch-size", type=int, default=256, help="per process, per micro-batch")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--wd", type=float, default=d.weight_decay)
+    p.add_argument("--beta1", type=float, default=d.beta1)
+    p.add_argument("--beta2", type=float, default=d.beta2)
+    p.add_argument("--eps", type=float, default=d.eps)
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    p.add_argument("--precision", choices=("bf16", "fp32"), default=d.precision)
+    p.add_argument("--accum-steps", type=int, default=d.accum_steps)
+    p.add_argument("--lambda", dest="lam", type=float, default=d.lam, help="distillation weight (S*: 1.0, B: 0.75)")
+    p.add_argument("--num-teachers", type=int, default=None, help="K (default: from the store, else 2)")
+    p.add_argument("--teacher-logit-scale", type=float, default=d.teacher_logit_scale)
+    p.add_argument("--caption-mode", choices=CAPTION_MODES, default=d.caption_mode)
+    p.add_argument("--mix-probability", type=float, default=d.mix_probability)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--output", required=True, help="run directory (metrics.jsonl, checkpoints/)")
+    p.add_argument("--save-every", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --output")
+    p.add_argument("--stop-at", type=int, default=None, help="end after this step (the schedule still uses --steps)")
+    p.add_argument("--threads", type=int, default=None, help="loader decode threads")
+    p.add_argument("--loader-output", choices=("float32", "uint8"), default="float32")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> TrainResult:
+    args = _parse(argv)
+    info = init_distributed(args.device)
+    try:
+        torch.manual_seed(args.seed)
+        model = create_model(args.model)
+        pre = model.preprocess
+        if args.store:
+            source = open_store_loader(
+                args.store, args.batch_size, pre.image_size, pre.interpolation, pre.mean, pre.std,
+                args.caption_mode, args.mix_probability, args.seed, args.threads, args.loader_output,
+            )
+            num_teachers = args.num_teachers or int(source.dims["K"])
+        else:
+            num_teachers = args.num_teachers or 2
+            source = random_reinforced_source(
+                args.fake_data, args.batch_size, pre.image_size, num_teachers=num_teachers,
+                seed=args.seed, rank=info.rank, world_size=info.world_size,
+            )
+        cfg = TrainConfig(
+            steps=args.steps, lr=args.lr, weight_decay=args.wd, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
+            warmup=args.warmup, grad_clip=args.grad_clip, precision=args.precision, accum_steps=args.accum_steps,
+            lam=args.lam, num_teachers=num_teachers, teacher_logit_scale=args.teacher_logit_scale,
+            caption_mode=args.caption_mode, mix_probability=args.mix_probability, seed=args.seed,
+            output_dir=args.output, save_every=args.save_every, log_every=args.log_every,
+            resume=not args.no_resume, stop_at=args.stop_at, progress=not args.no_progress,
+        )
+        return train(cfg, model, source, info)
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()
