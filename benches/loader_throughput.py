@@ -309,8 +309,9 @@ def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    labels = [f"{r['kind']}\nx{r['parallel']}" for r in rows]
+    labels = [f"{r['kind'].replace('-', chr(10))}\nx{r['parallel']}" for r in rows]
     ax.bar(labels, [r["samples_per_s"] for r in rows], color=["#888" if r["kind"] != "fast" else "#d62728" for r in rows])
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_ylabel("samples / s")
     ax.set_title(f"Reinforced-sample loading, {IMAGE_SIZE}px output, {os.cpu_count()} cores")
     fig.tight_layout()
