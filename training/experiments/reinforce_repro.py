@@ -14,8 +14,9 @@ Pipeline (all local, procedurally generated, see ``training.experiments.shapes``
 2. Teacher(s). A larger CLIP (base text transformer; ``--teachers`` adds an
    MCt one to make a K = 2 ensemble), trained on the teacher set with a mix of
    noisy and descriptive captions: the stand-in for the paper's ViT-L/14
-   ensemble. One teacher trained twice as long beat two half-trained ones
-   within the CPU budget, so one is the default.
+   ensemble. Within the CPU budget one teacher trained for all the teacher
+   steps is the default (K = 1); the K = 2 path runs in ``--quick`` mode and
+   in the loss tests.
 3. Reinforcement. For each student image: J augmented views (RandomResizedCrop),
    S synthetic captions (templated descriptions: the stand-in for CoCa), and the
    ensemble's embeddings of every view and caption ([N, J, K*D], [N, 1+S, K*D],
