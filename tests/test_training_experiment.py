@@ -36,6 +36,7 @@ def test_quick_pipeline_writes_table_plot_and_curves(tmp_path):
     assert set(results["students"]) == {"clip", "clip+syn", "reinforced"}
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert "student reinforced" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "dr-store" / "manifest.json").exists() == (results["config"]["data"] == "store")
     saved = json.loads((tmp_path / "results.json").read_text())
     curve = saved["students"]["reinforced"]["curve"]
     assert [p["step"] for p in curve] == [2, 4] and 0.0 <= curve[-1]["i2t_r1"] <= 1.0
@@ -56,10 +57,44 @@ def test_reinforce_stores_unit_norm_slices_per_teacher():
 
     from training.experiments.reinforce_repro import Split
 
-    split = Split([], torch.randint(0, 255, (4, 2, 3, 8, 8), dtype=torch.uint8),
+    split = Split([], [], np.zeros((4, 2, 4), dtype=np.int64), torch.randint(0, 255, (4, 2, 3, 8, 8), dtype=torch.uint8),
                   torch.randint(1, 100, (4, 6)), torch.randint(1, 100, (4, 3, 6)))
     image_emb, text_emb = reinforce([Fixed(1.0), Fixed(-2.0)], split)
     assert image_emb.shape == (4, 2, 6) and text_emb.shape == (4, 4, 6) and image_emb.dtype == torch.float16
     for slc in (slice(0, 3), slice(3, 6)):
         torch.testing.assert_close(image_emb[..., slc].float().norm(dim=-1), torch.ones(4, 2), atol=2e-3, rtol=0)
         torch.testing.assert_close(text_emb[..., slc].float().norm(dim=-1), torch.ones(4, 4), atol=2e-3, rtol=0)
+
+
+def test_store_and_loader_feed_the_same_sample_as_the_in_memory_path(tmp_path):
+    """The DR store written by the experiment, read by FastReinforcedLoader, yields exactly the in-memory
+    views, tokens and teacher embeddings of the (sample, augmentation, synthetic caption) it picked."""
+    from training.experiments.dr_data import store_available, write_dr_store
+    from training.experiments.reinforce_repro import _tokenizer, make_split
+
+    if not store_available():
+        pytest.skip("mobileclip_fastload extension not built")
+    from mobileclip_fastload import FastReinforcedLoader
+
+    cfg = ExperimentConfig.quick(str(tmp_path))
+    tokenize = _tokenizer(cfg.context_length)
+    split = make_split(12, cfg, np.random.default_rng(0), tokenize, augs=3)
+    g = torch.Generator().manual_seed(0)
+    image_emb = torch.nn.functional.normalize(torch.randn(12, 3, 2, 8, generator=g), dim=-1).flatten(2).half()
+    text_emb = torch.nn.functional.normalize(torch.randn(12, 1 + cfg.num_syn, 2, 8, generator=g), dim=-1).flatten(2).half()
+    store = write_dr_store(tmp_path / "store", split.pngs, cfg.canvas, split.boxes, split.captions, split.text,
+                           split.syn_captions, split.syn_text, image_emb, text_emb, num_teachers=2)
+    loader = FastReinforcedLoader(store, 4, image_size=cfg.image_size, interpolation="bilinear", num_threads=1,
+                                  drop_last=True, caption_mode="both")
+    seen = 0
+    for batch in loader:
+        i, j, s = batch.index, batch.aug_index, batch.syn_index
+        assert torch.equal(batch.images, split.views[i, j].float() / 255.0)
+        assert torch.equal(batch.text[:, : cfg.context_length], split.text[i])
+        assert not batch.text[:, cfg.context_length :].any()
+        assert torch.equal(batch.syn_text[:, : cfg.context_length], split.syn_text[i, s])
+        assert torch.equal(batch.image_emb, image_emb[i, j])
+        assert torch.equal(batch.text_emb, text_emb[i, 0])
+        assert torch.equal(batch.syn_text_emb, text_emb[i, 1 + s])
+        seen += len(batch)
+    assert seen == 12

@@ -71,6 +71,29 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, sto
     assert [r["loss"] for r in resumed.history] == full_losses[stop_at:]
 
 
+def test_training_on_a_dr_store_through_fast_loader_resumes_exactly(tmp_path):
+    """The real data path: FastReinforcedLoader over a DR store, killed mid-epoch and resumed."""
+    from training.experiments.dr_data import store_available
+
+    if not store_available():
+        pytest.skip("mobileclip_fastload extension not built")
+    from mobileclip_fastload import FastReinforcedLoader
+    from mobileclip_fastload.testing.synthetic_store import make_store
+
+    store = make_store(tmp_path / "store", n=24, J=3, S=2, K=2, D=8)
+
+    def loader():  # 24 samples / 4 = 6 batches per epoch
+        return FastReinforcedLoader(store, 4, image_size=32, num_threads=1, drop_last=True, seed=3)
+
+    full = train(_cfg(steps=8), _tiny(), loader())
+    out = str(tmp_path / "run")
+    train(_cfg(steps=8, output_dir=out, stop_at=4), _tiny(), loader())
+    resumed = train(_cfg(steps=8, output_dir=out), _tiny(seed=9), loader())
+    assert all(math.isfinite(r["loss"]) for r in full.history)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history[4:]]
+    assert [r["epoch"] for r in resumed.history] == [0, 0, 1, 1]
+
+
 def test_gradient_accumulation_equals_the_full_batch_gradient():
     """Two micro-batches of 4 with cached features give the gradient of one batch of 8
     (BN frozen; float64 so that only a real difference, not summation order, can fail it)."""
@@ -167,6 +190,22 @@ def test_cli_bf16_run_writes_metrics_and_checkpoint(tmp_path):
     state = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)
     # 16 samples / batch 8: both batches of epoch 0 consumed, epoch 1 not started yet.
     assert state["step"] == 2 and state["loader"][0]["batches_done"] == 2 and state["epoch"] == 0
+
+
+def test_cli_reads_a_dr_store(tmp_path):
+    from training.experiments.dr_data import store_available
+
+    if not store_available():
+        pytest.skip("mobileclip_fastload extension not built")
+    from mobileclip_fastload.testing.synthetic_store import make_store
+
+    store = make_store(tmp_path / "store", n=16, J=2, S=2, K=3, D=4)
+    out = tmp_path / "cli-store"
+    main(["--store", store, "--model", "tiny-S0", "--batch-size", "8", "--steps", "2", "--warmup", "1",
+          "--output", str(out), "--no-progress", "--precision", "fp32", "--threads", "1", "--log-every", "1"])
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2] and all(math.isfinite(r["kd_loss"]) for r in lines)
+    assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["config"]["num_teachers"] == 3
 
 
 def test_torchrun_two_cpu_processes(tmp_path):

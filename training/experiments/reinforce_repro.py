@@ -14,12 +14,15 @@ Pipeline (all local, procedurally generated, see ``training.experiments.shapes``
 2. Teacher(s). A larger CLIP (base text transformer; ``--teachers`` adds an
    MCt one to make a K = 2 ensemble), trained on the teacher set with a mix of
    noisy and descriptive captions: the stand-in for the paper's ViT-L/14
-   ensemble. One teacher trained twice as long beat two half-trained ones
-   within the CPU budget, so one is the default.
-3. Reinforcement. For each student image: J augmented views (RandomResizedCrop),
-   S synthetic captions (templated descriptions: the stand-in for CoCa), and the
-   ensemble's embeddings of every view and caption ([N, J, K*D], [N, 1+S, K*D],
-   each D-slice unit-norm), stored as float16 like DataCompDR.
+   ensemble. Within the CPU budget one teacher trained for all the teacher
+   steps is the default (K = 1); the K = 2 path runs in ``--quick`` mode and
+   in the loss tests.
+3. Reinforcement. For each student image: J RandomResizedCrop boxes, S
+   synthetic captions (templated descriptions: the stand-in for CoCa), and the
+   teachers' embeddings of every view (the boxes replayed bicubic, as the
+   DataCompDR teachers saw them) and caption ([N, J, K*D], [N, 1+S, K*D], each
+   D-slice unit-norm, float16). All of it is written as a DR store (PNG bytes,
+   40-byte augmentation records, token ids, embeddings).
 4. Students. The same tiny MobileCLIP-S0-like model, same init, same steps and
    batch, three arms: ``clip`` (lambda = 0, real captions: plain CLIP),
    ``clip+syn`` (lambda = 0, real + synthetic captions: isolates the
@@ -27,10 +30,11 @@ Pipeline (all local, procedurally generated, see ``training.experiments.shapes``
 5. Curves of zero-shot shape/colour accuracy and retrieval recall@1/5 on the
    held-out set, as JSON, a Markdown table and a PNG plot.
 
-The batch source is the seam to the real data path: ``student_source()``
-returns an in-memory source with the ``FastReinforcedLoader`` contract; a DR
-store written from the same arrays and opened with
-``training.data.open_store_loader`` plugs into the same ``train()`` call.
+Students read the DR store through ``FastReinforcedLoader`` (Rust: PNG decode,
+Pillow-exact crop + bilinear resize of the sampled box, the matching embedding
+rows), exactly as a DataCompDR run would. ``--data memory`` feeds the same
+views and embeddings from memory instead (bit-identical batches, tested), for
+machines without the compiled extension.
 
     PYTHONPATH=python:. python -m training.experiments.reinforce_repro --out runs/reinforce_repro
 """
@@ -48,11 +52,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
-
 from training.data import InMemoryReinforcedSource
 from training.evaluate import encode_images, encode_texts, retrieval_recall_from_features, zero_shot_accuracy
 from training.experiments import shapes
+from training.experiments.dr_data import encode_png, replay_all, rrc_boxes, store_available, write_dr_store
 from training.models import CLIPModel, create_model
 from training.train import TrainConfig, train
 
@@ -85,6 +88,7 @@ class ExperimentConfig:
     eval_every: int = 100
     arms: tuple[str, ...] = tuple(ARMS)
     threads: int = 1
+    data: str = "store" if store_available() else "memory"  # student data path: DR store + loader, or memory
 
     @classmethod
     def quick(cls, out: str) -> "ExperimentConfig":
@@ -109,19 +113,12 @@ def _tokenizer(context_length: int) -> Callable[[list[str]], torch.Tensor]:
     return encode
 
 
-def _views(images: np.ndarray, count: int, size: int, augment: bool) -> torch.Tensor:
-    """``[N, count, 3, size, size]`` uint8: RandomResizedCrop views (or plain resizes)."""
-    x = torch.from_numpy(images)
-    if not augment:
-        return v2.functional.resize(x, [size, size], antialias=True).unsqueeze(1)
-    rrc = v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True)
-    return torch.stack([torch.stack([rrc(img) for _ in range(count)]) for img in x])
-
-
 @dataclass
 class Split:
     attrs: list[shapes.Attributes]
-    views: torch.Tensor  # [N, J, 3, H, W] uint8
+    pngs: list[bytes]  # each image once, as stored in a DR store
+    boxes: np.ndarray  # [N, J, 4] RandomResizedCrop boxes (top, left, height, width) on the canvas
+    views: torch.Tensor  # [N, J, 3, H, W] uint8: the boxes replayed at the student's size (bilinear)
     text: torch.Tensor  # [N, L] real caption tokens
     syn_text: torch.Tensor  # [N, S, L]
     captions: list[str] = field(default_factory=list)
@@ -130,11 +127,13 @@ class Split:
 
 def make_split(n: int, cfg: ExperimentConfig, rng: np.random.Generator, tokenize, augs: int) -> Split:
     attrs = [shapes.random_attributes(rng) for _ in range(n)]
-    images = np.stack([shapes.render(a, rng, cfg.canvas) for a in attrs])
+    pngs = [encode_png(shapes.render(a, rng, cfg.canvas)) for a in attrs]
+    boxes = rrc_boxes(rng, n, augs, cfg.canvas)
     real = [shapes.real_caption(a, rng) for a in attrs]
     syn = [shapes.synthetic_captions(a, rng, cfg.num_syn) for a in attrs]
     syn_tokens = tokenize([c for row in syn for c in row]).view(n, cfg.num_syn, -1)
-    return Split(attrs, _views(images, augs, cfg.image_size, True), tokenize(real), syn_tokens, real, syn)
+    views = replay_all(pngs, boxes, cfg.image_size, "bilinear")
+    return Split(attrs, pngs, boxes, views, tokenize(real), syn_tokens, real, syn)
 
 
 @dataclass
@@ -147,8 +146,9 @@ class EvalSet:
 
 def make_eval_set(cfg: ExperimentConfig, rng: np.random.Generator, tokenize) -> EvalSet:
     attrs = shapes.ALL_COMBINATIONS
-    images = np.stack([shapes.render(a, rng, cfg.canvas) for a in attrs])
-    views = _views(images, 1, cfg.image_size, augment=False)[:, 0].float() / 255.0
+    pngs = [encode_png(shapes.render(a, rng, cfg.canvas)) for a in attrs]
+    whole = np.tile(np.array([0, 0, cfg.canvas, cfg.canvas]), (len(attrs), 1, 1))
+    views = replay_all(pngs, whole, cfg.image_size, "bilinear")[:, 0].float() / 255.0
     return EvalSet(
         views,
         tokenize([shapes.eval_caption(a) for a in attrs]),
@@ -190,14 +190,17 @@ def student_model(cfg: ExperimentConfig) -> CLIPModel:
 
 # ---------------------------------------------------------------- reinforcement
 @torch.no_grad()
-def reinforce(teachers: list[CLIPModel], split: Split) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher-ensemble embeddings of every stored view and caption: ``[N, J, K*D]``, ``[N, 1+S, K*D]`` (float16)."""
-    n, j = split.views.shape[:2]
+def reinforce(teachers: list[CLIPModel], split: Split, views: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-ensemble embeddings of every stored view and caption: ``[N, J, K*D]``, ``[N, 1+S, K*D]`` (float16).
+
+    ``views`` are the teacher's renderings of the stored boxes (default: the student's)."""
+    views = split.views if views is None else views
+    n, j = views.shape[:2]
     s = split.syn_text.shape[1]
     image_parts, text_parts = [], []
     for t in teachers:
         t.eval()
-        img = encode_images(t, split.views.flatten(0, 1).float() / 255.0).view(n, j, -1)
+        img = encode_images(t, views.flatten(0, 1).float() / 255.0).view(n, j, -1)
         captions = torch.cat([split.text.unsqueeze(1), split.syn_text], dim=1).flatten(0, 1)
         txt = encode_texts(t, captions).view(n, 1 + s, -1)
         image_parts.append(F.normalize(img, dim=-1))
@@ -205,8 +208,17 @@ def reinforce(teachers: list[CLIPModel], split: Split) -> tuple[torch.Tensor, to
     return torch.cat(image_parts, dim=-1).half(), torch.cat(text_parts, dim=-1).half()
 
 
-def student_source(split: Split, image_emb: torch.Tensor, text_emb: torch.Tensor, cfg: ExperimentConfig):
-    """The batch source students train on (the seam to ``FastReinforcedLoader`` over a DR store)."""
+def student_source(cfg: ExperimentConfig, split: Split, image_emb: torch.Tensor, text_emb: torch.Tensor,
+                   store: str | None):
+    """The batch source a student trains on: ``FastReinforcedLoader`` over the DR store when one was
+    written (the real data path: PNG decode + exact crop/resize replay in Rust), else the same
+    views and embeddings from memory."""
+    if store is not None:
+        from mobileclip_fastload import FastReinforcedLoader
+
+        return FastReinforcedLoader(store, cfg.student_batch, image_size=cfg.image_size, interpolation="bilinear",
+                                    num_threads=cfg.threads, seed=cfg.seed, shuffle=True, drop_last=True,
+                                    caption_mode="both")
     return InMemoryReinforcedSource(split.views, split.text, split.syn_text, image_emb, text_emb,
                                     batch_size=cfg.student_batch, seed=cfg.seed)
 
@@ -286,7 +298,15 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
     timings["teachers_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    image_emb, text_emb = reinforce(teachers, student_split)
+    # Teachers see the stored boxes rendered their way (bicubic, as DataCompDR's teachers did);
+    # students get the bilinear replay.
+    teacher_views = replay_all(student_split.pngs, student_split.boxes, cfg.image_size, "bicubic")
+    image_emb, text_emb = reinforce(teachers, student_split, teacher_views)
+    store = None
+    if cfg.data == "store":
+        store = write_dr_store(out / "dr-store", student_split.pngs, cfg.canvas, student_split.boxes,
+                               student_split.captions, student_split.text, student_split.syn_captions,
+                               student_split.syn_text, image_emb, text_emb, len(teachers))
     timings["reinforce_s"] = time.perf_counter() - t0
 
     for arm in cfg.arms:
@@ -297,7 +317,7 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
         scfg = TrainConfig(steps=cfg.student_steps, lr=cfg.student_lr, warmup=max(1, cfg.student_steps // 10),
                            precision="fp32", lam=lam, caption_mode=mode, num_teachers=len(teachers),
                            eval_every=cfg.eval_every, seed=cfg.seed, progress=False)
-        history = train(scfg, student, student_source(student_split, image_emb, text_emb, cfg),
+        history = train(scfg, student, student_source(cfg, student_split, image_emb, text_emb, store),
                         eval_fn=evaluate).history
         curve = [{"step": r["step"], **{k[len("eval/"):]: v for k, v in r.items() if k.startswith("eval/")}}
                  for r in history if any(k.startswith("eval/") for k in r)]
@@ -324,6 +344,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--teachers", nargs="+", default=None, choices=("tiny-S1", "tiny-S0"),
                    help="teacher architectures (K = how many); default: tiny-S1")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data", choices=("store", "memory"), default=None,
+                   help="student data path (default: store when the extension is built)")
     args = p.parse_args(argv)
     cfg = ExperimentConfig.quick(args.out) if args.quick else ExperimentConfig(out=args.out)
     cfg.seed, cfg.threads = args.seed, args.threads
@@ -333,6 +355,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cfg.teacher_steps = args.teacher_steps
     if args.teachers:
         cfg.teachers = tuple(args.teachers)
+    if args.data:
+        cfg.data = args.data
+    if cfg.data == "store" and not store_available():
+        raise SystemExit("--data store needs the mobileclip_fastload extension (scripts/dev-build)")
     results = run(cfg)
     print(_table(results))
     print(json.dumps(results["timings"]))
