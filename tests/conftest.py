@@ -76,3 +76,14 @@ def make_store(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Intra-op threads spin badly on a loaded 2-core machine; one thread is faster and deterministic."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,12 +10,7 @@ from training.experiments import shapes
 from training.experiments.reinforce_repro import ExperimentConfig, reinforce, run
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_shapes_world_is_deterministic_and_captions_describe_the_image():

@@ -15,13 +15,7 @@ from hypothesis import strategies as st
 from training.loss import ReinforcedClipLoss, mix_captions, teacher_targets
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Intra-op threads spin badly on a loaded 2-core machine; one thread is faster and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- reference

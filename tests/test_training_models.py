@@ -12,13 +12,7 @@ from training.models.text_repmixer import RepMixer, RepMixerBlock
 SOT, EOT = 49406, 49407
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Intra-op threads spin badly on a loaded 2-core machine; one thread is faster and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tokens(batch: int, vocab: int = 49400, seed: int = 0) -> torch.Tensor:

@@ -133,33 +133,16 @@ impl BatchFiller {
         let w = batch.shape.emb_width;
         let dtype = store.embedding_dtype();
         let k = store.dims().k;
-        copy_embedding(
-            store.image_emb_raw(i, c.aug),
-            (dtype == EmbeddingDtype::Int8).then(|| store.image_emb_scale(i, c.aug)),
-            dtype,
-            k,
-            &mut batch.image_emb,
-            row * w,
-            w,
-        );
-        copy_embedding(
-            store.text_emb_raw(i, text_t),
-            (dtype == EmbeddingDtype::Int8).then(|| store.text_emb_scale(i, text_t)),
-            dtype,
-            k,
-            &mut batch.text_emb,
-            row * w,
-            w,
-        );
-        copy_embedding(
-            store.text_emb_raw(i, syn_t),
-            (dtype == EmbeddingDtype::Int8).then(|| store.text_emb_scale(i, syn_t)),
-            dtype,
-            k,
-            &mut batch.syn_text_emb,
-            row * w,
-            w,
-        );
+        let int8 = dtype == EmbeddingDtype::Int8;
+        let rows = [
+            (store.image_emb_raw(i, c.aug), int8.then(|| store.image_emb_scale(i, c.aug))),
+            (store.text_emb_raw(i, text_t), int8.then(|| store.text_emb_scale(i, text_t))),
+            (store.text_emb_raw(i, syn_t), int8.then(|| store.text_emb_scale(i, syn_t))),
+        ];
+        let fields = [&mut batch.image_emb, &mut batch.text_emb, &mut batch.syn_text_emb];
+        for ((raw, scales), field) in rows.into_iter().zip(fields) {
+            copy_embedding(raw, scales, dtype, k, field, row * w, w);
+        }
         batch.index[row] = c.index as i64;
         batch.aug_index[row] = c.aug as i64;
         batch.syn_index[row] = c.syn as i64;
