@@ -248,3 +248,28 @@ def test_inexact_fast_mode_stays_close_to_exact(store_path):
         diff = (a["images"].float() - b["images"].float()) ** 2
         psnr = 10 * torch.log10(255.0**2 / diff.mean().clamp_min(1e-12))
         assert psnr > 20, float(psnr)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
+def test_bf16_and_int8_stores_are_decoded_to_the_stored_values(tmp_path, dtype):
+    from mobileclip_fastload.store import bf16_bits_to_float32, dequantize_int8
+
+    path = make_store(tmp_path / "store", n=9, J=J, S=S, K=K, D=D, seed=4, embedding_dtype=dtype)
+    store = Store(path)
+
+    def expected(i: int) -> tuple[np.ndarray, np.ndarray]:
+        if dtype == "bfloat16":
+            return bf16_bits_to_float32(store.image_embs(i)), bf16_bits_to_float32(store.text_emb(i))
+        return (dequantize_int8(store.image_embs(i), store.image_emb_scales(i)),
+                dequantize_int8(store.text_emb(i), store.text_emb_scales(i)))
+
+    for out in ("float32", "float16"):
+        loader = FastReinforcedLoader(path, 4, image_size=8, embedding_dtype=out, num_threads=2, seed=2)
+        for b in loader:
+            for r in range(len(b)):
+                i, j, s = int(b.index[r]), int(b.aug_index[r]), int(b.syn_index[r])
+                img, txt = expected(i)
+                cast = np.float32 if out == "float32" else np.float16
+                assert np.array_equal(b.image_emb[r].numpy(), img[j].astype(cast))
+                assert np.array_equal(b.text_emb[r].numpy(), txt[0].astype(cast))
+                assert np.array_equal(b.syn_text_emb[r].numpy(), txt[1 + s].astype(cast))
