@@ -33,6 +33,28 @@ def split_name(name: str) -> tuple[str, str] | None:
     return key, ext.lower()
 
 
+def named_file_members(tf: tarfile.TarFile, breaks: list[str]) -> Iterator[tuple[tarfile.TarInfo, str, str]]:
+    """(member, key, ext) for each regular file with a `key.ext` name, in order.
+
+    A damaged archive still yields what precedes the damage: iteration stops
+    there and "breaks after byte N: error" is appended to `breaks`.
+    """
+    members = iter(tf)
+    while True:
+        try:
+            info = next(members)
+        except StopIteration:
+            return
+        except (tarfile.TarError, OSError, EOFError, ValueError) as e:
+            breaks.append(f"breaks after byte {tf.offset}: {e}")
+            return
+        if not info.isfile():
+            continue
+        parts = split_name(info.name)
+        if parts is not None:
+            yield info, *parts
+
+
 @dataclass
 class RawSample:
     key: str
@@ -60,23 +82,8 @@ class TarSampleReader:
             raise ShardUnreadable(f"not a readable tar: {path_and_error(self.path, e)}") from e
         with tf:
             current: RawSample | None = None
-            members = iter(tf)
-            while True:
-                try:
-                    info = next(members)
-                except StopIteration:
-                    break
-                except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-                    self.error = f"tar breaks after byte {tf.offset}: {e}"
-                    if current is not None:
-                        current.truncated = True
-                    break
-                if not info.isfile():
-                    continue
-                parts = split_name(info.name)
-                if parts is None:
-                    continue
-                key, ext = parts
+            breaks: list[str] = []
+            for info, key, ext in named_file_members(tf, breaks):
                 try:
                     f = tf.extractfile(info)
                     data = f.read() if f is not None else b""
@@ -100,6 +107,10 @@ class TarSampleReader:
                 if ext in current.members:
                     current.repeated_exts.append(ext)
                 current.members[ext] = data
+            if breaks:
+                self.error = f"tar {breaks[0]}"
+                if current is not None:
+                    current.truncated = True
             if self.error is None:
                 self.error = end_of_archive_problem(tf, self.size)
                 if self.error is not None and current is not None:
@@ -160,21 +171,8 @@ class TarIndex:
         except (tarfile.TarError, OSError, EOFError) as e:
             raise ShardUnreadable(f"image shard is not a readable tar: {path_and_error(path, e)}") from e
         with tf:
-            members = iter(tf)
-            while True:
-                try:
-                    info = next(members)
-                except StopIteration:
-                    break
-                except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-                    self.error = f"image tar breaks after byte {tf.offset}: {e}"
-                    break
-                if not info.isfile():
-                    continue
-                parts = split_name(info.name)
-                if parts is None:
-                    continue
-                key, ext = parts
+            breaks: list[str] = []
+            for info, key, ext in named_file_members(tf, breaks):
                 if not samples or samples[-1].key != key:
                     samples.append(IndexedSample(key, {}, None))
                 sample = samples[-1]
@@ -192,6 +190,8 @@ class TarIndex:
                         break
                     except (ValueError, UnicodeDecodeError, RecursionError) as e:
                         sample.json_error = f"bad json: {type(e).__name__}: {e}"
+            if breaks:
+                self.error = f"image tar {breaks[0]}"
             if self.error is None:
                 self.error = end_of_archive_problem(tf, os.path.getsize(path))
         for s in samples:
