@@ -202,14 +202,41 @@ def test_cli_reads_a_dr_store(tmp_path):
     assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["config"]["num_teachers"] == 3
 
 
+class _GlobalBatchOfTwoRanks:
+    """A single-process source that, per optimiser step, yields the micro-batches both ranks of a
+    2-process run read (rank 0's ``accum`` micro-batches, then rank 1's). Each micro-batch is one
+    rank's, so BatchNorm sees the same rows as on that rank; the cached-feature accumulation then
+    makes the single-process loss and gradient those of the global batch."""
+
+    def __init__(self, rank_sources, accum):
+        self.rank_sources, self.accum = rank_sources, accum
+
+    def set_epoch(self, epoch):
+        for s in self.rank_sources:
+            s.set_epoch(epoch)
+
+    def __iter__(self):
+        its = [iter(s) for s in self.rank_sources]
+        while True:
+            try:
+                step = [next(it) for it in its for _ in range(self.accum)]
+            except StopIteration:
+                return
+            yield from step
+
+
 def test_torchrun_two_cpu_processes(tmp_path):
+    """Under torchrun the model is wrapped in DDP: both ranks end with identical parameters, and
+    the mean of the ranks' losses equals a single-process run on the global batch, step for step
+    (without gradient averaging each rank would follow its own data from step 2 on)."""
     out = tmp_path / "ddp"
+    steps, batch, accum, samples = 3, 4, 2, 32
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "python"), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           "-m", "training.train", "--fake-data", "32", "--model", "tiny-S0", "--batch-size", "4", "--steps", "3",
-           "--warmup", "1", "--precision", "fp32", "--output", str(out), "--log-every", "1", "--no-progress",
-           "--device", "cpu", "--accum-steps", "2"]
+           str(REPO / "tests" / "torchrun_rank_snapshot.py"), "--fake-data", str(samples), "--model", "tiny-S0",
+           "--batch-size", str(batch), "--steps", str(steps), "--warmup", "1", "--precision", "fp32",
+           "--output", str(out), "--log-every", "1", "--no-progress", "--device", "cpu", "--accum-steps", str(accum)]
     # Own session, so a hang can be killed with all of torchrun's children.
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -225,6 +252,22 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert lines[0]["samples_per_s"] > 0
     state = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)
     assert len(state["loader"]) == 2 and state["loader"][1]["world_size"] == 2
+
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0]["params"].keys() == ranks[1]["params"].keys()
+    for name, p0 in ranks[0]["params"].items():
+        assert torch.equal(p0, ranks[1]["params"][name]), f"ranks disagree on {name} after training"
+    assert ranks[0]["losses"] != ranks[1]["losses"]  # each rank scores its own rows
+
+    # The same run in one process: main's seed and model, both ranks' data as one global batch.
+    torch.manual_seed(0)
+    model = create_model("tiny-S0")
+    sources = [random_reinforced_source(samples, batch, model.preprocess.image_size, num_teachers=2, seed=0,
+                                        rank=r, world_size=2) for r in range(2)]
+    single = train(TrainConfig(steps=steps, warmup=1, precision="fp32", accum_steps=2 * accum, progress=False,
+                               num_teachers=2), model, _GlobalBatchOfTwoRanks(sources, accum))
+    mean_rank_loss = [(a + b) / 2 for a, b in zip(ranks[0]["losses"], ranks[1]["losses"])]
+    assert mean_rank_loss == pytest.approx([r["loss"] for r in single.history], rel=1e-4)
 
 
 # ---------------------------------------------------------------- evaluation
