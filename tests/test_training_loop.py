@@ -292,15 +292,42 @@ def test_topk_accuracy():
     assert acc["top1"] == pytest.approx(1 / 3) and acc["top2"] == pytest.approx(1.0)
 
 
+class _TableEncoder(torch.nn.Module):
+    """Stub CLIP encoder with chosen outputs: token 1 of a prompt indexes a table of unit text
+    embeddings; images are given as their (unnormalised) features."""
+
+    def __init__(self, text_table):
+        super().__init__()
+        self.text_table = torch.nn.Parameter(F.normalize(text_table, dim=-1), requires_grad=False)
+
+    def encode_text(self, tokens):
+        return self.text_table[tokens[:, 1]]
+
+    def encode_image(self, images):
+        return F.normalize(images, dim=-1)
+
+
 def test_zero_shot_uses_prompt_templates():
-    model = _tiny().eval()
+    """Two classes, two templates, 4-d features e0..e3: "a cat." -> e2, "a photo of a cat." -> e0,
+    "a zebra." -> e3, "a photo of a zebra." -> e1. The prompt ensemble gives class vectors
+    (e0 + e2)/sqrt2 and (e1 + e3)/sqrt2 and classifies all three images right; the first template
+    alone gets 1/3 (only image 2), the second alone 2/3 (images 0 and 1)."""
+    templates = ["a {}.", "a photo of a {}."]
+    prompts = ["a cat.", "a photo of a cat.", "a zebra.", "a photo of a zebra."]
+    e = torch.eye(4)
+    model = _TableEncoder(torch.stack([e[2], e[0], e[3], e[1]]))
     seen = []
 
     def tokenizer(texts):
         seen.extend(texts)
-        return torch.tensor([[49406, 100 + len(t), 49407] + [0] * 74 for t in texts])
+        return torch.tensor([[49406, prompts.index(t), 49407] for t in texts])
 
-    out = zero_shot_accuracy(model, torch.rand(3, 3, 32, 32), torch.tensor([0, 1, 0]), ["cat", "zebra"],
-                             ["a {}.", "a photo of a {}."], tokenizer, ks=(1,))
-    assert seen == ["a cat.", "a photo of a cat.", "a zebra.", "a photo of a zebra."]
-    assert 0.0 <= out["top1"] <= 1.0
+    images = torch.stack([e[0] + 0.6 * e[3], e[1] + 0.6 * e[2], e[2] + 0.6 * e[1]])
+    labels = torch.tensor([0, 1, 0])
+    out = zero_shot_accuracy(model, images, labels, ["cat", "zebra"], templates, tokenizer, ks=(1,))
+    assert sorted(seen) == sorted(prompts)
+    assert out["top1"] == 1.0
+    # The construction itself: each template alone misclassifies some image.
+    for template, expected in ((templates[0], 1 / 3), (templates[1], 2 / 3)):
+        single = zero_shot_accuracy(model, images, labels, ["cat", "zebra"], [template], tokenizer, ks=(1,))
+        assert single["top1"] == pytest.approx(expected)

@@ -109,23 +109,52 @@ def test_real_caption_only_when_no_synthetic_features():
 
 
 def test_teacher_targets_average_after_softmax_not_before():
-    """Two teachers that disagree: the mean of softmaxes differs from the softmax of mean logits."""
-    a = torch.tensor([[1.0, 0.0, 1.0, 0.0]])  # teacher 1: e1, teacher 2: e1
-    b = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0]])  # row 0 agrees with t1, row 1 with t2
-    p = teacher_targets(a, b, num_teachers=2, teacher_logit_scale=100.0)
-    torch.testing.assert_close(p, torch.tensor([[0.5, 0.5]]))
-    one_teacher = teacher_targets(a[:, :2], b[:, :2], num_teachers=1, teacher_logit_scale=100.0)
-    assert one_teacher[0, 0] > 0.999
+    """Two teachers with unequal logits for one query and two keys (D = 2 per teacher):
+    teacher 1 scores the keys (1, 0), teacher 2 (0.6, 0.8); alpha = 5.
+    Mean of softmaxes: key 0 gets (sigmoid(5) + sigmoid(-1)) / 2 = 0.631;
+    the softmax of the mean logits would give sigmoid(2) = 0.881."""
+    q = torch.tensor([[1.0, 0.0, 0.6, 0.8]])
+    keys = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]])
+    sigmoid = lambda x: 1.0 / (1.0 + math.exp(-x))  # noqa: E731  softmax of two logits (a, b) = sigmoid(a - b)
+    p0 = (sigmoid(5.0 * (1.0 - 0.0)) + sigmoid(5.0 * (0.6 - 0.8))) / 2
+    p = teacher_targets(q, keys, num_teachers=2, teacher_logit_scale=5.0)
+    torch.testing.assert_close(p, torch.tensor([[p0, 1.0 - p0]]), rtol=0, atol=1e-6)
+    assert abs(p0 - sigmoid(5.0 * ((1.0 + 0.6) - (0.0 + 0.8)) / 2)) > 0.2  # the two formulas do differ here
+    one_teacher = teacher_targets(q[:, :2], keys[:, :2], num_teachers=1, teacher_logit_scale=5.0)
+    torch.testing.assert_close(one_teacher, torch.tensor([[sigmoid(5.0), sigmoid(-5.0)]]), rtol=0, atol=1e-6)
 
 
-def test_lambda_one_ignores_labels_lambda_zero_ignores_teacher():
+def test_lambda_one_is_the_kd_term_alone_lambda_zero_the_clip_term_alone():
     x = _random_inputs(5, 8, 2, 6, seed=1)
-    shuffled_teacher = dict(x, teacher_text=x["teacher_text"].flip(0))
     s = torch.tensor(30.0)
-    clip_only = ReinforcedClipLoss(lam=0.0, num_teachers=2)
-    assert clip_only(logit_scale=s, **x).loss.item() == clip_only(logit_scale=s, **shuffled_teacher).loss.item()
-    kd_only = ReinforcedClipLoss(lam=1.0, num_teachers=2)
-    assert kd_only(logit_scale=s, **x).loss.item() != kd_only(logit_scale=s, **shuffled_teacher).loss.item()
+    clip_r, kd_r = _reference_pair(
+        x["image_features"], x["text_features"], 30.0, x["teacher_image"], x["teacher_text"], 2, 100.0, 1.0
+    )
+    clip_s, kd_s = _reference_pair(
+        x["image_features"], x["syn_text_features"], 30.0, x["teacher_image"], x["teacher_syn_text"], 2, 100.0, 1.0
+    )
+    assert clip_r + clip_s > 1.0  # a CLIP term left in the lambda = 1 loss would show
+
+    kd_only = ReinforcedClipLoss(lam=1.0, num_teachers=2)(logit_scale=s, **x)
+    assert kd_only.loss.item() == pytest.approx(kd_r + kd_s, rel=1e-5)
+    assert kd_only.loss.item() == kd_only.kd.item()
+    clip_only = ReinforcedClipLoss(lam=0.0, num_teachers=2)(logit_scale=s, **x)
+    assert clip_only.loss.item() == pytest.approx(clip_r + clip_s, rel=1e-5)
+    assert clip_only.loss.item() == clip_only.clip.item()
+    # lambda = 0 does not read the teachers at all.
+    no_teacher = {k: v for k, v in x.items() if not k.startswith("teacher")}
+    assert ReinforcedClipLoss(lam=0.0, num_teachers=2)(logit_scale=s, **no_teacher).loss.item() == clip_only.loss.item()
+    # lambda = 1 ignores the labels (which caption is paired with which image): re-pairing the real
+    # captions, student and teacher rows alike, leaves it unchanged but changes the CLIP loss.
+    perm = torch.tensor([1, 2, 3, 4, 0])
+    repaired = dict(x, text_features=x["text_features"][perm], teacher_text=x["teacher_text"][perm])
+    assert ReinforcedClipLoss(lam=1.0, num_teachers=2)(logit_scale=s, **repaired).loss.item() == pytest.approx(
+        kd_only.loss.item(), rel=1e-6
+    )
+    assert ReinforcedClipLoss(lam=0.0, num_teachers=2)(logit_scale=s, **repaired).loss.item() > clip_only.loss.item() + 0.1
+    # ... but it does follow the teacher.
+    shuffled_teacher = dict(x, teacher_text=x["teacher_text"].flip(0))
+    assert ReinforcedClipLoss(lam=1.0, num_teachers=2)(logit_scale=s, **shuffled_teacher).loss.item() != kd_only.loss.item()
 
 
 def test_loss_is_float32_under_bf16_autocast():
