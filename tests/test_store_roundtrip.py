@@ -3,6 +3,7 @@ reader and through pyarrow."""
 
 from __future__ import annotations
 
+import gc
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import synthetic_sample
 from mobileclip_fastload import SampleIndexError, Store
 from mobileclip_fastload.store import (
     AUG_DTYPE,
@@ -164,12 +166,18 @@ def test_views_are_read_only_zero_copy_and_keep_the_store_alive(make_store):
     image = store.image(1)
     assert not emb.flags.writeable and not image.flags.writeable
     assert not emb.flags.owndata and emb.base is store
+    assert not image.flags.owndata and image.base is store
     with pytest.raises(ValueError):
         emb[0, 0] = 1
-    want = emb.copy()
-    del store  # the views keep the mapping alive
-    np.testing.assert_array_equal(emb, want)
-    assert image.tobytes() == image.tobytes()
+    want_emb, want_image = emb.copy(), image.tobytes()
+    assert want_image == synthetic_sample(1).image
+    del store  # the views alone must keep the mapping alive
+    gc.collect()
+    # Allocate and touch memory of the mapping's size, so a freed mapping would be reused or unmapped.
+    churn = [np.full(1 << 16, 0xA5, dtype=np.uint8) for _ in range(64)]
+    np.testing.assert_array_equal(emb, want_emb)
+    assert image.tobytes() == want_image
+    del churn
 
 
 def test_store_metadata_and_indexing(make_store):
@@ -217,8 +225,6 @@ def test_writer_refuses_a_non_empty_directory_unless_overwriting(tmp_path, make_
 
 
 def test_failed_writer_leaves_no_manifest(tmp_path):
-    from conftest import synthetic_sample
-
     with pytest.raises(RuntimeError), StoreWriter(tmp_path / "s", J=3, S=2, K=2, D=4, target_shard_bytes=1) as w:
         w.add(synthetic_sample(0))
         raise RuntimeError("interrupted")
