@@ -1,6 +1,7 @@
 """The converter's CLIP BPE ids must equal open_clip 3.3.0's, id for id."""
 
 import numpy as np
+import open_clip.tokenizer as open_clip_tokenizer  # a dependency: missing means a broken install, not a skip
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,8 +15,6 @@ from mobileclip_fastload.tokenizer import (
     default_tokenizer,
     tokenize,
 )
-
-open_clip_tokenizer = pytest.importorskip("open_clip.tokenizer")
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +78,25 @@ def test_random_unicode(reference, text):
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=300))
 def test_random_ascii_incl_controls(reference, text):
     """Exercises the ftfy-bypass fast path and its boundary (controls, '&')."""
+    assert_same(reference, text)
+
+
+# open_clip unescapes HTML twice (after ftfy, which unescapes some entities itself): named ones with
+# and without ';', numeric, hex, invalid code points, doubly escaped, and bare '&'.
+HTML_ENTITIES = [
+    "&amp;", "&amp", "&AMP;", "&lt", "&lt;", "&gt;", "&quot;", "&#39;", "&#x27;", "&#X27;", "&apos;",
+    "&nbsp;", "&copy", "&eacute;", "&notin;", "&notit;", "&amp;lt;", "&amp;amp;amp;", "&#128512;",
+    "&#x1F600;", "&#0;", "&#x110000;", "&#xD800;", "&#65", "&#", "&#x", "&", "&;", "&unknown;",
+]
+html_text_st = st.lists(
+    st.tuples(st.text(max_size=6), st.sampled_from(HTML_ENTITIES)), min_size=1, max_size=8
+).map(lambda parts: "".join(text + entity for text, entity in parts))
+
+
+@settings(max_examples=150, deadline=None)
+@given(html_text_st)
+def test_html_entities(reference, text):
+    """Every example holds at least one entity, glued to random text on both sides."""
     assert_same(reference, text)
 
 
