@@ -571,24 +571,30 @@ fn shift_windows(c: &mut AxisCoeffs, origin: usize) {
 mod tests {
     use super::*;
 
-    /// Taps printed by Pillow's own algorithm for 10 -> 4 bilinear: every window
-    /// sums to 1 << 22 up to rounding, weights are symmetric around the center.
+    /// 10 -> 4 bilinear (scale 2.5, support 2.5): Pillow 13.0.0's taps, obtained outside this
+    /// crate. Resizing a 10x1 mode "F" image (float32, `precompute_coeffs`'s double weights
+    /// used directly) holding 2^22 at pixel x and 0 elsewhere with `Image.resize((4, 1),
+    /// BILINEAR)` gives `weight * 2^22` of every window for tap x:
+    ///   window 0: x 0..3 -> 1334551.25, 1715851.625, 953250.9375, 190650.1875
+    ///   window 1: x 1..5 -> 167772.156, 838860.812, 1509949.5, 1174405.125, 503316.469
+    ///   windows 2, 3 mirror 1, 0 (x 4..8 and 6..9).
+    /// `normalize_coeffs_8bpc` rounds these half away from zero; the same numbers in double
+    /// (7/22, 9/22, 5/22, 1/22 and 0.04, 0.2, 0.36, 0.28, 0.12 times 2^22) are nowhere near .5.
     #[test]
     fn bilinear_downscale_coefficients() {
         let mut c = AxisCoeffs::default();
         let mut w = Vec::new();
         c.build(Interpolation::Bilinear, 10, 4, 0, 10, &mut w);
-        // scale 2.5, support 2.5: center 1.25 -> xmin 0, xmax int(4.25) = 4.
-        let (start, taps) = c.window(0);
-        assert_eq!(start, 0);
-        assert_eq!(taps.len(), 4);
-        let sum: i32 = taps.iter().sum();
-        assert!((sum - (1 << 22)).abs() <= 2, "{taps:?}");
-        // Mirror symmetry of the whole table.
-        let (_, last) = c.window(3);
-        let mut rev = last.clone();
-        rev.reverse();
-        assert_eq!(taps, rev);
+        let expected: [(usize, &[i32]); 4] = [
+            (0, &[1334551, 1715852, 953251, 190650]),
+            (1, &[167772, 838861, 1509949, 1174405, 503316]),
+            (4, &[503316, 1174405, 1509949, 838861, 167772]),
+            (6, &[190650, 953251, 1715852, 1334551]),
+        ];
+        assert_eq!(c.len(), 4);
+        for (i, (start, taps)) in expected.iter().enumerate() {
+            assert_eq!(c.window(i), (*start, taps.to_vec()), "window {i}");
+        }
     }
 
     #[test]
