@@ -34,11 +34,12 @@ def source_entry(src: DRSample, j: int):
 
 
 def size_rescaled_box(src: DRSample, j: int) -> tuple[int, int, int, int]:
-    """The wrong rule (round the size instead of the far edge), to check that the data tells them apart."""
-    top, left, height, width = src.param_aug[j][0]
-    sx, sy = src.stored_width / src.orig_width, src.stored_height / src.orig_height
-    t, l = expected_box((top, left, 1, 1), (src.orig_width, src.orig_height), (src.stored_width, src.stored_height))[:2]
-    return t, l, max(1, int(height * sy + 0.5)), max(1, int(width * sx + 0.5))
+    """The wrong rule (rescale the size, not the far edges), to check that the data tells them apart."""
+    box = src.param_aug[j][0]
+    sizes = (src.orig_width, src.orig_height), (src.stored_width, src.stored_height)
+    top, left, _, _ = expected_box(box, *sizes)
+    _, _, height, width = expected_box((0, 0, box[2], box[3]), *sizes)
+    return top, left, height, width
 
 
 @pytest.mark.parametrize("layout", ["joined", "separate"])
