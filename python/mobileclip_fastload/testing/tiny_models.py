@@ -27,7 +27,7 @@ TINY_CONFIGS = {
         "embed_dim": 32,  # CoCa's decoder reads image tokens of this width: equal to multimodal_cfg.width
         "vision_cfg": {
             "image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8,
-            "attentional_pool": True, "attn_pooler_heads": 2, "output_tokens": True,
+            "attentional_pool": True, "attn_pooler_queries": 9, "attn_pooler_heads": 2, "output_tokens": True,
         },
         "text_cfg": {**_TEXT, "context_length": 76, "embed_cls": True, "output_tokens": True},
         "multimodal_cfg": {"context_length": 76, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1,
