@@ -48,15 +48,9 @@ def shards(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reinforced(tmp_path_factory, models, shards):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # a loaded 2-core machine: intra-op threads only spin
+def reinforced(tmp_path_factory, models, shards, one_torch_thread):
     root = tmp_path_factory.mktemp("reinforced")
-    report = run(shards, root / "store", models, datacompdr_output=root / "dr")
-    yield root, report
-    torch.set_num_threads(before)
+    return root, run(shards, root / "store", models, datacompdr_output=root / "dr")
 
 
 def stored_image_pixels_and_rows(store, teacher, k, D, i, j):
@@ -223,3 +217,40 @@ def test_captioning_pass_then_embedding_pass_gives_the_same_store(reinforced, mo
     assert report.as_dict()["captions_generated"] == 0
     assert report.as_dict()["captions_from_pass"] == 2 * 7 * S
     assert_same_store(root / "store", out)
+
+
+def test_cli_on_an_image_folder_with_a_csv(tmp_path, models, capsys, one_torch_thread):
+    import csv
+    import tarfile
+
+    from mobileclip_fastload.cli import build_parser
+
+    coca, (ta, tb) = models
+    (tar,) = make_pair_shards(tmp_path / "pairs", num_shards=1, samples_per_shard=4, seed=5)
+    images = tmp_path / "images"
+    rows = []
+    with tarfile.open(tar) as tf:
+        for m in tf.getmembers():
+            key, ext = m.name.split(".", 1)
+            if ext in ("jpg", "png", "webp"):
+                (images / key).mkdir(parents=True)
+                (images / key / f"photo.{ext}").write_bytes(tf.extractfile(m).read())
+                rows.append({"image": f"{key}/photo.{ext}", "caption": f"picture {key}", "uid": f"u{key}"})
+    rows.append({"image": "nowhere/missing.jpg", "caption": "lost", "uid": "u-missing"})
+    with open(tmp_path / "captions.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image", "caption", "uid"])
+        w.writeheader()
+        w.writerows(rows)
+    args = build_parser().parse_args([
+        "reinforce", str(tmp_path / "captions.csv"), "-o", str(tmp_path / "store"), "--image-root", str(images),
+        "--model-config", coca.config_file, "--model-config", ta.config_file, "--model-config", tb.config_file,
+        "--teacher", ta.name, "--teacher", tb.name, "--captioner", f"tiny={coca.name}",
+        "-J", "2", "-S", "2", "--caption-length", "8", "--device", "cpu", "--threads", "2", "--rows-per-shard", "3",
+        "--no-progress",
+    ])
+    assert args._run(args) == 0
+    out = capsys.readouterr().out
+    assert "reinforced 4/5 samples" in out and "missing_image: u-missing" in out
+    store = Store(tmp_path / "store")
+    assert sorted(store.sample(i).uid for i in range(len(store))) == sorted(r["uid"] for r in rows[:4])
+    assert store.num_shards == 2  # rows 0-2, 3-4

@@ -3,36 +3,41 @@ plain image-text pairs -> J augmentations drawn as torchvision draws them, S syn
 captions, teacher-ensemble embeddings of the exactly replayed augmented images and of
 the captions -> a DR store (and optionally DataCompDR-format WebDataset shards).
 
-``mobileclip_fastload.reinforce(...)`` calls ``reinforce.api.reinforce``: this module is callable."""
+``mobileclip_fastload.reinforce(...)`` calls ``reinforce.api.reinforce``: this module is
+callable. Names are imported on first use, so the CLI's ``--help`` stays fast.
+"""
 
+import importlib
 import sys
 import types
 
-from mobileclip_fastload.reinforce.api import DATACOMPDR_TEACHERS, EXECUTORS, reinforce
-from mobileclip_fastload.reinforce.augmentation import draw_augmentations, entry_seed
-from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
-from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
-from mobileclip_fastload.reinforce.report import ReinforceReport, ReinforceShardReport
-from mobileclip_fastload.reinforce.teachers import Teacher
+_EXPORTS = {
+    "DATACOMPDR_TEACHERS": "api",
+    "EXECUTORS": "api",
+    "reinforce": "api",
+    "draw_augmentations": "augmentation",
+    "entry_seed": "augmentation",
+    "Captioner": "captioners",
+    "OpenClipCaptioner": "captioners",
+    "OpenClipSpec": "open_clip_models",
+    "ReinforceReport": "report",
+    "ReinforceShardReport": "report",
+    "Teacher": "teachers",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "DATACOMPDR_TEACHERS",
-    "EXECUTORS",
-    "Captioner",
-    "OpenClipCaptioner",
-    "OpenClipSpec",
-    "ReinforceReport",
-    "ReinforceShardReport",
-    "Teacher",
-    "draw_augmentations",
-    "entry_seed",
-    "reinforce",
-]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _CallableModule(types.ModuleType):
     def __call__(self, *args, **kwargs):
-        return reinforce(*args, **kwargs)
+        return self.reinforce(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 #: RandAugment op names in torchvision's ``_augmentation_space`` order: the index is the stored op id.
 RANDAUGMENT_OPS = (
@@ -44,6 +46,8 @@ def entry_seed(seed: int, uid: str, j: int) -> int:
 
 
 def seeded_generator(seed: int) -> torch.Generator:
+    import torch
+
     g = torch.Generator()
     g.manual_seed(seed)
     return g
@@ -51,6 +55,8 @@ def seeded_generator(seed: int) -> torch.Generator:
 
 def rrc_params(g: torch.Generator, width: int, height: int) -> tuple[int, int, int, int]:
     """``RandomResizedCrop.get_params(img, scale=(0.08, 1), ratio=(3/4, 4/3))`` drawn from ``g``: (i, j, h, w)."""
+    import torch
+
     area = height * width
     log_ratio = torch.log(torch.tensor(RRC_RATIO))
     for _ in range(10):
@@ -90,6 +96,8 @@ def _op_table(aug_size: int) -> tuple[tuple[float, bool], ...]:
 
 def randaugment_ops(g: torch.Generator, aug_size: int = DEFAULT_AUG_SIZE) -> list[list]:
     """``RandAugment.forward``'s draws from ``g``: ``[[op_index, signed_magnitude], ...]``."""
+    import torch
+
     table = _op_table(aug_size)
     ops = []
     for _ in range(RANDAUGMENT_NUM_OPS):
