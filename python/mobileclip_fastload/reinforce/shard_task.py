@@ -291,6 +291,9 @@ class _StoreSink:
         from mobileclip_fastload.tokenizer import default_tokenizer
 
         self.task, self.opts, self.report, self.teachers, self.files = task, opts, report, teachers, files
+        # tokenizes captions while the teachers embed images (its own thread: the replay
+        # pool's queue already holds the next chunk)
+        self.token_pool = ThreadPoolExecutor(1)
         self.tokenizer = default_tokenizer()
         self.errors = CosineError()
         self.pending: list = []
@@ -312,10 +315,12 @@ class _StoreSink:
         texts = [t for rows in text_rows for t in rows] + [t for rows in extra_rows for t in rows]
         text_emb_all = np.empty((len(texts), K, D), np.float32)
         t0 = time.perf_counter()
+        tokens = [self.token_pool.submit(teacher.tokenize, texts) for teacher in self.teachers]
         for k, teacher in enumerate(self.teachers):
             pixels = np.concatenate([s.pixels[teacher.view.replay_key] for s in ready])  # all J of each image, one batch
             image_emb[:, :, k] = teacher.embed_images(pixels).reshape(n, J, D)
-            text_emb_all[:, k] = teacher.embed_texts(texts)
+        for k, teacher in enumerate(self.teachers):
+            text_emb_all[:, k] = teacher.embed_texts(texts, tokens[k].result())
         self.report.teacher_seconds += time.perf_counter() - t0
         n_main = n * (1 + dims.S)
         text_emb = text_emb_all[:n_main].reshape(n, 1 + dims.S, K * D)
@@ -367,6 +372,7 @@ class _StoreSink:
         self.pending, self.pending_bytes = [], 0
 
     def close(self) -> None:
+        self.token_pool.shutdown()
         self._flush()
         self.report.cosine_error = self.errors.as_dict()
         if self.tar is not None:
@@ -375,5 +381,6 @@ class _StoreSink:
             self.files[self.tar.path] = os.path.getsize(self.tar.path)
 
     def abort(self) -> None:
+        self.token_pool.shutdown(cancel_futures=True)
         if self.tar is not None:
             self.tar.abort()

@@ -83,10 +83,15 @@ class Teacher:
             feats = self.model.encode_image(self.to_model_input(pixels))
         return _normalised(feats)
 
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def tokenize(self, texts: Sequence[str]):
+        """The teacher's own tokenizer (pure Python BPE: worth running beside the GPU work)."""
+        return self.tokenizer(list(texts))
+
+    def embed_texts(self, texts: Sequence[str], tokens=None) -> np.ndarray:
+        """float32 [N, D], each row L2-normalised; ``tokens``: ``tokenize(texts)`` if already done."""
         import torch
 
-        tokens = self.tokenizer(list(texts)).to(self.device)
+        tokens = (self.tokenize(texts) if tokens is None else tokens).to(self.device)
         with torch.inference_mode(), self._autocast():
             feats = self.model.encode_text(tokens)
         return _normalised(feats)
