@@ -254,3 +254,15 @@ def test_cli_on_an_image_folder_with_a_csv(tmp_path, models, capsys, one_torch_t
     store = Store(tmp_path / "store")
     assert sorted(store.sample(i).uid for i in range(len(store))) == sorted(r["uid"] for r in rows[:4])
     assert store.num_shards == 2  # rows 0-2, 3-4
+
+
+def test_bf16_autocast_path_stays_close_to_fp32(models, one_torch_thread):
+    """The GPU path (bf16 autocast, inference mode) run on the CPU: same embeddings to bf16 accuracy."""
+    rng = np.random.default_rng(1)
+    for spec in models[1]:
+        exact, fast = Teacher(spec, "cpu", "fp32"), Teacher(spec, "cpu", "bf16")
+        pixels = rng.integers(0, 256, (6, exact.view.size, exact.view.size, 3), dtype=np.uint8)
+        for a, b in zip(exact.embed_images(pixels), fast.embed_images(pixels)):
+            assert cosine(a, b) >= 0.99 and np.linalg.norm(b) == pytest.approx(1.0, abs=1e-5)
+        for a, b in zip(exact.embed_texts(["a dog", "two cats on a table"]), fast.embed_texts(["a dog", "two cats on a table"])):
+            assert cosine(a, b) >= 0.99
