@@ -266,3 +266,32 @@ def test_bf16_autocast_path_stays_close_to_fp32(models, one_torch_thread):
             assert cosine(a, b) >= 0.99 and np.linalg.norm(b) == pytest.approx(1.0, abs=1e-5)
         for a, b in zip(exact.embed_texts(["a dog", "two cats on a table"]), fast.embed_texts(["a dog", "two cats on a table"])):
             assert cosine(a, b) >= 0.99
+
+
+def test_several_captioners_give_several_caption_sets(models, shards, tmp_path, one_torch_thread):
+    """The store keeps the first set; the DataCompDR export keeps both, and `convert --syn-key`
+    picks the second with its own embeddings."""
+    import json
+    import tarfile
+
+    from mobileclip_fastload.convert import convert
+
+    coca, teachers = models
+    captioners = [OpenClipCaptioner(coca, tag="first", num_captions=S, seq_len=8),
+                  OpenClipCaptioner(coca, tag="second", num_captions=S, seq_len=10)]
+    reinforce(shards[1:], tmp_path / "store", teachers=teachers, captioners=captioners, num_augmentations=J,
+              datacompdr_output=tmp_path / "dr", threads=2, device="cpu", progress=False)
+    with tarfile.open(tmp_path / "dr" / "00001.tar") as tf:
+        syn = [json.loads(tf.extractfile(m).read()) for m in tf.getmembers() if m.name.endswith(".syn.json")]
+    assert all(set(s) == {"syn_text", "syn_text_second"} and s["syn_text"] != s["syn_text_second"] for s in syn)
+    first = Store(tmp_path / "store")
+    assert [first.sample(i).syn_captions for i in range(len(first))] == [s["syn_text"] for s in syn]
+    convert(tmp_path / "dr", tmp_path / "second", syn_key="second", executor="inline", progress=False)
+    second = Store(tmp_path / "second")
+    teacher = Teacher(teachers[0], "cpu", "fp32")
+    D = first.dims["D"]
+    for i in range(len(second)):
+        caps = second.sample(i).syn_captions
+        assert caps == syn[i]["syn_text_second"]
+        assert_is_row(teacher.embed_texts(caps)[0], second.text_emb(i)[:, :D], 1)
+        np.testing.assert_array_equal(second.text_emb(i)[0], first.text_emb(i)[0])  # the real caption row

@@ -118,7 +118,8 @@ def reinforce(
 
     planned = {t.index: _size(t.input) if not t.is_table else 0 for t in mine}
     reported = dict.fromkeys(planned, 0)
-    bar = Progress(sum(planned.values()), len(mine), enabled=progress and rank == 0, desc=f"reinforce:{stage}")
+    # bytes of input tars; caption tables count samples only (their image sizes are not known up front)
+    bar = Progress(sum(planned.values()) or None, len(mine), enabled=progress and rank == 0, desc=f"reinforce:{stage}")
     reports: dict[int, object] = {}
 
     def on_progress(index: int, nbytes: int, nsamples: int) -> None:
