@@ -166,14 +166,19 @@ def assert_same_store(a: Path, b: Path) -> None:
 def test_same_seed_same_bytes_and_resume_after_stop(reinforced, models, shards, tmp_path):
     root, _ = reinforced
     # stopped after the first shard, with a half-written part of the second left behind
-    out = tmp_path / "resumed"
-    run(shards[:1], out, models)
-    (out / ".00001-000.arrow.tmp-99999-deadbeef").write_bytes(b"half a shard")
+    out, dr = tmp_path / "resumed", tmp_path / "dr"
+    run(shards[:1], out, models, datacompdr_output=dr)
+    leftovers = [out / ".00001-000.arrow.tmp-99999-deadbeef", dr / ".00001.tar.tmp-99999-deadbeef"]
+    for path in leftovers:
+        path.write_bytes(b"half a shard")
     (out / "00001-000.arrow").write_bytes(b"a stale part without a done record")
-    report = run(shards, out, models)
+    report = run(shards, out, models, datacompdr_output=dr)
     assert [s.status for s in report.shards] == ["resumed", "converted"]
     assert_same_store(root / "store", out)
-    assert not (out / ".00001-000.arrow.tmp-99999-deadbeef").exists()
+    assert not any(path.exists() for path in leftovers)
+    assert sorted(os.listdir(dr)) == ["00000.tar", "00001.tar"]
+    for name in os.listdir(dr):  # the DataCompDR export is byte-reproducible too
+        assert (dr / name).read_bytes() == (root / "dr" / name).read_bytes()
 
 
 def test_killed_run_resumes_to_the_same_store(reinforced, models, shards, tmp_path):

@@ -65,7 +65,7 @@ class ReinforceOptions:
             "embedding_dtype": self.embedding_dtype,
             "aug_size": self.aug_size,
             "target_shard_bytes": self.target_shard_bytes,
-            "datacompdr": self.datacompdr_dir is not None,
+            "datacompdr_dir": self.datacompdr_dir,
             "precision": self.precision,
             "device_type": self.device.split(":")[0],
             "batch_images": self.batch_images,

@@ -97,16 +97,28 @@ def finished_report(task: ReinforceTask, opts: ReinforceOptions, verify: str, st
 
 
 def _remove_stale_outputs(task: ReinforceTask, opts: ReinforceOptions) -> None:
+    """This task's done record, store parts and the temporaries a killed run left behind."""
     try:
         os.unlink(done_record_path(task.output_dir, task.task_id, opts.stage))
     except FileNotFoundError:
         pass
-    if opts.stage != "all":
+    tid = re.escape(task.task_id)
+    if opts.stage == "all":
+        _unlink_matching(task.output_dir, re.compile(r"\.?" + tid + r"-\d{3,}\.arrow(\.tmp-.*)?"))
+        if opts.datacompdr_dir:
+            _unlink_matching(opts.datacompdr_dir, re.compile(r"\." + tid + r"\.tar\.tmp-.*"))
+    else:
+        _unlink_matching(os.path.join(task.output_dir, CAPTIONS_DIR), re.compile(r"\." + tid + r"\.jsonl\.tmp-.*"))
+
+
+def _unlink_matching(folder: str, pattern: re.Pattern) -> None:
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
         return
-    pattern = re.compile(r"\.?" + re.escape(task.task_id) + r"-\d{3,}\.arrow(\.tmp-.*)?")
-    for name in os.listdir(task.output_dir):
+    for name in names:
         if pattern.fullmatch(name):
-            os.unlink(os.path.join(task.output_dir, name))
+            os.unlink(os.path.join(folder, name))
 
 
 def run_reinforce_task(
