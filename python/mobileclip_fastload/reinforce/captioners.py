@@ -7,9 +7,12 @@ and ``caption(images, seeds, device)``: S strings per image. It must pickle
 (worker processes, Ray): build heavy models lazily, in the worker. Another model
 (e.g. a Hugging Face captioner) plugs in by subclassing ``Captioner``.
 
-Determinism: each image's captions are drawn from a torch RNG seeded with
-``caption_seed(seed, uid)`` alone, so a sample's captions do not depend on the
-other samples of its batch (CoCa therefore generates one image, S rows, at a time).
+Determinism: captions are drawn from torch's RNG seeded from the samples' own
+``caption_seed(seed, uid, tag)``. With ``images_per_call=1`` (the default) CoCa
+generates one image (S rows) per call, so a sample's captions do not depend on
+any other sample; larger values batch several images per ``generate`` call (much
+faster on a GPU): still the same bytes for the same inputs and options, but a
+sample's captions then depend on the samples batched with it.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class OpenClipCaptioner(Captioner):
     num_captions: int = DEFAULT_NUM_CAPTIONS
     top_p: float = 0.9
     seq_len: int = 30
+    images_per_call: int = 1
+    precision: str = "auto"  # bf16 autocast on CUDA, fp32 on CPU
 
     def fingerprint(self) -> dict:
         return {
@@ -65,31 +70,43 @@ class OpenClipCaptioner(Captioner):
             "num_captions": self.num_captions,
             "top_p": self.top_p,
             "seq_len": self.seq_len,
+            "images_per_call": self.images_per_call,
+            "precision": self.precision,
         }
 
     def caption(self, images: Sequence[np.ndarray], seeds: Sequence[int], device: str) -> list[list[str]]:
-        import open_clip
         import torch
+        from open_clip.transform import PreprocessCfg, image_transform_v2
         from PIL import Image
 
+        from mobileclip_fastload.reinforce.teachers import resolve_precision
+
         model, _ = build(self.model, device)
-        preprocess = open_clip.image_transform(model.visual.preprocess_cfg["size"], is_train=False,
-                                               mean=model.visual.preprocess_cfg["mean"],
-                                               std=model.visual.preprocess_cfg["std"],
-                                               interpolation=model.visual.preprocess_cfg["interpolation"],
-                                               resize_mode=model.visual.preprocess_cfg.get("resize_mode", "shortest"))
-        out = []
+        preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
+        bf16 = resolve_precision(self.precision, device) == "bf16"
         devices = [torch.device(device)] if device.startswith("cuda") else []
-        for rgb, seed in zip(images, seeds):
-            x = preprocess(Image.fromarray(rgb)).unsqueeze(0).to(device)
-            x = x.expand(self.num_captions, -1, -1, -1)
-            with torch.random.fork_rng(devices=devices), torch.inference_mode():
+        out: list[list[str]] = []
+        step = max(1, self.images_per_call)
+        for start in range(0, len(images), step):
+            group = [preprocess(Image.fromarray(rgb)) for rgb in images[start : start + step]]
+            x = torch.stack(group).to(device).repeat_interleave(self.num_captions, dim=0)  # S rows per image
+            group_seeds = list(seeds[start : start + step])
+            seed = group_seeds[0] if len(group_seeds) == 1 else caption_group_seed(group_seeds)
+            with torch.random.fork_rng(devices=devices), torch.inference_mode(), \
+                    torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
                 torch.manual_seed(seed)
                 tokens = model.generate(
                     x, generation_type="top_p", top_p=self.top_p, seq_len=self.seq_len, fixed_output_length=True
                 )
-            out.append([decode_caption(t) for t in tokens.tolist()])
+            texts = [decode_caption(t) for t in tokens.tolist()]
+            out += [texts[i : i + self.num_captions] for i in range(0, len(texts), self.num_captions)]
         return out
+
+
+def caption_group_seed(seeds: Sequence[int]) -> int:
+    """One torch seed for a ``generate`` call over several images, from their own seeds."""
+    digest = hashlib.blake2b(b"".join(int(s).to_bytes(8, "little") for s in seeds), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 def decode_caption(tokens: Sequence[int]) -> str:

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-S", "--num-captions", type=int, default=5, help="synthetic captions per image and captioner (default 5)")
     p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling threshold (default 0.9)")
     p.add_argument("--caption-length", type=int, default=30, help="fixed caption output length in tokens (default 30)")
+    p.add_argument("--caption-images-per-call", type=int, default=1,
+                   help="images per CoCa generate call: 1 (default) makes every sample's captions independent of "
+                        "the others; more is much faster on a GPU (still reproducible for the same inputs and options)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stage", choices=STAGES, default="all",
                    help="captions: only caption (a separate pass); all: everything (joins an earlier captioning pass by uid)")
@@ -65,7 +68,8 @@ def _captioners(args) -> list:
             tag, model = "coca" if not out else f"c{len(out)}", text
         spec = OpenClipSpec.parse(model, tuple(args.model_config))
         out.append(OpenClipCaptioner(OpenClipSpec(spec.name, spec.pretrained, spec.config_file, args.init_seed), tag=tag,
-                                     num_captions=args.num_captions, top_p=args.top_p, seq_len=args.caption_length))
+                                     num_captions=args.num_captions, top_p=args.top_p, seq_len=args.caption_length,
+                                     images_per_call=args.caption_images_per_call))
     return out
 
 

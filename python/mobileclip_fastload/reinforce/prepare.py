@@ -33,7 +33,7 @@ from mobileclip_fastload.convert.skips import (
 from mobileclip_fastload.convert.tar_samples import RawSample
 from mobileclip_fastload.reinforce.augmentation import draw_augmentations
 from mobileclip_fastload.reinforce.options import ReinforceOptions
-from mobileclip_fastload.store import FLAG_IMAGE_TRANSCODED, aug_records
+from mobileclip_fastload.store import AUG_FLAG_HFLIP, FLAG_IMAGE_TRANSCODED, aug_records
 
 ReplayKey = tuple[int, str]  # (size, interpolation)
 
@@ -112,10 +112,12 @@ def prepare_sample(raw: RawSample, opts: ReinforceOptions, views: list[ReplayKey
         entries=entries, aug=aug, rgb=checked.rgb if keep_rgb else None,
     )
     for size, interpolation in views:
-        out = np.empty((len(entries), size, size, 3), dtype=np.uint8)
-        for j, ((top, left, h, w), ops) in enumerate(entries):
+        out = np.empty((len(aug), size, size, 3), dtype=np.uint8)
+        for j, rec in enumerate(aug):  # the stored records themselves: the loader replays exactly these
+            ops = [(int(rec[f"op{k}"]), float(rec[f"m{k}"])) for k in range(int(rec["n_ops"]))]
             out[j] = _core.replay_augmentation(
-                stored, top, left, h, w, [(int(o), float(m)) for o, m in ops], size, interpolation
+                stored, int(rec["top"]), int(rec["left"]), int(rec["height"]), int(rec["width"]), ops, size,
+                interpolation, bool(rec["flags"] & AUG_FLAG_HFLIP),
             )
         sample.pixels[(size, interpolation)] = out
     return sample

@@ -328,9 +328,13 @@ class _StoreSink:
         text_emb_all = np.empty((len(texts), K, D), np.float32)
         t0 = time.perf_counter()
         tokens = [self.token_pool.submit(teacher.tokenize, texts) for teacher in self.teachers]
+        inputs: dict = {}  # ImageView -> model input, shared by the teachers that see the same view
         for k, teacher in enumerate(self.teachers):
-            pixels = np.concatenate([s.pixels[teacher.view.replay_key] for s in ready])  # all J of each image, one batch
-            image_emb[:, :, k] = teacher.embed_images(pixels).reshape(n, J, D)
+            if teacher.view not in inputs:
+                pixels = np.concatenate([s.pixels[teacher.view.replay_key] for s in ready])  # all J of each image, one batch
+                inputs = {teacher.view: teacher.to_model_input(pixels)}  # keep one on the device at a time
+            image_emb[:, :, k] = teacher.embed_images(None, inputs[teacher.view]).reshape(n, J, D)
+        del inputs
         for k, teacher in enumerate(self.teachers):
             text_emb_all[:, k] = teacher.embed_texts(texts, tokens[k].result())
         self.report.teacher_seconds += time.perf_counter() - t0

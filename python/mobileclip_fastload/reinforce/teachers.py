@@ -75,12 +75,14 @@ class Teacher:
         std = torch.tensor(self.view.std, device=x.device).view(1, 3, 1, 1)
         return x.sub_(mean).div_(std)
 
-    def embed_images(self, pixels: np.ndarray) -> np.ndarray:
-        """float32 [N, D], each row L2-normalised."""
+    def embed_images(self, pixels: np.ndarray, model_input=None) -> np.ndarray:
+        """float32 [N, D], each row L2-normalised. ``model_input``: ``to_model_input(pixels)`` when
+        already made (teachers that share an ``ImageView`` share it: one upload, one normalisation)."""
         import torch
 
+        x = self.to_model_input(pixels) if model_input is None else model_input
         with torch.inference_mode(), self._autocast():
-            feats = self.model.encode_image(self.to_model_input(pixels))
+            feats = self.model.encode_image(x)
         return _normalised(feats)
 
     def tokenize(self, texts: Sequence[str]):
