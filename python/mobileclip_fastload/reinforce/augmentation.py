@@ -58,7 +58,7 @@ def rrc_params(g: torch.Generator, width: int, height: int) -> tuple[int, int, i
     import torch
 
     area = height * width
-    log_ratio = torch.log(torch.tensor(RRC_RATIO))
+    log_ratio = _log_ratio()
     for _ in range(10):
         target_area = area * torch.empty(1).uniform_(RRC_SCALE[0], RRC_SCALE[1], generator=g).item()
         aspect_ratio = torch.exp(torch.empty(1).uniform_(log_ratio[0], log_ratio[1], generator=g)).item()
@@ -78,6 +78,14 @@ def rrc_params(g: torch.Generator, width: int, height: int) -> tuple[int, int, i
     else:
         w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
+
+
+@lru_cache(maxsize=1)
+def _log_ratio():
+    """torchvision's ``torch.log(torch.tensor(ratio))`` (float32), made once; never mutated."""
+    import torch
+
+    return torch.log(torch.tensor(RRC_RATIO))
 
 
 @lru_cache(maxsize=8)

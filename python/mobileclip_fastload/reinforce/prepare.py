@@ -28,6 +28,7 @@ from mobileclip_fastload.convert.skips import (
     IMAGE_TOO_SMALL,
     MISSING_IMAGE,
     TRUNCATED_SAMPLE,
+    UNDECODABLE_IMAGE,
     SkipSample,
 )
 from mobileclip_fastload.convert.tar_samples import RawSample
@@ -111,14 +112,19 @@ def prepare_sample(raw: RawSample, opts: ReinforceOptions, views: list[ReplayKey
         image_kind=f"{checked.format}/{checked.mode}" + (" -> PNG" if transcoded else ""),
         entries=entries, aug=aug, rgb=checked.rgb if keep_rgb else None,
     )
+    # the stored records themselves (the loader replays exactly these), as Python values once per sample
+    rec = {name: aug[name].tolist() for name in ("top", "left", "height", "width", "op0", "op1", "m0", "m1", "n_ops", "flags")}
     for size, interpolation in views:
         out = np.empty((len(aug), size, size, 3), dtype=np.uint8)
-        for j, rec in enumerate(aug):  # the stored records themselves: the loader replays exactly these
-            ops = [(int(rec[f"op{k}"]), float(rec[f"m{k}"])) for k in range(int(rec["n_ops"]))]
-            out[j] = _core.replay_augmentation(
-                stored, int(rec["top"]), int(rec["left"]), int(rec["height"]), int(rec["width"]), ops, size,
-                interpolation, bool(rec["flags"] & AUG_FLAG_HFLIP),
-            )
+        for j in range(len(aug)):
+            ops = [(rec["op0"][j], rec["m0"][j]), (rec["op1"][j], rec["m1"][j])][: rec["n_ops"][j]]
+            try:
+                out[j] = _core.replay_augmentation(
+                    stored, rec["top"][j], rec["left"][j], rec["height"][j], rec["width"][j], ops, size,
+                    interpolation, bool(rec["flags"][j] & AUG_FLAG_HFLIP),
+                )
+            except _core.FastloadError as e:  # the loader could not replay it either: not a usable sample
+                raise SkipSample(UNDECODABLE_IMAGE, f"the loader's replay fails: {e}") from None
         sample.pixels[(size, interpolation)] = out
     return sample
 
