@@ -20,7 +20,7 @@ import pytest
 from mobileclip_fastload import FastReinforcedLoader, Store
 from mobileclip_fastload.reference import reference_replay
 from mobileclip_fastload.reinforce import OpenClipCaptioner, Teacher, reinforce
-from mobileclip_fastload.reinforce.shard_task import done_record_path
+from mobileclip_fastload.reinforce.resume import done_record_path
 from mobileclip_fastload.testing.image_text_pairs import BAD_KINDS, make_pair_shards
 from mobileclip_fastload.testing.tiny_models import tiny_specs
 
