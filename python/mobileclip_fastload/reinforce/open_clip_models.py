@@ -63,6 +63,12 @@ def register(spec: OpenClipSpec) -> None:
         open_clip.add_model_config(spec.config_file)
     if spec.name not in open_clip.list_models():
         raise ValueError(f"open_clip has no model {spec.name!r}; give its config file (config_file / --model-config)")
+    if spec.pretrained and not os.path.isfile(spec.pretrained):
+        from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
+
+        if not get_pretrained_cfg(spec.name, spec.pretrained):
+            raise ValueError(f"{spec.pretrained!r} is neither a weights file nor an open_clip pretrained tag of "
+                             f"{spec.name} (tags: {list_pretrained_tags_by_model(spec.name)})")
 
 
 def model_config(spec: OpenClipSpec) -> dict[str, Any]:
