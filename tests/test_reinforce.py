@@ -129,9 +129,10 @@ def test_every_skip_is_counted_with_its_reason(reinforced):
     for shard in report.shards:
         assert shard.samples_in == shard.samples_written + sum(shard.skipped.values())
     assert report.as_dict()["augmented_images"] == 2 * 7 * J
-    # WebP inputs (every 7th) are stored as lossless PNGs the loader decodes exactly
+    # every 5th input is a PNG, every 7th a WebP (which, if the loader cannot decode it exactly,
+    # is stored as a lossless PNG of Pillow's pixels)
     kinds = {k for s in report.shards for k in s.image_kinds}
-    assert "WEBP/RGB -> PNG" in kinds and "JPEG/RGB" in kinds
+    assert {"JPEG/RGB", "PNG/RGB"} <= kinds and any(k.startswith("WEBP/RGB") for k in kinds)
 
 
 def test_datacompdr_export_converts_back_to_the_same_store(reinforced, tmp_path):
