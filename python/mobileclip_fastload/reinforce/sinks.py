@@ -53,7 +53,11 @@ class CaptionSink:
 
 
 class StoreSink:
-    """Stage "all": teachers embed each chunk; samples go to store parts (and a DataCompDR tar)."""
+    """Stage "all": teachers embed each chunk (this thread: it feeds the device); a writer
+    thread turns the previous chunk into store rows (encode, tokens, parts, DataCompDR tar)
+    meanwhile. One chunk at a time is being written, in order, so the bytes do not depend
+    on timing; the writer only touches report fields this thread does not (its skips are
+    handed back and recorded here)."""
 
     def __init__(self, task, opts: ReinforceOptions, report: ReinforceShardReport, teachers, files: dict):
         from mobileclip_fastload.tokenizer import default_tokenizer
@@ -62,6 +66,8 @@ class StoreSink:
         # tokenizes captions while the teachers embed images (its own thread: the replay
         # pool's queue already holds the next chunk)
         self.token_pool = ThreadPoolExecutor(1)
+        self.writer = ThreadPoolExecutor(1)
+        self.writing = None  # the future of the chunk being written
         self.tokenizer = default_tokenizer()
         self.errors = CosineError()
         self.pending: list = []
@@ -71,8 +77,6 @@ class StoreSink:
         self.tar = DataCompDRTarWriter(tar) if tar else None
 
     def add(self, ready: list[PreparedSample], captions: list[dict]) -> None:
-        from mobileclip_fastload.store import Sample
-
         opts, dims = self.opts, self.opts.dims
         n, J, K, D = len(ready), dims.J, dims.K, dims.D
         primary = opts.captioners[0].tag
@@ -97,11 +101,31 @@ class StoreSink:
         n_main = n * (1 + dims.S)
         text_emb = text_emb_all[:n_main].reshape(n, 1 + dims.S, K * D)
         extra_emb = text_emb_all[n_main:].reshape(n, len(extra) * dims.S, K * D) if extra else None
+        for s in ready:
+            s.pixels = {}  # embedded: free them before the writer gets the chunk
+        self._wait_writer()
+        self.writing = self.writer.submit(self._write, ready, captions, image_emb, text_emb, extra, extra_emb)
+
+    def _wait_writer(self) -> None:
+        """Let the previous chunk's write finish (re-raising its error) and record its skips."""
+        if self.writing is None:
+            return
+        future, self.writing = self.writing, None
+        for s, detail in future.result():
+            self.report.skip(NON_FINITE_EMBEDDING, s.uid, s.key, detail, self.opts.max_listed_per_reason)
+
+    def _write(self, ready, captions, image_emb, text_emb, extra, extra_emb) -> list:
+        from mobileclip_fastload.store import Sample
+
+        opts, dims = self.opts, self.opts.dims
+        J, K, D = dims.J, dims.K, dims.D
+        primary = opts.captioners[0].tag
+        skipped = []
         for i, s in enumerate(ready):
             img_enc = encode(image_emb[i].reshape(J, K * D), opts.embedding_dtype, K)
             txt_enc = encode(text_emb[i], opts.embedding_dtype, K)
             if not (np.isfinite(img_enc.decoded).all() and np.isfinite(txt_enc.decoded).all()):
-                self.report.skip(NON_FINITE_EMBEDDING, s.uid, s.key, "a teacher gave NaN/inf", opts.max_listed_per_reason)
+                skipped.append((s, "a teacher gave NaN/inf"))
                 continue
             self.errors.add(image_emb[i].reshape(J, K * D), img_enc.decoded, K)
             self.errors.add(text_emb[i], txt_enc.decoded, K)
@@ -130,6 +154,7 @@ class StoreSink:
                 self.tar.add(s, syn_sets, img_enc.decoded, txt_enc.decoded, extra_sets)
             if self.pending_bytes >= opts.target_shard_bytes:
                 self._flush()
+        return skipped
 
     def _flush(self) -> None:
         from mobileclip_fastload.convert.store_io import write_part
@@ -145,6 +170,8 @@ class StoreSink:
 
     def close(self) -> None:
         self.token_pool.shutdown()
+        self._wait_writer()
+        self.writer.shutdown()
         self._flush()
         self.report.cosine_error = self.errors.as_dict()
         if self.tar is not None:
@@ -154,5 +181,6 @@ class StoreSink:
 
     def abort(self) -> None:
         self.token_pool.shutdown(cancel_futures=True)
+        self.writer.shutdown(wait=True)  # the write in progress ends before its tar is removed
         if self.tar is not None:
             self.tar.abort()
