@@ -13,6 +13,17 @@ from mobileclip_fastload._core import (
 )
 from mobileclip_fastload.loader import FastReinforcedLoader, ReinforcedBatch
 
+
+def __getattr__(name: str):
+    # `mobileclip_fastload.reinforce(...)`: the subpackage is callable (it imports open_clip, so
+    # only on first use). Importing it also binds it here, so this runs at most once.
+    if name == "reinforce":
+        import importlib
+
+        return importlib.import_module("mobileclip_fastload.reinforce")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ChecksumError",
     "FastReinforcedLoader",
@@ -24,4 +35,5 @@ __all__ = [
     "Store",
     "StoreFormatError",
     "__version__",
+    "reinforce",
 ]

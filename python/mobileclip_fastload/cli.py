@@ -164,6 +164,21 @@ def _convert(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# --- reinforce (mobileclip_fastload.reinforce.cli) ------------------------------
+
+
+def _reinforce_arguments(p: argparse.ArgumentParser) -> None:
+    from mobileclip_fastload.reinforce.cli import add_arguments
+
+    add_arguments(p)
+
+
+def _reinforce(args: argparse.Namespace) -> int:
+    from mobileclip_fastload.reinforce.cli import run
+
+    return run(args)
+
+
 # --- demo ----------------------------------------------------------------------
 
 
@@ -184,6 +199,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
     Subcommand("verify", "recheck every checksum; exit 1 naming shard and column on damage", _verify_arguments, _verify),
     Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
+    Subcommand("reinforce", "reinforce image-text pairs (captions, augmentations, teacher embeddings) into a DR store",
+               _reinforce_arguments, _reinforce),
 ]
 
 

@@ -1,6 +1,8 @@
 """Running shard tasks: in this process, on a local process pool, or on Ray.
 
-All three run the same ``run_shard_task``; results come back as ``ShardReport``
+All three run the same task function (``run_shard_task`` for ``convert``;
+``reinforce`` passes its own, a module-level function called as
+``task_fn(task, opts, verify=..., progress=...)``); results come back as report
 objects in completion order through ``on_done`` and progress deltas through
 ``on_progress(task_index, bytes, samples)``.
 
@@ -19,7 +21,7 @@ import multiprocessing as mp
 import queue as queue_mod
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from mobileclip_fastload.convert.options import ConvertOptions
 from mobileclip_fastload.convert.report import ShardReport
@@ -28,6 +30,7 @@ from mobileclip_fastload.convert.shard_task import ShardTask, run_shard_task
 EXECUTORS = ("process", "ray", "inline")
 OnDone = Callable[[ShardTask, ShardReport], None]
 OnProgress = Callable[[int, int, int], None]
+TaskFn = Callable[..., Any]
 
 
 def run_tasks(
@@ -39,14 +42,17 @@ def run_tasks(
     verify: str,
     on_done: OnDone,
     on_progress: OnProgress,
+    task_fn: TaskFn = run_shard_task,
+    ray_options: dict | None = None,
 ) -> None:
+    """``ray_options``: extra ``ray.remote`` options per task (e.g. ``{"num_gpus": 1}``)."""
     if executor == "inline" or (executor == "process" and (workers <= 1 or len(tasks) <= 1)):
         for t in tasks:
-            on_done(t, run_shard_task(t, opts, verify=verify, progress=lambda b, s, i=t.index: on_progress(i, b, s)))
+            on_done(t, task_fn(t, opts, verify=verify, progress=lambda b, s, i=t.index: on_progress(i, b, s)))
     elif executor == "process":
-        _run_process_pool(tasks, opts, workers=workers, verify=verify, on_done=on_done, on_progress=on_progress)
+        _run_process_pool(tasks, opts, workers=workers, verify=verify, on_done=on_done, on_progress=on_progress, task_fn=task_fn)
     elif executor == "ray":
-        _run_ray(tasks, opts, verify=verify, on_done=on_done, on_progress=on_progress)
+        _run_ray(tasks, opts, verify=verify, on_done=on_done, on_progress=on_progress, task_fn=task_fn, ray_options=ray_options)
     else:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
 
@@ -60,14 +66,14 @@ def _init_worker(q) -> None:
     _progress_queue = q
 
 
-def _pool_task(task: ShardTask, opts: ConvertOptions, verify: str) -> ShardReport:
+def _pool_task(task_fn: TaskFn, task, opts, verify: str):
     q = _progress_queue
 
     def progress(nbytes: int, nsamples: int) -> None:
         if q is not None:
             q.put((task.index, nbytes, nsamples))
 
-    return run_shard_task(task, opts, verify=verify, progress=progress)
+    return task_fn(task, opts, verify=verify, progress=progress)
 
 
 def _context():
@@ -78,7 +84,7 @@ def _context():
     return mp.get_context("spawn")
 
 
-def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress) -> None:
+def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress, task_fn) -> None:
     ctx = _context()
     q = ctx.Queue()
 
@@ -92,7 +98,7 @@ def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress) -> 
 
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker, initargs=(q,))
     try:
-        pending = {pool.submit(_pool_task, t, opts, verify): t for t in tasks}
+        pending = {pool.submit(_pool_task, task_fn, t, opts, verify): t for t in tasks}
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             drain()
@@ -110,24 +116,24 @@ def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress) -> 
 
 
 # ----------------------------------------------------------------------------- ray
-def _run_ray(tasks, opts, *, verify, on_done, on_progress) -> None:
+def _run_ray(tasks, opts, *, verify, on_done, on_progress, task_fn, ray_options) -> None:
     try:
         import ray
     except ImportError as e:
         raise ImportError("executor='ray' needs Ray: pip install 'mobileclip-fastload[ray]'") from e
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1, max_retries=2)(_ray_task)
-    refs = {remote.remote(t, opts, verify): t for t in tasks}
+    remote = ray.remote(**{"num_cpus": 1, "max_retries": 2, **(ray_options or {})})(_ray_task)
+    refs = {remote.remote(task_fn, t, opts, verify): t for t in tasks}
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
         for ref in done:
             task = refs[ref]
-            report = ShardReport.from_dict(ray.get(ref))
+            report = ray.get(ref)
             on_progress(task.index, report.bytes_in, report.samples_in)
             on_done(task, report)
 
 
-def _ray_task(task: ShardTask, opts: ConvertOptions, verify: str) -> dict:
-    return run_shard_task(task, opts, verify=verify).as_dict()
+def _ray_task(task_fn: TaskFn, task, opts, verify: str):
+    return task_fn(task, opts, verify=verify)

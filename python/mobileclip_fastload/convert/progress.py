@@ -9,7 +9,7 @@ import sys
 
 
 class Progress:
-    def __init__(self, total_bytes: int, total_shards: int, enabled: bool = True):
+    def __init__(self, total_bytes: int, total_shards: int, enabled: bool = True, desc: str = "convert"):
         self.samples = 0
         self.shards = 0
         self.total_shards = total_shards
@@ -19,7 +19,7 @@ class Progress:
 
             self.bar = tqdm(
                 total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-                desc="convert", dynamic_ncols=True, smoothing=0.05,
+                desc=desc, dynamic_ncols=True, smoothing=0.05,
             )
             self._postfix()
 

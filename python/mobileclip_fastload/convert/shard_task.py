@@ -125,7 +125,7 @@ def _remove_stale_outputs(task: ShardTask) -> None:
             os.unlink(os.path.join(task.output_dir, name))
 
 
-class _Throttle:
+class Throttle:
     """Calls ``fn`` with accumulated deltas at most every ``interval`` seconds."""
 
     def __init__(self, fn: ProgressFn | None, interval: float = 0.2):
@@ -161,7 +161,7 @@ def run_shard_task(
             progress(done.bytes_in, done.samples_in)
         return done
     report = ShardReport(task.task_id, task.input, task.image_input)
-    throttle = _Throttle(progress)
+    throttle = Throttle(progress)
     try:
         for path in (task.input, task.image_input):
             if path is not None and not os.path.isfile(path):  # before any earlier output is removed
@@ -184,7 +184,7 @@ def run_shard_task(
     return report
 
 
-def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttle: _Throttle) -> None:
+def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttle: Throttle) -> None:
     from mobileclip_fastload.convert.store_io import write_part
     from mobileclip_fastload.tokenizer import default_tokenizer
 

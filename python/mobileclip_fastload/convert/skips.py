@@ -17,11 +17,13 @@ SHA256_MISMATCH = "sha256_mismatch"  # the image is not the one the DR was compu
 UNKNOWN_ORIGINAL_SIZE = "unknown_original_size"  # resized image without original_width/height: boxes cannot be rescaled
 DUPLICATE_KEY = "duplicate_key"  # key or uid seen before in this shard, or a member repeated
 TRUNCATED_SAMPLE = "truncated_sample"  # the tar ended (or broke) inside this sample
+EMPTY_CAPTION = "empty_caption"  # reinforce: the real caption is empty or only whitespace
+IMAGE_TOO_SMALL = "image_too_small"  # reinforce: a side is below the minimum image size
 
 ALL_REASONS = (
     MISSING_IMAGE, UNDECODABLE_IMAGE, UNSUPPORTED_IMAGE_FORMAT, DECOMPRESSION_BOMB, MISSING_FIELD,
     BAD_JSON, BAD_TEXT, BAD_EMBEDDING_FILE, SHAPE_MISMATCH, NON_FINITE_EMBEDDING, BAD_AUGMENTATION,
-    SHA256_MISMATCH, UNKNOWN_ORIGINAL_SIZE, DUPLICATE_KEY, TRUNCATED_SAMPLE,
+    SHA256_MISMATCH, UNKNOWN_ORIGINAL_SIZE, DUPLICATE_KEY, TRUNCATED_SAMPLE, EMPTY_CAPTION, IMAGE_TOO_SMALL,
 )
 
 

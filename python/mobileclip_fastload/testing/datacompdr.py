@@ -37,12 +37,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-# RandAugment op names in torchvision's `_augmentation_space` order: the index is the stored op id.
-RANDAUGMENT_OPS = (
-    "Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
-    "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize",
-)
-TEACHER_CROP_SIZE = 224
+from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE as TEACHER_CROP_SIZE
+from mobileclip_fastload.reinforce.augmentation import RANDAUGMENT_OPS  # noqa: F401  (re-exported for tests)
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
           "immunohistochemistry", "retina", "camera")
 IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -114,35 +110,17 @@ class GeneratedDataset:
 
 # --------------------------------------------------------------------------- drawing
 def draw_param_aug_entries(orig_width: int, orig_height: int, count: int, seed: int) -> list:
-    """``count`` upstream ``param_aug`` entries, drawn one after the other with torch's RNG
-    (seeded once) exactly as torchvision draws them.
+    """``count`` upstream ``param_aug`` entries, drawn one after the other from one torch
+    generator seeded once, exactly as torchvision draws them (the shared generator of
+    ``mobileclip_fastload.reinforce.augmentation``).
 
     RandomResizedCrop.get_params runs on the original image; RandAugment runs on
     the 224x224 teacher crop, so translate magnitudes use image_size (224, 224).
     """
-    import torch
-    from torchvision.transforms import RandAugment, RandomResizedCrop
+    from mobileclip_fastload.reinforce.augmentation import draw_entry, seeded_generator
 
-    ra = RandAugment(num_ops=2, magnitude=9, num_magnitude_bins=31)
-    op_meta = ra._augmentation_space(ra.num_magnitude_bins, (TEACHER_CROP_SIZE, TEACHER_CROP_SIZE))
-    names = list(op_meta.keys())
-    assert tuple(names) == RANDAUGMENT_OPS
-    probe = torch.empty((3, orig_height, orig_width), dtype=torch.uint8)
-    entries = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for _ in range(count):
-            i, j, h, w = RandomResizedCrop.get_params(probe, scale=[0.08, 1.0], ratio=[3.0 / 4.0, 4.0 / 3.0])
-            ops = []
-            for _ in range(ra.num_ops):  # same draws, same order as RandAugment.forward
-                op_index = int(torch.randint(len(op_meta), (1,)).item())
-                magnitudes, signed = op_meta[names[op_index]]
-                magnitude = float(magnitudes[ra.magnitude].item()) if magnitudes.ndim > 0 else 0.0
-                if signed and torch.randint(2, (1,)):
-                    magnitude *= -1.0
-                ops.append([op_index, magnitude])
-            entries.append([[int(i), int(j), int(h), int(w)], ops])
-    return entries
+    g = seeded_generator(seed)
+    return [draw_entry(g, orig_width, orig_height, TEACHER_CROP_SIZE) for _ in range(count)]
 
 
 def normalised_embeddings(rng: np.random.Generator, rows: int, K: int, D: int) -> np.ndarray:

@@ -1,0 +1,229 @@
+"""Reinforcement throughput.
+
+1. CPU, per core: augmented images/s for decode + augment + replay at 224 px
+   (``reinforce.prepare.prepare_sample``: Pillow check of the image, the loader-exactness
+   check, J torchvision-exact draws, J Rust replays), against Pillow + torchvision doing the
+   same work the usual way (decode once, then per augmentation ``resized_crop`` bicubic +
+   the RandAugment ops). CPU seconds of the measuring thread, so the rate is per core.
+   Target: >= 700 augmented images/s per core (16 cores then feed ~11k/s).
+
+2. Teachers (``--teachers``): augmented images/s through K teachers at 224 px,
+   ``reinforce()`` itself (the embedding pass, captions joined from a captioning pass run
+   first and not timed) against the same teachers fed by a torch ``DataLoader`` whose
+   workers run Pillow + torchvision (decode, RandomResizedCrop box, RandAugment ops,
+   ToTensor, Normalize) for the same parameters. On a GPU: two ViT-L-14-sized random-init
+   teachers, bf16 autocast (``--teachers vit-l``; target >= 1,200/s on an H200). On a CPU
+   run it with the tiny teachers (``--teachers tiny``, the default without CUDA).
+
+    python benches/bench_reinforce.py --images 48 -J 30                 # CPU part only
+    python benches/bench_reinforce.py --images 256 --teachers vit-l      # + GPU part
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def sample_pairs(n: int, max_side: int, seed: int = 0):
+    """img2dataset-like JPEGs (sides in [max_side*3/4, max_side]) as RawSamples."""
+    from mobileclip_fastload.convert.tar_samples import RawSample
+    from mobileclip_fastload.testing.image_text_pairs import pair_members
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        members = dict(pair_members(rng, f"u{i:06d}", min_side=max_side * 3 // 4, max_side=max_side))
+        out.append(RawSample(f"{i:09d}", members))
+    return out
+
+
+def cpu_per_core(samples, J: int, size: int) -> dict:
+    """Augmented images per CPU-second of one thread: ours and Pillow + torchvision."""
+    from PIL import Image
+    import io
+
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+    from torchvision.transforms.autoaugment import _apply_op
+
+    from mobileclip_fastload.convert.options import Dims
+    from mobileclip_fastload.reinforce.augmentation import draw_augmentations
+    from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
+    from mobileclip_fastload.reinforce.options import ReinforceOptions
+    from mobileclip_fastload.reinforce.prepare import prepare_sample
+    from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
+    from mobileclip_fastload.reference import OP_NAMES
+
+    opts = ReinforceOptions(dims=Dims(J, 1, 1, 1), seed=0, teachers=(OpenClipSpec("none"),), captioners=(OpenClipCaptioner(),))
+    views = [(size, "bicubic")]
+    prepare_sample(samples[0], opts, views, False)  # warm-up: imports, tables, decoder
+    t0 = time.thread_time()
+    prepared = [prepare_sample(s, opts, views, False) for s in samples]
+    ours = time.thread_time() - t0
+
+    t0 = time.thread_time()
+    for s in samples:
+        draw_augmentations(0, s.key, J, 100, 100)
+    draw = time.thread_time() - t0
+
+    t0 = time.thread_time()
+    for p in prepared:
+        with Image.open(io.BytesIO(p.image)) as im:
+            img = im.convert("RGB")
+        for (top, left, h, w), ops in p.entries:
+            x = F.resized_crop(img, top, left, h, w, [size, size], InterpolationMode.BICUBIC)
+            for op, m in ops:
+                x = _apply_op(x, OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
+    pil = time.thread_time() - t0
+    n = len(samples) * J
+    return {
+        "augmented_images": n,
+        "ours_aug_per_core_s": n / ours,
+        "pillow_torchvision_aug_per_core_s": n / pil,
+        "ratio_ours_over_pillow": pil / ours,
+        "draw_us_per_aug": draw / n * 1e6,
+        "mean_image_size": [float(np.mean([p.width for p in prepared])), float(np.mean([p.height for p in prepared]))],
+    }
+
+
+class PillowAugDataset:
+    """The baseline's worker side: decode once, then per augmentation and teacher view
+    (size, mean, std) Pillow + torchvision, normalised; one [J, 3, size, size] per view."""
+
+    def __init__(self, items, views):
+        self.items, self.views = items, views
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        import io
+
+        import torch
+        from PIL import Image
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as F
+        from torchvision.transforms.autoaugment import _apply_op
+
+        from mobileclip_fastload.reference import OP_NAMES
+
+        data, entries = self.items[i]
+        with Image.open(io.BytesIO(data)) as im:
+            img = im.convert("RGB")
+        out = []
+        for size, mean, std in self.views:
+            view = []
+            for (top, left, h, w), ops in entries:
+                x = F.resized_crop(img, top, left, h, w, [size, size], InterpolationMode.BICUBIC)
+                for op, m in ops:
+                    x = _apply_op(x, OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
+                view.append(F.normalize(F.to_tensor(x), mean, std))
+            out.append(torch.stack(view))
+        return tuple(out)
+
+
+def teachers_throughput(args, device: str) -> dict:
+    import torch
+
+    from mobileclip_fastload.reinforce import OpenClipCaptioner, OpenClipSpec, Teacher, reinforce
+    from mobileclip_fastload.reinforce.augmentation import draw_augmentations
+    from mobileclip_fastload.testing.image_text_pairs import make_pair_shards
+    from mobileclip_fastload.testing.tiny_models import tiny_specs
+
+    work = tempfile.mkdtemp(prefix="bench-reinforce-")
+    coca, tiny = tiny_specs(os.path.join(work, "configs"))
+    if args.teachers == "vit-l":
+        teachers = (OpenClipSpec("ViT-L-14", None, init_seed=1), OpenClipSpec("ViT-L-14", None, init_seed=2))
+    else:
+        teachers = tiny
+    per_shard = max(1, args.images // args.shards)
+    shards = make_pair_shards(os.path.join(work, "pairs"), num_shards=args.shards, samples_per_shard=per_shard, max_side=args.side)
+    captioner = OpenClipCaptioner(coca, tag="tiny", num_captions=5, seq_len=8)
+    common = dict(teachers=teachers, captioners=[captioner], num_augmentations=args.J, device=device,
+                  batch_images=args.batch_images, threads=args.threads, progress=False)
+    reinforce(shards, os.path.join(work, "store"), stage="captions", **common)  # not timed
+    models = [Teacher(spec, device, "auto") for spec in teachers]  # built (and cached) before timing
+    report = reinforce(shards, os.path.join(work, "store"), **common)
+    d = report.as_dict()
+    ours = d["this_run"]["augmented_images_per_s"]
+
+    # baseline: the same augmentations, Pillow + torchvision in DataLoader workers
+    from mobileclip_fastload.convert.tar_samples import TarSampleReader
+
+    items = []
+    for path in shards:
+        for raw in TarSampleReader(path):
+            uid = json.loads(raw.members["json"])["uid"]
+            ext = next(e for e in ("jpg", "png", "webp") if e in raw.members)
+            from PIL import Image
+            import io
+
+            with Image.open(io.BytesIO(raw.members[ext])) as im:
+                w, h = im.size
+            items.append((raw.members[ext], draw_augmentations(0, uid, args.J, w, h)))
+    views = list(dict.fromkeys((t.view.size, t.view.mean, t.view.std) for t in models))
+    loader = torch.utils.data.DataLoader(
+        PillowAugDataset(items, views), batch_size=args.batch_images,
+        num_workers=args.threads, pin_memory=device.startswith("cuda"),
+    )
+    n = 0
+    t0 = time.perf_counter()
+    for batch in loader:
+        for t in models:
+            x = batch[views.index((t.view.size, t.view.mean, t.view.std))].flatten(0, 1).to(device, non_blocking=True)
+            with torch.inference_mode(), t._autocast():
+                t.model.encode_image(x).float().cpu()
+        n += x.shape[0]
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    baseline = n / (time.perf_counter() - t0)
+    return {
+        "device": device,
+        "teachers": [t.describe() for t in teachers],
+        "augmented_images": d["augmented_images"],
+        "ours_aug_per_s": ours,
+        "pillow_dataloader_aug_per_s": baseline,
+        "ratio": ours / baseline,
+        "ours_seconds": {k: d["this_run"][k] for k in ("cpu_replay_seconds", "teacher_seconds")},
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=int, default=48)
+    p.add_argument("-J", type=int, default=30)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--side", type=int, default=512, help="longest side of the generated JPEGs (img2dataset's usual 512)")
+    p.add_argument("--teachers", choices=("none", "tiny", "vit-l"), default=None,
+                   help="teacher part: vit-l on CUDA (default there), tiny on CPU; none skips it")
+    p.add_argument("--device", default=None)
+    p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--batch-images", type=int, default=16)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args()
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.teachers is None:
+        args.teachers = "vit-l" if device.startswith("cuda") else "tiny"
+    result = {"cpu": cpu_per_core(sample_pairs(args.images, args.side), args.J, args.size)}
+    print(json.dumps(result, indent=1), flush=True)
+    if args.teachers != "none":
+        result["teachers"] = teachers_throughput(args, device)
+        print(json.dumps(result["teachers"], indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

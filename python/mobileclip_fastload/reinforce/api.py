@@ -1,0 +1,220 @@
+"""``reinforce()``: plain image-text pairs -> a DR store (and DataCompDR-format shards)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable, Sequence
+
+from mobileclip_fastload.convert.api import default_workers
+from mobileclip_fastload.convert.executors import run_tasks
+from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, Dims
+from mobileclip_fastload.convert.progress import Progress
+from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE, RRC_RATIO, RRC_SCALE
+from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
+from mobileclip_fastload.reinforce.inputs import DEFAULT_ROWS_PER_SHARD, make_tasks
+from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
+from mobileclip_fastload.reinforce.options import DEFAULT_MIN_IMAGE_SIZE, ReinforceOptions
+from mobileclip_fastload.reinforce.report import CONVERTED, RESUMED, ReinforceReport, report_path
+from mobileclip_fastload.reinforce.shard_task import run_reinforce_task
+from mobileclip_fastload.reinforce.teachers import embed_dim
+
+EXECUTORS = ("inline", "process", "ray", "torchrun")
+#: DataCompDR's teachers (REFERENCE section 1); resolved (downloaded) by open_clip where the network allows.
+DATACOMPDR_TEACHERS = (OpenClipSpec("ViT-L-14", "openai"), OpenClipSpec("ViT-L-14", "datacomp_xl_s13b_b90k"))
+
+
+def reinforce(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    teachers: Sequence[OpenClipSpec | str] = DATACOMPDR_TEACHERS,
+    captioners: Sequence[Captioner] | None = None,
+    num_augmentations: int = 30,
+    seed: int = 0,
+    embedding_dtype: str = "float16",
+    datacompdr_output: str | os.PathLike | None = None,
+    stage: str = "all",
+    executor: str = "inline",
+    workers: int | None = None,
+    threads: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_images: int = 16,
+    image_root: str | os.PathLike | None = None,
+    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
+    min_image_size: int = DEFAULT_MIN_IMAGE_SIZE,
+    aug_size: int = DEFAULT_AUG_SIZE,
+    target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES,
+    verify_resumed: str = "checksum",
+    progress: bool = True,
+    metadata: dict | None = None,
+) -> ReinforceReport:
+    """Reinforce image-text pairs as MobileCLIP's dataset reinforcement does; returns the report.
+
+    inputs: WebDataset tars (brace patterns, globs, folders, paths; image + ``txt``
+        [+ img2dataset ``json``] per sample), or caption tables (``.csv`` / ``.jsonl``
+        with ``image`` [relative to the table or ``image_root``], ``caption``, optional
+        ``uid`` and ``url``; ``rows_per_shard`` rows per task).
+    teachers: K open_clip models (``OpenClipSpec`` or ``"NAME[:PRETRAINED]"``), all of one
+        embedding width D; each embeds every augmentation replayed at its own size and
+        interpolation, normalised with its own mean/std, and the real + synthetic captions.
+    captioners: S captions per image each (default: open_clip CoCa ``coca_ViT-L-14``, top-p
+        0.9, 5 captions). The store keeps the first captioner's set (the store format has
+        one synthetic caption set); DataCompDR output keeps all of them (``syn_text``,
+        then ``syn_text_<tag>`` with ``syn_text_<tag>_emb``).
+    num_augmentations: J parameter sets per image (RandomResizedCrop + RandAugment as
+        torchvision draws them, entry j seeded by (seed, uid, j)).
+    stage: ``"all"`` or ``"captions"`` (only caption, into ``<output>/_captions``; a later
+        ``"all"`` run joins them by uid instead of captioning again).
+    executor: ``"inline"``, ``"process"`` (``workers`` processes; call under
+        ``if __name__ == "__main__":``), ``"ray"`` (one task per shard; a GPU each when
+        ``device`` is CUDA) or ``"torchrun"`` (this process is one rank of
+        ``torchrun --nproc-per-node=G``: it takes every G-th shard on ``cuda:LOCAL_RANK``;
+        rank 0 writes the manifest once all ranks finished).
+    threads: decode + augment + replay threads per task (default: all cores for
+        inline/torchrun, 1 per worker for process/ray).
+    device / precision: ``"auto"`` = CUDA with bf16 autocast when available, else CPU fp32.
+
+    Resumable per input shard (atomic outputs, done records); the same inputs, seed and
+    options give a byte-identical store.
+    """
+    t0 = time.perf_counter()
+    output = os.fspath(output)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if verify_resumed not in ("checksum", "size"):
+        raise ValueError("verify_resumed must be 'checksum' or 'size'")
+    if num_augmentations < 1:
+        raise ValueError("num_augmentations must be >= 1")
+    teacher_specs = tuple(t if isinstance(t, OpenClipSpec) else OpenClipSpec.parse(t) for t in teachers)
+    if not teacher_specs:
+        raise ValueError("at least one teacher is needed")
+    captioners = tuple(captioners) if captioners is not None else (OpenClipCaptioner(),)
+    widths = {t.describe(): embed_dim(t) for t in teacher_specs}
+    if len(set(widths.values())) != 1:
+        raise ValueError(f"every teacher must have the same embedding width (the store holds K x D): {widths}")
+    dims = Dims(num_augmentations, captioners[0].num_captions, len(teacher_specs), next(iter(widths.values())))
+
+    rank, world, local_rank = _torchrun_rank() if executor == "torchrun" else (0, 1, 0)
+    device = _resolve_device(device, local_rank)
+    cores = default_workers()
+    if executor in ("process", "ray"):
+        workers = cores if workers is None else max(1, int(workers))
+        threads = 1 if threads is None else int(threads)
+    else:
+        workers = 1
+        threads = cores if threads is None else int(threads)
+    opts = ReinforceOptions(
+        dims=dims, seed=int(seed), teachers=teacher_specs, captioners=captioners,
+        embedding_dtype=embedding_dtype, aug_size=int(aug_size), min_image_size=int(min_image_size),
+        target_shard_bytes=int(target_shard_bytes),
+        datacompdr_dir=os.path.abspath(os.fspath(datacompdr_output)) if datacompdr_output is not None else None,
+        stage=stage, device=device, precision=precision, batch_images=int(batch_images), threads=max(1, threads),
+    )
+    os.makedirs(output, exist_ok=True)
+    tasks = make_tasks(inputs, output, image_root=os.fspath(image_root) if image_root else None, rows_per_shard=rows_per_shard)
+    mine = tasks[rank::world]
+
+    planned = {t.index: _size(t.input) if not t.is_table else 0 for t in mine}
+    reported = dict.fromkeys(planned, 0)
+    # bytes of input tars; caption tables count samples only (their image sizes are not known up front)
+    bar = Progress(sum(planned.values()) or None, len(mine), enabled=progress and rank == 0, desc=f"reinforce:{stage}")
+    reports: dict[int, object] = {}
+
+    def on_progress(index: int, nbytes: int, nsamples: int) -> None:
+        nbytes = max(0, min(nbytes, planned[index] - reported[index]))
+        reported[index] += nbytes
+        bar.advance(nbytes, nsamples)
+
+    def on_done(task, report) -> None:
+        reports[task.index] = report
+        on_progress(task.index, planned[task.index] - reported[task.index], 0)
+        bar.shard_done()
+
+    try:
+        run_tasks(
+            "inline" if executor == "torchrun" else executor, mine, opts, workers=workers, verify=verify_resumed,
+            on_done=on_done, on_progress=on_progress, task_fn=run_reinforce_task,
+            ray_options={"num_gpus": 1} if device.startswith("cuda") else None,
+        )
+    finally:
+        bar.close()
+    if world > 1:
+        reports = _gather_reports(reports)
+
+    ordered = [reports[t.index] for t in tasks if t.index in reports]
+    report = ReinforceReport(
+        output=output, stage=stage, embedding_dtype=embedding_dtype, dims=dims.as_dict(), shards=ordered,
+        executor=executor, workers=workers if executor != "torchrun" else world,
+    )
+    report.metadata = _provenance(opts, len(tasks), metadata)
+    if rank == 0:
+        if stage == "all":
+            from mobileclip_fastload.convert.store_io import write_store_manifest
+
+            finished = [r for r in ordered if r.status in (CONVERTED, RESUMED)]
+            write_store_manifest(output, [info for r in finished for info in r.outputs], opts, report.metadata)
+            report.manifest_written = True
+        report.seconds = time.perf_counter() - t0
+        report.write_json(report_path(output, stage))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _provenance(opts: ReinforceOptions, num_tasks: int, extra: dict | None) -> dict:
+    """Manifest metadata: how the store was made (no timestamps: equal runs, equal bytes)."""
+    return {
+        "reinforce": {
+            "tool": "mobileclip_fastload.reinforce",
+            "seed": opts.seed,
+            "augmentation": {
+                "random_resized_crop": {"scale": list(RRC_SCALE), "ratio": list(RRC_RATIO)},
+                "rand_augment": {"num_ops": 2, "magnitude": 9, "num_magnitude_bins": 31, "image_size": opts.aug_size},
+                "seeding": "torch.Generator seeded by blake2b-64(seed, uid, j) >> 1, per entry",
+            },
+            "teachers": [{"model": t.name, "pretrained": t.pretrained, "init_seed": None if t.pretrained else t.init_seed}
+                         for t in opts.teachers],
+            "caption_sets": [c.tag for c in opts.captioners],
+            "syn_captions_in_store": opts.captioners[0].tag,
+            "captioners": [c.fingerprint() for c in opts.captioners],
+            "precision": opts.precision,
+            "input_shards": num_tasks,
+        },
+        **(extra or {}),
+    }
+
+
+def _torchrun_rank() -> tuple[int, int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _resolve_device(device: str, local_rank: int) -> str:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        device = f"cuda:{local_rank}"
+    return device
+
+
+def _gather_reports(local: dict) -> dict:
+    """All ranks' shard reports on every rank (gloo, so it works with or without NCCL)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, local)
+    out: dict = {}
+    for part in gathered:
+        out.update(part)
+    return out
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -1,0 +1,72 @@
+"""Everything a reinforcement shard task needs to know, resolved once in the driver
+and shipped (pickled) to workers; ``fingerprint`` is what a finished shard's done
+record must match to be kept on resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, Dims
+from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE
+from mobileclip_fastload.reinforce.captioners import Captioner
+from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
+from mobileclip_fastload.reinforce.teachers import PRECISIONS
+
+STAGES = ("all", "captions")
+DEFAULT_MIN_IMAGE_SIZE = 16
+
+
+@dataclass(frozen=True)
+class ReinforceOptions:
+    dims: Dims  # J, S (of the first captioner), K teachers, D each
+    seed: int
+    teachers: tuple[OpenClipSpec, ...]
+    captioners: tuple[Captioner, ...]  # the first one's captions are the store's syn_captions
+    embedding_dtype: str = "float16"
+    aug_size: int = DEFAULT_AUG_SIZE  # RandAugment's image size (translate magnitudes in its pixels)
+    min_image_size: int = DEFAULT_MIN_IMAGE_SIZE  # shorter side below this: skipped as image_too_small
+    target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES
+    image_formats: tuple[str, ...] = DEFAULT_FORMATS
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    datacompdr_dir: str | None = None  # also write DataCompDR-format tars here
+    stage: str = "all"  # "captions": only caption every shard (a separate pass, joined by uid later)
+    device: str = "cpu"
+    precision: str = "auto"
+    batch_images: int = 16  # images per teacher batch (x J augmented images)
+    threads: int = 1  # decode + augment + replay threads per task
+    max_listed_per_reason: int = 10_000
+
+    def __post_init__(self):
+        if self.embedding_dtype not in EMBEDDING_DTYPES:
+            raise ValueError(f"embedding_dtype must be one of {EMBEDDING_DTYPES}, got {self.embedding_dtype!r}")
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not self.captioners:
+            raise ValueError("at least one captioner is needed (the store holds S >= 1 synthetic captions)")
+        if len({c.tag for c in self.captioners}) != len(self.captioners):
+            raise ValueError(f"captioner tags must differ: {[c.tag for c in self.captioners]}")
+        if self.batch_images < 1 or self.threads < 1 or self.target_shard_bytes <= 0:
+            raise ValueError("batch_images, threads and target_shard_bytes must be positive")
+
+    def captions_fingerprint(self) -> dict:
+        return {"seed": self.seed, "captioners": [c.fingerprint() for c in self.captioners],
+                "min_image_size": self.min_image_size, "image_formats": list(self.image_formats),
+                "max_image_pixels": self.max_image_pixels}
+
+    def fingerprint(self) -> dict:
+        """What determines a shard's store output (not: threads, device index, listing caps)."""
+        return {
+            **self.captions_fingerprint(),
+            "dims": self.dims.as_dict(),
+            "teachers": [t.fingerprint() for t in self.teachers],
+            "embedding_dtype": self.embedding_dtype,
+            "aug_size": self.aug_size,
+            "target_shard_bytes": self.target_shard_bytes,
+            "datacompdr_dir": self.datacompdr_dir,
+            "precision": self.precision,
+            "device_type": self.device.split(":")[0],
+            "batch_images": self.batch_images,
+        }
