@@ -125,7 +125,7 @@ impl Loader {
     pub fn open(store_dir: &Path, mut cfg: LoaderConfig) -> Result<Loader> {
         cfg.validate()?;
         let store = Arc::new(Store::open(store_dir)?);
-        if store.len() == 0 {
+        if store.is_empty() {
             return Err(Error::InvalidArgument(format!("{}: the store holds no samples", store_dir.display())));
         }
         cfg.sampler.num_samples = store.len();
