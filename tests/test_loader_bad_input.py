@@ -30,47 +30,43 @@ def run_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
         pytest.fail(f"hung for {timeout} s")
 
 
-@pytest.mark.parametrize("victim", ["shard", "manifest"])
-def test_a_fifo_in_place_of_a_store_file_is_an_error_not_a_hang(make_store, victim):
-    path = make_store(4)
-    target = path / ("shard-00000.arrow" if victim == "shard" else "manifest.json")
-    target.unlink()
-    os.mkfifo(target)
+def test_a_fifo_in_place_of_a_store_file_is_an_error_not_a_hang(make_store):
+    targets = []
+    for victim in ("shard-00000.arrow", "manifest.json"):
+        path = make_store(4, name=f"fifo-{victim}")
+        (path / victim).unlink()
+        os.mkfifo(path / victim)
+        targets.append((str(path), victim))
+    # One child for every call (Store, loader, verify, the verify command), as they would hang before.
     done = run_child(f"""
-        import sys
+        import contextlib, io, sys
         from mobileclip_fastload import FastReinforcedLoader, Store, StoreFormatError, _core
-        for what, call in [("Store", lambda: Store({str(path)!r})),
-                           ("loader", lambda: FastReinforcedLoader({str(path)!r}, 2, image_size=8))]:
+        from mobileclip_fastload.cli import main
+        for path, victim in {targets!r}:
+            for what, call in [("Store", lambda: Store(path)),
+                               ("loader", lambda: FastReinforcedLoader(path, 2, image_size=8))]:
+                try:
+                    call()
+                except StoreFormatError as e:
+                    print(victim, what, "error:", e)
+                else:
+                    sys.exit(what + " accepted a FIFO")
             try:
-                call()
+                print(victim, "verify:", _core.verify_store(path))
             except StoreFormatError as e:
-                print(what, "error:", e)
-            else:
-                sys.exit(what + " accepted a FIFO")
-        try:
-            problems = _core.verify_store({str(path)!r})
-        except StoreFormatError as e:
-            problems = [str(e)]
-        print("verify:", problems)
+                print(victim, "verify error:", e)
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(err):
+                status = main(["verify", path])
+            print(victim, "verify command exit", status, err.getvalue().replace(chr(10), " "))
     """)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 8, lines
     for line in lines:
-        assert target.name in line and "not a regular file" in line, line
-
-
-def test_the_verify_command_reports_a_fifo_shard(make_store):
-    path = make_store(4)
-    (path / "shard-00000.arrow").unlink()
-    os.mkfifo(path / "shard-00000.arrow")
-    done = run_child(f"""
-        import sys
-        from mobileclip_fastload.cli import main
-        sys.exit(main(["verify", {str(path)!r}]))
-    """)
-    assert done.returncode == 1, done.stderr[-2000:]
-    assert "not a regular file" in done.stdout + done.stderr
+        victim = line.split()[0]
+        assert f"{victim}: not a regular file (a FIFO)" in line, line
+    assert sum(" exit 1 " in line or " exit 2 " in line for line in lines) == 2, lines
 
 
 # ----------------------------------------------------------------------------- truncated JPEG

@@ -120,6 +120,7 @@ def replay_augmentation(
     """
 
 # -- loader -------------------------------------------------------------------
+MAX_LOADER_THREADS: int
 class BatchMemory:
     """Owns one batch's memory while numpy arrays / tensors view it."""
     @property

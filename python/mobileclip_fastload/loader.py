@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from mobileclip_fastload._core import LoaderCore
+from mobileclip_fastload._core import MAX_LOADER_THREADS, LoaderCore
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class FastReinforcedLoader:
         output: "float32" (ToTensor + Normalize, bit-identical to torchvision) or
             "uint8" (raw pixels; normalise on the GPU).
         embedding_dtype: "float16" or "float32" for the teacher embeddings.
-        num_threads: decode/augment threads (default: all cores).
+        num_threads: decode/augment threads (default: all cores; at most MAX_LOADER_THREADS, 1024).
         seed, shuffle, drop_last: as a seeded DistributedSampler + DataLoader.
         rank, world_size: DDP sharding (default: from torch.distributed, else 0/1).
         caption_mode: "both" (real + one synthetic caption) or "mix" (the `text`
@@ -142,7 +142,8 @@ class FastReinforcedLoader:
     ) -> None:
         batch_size = _check_int("batch_size", batch_size, 1)
         image_size = _check_int("image_size", image_size, 1)
-        num_threads = _check_int("num_threads", num_threads if num_threads is not None else (os.cpu_count() or 1), 1)
+        default_threads = min(os.cpu_count() or 1, MAX_LOADER_THREADS)
+        num_threads = _check_int("num_threads", num_threads if num_threads is not None else default_threads, 1)
         prefetch = _check_int("prefetch", prefetch if prefetch is not None else 2 * num_threads, 1)
         seed = _check_int("seed", seed, 0)
         default_rank, default_world = _default_rank_world()

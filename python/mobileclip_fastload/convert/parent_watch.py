@@ -41,17 +41,19 @@ def _wait_for_exit(pid: int) -> None:
         finally:
             kq.close()
         return
-    while True:  # portable fallback: the parent is gone once we were re-parented away from it
-        if os.getppid() != pid:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
+    while True:  # other POSIX systems: poll (a zombie parent is missed until it is reaped)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
         time.sleep(0.5)
 
 
 def exit_when_gone(pid: int) -> None:
-    """In a worker: end this process as soon as process `pid` has exited."""
+    """In a worker: end this process as soon as process `pid` has exited (POSIX only:
+    on Windows, os.kill would terminate `pid` instead of probing it)."""
+    if os.name != "posix":
+        return
 
     def watch() -> None:
         _wait_for_exit(pid)

@@ -33,6 +33,8 @@ _TEMP_NAME = re.compile(r"\.?.+\.tmp-(?P<pid>\d+)(-[0-9a-f]{8})?")
 
 
 def _process_exists(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no signal-0 probe (Windows' os.kill would terminate the process): keep the file
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -305,3 +305,19 @@ impl Worker {
         !self.stop.load(Ordering::SeqCst)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_log_lists_each_sample_once() {
+        let mut log = SkipLog::default();
+        let s = |index, replacement| SkippedSample { index, uid: format!("u{index}"), reason: "bad".into(), replacement };
+        for (i, r) in [(3, 5), (4, 5), (4, 5), (3, 5), (9, 0)] {
+            log.record(s(i, r));
+        }
+        let got: Vec<_> = log.samples().iter().map(|s| (s.index, s.replacement)).collect();
+        assert_eq!(got, vec![(3, 5), (4, 5), (9, 0)]);
+    }
+}

@@ -142,6 +142,21 @@ mod tests {
     }
 
     #[test]
+    fn huge_world_sizes_and_batches_do_not_overflow() {
+        let mut c = cfg(10, 3, usize::MAX, false);
+        assert_eq!(samples_per_rank(&c), 1);
+        assert_eq!(rank_indices(&c, 0).len(), 1); // padded: one sample per rank
+        c.rank = usize::MAX - 1;
+        assert_eq!(rank_indices(&c, 0).len(), 1);
+        c.drop_last = true;
+        assert!(rank_indices(&c, 0).is_empty());
+        assert_eq!(num_batches(&c), 0);
+        let mut b = cfg(10, 0, 1, false);
+        b.batch_size = usize::MAX;
+        assert_eq!(num_batches(&b), 1);
+    }
+
+    #[test]
     fn batch_counts() {
         assert_eq!(num_batches(&cfg(10, 0, 1, false)), 3);
         assert_eq!(num_batches(&cfg(10, 0, 1, true)), 2);
