@@ -75,10 +75,15 @@ def test_two_threads_each_iterating_get_whole_epochs(store_path, reference):
     loader = FastReinforcedLoader(store_path, BATCH, **KWARGS)
     results: list[list[dict]] = [[], []]
     errors: list[BaseException] = []
+    # Both iterators exist before either delivers a batch, so both start at (0, 0);
+    # an iterator made later would start where the loader's position then is.
+    both_started = threading.Barrier(2)
 
     def consume(out: list) -> None:
         try:
-            out.extend(snapshot(b) for b in loader)
+            it = iter(loader)
+            both_started.wait(30)
+            out.extend(snapshot(b) for b in it)
         except BaseException as e:  # surfaced by the assertion below
             errors.append(e)
 
@@ -219,6 +224,7 @@ def test_interleavings_deliver_the_reference_sequence(store_path, reference, ops
                 assert_same(g, reference(e)[b + i])
             assert len(got) == min(op[1], BATCHES - b)
             position[:] = [e + 1, 0] if b + len(got) == BATCHES else [e, b + len(got)]
+            owner = None  # the loop's own iterator took over the position, and is gone
         elif kind == "set_epoch":
             loader.set_epoch(op[1])
             position[:] = [op[1], 0]

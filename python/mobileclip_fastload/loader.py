@@ -294,7 +294,7 @@ class _LoaderIterator:
                 self.close()  # an error ends the pass; the position stays at the failed batch
                 raise
             loader = self._loader
-            if raw is None:  # (only reached at once for an empty or finished epoch)
+            if raw is None:  # the end of the epoch
                 self.close()
                 if loader._generation == self._generation:
                     loader.epoch, loader._position = self._epoch + 1, 0
