@@ -120,6 +120,7 @@ def replay_augmentation(
     """
 
 # -- loader -------------------------------------------------------------------
+MAX_LOADER_THREADS: int
 class BatchMemory:
     """Owns one batch's memory while numpy arrays / tensors view it."""
     @property
@@ -151,13 +152,21 @@ class LoaderCore:
     ) -> None: ...
     def num_batches(self) -> int: ...
     def num_samples(self) -> int: ...
+    def batch_capacity(self) -> int:
+        """Rows one batch buffer holds: batch_size, or this rank's samples per epoch if fewer."""
     def dims(self) -> dict[str, int]: ...
-    def start_epoch(self, epoch: int, start: int) -> None: ...
-    def stop(self) -> None: ...
-    def next_batch(self) -> dict[str, Any] | None:
-        """Arrays: images, text, syn_text, image_emb, text_emb, syn_text_emb, index,
-        aug_index, syn_index, text_is_syn; plus epoch, batch_number, memory."""
-    def skipped(self) -> list[dict[str, Any]]: ...
+    def start_epoch(self, epoch: int, start: int) -> EpochRun:
+        """A new, independent pass over `epoch` from batch `start` (its own worker threads)."""
+    def skipped(self) -> list[dict[str, Any]]:
+        """Each sample replaced because its image did not decode, once: index, uid, reason, replacement."""
     def num_skipped(self) -> int: ...
     def samples_produced(self) -> int: ...
     def buffers_allocated(self) -> int: ...
+
+class EpochRun:
+    """One pass over one epoch. Batches and errors come strictly in batch order."""
+    def next_batch(self) -> dict[str, Any] | None:
+        """Arrays: images, text, syn_text, image_emb, text_emb, syn_text_emb, index,
+        aug_index, syn_index, text_is_syn; plus epoch, batch_number, memory."""
+    def stop(self) -> None:
+        """Stop this pass's workers now (also done when it is dropped)."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from mobileclip_fastload._core import LoaderCore
+from mobileclip_fastload._core import MAX_LOADER_THREADS, LoaderCore
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,12 @@ def _default_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+_MAX_INT = 2**64 - 1  # every integer argument is a 64-bit unsigned integer in the core
+
+
 def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not minimum <= value <= _MAX_INT:
+        raise ValueError(f"{name} must be an integer in [{minimum}, 2**64 - 1], got {value!r}")
     return int(value)
 
 
@@ -82,7 +86,7 @@ class FastReinforcedLoader:
         output: "float32" (ToTensor + Normalize, bit-identical to torchvision) or
             "uint8" (raw pixels; normalise on the GPU).
         embedding_dtype: "float16" or "float32" for the teacher embeddings.
-        num_threads: decode/augment threads (default: all cores).
+        num_threads: decode/augment threads (default: all cores; at most MAX_LOADER_THREADS, 1024).
         seed, shuffle, drop_last: as a seeded DistributedSampler + DataLoader.
         rank, world_size: DDP sharding (default: from torch.distributed, else 0/1).
         caption_mode: "both" (real + one synthetic caption) or "mix" (the `text`
@@ -90,11 +94,26 @@ class FastReinforcedLoader:
         prefetch: batches assembled ahead of the consumer (default 2 * num_threads).
         pin_memory: copy each batch into pinned memory (CUDA only).
         on_error: "skip" (replace an undecodable image deterministically, count
-            and log it) or "raise".
+            and log it; `skipped` lists each such sample once) or "raise" (the
+            error comes from `next()` after every batch before it, in order).
         exact: True (default) replays bit-identically to Pillow + torchvision.
             False allows a faster, inexact JPEG decode at 1/2, 1/4 or 1/8 scale
             in the DCT domain when the crop is large enough (PSNR vs exact: see
             benches/bench_imaging.py and the README).
+
+    Iteration: each ``iter(loader)`` is an independent iterator with its own
+    cursor and worker threads, as with a DataLoader. It starts at the loader's
+    position, ``(epoch, batches_done)`` as ``state_dict()`` reports it, and
+    runs to the end of that epoch. The position follows the newest iterator:
+    it advances with each batch that iterator delivers and moves to the next
+    epoch after its last batch. Older iterators keep delivering their own
+    epoch but no longer move the position, and closing, abandoning or deleting
+    any iterator never affects another. ``set_epoch`` and ``load_state_dict``
+    set the position (no existing iterator moves it afterwards).
+
+    Memory: a batch buffer holds at most this rank's samples per epoch; a
+    configuration whose buffers could not fit in the machine's memory raises
+    ``MemoryError`` here, impossible values ``ValueError``.
     """
 
     def __init__(
@@ -123,7 +142,8 @@ class FastReinforcedLoader:
     ) -> None:
         batch_size = _check_int("batch_size", batch_size, 1)
         image_size = _check_int("image_size", image_size, 1)
-        num_threads = _check_int("num_threads", num_threads if num_threads is not None else (os.cpu_count() or 1), 1)
+        default_threads = min(os.cpu_count() or 1, MAX_LOADER_THREADS)
+        num_threads = _check_int("num_threads", num_threads if num_threads is not None else default_threads, 1)
         prefetch = _check_int("prefetch", prefetch if prefetch is not None else 2 * num_threads, 1)
         seed = _check_int("seed", seed, 0)
         default_rank, default_world = _default_rank_world()
@@ -133,8 +153,6 @@ class FastReinforcedLoader:
             raise ValueError(f"rank must be < world_size (got rank {rank}, world_size {world_size})")
         if len(mean) != 3 or len(std) != 3:
             raise ValueError("mean and std must have 3 values (one per RGB channel)")
-        if any(float(s) == 0.0 for s in std):
-            raise ValueError("std must be non-zero")
         if not 0.0 <= float(mix_probability) <= 1.0:
             raise ValueError(f"mix_probability must be in [0, 1], got {mix_probability}")
         if not os.path.isdir(store):
@@ -164,6 +182,7 @@ class FastReinforcedLoader:
         self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
         self.epoch = 0
         self._position = 0  # batches of `epoch` already delivered
+        self._generation = 0  # which iterator (if any) moves the position
         self._reported_skips = 0
 
     # -- DataLoader-like surface ---------------------------------------------
@@ -184,24 +203,14 @@ class FastReinforcedLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch to iterate next (restarts it from its first batch)."""
-        self.epoch = _check_int("epoch", epoch, 0)
-        self._position = 0
+        self._move_to(_check_int("epoch", epoch, 0), 0)
 
     def __iter__(self) -> Iterator[ReinforcedBatch]:
-        epoch, start = self.epoch, self._position
-        self._core.start_epoch(epoch, start)
-        try:
-            while True:
-                raw = self._core.next_batch()
-                if raw is None:
-                    break
-                self._position += 1
-                self._log_new_skips()
-                yield self._to_batch(raw)
-            self.epoch = epoch + 1
-            self._position = 0
-        finally:
-            self._core.stop()
+        return _LoaderIterator(self)
+
+    def _move_to(self, epoch: int, position: int) -> None:
+        self.epoch, self._position = epoch, position
+        self._generation += 1  # no existing iterator moves the position any more
 
     # -- resumption ----------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -232,8 +241,7 @@ class FastReinforcedLoader:
                 )
         if not 0 <= state["batches_done"] <= len(self):
             raise ValueError(f"batches_done={state['batches_done']} out of range for {len(self)} batches per epoch")
-        self.epoch = int(state["epoch"])
-        self._position = int(state["batches_done"])
+        self._move_to(_check_int("epoch", state["epoch"], 0), int(state["batches_done"]))
 
     # -- diagnostics ---------------------------------------------------------
     @property
@@ -259,3 +267,47 @@ class FastReinforcedLoader:
         if self.pin_memory:
             tensors = {k: v.pin_memory() for k, v in tensors.items()}
         return ReinforcedBatch(epoch=raw["epoch"], batch_number=raw["batch_number"], memory=raw["memory"], **tensors)
+
+
+class _LoaderIterator:
+    """One pass over one epoch of a FastReinforcedLoader (see its docstring)."""
+
+    def __init__(self, loader: FastReinforcedLoader) -> None:
+        epoch = _check_int("epoch", loader.epoch, 0)
+        self._loader = loader
+        self._epoch, self._next = epoch, loader._position
+        self._run = loader._core.start_epoch(epoch, self._next)
+        loader._generation += 1
+        self._generation = loader._generation
+        self._lock = threading.Lock()  # one next() at a time on this iterator
+
+    def __iter__(self) -> _LoaderIterator:
+        return self
+
+    def __next__(self) -> ReinforcedBatch:
+        with self._lock:
+            if self._run is None:
+                raise StopIteration
+            try:
+                raw = self._run.next_batch()
+            except BaseException:
+                self.close()  # an error ends the pass; the position stays at the failed batch
+                raise
+            loader = self._loader
+            if raw is None:  # the end of the epoch
+                self.close()
+                if loader._generation == self._generation:
+                    loader.epoch, loader._position = self._epoch + 1, 0
+                raise StopIteration
+            self._next += 1
+            if loader._generation == self._generation:
+                done = self._next == len(loader)
+                loader.epoch, loader._position = (self._epoch + 1, 0) if done else (self._epoch, self._next)
+            loader._log_new_skips()
+            return loader._to_batch(raw)
+
+    def close(self) -> None:
+        """Stop this iterator's workers now (dropping it does the same)."""
+        run, self._run = self._run, None
+        if run is not None:
+            run.stop()

@@ -40,6 +40,9 @@ pub enum Error {
     /// A caller passed something invalid.
     #[error("{0}")]
     InvalidArgument(String),
+    /// Memory for a requested buffer could not be had (reported, never an abort).
+    #[error("{0}")]
+    OutOfMemory(String),
     /// A bug or a broken invariant caught at a boundary (e.g. a worker thread panicked).
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,5 +68,16 @@ impl Error {
             key: key.into(),
             msg: msg.into(),
         }
+    }
+}
+
+/// The message of a caught panic (for turning it into an `Error::Internal` at a boundary).
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".into()
     }
 }

@@ -19,6 +19,8 @@ from mobileclip_fastload.convert.options import (
 from mobileclip_fastload.convert.probe import probe
 from mobileclip_fastload.convert.progress import Progress
 from mobileclip_fastload.convert.report import CONVERTED, RESUMED, ConvertReport, ShardReport
+from mobileclip_fastload.convert.shard_task import DONE_DIR
+from mobileclip_fastload.convert.store_io import remove_stale_temporaries
 
 REPORT_NAME = "convert_report.json"
 
@@ -74,8 +76,10 @@ def convert(
         earlier run's outputs are checked before its shard is skipped.
 
     Resumable: each input shard's outputs and done record are written atomically;
-    re-running skips finished shards; the manifest is (re)written at the end from
-    all finished shards, with the report next to it (``convert_report.json``).
+    re-running skips finished shards and first removes the temporary files of
+    writers that were killed; the manifest is (re)written at the end from all
+    finished shards, with the report next to it (``convert_report.json``). Killing
+    the converting process (any signal) also ends its pool workers.
     """
     t0 = time.perf_counter()
     output = os.fspath(output)
@@ -88,6 +92,8 @@ def convert(
     if num_teachers < 1:
         raise ValueError("num_teachers must be >= 1")
     os.makedirs(output, exist_ok=True)
+    for d in (output, os.path.join(output, DONE_DIR)):  # left by a run that was killed
+        remove_stale_temporaries(d)
     tasks = make_tasks(inputs, output, layout=layout, image_shards=image_shards)
 
     if dims is None:

@@ -8,7 +8,9 @@ objects in completion order through ``on_done`` and progress deltas through
 
 * ``"process"``: ``ProcessPoolExecutor`` on a ``forkserver`` context (no fork of
   a parent that may hold threads or torch state; the server pre-imports the
-  converter once so workers start fast). Workers stream progress through a queue.
+  converter once so workers start fast). Workers stream progress through a queue,
+  exit as soon as the converting process is gone (killed, even by SIGKILL), and
+  are terminated when it stops on an exception (Ctrl-C included).
 * ``"ray"``: one Ray task per shard (``num_cpus=1``), on the cluster that
   ``ray.init`` connects to (an existing one, or a local instance it starts).
   Progress is per finished shard. Needs the optional ``ray`` extra.
@@ -18,12 +20,14 @@ objects in completion order through ``on_done`` and progress deltas through
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
 from mobileclip_fastload.convert.options import ConvertOptions
+from mobileclip_fastload.convert.parent_watch import exit_when_gone
 from mobileclip_fastload.convert.report import ShardReport
 from mobileclip_fastload.convert.shard_task import ShardTask, run_shard_task
 
@@ -61,9 +65,10 @@ def run_tasks(
 _progress_queue = None
 
 
-def _init_worker(q) -> None:
+def _init_worker(q, parent_pid: int) -> None:
     global _progress_queue
     _progress_queue = q
+    exit_when_gone(parent_pid)
 
 
 def _pool_task(task_fn: TaskFn, task, opts, verify: str):
@@ -96,7 +101,9 @@ def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress, tas
                 return
             on_progress(index, nbytes, nsamples)
 
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker, initargs=(q,))
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker, initargs=(q, os.getpid())
+    )
     try:
         pending = {pool.submit(_pool_task, task_fn, t, opts, verify): t for t in tasks}
         while pending:
@@ -107,12 +114,24 @@ def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress, tas
                 on_done(task, fut.result())
         drain()
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_now(pool)  # else the interpreter's exit waits for the running shards
         raise
     else:
         pool.shutdown(wait=True)
     finally:
         q.close()
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued shards and end the running ones at once."""
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in workers:
+        if p.is_alive():
+            p.terminate()
 
 
 # ----------------------------------------------------------------------------- ray

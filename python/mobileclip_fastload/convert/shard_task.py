@@ -65,21 +65,6 @@ def task_fingerprint(task: ShardTask, opts: ConvertOptions) -> dict:
     }
 
 
-def _write_json_atomic(path: str, obj) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(os.path.dirname(path), os.O_RDONLY)  # make the rename durable
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> ShardReport | None:
     """The report of an earlier run of this task, if it finished under the same inputs and
     options and its outputs are intact; else None (the task must run)."""
@@ -177,7 +162,9 @@ def run_shard_task(
     report.seconds = time.perf_counter() - t0
     report.cpu_seconds = time.process_time() - c0
     if report.status == CONVERTED:
-        _write_json_atomic(
+        from mobileclip_fastload.convert.store_io import write_json_atomic
+
+        write_json_atomic(
             done_record_path(task.output_dir, task.task_id),
             {"fingerprint": task_fingerprint(task, opts), "report": report.as_dict()},
         )

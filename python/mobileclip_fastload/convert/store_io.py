@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 from mobileclip_fastload.convert.options import ConvertOptions
 
@@ -50,3 +52,20 @@ def write_store_manifest(output: str, infos: list[dict], opts: ConvertOptions, m
         embedding_dtype=opts.embedding_dtype,
         metadata=metadata,
     )
+
+
+def write_json_atomic(path: str, obj) -> None:
+    """Write `obj` as JSON to `path` atomically and durably (temp file, fsync, rename)."""
+    from mobileclip_fastload.store.atomic import publishing
+
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with publishing(final) as tmp:
+        tmp.write_text(json.dumps(obj), encoding="utf-8")
+
+
+def remove_stale_temporaries(directory: str) -> list[str]:
+    """Remove temp files left in `directory` by writers that were killed (their process is gone)."""
+    from mobileclip_fastload.store.atomic import remove_stale_temporaries as remove
+
+    return remove(directory)

@@ -10,7 +10,9 @@
 //!
 //! libjpeg *warnings* (corrupt but decodable data) do not stop Pillow, so they
 //! do not stop us either, except a premature end of data: Pillow refuses a
-//! truncated file ("image file is truncated") where libjpeg would pad it.
+//! truncated file ("image file is truncated") where libjpeg would pad it. A
+//! partial decode does not read the stream to its end, so there the end is
+//! checked separately (`reaches_end_of_image`).
 
 use turbojpeg::raw;
 
@@ -194,6 +196,11 @@ impl JpegDecoder {
                 raw::TJPF_TJPF_RGB,
             )?;
         }
+        // A region decode skips the rows below it without reading their data:
+        // a truncated tail is only noticed by looking for the end-of-image marker.
+        if region != full && !reaches_end_of_image(data) {
+            return Err(Error::decode(key, TRUNCATED));
+        }
         Ok(Decoded {
             width: w,
             height: h,
@@ -233,9 +240,43 @@ impl JpegDecoder {
             return Ok(());
         }
         if msg.contains("Premature end of JPEG file") {
-            return Err(Error::decode(key, "JPEG file is truncated"));
+            return Err(Error::decode(key, TRUNCATED));
         }
         Err(Error::decode(key, format!("cannot decode JPEG: {msg}")))
+    }
+}
+
+const TRUNCATED: &str = "JPEG file is truncated";
+
+/// Whether the stream reaches its EOI marker, walking it as libjpeg reads it:
+/// marker segments are skipped by their length, entropy-coded data up to the
+/// next marker (0xFF 0x00 is a stuffed data byte, 0xFF fill bytes and RSTn
+/// carry no length). libjpeg reports "Premature end of JPEG file" exactly when
+/// its input ends before this marker, which Pillow refuses as truncated.
+fn reaches_end_of_image(data: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    loop {
+        let Some(ff) = memchr::memchr(0xFF, &data[i.min(data.len())..]) else {
+            return false;
+        };
+        i += ff;
+        while data.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&marker) = data.get(i) else { return false };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            0x00 | 0x01 | 0xD0..=0xD8 => continue, // stuffed byte, TEM, RSTn, SOI: no length
+            _ => {
+                let (Some(&hi), Some(&lo)) = (data.get(i), data.get(i + 1)) else { return false };
+                let len = u16::from_be_bytes([hi, lo]) as usize;
+                if len < 2 || i + len > data.len() {
+                    return false;
+                }
+                i += len;
+            }
+        }
     }
 }
 
@@ -408,6 +449,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn end_of_image_is_found_past_segments_stuffing_and_restarts() {
+        let jpeg = test_images::jpeg(64, 48, turbojpeg::Subsamp::Sub2x2, false);
+        assert!(reaches_end_of_image(&jpeg));
+        let mut trailing = jpeg.clone();
+        trailing.extend_from_slice(b"\0\xFFjunk");
+        assert!(reaches_end_of_image(&trailing));
+        for cut in [1, 2, jpeg.len() / 2, jpeg.len() - 40] {
+            assert!(!reaches_end_of_image(&jpeg[..jpeg.len() - cut]), "cut {cut}");
+        }
+        // An EOI inside a segment's payload (an EXIF thumbnail, say) is not the end.
+        let mut app = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD9, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02, 1, 0xFF, 0x00, 2];
+        assert!(!reaches_end_of_image(&app));
+        app.extend_from_slice(&[0xFF, 0xD0, 3, 0xFF, 0xFF, 0xD9]);
+        assert!(reaches_end_of_image(&app));
     }
 
     #[test]

@@ -3,9 +3,44 @@
 //! torch tensor) viewing this memory, and returns it to the pool only when
 //! every such view is gone.
 
+use std::alloc::{alloc_zeroed, Layout};
+
 use half::f16;
 
+use crate::error::{Error, Result};
+
 pub const CONTEXT_LENGTH: usize = 77;
+
+/// Types whose all-zero bytes are a valid value (0 / 0.0), so a zeroed
+/// allocation is an initialised vector of them.
+///
+/// # Safety
+/// Implement only for such types.
+pub unsafe trait ZeroIsValid: Copy {}
+unsafe impl ZeroIsValid for u8 {}
+unsafe impl ZeroIsValid for i64 {}
+unsafe impl ZeroIsValid for f32 {}
+unsafe impl ZeroIsValid for f16 {}
+
+/// `vec![0; n]` that reports a failed allocation as `Error::OutOfMemory`
+/// instead of aborting. Zeroed pages come lazily from the OS, as with `vec!`.
+pub fn try_zeroed_vec<T: ZeroIsValid>(n: usize, what: &str) -> Result<Vec<T>> {
+    if n == 0 || std::mem::size_of::<T>() == 0 {
+        return Ok(Vec::new());
+    }
+    let oom = || Error::OutOfMemory(format!("cannot allocate {what}: {n} x {} bytes", std::mem::size_of::<T>()));
+    let layout = Layout::array::<T>(n).map_err(|_| oom())?;
+    // SAFETY: `layout` has non-zero size; a non-null result is a zeroed block of
+    // `n` T's from the global allocator with the layout `Vec<T>` uses, and zero
+    // bytes are a valid T (ZeroIsValid), so the vector is fully initialised.
+    unsafe {
+        let ptr = alloc_zeroed(layout) as *mut T;
+        if ptr.is_null() {
+            return Err(oom());
+        }
+        Ok(Vec::from_raw_parts(ptr, n, n))
+    }
+}
 
 /// What the image field holds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,11 +82,31 @@ pub enum EmbeddingData {
 }
 
 impl EmbeddingData {
-    fn zeros(kind: EmbeddingOutput, n: usize) -> Self {
-        match kind {
-            EmbeddingOutput::Float16 => EmbeddingData::Float16(vec![f16::ZERO; n]),
-            EmbeddingOutput::Float32 => EmbeddingData::Float32(vec![0.0; n]),
-        }
+    fn zeros(kind: EmbeddingOutput, n: usize) -> Result<Self> {
+        Ok(match kind {
+            EmbeddingOutput::Float16 => EmbeddingData::Float16(try_zeroed_vec(n, "batch embeddings")?),
+            EmbeddingOutput::Float32 => EmbeddingData::Float32(try_zeroed_vec(n, "batch embeddings")?),
+        })
+    }
+}
+
+impl BatchShape {
+    /// Bytes one batch of this shape occupies; `None` if that does not fit in `usize`.
+    pub fn bytes(&self) -> Option<usize> {
+        let b = self.batch_size;
+        let pixel = match self.image {
+            ImageOutput::Uint8 => 1,
+            ImageOutput::Float32 { .. } => 4,
+        };
+        let emb_item = match self.embedding {
+            EmbeddingOutput::Float16 => 2,
+            EmbeddingOutput::Float32 => 4,
+        };
+        let images = b.checked_mul(3)?.checked_mul(self.image_size)?.checked_mul(self.image_size)?.checked_mul(pixel)?;
+        let embeddings = b.checked_mul(self.emb_width)?.checked_mul(3 * emb_item)?;
+        // text + syn_text (i64), index, aug_index, syn_index (i64), text_is_syn (u8)
+        let rows = b.checked_mul(2 * CONTEXT_LENGTH * 8 + 3 * 8 + 1)?;
+        images.checked_add(embeddings)?.checked_add(rows)
     }
 }
 
@@ -88,7 +143,7 @@ pub struct Batch {
 /// `(v / 255 - mean) / std` in f32 for every level: the same f32 operations,
 /// in the same order, as ToTensor then Normalize, so a lookup is bit-identical
 /// to computing it (and much cheaper than two divisions per value).
-fn normalize_table(mean: [f32; 3], std: [f32; 3]) -> Box<[[f32; 256]; 3]> {
+pub fn normalize_table(mean: [f32; 3], std: [f32; 3]) -> Box<[[f32; 256]; 3]> {
     let mut lut = Box::new([[0f32; 256]; 3]);
     for c in 0..3 {
         for v in 0..256 {
@@ -99,48 +154,39 @@ fn normalize_table(mean: [f32; 3], std: [f32; 3]) -> Box<[[f32; 256]; 3]> {
 }
 
 impl Batch {
-    pub fn new(shape: BatchShape) -> Self {
+    /// A zeroed batch; `Error::OutOfMemory` (never an abort) if its memory cannot be had.
+    pub fn try_new(shape: BatchShape) -> Result<Self> {
         let b = shape.batch_size;
-        let pixels = b * 3 * shape.image_size * shape.image_size;
-        let emb = b * shape.emb_width;
-        Batch {
+        let too_big = || Error::OutOfMemory(format!("a batch of {b} images of {0}x{0} does not fit in memory", shape.image_size));
+        let pixels = b
+            .checked_mul(3 * shape.image_size)
+            .and_then(|v| v.checked_mul(shape.image_size))
+            .ok_or_else(too_big)?;
+        let emb = b.checked_mul(shape.emb_width).ok_or_else(too_big)?;
+        let tokens = b.checked_mul(CONTEXT_LENGTH).ok_or_else(too_big)?;
+        Ok(Batch {
             shape,
             len: 0,
             batch_number: 0,
             epoch: 0,
             images: match shape.image {
-                ImageOutput::Uint8 => ImageData::Uint8(vec![0; pixels]),
-                ImageOutput::Float32 { .. } => ImageData::Float32(vec![0.0; pixels]),
+                ImageOutput::Uint8 => ImageData::Uint8(try_zeroed_vec(pixels, "batch images")?),
+                ImageOutput::Float32 { .. } => ImageData::Float32(try_zeroed_vec(pixels, "batch images")?),
             },
-            text: vec![0; b * CONTEXT_LENGTH],
-            syn_text: vec![0; b * CONTEXT_LENGTH],
-            image_emb: EmbeddingData::zeros(shape.embedding, emb),
-            text_emb: EmbeddingData::zeros(shape.embedding, emb),
-            syn_text_emb: EmbeddingData::zeros(shape.embedding, emb),
-            index: vec![0; b],
-            aug_index: vec![0; b],
-            syn_index: vec![0; b],
-            text_is_syn: vec![0; b],
+            text: try_zeroed_vec(tokens, "batch tokens")?,
+            syn_text: try_zeroed_vec(tokens, "batch tokens")?,
+            image_emb: EmbeddingData::zeros(shape.embedding, emb)?,
+            text_emb: EmbeddingData::zeros(shape.embedding, emb)?,
+            syn_text_emb: EmbeddingData::zeros(shape.embedding, emb)?,
+            index: try_zeroed_vec(b, "batch indices")?,
+            aug_index: try_zeroed_vec(b, "batch indices")?,
+            syn_index: try_zeroed_vec(b, "batch indices")?,
+            text_is_syn: try_zeroed_vec(b, "batch flags")?,
             normalize_lut: match shape.image {
                 ImageOutput::Uint8 => None,
                 ImageOutput::Float32 { mean, std } => Some(normalize_table(mean, std)),
             },
-        }
-    }
-
-    /// Bytes this batch occupies (for memory accounting).
-    pub fn nbytes(&self) -> usize {
-        let s = &self.shape;
-        let px = s.batch_size * 3 * s.image_size * s.image_size;
-        let img = match s.image {
-            ImageOutput::Uint8 => px,
-            ImageOutput::Float32 { .. } => px * 4,
-        };
-        let emb_item = match s.embedding {
-            EmbeddingOutput::Float16 => 2,
-            EmbeddingOutput::Float32 => 4,
-        };
-        img + 3 * s.batch_size * s.emb_width * emb_item + 2 * s.batch_size * CONTEXT_LENGTH * 8 + s.batch_size * 25
+        })
     }
 
     /// Write an HWC uint8 image into row `row` of the CHW image field.
@@ -199,11 +245,25 @@ mod tests {
 
     #[test]
     fn put_image_transposes_to_chw() {
-        let mut b = Batch::new(shape(ImageOutput::Uint8));
+        let mut b = Batch::try_new(shape(ImageOutput::Uint8)).unwrap();
         let hwc: Vec<u8> = (0..12).collect();
         b.put_image(1, &hwc);
         let ImageData::Uint8(buf) = &b.images else { panic!() };
         assert_eq!(&buf[12..], &[0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]);
+    }
+
+    #[test]
+    fn impossible_batches_are_errors_not_aborts() {
+        let mut huge = shape(ImageOutput::Float32 { mean: [0.0; 3], std: [1.0; 3] });
+        huge.batch_size = usize::MAX / 2;
+        assert!(huge.bytes().is_none());
+        assert!(matches!(Batch::try_new(huge), Err(Error::OutOfMemory(_))));
+        huge.batch_size = 1 << 44; // fits in usize, not in any address space
+        assert!(huge.bytes().is_some());
+        assert!(matches!(Batch::try_new(huge), Err(Error::OutOfMemory(_))));
+        let ok = Batch::try_new(shape(ImageOutput::Uint8)).unwrap();
+        assert_eq!(shape(ImageOutput::Uint8).bytes(), Some(2 * 3 * 4 + 2 * 4 * 4 * 3 + 2 * (2 * 77 * 8 + 25)));
+        assert!(ok.text.iter().all(|&t| t == 0));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use half::f16;
 
-use super::batch::{Batch, EmbeddingData};
+use super::batch::{try_zeroed_vec, Batch, EmbeddingData};
 use super::pipeline::{SkippedSample, Stats};
 use super::sampler::{augmentation_choice, mix_takes_synthetic, syn_caption_choice, CaptionMode};
 use super::{LoaderConfig, OnError};
@@ -33,7 +33,7 @@ struct Choice {
 
 impl BatchFiller {
     pub fn new(store: Arc<Store>, cfg: LoaderConfig, stats: Arc<Stats>) -> Result<Self> {
-        let hwc = vec![0u8; cfg.image_size * cfg.image_size * 3];
+        let hwc = try_zeroed_vec(cfg.image_size * cfg.image_size * 3, "a worker's image buffer")?;
         let mut replayer = Replayer::new()?;
         replayer.set_dct_scaling(cfg.dct_scaling);
         Ok(BatchFiller {
@@ -90,26 +90,31 @@ impl BatchFiller {
         let n = self.store.len() as u64;
         for (row, &wanted) in rows.iter().enumerate() {
             let mut choice = self.choose(epoch, wanted);
-            let mut attempt = 0u64;
+            let mut bad: Vec<(u64, String)> = Vec::new();
             loop {
                 match self.replay(&choice) {
                     Ok(()) => break,
                     Err(e @ Error::Decode { .. }) if self.cfg.on_error == OnError::Skip => {
                         // Deterministic replacement: the next sample in index order that decodes.
-                        attempt += 1;
+                        bad.push((choice.index, e.to_string()));
+                        let attempt = bad.len() as u64;
                         if attempt >= n {
                             return Err(e);
                         }
-                        let replacement = (wanted + attempt) % n;
-                        self.stats.skipped.lock().unwrap().push(SkippedSample {
-                            index: choice.index,
-                            uid: self.store.uid(choice.index as usize).to_string(),
-                            reason: e.to_string(),
-                            replacement,
-                        });
-                        choice = self.choose(epoch, replacement);
+                        choice = self.choose(epoch, (wanted + attempt) % n);
                     }
                     Err(e) => return Err(e),
+                }
+            }
+            if !bad.is_empty() {
+                let mut log = self.stats.skipped.lock().unwrap_or_else(|p| p.into_inner());
+                for (index, reason) in bad {
+                    log.record(SkippedSample {
+                        index,
+                        uid: self.store.uid(index as usize).to_string(),
+                        reason,
+                        replacement: choice.index,
+                    });
                 }
             }
             batch.put_image(row, &self.hwc);

@@ -11,12 +11,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use batch::{Batch, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
-pub use pipeline::{Pipeline, PoolSender, SkippedSample, Stats};
+pub use pipeline::{BatchPool, EpochRun, PoolSender, SkippedSample, Stats};
 pub use sampler::{CaptionMode, SamplerConfig};
 
 use crate::error::{Error, Result};
-use crate::imaging::Interpolation;
+use crate::imaging::{Interpolation, DEFAULT_MAX_PIXELS};
 use crate::store::Store;
+
+/// More worker threads than this is a mistake, not a configuration: each
+/// holds its own decoder and image buffers.
+pub const MAX_THREADS: usize = 1024;
 
 /// What to do with a sample whose image no longer decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,8 +60,15 @@ impl LoaderConfig {
         if self.image_size == 0 {
             return bad("image_size must be >= 1".into());
         }
-        if self.num_threads == 0 {
-            return bad("num_threads must be >= 1".into());
+        // The same bound as for one decoded image (Pillow's decompression-bomb limit).
+        if (self.image_size as u128).pow(2) > DEFAULT_MAX_PIXELS as u128 {
+            return bad(format!(
+                "image_size {0} is too large: {0}x{0} is more than {DEFAULT_MAX_PIXELS} pixels",
+                self.image_size
+            ));
+        }
+        if self.num_threads == 0 || self.num_threads > MAX_THREADS {
+            return bad(format!("num_threads must be in 1..={MAX_THREADS}, got {}", self.num_threads));
         }
         if self.prefetch == 0 {
             return bad("prefetch must be >= 1".into());
@@ -67,57 +78,121 @@ impl LoaderConfig {
                 return bad(format!("mix probability must be in [0, 1], got {p}"));
             }
         }
-        if let ImageOutput::Float32 { std, .. } = self.image {
-            if std.iter().any(|&v| v == 0.0 || !v.is_finite()) {
-                return bad("std must be finite and non-zero".into());
+        if let ImageOutput::Float32 { mean, std } = self.image {
+            // Checked in float32, the type the normalisation computes in.
+            if !mean.iter().all(|v| v.is_finite()) {
+                return bad(format!("mean must be finite, got {mean:?}"));
+            }
+            if !std.iter().all(|v| v.is_normal()) {
+                return bad(format!("std must be finite, non-zero and not subnormal in float32, got {std:?}"));
+            }
+            let table = batch::normalize_table(mean, std);
+            if !table.iter().flatten().all(|v| v.is_finite()) {
+                return bad(format!("mean {mean:?} and std {std:?} normalise some pixel values to infinity"));
             }
         }
         Ok(())
     }
 }
 
-/// A store opened for loading with a fixed configuration.
+/// Bytes of physical memory (0 if unknown).
+fn physical_memory() -> u128 {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        if pages > 0 && page > 0 {
+            return pages as u128 * page as u128;
+        }
+    }
+    0
+}
+
+/// A store opened for loading with a fixed configuration. Any number of
+/// independent passes (`start_epoch`) may run at once.
 pub struct Loader {
     pub store: Arc<Store>,
     pub cfg: LoaderConfig,
-    pub pipeline: Pipeline,
+    pub stats: Arc<Stats>,
+    pub pool: Arc<BatchPool>,
 }
 
 impl Loader {
     /// Open `store_dir` and validate `cfg` against it; `cfg.sampler.num_samples` is filled in.
+    /// Batch memory is sized to what a batch can hold (never more rows than this
+    /// rank's samples per epoch); memory the configuration would need beyond the
+    /// machine's is an `Error::OutOfMemory` here, not an abort later.
     pub fn open(store_dir: &Path, mut cfg: LoaderConfig) -> Result<Loader> {
         cfg.validate()?;
         let store = Arc::new(Store::open(store_dir)?);
-        if store.len() == 0 {
+        if store.is_empty() {
             return Err(Error::InvalidArgument(format!("{}: the store holds no samples", store_dir.display())));
         }
         cfg.sampler.num_samples = store.len();
         let dims = store.dims();
         let shape = BatchShape {
-            batch_size: cfg.sampler.batch_size,
+            batch_size: cfg.sampler.batch_size.min(sampler::samples_per_rank(&cfg.sampler)).max(1),
             image_size: cfg.image_size,
             emb_width: dims.k * dims.d,
             image: cfg.image,
             embedding: cfg.embedding,
         };
-        let pipeline = Pipeline::new(store.clone(), cfg.clone(), shape);
-        Ok(Loader { store, cfg, pipeline })
+        check_memory(&cfg, &shape, sampler::num_batches(&cfg.sampler))?;
+        let pool = Arc::new(BatchPool::new(shape));
+        // The first buffer now: if even one batch cannot be had, say so here.
+        let first = pool.take()?;
+        pool.give_back(first);
+        Ok(Loader {
+            store,
+            cfg,
+            stats: Arc::new(Stats::default()),
+            pool,
+        })
     }
 
     pub fn num_batches(&self) -> usize {
         sampler::num_batches(&self.cfg.sampler)
     }
 
-    /// Begin (or resume) `epoch` at batch `start`.
-    pub fn start_epoch(&mut self, epoch: u64, start: usize) -> Result<()> {
+    /// Rows a batch buffer holds: `batch_size`, or fewer when this rank's epoch is smaller.
+    pub fn batch_capacity(&self) -> usize {
+        self.pool.shape().batch_size
+    }
+
+    /// A new, independent pass over `epoch` from batch `start` to its end.
+    pub fn start_epoch(&self, epoch: u64, start: usize) -> Result<EpochRun> {
         let end = self.num_batches();
         if start > end {
             return Err(Error::InvalidArgument(format!("cannot resume at batch {start}: the epoch has {end} batches")));
         }
-        self.pipeline.start(epoch, start, end)
+        EpochRun::start(&self.store, &self.cfg, &self.stats, &self.pool, epoch, start, end)
     }
+}
 
-    pub fn next_batch(&mut self) -> Result<Option<Box<Batch>>> {
-        self.pipeline.next_batch()
+/// Refuse a configuration whose steady-state buffers exceed physical memory:
+/// `prefetch` batches in flight plus one held, and each worker's image buffer.
+fn check_memory(cfg: &LoaderConfig, shape: &BatchShape, num_batches: usize) -> Result<()> {
+    let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+    let Some(batch) = shape.bytes() else {
+        return Err(Error::OutOfMemory(format!(
+            "a batch of {} images of {1}x{1} is larger than any address space",
+            shape.batch_size, shape.image_size
+        )));
+    };
+    let buffers = cfg.prefetch.min(num_batches) as u128 + 1;
+    let workers = cfg.num_threads.min(num_batches).max(1) as u128;
+    let needed = batch as u128 * buffers + workers * 3 * (shape.image_size as u128).pow(2);
+    let physical = physical_memory();
+    if physical > 0 && needed > physical {
+        return Err(Error::OutOfMemory(format!(
+            "the loader needs {needed:.1} GiB ({buffers} batch buffers of {rows} rows at {size}x{size}, {each:.2} GiB \
+             each), more than this machine's {have:.1} GiB; lower batch_size, image_size or prefetch",
+            needed = gib(needed),
+            rows = shape.batch_size,
+            size = shape.image_size,
+            each = gib(batch as u128),
+            have = gib(physical)
+        )));
     }
+    Ok(())
 }

@@ -1,9 +1,12 @@
-//! The worker pipeline: N threads assemble whole batches in parallel, at most
-//! `prefetch` batches ahead of the consumer; the consumer receives them in
-//! order. Batch memory comes from a pool that the consumer's side refills as
-//! batches are released, so steady state allocates nothing.
+//! The worker pipeline of one pass over an epoch: N threads assemble whole
+//! batches in parallel, at most `prefetch` batches ahead of the consumer; the
+//! consumer receives them, and any error, strictly in batch order. Each pass
+//! (`EpochRun`) is independent of any other pass of the same loader; they
+//! share only the store, the statistics and the pool of batch memory, which
+//! the consumer's side refills as batches are released, so steady state
+//! allocates nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,7 +18,7 @@ use super::batch::{Batch, BatchShape};
 use super::fill::BatchFiller;
 use super::sampler::rank_indices;
 use super::LoaderConfig;
-use crate::error::{Error, Result};
+use crate::error::{panic_message, Error, Result};
 use crate::store::Store;
 
 /// A sample that could not be used and what replaced it.
@@ -24,18 +27,85 @@ pub struct SkippedSample {
     pub index: u64,
     pub uid: String,
     pub reason: String,
+    /// The sample delivered in its place: the next one in index order that decodes.
     pub replacement: u64,
 }
 
-/// Counters shared by all workers, readable at any time.
+/// Every sample skipped so far, each listed once (in the order first met).
+#[derive(Default)]
+pub struct SkipLog {
+    samples: Vec<SkippedSample>,
+    seen: HashSet<u64>,
+}
+
+impl SkipLog {
+    pub fn record(&mut self, s: SkippedSample) {
+        if self.seen.insert(s.index) {
+            self.samples.push(s);
+        }
+    }
+
+    pub fn samples(&self) -> &[SkippedSample] {
+        &self.samples
+    }
+}
+
+/// Counters shared by all workers of all passes, readable at any time.
 #[derive(Default)]
 pub struct Stats {
     pub samples: AtomicUsize,
-    pub skipped: Mutex<Vec<SkippedSample>>,
+    pub skipped: Mutex<SkipLog>,
 }
 
 /// Returns released batch memory for reuse.
 pub type PoolSender = Sender<Box<Batch>>;
+
+/// Recycled batch memory, shared by every pass of a loader.
+pub struct BatchPool {
+    shape: BatchShape,
+    tx: PoolSender,
+    rx: Receiver<Box<Batch>>,
+    allocated: AtomicUsize,
+}
+
+impl BatchPool {
+    pub fn new(shape: BatchShape) -> Self {
+        let (tx, rx) = unbounded();
+        BatchPool {
+            shape,
+            tx,
+            rx,
+            allocated: AtomicUsize::new(0),
+        }
+    }
+
+    /// A free batch: a recycled one, else newly allocated (`Error::OutOfMemory` if that fails).
+    pub fn take(&self) -> Result<Box<Batch>> {
+        if let Ok(b) = self.rx.try_recv() {
+            return Ok(b);
+        }
+        let b = Box::new(Batch::try_new(self.shape)?);
+        self.allocated.fetch_add(1, Ordering::SeqCst);
+        Ok(b)
+    }
+
+    pub fn give_back(&self, b: Box<Batch>) {
+        let _ = self.tx.send(b);
+    }
+
+    pub fn shape(&self) -> &BatchShape {
+        &self.shape
+    }
+
+    pub fn sender(&self) -> PoolSender {
+        self.tx.clone()
+    }
+
+    /// Batch buffers allocated so far (bounded by prefetch + batches the user holds).
+    pub fn allocated(&self) -> usize {
+        self.allocated.load(Ordering::SeqCst)
+    }
+}
 
 /// Consumer-side progress that workers wait on (the prefetch window).
 struct Window {
@@ -43,81 +113,34 @@ struct Window {
     moved: Condvar,
 }
 
-/// One running pass over a range of batches of one epoch.
-struct EpochRun {
+type Outcome = (usize, Result<Box<Batch>>);
+
+/// One running pass over batches `start..end` of one epoch. Dropping it stops
+/// its workers.
+pub struct EpochRun {
     next: usize,
     end: usize,
-    results: Receiver<(usize, Result<Box<Batch>>)>,
-    reorder: BTreeMap<usize, Box<Batch>>,
+    results: Receiver<Outcome>,
+    /// Batches (or errors) that arrived before an earlier batch.
+    reorder: BTreeMap<usize, Result<Box<Batch>>>,
     window: Arc<Window>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    pool: Arc<BatchPool>,
 }
 
 impl EpochRun {
-    fn shutdown(&mut self) {
-        {
-            // Set under the window lock so a worker cannot miss the wake-up
-            // between checking `stop` and starting to wait.
-            let _guard = self.window.delivered.lock().unwrap();
-            self.stop.store(true, Ordering::SeqCst);
-        }
-        self.window.moved.notify_all();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for EpochRun {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-pub struct Pipeline {
-    store: Arc<Store>,
-    cfg: LoaderConfig,
-    shape: BatchShape,
-    pool_tx: PoolSender,
-    pool_rx: Receiver<Box<Batch>>,
-    stats: Arc<Stats>,
-    run: Option<EpochRun>,
-    allocated: Arc<AtomicUsize>,
-}
-
-impl Pipeline {
-    pub fn new(store: Arc<Store>, cfg: LoaderConfig, shape: BatchShape) -> Self {
-        let (pool_tx, pool_rx) = unbounded();
-        Pipeline {
-            store,
-            cfg,
-            shape,
-            pool_tx,
-            pool_rx,
-            stats: Arc::new(Stats::default()),
-            run: None,
-            allocated: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
-    }
-
-    pub fn pool_sender(&self) -> PoolSender {
-        self.pool_tx.clone()
-    }
-
-    /// Batch buffers allocated so far (bounded by prefetch + batches the user holds).
-    pub fn buffers_allocated(&self) -> usize {
-        self.allocated.load(Ordering::SeqCst)
-    }
-
-    /// Start producing batches `start..end` of `epoch` (stopping any current pass).
-    pub fn start(&mut self, epoch: u64, start: usize, end: usize) -> Result<()> {
-        self.stop();
-        let indices: Arc<Vec<u64>> = Arc::new(rank_indices(&self.cfg.sampler, epoch));
+    /// Start producing batches `start..end` of `epoch`.
+    pub fn start(
+        store: &Arc<Store>,
+        cfg: &LoaderConfig,
+        stats: &Arc<Stats>,
+        pool: &Arc<BatchPool>,
+        epoch: u64,
+        start: usize,
+        end: usize,
+    ) -> Result<EpochRun> {
+        let indices: Arc<Vec<u64>> = Arc::new(rank_indices(&cfg.sampler, epoch));
         let (tx, rx) = unbounded();
         let window = Arc::new(Window {
             delivered: Mutex::new(start),
@@ -125,65 +148,69 @@ impl Pipeline {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let next_job = Arc::new(AtomicUsize::new(start));
-        let mut threads = Vec::with_capacity(self.cfg.num_threads);
-        for t in 0..self.cfg.num_threads {
-            let mut filler = BatchFiller::new(self.store.clone(), self.cfg.clone(), self.stats.clone())?;
+        let mut run = EpochRun {
+            next: start,
+            end,
+            results: rx,
+            reorder: BTreeMap::new(),
+            window: window.clone(),
+            stop: stop.clone(),
+            threads: Vec::new(),
+            pool: pool.clone(),
+        };
+        // More workers than batches would only wait.
+        let workers = cfg.num_threads.min(end.saturating_sub(start));
+        for t in 0..workers {
+            let mut filler = BatchFiller::new(store.clone(), cfg.clone(), stats.clone())?;
             let worker = Worker {
                 epoch,
                 end,
+                batch_size: cfg.sampler.batch_size,
                 indices: indices.clone(),
                 next_job: next_job.clone(),
                 window: window.clone(),
                 stop: stop.clone(),
                 results: tx.clone(),
-                pool: self.pool_rx.clone(),
-                shape: self.shape,
-                prefetch: self.cfg.prefetch,
-                allocated: self.allocated.clone(),
+                pool: pool.clone(),
+                prefetch: cfg.prefetch,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("fastload-worker-{t}"))
                 .spawn(move || worker.run(&mut filler))
                 .map_err(|e| Error::Internal(format!("cannot start worker thread: {e}")))?;
-            threads.push(handle);
+            run.threads.push(handle);
         }
-        self.run = Some(EpochRun {
-            next: start,
-            end,
-            results: rx,
-            reorder: BTreeMap::new(),
-            window,
-            stop,
-            threads,
-        });
-        Ok(())
+        Ok(run)
     }
 
-    /// The next batch in order, `None` at the end of the pass. Blocks.
+    /// The next batch in order, `None` at the end of the pass. Blocks. An error
+    /// is returned only after every batch before it was delivered, and ends the pass.
     pub fn next_batch(&mut self) -> Result<Option<Box<Batch>>> {
-        let Some(run) = self.run.as_mut() else {
-            return Ok(None);
-        };
-        if run.next >= run.end {
+        if self.next >= self.end {
             self.stop();
             return Ok(None);
         }
         loop {
-            if let Some(batch) = run.reorder.remove(&run.next) {
-                run.next += 1;
-                *run.window.delivered.lock().unwrap() = run.next;
-                run.window.moved.notify_all();
-                return Ok(Some(batch));
-            }
-            match run.results.recv() {
-                Ok((b, Ok(batch))) => {
-                    run.reorder.insert(b, batch);
+            match self.reorder.remove(&self.next) {
+                Some(Ok(batch)) => {
+                    self.next += 1;
+                    *self.window.delivered.lock().unwrap() = self.next;
+                    self.window.moved.notify_all();
+                    return Ok(Some(batch));
                 }
-                Ok((_, Err(e))) => {
+                Some(Err(e)) => {
+                    self.end = self.next; // the pass ends here
                     self.stop();
                     return Err(e);
                 }
+                None => {}
+            }
+            match self.results.recv() {
+                Ok((b, outcome)) => {
+                    self.reorder.insert(b, outcome);
+                }
                 Err(_) => {
+                    self.end = self.next;
                     self.stop();
                     return Err(Error::Internal("all loader workers exited before the epoch ended".into()));
                 }
@@ -191,21 +218,37 @@ impl Pipeline {
         }
     }
 
+    /// Where released batches of this pass go.
+    pub fn pool_sender(&self) -> PoolSender {
+        self.pool.sender()
+    }
+
+    /// Stop the workers and return undelivered batches to the pool (idempotent).
     pub fn stop(&mut self) {
-        if let Some(mut run) = self.run.take() {
-            run.shutdown();
-            // Batches produced but never delivered go back to the pool.
-            for (_, b) in std::mem::take(&mut run.reorder) {
-                let _ = self.pool_tx.send(b);
+        {
+            // Set under the window lock so a worker cannot miss the wake-up
+            // between checking `stop` and starting to wait.
+            let _guard = self.window.delivered.lock().unwrap_or_else(|p| p.into_inner());
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        self.window.moved.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        for (_, outcome) in std::mem::take(&mut self.reorder) {
+            if let Ok(b) = outcome {
+                self.pool.give_back(b);
             }
-            while let Ok((_, Ok(b))) = run.results.try_recv() {
-                let _ = self.pool_tx.send(b);
+        }
+        while let Ok((_, outcome)) = self.results.try_recv() {
+            if let Ok(b) = outcome {
+                self.pool.give_back(b);
             }
         }
     }
 }
 
-impl Drop for Pipeline {
+impl Drop for EpochRun {
     fn drop(&mut self) {
         self.stop();
     }
@@ -214,15 +257,14 @@ impl Drop for Pipeline {
 struct Worker {
     epoch: u64,
     end: usize,
+    batch_size: usize,
     indices: Arc<Vec<u64>>,
     next_job: Arc<AtomicUsize>,
     window: Arc<Window>,
     stop: Arc<AtomicBool>,
-    results: Sender<(usize, Result<Box<Batch>>)>,
-    pool: Receiver<Box<Batch>>,
-    shape: BatchShape,
+    results: Sender<Outcome>,
+    pool: Arc<BatchPool>,
     prefetch: usize,
-    allocated: Arc<AtomicUsize>,
 }
 
 impl Worker {
@@ -232,23 +274,20 @@ impl Worker {
             if b >= self.end || !self.wait_for_window(b) {
                 return;
             }
-            let mut batch = self.pool.try_recv().unwrap_or_else(|_| {
-                self.allocated.fetch_add(1, Ordering::SeqCst);
-                Box::new(Batch::new(self.shape))
+            let outcome = self.pool.take().and_then(|mut batch| {
+                let bs = self.batch_size;
+                let n = self.indices.len();
+                let rows = &self.indices[b.saturating_mul(bs).min(n)..(b + 1).saturating_mul(bs).min(n)];
+                catch_unwind(AssertUnwindSafe(|| filler.fill(&mut batch, self.epoch, b, rows)))
+                    .unwrap_or_else(|panic| {
+                        Err(Error::Internal(format!("loader worker panicked on batch {b}: {}", panic_message(&panic))))
+                    })
+                    .map(|()| batch)
             });
-            let bs = self.shape.batch_size;
-            let rows = &self.indices[b * bs..((b + 1) * bs).min(self.indices.len())];
-            let outcome = catch_unwind(AssertUnwindSafe(|| filler.fill(&mut batch, self.epoch, b, rows)))
-                .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(Error::Internal(format!("loader worker panicked on batch {b}: {what}")))
-                });
             let failed = outcome.is_err();
-            if self.results.send((b, outcome.map(|()| batch))).is_err() || failed {
+            // After a failure this worker stops: every batch before `b` is already
+            // claimed by another worker, and the error ends the pass at `b`.
+            if self.results.send((b, outcome)).is_err() || failed {
                 return;
             }
         }
@@ -256,13 +295,29 @@ impl Worker {
 
     /// Wait until batch `b` is within `prefetch` of the consumer; false when stopping.
     fn wait_for_window(&self, b: usize) -> bool {
-        let mut delivered = self.window.delivered.lock().unwrap();
-        while b >= *delivered + self.prefetch {
+        let mut delivered = self.window.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        while b >= delivered.saturating_add(self.prefetch) {
             if self.stop.load(Ordering::SeqCst) {
                 return false;
             }
-            delivered = self.window.moved.wait(delivered).unwrap();
+            delivered = self.window.moved.wait(delivered).unwrap_or_else(|p| p.into_inner());
         }
         !self.stop.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_log_lists_each_sample_once() {
+        let mut log = SkipLog::default();
+        let s = |index, replacement| SkippedSample { index, uid: format!("u{index}"), reason: "bad".into(), replacement };
+        for (i, r) in [(3, 5), (4, 5), (4, 5), (3, 5), (9, 0)] {
+            log.record(s(i, r));
+        }
+        let got: Vec<_> = log.samples().iter().map(|s| (s.index, s.replacement)).collect();
+        assert_eq!(got, vec![(3, 5), (4, 5), (9, 0)]);
     }
 }

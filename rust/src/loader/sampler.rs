@@ -47,18 +47,26 @@ pub fn rank_indices(cfg: &SamplerConfig, epoch: u64) -> Vec<u64> {
         }
     }
     let w = cfg.world_size;
-    let total = if cfg.drop_last { n / w * w } else { n.div_ceil(w) * w };
-    (cfg.rank..total)
-        .step_by(w)
-        .map(|pos| order[pos % n.max(1)])
+    // Positions rank, rank + W, ... of the padded (or cut) order; counted, so
+    // that a huge world size cannot overflow `per_rank * W`.
+    (0..samples_per_rank(cfg))
+        .map(|k| order[((cfg.rank as u128 + k as u128 * w as u128) % n.max(1) as u128) as usize])
         .collect()
+}
+
+/// Samples this rank sees per epoch (the padded or cut shard length).
+pub fn samples_per_rank(cfg: &SamplerConfig) -> usize {
+    let (n, w) = (cfg.num_samples, cfg.world_size);
+    if cfg.drop_last {
+        n / w
+    } else {
+        n.div_ceil(w)
+    }
 }
 
 /// Number of batches per epoch on this rank.
 pub fn num_batches(cfg: &SamplerConfig) -> usize {
-    let w = cfg.world_size;
-    let n = cfg.num_samples;
-    let per_rank = if cfg.drop_last { n / w } else { n.div_ceil(w) };
+    let per_rank = samples_per_rank(cfg);
     if cfg.drop_last {
         per_rank / cfg.batch_size
     } else {
@@ -131,6 +139,21 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 9);
+    }
+
+    #[test]
+    fn huge_world_sizes_and_batches_do_not_overflow() {
+        let mut c = cfg(10, 3, usize::MAX, false);
+        assert_eq!(samples_per_rank(&c), 1);
+        assert_eq!(rank_indices(&c, 0).len(), 1); // padded: one sample per rank
+        c.rank = usize::MAX - 1;
+        assert_eq!(rank_indices(&c, 0).len(), 1);
+        c.drop_last = true;
+        assert!(rank_indices(&c, 0).is_empty());
+        assert_eq!(num_batches(&c), 0);
+        let mut b = cfg(10, 0, 1, false);
+        b.batch_size = usize::MAX;
+        assert_eq!(num_batches(&b), 1);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Map core errors to a small Python exception hierarchy rooted at `FastloadError`.
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::{PyException, PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::error::Error;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::{panic_message, Error};
 
 create_exception!(mobileclip_fastload, FastloadError, PyException, "Base class of every mobileclip-fastload error.");
 create_exception!(mobileclip_fastload, StoreFormatError, FastloadError, "A store file or manifest is malformed, truncated or inconsistent.");
@@ -34,6 +36,7 @@ pub fn to_py(err: Error) -> PyErr {
         Error::Decode { .. } => ImageDecodeError::new_err(msg),
         Error::Index { .. } => SampleIndexError::new_err(msg),
         Error::InvalidArgument(_) => PyValueError::new_err(msg),
+        Error::OutOfMemory(_) => PyMemoryError::new_err(msg),
         Error::Internal(_) => FastloadError::new_err(msg),
     }
 }
@@ -47,4 +50,11 @@ impl<T> IntoPyResult<T> for crate::error::Result<T> {
     fn py_err(self) -> PyResult<T> {
         self.map_err(to_py)
     }
+}
+
+/// Run a binding's body; a panic inside it (a bug) becomes a `FastloadError`
+/// instead of pyo3's `PanicException`, which `except Exception` would miss.
+pub fn guarded<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(body))
+        .unwrap_or_else(|panic| Err(FastloadError::new_err(format!("internal error: {}", panic_message(&panic)))))
 }

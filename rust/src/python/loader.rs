@@ -1,6 +1,7 @@
 //! Bindings for the loader core. Batches reach Python as numpy arrays that
 //! view Rust-owned memory; that memory returns to the loader's pool only when
-//! the last array (or torch tensor made from it) is gone.
+//! the last array (or torch tensor made from it) is gone. Every entry point
+//! runs under `guarded`: no Rust panic reaches Python.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -11,16 +12,19 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::errors::IntoPyResult;
+use super::errors::{guarded, IntoPyResult};
+use crate::error::Error;
 use crate::imaging::Interpolation;
 use crate::loader::{
-    Batch, CaptionMode, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, Loader, LoaderConfig, OnError,
-    PoolSender, SamplerConfig, CONTEXT_LENGTH,
+    Batch, CaptionMode, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageOutput, Loader, LoaderConfig,
+    OnError, PoolSender, SamplerConfig, CONTEXT_LENGTH,
 };
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLoaderCore>()?;
+    m.add_class::<PyEpochRun>()?;
     m.add_class::<BatchMemory>()?;
+    m.add("MAX_LOADER_THREADS", crate::loader::MAX_THREADS)?;
     Ok(())
 }
 
@@ -36,9 +40,10 @@ impl BatchMemory {
     /// Address of the image buffer (lets tests check that tensors are views, not copies).
     #[getter]
     fn images_address(&self) -> usize {
-        match &self.batch.as_ref().unwrap().images {
-            ImageData::Uint8(v) => v.as_ptr() as usize,
-            ImageData::Float32(v) => v.as_ptr() as usize,
+        match self.batch.as_ref().map(|b| &b.images) {
+            Some(ImageData::Uint8(v)) => v.as_ptr() as usize,
+            Some(ImageData::Float32(v)) => v.as_ptr() as usize,
+            None => 0,
         }
     }
 }
@@ -52,9 +57,15 @@ impl Drop for BatchMemory {
     }
 }
 
-#[pyclass(name = "LoaderCore", module = "mobileclip_fastload._core")]
+#[pyclass(name = "LoaderCore", module = "mobileclip_fastload._core", frozen)]
 pub struct PyLoaderCore {
-    loader: Mutex<Loader>,
+    loader: Loader,
+}
+
+/// One independent pass over an epoch (the state of one Python iterator).
+#[pyclass(name = "EpochRun", module = "mobileclip_fastload._core", frozen)]
+pub struct PyEpochRun {
+    run: Mutex<EpochRun>,
 }
 
 fn parse<T>(what: &str, value: &str, options: &[(&str, T)]) -> PyResult<T>
@@ -129,142 +140,171 @@ impl PyLoaderCore {
         on_error: &str,
         exact: bool,
     ) -> PyResult<Self> {
-        let interpolation = parse(
-            "interpolation",
-            interpolation,
-            &[("bilinear", Interpolation::Bilinear), ("bicubic", Interpolation::Bicubic)],
-        )?;
-        let image = match output {
-            "uint8" => ImageOutput::Uint8,
-            "float32" => ImageOutput::Float32 { mean, std },
-            other => return Err(PyValueError::new_err(format!("output must be 'uint8' or 'float32', got {other:?}"))),
-        };
-        let embedding = parse(
-            "embedding_dtype",
-            embedding_dtype,
-            &[("float16", EmbeddingOutput::Float16), ("float32", EmbeddingOutput::Float32)],
-        )?;
-        let caption_mode = match caption_mode {
-            "both" => CaptionMode::Both,
-            "mix" => CaptionMode::Mix(mix_probability),
-            other => return Err(PyValueError::new_err(format!("caption_mode must be 'both' or 'mix', got {other:?}"))),
-        };
-        let on_error = parse("on_error", on_error, &[("skip", OnError::Skip), ("raise", OnError::Raise)])?;
-        let cfg = LoaderConfig {
-            sampler: SamplerConfig {
-                num_samples: 0,
-                seed,
-                shuffle,
-                drop_last,
-                rank,
-                world_size,
-                batch_size,
-            },
-            image_size,
-            interpolation,
-            image,
-            embedding,
-            num_threads,
-            prefetch,
-            caption_mode,
-            on_error,
-            // Scaled decode only where the scaled crop still covers the output: resampling stays a downscale.
-            dct_scaling: if exact { None } else { Some(1.0) },
-        };
-        let loader = py.detach(|| Loader::open(&path, cfg)).py_err()?;
-        Ok(PyLoaderCore {
-            loader: Mutex::new(loader),
+        guarded(|| {
+            let interpolation = parse(
+                "interpolation",
+                interpolation,
+                &[("bilinear", Interpolation::Bilinear), ("bicubic", Interpolation::Bicubic)],
+            )?;
+            let image = match output {
+                "uint8" => ImageOutput::Uint8,
+                "float32" => ImageOutput::Float32 { mean, std },
+                other => return Err(PyValueError::new_err(format!("output must be 'uint8' or 'float32', got {other:?}"))),
+            };
+            let embedding = parse(
+                "embedding_dtype",
+                embedding_dtype,
+                &[("float16", EmbeddingOutput::Float16), ("float32", EmbeddingOutput::Float32)],
+            )?;
+            let caption_mode = match caption_mode {
+                "both" => CaptionMode::Both,
+                "mix" => CaptionMode::Mix(mix_probability),
+                other => return Err(PyValueError::new_err(format!("caption_mode must be 'both' or 'mix', got {other:?}"))),
+            };
+            let on_error = parse("on_error", on_error, &[("skip", OnError::Skip), ("raise", OnError::Raise)])?;
+            let cfg = LoaderConfig {
+                sampler: SamplerConfig {
+                    num_samples: 0,
+                    seed,
+                    shuffle,
+                    drop_last,
+                    rank,
+                    world_size,
+                    batch_size,
+                },
+                image_size,
+                interpolation,
+                image,
+                embedding,
+                num_threads,
+                prefetch,
+                caption_mode,
+                on_error,
+                // Scaled decode only where the scaled crop still covers the output: resampling stays a downscale.
+                dct_scaling: if exact { None } else { Some(1.0) },
+            };
+            let loader = py.detach(|| Loader::open(&path, cfg)).py_err()?;
+            Ok(PyLoaderCore { loader })
         })
     }
 
     fn num_batches(&self) -> usize {
-        self.loader.lock().unwrap().num_batches()
+        self.loader.num_batches()
     }
 
     fn num_samples(&self) -> usize {
-        self.loader.lock().unwrap().store.len()
+        self.loader.store.len()
+    }
+
+    /// Rows one batch buffer holds (batch_size, or this rank's samples per epoch if fewer).
+    fn batch_capacity(&self) -> usize {
+        self.loader.batch_capacity()
     }
 
     /// {"J", "S", "K", "D"} of the store.
     fn dims<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = self.loader.lock().unwrap().store.dims();
-        let out = PyDict::new(py);
-        out.set_item("J", d.j)?;
-        out.set_item("S", d.s)?;
-        out.set_item("K", d.k)?;
-        out.set_item("D", d.d)?;
-        Ok(out)
-    }
-
-    fn start_epoch(&self, py: Python<'_>, epoch: u64, start: usize) -> PyResult<()> {
-        py.detach(|| self.loader.lock().unwrap().start_epoch(epoch, start)).py_err()
-    }
-
-    /// Stop the worker threads (they restart on the next `start_epoch`).
-    fn stop(&self, py: Python<'_>) {
-        py.detach(|| self.loader.lock().unwrap().pipeline.stop())
-    }
-
-    /// The next batch as a dict of numpy arrays, or None at the end of the pass.
-    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let (batch, pool) = py.detach(|| {
-            let mut loader = self.loader.lock().unwrap();
-            let pool = loader.pipeline.pool_sender();
-            loader.next_batch().map(|b| (b, pool))
+        guarded(|| {
+            let d = self.loader.store.dims();
+            let out = PyDict::new(py);
+            out.set_item("J", d.j)?;
+            out.set_item("S", d.s)?;
+            out.set_item("K", d.k)?;
+            out.set_item("D", d.d)?;
+            Ok(out)
         })
-        .py_err()?;
-        let Some(batch) = batch else { return Ok(None) };
-        let owner = Bound::new(py, BatchMemory { batch: Some(batch), pool })?;
-        let b = owner.get().batch.as_ref().unwrap();
-        let (n, size, width) = (b.len, b.shape.image_size, b.shape.emb_width);
-        let out = PyDict::new(py);
-        match &b.images {
-            ImageData::Uint8(v) => out.set_item("images", view(&owner, v, [n, 3, size, size])?)?,
-            ImageData::Float32(v) => out.set_item("images", view(&owner, v, [n, 3, size, size])?)?,
-        }
-        out.set_item("text", view(&owner, &b.text, [n, CONTEXT_LENGTH])?)?;
-        out.set_item("syn_text", view(&owner, &b.syn_text, [n, CONTEXT_LENGTH])?)?;
-        out.set_item("image_emb", embedding_view(&owner, &b.image_emb, n, width)?)?;
-        out.set_item("text_emb", embedding_view(&owner, &b.text_emb, n, width)?)?;
-        out.set_item("syn_text_emb", embedding_view(&owner, &b.syn_text_emb, n, width)?)?;
-        out.set_item("index", view(&owner, &b.index, [n])?)?;
-        out.set_item("aug_index", view(&owner, &b.aug_index, [n])?)?;
-        out.set_item("syn_index", view(&owner, &b.syn_index, [n])?)?;
-        out.set_item("text_is_syn", view(&owner, &b.text_is_syn, [n])?)?;
-        out.set_item("epoch", b.epoch)?;
-        out.set_item("batch_number", b.batch_number)?;
-        out.set_item("memory", owner)?;
-        Ok(Some(out))
     }
 
-    /// Samples replaced because their image did not decode: list of dicts.
+    /// A new, independent pass over `epoch` from batch `start`: its own workers and cursor.
+    fn start_epoch(&self, py: Python<'_>, epoch: u64, start: usize) -> PyResult<PyEpochRun> {
+        guarded(|| {
+            let run = py.detach(|| self.loader.start_epoch(epoch, start)).py_err()?;
+            Ok(PyEpochRun { run: Mutex::new(run) })
+        })
+    }
+
+    /// Samples replaced because their image did not decode (each once): list of dicts.
     fn skipped<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let loader = self.loader.lock().unwrap();
-        let skipped = loader.pipeline.stats().skipped.lock().unwrap().clone();
-        let out = PyList::empty(py);
-        for s in skipped {
-            let d = PyDict::new(py);
-            d.set_item("index", s.index)?;
-            d.set_item("uid", s.uid)?;
-            d.set_item("reason", s.reason)?;
-            d.set_item("replacement", s.replacement)?;
-            out.append(d)?;
-        }
-        Ok(out)
+        guarded(|| {
+            let skipped = self.loader.stats.skipped.lock().unwrap_or_else(|p| p.into_inner()).samples().to_vec();
+            let out = PyList::empty(py);
+            for s in skipped {
+                let d = PyDict::new(py);
+                d.set_item("index", s.index)?;
+                d.set_item("uid", s.uid)?;
+                d.set_item("reason", s.reason)?;
+                d.set_item("replacement", s.replacement)?;
+                out.append(d)?;
+            }
+            Ok(out)
+        })
     }
 
     fn num_skipped(&self) -> usize {
-        let loader = self.loader.lock().unwrap();
-        let n = loader.pipeline.stats().skipped.lock().unwrap().len();
-        n
+        self.loader.stats.skipped.lock().unwrap_or_else(|p| p.into_inner()).samples().len()
     }
 
     fn samples_produced(&self) -> usize {
-        let loader = self.loader.lock().unwrap();
-        loader.pipeline.stats().samples.load(std::sync::atomic::Ordering::Relaxed)
+        self.loader.stats.samples.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn buffers_allocated(&self) -> usize {
-        self.loader.lock().unwrap().pipeline.buffers_allocated()
+        self.loader.pool.allocated()
     }
+}
+
+#[pymethods]
+impl PyEpochRun {
+    /// The next batch as a dict of numpy arrays, or None at the end of the pass.
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        guarded(|| {
+            let batch = py
+                .detach(|| {
+                    let mut run = self
+                        .run
+                        .lock()
+                        .map_err(|_| Error::Internal("this iterator failed earlier".into()))?;
+                    run.next_batch().map(|b| b.map(|b| (b, run.pool_sender())))
+                })
+                .py_err()?;
+            let Some((batch, pool)) = batch else { return Ok(None) };
+            batch_dict(py, batch, pool).map(Some)
+        })
+    }
+
+    /// Stop this pass's workers now (also done when it is dropped).
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        guarded(|| {
+            py.detach(|| {
+                if let Ok(mut run) = self.run.lock() {
+                    run.stop();
+                }
+            });
+            Ok(())
+        })
+    }
+}
+
+/// A delivered batch as a dict of zero-copy numpy views owned by a `BatchMemory`.
+fn batch_dict(py: Python<'_>, batch: Box<Batch>, pool: PoolSender) -> PyResult<Bound<'_, PyDict>> {
+    let owner = Bound::new(py, BatchMemory { batch: Some(batch), pool })?;
+    let b = owner.get().batch.as_ref().expect("set just above");
+    let (n, size, width) = (b.len, b.shape.image_size, b.shape.emb_width);
+    let out = PyDict::new(py);
+    match &b.images {
+        ImageData::Uint8(v) => out.set_item("images", view(&owner, v, [n, 3, size, size])?)?,
+        ImageData::Float32(v) => out.set_item("images", view(&owner, v, [n, 3, size, size])?)?,
+    }
+    out.set_item("text", view(&owner, &b.text, [n, CONTEXT_LENGTH])?)?;
+    out.set_item("syn_text", view(&owner, &b.syn_text, [n, CONTEXT_LENGTH])?)?;
+    out.set_item("image_emb", embedding_view(&owner, &b.image_emb, n, width)?)?;
+    out.set_item("text_emb", embedding_view(&owner, &b.text_emb, n, width)?)?;
+    out.set_item("syn_text_emb", embedding_view(&owner, &b.syn_text_emb, n, width)?)?;
+    out.set_item("index", view(&owner, &b.index, [n])?)?;
+    out.set_item("aug_index", view(&owner, &b.aug_index, [n])?)?;
+    out.set_item("syn_index", view(&owner, &b.syn_index, [n])?)?;
+    out.set_item("text_is_syn", view(&owner, &b.text_is_syn, [n])?)?;
+    out.set_item("epoch", b.epoch)?;
+    out.set_item("batch_number", b.batch_number)?;
+    out.set_item("memory", owner)?;
+    Ok(out)
 }

@@ -1,10 +1,11 @@
 //! `manifest.json`: the store's table of contents (dims, dtype, shards, checksums).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::files::read_regular_to_string;
 use super::schema::{column_names, MAGIC, SCHEMA_VERSION};
 use super::{Dims, EmbeddingDtype};
 use crate::error::{Error, Result};
@@ -77,12 +78,15 @@ impl Manifest {
     }
 
     pub fn read(dir: &Path) -> Result<Manifest> {
-        let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::format(&path, "no manifest.json here: not a store directory (or its writer did not finish)"),
-            _ => Error::io(&path, e),
-        })?;
+        let (text, path) = Manifest::read_text(dir)?;
         Manifest::parse(&text, &path)
+    }
+
+    /// The manifest file's text and path, unparsed.
+    pub fn read_text(dir: &Path) -> Result<(String, PathBuf)> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = read_regular_to_string(&path, "no manifest.json here: not a store directory (or its writer did not finish)")?;
+        Ok((text, path))
     }
 
     pub fn dims(&self) -> Dims {

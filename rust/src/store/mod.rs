@@ -8,6 +8,7 @@
 mod checksum;
 mod dims;
 mod dtype;
+mod files;
 mod layout;
 mod manifest;
 mod parallel;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::manifest::{Manifest, MANIFEST_FILE};
+use super::manifest::Manifest;
 use super::parallel::parallel_map;
 use super::shard::{AccessPattern, Shard, ShardExpect};
 use super::verify::{verify_file, Problem};
@@ -28,11 +28,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let manifest_text = std::fs::read_to_string(&manifest_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::format(&manifest_path, "no manifest.json here: not a store directory (or its writer did not finish)"),
-            _ => Error::io(&manifest_path, e),
-        })?;
+        let (manifest_text, manifest_path) = Manifest::read_text(dir)?;
         let manifest = Manifest::parse(&manifest_text, &manifest_path)?;
         let (dims, dtype) = (manifest.dims(), manifest.dtype());
         let opened = parallel_map(&manifest.shards, |entry| {

@@ -1,7 +1,6 @@
 //! One memory-mapped shard: parsed zero-copy with arrow-ipc's `FileDecoder`,
 //! validated once at open, then served as plain slices of the mapping.
 
-use std::fs::File;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -18,12 +17,13 @@ use arrow_schema::Schema;
 use memmap2::{Advice, Mmap};
 
 use super::checksum::{self, ShardChecksums};
+use super::files::open_regular;
 use super::layout::{read_layout, FileLayout};
 use super::manifest::check_version;
 use super::schema::{check_fields, col, meta_keys, MAGIC};
 use super::{Dims, EmbeddingDtype};
 use crate::aug::{AugParams, AUG_RECORD_SIZE};
-use crate::error::{Error, Result};
+use crate::error::{panic_message, Error, Result};
 
 /// How the embedding columns will be read, for the kernel's read-ahead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,10 +95,7 @@ impl Shard {
     /// Map and validate a shard. With `expect`, it must also match the manifest;
     /// without, dims and dtype come from the shard's own schema metadata.
     pub fn open(path: &Path, expect: Option<&ShardExpect>) -> Result<Shard> {
-        let file = File::open(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::format(path, "shard file is missing"),
-            _ => Error::io(path, e),
-        })?;
+        let file = open_regular(path, "shard file is missing")?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if let Some(x) = expect {
             if len != x.file_bytes {
@@ -463,12 +460,3 @@ fn check_aug_records(bytes: &[u8], j: usize) -> std::result::Result<(), String> 
     Ok(())
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".into()
-    }
-}

@@ -3,18 +3,18 @@
 //! not raised, so one damaged shard does not hide another.
 
 use std::fmt;
-use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use memmap2::{Advice, Mmap};
 
 use super::checksum::{self, ShardChecksums};
+use super::files::open_regular;
 use super::layout::read_layout;
 use super::manifest::{hex64, Manifest, ShardEntry};
 use super::parallel::parallel_map;
 use super::shard::{Shard, ShardExpect};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One thing wrong with one shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,20 +52,22 @@ pub(crate) fn verify_file(dir: &Path, manifest: &Manifest, entry: &ShardEntry, v
         column: column.map(str::to_string),
         message,
     };
-    let mapped = File::open(&path).and_then(|f| {
-        let len = f.metadata()?.len();
+    let file = match open_regular(&path, "shard file listed in the manifest is missing") {
+        Ok(f) => f,
+        Err(Error::Format { msg, .. }) => return vec![problem(None, msg)],
+        Err(Error::Io { source, .. }) => return vec![problem(None, format!("cannot read: {source}"))],
+        Err(e) => return vec![problem(None, e.to_string())],
+    };
+    let mapped = file.metadata().and_then(|m| {
         // SAFETY: see Shard::open; an empty file cannot be mapped.
-        if len == 0 {
+        if m.len() == 0 {
             return Ok(None);
         }
-        let map = unsafe { Mmap::map(&f) }?;
+        let map = unsafe { Mmap::map(&file) }?;
         let _ = map.advise(Advice::Sequential); // one pass in order: read ahead aggressively
         Ok(Some(map))
     });
     let bytes: &[u8] = match &mapped {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return vec![problem(None, "shard file listed in the manifest is missing".into())]
-        }
         Err(e) => return vec![problem(None, format!("cannot read: {e}"))],
         Ok(None) => &[],
         Ok(Some(m)) => m,

@@ -1,0 +1,63 @@
+//! Opening store files: only regular files are accepted, and checking that
+//! never blocks (opening a FIFO for reading would wait for a writer forever).
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// What a non-regular file is, for the error message.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// Open `path` for reading if it is a regular file. `missing` is the message
+/// for a file that does not exist (a format error: the store is incomplete).
+pub fn open_regular(path: &Path, missing: &str) -> Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        // Non-blocking open: returns at once for a FIFO without a writer; the
+        // flag changes nothing for reading a regular file (or mapping it).
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::format(path, missing),
+        _ => Error::io(path, e),
+    })?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::format(path, format!("not a regular file ({})", kind_of(&meta))));
+    }
+    Ok(file)
+}
+
+/// The whole text of a regular file.
+pub fn read_regular_to_string(path: &Path, missing: &str) -> Result<String> {
+    let mut text = String::new();
+    open_regular(path, missing)?
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(text)
+}
