@@ -14,8 +14,8 @@ comparison, and the training loop end to end fed by three data pipelines.
     kernel count per step.
 (2) open_clip ViT-B-16 (random init), 224 px, one caption, the same step.
 (3) ``training.train`` end to end on MobileCLIP-S0 with the default fast path, fed by
-    (a) in-memory uint8 batches, (b) FastReinforcedLoader (uint8, one thread per core,
-    pinned recycled memory on CUDA), (c) the WebDataset + DataLoader reference of
+    (a) in-memory uint8 batches, (b) FastReinforcedLoader (uint8, one thread per core but
+    one left to the training thread, pinned recycled memory on CUDA), (c) the WebDataset + DataLoader reference of
     ``benches/loader_throughput.py`` (many shards, one worker per core): steady-state
     samples/s (the read-back window after warm-up) and the median data wait per step.
 
@@ -220,10 +220,11 @@ class ReferenceSource:
     """The WebDataset + DataLoader reference behind the training loop's source contract
     (it cannot resume: state_dict is empty, as WebDataset has no position)."""
 
-    def __init__(self, tars: list[Path], batch: int, workers: int) -> None:
+    def __init__(self, tars: list[Path], batch: int, workers: int, pin_memory: bool) -> None:
         from loader_throughput import reference_pipeline
 
-        self.loader = reference_pipeline(tars, batch, workers, loop=True)
+        # pin_memory: the DataLoader's pinning thread, as a reference training script would use it
+        self.loader = reference_pipeline(tars, batch, workers, loop=True, pin_memory=pin_memory)
         self._it = None
 
     def __iter__(self):
@@ -253,12 +254,13 @@ def bench_end_to_end(args, device: torch.device) -> list[dict]:
 
     cores = os.cpu_count() or 1
     shards = max(cores, 4)
-    data = args.out / "e2e-data"
+    unique = min(args.e2e_samples, 64)
+    data = args.out / f"e2e-data-{args.e2e_samples}-{shards}"
     data.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    _, store = build_data(data, args.e2e_samples, shards=shards)
+    _, store = build_data(data, args.e2e_samples, shards=shards, unique=unique)
     tars = shard_paths(data, shards)
-    print(f"end-to-end data: {args.e2e_samples} samples in {shards} shards + a DR store ({time.perf_counter() - t0:.0f}s)",
+    print(f"end-to-end data: {args.e2e_samples} samples ({unique} distinct) in {shards} shards + a DR store ({time.perf_counter() - t0:.0f}s)",
           flush=True)
 
     window = args.e2e_window
@@ -273,9 +275,9 @@ def bench_end_to_end(args, device: torch.device) -> list[dict]:
                                               teacher_dim=TEACHER_DIM, num_augs=1, num_syn=1)
         elif feed == "FastReinforcedLoader":
             source = open_store_loader(str(store), args.batch, pre.image_size, pre.interpolation, pre.mean, pre.std,
-                                       "both", 0.5, 0, cores, "uint8", pin_memory=device.type == "cuda")
+                                       "both", 0.5, 0, max(1, cores - 1), "uint8", pin_memory=device.type == "cuda")
         else:
-            source = ReferenceSource(tars, args.batch, cores)
+            source = ReferenceSource(tars, args.batch, cores, pin_memory=device.type == "cuda")
         cfg = TrainConfig(steps=2 * window, warmup=1, precision=args.precision, log_every=window, progress=False,
                           num_teachers=2)
         t0 = time.perf_counter()

@@ -36,9 +36,11 @@ J, S, K, D = 30, 5, 2, 768
 
 
 # ----------------------------------------------------------------------------- data
-def build_data(out: Path, n: int, seed: int = 0, shards: int = 1) -> tuple[Path, Path]:
+def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | None = None) -> tuple[Path, Path]:
     """The same n samples as DataCompDR-style joined tars (``shards`` of them, consecutive
-    samples, ``shard-00000.tar`` ...) and as a DR store; returns (first tar, store)."""
+    samples, ``shard-00000.tar`` ...) and as a DR store; returns (first tar, store).
+    ``unique``: draw only that many images, augmentations and embeddings and cycle through
+    them (drawing is slow; the loaders do the same work per sample either way)."""
     from mobileclip_fastload.store import Sample, StoreWriter, aug_records
     from mobileclip_fastload.testing.datacompdr import normalised_embeddings as unit_rows
     from mobileclip_fastload.testing.synthetic_store import photo_jpeg, random_aug_records
@@ -50,6 +52,7 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1) -> tuple[Path,
         return tar_path, store_path
     rng = np.random.default_rng(seed)
     per_shard = -(-n // shards)
+    drawn: list[tuple] = []
     tars = [tarfile.open(t, "w") for t in tar_paths]
     with contextlib.ExitStack() as stack, StoreWriter(store_path, J=J, S=S, K=K, D=D) as writer:
         for t in tars:
@@ -62,16 +65,21 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1) -> tuple[Path,
 
         for i in range(n):
             key = f"{i:08d}"
-            jpeg, w, h = photo_jpeg(rng, min_side=384, max_side=512)
-            recs = random_aug_records(rng, J, w, h)
-            param_aug = [
-                None
-                if r["flags"] & 1
-                else [[int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"])],
-                      [[int(r[f"op{k}"]), float(r[f"m{k}"])] for k in range(int(r["n_ops"]))]]
-                for r in recs
-            ]
-            image_emb, text_emb = unit_rows(rng, J, K, D), unit_rows(rng, 1 + S, K, D)
+            if unique is None or len(drawn) < unique:
+                jpeg, w, h = photo_jpeg(rng, min_side=384, max_side=512)
+                recs = random_aug_records(rng, J, w, h)
+                param_aug = [
+                    None
+                    if r["flags"] & 1
+                    else [[int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"])],
+                          [[int(r[f"op{k}"]), float(r[f"m{k}"])] for k in range(int(r["n_ops"]))]]
+                    for r in recs
+                ]
+                image_emb, text_emb = unit_rows(rng, J, K, D), unit_rows(rng, 1 + S, K, D)
+                if unique is not None:
+                    drawn.append((jpeg, w, h, param_aug, image_emb, text_emb))
+            else:
+                jpeg, w, h, param_aug, image_emb, text_emb = drawn[i % unique]
             caption = f"a photo of thing number {i} on a table"
             syn = [f"synthetic caption {s} describing photo {i}" for s in range(S)]
             npz = io.BytesIO()
@@ -99,7 +107,7 @@ def shard_paths(out: Path, shards: int) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- runners
-def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = False):
+def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = False, pin_memory: bool = False):
     """What users run today: WebDataset + Pillow + torchvision replay + npz + open_clip tokenizer,
     batched; a ``DataLoader`` over it with ``workers`` processes yields 6-tuples
     ``(image, text, image_emb, text_emb, syn_text, syn_text_emb)``. Shards are split across
@@ -138,7 +146,8 @@ def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = 
         wds.map(replay),
         wds.batched(batch),
     )
-    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
+                                       pin_memory=pin_memory)
 
 
 def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float, float]:

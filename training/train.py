@@ -88,6 +88,10 @@ class TrainConfig:
             raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
         if self.accum_steps < 1 or self.steps < 1:
             raise ValueError("steps and accum_steps must be >= 1")
+        if self.compile and self.compile_mode == "reduce-overhead" and self.accum_steps > 1:
+            # CUDA graphs overwrite a region's outputs on its next run: the cached features of
+            # the accumulation pass would be overwritten before the loss reads them.
+            raise ValueError("--compile-mode reduce-overhead (CUDA graphs) needs --accum-steps 1")
 
 
 @dataclass
