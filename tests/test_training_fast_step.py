@@ -177,8 +177,8 @@ def test_prefetcher_reads_one_step_ahead_only_when_asked():
 # ---------------------------------------------------------------------------- CUDA only
 @cuda
 def test_cuda_step_has_no_host_synchronisation():
-    """CUDA's sync debug mode counts synchronising calls; 4 more steps inside one read-back
-    window may add only that read-back's syncs (one per value read), none per step."""
+    """CUDA's sync debug mode counts synchronising calls: 4 more steps (one more read-back
+    window) must add fewer than one per step (the read-back itself is one copy)."""
     import warnings
 
     from training.distributed import DistInfo
@@ -195,8 +195,8 @@ def test_cuda_step_has_no_host_synchronisation():
                 torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(w.message) for w in caught)
 
-    read_back_values = 6  # loss, clip_loss, kd_loss, grad_norm, logit_scale + none per step
-    assert syncs(8) - syncs(4) <= read_back_values
+    extra = syncs(8) - syncs(4)
+    assert extra < 4, f"{extra} synchronisations for 4 more steps"
 
 
 @cuda
@@ -217,10 +217,11 @@ def test_cuda_fast_step_matches_cpu_plain_step():
 
 
 @cuda
-def test_loader_pins_its_recycled_buffers_once_without_copying(make_store):
+def test_loader_pins_its_recycled_buffers_once_without_copying(tmp_path):
     from mobileclip_fastload import FastReinforcedLoader
+    from mobileclip_fastload.testing.synthetic_store import make_store
 
-    store = make_store(24)
+    store = make_store(tmp_path / "store", n=24, J=3, S=2, K=2, D=8)
     loader = FastReinforcedLoader(store, 8, image_size=64, num_threads=1, prefetch=1, output="uint8",
                                   drop_last=True, pin_memory=True)
     seen = {}

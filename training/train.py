@@ -338,7 +338,10 @@ def train(
         """Fetch the pending steps' device values (the one synchronisation) and write their records."""
         if not pending:
             return
-        values = {k: torch.stack([t[k] for _, t in pending]).tolist() for k in pending[0][1]}
+        keys = list(pending[0][1])
+        # float64 holds every float32 value exactly: one table, one device-to-host copy.
+        table = torch.stack([torch.stack([t[k] for _, t in pending]).double() for k in keys]).tolist()
+        values = dict(zip(keys, table))
         elapsed = time.perf_counter() - window["t0"]
         for i, (record, _) in enumerate(pending):
             record.update({k: v[i] for k, v in values.items()})
