@@ -4,10 +4,12 @@ this module only decides *how* the model's kernels run.
 
 * ``channels_last`` for the image tower (MCi's depthwise convolutions and batch norms get
   cuDNN's NHWC kernels instead of PyTorch's native ``conv_depthwise2d`` fallback in bf16).
-  Not for the text towers: MCt lays its tokens out as ``[B, D, 1, L]`` by transposing
+  Not needed for the text towers: MCt lays its tokens out as ``[B, D, 1, L]`` by transposing
   ``[B, L, D]``, which is already channels-last in memory, and its conv weights
-  (``[D, 1, 1, k]`` depthwise, ``[O, I, 1, 1]`` pointwise) are laid out identically in both
-  formats; open_clip's text transformer has no convolution.
+  (``[D, 1, 1, k]`` depthwise, ``[O, I, 1, 1]`` pointwise) hold the same memory in both
+  formats; open_clip's text transformer has no convolution. The text tower's convs are still given
+  channels-last *strides* (always: nothing moves) so that parameter and gradient strides
+  agree, which DDP's gradient bucket views need to avoid a copy.
   Default on CUDA only: on the CPU, oneDNN's strided 1x1 convolution backward with an NHWC
   input of fewer than 16 channels (MCi's stem) writes past its workspace (oneDNN issue 6035,
   heap corruption seen as ``double free or corruption``), see ``tests/test_training_fast_step.py``.
@@ -124,9 +126,14 @@ def prepare_model(model: nn.Module, device: torch.device, fast: FastPath) -> nn.
         log.warning("channels_last on the CPU: oneDNN's strided 1x1 convolution backward with fewer than 16 "
                     "NHWC input channels corrupts memory (oneDNN issue 6035); prefer it on CUDA only")
     model.to(device)
-    visual = getattr(model, "visual", None)
+    visual, text = getattr(model, "visual", None), getattr(model, "text", None)
     if fast.channels_last and visual is not None:
         visual.to(memory_format=torch.channels_last)
+    for conv in (m for m in (text.modules() if text is not None else ()) if isinstance(m, nn.Conv2d)):
+        # Same memory, other strides on the size-1 dims: MCt's conv weight gradients come back with
+        # channels-last strides (its activations are channels-last), and DDP's bucket views copy
+        # gradients whose strides differ from their parameter's.
+        conv.to(memory_format=torch.channels_last)
     if fast.grad_checkpointing:
         towers = set_grad_checkpointing(model)
         if not towers:
