@@ -219,7 +219,7 @@ def bench_open_clip_vit(args, device: torch.device) -> dict:
     per_step = timer.time(step, args.steps)
     peak = _peak_bytes(device)
     top, kernels = _top_kernels(step, device) if args.profile else ([], 0)
-    return {"model": "open_clip ViT-B-16 (224 px, 1 caption)", "variant": "cudnn.benchmark", "batch": args.batch,
+    return {"model": "open_clip ViT-B-16 (224 px, 1 caption)", "variant": "default", "batch": args.batch,
             "step_ms": per_step * 1e3, "samples_per_s": args.batch / per_step, "first_step_s": None,
             "compile_s": None, "peak_mb_per_sample": peak / args.batch / 2**20 if peak is not None else None,
             "image_fwd_bwd_ms": None, "text_fwd_bwd_ms": None, "kernels_per_step": kernels, "top_kernels": top}
