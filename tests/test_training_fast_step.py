@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 
 import pytest
@@ -159,6 +160,20 @@ def test_log_every_defers_read_back_without_changing_the_numbers(tmp_path):
         assert math.isfinite(b["samples_per_s"]) and b["data_s"] >= 0
     logged = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(logged) == 2  # steps 4 and 6 (the last)
+
+
+def test_compiled_training_reports_compile_time_and_keeps_the_losses(tmp_path):
+    def run(**kw):
+        source = random_reinforced_source(16, batch_size=8, image_size=32, seed=9)
+        return train(_cfg(steps=3, log_every=3, **kw), _model("tiny-S0"), source)
+
+    plain = run()
+    compiled = run(compile=True, compile_backend="aot_eager", output_dir=str(tmp_path / "run"))
+    assert compiled.history[0]["compile_s"] > 0 and "compile_s" not in compiled.history[1]
+    logged = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [1, 3]
+    for a, b in zip(plain.history, compiled.history):
+        assert b["loss"] == pytest.approx(a["loss"], rel=LOSS_RTOL)
 
 
 def test_prefetcher_reads_one_step_ahead_only_when_asked():

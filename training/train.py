@@ -75,11 +75,13 @@ class TrainConfig:
     channels_last: bool | None = None  # image tower in channels_last; None: on CUDA only
     compile: bool = False  # regional torch.compile
     compile_mode: str = "default"
+    compile_backend: str = "inductor"  # tests: "aot_eager"
     grad_checkpointing: bool = False
 
     def fast_path(self, device: torch.device) -> FastPath:
         return FastPath.default_for(device, channels_last=self.channels_last, compile=self.compile,
-                                    compile_mode=self.compile_mode, grad_checkpointing=self.grad_checkpointing)
+                                    compile_mode=self.compile_mode, compile_backend=self.compile_backend,
+                                    grad_checkpointing=self.grad_checkpointing)
 
     def __post_init__(self) -> None:
         if self.caption_mode not in CAPTION_MODES:
@@ -332,6 +334,7 @@ def train(
             })
 
     pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
+    first_step = step + 1
     window = {"t0": time.perf_counter(), "samples": 0}
 
     def read_back() -> None:
@@ -346,8 +349,11 @@ def train(
         for i, (record, _) in enumerate(pending):
             record.update({k: v[i] for k, v in values.items()})
             record.update(samples_per_s=window["samples"] / elapsed, step_s=elapsed / len(pending))
+            compiled = fast.compile and record["step"] == first_step
+            if compiled:  # read back alone (see the loop): this first step's time is the compilation
+                record["compile_s"] = elapsed
             result.history.append(record)
-            if record["step"] % cfg.log_every == 0 or record["step"] == end:
+            if record["step"] % cfg.log_every == 0 or record["step"] == end or compiled:
                 _log_line(metrics_path, record)
         bar.set_postfix(loss=f"{pending[-1][0]['loss']:.4f}", lr=f"{pending[-1][0]['lr']:.2e}")
         pending.clear()
@@ -380,7 +386,8 @@ def train(
             bar.update(1)
             saving = bool(cfg.save_every and step % cfg.save_every == 0)
             evaluating = eval_fn is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == end)
-            if step % cfg.log_every == 0 or step == end or saving or evaluating:
+            compiled_now = fast.compile and step == first_step  # its time is the compile time: report it
+            if step % cfg.log_every == 0 or step == end or saving or evaluating or compiled_now:
                 read_back()
 
             if saving:
