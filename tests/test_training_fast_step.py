@@ -233,21 +233,28 @@ def test_cuda_fast_step_matches_cpu_plain_step():
 
 @cuda
 def test_loader_pins_its_recycled_buffers_once_without_copying(tmp_path):
+    """Registered ranges are exactly the memory torch views; buffers whose pages a registered
+    buffer already covers stay pageable (small heap buffers), the rest are pinned once."""
     from mobileclip_fastload import FastReinforcedLoader
     from mobileclip_fastload.testing.synthetic_store import make_store
 
     store = make_store(tmp_path / "store", n=24, J=3, S=2, K=2, D=8)
-    loader = FastReinforcedLoader(store, 8, image_size=64, num_threads=1, prefetch=1, output="uint8",
+    loader = FastReinforcedLoader(store, 8, image_size=256, num_threads=1, prefetch=1, output="uint8",
                                   drop_last=True, pin_memory=True)
-    seen = {}
+    fields = ("images", "text", "syn_text", "image_emb", "text_emb", "syn_text_emb")
+    views = set()
     for _ in range(2):
         for b in loader:
             assert b.images.data_ptr() == b.memory.images_address  # a view of the Rust buffer, not a copy
-            assert b.images.is_pinned() and b.text.is_pinned() and b.image_emb.is_pinned()
-            on_gpu = b.images.to("cuda", non_blocking=True)
-            torch.cuda.synchronize()
-            assert torch.equal(on_gpu.cpu(), b.images)
-            seen[b.images.data_ptr()] = True
-    assert len(loader._pinned._ranges) <= 6 * (len(seen) + 1)
+            for f in fields:
+                t = getattr(b, f)
+                views.add((t.data_ptr(), t.untyped_storage().nbytes()))
+                assert t.is_pinned() == (t.data_ptr() in loader._pinned._ranges)
+                on_gpu = t.to("cuda", non_blocking=True)
+                torch.cuda.synchronize()
+                assert torch.equal(on_gpu.cpu(), t)
+    registered = {(addr, r[0]) for addr, r in loader._pinned._ranges.items()}
+    assert registered and registered <= views
+    assert len(views) <= 6 * 4  # recycled: a handful of buffers, not one per batch
     loader.close()
-    assert not loader._pinned._ranges
+    assert not loader._pinned._ranges and not b.images.is_pinned()
