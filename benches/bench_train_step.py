@@ -285,7 +285,8 @@ def bench_end_to_end(args, device: torch.device) -> list[dict]:
                                               teacher_dim=TEACHER_DIM, num_augs=1, num_syn=1)
         elif feed == "FastReinforcedLoader":
             source = open_store_loader(str(store), args.batch, pre.image_size, pre.interpolation, pre.mean, pre.std,
-                                       "both", 0.5, 0, max(1, cores - 1), "uint8", pin_memory=device.type == "cuda")
+                                       "both", 0.5, 0, max(1, cores - 1), "uint8", pin_memory=device.type == "cuda",
+                                       prefetch=4)  # few buffers: all pinned (once each) within the warm-up window
         else:
             source = ReferenceSource(tars, args.batch, cores, pin_memory=device.type == "cuda")
         cfg = TrainConfig(steps=2 * window, warmup=1, precision=args.precision, log_every=window, progress=False,

@@ -208,6 +208,7 @@ def open_store_loader(
     num_threads: int | None,
     output: str = "float32",
     pin_memory: bool = False,
+    prefetch: int | None = None,
 ) -> Any:
     """A ``FastReinforcedLoader`` over a DR store, configured for the model's preprocessing
     (``pin_memory``: its recycled batch memory is page-locked once, for asynchronous copies)."""
@@ -228,4 +229,5 @@ def open_store_loader(
         mix_probability=mix_probability,
         num_threads=num_threads,
         pin_memory=pin_memory,
+        prefetch=prefetch,
     )
