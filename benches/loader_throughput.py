@@ -17,6 +17,7 @@ tree, sampled) and time to first batch are its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -35,36 +36,50 @@ J, S, K, D = 30, 5, 2, 768
 
 
 # ----------------------------------------------------------------------------- data
-def build_data(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
-    """The same n samples as a DataCompDR-style joined tar and as a DR store."""
+def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | None = None) -> tuple[Path, Path]:
+    """The same n samples as DataCompDR-style joined tars (``shards`` of them, consecutive
+    samples, ``shard-00000.tar`` ...) and as a DR store; returns (first tar, store).
+    ``unique``: draw only that many images, augmentations and embeddings and cycle through
+    them (drawing is slow; the loaders do the same work per sample either way)."""
     from mobileclip_fastload.store import Sample, StoreWriter, aug_records
     from mobileclip_fastload.testing.datacompdr import normalised_embeddings as unit_rows
     from mobileclip_fastload.testing.synthetic_store import photo_jpeg, random_aug_records
     from mobileclip_fastload.tokenizer import tokenize
 
-    tar_path, store_path = out / "shard-00000.tar", out / "store"
-    if tar_path.exists() and (store_path / "manifest.json").exists():
+    tar_paths = shard_paths(out, shards)
+    tar_path, store_path = tar_paths[0], out / "store"
+    if all(t.exists() for t in tar_paths) and (store_path / "manifest.json").exists():
         return tar_path, store_path
     rng = np.random.default_rng(seed)
-    with tarfile.open(tar_path, "w") as tar, StoreWriter(store_path, J=J, S=S, K=K, D=D) as writer:
+    per_shard = -(-n // shards)
+    drawn: list[tuple] = []
+    tars = [tarfile.open(t, "w") for t in tar_paths]
+    with contextlib.ExitStack() as stack, StoreWriter(store_path, J=J, S=S, K=K, D=D) as writer:
+        for t in tars:
+            stack.enter_context(t)
 
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+            tars[i // per_shard].addfile(info, io.BytesIO(data))
 
         for i in range(n):
             key = f"{i:08d}"
-            jpeg, w, h = photo_jpeg(rng, min_side=384, max_side=512)
-            recs = random_aug_records(rng, J, w, h)
-            param_aug = [
-                None
-                if r["flags"] & 1
-                else [[int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"])],
-                      [[int(r[f"op{k}"]), float(r[f"m{k}"])] for k in range(int(r["n_ops"]))]]
-                for r in recs
-            ]
-            image_emb, text_emb = unit_rows(rng, J, K, D), unit_rows(rng, 1 + S, K, D)
+            if unique is None or len(drawn) < unique:
+                jpeg, w, h = photo_jpeg(rng, min_side=384, max_side=512)
+                recs = random_aug_records(rng, J, w, h)
+                param_aug = [
+                    None
+                    if r["flags"] & 1
+                    else [[int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"])],
+                          [[int(r[f"op{k}"]), float(r[f"m{k}"])] for k in range(int(r["n_ops"]))]]
+                    for r in recs
+                ]
+                image_emb, text_emb = unit_rows(rng, J, K, D), unit_rows(rng, 1 + S, K, D)
+                if unique is not None:
+                    drawn.append((jpeg, w, h, param_aug, image_emb, text_emb))
+            else:
+                jpeg, w, h, param_aug, image_emb, text_emb = drawn[i % unique]
             caption = f"a photo of thing number {i} on a table"
             syn = [f"synthetic caption {s} describing photo {i}" for s in range(S)]
             npz = io.BytesIO()
@@ -87,9 +102,16 @@ def build_data(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     return tar_path, store_path
 
 
+def shard_paths(out: Path, shards: int) -> list[Path]:
+    return [out / f"shard-{k:05d}.tar" for k in range(shards)]
+
+
 # ----------------------------------------------------------------------------- runners
-def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float, float]:
-    """What users run today: WebDataset + Pillow + torchvision in DataLoader workers."""
+def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = False, pin_memory: bool = False):
+    """What users run today: WebDataset + Pillow + torchvision replay + npz + open_clip tokenizer,
+    batched; a ``DataLoader`` over it with ``workers`` processes yields 6-tuples
+    ``(image, text, image_emb, text_emb, syn_text, syn_text_emb)``. Shards are split across
+    workers when there are enough of them, else samples are; ``loop`` repeats forever."""
     import torch
     import torchvision.transforms.functional as TF
     import webdataset as wds
@@ -114,17 +136,26 @@ def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float, floa
         return (image, text, torch.from_numpy(emb["image_emb"][j]).half(), torch.from_numpy(emb["text_emb"][0]).half(),
                 syn_text, torch.from_numpy(emb["text_emb"][1 + s]).half())
 
-    # One shard: split samples across workers so each decodes a disjoint part.
+    by_shard = len(tars) >= max(1, workers)
+    shards = wds.ResampledShards([str(t) for t in tars]) if loop else wds.SimpleShardList([str(t) for t in tars])
     ds = wds.DataPipeline(
-        wds.SimpleShardList([str(tar)]),
+        shards,
+        *([wds.split_by_worker] if by_shard and not loop else []),
         wds.tarfile_to_samples(),
-        _worker_slice,
+        *([] if by_shard else [_worker_slice]),  # few shards: each worker decodes a disjoint part of them
         wds.map(replay),
         wds.batched(batch),
     )
+    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
+                                       pin_memory=pin_memory)
+
+
+def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float, float]:
+    import open_clip  # noqa: F401  (imports are not timed)
+    import webdataset  # noqa: F401
+
     t0 = time.perf_counter()
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=False)
-    return _drain(loader, t0)
+    return _drain(reference_pipeline([tar], batch, workers), t0)
 
 
 def _worker_slice(samples):

@@ -207,8 +207,11 @@ def open_store_loader(
     seed: int,
     num_threads: int | None,
     output: str = "float32",
+    pin_memory: bool = False,
+    prefetch: int | None = None,
 ) -> Any:
-    """A ``FastReinforcedLoader`` over a DR store, configured for the model's preprocessing."""
+    """A ``FastReinforcedLoader`` over a DR store, configured for the model's preprocessing
+    (``pin_memory``: its recycled batch memory is page-locked once, for asynchronous copies)."""
     from mobileclip_fastload import FastReinforcedLoader  # imported lazily: only the store path needs the extension
 
     return FastReinforcedLoader(
@@ -225,4 +228,6 @@ def open_store_loader(
         caption_mode="mix" if caption_mode == "mix" else "both",
         mix_probability=mix_probability,
         num_threads=num_threads,
+        pin_memory=pin_memory,
+        prefetch=prefetch,
     )

@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
+import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -38,6 +40,8 @@ from training.distributed import DistInfo, all_gather_objects, cleanup, init_dis
 from training.loss import ReinforcedClipLoss, mix_captions
 from training.models import CLIPModel, create_model, list_models
 from training.optim import build_optimizer, lr_at
+from training.prefetch import DevicePrefetcher
+from training.step import COMPILE_MODES, FastPath, image_memory_format, prepare_model
 
 CAPTION_MODES = ("both", "real", "mix")
 
@@ -67,6 +71,17 @@ class TrainConfig:
     resume: bool = True  # continue from <output_dir>/checkpoints/latest.pt when present
     stop_at: int | None = None  # end this invocation after this step (as if killed); the schedule still uses `steps`
     progress: bool = True
+    # How the step runs (training.step); the numbers are the same either way.
+    channels_last: bool | None = None  # image tower in channels_last; None: on CUDA only
+    compile: bool = False  # regional torch.compile
+    compile_mode: str = "default"
+    compile_backend: str = "inductor"  # tests: "aot_eager"
+    grad_checkpointing: bool = False
+
+    def fast_path(self, device: torch.device) -> FastPath:
+        return FastPath.default_for(device, channels_last=self.channels_last, compile=self.compile,
+                                    compile_mode=self.compile_mode, compile_backend=self.compile_backend,
+                                    grad_checkpointing=self.grad_checkpointing)
 
     def __post_init__(self) -> None:
         if self.caption_mode not in CAPTION_MODES:
@@ -75,6 +90,10 @@ class TrainConfig:
             raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
         if self.accum_steps < 1 or self.steps < 1:
             raise ValueError("steps and accum_steps must be >= 1")
+        if self.compile and self.compile_mode == "reduce-overhead" and self.accum_steps > 1:
+            # CUDA graphs overwrite a region's outputs on its next run: the cached features of
+            # the accumulation pass would be overwritten before the loss reads them.
+            raise ValueError("--compile-mode reduce-overhead (CUDA graphs) needs --accum-steps 1")
 
 
 @dataclass
@@ -113,32 +132,48 @@ class _Prepared:
     syn_text_emb: torch.Tensor | None
 
 
-def _prepare(batch: Batch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator) -> _Prepared:
-    images = batch.images.to(device, non_blocking=True)
+@functools.lru_cache(maxsize=16)
+def _mean_std(device: torch.device, mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    # Made once: a tensor built from a list per step would be a blocking (synchronising) copy.
+    return (torch.tensor(mean, device=device).view(1, 3, 1, 1), torch.tensor(std, device=device).view(1, 3, 1, 1))
+
+
+def _images_on_device(images: torch.Tensor, model: CLIPModel, device: torch.device,
+                      memory_format: torch.memory_format) -> torch.Tensor:
+    """Copy (asynchronously from pinned memory) and, for uint8, normalise on the device:
+    ``(x / 255 - mean) / std`` as the loader's float32 output computes it."""
+    images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
     if images.dtype == torch.uint8:
         pre = model.preprocess
         images = images.float().div_(255.0)
         if pre.mean != (0.0, 0.0, 0.0) or pre.std != (1.0, 1.0, 1.0):
-            mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1)
-            std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1)
-            images = (images - mean) / std
+            mean, std = _mean_std(device, tuple(pre.mean), tuple(pre.std))
+            images = images.sub_(mean).div_(std)
+    return images
+
+
+def _prepare(batch: Batch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator,
+             memory_format: torch.memory_format = torch.contiguous_format) -> _Prepared:
+    """One micro-batch on the device. Caption choices are made on the host (no device
+    round trip); the copies are ``non_blocking`` and concatenation happens on the device,
+    so pinned loader memory is copied as it is."""
+    images = _images_on_device(batch.images, model, device, memory_format)
     text, text_emb = batch.text, batch.text_emb
     if cfg.caption_mode == "mix" and batch.text_is_syn is None:
         text, text_emb, _ = mix_captions(text, text_emb, batch.syn_text, batch.syn_text_emb, cfg.mix_probability, mix_gen)
     has_syn = cfg.caption_mode == "both"
-    texts = torch.cat([text, batch.syn_text]) if has_syn else text
+    host_texts = [text, batch.syn_text] if has_syn else [text]
     context = model.preprocess.context_length
-    if texts.shape[1] > context:
-        # A model with a shorter context (small experiments) takes the stored 77-token rows
-        # only if nothing but padding is cut.
-        if (texts[:, context:] != 0).any():
-            raise ValueError(f"captions are longer than the model's context of {context} tokens")
-        texts = texts[:, :context]
+    # A model with a shorter context (small experiments) takes the stored 77-token rows
+    # only if nothing but padding is cut (checked on the host copy: no device round trip).
+    if text.shape[1] > context and any(bool((t[:, context:] != 0).any()) for t in host_texts):
+        raise ValueError(f"captions are longer than the model's context of {context} tokens")
 
     def dev(t: torch.Tensor | None) -> torch.Tensor | None:
         return t.to(device, non_blocking=True) if t is not None else None
 
-    return _Prepared(images, texts.to(device, non_blocking=True), has_syn, dev(batch.image_emb), dev(text_emb),
+    texts = torch.cat([dev(t) for t in host_texts])[:, :context]
+    return _Prepared(images, texts, has_syn, dev(batch.image_emb), dev(text_emb),
                      dev(batch.syn_text_emb) if has_syn else None)
 
 
@@ -155,20 +190,25 @@ def _cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
     return None if any(t is None for t in parts) else torch.cat(parts)
 
 
-def _train_step(net, loss_fn, prepared: list[_Prepared], autocast) -> dict[str, float]:
-    """Forward + backward for one optimiser step (no optimiser update)."""
+def _detached(out) -> dict[str, torch.Tensor]:
+    # Kept on the device: reading them back every step would synchronise the host with the GPU.
+    return {"loss": out.loss.detach(), "clip_loss": out.clip.detach(), "kd_loss": out.kd.detach()}
+
+
+def _train_step(net, loss_fn, prepared: list[_Prepared], autocast) -> dict[str, torch.Tensor]:
+    """Forward + backward for one optimiser step (no optimiser update); losses as device tensors."""
     teacher = [_cat([getattr(p, k) for p in prepared]) for k in ("image_emb", "text_emb", "syn_text_emb")]
     if len(prepared) == 1:
         img, txt, syn, scale = _features(net, prepared[0], autocast)
         out = loss_fn(img, txt, scale, teacher[0], teacher[1], syn, teacher[2])
         out.loss.backward()
-        return out.as_floats()
+        return _detached(out)
 
     # Accumulation: features of every micro-batch without grad, then each micro-batch again with
     # grad against the cached rest; summing the micro-batch gradients gives the full-batch gradient.
     with torch.no_grad():
         cached = [_features(net, p, autocast)[:3] for p in prepared]
-    totals: dict[str, float] = {}
+    totals: dict[str, torch.Tensor] = {}
     for m, p in enumerate(prepared):
         last = m == len(prepared) - 1
         sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
@@ -182,8 +222,8 @@ def _train_step(net, loss_fn, prepared: list[_Prepared], autocast) -> dict[str, 
             scale = fresh[3] if last else fresh[3].detach()
             out = loss_fn(img, txt, scale, teacher[0], teacher[1], syn, teacher[2])
             out.loss.backward()
-        for k, v in out.as_floats().items():
-            totals[k] = totals.get(k, 0.0) + v / len(prepared)
+        for k, v in _detached(out).items():
+            totals[k] = totals[k] + v / len(prepared) if k in totals else v / len(prepared)
     return totals
 
 
@@ -193,6 +233,23 @@ def _log_line(path: Path | None, record: dict[str, Any]) -> None:
             f.write(json.dumps(record) + "\n")
 
 
+@dataclass
+class _StepBatches:
+    """One optimiser step's micro-batches on the device, and where the source stood after them."""
+
+    step: int
+    prepared: list[_Prepared]
+    loader_state: dict[str, Any]
+    epoch: int
+
+
+def _grad_norm(model: nn.Module, max_norm: float) -> torch.Tensor:
+    """Total gradient norm as a device tensor (clipping to ``max_norm`` if > 0); no host sync."""
+    if max_norm > 0:
+        return torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    return torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+
+
 def train(
     cfg: TrainConfig,
     model: CLIPModel,
@@ -200,10 +257,17 @@ def train(
     info: DistInfo | None = None,
     eval_fn: Callable[[CLIPModel], dict[str, float]] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on batches from ``source`` (the ``FastReinforcedLoader`` contract, see ``training.data``)."""
+    """Train ``model`` on batches from ``source`` (the ``FastReinforcedLoader`` contract, see ``training.data``).
+
+    The step never waits for the device: losses, the gradient norm and the logit scale stay
+    device tensors and are read back (one synchronisation) when a record is written, every
+    ``cfg.log_every`` steps and before checkpoints and evaluations. ``samples_per_s`` and
+    ``step_s`` of a record are the averages over the steps since the previous read-back;
+    ``data_s`` is each step's own wait for its batches (plus queueing their copy)."""
     info = info or DistInfo()
     device = info.device
-    model.to(device)
+    fast = cfg.fast_path(device)
+    prepare_model(model, device, fast)
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps)
     out_dir = Path(cfg.output_dir) if cfg.output_dir else None
     ckpt_dir = out_dir / "checkpoints" if out_dir else None
@@ -228,7 +292,9 @@ def train(
 
     net: nn.Module = model
     if info.world_size > 1:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # Gradients live in DDP's buckets (no copy); a single forward per step keeps the graph static.
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      gradient_as_bucket_view=True, static_graph=cfg.accum_steps == 1)
     loss_fn = ReinforcedClipLoss(cfg.lam, cfg.num_teachers, cfg.teacher_logit_scale)
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -238,62 +304,109 @@ def train(
     stream = BatchStream(source, epoch)
     result = TrainResult(step=step)
     end = cfg.steps if cfg.stop_at is None else min(cfg.steps, cfg.stop_at)
+    memory_format = image_memory_format(fast)
+    step_numbers = itertools.count(step)
+
+    def produce() -> tuple[int, list[Any], dict[str, Any], int]:
+        raw = [stream.next() for _ in range(cfg.accum_steps)]
+        # The source is read ahead of the step that uses it: remember where it stood after
+        # this step's batches, which is what a checkpoint after this step must hold.
+        return next(step_numbers), raw, source.state_dict(), stream.epoch
+
+    def stage(host: tuple[int, list[Any], dict[str, Any], int]) -> _StepBatches:
+        number, raw, loader_state, batch_epoch = host
+        mix_gen = seeded_generator(cfg.seed, number, info.rank, 3)
+        prepared = [_prepare(as_batch(b), model, cfg, device, mix_gen, memory_format) for b in raw]
+        return _StepBatches(number, prepared, loader_state, batch_epoch)
+
+    prefetcher = DevicePrefetcher(produce, stage, device)
+    position = (source.state_dict(), stream.epoch)  # of the source after the last step taken
 
     def checkpoint() -> None:
         if ckpt_dir is None:
             return
-        loader_states = all_gather_objects(source.state_dict(), info)
+        loader_states = all_gather_objects(position[0], info)
         if info.is_main:
             save_checkpoint(ckpt_dir, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "epoch": stream.epoch, "loader": loader_states, "rng": torch.get_rng_state(),
+                "epoch": position[1], "loader": loader_states, "rng": torch.get_rng_state(),
                 "config": dataclasses.asdict(cfg), "model_name": model.name,
             })
 
+    pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
+    first_step = step + 1
+    window = {"t0": time.perf_counter(), "samples": 0}
+
+    def read_back() -> None:
+        """Fetch the pending steps' device values (the one synchronisation) and write their records."""
+        if not pending:
+            return
+        keys = list(pending[0][1])
+        # float64 holds every float32 value exactly: one table, one device-to-host copy.
+        table = torch.stack([torch.stack([t[k] for _, t in pending]).double() for k in keys]).tolist()
+        values = dict(zip(keys, table))
+        elapsed = time.perf_counter() - window["t0"]
+        for i, (record, _) in enumerate(pending):
+            record.update({k: v[i] for k, v in values.items()})
+            record.update(samples_per_s=window["samples"] / elapsed, step_s=elapsed / len(pending))
+            compiled = fast.compile and record["step"] == first_step
+            if compiled:  # read back alone (see the loop): this first step's time is the compilation
+                record["compile_s"] = elapsed
+            result.history.append(record)
+            if record["step"] % cfg.log_every == 0 or record["step"] == end or compiled:
+                _log_line(metrics_path, record)
+        bar.set_postfix(loss=f"{pending[-1][0]['loss']:.4f}", lr=f"{pending[-1][0]['lr']:.2e}")
+        pending.clear()
+        window.update(t0=time.perf_counter(), samples=0)
+
     bar = tqdm(total=cfg.steps, initial=step, disable=not (cfg.progress and info.is_main), dynamic_ncols=True)
     model.train()
-    while step < end:
-        t0 = time.perf_counter()
-        raw = [stream.next() for _ in range(cfg.accum_steps)]
-        t_data = time.perf_counter() - t0
-        mix_gen = seeded_generator(cfg.seed, step, info.rank, 3)
-        prepared = [_prepare(as_batch(b), model, cfg, device, mix_gen) for b in raw]
-        lr = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    try:
+        while step < end:
+            t0 = time.perf_counter()
+            batches: _StepBatches = prefetcher.next(more=step + 1 < end)
+            t_data = time.perf_counter() - t0
+            lr = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if fast.uses_cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()
 
-        losses = _train_step(net, loss_fn, prepared, autocast)
-        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        model.clamp_logit_scale()
-        step += 1
+            stats = _train_step(net, loss_fn, batches.prepared, autocast)
+            stats["grad_norm"] = _grad_norm(model, cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            model.clamp_logit_scale()
+            stats["logit_scale"] = model.logit_scale.detach().exp()
+            step += 1
+            position = (batches.loader_state, batches.epoch)
 
-        dt = time.perf_counter() - t0
-        samples = sum(p.images.shape[0] for p in prepared) * info.world_size
-        record = {"step": step, "epoch": stream.epoch, "lr": lr, **losses,
-                  "logit_scale": float(model.logit_scale.detach().exp()), "grad_norm": grad_norm,
-                  "samples_per_s": samples / dt, "data_s": t_data, "step_s": dt}
-        result.history.append(record)
-        if step % cfg.log_every == 0 or step == end:
-            _log_line(metrics_path, record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{lr:.2e}")
+            window["samples"] += sum(p.images.shape[0] for p in batches.prepared) * info.world_size
+            pending.append(({"step": step, "epoch": batches.epoch, "lr": lr, "data_s": t_data}, stats))
+            bar.update(1)
+            saving = bool(cfg.save_every and step % cfg.save_every == 0)
+            evaluating = eval_fn is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == end)
+            compiled_now = fast.compile and step == first_step  # its time is the compile time: report it
+            if step % cfg.log_every == 0 or step == end or saving or evaluating or compiled_now:
+                read_back()
 
-        if cfg.save_every and step % cfg.save_every == 0:
-            checkpoint()
-        if eval_fn is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == end):
-            if info.is_main:
-                model.eval()
-                evals = eval_fn(model)
-                model.train()
-                eval_record = {"step": step, **{f"eval/{k}": v for k, v in evals.items()}}
-                result.history.append(eval_record)
-                _log_line(metrics_path, eval_record)
-            if info.world_size > 1:
-                torch.distributed.barrier()
-    bar.close()
+            if saving:
+                checkpoint()
+            if evaluating:
+                if info.is_main:
+                    model.eval()
+                    evals = eval_fn(model)
+                    model.train()
+                    eval_record = {"step": step, **{f"eval/{k}": v for k, v in evals.items()}}
+                    result.history.append(eval_record)
+                    _log_line(metrics_path, eval_record)
+                if info.world_size > 1:
+                    torch.distributed.barrier()
+                window.update(t0=time.perf_counter(), samples=0)
+        read_back()
+    finally:
+        prefetcher.close()
+        bar.close()
     checkpoint()
     result.step = step
     return result
@@ -332,6 +445,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="loader decode threads")
     p.add_argument("--loader-output", choices=("float32", "uint8"), default="float32")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="image tower in channels_last (default: on CUDA only; see training/step.py)")
+    p.add_argument("--compile", action="store_true", help="regional torch.compile (each block compiled on its own)")
+    p.add_argument("--compile-mode", choices=COMPILE_MODES, default=d.compile_mode,
+                   help="reduce-overhead: CUDA graphs in every compiled region")
+    p.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in backward")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -347,6 +466,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
             source = open_store_loader(
                 args.store, args.batch_size, pre.image_size, pre.interpolation, pre.mean, pre.std,
                 args.caption_mode, args.mix_probability, args.seed, args.threads, args.loader_output,
+                pin_memory=info.device.type == "cuda",
             )
             num_teachers = args.num_teachers or int(source.dims["K"])
         else:
@@ -362,6 +482,8 @@ def main(argv: list[str] | None = None) -> TrainResult:
             caption_mode=args.caption_mode, mix_probability=args.mix_probability, seed=args.seed,
             output_dir=args.output, save_every=args.save_every, log_every=args.log_every,
             resume=not args.no_resume, stop_at=args.stop_at, progress=not args.no_progress,
+            channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,
+            grad_checkpointing=args.grad_checkpointing,
         )
         return train(cfg, model, source, info)
     finally:

@@ -59,6 +59,49 @@ class ReinforcedBatch:
         return int(self.images.shape[0])
 
 
+# Fields a training step copies to the GPU (the rest are bookkeeping, or copies like text_is_syn).
+_COPIED_TO_DEVICE = ("images", "text", "syn_text", "image_emb", "text_emb", "syn_text_emb")
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class _PinnedBuffers:
+    """Page-locks the recycled batch buffers, each once, exactly as torch sees them.
+
+    The Rust pool hands out the same buffers again and again, and frees them only when the
+    loader core is dropped, so a buffer registered at its first delivery stays valid until
+    :meth:`unregister_all` (called by ``close`` / ``__del__``). A registration covers whole
+    pages; CUDA refuses a range whose pages overlap an already registered one, which small
+    heap buffers sharing a page would do: those are left pageable (they are tiny)."""
+
+    def __init__(self) -> None:
+        self._ranges: dict[int, tuple[int, int, int]] = {}  # address -> (bytes, first page, end page)
+
+    def register(self, t: torch.Tensor) -> None:
+        addr, size = t.data_ptr(), t.untyped_storage().nbytes()
+        known = self._ranges.get(addr)
+        if size == 0 or (known is not None and known[0] >= size):
+            return
+        if known is not None:  # first seen in a short last batch: widen the registration
+            self._unregister(addr)
+        first, end = addr // _PAGE, -(-(addr + size) // _PAGE)
+        if any(first < e and f < end for _, f, e in self._ranges.values()):
+            return
+        cudart = torch.cuda.cudart()
+        torch.cuda.check_error(cudart.cudaHostRegister(addr, size, 0))
+        self._ranges[addr] = (size, first, end)
+
+    def _unregister(self, addr: int) -> None:
+        self._ranges.pop(addr)
+        torch.cuda.check_error(torch.cuda.cudart().cudaHostUnregister(addr))
+
+    def unregister_all(self) -> None:
+        for addr in list(self._ranges):
+            try:
+                self._unregister(addr)
+            except Exception as e:  # interpreter shutdown: the CUDA context may be gone already
+                log.debug("cudaHostUnregister failed: %s", e)
+
+
 def _default_rank_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -92,7 +135,9 @@ class FastReinforcedLoader:
         caption_mode: "both" (real + one synthetic caption) or "mix" (the `text`
             slot is synthetic with probability `mix_probability`).
         prefetch: batches assembled ahead of the consumer (default 2 * num_threads).
-        pin_memory: copy each batch into pinned memory (CUDA only).
+        pin_memory: page-lock (``cudaHostRegister``) the loader's recycled batch memory
+            the first time each buffer is delivered, so ``tensor.to("cuda", non_blocking=True)``
+            copies straight from it, asynchronously, with no per-batch copy (CUDA only).
         on_error: "skip" (replace an undecodable image deterministically, count
             and log it; `skipped` lists each such sample once) or "raise" (the
             error comes from `next()` after every batch before it, in order).
@@ -180,6 +225,7 @@ class FastReinforcedLoader:
         self._core = LoaderCore(os.fspath(store), **self._config)
         self.store_path = os.fspath(store)
         self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
+        self._pinned = _PinnedBuffers() if self.pin_memory else None
         self.epoch = 0
         self._position = 0  # batches of `epoch` already delivered
         self._generation = 0  # which iterator (if any) moves the position
@@ -257,6 +303,17 @@ class FastReinforcedLoader:
             log.warning("skipped %s; replaced by index %d", s["reason"], s["replacement"])
         self._reported_skips = len(skipped)
 
+    def close(self) -> None:
+        """Unpin the batch memory (the loader's buffers stay valid as ordinary memory)."""
+        if self._pinned is not None:
+            self._pinned.unregister_all()
+
+    def __del__(self) -> None:
+        # Registrations must end before the Rust side can free the buffers (when the core goes).
+        pinned = getattr(self, "_pinned", None)
+        if pinned is not None:
+            pinned.unregister_all()
+
     def _to_batch(self, raw: dict[str, Any]) -> ReinforcedBatch:
         tensors = {
             k: torch.from_numpy(v)
@@ -264,8 +321,9 @@ class FastReinforcedLoader:
             if isinstance(v, np.ndarray)
         }
         tensors["text_is_syn"] = tensors["text_is_syn"].bool()
-        if self.pin_memory:
-            tensors = {k: v.pin_memory() for k, v in tensors.items()}
+        if self._pinned is not None:
+            for name in _COPIED_TO_DEVICE:
+                self._pinned.register(tensors[name])
         return ReinforcedBatch(epoch=raw["epoch"], batch_number=raw["batch_number"], memory=raw["memory"], **tensors)
 
 

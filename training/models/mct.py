@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from training.models.mct_layers import LayerNormFP32, PositionalEmbedding, TransformerEncoder
@@ -58,6 +59,7 @@ class MCt(nn.Module):
         layers.append(RepMixerBlock(cfg.dim, kernel_size=cfg.repmixer_kernel_size))
         self.transformer = nn.ModuleList(layers)
 
+        self.grad_checkpointing = False
         self.final_layer_norm = LayerNormFP32(cfg.dim)
         self.projection_layer = nn.Parameter(torch.empty(cfg.dim, cfg.projection_dim))
         nn.init.normal_(self.projection_layer, std=cfg.dim**-0.5)
@@ -70,11 +72,13 @@ class MCt(nn.Module):
             self.embedding_layer.weight.dtype
         )
         x = self.embedding_dropout(x)
+        checkpointed = self.grad_checkpointing and torch.is_grad_enabled()
         for layer in self.transformer:
-            if isinstance(layer, TransformerEncoder):
-                x = layer(x, causal=self.cfg.causal_masking)
+            kwargs = {"causal": self.cfg.causal_masking} if isinstance(layer, TransformerEncoder) else {}
+            if checkpointed:
+                x = torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False, **kwargs)
             else:
-                x = layer(x)
+                x = layer(x, **kwargs)
         return self.final_layer_norm(x)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -82,6 +86,10 @@ class MCt(nn.Module):
         # EOT pooling: the EOT id (49407) is the largest id in every row.
         eot = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
         return eot @ self.projection_layer.to(eot.dtype)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each layer's activations in backward instead of storing them (as timm / open_clip)."""
+        self.grad_checkpointing = enable
 
     def reparameterize(self) -> None:
         """Fold every Text-RepMixer branch (and ConvFFN's conv+BN) for inference, in place."""
