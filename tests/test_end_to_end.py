@@ -14,6 +14,7 @@ from PIL import Image
 
 from mobileclip_fastload import FastReinforcedLoader, Store
 from mobileclip_fastload.convert import convert
+from mobileclip_fastload.loader import TRAINING_INTERPOLATION
 from mobileclip_fastload.reference import reference_replay
 from mobileclip_fastload.store import FLAG_IMAGE_TRANSCODED
 from mobileclip_fastload.testing.datacompdr import make_dataset
@@ -42,7 +43,7 @@ def test_loader_pixels_equal_reference_on_source_images(tmp_path, layout):
             i, j = int(batch.index[r]), int(batch.aug_index[r])
             src = by_uid[store.uid(i)]
             # The reference sees the source bytes and the stored (stored-pixel-space) box.
-            ref = reference_replay(src.stored_image, store.aug(i)[j], 32, "bilinear")
+            ref = reference_replay(src.stored_image, store.aug(i)[j], 32, TRAINING_INTERPOLATION)
             assert np.array_equal(batch.images[r].permute(1, 2, 0).numpy(), ref), (src.uid, src.original_format, j)
             seen += 1
     assert seen == len(store)

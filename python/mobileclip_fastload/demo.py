@@ -17,6 +17,7 @@ import numpy as np
 def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48, batch_size: int = 16, threads: int = 2, check_batches: int = 2) -> int:
     from mobileclip_fastload import FastReinforcedLoader, Store
     from mobileclip_fastload.convert import convert
+    from mobileclip_fastload.loader import TRAINING_INTERPOLATION
     from mobileclip_fastload.reference import reference_replay
     from mobileclip_fastload.testing.datacompdr import make_dataset
 
@@ -36,7 +37,7 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
             for p in problems:
                 print("   " + p)
             return 1
-        print(f"4. FastReinforcedLoader: batch {batch_size}, 256 px bilinear, {threads} threads")
+        print(f"4. FastReinforcedLoader: batch {batch_size}, 256 px {TRAINING_INTERPOLATION}, {threads} threads")
         loader = FastReinforcedLoader(root / "store", batch_size, image_size=256, output="uint8", num_threads=threads, seed=0)
         t0 = time.perf_counter()
         checked = worst = delivered = 0
@@ -45,7 +46,7 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
             if n < check_batches:
                 for r in range(len(batch)):
                     i, j = int(batch.index[r]), int(batch.aug_index[r])
-                    ref = reference_replay(bytes(store.image(i)), store.aug(i)[j], 256, "bilinear")
+                    ref = reference_replay(bytes(store.image(i)), store.aug(i)[j], 256, TRAINING_INTERPOLATION)
                     got = batch.images[r].permute(1, 2, 0).numpy()
                     worst = max(worst, int(np.abs(got.astype(np.int16) - ref.astype(np.int16)).max()))
                     checked += 1
