@@ -181,6 +181,16 @@ class FastReinforcedLoader:
         return self._config["batch_size"]
 
     @property
+    def output(self) -> str:
+        """Image output: "float32" (normalised) or "uint8"."""
+        return self._config["output"]
+
+    @property
+    def embedding_dtype(self) -> str:
+        """Teacher-row output dtype: "float16" or "float32"."""
+        return self._config["embedding_dtype"]
+
+    @property
     def num_batches(self) -> int:
         """Batches per epoch on this rank (``len(loader)``): OpenCLIP's loop reads ``dataloader.num_batches``."""
         return len(self)
