@@ -95,6 +95,7 @@ def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float, floa
     import webdataset as wds
     from open_clip import get_tokenizer
 
+    from mobileclip_fastload.loader import TRAINING_INTERPOLATION
     from mobileclip_fastload.reference import reference_replay
 
     tokenizer = get_tokenizer("ViT-B-16")
@@ -104,7 +105,7 @@ def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float, floa
         j = rng.randrange(J)
         s = rng.randrange(S)
         params = json.loads(sample["paug.json"])["param_aug"][j]
-        img = reference_replay(sample["jpg"], params, IMAGE_SIZE, "bilinear")
+        img = reference_replay(sample["jpg"], params, IMAGE_SIZE, TRAINING_INTERPOLATION)  # as the loader's default
         image = TF.to_tensor(img)
         image = TF.normalize(image, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
         emb = np.load(io.BytesIO(sample["npz"]))
