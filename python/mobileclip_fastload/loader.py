@@ -81,7 +81,7 @@ class FastReinforcedLoader:
     Args:
         store: path of a DR store directory.
         batch_size: samples per batch (per rank).
-        image_size: output side length (MobileCLIP S0-S2: 256).
+        image_size: output side length: the student's own size (MobileCLIP S0-S2: 256, B: 224).
         interpolation: "bicubic" (default: what Apple's pipeline replays, for students and
             teachers alike, see `TRAINING_INTERPOLATION`) or "bilinear"; Pillow-exact.
         mean, std: per-channel normalisation for float32 output (default 0 / 1, as MobileCLIP).
