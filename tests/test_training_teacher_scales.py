@@ -42,7 +42,9 @@ def _expected_loss(img, txt, syn, s, t_img, t_txt, t_syn, alphas, lam):
             cos = t_img[:, j * d:(j + 1) * d] @ teacher_txt[:, j * d:(j + 1) * d].T
             p_i2t += np.exp(_log_softmax_rows(alpha * cos)) / k
             p_t2i += np.exp(_log_softmax_rows(alpha * cos.T)) / k
-        kd = (-(p_i2t * _log_softmax_rows(logits)).sum(1).mean() - (p_t2i * _log_softmax_rows(logits.T)).sum(1).mean()) / 2
+        kd_i2t = -(p_i2t * _log_softmax_rows(logits)).sum(1).mean()
+        kd_t2i = -(p_t2i * _log_softmax_rows(logits.T)).sum(1).mean()
+        kd = (kd_i2t + kd_t2i) / 2
         total += (1 - lam) * clip + lam * kd
     return total
 
