@@ -149,6 +149,20 @@ def fast_mode(seconds, size, interp):
             )
 
 
+def compare_interpolations(seconds, size, rounds=3):
+    """Bicubic (the training default) against bilinear, interleaved rounds on the same
+    crops and ops, so a shared machine's load hits both alike."""
+    cases = make_cases(make_jpegs(), 60)
+    rates = {"bilinear": [], "bicubic": []}
+    for _ in range(rounds):
+        for interp in rates:
+            rates[interp].append(rate(lambda it: _core.replay_augmentation(it[0], *it[1], it[2], size, interp), cases, seconds))
+    print(f"decode+RRC+ops -> {size}px, 1 thread, img/s per round: " + ", ".join(
+        f"{k} {' '.join(f'{r:.0f}' for r in v)}" for k, v in rates.items()))
+    print("bicubic / bilinear per round: " + " ".join(
+        f"{c / l:.2f}" for c, l in zip(rates["bicubic"], rates["bilinear"])))
+
+
 def rate(fn, items, seconds):
     n, t0 = 0, time.perf_counter()
     while True:
@@ -169,7 +183,11 @@ def main():
     ap.add_argument("--soak", type=int, default=0, help="only run N random exactness checks")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast-mode", action="store_true", help="only measure the inexact DCT-scaled mode")
+    ap.add_argument("--compare-interpolations", action="store_true", help="only bicubic vs bilinear, interleaved")
     args = ap.parse_args()
+    if args.compare_interpolations:
+        compare_interpolations(args.seconds, args.size)
+        return
     if args.fast_mode:
         fast_mode(args.seconds, args.size, args.interpolation)
         return

@@ -117,6 +117,7 @@ def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = 
     import webdataset as wds
     from open_clip import get_tokenizer
 
+    from mobileclip_fastload.loader import TRAINING_INTERPOLATION
     from mobileclip_fastload.reference import reference_replay
 
     tokenizer = get_tokenizer("ViT-B-16")
@@ -126,7 +127,7 @@ def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = 
         j = rng.randrange(J)
         s = rng.randrange(S)
         params = json.loads(sample["paug.json"])["param_aug"][j]
-        img = reference_replay(sample["jpg"], params, IMAGE_SIZE, "bilinear")
+        img = reference_replay(sample["jpg"], params, IMAGE_SIZE, TRAINING_INTERPOLATION)  # as the loader's default
         image = TF.to_tensor(img)
         image = TF.normalize(image, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
         emb = np.load(io.BytesIO(sample["npz"]))

@@ -16,6 +16,7 @@ from PIL import Image
 
 from mobileclip_fastload import FastReinforcedLoader, Store
 from mobileclip_fastload.convert import convert
+from mobileclip_fastload.loader import TRAINING_INTERPOLATION
 from mobileclip_fastload.reference import reference_replay
 from mobileclip_fastload.store import FLAG_IMAGE_TRANSCODED
 from mobileclip_fastload.testing.datacompdr import DRSample, expected_box, make_dataset
@@ -71,7 +72,7 @@ def test_loader_pixels_equal_reference_on_source_images(tmp_path, layout):
                     continue
                 unseen.discard((i, j))
                 src = by_uid[store.uid(i)]
-                ref = reference_replay(src.stored_image, source_entry(src, j), 32, "bilinear")
+                ref = reference_replay(src.stored_image, source_entry(src, j), 32, TRAINING_INTERPOLATION)
                 got = batch.images[r].permute(1, 2, 0).numpy()
                 assert np.array_equal(got, ref), (src.uid, src.original_format, src.resized, j)
         if not unseen:

@@ -226,7 +226,8 @@ def test_datacompdr_like_entries():
         ((-5, 30, 80, 95), [(8, 0.27), (13, 0.0)]),
         ((40, 2, 60, 70), [(7, -0.27), (9, 0.27)]),
     ]
-    for size, interp in [(224, "bicubic"), (256, "bilinear")]:
+    # Teacher side (224), student side (256), both bicubic as Apple's pipeline; bilinear stays an option.
+    for size, interp in [(224, "bicubic"), (256, "bicubic"), (256, "bilinear")]:
         for box, ops in entries:
             ours, ref = replay_both(b, box, ops, size, interp)
             assert_exact(ours, ref, f"box={box} ops={ops} size={size}")

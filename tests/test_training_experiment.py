@@ -79,7 +79,7 @@ def test_store_and_loader_feed_the_same_sample_as_the_in_memory_path(tmp_path):
     text_emb = torch.nn.functional.normalize(torch.randn(12, 1 + cfg.num_syn, 2, 8, generator=g), dim=-1).flatten(2).half()
     store = write_dr_store(tmp_path / "store", split.pngs, cfg.canvas, split.boxes, split.captions, split.text,
                            split.syn_captions, split.syn_text, image_emb, text_emb, num_teachers=2)
-    loader = FastReinforcedLoader(store, 4, image_size=cfg.image_size, interpolation="bilinear", num_threads=1,
+    loader = FastReinforcedLoader(store, 4, image_size=cfg.image_size, interpolation=cfg.interpolation, num_threads=1,
                                   drop_last=True, caption_mode="both")
     seen = 0
     for batch in loader:

@@ -10,7 +10,9 @@ choices::
 * CLIP: symmetric cross-entropy of ``s * I @ T.T`` against the matching pairs.
 * KD: cross-entropy between the teacher targets and the student's softmax, in
   both directions. Targets are the mean over the K teachers of the row-softmax
-  of ``alpha * E_img^k @ E_txt^k.T`` ("average after softmax", alpha = 100).
+  of ``alpha_k * E_img^k @ E_txt^k.T`` ("average after softmax"; alpha = 100 for
+  both DataCompDR teachers, 70 and 60 for MobileCLIP2's DFN teachers: one alpha
+  per teacher, or one for all).
   The teacher embedding is ``K`` slices of ``D`` dims concatenated; each slice
   is already L2-normalised on its own, so slice dot products are cosines.
 
@@ -27,6 +29,9 @@ Logits and softmaxes are computed in float32 (float64 if given) even under autoc
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -86,20 +91,44 @@ def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def teacher_targets(
-    queries: torch.Tensor, keys: torch.Tensor, num_teachers: int, teacher_logit_scale: float
-) -> torch.Tensor:
-    """``mean_k softmax(alpha * q_k @ k_k.T, dim=1)``: the ensemble's soft matching targets.
+def per_teacher_scales(teacher_logit_scale: float | Sequence[float], num_teachers: int) -> tuple[float, ...]:
+    """The K distillation logit scales: one value means the same for every teacher."""
+    if num_teachers < 1:
+        raise ValueError(f"the number of teachers must be >= 1, got {num_teachers}")
+    given = teacher_logit_scale
+    scales = (given,) if isinstance(given, numbers.Real) else tuple(given)
+    if len(scales) == 1:
+        scales = scales * num_teachers
+    if len(scales) != num_teachers:
+        raise ValueError(
+            f"got {len(scales)} teacher logit scales {list(scales)} for {num_teachers} teachers (K): "
+            "give one value (used for every teacher) or one per teacher"
+        )
+    if not all(math.isfinite(float(s)) and float(s) > 0 for s in scales):
+        raise ValueError(f"teacher logit scales must be finite and positive, got {list(scales)}")
+    return tuple(float(s) for s in scales)
 
-    ``queries`` is ``[b, K*D]``, ``keys`` ``[n, K*D]``; returns ``[b, n]`` (rows sum to 1).
+
+def teacher_targets(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    num_teachers: int,
+    teacher_logit_scale: float | Sequence[float],
+) -> torch.Tensor:
+    """``mean_k softmax(alpha_k * q_k @ k_k.T, dim=1)``: the ensemble's soft matching targets.
+
+    ``queries`` is ``[b, K*D]``, ``keys`` ``[n, K*D]``; ``teacher_logit_scale`` is one
+    alpha for all teachers or K of them; returns ``[b, n]`` (rows sum to 1).
     """
     if queries.shape[1] % num_teachers != 0:
         raise ValueError(
             f"teacher embedding width {queries.shape[1]} is not divisible by the number of teachers {num_teachers}"
         )
+    scales = per_teacher_scales(teacher_logit_scale, num_teachers)
     q = _at_least_fp32(queries).unflatten(1, (num_teachers, -1))  # [b, K, D]
     k = _at_least_fp32(keys).unflatten(1, (num_teachers, -1)).to(q.dtype)  # [n, K, D]
-    logits = teacher_logit_scale * torch.einsum("bkd,nkd->kbn", q, k)
+    alpha = torch.tensor(scales, dtype=q.dtype, device=q.device).view(num_teachers, 1, 1)
+    logits = alpha * torch.einsum("bkd,nkd->kbn", q, k)
     return logits.softmax(dim=-1).mean(dim=0)
 
 
@@ -124,16 +153,19 @@ class ReinforcedClipLoss(nn.Module):
     Args:
         lam: distillation weight lambda (1.0 for MobileCLIP-S*, 0.75 for B; 0 gives plain CLIP).
         num_teachers: K, the number of D-wide slices in each teacher embedding.
-        teacher_logit_scale: alpha, the teachers' fixed logit scale (100 for DataCompDR).
+        teacher_logit_scale: alpha, the teachers' fixed logit scales: one value for all
+            teachers (100 for DataCompDR) or one per teacher (MobileCLIP2's DFN pair: 70, 60).
     """
 
-    def __init__(self, lam: float = 1.0, num_teachers: int = 2, teacher_logit_scale: float = 100.0) -> None:
+    def __init__(
+        self, lam: float = 1.0, num_teachers: int = 2, teacher_logit_scale: float | Sequence[float] = 100.0
+    ) -> None:
         super().__init__()
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lambda must be in [0, 1], got {lam}")
         self.lam = float(lam)
         self.num_teachers = int(num_teachers)
-        self.teacher_logit_scale = float(teacher_logit_scale)
+        self.teacher_logit_scale = per_teacher_scales(teacher_logit_scale, self.num_teachers)
 
     def pair_terms(
         self,

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from training.checkpoint import find_latest, load_checkpoint, save_checkpoint
 from training.data import Batch, seeded_generator, as_batch, open_store_loader, random_reinforced_source
 from training.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
-from training.loss import ReinforcedClipLoss, mix_captions
+from training.loss import ReinforcedClipLoss, mix_captions, per_teacher_scales
 from training.models import CLIPModel, create_model, list_models
 from training.optim import build_optimizer, lr_at
 from training.prefetch import DevicePrefetcher
@@ -60,7 +60,8 @@ class TrainConfig:
     accum_steps: int = 1
     lam: float = 1.0  # distillation weight lambda
     num_teachers: int = 2
-    teacher_logit_scale: float = 100.0
+    # One distillation logit scale per teacher (one value = all teachers); stored as K values.
+    teacher_logit_scale: float | tuple[float, ...] = 100.0
     caption_mode: str = "both"  # both: real + synthetic terms; real: real only; mix: one caption, synthetic w.p. p
     mix_probability: float = 0.5
     seed: int = 0
@@ -94,6 +95,7 @@ class TrainConfig:
             # CUDA graphs overwrite a region's outputs on its next run: the cached features of
             # the accumulation pass would be overwritten before the loss reads them.
             raise ValueError("--compile-mode reduce-overhead (CUDA graphs) needs --accum-steps 1")
+        self.teacher_logit_scale = per_teacher_scales(self.teacher_logit_scale, self.num_teachers)
 
 
 @dataclass
@@ -433,7 +435,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--accum-steps", type=int, default=d.accum_steps)
     p.add_argument("--lambda", dest="lam", type=float, default=d.lam, help="distillation weight (S*: 1.0, B: 0.75)")
     p.add_argument("--num-teachers", type=int, default=None, help="K (default: from the store, else 2)")
-    p.add_argument("--teacher-logit-scale", type=float, default=d.teacher_logit_scale)
+    p.add_argument("--teacher-logit-scale", type=float, nargs="+", default=list(d.teacher_logit_scale[:1]),
+                   metavar="ALPHA", help="distillation logit scale: one for all teachers (DataCompDR: 100) "
+                   "or one per teacher (MobileCLIP2's DFN teachers: 70 60)")
     p.add_argument("--caption-mode", choices=CAPTION_MODES, default=d.caption_mode)
     p.add_argument("--mix-probability", type=float, default=d.mix_probability)
     p.add_argument("--seed", type=int, default=d.seed)

@@ -100,7 +100,7 @@ def replay_augmentation(
     width: int,
     ops: list[tuple[int, float]],
     size: int,
-    interpolation: str = "bilinear",
+    interpolation: str = "bicubic",
     hflip: bool = False,
     *,
     partial_decode: bool = True,
@@ -108,8 +108,9 @@ def replay_augmentation(
 ) -> npt.NDArray[np.uint8]:
     """Decode and replay one augmentation: crop box (top, left, height, width)
     in image pixels (black padding outside the image), resize to size x size
-    ("bilinear" or "bicubic"), optional horizontal flip, then up to two
-    RandAugment ``(op_index, magnitude)`` pairs in order (op indices as in
+    ("bicubic", the training replay's resampling for students and teachers, or
+    "bilinear"), optional horizontal flip, then up to two RandAugment
+    ``(op_index, magnitude)`` pairs in order (op indices as in
     ``reference.OP_NAMES``). Returns [size, size, 3] uint8, bit-identical to
     ``mobileclip_fastload.reference.reference_replay``. The GIL is released.
     JPEGs are decoded only around the crop (pixel-identical to a full decode);

@@ -19,6 +19,7 @@ import numpy as np
 def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48, batch_size: int = 16, threads: int = 2, check_batches: int = 2) -> int:
     from mobileclip_fastload import FastReinforcedLoader, Store
     from mobileclip_fastload.convert import convert
+    from mobileclip_fastload.loader import TRAINING_INTERPOLATION
     from mobileclip_fastload.reference import reference_replay
     from mobileclip_fastload.testing.datacompdr import expected_box, make_dataset
 
@@ -39,7 +40,7 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
                 print("   " + p)
             return 1
         by_uid = data.by_uid()
-        print(f"4. FastReinforcedLoader: batch {batch_size}, 256 px bilinear, {threads} threads")
+        print(f"4. FastReinforcedLoader: batch {batch_size}, 256 px {TRAINING_INTERPOLATION}, {threads} threads")
         loader = FastReinforcedLoader(root / "store", batch_size, image_size=256, output="uint8", num_threads=threads, seed=0)
         t0 = time.perf_counter()
         checked = worst = delivered = 0
@@ -53,7 +54,7 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
                     if entry is not None and src.resized:  # boxes are drawn on the original image
                         entry = [expected_box(entry[0], (src.orig_width, src.orig_height),
                                               (src.stored_width, src.stored_height)), entry[1]]
-                    ref = reference_replay(src.stored_image, entry, 256, "bilinear")
+                    ref = reference_replay(src.stored_image, entry, 256, TRAINING_INTERPOLATION)
                     got = batch.images[r].permute(1, 2, 0).numpy()
                     worst = max(worst, int(np.abs(got.astype(np.int16) - ref.astype(np.int16)).max()))
                     checked += 1

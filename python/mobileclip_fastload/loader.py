@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 _STATE_VERSION = 1
 
+#: How the training replay resamples the crop, for students as for teachers: Apple's DR
+#: pipeline copies open_clip's training RandomResizedCrop, which hard-codes BICUBIC
+#: (REFERENCE.md section 4). open_clip's "bilinear" for MobileCLIP is its evaluation transform.
+TRAINING_INTERPOLATION = "bicubic"
+
 
 @dataclass
 class ReinforcedBatch:
@@ -123,8 +128,9 @@ class FastReinforcedLoader:
     Args:
         store: path of a DR store directory.
         batch_size: samples per batch (per rank).
-        image_size: output side length (MobileCLIP S0-S2: 256).
-        interpolation: "bilinear" (students) or "bicubic" (teachers), Pillow-exact.
+        image_size: output side length: the student's own size (MobileCLIP S0-S2: 256, B: 224).
+        interpolation: "bicubic" (default: what Apple's pipeline replays, for students and
+            teachers alike, see `TRAINING_INTERPOLATION`) or "bilinear"; Pillow-exact.
         mean, std: per-channel normalisation for float32 output (default 0 / 1, as MobileCLIP).
         output: "float32" (ToTensor + Normalize, bit-identical to torchvision) or
             "uint8" (raw pixels; normalise on the GPU).
@@ -167,7 +173,7 @@ class FastReinforcedLoader:
         batch_size: int,
         *,
         image_size: int = 256,
-        interpolation: str = "bilinear",
+        interpolation: str = TRAINING_INTERPOLATION,
         mean: tuple[float, float, float] = (0.0, 0.0, 0.0),
         std: tuple[float, float, float] = (1.0, 1.0, 1.0),
         output: str = "float32",
@@ -240,7 +246,23 @@ class FastReinforcedLoader:
         return self._config["batch_size"]
 
     @property
+    def output(self) -> str:
+        """Image output: "float32" (normalised) or "uint8"."""
+        return self._config["output"]
+
+    @property
+    def embedding_dtype(self) -> str:
+        """Teacher-row output dtype: "float16" or "float32"."""
+        return self._config["embedding_dtype"]
+
+    @property
+    def num_batches(self) -> int:
+        """Batches per epoch on this rank (``len(loader)``): OpenCLIP's loop reads ``dataloader.num_batches``."""
+        return len(self)
+
+    @property
     def num_samples(self) -> int:
+        """Samples in the store (all ranks), as OpenCLIP's data sources set ``dataloader.num_samples``."""
         return self._core.num_samples()
 
     @property

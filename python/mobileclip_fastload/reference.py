@@ -24,6 +24,8 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 from torchvision.transforms.autoaugment import _apply_op
 
+from mobileclip_fastload.loader import TRAINING_INTERPOLATION
+
 #: RandAugment op names by stored index (rust/src/aug.rs `Op`, torchvision order).
 OP_NAMES = (
     "Identity",
@@ -111,7 +113,7 @@ def decode_reference(image_bytes: bytes) -> Image.Image:
 
 
 def reference_replay(
-    image_bytes: bytes, aug_record_or_params: Any, size: int, interpolation: Any = "bilinear"
+    image_bytes: bytes, aug_record_or_params: Any, size: int, interpolation: Any = TRAINING_INTERPOLATION
 ) -> np.ndarray:
     """Replay one augmentation with Pillow + torchvision; returns uint8 [size, size, 3]."""
     aug = parse_aug(aug_record_or_params)

@@ -31,8 +31,11 @@ Pipeline (all local, procedurally generated, see ``training.experiments.shapes``
    held-out set, as JSON, a Markdown table and a PNG plot.
 
 Students read the DR store through ``FastReinforcedLoader`` (Rust: PNG decode,
-Pillow-exact crop + bilinear resize of the sampled box, the matching embedding
-rows), exactly as a DataCompDR run would. ``--data memory`` feeds the same
+Pillow-exact crop + bicubic resize of the sampled box, as Apple's pipeline
+replays for students, the matching embedding rows), exactly as a DataCompDR run
+would. Results made before bicubic became the training default (students and
+the teacher's training set replayed bilinear) are reproduced with
+``--interpolation bilinear``. ``--data memory`` feeds the same
 views and embeddings from memory instead (bit-identical batches, tested), for
 machines without the compiled extension.
 
@@ -57,7 +60,12 @@ from training.evaluate import encode_images, encode_texts, retrieval_recall_from
 from training.experiments import shapes
 from training.experiments.dr_data import encode_png, replay_all, rrc_boxes, store_available, write_dr_store
 from training.models import CLIPModel, create_model
+from training.models.clip import Preprocess
 from training.train import TrainConfig, train
+
+# The held-out set is the whole canvas resized for evaluation, with open_clip's MobileCLIP
+# evaluation interpolation (training replays use the config's `interpolation`).
+EVAL_INTERPOLATION = "bilinear"
 
 ARMS = {
     # name: (lambda, caption mode)
@@ -78,6 +86,9 @@ class ExperimentConfig:
     num_augs: int = 4  # J
     num_syn: int = 5  # S
     context_length: int = 24  # templated captions are <= 16 tokens
+    # Training replay of the stored boxes (student and teacher training sets); the teacher's
+    # reinforcement views are always bicubic. Default: the students' training preprocessing.
+    interpolation: str = Preprocess.interpolation
     teachers: tuple[str, ...] = ("tiny-S1",)  # K teachers; "tiny-S0" (MCt text) can be added
     teacher_steps: int = 600
     teacher_batch: int = 128
@@ -118,7 +129,7 @@ class Split:
     attrs: list[shapes.Attributes]
     pngs: list[bytes]  # each image once, as stored in a DR store
     boxes: np.ndarray  # [N, J, 4] RandomResizedCrop boxes (top, left, height, width) on the canvas
-    views: torch.Tensor  # [N, J, 3, H, W] uint8: the boxes replayed at the student's size (bilinear)
+    views: torch.Tensor  # [N, J, 3, H, W] uint8: the boxes replayed at the student's size (cfg.interpolation)
     text: torch.Tensor  # [N, L] real caption tokens
     syn_text: torch.Tensor  # [N, S, L]
     captions: list[str] = field(default_factory=list)
@@ -132,7 +143,7 @@ def make_split(n: int, cfg: ExperimentConfig, rng: np.random.Generator, tokenize
     real = [shapes.real_caption(a, rng) for a in attrs]
     syn = [shapes.synthetic_captions(a, rng, cfg.num_syn) for a in attrs]
     syn_tokens = tokenize([c for row in syn for c in row]).view(n, cfg.num_syn, -1)
-    views = replay_all(pngs, boxes, cfg.image_size, "bilinear")
+    views = replay_all(pngs, boxes, cfg.image_size, cfg.interpolation)
     return Split(attrs, pngs, boxes, views, tokenize(real), syn_tokens, real, syn)
 
 
@@ -148,7 +159,7 @@ def make_eval_set(cfg: ExperimentConfig, rng: np.random.Generator, tokenize) -> 
     attrs = shapes.ALL_COMBINATIONS
     pngs = [encode_png(shapes.render(a, rng, cfg.canvas)) for a in attrs]
     whole = np.tile(np.array([0, 0, cfg.canvas, cfg.canvas]), (len(attrs), 1, 1))
-    views = replay_all(pngs, whole, cfg.image_size, "bilinear")[:, 0].float() / 255.0
+    views = replay_all(pngs, whole, cfg.image_size, EVAL_INTERPOLATION)[:, 0].float() / 255.0
     return EvalSet(
         views,
         tokenize([shapes.eval_caption(a) for a in attrs]),
@@ -216,7 +227,7 @@ def student_source(cfg: ExperimentConfig, split: Split, image_emb: torch.Tensor,
     if store is not None:
         from mobileclip_fastload import FastReinforcedLoader
 
-        return FastReinforcedLoader(store, cfg.student_batch, image_size=cfg.image_size, interpolation="bilinear",
+        return FastReinforcedLoader(store, cfg.student_batch, image_size=cfg.image_size, interpolation=cfg.interpolation,
                                     num_threads=cfg.threads, seed=cfg.seed, shuffle=True, drop_last=True,
                                     caption_mode="both")
     return InMemoryReinforcedSource(split.views, split.text, split.syn_text, image_emb, text_emb,
@@ -298,8 +309,8 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
     timings["teachers_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    # Teachers see the stored boxes rendered their way (bicubic, as DataCompDR's teachers did);
-    # students get the bilinear replay.
+    # Teachers see the stored boxes rendered bicubic, as DataCompDR's teachers did; students get
+    # cfg.interpolation (by default bicubic too, so here, at one size, the same pixels).
     teacher_views = replay_all(student_split.pngs, student_split.boxes, cfg.image_size, "bicubic")
     image_emb, text_emb = reinforce(teachers, student_split, teacher_views)
     store = None
@@ -344,6 +355,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--teachers", nargs="+", default=None, choices=("tiny-S1", "tiny-S0"),
                    help="teacher architectures (K = how many); default: tiny-S1")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--interpolation", choices=("bicubic", "bilinear"), default=None,
+                   help="training replay of the stored boxes (default bicubic; bilinear reproduces the old results)")
     p.add_argument("--data", choices=("store", "memory"), default=None,
                    help="student data path (default: store when the extension is built)")
     args = p.parse_args(argv)
@@ -357,6 +370,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cfg.teachers = tuple(args.teachers)
     if args.data:
         cfg.data = args.data
+    if args.interpolation:
+        cfg.interpolation = args.interpolation
     if cfg.data == "store" and not store_available():
         raise SystemExit("--data store needs the mobileclip_fastload extension (scripts/dev-build)")
     results = run(cfg)

@@ -16,12 +16,18 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Preprocess:
-    """What the data side must produce for this model."""
+    """What the data side must produce for this model in training.
+
+    ``interpolation`` is the training replay's resampling: bicubic at the student's own
+    size, as Apple's pipeline replays (open_clip's training RandomResizedCrop hard-codes
+    BICUBIC; the "bilinear" of open_clip's MobileCLIP config is its evaluation transform).
+    It equals ``mobileclip_fastload.loader.TRAINING_INTERPOLATION`` (tested); spelled out
+    here so that ``training`` imports without the compiled extension."""
 
     image_size: int
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    interpolation: str = "bilinear"
+    interpolation: str = "bicubic"
     context_length: int = 77
 
 

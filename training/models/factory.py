@@ -28,11 +28,19 @@ from training.models.clip import CLIPModel, Preprocess
 from training.models.image_tower import mci, tiny_mci
 from training.models.mct import MCt, MCtConfig
 
-_OPEN_CLIP_MODELS = {"MobileCLIP-S1": 256, "MobileCLIP-S2": 256, "MobileCLIP-B": 224}
+#: Training preprocessing of each full-size model (what the loader must replay for it).
+PREPROCESS = {
+    "MobileCLIP-S0": Preprocess(image_size=256),
+    "MobileCLIP-S1": Preprocess(image_size=256),
+    "MobileCLIP-S2": Preprocess(image_size=256),
+    "MobileCLIP-B": Preprocess(image_size=224),
+}
+_OPEN_CLIP_MODELS = ("MobileCLIP-S1", "MobileCLIP-S2", "MobileCLIP-B")
 
 
 def _s0(**_: Any) -> CLIPModel:
-    return CLIPModel(mci("fastvit_mci0", 512, 256), MCt(MCtConfig()), Preprocess(image_size=256), "MobileCLIP-S0")
+    pre = PREPROCESS["MobileCLIP-S0"]
+    return CLIPModel(mci("fastvit_mci0", 512, pre.image_size), MCt(MCtConfig()), pre, "MobileCLIP-S0")
 
 
 def _open_clip(name: str) -> Callable[..., CLIPModel]:
@@ -45,8 +53,7 @@ def _open_clip(name: str) -> Callable[..., CLIPModel]:
             )
         finally:
             logging.getLogger().disabled = was
-        size = _OPEN_CLIP_MODELS[name]
-        return CLIPModel(oc.visual, oc.text, Preprocess(image_size=size), name)
+        return CLIPModel(oc.visual, oc.text, PREPROCESS[name], name)
 
     return build
 

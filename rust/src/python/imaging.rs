@@ -60,7 +60,8 @@ fn decode_rgb<'py>(
 
 /// Decode `data` and replay one stored augmentation: crop box (top, left,
 /// height, width) in image pixels (may extend past the image: black padding),
-/// resize to `size` x `size` with `interpolation` ("bilinear" or "bicubic"),
+/// resize to `size` x `size` with `interpolation` ("bicubic", the training
+/// replay's resampling for students and teachers, or "bilinear"),
 /// optional horizontal flip, then up to two RandAugment ops `(op_index,
 /// magnitude)` in order. Returns [size, size, 3] uint8, bit-identical to the
 /// Pillow 13.0.0 + torchvision 0.29.2 reference. `partial_decode=False`
@@ -68,7 +69,7 @@ fn decode_rgb<'py>(
 /// `dct_scaling=r` turns on the fast, NOT exact mode: a JPEG crop at least
 /// `r * size * d` pixels on both sides is decoded at 1/d (d = 8, 4, 2).
 #[pyfunction]
-#[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = "bilinear", hflip = false, *, partial_decode = true, dct_scaling = None))]
+#[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = "bicubic", hflip = false, *, partial_decode = true, dct_scaling = None))]
 #[allow(clippy::too_many_arguments)]
 fn replay_augmentation<'py>(
     py: Python<'py>,
