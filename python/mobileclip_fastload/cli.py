@@ -13,6 +13,7 @@ Exit status: 0 success, 1 the check failed (e.g. `verify` found damage),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ def _inspect(args: argparse.Namespace) -> int:
         return 0
     i = args.sample
     s = store.sample(i)
-    print(f"sample {i} (uid {s.uid!r}, {store.shard_path(i).name}):")
+    print(f"sample {i} (uid {s.uid!r}, {os.path.basename(store.shard_path(i))}):")
     print(f"  image: {len(s.image)} bytes {_image_kind(s.image)}, stored {s.width}x{s.height}, original {s.orig_width}x{s.orig_height}")
     print(f"  caption: {_short(s.caption)} tokens {s.caption_tokens.tolist()[:12]}{'...' if len(s.caption_tokens) > 12 else ''}")
     for k, caption in enumerate(s.syn_captions[:3]):

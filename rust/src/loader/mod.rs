@@ -85,11 +85,15 @@ pub struct Loader {
 
 impl Loader {
     /// Open `store_dir` and validate `cfg` against it; `cfg.sampler.num_samples` is filled in.
-    pub fn open(store_dir: &Path, mut cfg: LoaderConfig) -> Result<Loader> {
+    pub fn open(store_dir: &Path, cfg: LoaderConfig) -> Result<Loader> {
+        Loader::with_store(Arc::new(Store::open(store_dir)?), cfg)
+    }
+
+    /// Load from an opened store (local or remote).
+    pub fn with_store(store: Arc<Store>, mut cfg: LoaderConfig) -> Result<Loader> {
         cfg.validate()?;
-        let store = Arc::new(Store::open(store_dir)?);
         if store.len() == 0 {
-            return Err(Error::InvalidArgument(format!("{}: the store holds no samples", store_dir.display())));
+            return Err(Error::InvalidArgument(format!("{}: the store holds no samples", store.location())));
         }
         cfg.sampler.num_samples = store.len();
         let dims = store.dims();

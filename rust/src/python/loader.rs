@@ -2,8 +2,9 @@
 //! view Rust-owned memory; that memory returns to the loader's pool only when
 //! the last array (or torch tensor made from it) is gone.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use numpy::ndarray::{ArrayView1, ArrayView2, ArrayView4};
 use numpy::{Element, PyArray};
@@ -12,7 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::errors::IntoPyResult;
+use super::store::remote_options;
 use crate::imaging::Interpolation;
+use crate::store::open_location;
 use crate::loader::{
     Batch, CaptionMode, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, Loader, LoaderConfig, OnError,
     PoolSender, SamplerConfig, CONTEXT_LENGTH,
@@ -105,7 +108,8 @@ impl PyLoaderCore {
     #[new]
     #[pyo3(signature = (path, *, batch_size, image_size, interpolation, output, mean, std, embedding_dtype,
                         num_threads, prefetch, seed, shuffle, drop_last, rank, world_size,
-                        caption_mode, mix_probability, on_error, exact=true))]
+                        caption_mode, mix_probability, on_error, exact=true,
+                        cache_dir=None, cache_size=None, storage_options=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -128,6 +132,9 @@ impl PyLoaderCore {
         mix_probability: f64,
         on_error: &str,
         exact: bool,
+        cache_dir: Option<PathBuf>,
+        cache_size: Option<u64>,
+        storage_options: Option<HashMap<String, String>>,
     ) -> PyResult<Self> {
         let interpolation = parse(
             "interpolation",
@@ -171,7 +178,11 @@ impl PyLoaderCore {
             // Scaled decode only where the scaled crop still covers the output: resampling stays a downscale.
             dct_scaling: if exact { None } else { Some(1.0) },
         };
-        let loader = py.detach(|| Loader::open(&path, cfg)).py_err()?;
+        let location = path.to_string_lossy().into_owned();
+        let options = remote_options(cache_dir, cache_size, storage_options);
+        let loader = py
+            .detach(|| open_location(&location, &options).and_then(|store| Loader::with_store(Arc::new(store), cfg)))
+            .py_err()?;
         Ok(PyLoaderCore {
             loader: Mutex::new(loader),
         })
