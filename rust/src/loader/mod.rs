@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use batch::{Batch, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
 pub use pipeline::{Pipeline, PoolSender, SkippedSample, Stats};
-pub use sampler::{CaptionMode, SamplerConfig};
+pub use sampler::{CaptionMode, Order, SamplerConfig};
 
 use crate::error::{Error, Result};
 use crate::imaging::Interpolation;
@@ -96,6 +96,7 @@ impl Loader {
             return Err(Error::InvalidArgument(format!("{}: the store holds no samples", store.location())));
         }
         cfg.sampler.num_samples = store.len();
+        cfg.sampler.shard_sizes = Arc::new(store.shard_sizes());
         let dims = store.dims();
         let shape = BatchShape {
             batch_size: cfg.sampler.batch_size,
@@ -117,6 +118,10 @@ impl Loader {
         let end = self.num_batches();
         if start > end {
             return Err(Error::InvalidArgument(format!("cannot resume at batch {start}: the epoch has {end} batches")));
+        }
+        // A remote store downloads ahead along the shards this rank will read.
+        if self.store.is_remote() {
+            self.store.set_shard_plan(sampler::shard_plan(&self.cfg.sampler, epoch));
         }
         self.pipeline.start(epoch, start, end)
     }

@@ -76,6 +76,21 @@ impl PyStore {
 #[pyclass(name = "MappedShard", module = "mobileclip_fastload", frozen)]
 struct MappedShard(#[allow(dead_code)] Arc<Shard>);
 
+/// A remote store's download counters as a dict (None for a local store).
+pub(crate) fn cache_stats<'py>(py: Python<'py>, store: &Store) -> PyResult<Option<Bound<'py, PyDict>>> {
+    #[cfg(feature = "remote")]
+    if let Some(s) = store.cache_stats() {
+        let dict = PyDict::new(py);
+        dict.set_item("bytes_downloaded", s.bytes_downloaded)?;
+        dict.set_item("downloads", s.downloads)?;
+        dict.set_item("failed_attempts", s.failed_attempts)?;
+        dict.set_item("evictions", s.evictions)?;
+        return Ok(Some(dict));
+    }
+    let _ = (py, store);
+    Ok(None)
+}
+
 /// Remote-store options from the Python keywords (defaults where None).
 pub(crate) fn remote_options(
     cache_dir: Option<PathBuf>,
@@ -197,6 +212,12 @@ impl PyStore {
     #[getter]
     fn local_dir(&self) -> PathBuf {
         self.inner.dir().to_path_buf()
+    }
+
+    /// Download counters of a remote store's cache: {"bytes_downloaded", "downloads",
+    /// "failed_attempts", "evictions"}; None for a local store.
+    fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        cache_stats(py, &self.inner)
     }
 
     /// Shard mappings made so far: 0 right after open, which reads only the manifest.
