@@ -6,8 +6,10 @@
    ~7,000 shard entries whose files do not exist: opening must not touch them).
 2. Loader: the same store (real photo JPEGs) read from local disk and from
    moto's S3 server on 127.0.0.1 through the shard cache, shard-block order on
-   both: time to first batch (cold cache), samples/s of a cold epoch and of a
-   warm one (cache window warm), bytes downloaded per sample delivered.
+   both: time to first batch (cold cache), samples/s of a cold epoch and of
+   later ones, bytes downloaded per sample delivered. The cache holds 7 of the
+   store's shards, so every epoch downloads again: steady state for a store
+   larger than its cache, with prefetch keeping the window warm.
 
 Run: PYTHONPATH=python python benches/bench_remote_store.py [--samples 480]
 (needs `moto[server]` and `boto3`, in the test extra).
@@ -84,14 +86,14 @@ def bench_open(tmp: Path) -> None:
               f"read {min(reads) / 1e6:7.2f} MB (manifest {size / 1e6:.2f} MB, shard files on disk {data / 1e6:.1f} MB)")
 
 
-def bench_loader(tmp: Path, samples: int, threads: int) -> None:
+def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
     from mobileclip_fastload import FastReinforcedLoader
     from mobileclip_fastload.testing.synthetic_store import make_store
 
-    local = Path(make_store(tmp / "photos", n=samples, J=4, S=3, K=2, D=256, seed=1, target_shard_bytes=1 << 20))
+    local = Path(make_store(tmp / "photos", n=samples, J=4, S=3, K=2, D=256, seed=1, target_shard_bytes=512 << 10))
     shard_bytes = [f.stat().st_size for f in local.glob("shard-*.arrow")]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -110,32 +112,35 @@ def bench_loader(tmp: Path, samples: int, threads: int) -> None:
               f"{threads} threads, batch 32, 224 px, shard_block window 2")
         loaders = {
             "local disk": lambda: FastReinforcedLoader(local, **common),
+            # A cache of 7 shards (window 2 + 4 prefetched + 1) for a store of more: every epoch downloads again.
             "S3 (moto, 127.0.0.1)": lambda: FastReinforcedLoader("s3://bench/photos", **common, storage_options=opts,
-                                                                 cache_dir=tmp / "cache"),
+                                                                 cache_dir=tmp / "cache", cache_size=7 * max(shard_bytes)),
         }
-        rates = {}
+        made, rates = {}, {name: [] for name in loaders}
         for name, make in loaders.items():
             t0 = time.perf_counter()
-            loader = make()
+            loader = made[name] = make()
             it = iter(loader)
-            next(it)
+            n = len(next(it))
             first = time.perf_counter() - t0
-            n = 32
             for b in it:
                 n += len(b)
-            cold = n / (time.perf_counter() - t0)
-            loader.set_epoch(1)
-            t1, n = time.perf_counter(), 0
-            for b in loader:
-                n += len(b)
-            warm = n / (time.perf_counter() - t1)
-            rates[name] = warm
+            print(f"  {name:22s} first batch {first:5.2f} s   epoch 0 (cold, incl. open) {n / (time.perf_counter() - t0):7.1f} samples/s")
+        # Warm epochs, alternating the two so that load from other processes hits both alike.
+        for epoch in range(1, 1 + args_epochs):
+            for name, loader in made.items():
+                loader.set_epoch(epoch)
+                t1, n = time.perf_counter(), 0
+                for b in loader:
+                    n += len(b)
+                rates[name].append(n / (time.perf_counter() - t1))
+        for name, loader in made.items():
             stats = loader._core.cache_stats()
-            per_sample = f"{stats['bytes_downloaded'] / (2 * samples) / 1e3:.1f} KB downloaded per sample delivered" if stats else ""
-            print(f"  {name:22s} first batch {first:5.2f} s   epoch 0 (cold) {cold:7.1f} samples/s   "
-                  f"epoch 1 (warm) {warm:7.1f} samples/s   {per_sample}")
-        local_rate, remote_rate = rates.values()
-        print(f"  warm remote / local: {remote_rate / local_rate:.2f}")
+            delivered = samples * (1 + args_epochs)
+            extra = f"   {stats['bytes_downloaded'] / delivered / 1e3:.1f} KB downloaded per sample delivered" if stats else ""
+            print(f"  {name:22s} warm epochs: best {max(rates[name]):7.1f} samples/s, median {np.median(rates[name]):7.1f}{extra}")
+        (local_rate, remote_rate) = (max(r) for r in rates.values())
+        print(f"  warm remote / local (best of {args_epochs}): {remote_rate / local_rate:.2f}")
     finally:
         server.stop()
 
@@ -147,12 +152,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samples", type=int, default=480)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--epochs", type=int, default=4, help="warm epochs per loader")
     p.add_argument("--skip-open", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_open:
             bench_open(Path(tmp))
-        bench_loader(Path(tmp), args.samples, args.threads)
+        bench_loader(Path(tmp), args.samples, args.threads, args.epochs)
 
 
 if __name__ == "__main__":

@@ -247,3 +247,19 @@ def test_dropped_connection_mid_download_is_retried(s3, s3_endpoint, local_store
         assert store.cache_stats()["downloads"] == local.num_shards
     finally:
         proxy.close()
+
+
+def test_credentials_from_the_environment_and_verify_from_the_cli(s3, s3_endpoint, local_store, tmp_path, monkeypatch, capsys):
+    from mobileclip_fastload import cli
+
+    url = upload(s3, local_store, "env")
+    for key, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "XDG_CACHE_HOME": str(tmp_path)}.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["verify", url]) == 0
+    assert "every checksum matches" in capsys.readouterr().out
+    s3.delete_object(Bucket="stores", Key="env/shard-00002.arrow")
+    for cached in tmp_path.rglob("shard-00002.arrow"):
+        cached.unlink()
+    assert cli.main(["verify", url]) == 1
+    assert "env/shard-00002.arrow: object not found" in capsys.readouterr().err

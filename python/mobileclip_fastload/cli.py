@@ -129,15 +129,25 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", type=Path, help="store directory")
+    p.add_argument("store", help="store directory, or URL (s3://, gs://, az://, http(s)://; "
+                   "credentials from the usual environment variables)")
 
 
 def _verify(args: argparse.Namespace) -> int:
     import json
 
-    from mobileclip_fastload import _core
+    from mobileclip_fastload import Store, _core
 
-    problems = _core.verify_store(str(args.store))
+    if "://" in args.store:
+        # Remote: every shard is downloaded through the cache (checked on the way), then verified.
+        store = Store(args.store)
+        problems = store.verify()
+        if not problems:
+            print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, every checksum matches")
+            return 0
+    else:
+        args.store = Path(args.store)
+        problems = _core.verify_store(str(args.store))
     if problems:
         for problem in problems:
             print(f"DAMAGED {problem}", file=sys.stderr)

@@ -48,7 +48,8 @@ enum Source {
     Local,
     /// An object store: shards are downloaded whole into a local cache first.
     #[cfg(feature = "remote")]
-    Remote(Arc<super::remote::RemoteShards>),
+    /// The runtime is held for its `Drop`: downloads stop with the store.
+    Remote(Arc<super::remote::RemoteShards>, #[allow(dead_code)] super::remote::DownloadRuntime),
 }
 
 /// An open store. `Send + Sync`: share it behind an `Arc`.
@@ -87,10 +88,12 @@ impl Store {
     /// through a local shard cache; see `remote` and docs/REMOTE.md.
     #[cfg(feature = "remote")]
     pub fn open_remote(url: &str, options: &super::RemoteOptions) -> Result<Store> {
-        let (remote, manifest, manifest_text) = super::remote::RemoteShards::open(url, options)?;
+        let runtime = super::remote::DownloadRuntime::new(url)?;
+        let (remote, manifest, manifest_text) = super::remote::RemoteShards::open(url, options, &runtime)?;
         let dir = remote.cache_dir().to_path_buf();
         let remote = Arc::new(remote);
-        let store = Store::from_parts(url.to_string(), dir, manifest, manifest_text, Source::Remote(remote.clone()));
+        let source = Source::Remote(remote.clone(), runtime);
+        let store = Store::from_parts(url.to_string(), dir, manifest, manifest_text, source);
         remote.attach(store.slots.clone());
         Ok(store)
     }
@@ -166,32 +169,32 @@ impl Store {
     pub fn shard(&self, n: usize) -> Result<Arc<Shard>> {
         let mut slot = self.slots[n].lock();
         if let Some(shard) = &*slot {
+            let shard = shard.clone();
+            drop(slot);
             self.touched(n);
-            return Ok(shard.clone());
+            return Ok(shard);
         }
         let entry = &self.manifest.shards[n];
         let expect = ShardExpect { dims: self.dims, dtype: self.dtype, num_samples: entry.num_samples, file_bytes: entry.file_bytes };
         let path = match &self.source {
             Source::Local => self.dir.join(&entry.file),
             #[cfg(feature = "remote")]
-            Source::Remote(remote) => remote.fetch(n)?,
+            Source::Remote(remote, _) => remote.fetch(n)?,
         };
         let shard = Arc::new(Shard::open(&path, Some(&expect))?);
         shard.advise(pattern_from_code(self.pattern.load(Ordering::Relaxed)));
         self.mapped.fetch_add(1, Ordering::Relaxed);
         *slot = Some(shard.clone());
+        drop(slot);
         self.touched(n);
-        #[cfg(feature = "remote")]
-        if let Source::Remote(remote) = &self.source {
-            remote.opened(n);
-        }
         Ok(shard)
     }
 
     /// Tell the source that shard `n` is being read (a remote store prefetches what follows).
+    /// Called without the slot's lock: prefetching may evict other shards.
     fn touched(&self, _n: usize) {
         #[cfg(feature = "remote")]
-        if let Source::Remote(remote) = &self.source {
+        if let Source::Remote(remote, _) = &self.source {
             remote.touched(_n);
         }
     }
@@ -216,7 +219,7 @@ impl Store {
     /// The order in which this process will read shards (a remote store downloads ahead along it).
     pub fn set_shard_plan(&self, _plan: Vec<usize>) {
         #[cfg(feature = "remote")]
-        if let Source::Remote(remote) = &self.source {
+        if let Source::Remote(remote, _) = &self.source {
             remote.set_plan(_plan);
         }
     }
@@ -225,7 +228,7 @@ impl Store {
     #[cfg(feature = "remote")]
     pub fn cache_stats(&self) -> Option<super::remote::CacheStats> {
         match &self.source {
-            Source::Remote(remote) => Some(remote.stats()),
+            Source::Remote(remote, _) => Some(remote.stats()),
             Source::Local => None,
         }
     }
@@ -236,7 +239,7 @@ impl Store {
         match &self.source {
             Source::Local => self.dir.join(file).display().to_string(),
             #[cfg(feature = "remote")]
-            Source::Remote(remote) => remote.object_url(n),
+            Source::Remote(remote, _) => remote.object_url(n),
         }
     }
 
@@ -296,7 +299,7 @@ impl Store {
                 .flatten()
                 .collect(),
             #[cfg(feature = "remote")]
-            Source::Remote(remote) => {
+            Source::Remote(remote, _) => {
                 let mut problems = Vec::new();
                 for (n, entry) in self.manifest.shards.iter().enumerate() {
                     let pinned = self.slots[n].lock();

@@ -1,5 +1,5 @@
-//! One object store (`object_store` crate) behind a store URL, on a small tokio
-//! runtime owned by the store, and the whole-object download with its checks.
+//! One object store (`object_store` crate) behind a store URL, and the
+//! whole-object download with its checks.
 
 use std::io::Write;
 use std::path::Path;
@@ -29,7 +29,7 @@ pub(crate) struct ObjectClient {
     prefix: ObjectPath,
     /// The URL as given, without a trailing '/', for messages.
     url: String,
-    runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
 }
 
 /// Why one download attempt failed, and whether another attempt may help.
@@ -41,7 +41,7 @@ pub(crate) struct Failure {
 impl ObjectClient {
     /// Credentials and settings come from the usual environment variables
     /// (`AWS_*`, `GOOGLE_*`, `AZURE_*`: the builders' `from_env`), then `options`.
-    pub fn new(url: &str, options: &[(String, String)]) -> Result<ObjectClient> {
+    pub fn new(url: &str, options: &[(String, String)], runtime: tokio::runtime::Handle) -> Result<ObjectClient> {
         let bad = |msg: String| Error::Remote { object: url.to_string(), msg };
         let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a valid URL: {e}")))?;
         let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|e| bad(format!("unsupported store URL: {e}")))?;
@@ -87,12 +87,6 @@ impl ObjectClient {
             ObjectStoreScheme::Local => Arc::new(LocalFileSystem::new()),
             other => return Err(bad(format!("unsupported store URL scheme ({other:?})"))),
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("mcf-remote")
-            .enable_all()
-            .build()
-            .map_err(|e| bad(format!("cannot start the download runtime: {e}")))?;
         Ok(ObjectClient { store, prefix, url: url.trim_end_matches('/').to_string(), runtime })
     }
 
@@ -105,7 +99,7 @@ impl ObjectClient {
         self.prefix.child(name)
     }
 
-    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
         &self.runtime
     }
 

@@ -2,8 +2,8 @@
 //! file://) downloaded whole into a bounded local cache and mapped from there.
 //!
 //! - A shard is downloaded on first use, or ahead of use when the loader has
-//!   given its epoch plan (`set_plan`): opening shard at plan position p starts
-//!   the downloads of the next `prefetch_shards` shards.
+//!   given its epoch plan (`set_plan`): reading a shard at plan position p
+//!   (further than any before) starts the downloads of the next `prefetch_shards`.
 //! - A download streams into a hidden temp file in the cache, is checked against
 //!   the manifest's size and whole-file xxh3, then renamed into place (atomic).
 //!   A dropped connection or a checksum mismatch is retried (`max_attempts`,
@@ -21,7 +21,7 @@ mod client;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -54,11 +54,7 @@ struct CacheState {
     status: Vec<Status>,
     /// Bytes of the shard files in the cache, counting reservations of downloads under way.
     used: u64,
-    /// Position of each shard in the current epoch plan.
-    plan_position: HashMap<usize, usize>,
     plan: Arc<Vec<usize>>,
-    /// Furthest plan position opened so far (prefetch runs ahead of it).
-    reached: Option<usize>,
 }
 
 /// Counters for benches and tests.
@@ -80,6 +76,10 @@ pub struct RemoteShards {
     changed: Condvar,
     /// Last use of each shard (a logical clock), for LRU eviction.
     last_use: Vec<AtomicU64>,
+    /// 1 + position of each shard in the current epoch plan (0: not in it).
+    plan_position: Vec<AtomicUsize>,
+    /// 1 + furthest plan position read so far (prefetch runs ahead of it; 0: none yet).
+    reached: AtomicUsize,
     clock: AtomicU64,
     slots: OnceLock<Arc<[Slot]>>,
     permits: Arc<tokio::sync::Semaphore>,
@@ -90,10 +90,11 @@ pub struct RemoteShards {
 }
 
 impl RemoteShards {
-    /// Connect, read the manifest and prepare the cache directory.
-    pub fn open(url: &str, options: &RemoteOptions) -> Result<(RemoteShards, Manifest, String)> {
+    /// Connect, read the manifest and prepare the cache directory. The
+    /// downloads run on `runtime`, which the caller owns.
+    pub fn open(url: &str, options: &RemoteOptions, runtime: &DownloadRuntime) -> Result<(RemoteShards, Manifest, String)> {
         let url = url.trim_end_matches('/');
-        let client = ObjectClient::new(url, &options.object_store_options)?;
+        let client = ObjectClient::new(url, &options.object_store_options, runtime.handle())?;
         let manifest_url = client.object_url(MANIFEST_FILE);
         let bytes = client.get_small(MANIFEST_FILE)?;
         let text = String::from_utf8(bytes)
@@ -136,9 +137,11 @@ impl RemoteShards {
             cache_dir,
             entries: manifest.shards.clone(),
             xxh3,
-            state: Mutex::new(CacheState { status, used, plan_position: HashMap::new(), plan: Arc::new(Vec::new()), reached: None }),
+            state: Mutex::new(CacheState { status, used, plan: Arc::new(Vec::new()) }),
             changed: Condvar::new(),
             last_use: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            plan_position: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
+            reached: AtomicUsize::new(0),
             clock: AtomicU64::new(1),
             slots: OnceLock::new(),
             permits: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_downloads.max(1))),
@@ -181,27 +184,33 @@ impl RemoteShards {
     }
 
     /// The order in which this process will read shards this epoch (prefetch follows it).
-    pub fn set_plan(self: &Arc<Self>, plan: Vec<usize>) {
+    pub fn set_plan(&self, plan: Vec<usize>) {
         let mut st = self.lock();
-        st.plan_position = plan.iter().enumerate().map(|(p, &n)| (n, p)).collect();
+        for p in &self.plan_position {
+            p.store(0, Ordering::Relaxed);
+        }
+        for (p, &n) in plan.iter().enumerate() {
+            self.plan_position[n].store(p + 1, Ordering::Relaxed);
+        }
+        self.reached.store(0, Ordering::Relaxed);
         st.plan = Arc::new(plan);
-        st.reached = None;
     }
 
-    /// Shard `n` is being read: note it for LRU.
-    pub fn touched(&self, n: usize) {
+    /// Shard `n` is being read (called on every access, so it stays cheap):
+    /// note it for LRU and, when it is further along the plan than any shard
+    /// before, download the shards that follow it.
+    pub fn touched(self: &Arc<Self>, n: usize) {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         self.last_use[n].store(now, Ordering::Relaxed);
+        let p = self.plan_position[n].load(Ordering::Relaxed);
+        if p > self.reached.load(Ordering::Relaxed) && self.reached.fetch_max(p, Ordering::Relaxed) < p {
+            self.prefetch_after(p - 1);
+        }
     }
 
-    /// Shard `n` was just mapped: download the shards that follow it in the plan.
-    pub fn opened(self: &Arc<Self>, n: usize) {
+    /// Start downloading the `prefetch_shards` shards after plan position `p`.
+    fn prefetch_after(self: &Arc<Self>, p: usize) {
         let mut st = self.lock();
-        let Some(&p) = st.plan_position.get(&n) else { return };
-        if st.reached.is_some_and(|r| r >= p) {
-            return;
-        }
-        st.reached = Some(p);
         let plan = st.plan.clone();
         for &next in plan.iter().skip(p + 1).take(self.options.prefetch_shards) {
             if matches!(st.status[next], Status::Absent | Status::Unchecked | Status::Failed(_)) {
@@ -220,7 +229,6 @@ impl RemoteShards {
         loop {
             match st.status[n].clone() {
                 Status::Ready => {
-                    self.touched(n);
                     return Ok(self.path(n));
                 }
                 Status::Failed(msg) => {
@@ -356,6 +364,36 @@ impl RemoteShards {
             }
         }
         Err(format!("{} (after {attempts} attempts)", strip_object(&last, &self.object_url(n))))
+    }
+}
+
+/// The small tokio runtime a remote store's downloads run on. Owned by the
+/// `Store`, not by `RemoteShards` (which download tasks hold): the runtime must
+/// never be dropped from inside one of its own tasks. Dropping it cancels the
+/// downloads under way without waiting for them.
+pub struct DownloadRuntime(Option<tokio::runtime::Runtime>);
+
+impl DownloadRuntime {
+    pub fn new(url: &str) -> Result<DownloadRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mcf-remote")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Remote { object: url.to_string(), msg: format!("cannot start the download runtime: {e}") })?;
+        Ok(DownloadRuntime(Some(runtime)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle().clone()
+    }
+}
+
+impl Drop for DownloadRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
