@@ -7,8 +7,8 @@
 2. Loader: the same store (real photo JPEGs) read from local disk and from
    moto's S3 server on 127.0.0.1 through the shard cache, shard-block order on
    both: time to first batch (cold cache), samples/s of a cold epoch and of
-   later ones, bytes downloaded per sample delivered. The cache holds 7 of the
-   store's shards, so every epoch downloads again: steady state for a store
+   later ones, bytes downloaded per sample delivered. The cache holds 14 of the
+   store's 20 shards, so every epoch downloads again: steady state for a store
    larger than its cache, with prefetch keeping the window warm.
 
 Run: PYTHONPATH=python python benches/bench_remote_store.py [--samples 480]
@@ -112,9 +112,10 @@ def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> Non
               f"{threads} threads, batch 32, 224 px, shard_block window 2")
         loaders = {
             "local disk": lambda: FastReinforcedLoader(local, **common),
-            # A cache of 7 shards (window 2 + 4 prefetched + 1) for a store of more: every epoch downloads again.
+            # A cache of 14 of the 20 shards: window 2 + 7 the 6 batches in flight may span + 4 prefetched + 1
+            # (docs/REMOTE.md); every epoch downloads again.
             "S3 (moto, 127.0.0.1)": lambda: FastReinforcedLoader("s3://bench/photos", **common, storage_options=opts,
-                                                                 cache_dir=tmp / "cache", cache_size=7 * max(shard_bytes)),
+                                                                 cache_dir=tmp / "cache", cache_size=14 * max(shard_bytes)),
         }
         made, rates = {}, {name: [] for name in loaders}
         for name, make in loaders.items():

@@ -173,6 +173,7 @@ def test_a_bounded_cache_evicts_and_batches_stay_equal(s3, s3_endpoint, local_st
     assert_same(batches(remote), batches(FastReinforcedLoader(local_store, **kw)))
     stats = remote._core.cache_stats()
     assert stats["evictions"] > 0
+    assert stats["downloads"] <= len(shard_files(local_store)) + 1, "shards fetched ahead were evicted before use"
     cached = sum(p.stat().st_size for p in Path(tmp_path).rglob("*.arrow"))
     assert cached <= 3 * largest
 

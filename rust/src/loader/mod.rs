@@ -121,7 +121,17 @@ impl Loader {
         }
         // A remote store downloads ahead along the shards this rank will read.
         if self.store.is_remote() {
-            self.store.set_shard_plan(sampler::shard_plan(&self.cfg.sampler, epoch));
+            // Shards that may still be read behind the furthest one: the shuffle
+            // window, plus those the batches in flight (workers run ahead) may span.
+            let s = &self.cfg.sampler;
+            let window = match s.order {
+                sampler::Order::ShardBlock { window } => window,
+                sampler::Order::Global => 1,
+            };
+            let smallest = s.shard_sizes.iter().copied().filter(|&n| n > 0).min().unwrap_or(1);
+            let in_flight = (self.cfg.prefetch + self.cfg.num_threads) * s.batch_size;
+            let keep_behind = window + in_flight.div_ceil(smallest) + 1;
+            self.store.set_shard_plan(sampler::shard_plan(s, epoch), keep_behind);
         }
         self.pipeline.start(epoch, start, end)
     }

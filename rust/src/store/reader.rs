@@ -217,10 +217,11 @@ impl Store {
     }
 
     /// The order in which this process will read shards (a remote store downloads ahead along it).
-    pub fn set_shard_plan(&self, _plan: Vec<usize>) {
+    /// `keep_behind`: how many shards behind the furthest one read may still be read.
+    pub fn set_shard_plan(&self, _plan: Vec<usize>, _keep_behind: usize) {
         #[cfg(feature = "remote")]
         if let Source::Remote(remote, _) = &self.source {
-            remote.set_plan(_plan);
+            remote.set_plan(_plan, _keep_behind);
         }
     }
 

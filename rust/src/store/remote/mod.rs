@@ -11,7 +11,8 @@
 //!   underneath); a missing object, a full cache disk or the last failed
 //!   attempt becomes an `Error::Remote` naming the object.
 //! - The cache holds at most `cache_size` bytes of this store's shards; to make
-//!   room it evicts the least recently used shard that nobody is reading (the
+//!   room it evicts, among the shards nobody is reading, one the epoch has
+//!   passed already, least recently used first (the
 //!   store's slot for it is released and the file removed; a mapping still
 //!   held elsewhere stays valid until dropped, as unlinked files do on Linux).
 //! - Files left in the cache by an earlier run are checked against the
@@ -80,6 +81,9 @@ pub struct RemoteShards {
     plan_position: Vec<AtomicUsize>,
     /// 1 + furthest plan position read so far (prefetch runs ahead of it; 0: none yet).
     reached: AtomicUsize,
+    /// Plan positions behind the furthest one that may still be read (the shuffle
+    /// window and the batches in flight): prefetching never evicts those.
+    keep_behind: AtomicUsize,
     clock: AtomicU64,
     slots: OnceLock<Arc<[Slot]>>,
     permits: Arc<tokio::sync::Semaphore>,
@@ -142,6 +146,7 @@ impl RemoteShards {
             last_use: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             plan_position: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
             reached: AtomicUsize::new(0),
+            keep_behind: AtomicUsize::new(0),
             clock: AtomicU64::new(1),
             slots: OnceLock::new(),
             permits: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_downloads.max(1))),
@@ -184,8 +189,11 @@ impl RemoteShards {
     }
 
     /// The order in which this process will read shards this epoch (prefetch follows it).
-    pub fn set_plan(&self, plan: Vec<usize>) {
+    /// `keep_behind`: how many plan positions behind the furthest one read may
+    /// still be read (prefetching does not evict them).
+    pub fn set_plan(&self, plan: Vec<usize>, keep_behind: usize) {
         let mut st = self.lock();
+        self.keep_behind.store(keep_behind, Ordering::Relaxed);
         for p in &self.plan_position {
             p.store(0, Ordering::Relaxed);
         }
@@ -215,7 +223,7 @@ impl RemoteShards {
         for &next in plan.iter().skip(p + 1).take(self.options.prefetch_shards) {
             if matches!(st.status[next], Status::Absent | Status::Unchecked | Status::Failed(_)) {
                 // Best effort: no room now means no prefetch, not an error.
-                if self.entries[next].file_bytes <= self.options.cache_size && self.fits(&mut st, next) {
+                if self.entries[next].file_bytes <= self.options.cache_size && self.fits(&mut st, next, true) {
                     self.start(&mut st, next);
                 }
             }
@@ -258,7 +266,7 @@ impl RemoteShards {
             });
         }
         let deadline = Instant::now() + ROOM_WAIT;
-        while !self.fits(&mut st, n) {
+        while !self.fits(&mut st, n, false) {
             if Instant::now() >= deadline {
                 return Err(Error::Remote {
                     object: self.object_url(n),
@@ -275,25 +283,36 @@ impl RemoteShards {
         Ok(st)
     }
 
-    /// Evict until shard `n` fits now; false when what is left is in use.
-    /// (An `Unchecked` shard's bytes are counted already.)
-    fn fits(&self, st: &mut CacheState, n: usize) -> bool {
+    /// Evict until shard `n` fits now; false when what is left is in use (or,
+    /// with `done_only`, may still be read this epoch). An `Unchecked` shard's
+    /// bytes are counted already.
+    fn fits(&self, st: &mut CacheState, n: usize, done_only: bool) -> bool {
         let need = if st.status[n] == Status::Unchecked { 0 } else { self.entries[n].file_bytes };
         while st.used + need > self.options.cache_size {
-            if !self.evict_one(st, n) {
+            if !self.evict_one(st, n, done_only) {
                 return false;
             }
         }
         true
     }
 
-    /// Evict the least recently used cached shard nobody is reading (never `keep`).
-    fn evict_one(&self, st: &mut CacheState, keep: usize) -> bool {
+    /// Evict one cached shard nobody is reading (never `keep`); with
+    /// `done_only`, only one this epoch will not read again.
+    fn evict_one(&self, st: &mut CacheState, keep: usize, done_only: bool) -> bool {
         let Some(slots) = self.slots.get() else { return false };
+        let reached = self.reached.load(Ordering::Relaxed);
+        let keep_behind = self.keep_behind.load(Ordering::Relaxed);
+        let done = |m: usize| {
+            let p = self.plan_position[m].load(Ordering::Relaxed);
+            p == 0 || p + keep_behind < reached
+        };
         let mut candidates: Vec<usize> = (0..self.entries.len())
             .filter(|&m| m != keep && matches!(st.status[m], Status::Ready | Status::Unchecked))
+            .filter(|&m| !done_only || done(m))
             .collect();
-        candidates.sort_by_key(|&m| self.last_use[m].load(Ordering::Relaxed));
+        // Shards this epoch has yet to reach go last (they were fetched ahead of
+        // need); among the rest, the least recently used first.
+        candidates.sort_by_key(|&m| (self.plan_position[m].load(Ordering::Relaxed) > reached, self.last_use[m].load(Ordering::Relaxed)));
         for m in candidates {
             if slots[m].release_if_unused() {
                 let _ = std::fs::remove_file(self.path(m));
@@ -313,6 +332,8 @@ impl RemoteShards {
             st.used += self.entries[n].file_bytes;
         }
         st.status[n] = Status::Fetching;
+        // Counts as a use: a shard fetched ahead of need is not the first to go.
+        self.last_use[n].store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         let this = self.clone();
         self.client.runtime().spawn(async move {
             let result = this.fill(n, unchecked).await;
