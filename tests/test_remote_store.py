@@ -141,6 +141,11 @@ def test_missing_object_is_a_clear_error(s3, s3_endpoint, local_store, tmp_path)
     with pytest.raises(RemoteStoreError, match=r"missing/shard-00001\.arrow: object not found"):
         store.uid(first_of_shard1)
     assert store.cache_stats()["failed_attempts"] == 1  # not found is not retried
+    # Through the loader: the error reaches the iterating thread, naming the object.
+    loader = FastReinforcedLoader(url, **{**LOADER, "order": "global"}, cache_dir=tmp_path / "l",
+                                  storage_options=options(s3_endpoint))
+    with pytest.raises(RemoteStoreError, match=r"missing/shard-00001\.arrow: object not found"):
+        batches(loader)
 
 
 def test_corrupt_object_is_fetched_again_then_refused(s3, s3_endpoint, local_store, tmp_path):
