@@ -26,6 +26,14 @@ def shard(path: Path, n: int = 0) -> Path:
     return path / f"shard-{n:05d}.arrow"
 
 
+def read_all(path: Path) -> None:
+    """Open and use every sample: opening reads only the manifest; a shard is
+    validated when first used, so shard damage surfaces here."""
+    store = Store(path)
+    for i in range(len(store)):
+        store.uid(i)
+
+
 def edit_manifest(path: Path, edit) -> None:
     m = json.loads((path / "manifest.json").read_text())
     edit(m)
@@ -37,7 +45,7 @@ def test_truncated_shard(make_store):
     data = shard(path, 1).read_bytes()
     shard(path, 1).write_bytes(data[: len(data) // 2])
     with pytest.raises(StoreFormatError, match=r"shard-00001\.arrow.*truncated"):
-        Store(path)
+        read_all(path)
     problems = _core.verify_store(str(path))
     assert any("shard-00001.arrow" in p and "bytes" in p for p in problems)
 
@@ -49,14 +57,14 @@ def test_truncated_shard_with_matching_manifest_size(make_store):
     shard(path).write_bytes(data)
     edit_manifest(path, lambda m: m["shards"][0].update(file_bytes=len(data)))
     with pytest.raises(StoreFormatError, match=r"shard-00000\.arrow.*(ARROW1|truncated)"):
-        Store(path)
+        read_all(path)
 
 
 def test_wrong_magic_in_manifest(make_store):
     path = make_store(2)
     edit_manifest(path, lambda m: m.update(magic="something/else"))
     with pytest.raises(StoreFormatError, match=r"manifest\.json.*magic"):
-        Store(path)
+        read_all(path)
 
 
 def test_not_an_arrow_file(make_store):
@@ -64,7 +72,7 @@ def test_not_an_arrow_file(make_store):
     size = shard(path).stat().st_size
     shard(path).write_bytes(b"\x89PNG" + bytes(size - 4))
     with pytest.raises(StoreFormatError, match=r"shard-00000\.arrow.*magic"):
-        Store(path)
+        read_all(path)
 
 
 def test_foreign_arrow_file(make_store, tmp_path):
@@ -75,7 +83,7 @@ def test_foreign_arrow_file(make_store, tmp_path):
         w.write_table(table)
     edit_manifest(path, lambda m: m["shards"][0].update(file_bytes=shard(path).stat().st_size))
     with pytest.raises(StoreFormatError, match=r"shard-00000\.arrow.*not a store shard"):
-        Store(path)
+        read_all(path)
     with pytest.raises(StoreFormatError, match="not a store shard"):
         _core.store_shard_info(str(shard(path)))
 
@@ -84,7 +92,7 @@ def test_newer_schema_version_in_manifest(make_store):
     path = make_store(2)
     edit_manifest(path, lambda m: m.update(schema_version=99, some_future_field=[1]))
     with pytest.raises(SchemaVersionError, match=r"manifest\.json.*99.*newer"):
-        Store(path)
+        read_all(path)
 
 
 def test_newer_schema_version_in_shard(make_store):
@@ -97,25 +105,25 @@ def test_newer_schema_version_in_shard(make_store):
         w.write_table(table)
     edit_manifest(path, lambda m: m["shards"][0].update(file_bytes=shard(path).stat().st_size))
     with pytest.raises(SchemaVersionError, match=r"shard-00000\.arrow.*version 2"):
-        Store(path)
+        read_all(path)
 
 
 def test_missing_shard(make_store):
     path = make_store(6, shard_samples=3)
     shard(path, 1).unlink()
     with pytest.raises(StoreFormatError, match=r"shard-00001\.arrow.*missing"):
-        Store(path)
+        read_all(path)
     problems = _core.verify_store(str(path))
     assert problems == [f"{shard(path, 1)}: shard file listed in the manifest is missing"]
 
 
 def test_missing_or_broken_manifest(make_store, tmp_path):
     with pytest.raises(StoreFormatError, match="no manifest.json"):
-        Store(tmp_path)
+        read_all(tmp_path)
     path = make_store(2)
     (path / "manifest.json").write_text("{ not json")
     with pytest.raises(StoreFormatError, match=r"manifest\.json.*not valid JSON"):
-        Store(path)
+        read_all(path)
     with pytest.raises(StoreFormatError):
         _core.verify_store(str(path))
 
@@ -125,24 +133,24 @@ def test_dims_inconsistent_with_manifest(make_store, key, value):
     path = make_store(2)
     edit_manifest(path, lambda m: m["dims"].update({key: value}))
     with pytest.raises(StoreFormatError, match=rf"shard-00000\.arrow.*{key}={value}"):
-        Store(path)
+        read_all(path)
 
 
 def test_manifest_sample_counts_inconsistent(make_store):
     path = make_store(4)
     edit_manifest(path, lambda m: (m["shards"][0].update(num_samples=5), m.update(num_samples=5)))
     with pytest.raises(StoreFormatError, match=r"shard-00000\.arrow.*4 rows.*manifest says 5"):
-        Store(path)
+        read_all(path)
     edit_manifest(path, lambda m: m.update(num_samples=3))
     with pytest.raises(StoreFormatError, match="num_samples is 3 but the shards hold 5"):
-        Store(path)
+        read_all(path)
 
 
 def test_dtype_inconsistent_with_manifest(make_store):
     path = make_store(2)
     edit_manifest(path, lambda m: m.update(embedding_dtype="bfloat16"))
     with pytest.raises(StoreFormatError, match=r"float16.*bfloat16"):
-        Store(path)
+        read_all(path)
 
 
 def test_shards_of_different_dims_cannot_be_mixed(make_store, tmp_path):
@@ -153,7 +161,7 @@ def test_shards_of_different_dims_cannot_be_mixed(make_store, tmp_path):
     edit_manifest(a, lambda m: (m["shards"].append({"file": "shard-00001.arrow", **{k: info[k] for k in
                   ("num_samples", "file_bytes", "file_xxh3", "columns")}}), m.update(num_samples=4)))
     with pytest.raises(StoreFormatError, match=r"shard-00001\.arrow.*D=5.*D=4"):
-        Store(a)
+        read_all(a)
 
 
 def test_invalid_aug_record_in_shard(make_store):
@@ -167,16 +175,16 @@ def test_invalid_aug_record_in_shard(make_store):
         w.write_table(table)
     edit_manifest(path, lambda m: m["shards"][0].update(file_bytes=shard(path).stat().st_size))
     with pytest.raises(StoreFormatError, match=r"shard-00000\.arrow.*'aug'.*row 1 record 2"):
-        Store(path)
+        read_all(path)
 
 
 def test_every_error_is_a_fastload_error(make_store):
     path = make_store(1)
     shard(path).write_bytes(b"")
     with pytest.raises(FastloadError):
-        Store(path)
+        read_all(path)
     with pytest.raises(FastloadError):
-        Store(path / "nope")
+        read_all(path / "nope")
     assert issubclass(SampleIndexError, FastloadError)
 
 
@@ -218,3 +226,33 @@ def test_aug_helpers_reject_bad_param_aug():
         aug_records([[[0, 0, 5, 5], [[14, 1.0]]]], width=10, height=10)
     with pytest.raises(ValueError, match=r"param_aug\[0\].*positive"):
         aug_records([[[0, 0, 0, 5], []]], width=10, height=10)
+
+
+def test_open_reads_only_the_manifest_and_a_shard_is_checked_on_first_use(make_store):
+    path = make_store(12, shard_samples=2)
+    manifest = json.loads((path / "manifest.json").read_text())
+    starts = np.cumsum([0] + [e["num_samples"] for e in manifest["shards"]])
+    assert len(manifest["shards"]) >= 4
+    for n in range(1, len(manifest["shards"])):
+        shard(path, n).unlink()  # gone: opening must not notice
+    shard(path, 2).write_bytes(b"not an arrow file")
+    io_before = _proc_io()
+    store = Store(path)
+    read_at_open = _proc_io() - io_before
+    assert read_at_open <= (path / "manifest.json").stat().st_size + 64 * 1024
+    assert (len(store), store.num_shards, store.shards_mapped) == (12, len(manifest["shards"]), 0)
+    assert store.uid(0) == store.sample(0).uid  # shard 0 is intact and reads
+    assert store.shards_mapped == 1
+    with pytest.raises(StoreFormatError, match=r"shard-00001\.arrow.*missing"):
+        store.uid(int(starts[1]))
+    with pytest.raises(StoreFormatError, match=r"shard-00002\.arrow.*manifest says"):
+        store.image(int(starts[2]))
+    assert store.shards_mapped == 1
+
+
+def _proc_io() -> int:
+    """Bytes this process has read through read(2) and friends so far (Linux)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")

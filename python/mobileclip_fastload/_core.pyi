@@ -17,6 +17,7 @@ class SchemaVersionError(StoreFormatError): ...
 class ChecksumError(FastloadError): ...
 class ImageDecodeError(FastloadError): ...
 class SampleIndexError(FastloadError): ...
+class RemoteStoreError(FastloadError): ...
 
 # --- store (rust/src/python/store.rs) -----------------------------------------
 
@@ -27,12 +28,30 @@ class Store:
     Embedding views are float16, uint16 (raw bfloat16 bits) or int8 (with `*_scales`), per `embedding_dtype`.
     """
 
-    def __init__(self, path: str | PathLike[str]) -> None: ...
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        cache_dir: str | PathLike[str] | None = None,
+        cache_size: int | None = None,
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        """`path`: a store directory (opening reads only manifest.json; a shard is
+        mapped and validated when first used), or a URL (s3://, gs://, az://,
+        http(s)://, file://) whose shards are downloaded into `cache_dir`
+        (docs/REMOTE.md)."""
     def __len__(self) -> int: ...
     def __getitem__(self, i: int) -> Sample: ...
     def __iter__(self) -> Iterator[Sample]: ...
     @property
-    def path(self) -> Path: ...
+    def path(self) -> str:
+        """The directory or URL as opened."""
+    @property
+    def local_dir(self) -> Path:
+        """Where the shard files are mapped from (a remote store's cache directory)."""
+    @property
+    def shards_mapped(self) -> int:
+        """Shard mappings made so far (0 right after open)."""
     @property
     def dims(self) -> dict[str, int]:
         """{"J": augmentations, "S": synthetic captions, "K": teachers, "D": dims per teacher}"""
@@ -43,7 +62,10 @@ class Store:
     @property
     def manifest(self) -> dict[str, Any]: ...
     def column_bytes(self) -> dict[str, int]: ...
-    def shard_path(self, i: int) -> Path: ...
+    def cache_stats(self) -> dict[str, int] | None:
+        """Remote stores: {"bytes_downloaded", "downloads", "failed_attempts", "evictions"}; else None."""
+    def shard_path(self, i: int) -> str:
+        """The file (or object URL) of the shard holding sample i."""
     def uid(self, i: int) -> str: ...
     def image(self, i: int) -> npt.NDArray[np.uint8]: ...
     def image_size(self, i: int) -> tuple[int, int]:
@@ -150,7 +172,15 @@ class LoaderCore:
         mix_probability: float,
         on_error: str,
         exact: bool = True,
+        cache_dir: str | None = None,
+        cache_size: int | None = None,
+        storage_options: dict[str, str] | None = None,
+        order: str = "auto",
+        shuffle_window: int = 4,
     ) -> None: ...
+    def order(self) -> str:
+        """ "global" or "shard_block:<window>" """
+    def cache_stats(self) -> dict[str, int] | None: ...
     def num_batches(self) -> int: ...
     def num_samples(self) -> int: ...
     def batch_capacity(self) -> int:

@@ -13,6 +13,7 @@ Exit status: 0 success, 1 the check failed (e.g. `verify` found damage),
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ def _inspect(args: argparse.Namespace) -> int:
         return 0
     i = args.sample
     s = store.sample(i)
-    print(f"sample {i} (uid {s.uid!r}, {store.shard_path(i).name}):")
+    print(f"sample {i} (uid {s.uid!r}, {os.path.basename(store.shard_path(i))}):")
     print(f"  image: {len(s.image)} bytes {_image_kind(s.image)}, stored {s.width}x{s.height}, original {s.orig_width}x{s.orig_height}")
     print(f"  caption: {_short(s.caption)} tokens {s.caption_tokens.tolist()[:12]}{'...' if len(s.caption_tokens) > 12 else ''}")
     for k, caption in enumerate(s.syn_captions[:3]):
@@ -128,15 +129,25 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", type=Path, help="store directory")
+    p.add_argument("store", help="store directory, or URL (s3://, gs://, az://, http(s)://; "
+                   "credentials from the usual environment variables)")
 
 
 def _verify(args: argparse.Namespace) -> int:
     import json
 
-    from mobileclip_fastload import _core
+    from mobileclip_fastload import Store, _core
 
-    problems = _core.verify_store(str(args.store))
+    if "://" in args.store:
+        # Remote: every shard is downloaded through the cache (checked on the way), then verified.
+        store = Store(args.store)
+        problems = store.verify()
+        if not problems:
+            print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, every checksum matches")
+            return 0
+    else:
+        args.store = Path(args.store)
+        problems = _core.verify_store(str(args.store))
     if problems:
         for problem in problems:
             print(f"DAMAGED {problem}", file=sys.stderr)

@@ -126,7 +126,9 @@ class FastReinforcedLoader:
     """Iterate a DR store in batches of reinforced samples.
 
     Args:
-        store: path of a DR store directory.
+        store: path of a DR store directory, or the URL of one in object storage
+            (``s3://``, ``gs://``, ``az://``, ``http(s)://``, ``file://``; docs/REMOTE.md),
+            whose shards are downloaded whole into a bounded local cache.
         batch_size: samples per batch (per rank).
         image_size: output side length: the student's own size (MobileCLIP S0-S2: 256, B: 224).
         interpolation: "bicubic" (default: what Apple's pipeline replays, for students and
@@ -151,6 +153,16 @@ class FastReinforcedLoader:
             False allows a faster, inexact JPEG decode at 1/2, 1/4 or 1/8 scale
             in the DCT domain when the crop is large enough (PSNR vs exact: see
             benches/bench_imaging.py and the README).
+        cache_dir, cache_size: remote stores: where downloaded shards are kept
+            (default ``~/.cache/mobileclip-fastload``) and at most how many bytes
+            (default 16 GiB; must hold about ``shuffle_window`` + 4 shards).
+        storage_options: remote stores: ``object_store`` settings (e.g.
+            ``{"aws_endpoint": ..., "allow_http": "true"}``) on top of the usual
+            environment variables (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``).
+        order: "global" (a seeded permutation of all samples), "shard_block"
+            (shards permuted per epoch, samples shuffled within windows of
+            ``shuffle_window`` shards; each rank reads a contiguous run of shards)
+            or "auto" (shard_block for remote stores, global for local ones).
 
     Iteration: each ``iter(loader)`` is an independent iterator with its own
     cursor and worker threads, as with a DataLoader. It starts at the loader's
@@ -190,6 +202,11 @@ class FastReinforcedLoader:
         pin_memory: bool = False,
         on_error: str = "skip",
         exact: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_size: int | None = None,
+        storage_options: dict[str, str] | None = None,
+        order: str = "auto",
+        shuffle_window: int = 4,
     ) -> None:
         batch_size = _check_int("batch_size", batch_size, 1)
         image_size = _check_int("image_size", image_size, 1)
@@ -206,7 +223,8 @@ class FastReinforcedLoader:
             raise ValueError("mean and std must have 3 values (one per RGB channel)")
         if not 0.0 <= float(mix_probability) <= 1.0:
             raise ValueError(f"mix_probability must be in [0, 1], got {mix_probability}")
-        if not os.path.isdir(store):
+        location = os.fspath(store)
+        if "://" not in location and not os.path.isdir(location):
             raise FileNotFoundError(f"no DR store at {os.fspath(store)!r}")
         self._config = dict(
             batch_size=batch_size,
@@ -227,8 +245,13 @@ class FastReinforcedLoader:
             mix_probability=float(mix_probability),
             on_error=on_error,
             exact=bool(exact),
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            cache_size=None if cache_size is None else _check_int("cache_size", cache_size, 1),
+            storage_options=None if storage_options is None else {str(k): str(v) for k, v in storage_options.items()},
+            order=order,
+            shuffle_window=_check_int("shuffle_window", shuffle_window, 1),
         )
-        self._core = LoaderCore(os.fspath(store), **self._config)
+        self._core = LoaderCore(location, **self._config)
         self.store_path = os.fspath(store)
         self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
         self._pinned = _PinnedBuffers() if self.pin_memory else None
@@ -295,13 +318,15 @@ class FastReinforcedLoader:
             "shuffle": c["shuffle"],
             "drop_last": c["drop_last"],
             "num_samples": self.num_samples,
+            "order": self._core.order(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("version") != _STATE_VERSION:
             raise ValueError(f"unsupported loader state version {state.get('version')!r}")
         mine = self.state_dict()
-        for key in ("seed", "batch_size", "world_size", "shuffle", "drop_last", "num_samples"):
+        state = {"order": "global", **state}  # states saved before shard-block order existed
+        for key in ("seed", "batch_size", "world_size", "shuffle", "drop_last", "num_samples", "order"):
             if state[key] != mine[key]:
                 raise ValueError(
                     f"loader state was saved with {key}={state[key]!r} but this loader has {key}={mine[key]!r}; "

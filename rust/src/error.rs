@@ -31,6 +31,10 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    /// A remote store's object could not be fetched or cached (missing, a failed
+    /// or corrupt download after retries, a cache too small or a full cache disk).
+    #[error("{object}: {msg}")]
+    Remote { object: String, msg: String },
     /// Global sample index out of range.
     #[error("sample index {index} out of range for a store of {len} samples")]
     Index { index: i64, len: usize },

@@ -12,7 +12,7 @@ use super::sampler::{augmentation_choice, mix_takes_synthetic, syn_caption_choic
 use super::{LoaderConfig, OnError};
 use crate::error::{Error, Result};
 use crate::imaging::Replayer;
-use crate::store::{EmbeddingDtype, Store};
+use crate::store::{EmbeddingDtype, Shard, Store};
 
 /// Per-thread state: the replayer (decoder + scratch) and one HWC image buffer.
 pub struct BatchFiller {
@@ -62,22 +62,19 @@ impl BatchFiller {
     }
 
     /// Replay sample `index`'s chosen augmentation into `self.hwc`.
-    fn replay(&mut self, c: &Choice) -> Result<()> {
+    fn replay(&mut self, c: &Choice, shard: &Shard, row: usize) -> Result<()> {
         let i = c.index as usize;
-        let aug = self.store.aug(i, c.aug);
         self.replayer
             .replay(
-                self.store.uid(i),
-                self.store.image_bytes(i),
-                &aug,
+                shard.uid(row),
+                shard.image_bytes(row),
+                &shard.aug(row, c.aug),
                 self.cfg.image_size,
                 self.cfg.interpolation,
                 &mut self.hwc,
             )
             .map_err(|e| match e {
-                Error::Decode { key, msg } => {
-                    Error::decode(format!("{key} (index {i}, {})", self.store.shard_path_of(i).display()), msg)
-                }
+                Error::Decode { key, msg } => Error::decode(format!("{key} (index {i}, {})", shard.path().display()), msg),
                 other => other,
             })
     }
@@ -90,35 +87,39 @@ impl BatchFiller {
         let n = self.store.len() as u64;
         for (row, &wanted) in rows.iter().enumerate() {
             let mut choice = self.choose(epoch, wanted);
-            let mut bad: Vec<(u64, String)> = Vec::new();
+            // Samples that failed, with their uid and why (logged once the replacement is known).
+            let mut bad: Vec<(u64, String, String)> = Vec::new();
+            let (mut shard, mut shard_row) = self.store.sample(choice.index as usize)?;
             loop {
-                match self.replay(&choice) {
+                match self.replay(&choice, &shard, shard_row) {
                     Ok(()) => break,
                     Err(e @ Error::Decode { .. }) if self.cfg.on_error == OnError::Skip => {
                         // Deterministic replacement: the next sample in index order that decodes.
-                        bad.push((choice.index, e.to_string()));
+                        bad.push((choice.index, shard.uid(shard_row).to_string(), e.to_string()));
                         let attempt = bad.len() as u64;
                         if attempt >= n {
                             return Err(e);
                         }
-                        choice = self.choose(epoch, (wanted + attempt) % n);
+                        let replacement = (wanted + attempt) % n;
+                        choice = self.choose(epoch, replacement);
+                        (shard, shard_row) = self.store.sample(replacement as usize)?;
                     }
                     Err(e) => return Err(e),
                 }
             }
             if !bad.is_empty() {
                 let mut log = self.stats.skipped.lock().unwrap_or_else(|p| p.into_inner());
-                for (index, reason) in bad {
+                for (index, uid, reason) in bad {
                     log.record(SkippedSample {
                         index,
-                        uid: self.store.uid(index as usize).to_string(),
+                        uid,
                         reason,
                         replacement: choice.index,
                     });
                 }
             }
             batch.put_image(row, &self.hwc);
-            self.put_text_and_embeddings(batch, row, &choice);
+            self.put_text_and_embeddings(batch, row, &choice, &shard, shard_row);
         }
         self.stats
             .samples
@@ -126,23 +127,21 @@ impl BatchFiller {
         Ok(())
     }
 
-    fn put_text_and_embeddings(&self, batch: &mut Batch, row: usize, c: &Choice) {
-        let i = c.index as usize;
-        let store = &*self.store;
+    fn put_text_and_embeddings(&self, batch: &mut Batch, row: usize, c: &Choice, shard: &Shard, r: usize) {
         let syn_t = 1 + c.syn;
         let text_t = if c.text_is_syn { syn_t } else { 0 };
-        let text_tokens = if c.text_is_syn { store.syn_tokens(i, c.syn) } else { store.caption_tokens(i) };
+        let text_tokens = if c.text_is_syn { shard.syn_tokens(r, c.syn) } else { shard.caption_tokens(r) };
         Batch::put_tokens(&mut batch.text, row, text_tokens);
-        Batch::put_tokens(&mut batch.syn_text, row, store.syn_tokens(i, c.syn));
+        Batch::put_tokens(&mut batch.syn_text, row, shard.syn_tokens(r, c.syn));
 
         let w = batch.shape.emb_width;
-        let dtype = store.embedding_dtype();
-        let k = store.dims().k;
+        let dtype = shard.dtype();
+        let k = shard.dims().k;
         let int8 = dtype == EmbeddingDtype::Int8;
         let rows = [
-            (store.image_emb_raw(i, c.aug), int8.then(|| store.image_emb_scale(i, c.aug))),
-            (store.text_emb_raw(i, text_t), int8.then(|| store.text_emb_scale(i, text_t))),
-            (store.text_emb_raw(i, syn_t), int8.then(|| store.text_emb_scale(i, syn_t))),
+            (shard.image_emb_raw(r, c.aug), int8.then(|| shard.image_emb_scale(r, c.aug))),
+            (shard.text_emb_raw(r, text_t), int8.then(|| shard.text_emb_scale(r, text_t))),
+            (shard.text_emb_raw(r, syn_t), int8.then(|| shard.text_emb_scale(r, syn_t))),
         ];
         let fields = [&mut batch.image_emb, &mut batch.text_emb, &mut batch.syn_text_emb];
         for ((raw, scales), field) in rows.into_iter().zip(fields) {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use batch::{Batch, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
 pub use pipeline::{BatchPool, EpochRun, PoolSender, SkippedSample, Stats};
-pub use sampler::{CaptionMode, SamplerConfig};
+pub use sampler::{CaptionMode, Order, SamplerConfig};
 
 use crate::error::{Error, Result};
 use crate::imaging::{Interpolation, DEFAULT_MAX_PIXELS};
@@ -122,13 +122,18 @@ impl Loader {
     /// Batch memory is sized to what a batch can hold (never more rows than this
     /// rank's samples per epoch); memory the configuration would need beyond the
     /// machine's is an `Error::OutOfMemory` here, not an abort later.
-    pub fn open(store_dir: &Path, mut cfg: LoaderConfig) -> Result<Loader> {
+    pub fn open(store_dir: &Path, cfg: LoaderConfig) -> Result<Loader> {
+        Loader::with_store(Arc::new(Store::open(store_dir)?), cfg)
+    }
+
+    /// Load from an opened store (local or remote).
+    pub fn with_store(store: Arc<Store>, mut cfg: LoaderConfig) -> Result<Loader> {
         cfg.validate()?;
-        let store = Arc::new(Store::open(store_dir)?);
         if store.is_empty() {
-            return Err(Error::InvalidArgument(format!("{}: the store holds no samples", store_dir.display())));
+            return Err(Error::InvalidArgument(format!("{}: the store holds no samples", store.location())));
         }
         cfg.sampler.num_samples = store.len();
+        cfg.sampler.shard_sizes = Arc::new(store.shard_sizes());
         let dims = store.dims();
         let shape = BatchShape {
             batch_size: cfg.sampler.batch_size.min(sampler::samples_per_rank(&cfg.sampler)).max(1),
@@ -164,6 +169,21 @@ impl Loader {
         let end = self.num_batches();
         if start > end {
             return Err(Error::InvalidArgument(format!("cannot resume at batch {start}: the epoch has {end} batches")));
+        }
+        // A remote store downloads ahead along the shards this rank will read.
+        // With several passes at once, the newest one's plan is followed.
+        if self.store.is_remote() {
+            // Shards that may still be read behind the furthest one: the shuffle
+            // window, plus those the batches in flight (workers run ahead) may span.
+            let s = &self.cfg.sampler;
+            let window = match s.order {
+                sampler::Order::ShardBlock { window } => window,
+                sampler::Order::Global => 1,
+            };
+            let smallest = s.shard_sizes.iter().copied().filter(|&n| n > 0).min().unwrap_or(1);
+            let in_flight = (self.cfg.prefetch + self.cfg.num_threads) * self.batch_capacity();
+            let keep_behind = window + in_flight.div_ceil(smallest) + 1;
+            self.store.set_shard_plan(sampler::shard_plan(s, epoch), keep_behind);
         }
         EpochRun::start(&self.store, &self.cfg, &self.stats, &self.pool, epoch, start, end)
     }

@@ -13,6 +13,7 @@ create_exception!(mobileclip_fastload, StoreFormatError, FastloadError, "A store
 create_exception!(mobileclip_fastload, SchemaVersionError, StoreFormatError, "The store was written with a newer schema than this reader supports.");
 create_exception!(mobileclip_fastload, ChecksumError, FastloadError, "A column chunk does not match its recorded checksum.");
 create_exception!(mobileclip_fastload, ImageDecodeError, FastloadError, "An image's bytes cannot be decoded.");
+create_exception!(mobileclip_fastload, RemoteStoreError, FastloadError, "An object of a remote store could not be fetched or cached (named in the message).");
 create_exception!(mobileclip_fastload, SampleIndexError, FastloadError, "A sample index is out of range.");
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -23,6 +24,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ChecksumError", py.get_type::<ChecksumError>())?;
     m.add("ImageDecodeError", py.get_type::<ImageDecodeError>())?;
     m.add("SampleIndexError", py.get_type::<SampleIndexError>())?;
+    m.add("RemoteStoreError", py.get_type::<RemoteStoreError>())?;
     Ok(())
 }
 
@@ -35,6 +37,7 @@ pub fn to_py(err: Error) -> PyErr {
         Error::Checksum { .. } => ChecksumError::new_err(msg),
         Error::Decode { .. } => ImageDecodeError::new_err(msg),
         Error::Index { .. } => SampleIndexError::new_err(msg),
+        Error::Remote { .. } => RemoteStoreError::new_err(msg),
         Error::InvalidArgument(_) => PyValueError::new_err(msg),
         Error::OutOfMemory(_) => PyMemoryError::new_err(msg),
         Error::Internal(_) => FastloadError::new_err(msg),

@@ -3,8 +3,9 @@
 //! the last array (or torch tensor made from it) is gone. Every entry point
 //! runs under `guarded`: no Rust panic reaches Python.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use numpy::ndarray::{ArrayView1, ArrayView2, ArrayView4};
 use numpy::{Element, PyArray};
@@ -13,11 +14,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::errors::{guarded, IntoPyResult};
+use super::store::{cache_stats, remote_options};
 use crate::error::Error;
 use crate::imaging::Interpolation;
+use crate::store::{is_url, open_location};
 use crate::loader::{
     Batch, CaptionMode, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageOutput, Loader, LoaderConfig,
-    OnError, PoolSender, SamplerConfig, CONTEXT_LENGTH,
+    OnError, Order, PoolSender, SamplerConfig, CONTEXT_LENGTH,
 };
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -116,7 +119,8 @@ impl PyLoaderCore {
     #[new]
     #[pyo3(signature = (path, *, batch_size, image_size, interpolation, output, mean, std, embedding_dtype,
                         num_threads, prefetch, seed, shuffle, drop_last, rank, world_size,
-                        caption_mode, mix_probability, on_error, exact=true))]
+                        caption_mode, mix_probability, on_error, exact=true,
+                        cache_dir=None, cache_size=None, storage_options=None, order="auto", shuffle_window=4))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -139,8 +143,25 @@ impl PyLoaderCore {
         mix_probability: f64,
         on_error: &str,
         exact: bool,
+        cache_dir: Option<PathBuf>,
+        cache_size: Option<u64>,
+        storage_options: Option<HashMap<String, String>>,
+        order: &str,
+        shuffle_window: usize,
     ) -> PyResult<Self> {
         guarded(|| {
+            if shuffle_window == 0 {
+                return Err(PyValueError::new_err("shuffle_window must be >= 1"));
+            }
+            let location = path.to_string_lossy().into_owned();
+            let order = match order {
+                "global" => Order::Global,
+                "shard_block" => Order::ShardBlock { window: shuffle_window },
+                // Remote stores read a window of shards at a time; local ones shuffle globally.
+                "auto" if is_url(&location) => Order::ShardBlock { window: shuffle_window },
+                "auto" => Order::Global,
+                other => return Err(PyValueError::new_err(format!("order must be 'auto', 'global' or 'shard_block', got {other:?}"))),
+            };
             let interpolation = parse(
                 "interpolation",
                 interpolation,
@@ -171,6 +192,8 @@ impl PyLoaderCore {
                     rank,
                     world_size,
                     batch_size,
+                    order,
+                    shard_sizes: Default::default(),
                 },
                 image_size,
                 interpolation,
@@ -183,9 +206,26 @@ impl PyLoaderCore {
                 // Scaled decode only where the scaled crop still covers the output: resampling stays a downscale.
                 dct_scaling: if exact { None } else { Some(1.0) },
             };
-            let loader = py.detach(|| Loader::open(&path, cfg)).py_err()?;
+            let options = remote_options(cache_dir, cache_size, storage_options);
+            let loader = py
+                .detach(|| open_location(&location, &options).and_then(|store| Loader::with_store(Arc::new(store), cfg)))
+                .py_err()?;
             Ok(PyLoaderCore { loader })
         })
+    }
+
+    /// A remote store's download counters (see `Store.cache_stats`); None for a local store.
+    fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let store = self.loader.store.clone();
+        cache_stats(py, &store)
+    }
+
+    /// The epoch order in use: "global" or "shard_block:<window>".
+    fn order(&self) -> String {
+        match self.loader.cfg.sampler.order {
+            Order::Global => "global".to_string(),
+            Order::ShardBlock { window } => format!("shard_block:{window}"),
+        }
     }
 
     fn num_batches(&self) -> usize {

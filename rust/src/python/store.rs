@@ -2,6 +2,7 @@
 //! keep the mapping alive), `verify_store` and `store_shard_info` (the writer's
 //! checksum source).
 
+use std::collections::HashMap;
 use std::os::raw::c_int;
 use std::path::PathBuf;
 use std::ptr;
@@ -15,7 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::errors::IntoPyResult;
 use crate::error::Error;
-use crate::store::{hex64, AccessPattern, EmbeddingDtype, Shard, Store};
+use crate::store::{hex64, open_location, AccessPattern, EmbeddingDtype, RemoteOptions, Shard, Store};
 
 /// dtypes of the views, resolved once per Store.
 struct Dtypes {
@@ -44,6 +45,14 @@ impl PyStore {
         self.inner.clone()
     }
 
+    /// Sample `i` (Python-style index): its shard, mapped on first use (a remote
+    /// store may download it: the GIL is released meanwhile), and its row.
+    fn row(&self, py: Python<'_>, i: isize) -> PyResult<(Arc<Shard>, usize)> {
+        let g = self.index(i)?;
+        let store = &self.inner;
+        py.detach(|| store.sample(g)).py_err()
+    }
+
     /// Python-style index (negative counts from the end) -> checked global index.
     fn index(&self, i: isize) -> PyResult<usize> {
         let len = self.inner.len();
@@ -62,17 +71,52 @@ impl PyStore {
     }
 }
 
-/// A read-only numpy array over `bytes` (which must live as long as `owner`).
+/// Keeps one mapped shard alive for as long as numpy views into it exist
+/// (a remote store's cache may unmap the shard from the store meanwhile).
+#[pyclass(name = "MappedShard", module = "mobileclip_fastload", frozen)]
+struct MappedShard(#[allow(dead_code)] Arc<Shard>);
+
+/// A remote store's download counters as a dict (None for a local store).
+pub(crate) fn cache_stats<'py>(py: Python<'py>, store: &Store) -> PyResult<Option<Bound<'py, PyDict>>> {
+    #[cfg(feature = "remote")]
+    if let Some(s) = store.cache_stats() {
+        let dict = PyDict::new(py);
+        dict.set_item("bytes_downloaded", s.bytes_downloaded)?;
+        dict.set_item("downloads", s.downloads)?;
+        dict.set_item("failed_attempts", s.failed_attempts)?;
+        dict.set_item("evictions", s.evictions)?;
+        return Ok(Some(dict));
+    }
+    let _ = (py, store);
+    Ok(None)
+}
+
+/// Remote-store options from the Python keywords (defaults where None).
+pub(crate) fn remote_options(
+    cache_dir: Option<PathBuf>,
+    cache_size: Option<u64>,
+    storage_options: Option<HashMap<String, String>>,
+) -> RemoteOptions {
+    let mut options = RemoteOptions { cache_dir, ..RemoteOptions::default() };
+    if let Some(size) = cache_size {
+        options.cache_size = size;
+    }
+    options.object_store_options = storage_options.unwrap_or_default().into_iter().collect();
+    options
+}
+
+/// A read-only numpy array over `bytes`, which must lie inside `shard`'s mapping.
 fn view<'py>(
-    owner: &Bound<'py, PyStore>,
+    py: Python<'py>,
+    shard: &Arc<Shard>,
     bytes: &[u8],
     dtype: &Py<PyArrayDescr>,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = owner.py();
+    let owner = Bound::new(py, MappedShard(shard.clone()))?;
     let mut dims: Vec<npy_intp> = shape.iter().map(|&n| n as npy_intp).collect();
-    // SAFETY: `bytes` points into the store's mapping, which lives as long as the
-    // Store object that becomes the array's base. Flags 0 = not writeable; numpy
+    // SAFETY: `bytes` points into the shard's mapping, which lives as long as the
+    // MappedShard object that becomes the array's base. Flags 0 = not writeable; numpy
     // itself works out contiguity and alignment. NewFromDescr steals the descr
     // reference and SetBaseObject steals the owner reference.
     unsafe {
@@ -92,7 +136,7 @@ fn view<'py>(
             return Err(PyErr::fetch(py));
         }
         let array = Bound::from_owned_ptr(py, array);
-        let base = owner.clone().into_any().into_ptr();
+        let base = owner.into_any().into_ptr();
         if PY_ARRAY_API.PyArray_SetBaseObject(py, array.as_ptr() as *mut npyffi::PyArrayObject, base) < 0 {
             return Err(PyErr::fetch(py));
         }
@@ -107,9 +151,20 @@ fn as_bytes<T>(values: &[T]) -> &[u8] {
 
 #[pymethods]
 impl PyStore {
+    /// `path`: a store directory, or a URL (`s3://`, `gs://`, `az://`,
+    /// `http(s)://`, `file://`) read through a local shard cache.
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let inner = py.detach(|| Store::open(&path)).py_err()?;
+    #[pyo3(signature = (path, *, cache_dir=None, cache_size=None, storage_options=None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        cache_dir: Option<PathBuf>,
+        cache_size: Option<u64>,
+        storage_options: Option<HashMap<String, String>>,
+    ) -> PyResult<Self> {
+        let location = path.to_string_lossy().into_owned();
+        let options = remote_options(cache_dir, cache_size, storage_options);
+        let inner = py.detach(|| open_location(&location, &options)).py_err()?;
         let sample_module = py.import("mobileclip_fastload.store.sample")?;
         let descr = |ob: Bound<'_, PyAny>| -> PyResult<Py<PyArrayDescr>> { Ok(PyArrayDescr::new(py, ob)?.unbind()) };
         let np_name = |name: &str| -> PyResult<Py<PyArrayDescr>> { Ok(PyArrayDescr::new(py, name)?.unbind()) };
@@ -136,7 +191,7 @@ impl PyStore {
         let d = self.inner.dims();
         format!(
             "Store({:?}, samples={}, shards={}, J={}, S={}, K={}, D={}, embedding_dtype={})",
-            self.inner.dir().display().to_string(),
+            self.inner.location(),
             self.inner.len(),
             self.inner.num_shards(),
             d.j,
@@ -147,10 +202,28 @@ impl PyStore {
         )
     }
 
-    /// The store directory.
+    /// The store directory or URL, as opened.
     #[getter]
-    fn path(&self) -> PathBuf {
+    fn path(&self) -> String {
+        self.inner.location().to_string()
+    }
+
+    /// The local directory the shard files are mapped from (a remote store's cache).
+    #[getter]
+    fn local_dir(&self) -> PathBuf {
         self.inner.dir().to_path_buf()
+    }
+
+    /// Download counters of a remote store's cache: {"bytes_downloaded", "downloads",
+    /// "failed_attempts", "evictions"}; None for a local store.
+    fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        cache_stats(py, &self.inner)
+    }
+
+    /// Shard mappings made so far: 0 right after open, which reads only the manifest.
+    #[getter]
+    fn shards_mapped(&self) -> usize {
+        self.inner.shards_mapped()
     }
 
     /// {"J": augmentations, "S": synthetic captions, "K": teachers, "D": dims per teacher}.
@@ -185,156 +258,166 @@ impl PyStore {
     /// {column: bytes in the shard files}, summed over shards, in file order.
     fn column_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
-        for (name, n) in self.inner.column_bytes() {
+        let store = &self.inner;
+        for (name, n) in py.detach(|| store.column_bytes()).py_err()? {
             dict.set_item(name, n)?;
         }
         Ok(dict)
     }
 
-    /// Path of the shard file holding sample `i`.
-    fn shard_path(&self, i: isize) -> PyResult<PathBuf> {
-        Ok(self.inner.shard_path_of(self.index(i)?).to_path_buf())
+    /// Where the shard holding sample `i` lives: its file, or its object URL for a remote store.
+    fn shard_path(&self, i: isize) -> PyResult<String> {
+        self.inner.shard_location_of(self.index(i)?).py_err()
     }
 
-    fn uid(&self, i: isize) -> PyResult<&str> {
-        Ok(self.inner.uid(self.index(i)?))
+    fn uid(&self, py: Python<'_>, i: isize) -> PyResult<String> {
+        let (sh, r) = self.row(py, i)?;
+        Ok(sh.uid(r).to_string())
     }
 
     /// Encoded image bytes as a read-only uint8 view.
-    fn image<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Bound<'py, PyAny>> {
-        let me = slf.get();
-        let bytes = me.inner.image_bytes(me.index(i)?);
-        view(slf, bytes, &me.dtypes.uint8, &[bytes.len()])
+    fn image<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Bound<'py, PyAny>> {
+        let (sh, r) = self.row(py, i)?;
+        let bytes = sh.image_bytes(r);
+        view(py, &sh, bytes, &self.dtypes.uint8, &[bytes.len()])
     }
 
     /// (width, height) of the stored image.
-    fn image_size(&self, i: isize) -> PyResult<(u32, u32)> {
-        Ok(self.inner.image_size(self.index(i)?))
+    fn image_size(&self, py: Python<'_>, i: isize) -> PyResult<(u32, u32)> {
+        let (sh, r) = self.row(py, i)?;
+        Ok(sh.image_size(r))
     }
 
     /// (width, height) of the original image.
-    fn orig_size(&self, i: isize) -> PyResult<(u32, u32)> {
-        Ok(self.inner.orig_size(self.index(i)?))
+    fn orig_size(&self, py: Python<'_>, i: isize) -> PyResult<(u32, u32)> {
+        let (sh, r) = self.row(py, i)?;
+        Ok(sh.orig_size(r))
     }
 
-    fn caption(&self, i: isize) -> PyResult<&str> {
-        Ok(self.inner.caption(self.index(i)?))
+    fn caption(&self, py: Python<'_>, i: isize) -> PyResult<String> {
+        let (sh, r) = self.row(py, i)?;
+        Ok(sh.caption(r).to_string())
     }
 
     /// Token ids of the real caption (uint16 view, unpadded).
-    fn caption_tokens<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Bound<'py, PyAny>> {
-        let me = slf.get();
-        let tokens = me.inner.caption_tokens(me.index(i)?);
-        view(slf, as_bytes(tokens), &me.dtypes.uint16, &[tokens.len()])
+    fn caption_tokens<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Bound<'py, PyAny>> {
+        let (sh, r) = self.row(py, i)?;
+        let tokens = sh.caption_tokens(r);
+        view(py, &sh, as_bytes(tokens), &self.dtypes.uint16, &[tokens.len()])
     }
 
-    fn syn_captions(&self, i: isize) -> PyResult<Vec<&str>> {
-        let i = self.index(i)?;
-        Ok((0..self.inner.dims().s).map(|s| self.inner.syn_caption(i, s)).collect())
+    fn syn_captions(&self, py: Python<'_>, i: isize) -> PyResult<Vec<String>> {
+        let (sh, r) = self.row(py, i)?;
+        Ok((0..self.inner.dims().s).map(|s| sh.syn_caption(r, s).to_string()).collect())
     }
 
     /// Token ids of synthetic caption `s` (uint16 view, unpadded).
-    fn syn_tokens<'py>(slf: &Bound<'py, Self>, i: isize, s: usize) -> PyResult<Bound<'py, PyAny>> {
-        let me = slf.get();
-        let i = me.index(i)?;
-        Self::check_below("synthetic caption", s, me.inner.dims().s)?;
-        let tokens = me.inner.syn_tokens(i, s);
-        view(slf, as_bytes(tokens), &me.dtypes.uint16, &[tokens.len()])
+    fn syn_tokens<'py>(&self, py: Python<'py>, i: isize, s: usize) -> PyResult<Bound<'py, PyAny>> {
+        Self::check_below("synthetic caption", s, self.inner.dims().s)?;
+        let (sh, r) = self.row(py, i)?;
+        let tokens = sh.syn_tokens(r, s);
+        view(py, &sh, as_bytes(tokens), &self.dtypes.uint16, &[tokens.len()])
     }
 
     /// The J augmentation records as a structured AUG_DTYPE view, shape [J].
-    fn aug<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Bound<'py, PyAny>> {
-        let me = slf.get();
-        view(slf, me.inner.aug_bytes(me.index(i)?), &me.dtypes.aug, &[me.inner.dims().j])
+    fn aug<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Bound<'py, PyAny>> {
+        let (sh, r) = self.row(py, i)?;
+        view(py, &sh, sh.aug_bytes(r), &self.dtypes.aug, &[self.inner.dims().j])
     }
 
     /// Image embedding row (i, j): [K*D] view in the store dtype.
-    fn image_emb<'py>(slf: &Bound<'py, Self>, i: isize, j: usize) -> PyResult<Bound<'py, PyAny>> {
-        let me = slf.get();
-        let i = me.index(i)?;
-        let d = me.inner.dims();
+    fn image_emb<'py>(&self, py: Python<'py>, i: isize, j: usize) -> PyResult<Bound<'py, PyAny>> {
+        let d = self.inner.dims();
         Self::check_below("augmentation", j, d.j)?;
-        view(slf, me.inner.image_emb_raw(i, j), &me.dtypes.embedding, &[d.row_len()])
+        let (sh, r) = self.row(py, i)?;
+        view(py, &sh, sh.image_emb_raw(r, j), &self.dtypes.embedding, &[d.row_len()])
     }
 
     /// All image embeddings of sample `i`: [J, K*D] view.
-    fn image_embs<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Bound<'py, PyAny>> {
-        let me = slf.get();
-        let d = me.inner.dims();
-        view(slf, me.inner.image_embs_raw(me.index(i)?), &me.dtypes.embedding, &[d.j, d.row_len()])
+    fn image_embs<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Bound<'py, PyAny>> {
+        let d = self.inner.dims();
+        let (sh, r) = self.row(py, i)?;
+        view(py, &sh, sh.image_embs_raw(r), &self.dtypes.embedding, &[d.j, d.row_len()])
     }
 
     /// Text embeddings of sample `i`: [1+S, K*D] view; row 0 is the real caption.
-    fn text_emb<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Bound<'py, PyAny>> {
-        let me = slf.get();
-        let d = me.inner.dims();
-        view(slf, me.inner.text_embs_raw(me.index(i)?), &me.dtypes.embedding, &[d.text_rows(), d.row_len()])
+    fn text_emb<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Bound<'py, PyAny>> {
+        let d = self.inner.dims();
+        let (sh, r) = self.row(py, i)?;
+        view(py, &sh, sh.text_embs_raw(r), &self.dtypes.embedding, &[d.text_rows(), d.row_len()])
     }
 
     /// int8 stores: per-(row, teacher) scales of the image embeddings, [J, K] float32; else None.
-    fn image_emb_scales<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let me = slf.get();
-        let i = me.index(i)?;
-        let d = me.inner.dims();
-        if !me.inner.embedding_dtype().has_scales() {
+    fn image_emb_scales<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let d = self.inner.dims();
+        let (sh, r) = self.row(py, i)?;
+        if !self.inner.embedding_dtype().has_scales() {
             return Ok(None);
         }
-        view(slf, as_bytes(me.inner.image_emb_scales(i)), &me.dtypes.float32, &[d.j, d.k]).map(Some)
+        view(py, &sh, as_bytes(sh.image_emb_scales(r)), &self.dtypes.float32, &[d.j, d.k]).map(Some)
     }
 
     /// int8 stores: scales of the text embeddings, [1+S, K] float32; else None.
-    fn text_emb_scales<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let me = slf.get();
-        let i = me.index(i)?;
-        let d = me.inner.dims();
-        if !me.inner.embedding_dtype().has_scales() {
+    fn text_emb_scales<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let d = self.inner.dims();
+        let (sh, r) = self.row(py, i)?;
+        if !self.inner.embedding_dtype().has_scales() {
             return Ok(None);
         }
-        view(slf, as_bytes(me.inner.text_emb_scales(i)), &me.dtypes.float32, &[d.text_rows(), d.k]).map(Some)
+        view(py, &sh, as_bytes(sh.text_emb_scales(r)), &self.dtypes.float32, &[d.text_rows(), d.k]).map(Some)
     }
 
     /// sha256 of the original image bytes, or None when unknown.
     fn sha256<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        Ok(self.inner.sha256(self.index(i)?).map(|h| PyBytes::new(py, h)))
+        let (sh, r) = self.row(py, i)?;
+        Ok(sh.sha256(r).map(|h| PyBytes::new(py, h)))
     }
 
-    fn flags(&self, i: isize) -> PyResult<u32> {
-        Ok(self.inner.flags(self.index(i)?))
+    fn flags(&self, py: Python<'_>, i: isize) -> PyResult<u32> {
+        let (sh, r) = self.row(py, i)?;
+        Ok(sh.flags(r))
     }
 
     /// Everything about sample `i` as a `Sample` (arrays are read-only views).
-    fn sample<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let me = slf.get();
-        let g = me.index(i)?;
-        let st = &me.inner;
-        let (w, h) = st.image_size(g);
-        let (ow, oh) = st.orig_size(g);
-        let s = st.dims().s;
+    fn sample<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Bound<'py, PyAny>> {
+        let (sh, r) = self.row(py, i)?;
+        let (w, h) = sh.image_size(r);
+        let (ow, oh) = sh.orig_size(r);
+        let d = self.inner.dims();
+        let dt = &self.dtypes;
         let kw = PyDict::new(py);
-        kw.set_item("uid", st.uid(g))?;
-        kw.set_item("image", PyBytes::new(py, st.image_bytes(g)))?;
+        kw.set_item("uid", sh.uid(r))?;
+        kw.set_item("image", PyBytes::new(py, sh.image_bytes(r)))?;
         kw.set_item("width", w)?;
         kw.set_item("height", h)?;
         kw.set_item("orig_width", ow)?;
         kw.set_item("orig_height", oh)?;
-        kw.set_item("caption", st.caption(g))?;
-        kw.set_item("caption_tokens", Self::caption_tokens(slf, i)?)?;
-        kw.set_item("syn_captions", (0..s).map(|k| st.syn_caption(g, k)).collect::<Vec<_>>())?;
-        let syn_tokens = (0..s).map(|k| Self::syn_tokens(slf, i, k)).collect::<PyResult<Vec<_>>>()?;
+        kw.set_item("caption", sh.caption(r))?;
+        let tokens = sh.caption_tokens(r);
+        kw.set_item("caption_tokens", view(py, &sh, as_bytes(tokens), &dt.uint16, &[tokens.len()])?)?;
+        kw.set_item("syn_captions", (0..d.s).map(|k| sh.syn_caption(r, k)).collect::<Vec<_>>())?;
+        let syn_tokens = (0..d.s)
+            .map(|k| {
+                let t = sh.syn_tokens(r, k);
+                view(py, &sh, as_bytes(t), &dt.uint16, &[t.len()])
+            })
+            .collect::<PyResult<Vec<_>>>()?;
         kw.set_item("syn_tokens", PyList::new(py, syn_tokens)?)?;
-        kw.set_item("aug", Self::aug(slf, i)?)?;
-        kw.set_item("image_emb", Self::image_embs(slf, i)?)?;
-        kw.set_item("text_emb", Self::text_emb(slf, i)?)?;
-        kw.set_item("sha256", st.sha256(g).map(|h| PyBytes::new(py, h)))?;
-        kw.set_item("flags", st.flags(g))?;
-        kw.set_item("image_emb_scale", Self::image_emb_scales(slf, i)?)?;
-        kw.set_item("text_emb_scale", Self::text_emb_scales(slf, i)?)?;
-        me.sample_module.bind(py).getattr("Sample")?.call((), Some(&kw))
+        kw.set_item("aug", view(py, &sh, sh.aug_bytes(r), &dt.aug, &[d.j])?)?;
+        kw.set_item("image_emb", view(py, &sh, sh.image_embs_raw(r), &dt.embedding, &[d.j, d.row_len()])?)?;
+        kw.set_item("text_emb", view(py, &sh, sh.text_embs_raw(r), &dt.embedding, &[d.text_rows(), d.row_len()])?)?;
+        kw.set_item("sha256", sh.sha256(r).map(|h| PyBytes::new(py, h)))?;
+        kw.set_item("flags", sh.flags(r))?;
+        let scales = self.inner.embedding_dtype().has_scales();
+        let image_scales = scales.then(|| view(py, &sh, as_bytes(sh.image_emb_scales(r)), &dt.float32, &[d.j, d.k])).transpose()?;
+        let text_scales = scales.then(|| view(py, &sh, as_bytes(sh.text_emb_scales(r)), &dt.float32, &[d.text_rows(), d.k])).transpose()?;
+        kw.set_item("image_emb_scale", image_scales)?;
+        kw.set_item("text_emb_scale", text_scales)?;
+        self.sample_module.bind(py).getattr("Sample")?.call((), Some(&kw))
     }
 
-    fn __getitem__<'py>(slf: &Bound<'py, Self>, i: isize) -> PyResult<Bound<'py, PyAny>> {
-        Self::sample(slf, i)
+    fn __getitem__<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Bound<'py, PyAny>> {
+        self.sample(py, i)
     }
 
     /// Samples in order (SampleIndexError is not an IndexError, so the
@@ -409,6 +492,7 @@ fn store_shard_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, 
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStore>()?;
+    m.add_class::<MappedShard>()?;
     m.add_function(wrap_pyfunction!(verify_store, m)?)?;
     m.add_function(wrap_pyfunction!(store_shard_info, m)?)?;
     Ok(())

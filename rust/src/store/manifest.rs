@@ -56,6 +56,14 @@ impl Manifest {
     /// Parse and validate manifest text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
         let bad = |msg: String| Error::format(path, msg);
+        // Fast path (large manifests: one pass, no intermediate JSON tree); any
+        // problem falls through to the careful path below for its message.
+        if let Ok(manifest) = serde_json::from_str::<Manifest>(text) {
+            if manifest.magic == MAGIC && manifest.schema_version >= 1 && manifest.schema_version <= SCHEMA_VERSION {
+                manifest.validate(path)?;
+                return Ok(manifest);
+            }
+        }
         // Check magic and version on the loose JSON first, so that a newer store
         // (whose fields this reader may not know) reports its version, not a parse error.
         let value: serde_json::Value =

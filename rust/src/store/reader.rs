@@ -1,53 +1,133 @@
-//! `Store`: a whole store directory, opened once and shared by many threads.
+//! `Store`: a whole store, opened once and shared by many threads.
+//!
+//! Opening reads only the manifest. A shard is mapped and validated (magic,
+//! version, dims, types, row count, aug records: everything `Shard::open`
+//! checks) the first time one of its samples is read, so open time and bytes
+//! read at open do not grow with the number of samples; `verify` stays the full
+//! check of every byte.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::manifest::Manifest;
 use super::parallel::parallel_map;
 use super::shard::{AccessPattern, Shard, ShardExpect};
 use super::verify::{verify_file, Problem};
 use super::{Dims, EmbeddingDtype};
-use crate::aug::AugParams;
 use crate::error::{Error, Result};
 
-/// An open store. Every shard is mapped and validated in `open`; the index
-/// methods then only slice memory. `Send + Sync`: share it behind an `Arc`.
-///
-/// Index methods take a global sample index `i < len()` (checked in debug
-/// builds; use [`Store::locate`] for a checked lookup).
+/// One shard's place in the store: empty until the shard is first used.
+/// Remote stores empty it again when their cache evicts the file.
+#[derive(Default)]
+pub(crate) struct Slot(Mutex<Option<Arc<Shard>>>);
+
+impl Slot {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Arc<Shard>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Unmap the shard unless somebody is using it right now (holds its `Arc`,
+    /// or is opening it). Returns whether the slot is now empty.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn release_if_unused(&self) -> bool {
+        let Ok(mut slot) = self.0.try_lock() else { return false };
+        match &*slot {
+            Some(shard) if Arc::strong_count(shard) > 1 => false,
+            _ => {
+                *slot = None;
+                true
+            }
+        }
+    }
+}
+
+/// Where the shard files come from.
+enum Source {
+    /// A directory on a local filesystem: shards are mapped in place.
+    Local,
+    /// An object store: shards are downloaded whole into a local cache first.
+    #[cfg(feature = "remote")]
+    /// The runtime is held for its `Drop`: downloads stop with the store.
+    Remote(Arc<super::remote::RemoteShards>, #[allow(dead_code)] super::remote::DownloadRuntime),
+}
+
+/// An open store. `Send + Sync`: share it behind an `Arc`.
 pub struct Store {
+    /// What the caller opened (a directory or a URL), for messages.
+    location: String,
+    /// The directory the shard files are mapped from (for remote stores: the cache).
     dir: PathBuf,
     manifest: Manifest,
     manifest_text: String,
     dims: Dims,
     dtype: EmbeddingDtype,
-    shards: Vec<Shard>,
+    slots: Arc<[Slot]>,
     /// `starts[n]` is the global index of shard n's first row; `starts[shards]` is `len`.
     starts: Vec<usize>,
+    source: Source,
+    /// The `AccessPattern` given to shards as they are mapped (see `advise`).
+    pattern: AtomicU8,
+    /// Shards mapped (and so validated) so far, counting re-maps after eviction.
+    mapped: AtomicUsize,
 }
 
 impl Store {
+    /// Open a store directory on a local filesystem (reads only `manifest.json`).
     pub fn open(dir: &Path) -> Result<Store> {
         let (manifest_text, manifest_path) = Manifest::read_text(dir)?;
         let manifest = Manifest::parse(&manifest_text, &manifest_path)?;
-        let (dims, dtype) = (manifest.dims(), manifest.dtype());
-        let opened = parallel_map(&manifest.shards, |entry| {
-            let expect = ShardExpect { dims, dtype, num_samples: entry.num_samples, file_bytes: entry.file_bytes };
-            Shard::open(&dir.join(&entry.file), Some(&expect))
-        });
-        let shards = opened.into_iter().collect::<Result<Vec<_>>>()?;
-        let mut starts = Vec::with_capacity(shards.len() + 1);
-        let mut total = 0;
-        for s in &shards {
-            starts.push(total);
-            total += s.len();
-        }
-        starts.push(total);
-        Ok(Store { dir: dir.to_path_buf(), manifest, manifest_text, dims, dtype, shards, starts })
+        Ok(Store::from_parts(dir.display().to_string(), dir.to_path_buf(), manifest, manifest_text, Source::Local))
     }
 
+    /// Open a remote store (`s3://`, `gs://`, `az://`, `http(s)://`, `file://`)
+    /// through a local shard cache; see `remote` and docs/REMOTE.md.
+    #[cfg(feature = "remote")]
+    pub fn open_remote(url: &str, options: &super::RemoteOptions) -> Result<Store> {
+        let runtime = super::remote::DownloadRuntime::new(url)?;
+        let (remote, manifest, manifest_text) = super::remote::RemoteShards::open(url, options, &runtime)?;
+        let dir = remote.cache_dir().to_path_buf();
+        let remote = Arc::new(remote);
+        let source = Source::Remote(remote.clone(), runtime);
+        let store = Store::from_parts(url.to_string(), dir, manifest, manifest_text, source);
+        remote.attach(store.slots.clone());
+        Ok(store)
+    }
+
+    fn from_parts(location: String, dir: PathBuf, manifest: Manifest, manifest_text: String, source: Source) -> Store {
+        let mut starts = Vec::with_capacity(manifest.shards.len() + 1);
+        let mut total = 0;
+        for entry in &manifest.shards {
+            starts.push(total);
+            total += entry.num_samples;
+        }
+        starts.push(total);
+        let slots: Arc<[Slot]> = manifest.shards.iter().map(|_| Slot::default()).collect();
+        Store {
+            location,
+            dir,
+            dims: manifest.dims(),
+            dtype: manifest.dtype(),
+            manifest,
+            manifest_text,
+            slots,
+            starts,
+            source,
+            pattern: AtomicU8::new(pattern_code(AccessPattern::Random)),
+            mapped: AtomicUsize::new(0),
+        }
+    }
+
+    /// The directory or URL this store was opened from.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+    /// The local directory the shards are mapped from (the cache for a remote store).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+    pub fn is_remote(&self) -> bool {
+        !matches!(self.source, Source::Local)
     }
     pub fn len(&self) -> usize {
         *self.starts.last().expect("starts is never empty")
@@ -62,7 +142,7 @@ impl Store {
         self.dtype
     }
     pub fn num_shards(&self) -> usize {
-        self.shards.len()
+        self.slots.len()
     }
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -71,8 +151,54 @@ impl Store {
     pub fn manifest_text(&self) -> &str {
         &self.manifest_text
     }
-    pub fn shard(&self, n: usize) -> &Shard {
-        &self.shards[n]
+    /// Number of samples in each shard, in store order (from the manifest).
+    pub fn shard_sizes(&self) -> Vec<usize> {
+        self.manifest.shards.iter().map(|e| e.num_samples).collect()
+    }
+    /// How many times a shard was mapped and validated so far (0 right after open).
+    pub fn shards_mapped(&self) -> usize {
+        self.mapped.load(Ordering::Relaxed)
+    }
+
+    /// Shard `n`, mapped and validated on first use. Errors name the file and
+    /// what is wrong; a failed open is retried on the next call.
+    pub fn shard(&self, n: usize) -> Result<Arc<Shard>> {
+        let mut slot = self.slots[n].lock();
+        if let Some(shard) = &*slot {
+            let shard = shard.clone();
+            drop(slot);
+            self.touched(n);
+            return Ok(shard);
+        }
+        let entry = &self.manifest.shards[n];
+        let expect = ShardExpect { dims: self.dims, dtype: self.dtype, num_samples: entry.num_samples, file_bytes: entry.file_bytes };
+        let path = match &self.source {
+            Source::Local => self.dir.join(&entry.file),
+            #[cfg(feature = "remote")]
+            Source::Remote(remote, _) => remote.fetch(n)?,
+        };
+        let shard = Arc::new(Shard::open(&path, Some(&expect))?);
+        shard.advise(pattern_from_code(self.pattern.load(Ordering::Relaxed)));
+        self.mapped.fetch_add(1, Ordering::Relaxed);
+        *slot = Some(shard.clone());
+        drop(slot);
+        self.touched(n);
+        Ok(shard)
+    }
+
+    /// Tell the source that shard `n` is being read (a remote store prefetches what follows).
+    /// Called without the slot's lock: prefetching may evict other shards.
+    fn touched(&self, _n: usize) {
+        #[cfg(feature = "remote")]
+        if let Source::Remote(remote, _) = &self.source {
+            remote.touched(_n);
+        }
+    }
+
+    /// The shard holding sample `i` and the row inside it (mapping it on first use).
+    pub fn sample(&self, i: usize) -> Result<(Arc<Shard>, usize)> {
+        let (n, row) = self.locate(i)?;
+        Ok((self.shard(n)?, row))
     }
 
     /// Checked global index -> (shard, row).
@@ -80,154 +206,125 @@ impl Store {
         if i >= self.len() {
             return Err(Error::Index { index: i.min(i64::MAX as usize) as i64, len: self.len() });
         }
-        Ok(self.locate_unchecked(i))
-    }
-
-    /// Binary search over cumulative counts: the last shard starting at or before `i`
-    /// (which skips empty shards, whose start equals the next one's).
-    #[inline]
-    fn locate_unchecked(&self, i: usize) -> (usize, usize) {
-        debug_assert!(i < self.len(), "sample index {i} out of range for {} samples", self.len());
+        // The last shard starting at or before `i` (which skips empty shards,
+        // whose start equals the next one's).
         let n = self.starts.partition_point(|&s| s <= i) - 1;
-        (n, i - self.starts[n])
+        Ok((n, i - self.starts[n]))
     }
 
-    #[inline]
-    fn at(&self, i: usize) -> (&Shard, usize) {
-        let (n, row) = self.locate_unchecked(i);
-        (&self.shards[n], row)
+    /// The order in which this process will read shards (a remote store downloads ahead along it).
+    /// `keep_behind`: how many shards behind the furthest one read may still be read.
+    pub fn set_shard_plan(&self, _plan: Vec<usize>, _keep_behind: usize) {
+        #[cfg(feature = "remote")]
+        if let Source::Remote(remote, _) = &self.source {
+            remote.set_plan(_plan, _keep_behind);
+        }
     }
 
-    pub fn shard_path_of(&self, i: usize) -> &Path {
-        self.at(i).0.path()
+    /// Download counters of a remote store's cache (`None` for a local store).
+    #[cfg(feature = "remote")]
+    pub fn cache_stats(&self) -> Option<super::remote::CacheStats> {
+        match &self.source {
+            Source::Remote(remote, _) => Some(remote.stats()),
+            Source::Local => None,
+        }
     }
-    pub fn uid(&self, i: usize) -> &str {
-        let (s, r) = self.at(i);
-        s.uid(r)
+
+    /// Where shard `n` lives, for messages: the file, or the object URL for a remote store.
+    pub fn shard_location(&self, n: usize) -> String {
+        let file = &self.manifest.shards[n].file;
+        match &self.source {
+            Source::Local => self.dir.join(file).display().to_string(),
+            #[cfg(feature = "remote")]
+            Source::Remote(remote, _) => remote.object_url(n),
+        }
     }
-    pub fn image_bytes(&self, i: usize) -> &[u8] {
-        let (s, r) = self.at(i);
-        s.image_bytes(r)
-    }
-    /// (width, height) of the stored image.
-    pub fn image_size(&self, i: usize) -> (u32, u32) {
-        let (s, r) = self.at(i);
-        s.image_size(r)
-    }
-    /// (width, height) of the original image the upstream boxes referred to.
-    pub fn orig_size(&self, i: usize) -> (u32, u32) {
-        let (s, r) = self.at(i);
-        s.orig_size(r)
-    }
-    pub fn caption(&self, i: usize) -> &str {
-        let (s, r) = self.at(i);
-        s.caption(r)
-    }
-    pub fn caption_tokens(&self, i: usize) -> &[u16] {
-        let (s, r) = self.at(i);
-        s.caption_tokens(r)
-    }
-    pub fn syn_caption(&self, i: usize, s_idx: usize) -> &str {
-        let (s, r) = self.at(i);
-        s.syn_caption(r, s_idx)
-    }
-    pub fn syn_tokens(&self, i: usize, s_idx: usize) -> &[u16] {
-        let (s, r) = self.at(i);
-        s.syn_tokens(r, s_idx)
-    }
-    /// Augmentation `j` of sample `i`, boxes in stored-image pixels.
-    pub fn aug(&self, i: usize, j: usize) -> AugParams {
-        let (s, r) = self.at(i);
-        s.aug(r, j)
-    }
-    /// All J raw 40-byte records of sample `i`.
-    pub fn aug_bytes(&self, i: usize) -> &[u8] {
-        let (s, r) = self.at(i);
-        s.aug_bytes(r)
-    }
-    /// Image embedding row (i, j): K*D elements, `K*D*itemsize` bytes.
-    pub fn image_emb_raw(&self, i: usize, j: usize) -> &[u8] {
-        let (s, r) = self.at(i);
-        s.image_emb_raw(r, j)
-    }
-    /// All J image embedding rows of sample `i`.
-    pub fn image_embs_raw(&self, i: usize) -> &[u8] {
-        let (s, r) = self.at(i);
-        s.image_embs_raw(r)
-    }
-    /// Text embedding row (i, t): t = 0 is the real caption, 1..=S the synthetic ones.
-    pub fn text_emb_raw(&self, i: usize, t: usize) -> &[u8] {
-        let (s, r) = self.at(i);
-        s.text_emb_raw(r, t)
-    }
-    /// All 1+S text embedding rows of sample `i`.
-    pub fn text_embs_raw(&self, i: usize) -> &[u8] {
-        let (s, r) = self.at(i);
-        s.text_embs_raw(r)
-    }
-    /// int8 only: the K per-teacher scales of image row (i, j); empty for other dtypes.
-    pub fn image_emb_scale(&self, i: usize, j: usize) -> &[f32] {
-        let (s, r) = self.at(i);
-        s.image_emb_scale(r, j)
-    }
-    /// int8 only: the K per-teacher scales of text row (i, t); empty for other dtypes.
-    pub fn text_emb_scale(&self, i: usize, t: usize) -> &[f32] {
-        let (s, r) = self.at(i);
-        s.text_emb_scale(r, t)
-    }
-    /// int8 only: all J*K image scales of sample `i` (row-major [J, K]); empty otherwise.
-    pub fn image_emb_scales(&self, i: usize) -> &[f32] {
-        let (s, r) = self.at(i);
-        s.image_emb_scales(r)
-    }
-    /// int8 only: all (1+S)*K text scales of sample `i` (row-major [1+S, K]); empty otherwise.
-    pub fn text_emb_scales(&self, i: usize) -> &[f32] {
-        let (s, r) = self.at(i);
-        s.text_emb_scales(r)
-    }
-    pub fn sha256(&self, i: usize) -> Option<&[u8; 32]> {
-        let (s, r) = self.at(i);
-        s.sha256(r)
-    }
-    pub fn flags(&self, i: usize) -> u32 {
-        let (s, r) = self.at(i);
-        s.flags(r)
+
+    /// Where sample `i`'s shard lives (see `shard_location`).
+    pub fn shard_location_of(&self, i: usize) -> Result<String> {
+        Ok(self.shard_location(self.locate(i)?.0))
     }
 
     /// Bytes each column occupies, summed over all shards, in file order.
-    pub fn column_bytes(&self) -> Vec<(String, u64)> {
+    /// Maps every shard (for a remote store: downloads it).
+    pub fn column_bytes(&self) -> Result<Vec<(String, u64)>> {
         let mut out: Vec<(String, u64)> = Vec::new();
-        for shard in &self.shards {
-            for (n, (name, range)) in shard.column_ranges().iter().enumerate() {
-                match out.get_mut(n) {
+        for n in 0..self.num_shards() {
+            for (c, (name, range)) in self.shard(n)?.column_ranges().iter().enumerate() {
+                match out.get_mut(c) {
                     Some((_, total)) => *total += range.len() as u64,
                     None => out.push((name.clone(), range.len() as u64)),
                 }
             }
         }
-        out
+        Ok(out)
     }
 
-    /// Read-ahead hint for the embedding columns of every shard (default after open: `Random`).
+    /// Read-ahead hint for the embedding columns of the mapped shards and of
+    /// every shard mapped later (default: `Random`).
     pub fn advise(&self, pattern: AccessPattern) {
-        for shard in &self.shards {
-            shard.advise(pattern);
+        self.pattern.store(pattern_code(pattern), Ordering::Relaxed);
+        for slot in self.slots.iter() {
+            if let Some(shard) = &*slot.lock() {
+                shard.advise(pattern);
+            }
         }
     }
 
-    /// Start reading sample `i`'s image in the background (best effort).
+    /// Start reading sample `i`'s image in the background (best effort: only
+    /// when its shard is mapped already, so it never blocks).
     pub fn prefetch_image(&self, i: usize) {
-        let (s, r) = self.at(i);
-        s.prefetch_image(r)
+        let Ok((n, row)) = self.locate(i) else { return };
+        let shard = match self.slots[n].0.try_lock() {
+            Ok(slot) => slot.clone(),
+            Err(_) => None,
+        };
+        if let Some(shard) = shard {
+            shard.prefetch_image(row);
+        }
     }
 
-    /// Recompute every checksum against the manifest. Reads the files through a
-    /// separate sequential mapping, so the serving mapping's hints stay as they are.
+    /// Recompute every checksum against the manifest and run the open-time
+    /// checks on every shard. Reads the files through a separate sequential
+    /// mapping, so the serving mapping's hints stay as they are. A remote store
+    /// downloads each shard into its cache first (the download itself is
+    /// checked against the whole-file checksum; a failed one is reported).
     pub fn verify(&self) -> Vec<Problem> {
-        parallel_map(&self.manifest.shards, |entry| verify_file(&self.dir, &self.manifest, entry, false))
-            .into_iter()
-            .flatten()
-            .collect()
+        match &self.source {
+            Source::Local => parallel_map(&self.manifest.shards, |entry| verify_file(&self.dir, &self.manifest, entry, true))
+                .into_iter()
+                .flatten()
+                .collect(),
+            #[cfg(feature = "remote")]
+            Source::Remote(remote, _) => {
+                let mut problems = Vec::new();
+                for (n, entry) in self.manifest.shards.iter().enumerate() {
+                    let pinned = self.slots[n].lock();
+                    match remote.fetch(n) {
+                        Ok(_) => problems.extend(verify_file(&self.dir, &self.manifest, entry, true)),
+                        Err(e) => problems.push(Problem { shard: self.shard_location(n).into(), column: None, message: e.to_string() }),
+                    }
+                    drop(pinned);
+                }
+                problems
+            }
+        }
+    }
+}
+
+fn pattern_code(p: AccessPattern) -> u8 {
+    match p {
+        AccessPattern::Random => 0,
+        AccessPattern::Sequential => 1,
+        AccessPattern::Normal => 2,
+    }
+}
+
+fn pattern_from_code(c: u8) -> AccessPattern {
+    match c {
+        1 => AccessPattern::Sequential,
+        2 => AccessPattern::Normal,
+        _ => AccessPattern::Random,
     }
 }
 

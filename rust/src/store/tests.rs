@@ -45,18 +45,19 @@ fn reads_back_every_column() {
     assert_eq!(st.num_shards(), 4);
     assert_eq!(st.dims(), DIMS);
     for g in 0..st.len() {
-        assert_eq!(st.uid(g), expected::uid(g));
-        assert_eq!(st.image_bytes(g), expected::image(g));
-        assert_eq!(st.image_size(g), expected::size(g));
-        assert_eq!(st.caption(g), expected::caption(g));
-        assert_eq!(st.caption_tokens(g), expected::tokens(g, 0));
+        let (sh, r) = st.sample(g).unwrap();
+        assert_eq!(sh.uid(r), expected::uid(g));
+        assert_eq!(sh.image_bytes(r), expected::image(g));
+        assert_eq!(sh.image_size(r), expected::size(g));
+        assert_eq!(sh.caption(r), expected::caption(g));
+        assert_eq!(sh.caption_tokens(r), expected::tokens(g, 0));
         for s in 0..DIMS.s {
-            assert_eq!(st.syn_caption(g, s), format!("syn {g}/{s}"));
-            assert_eq!(st.syn_tokens(g, s), expected::tokens(g, s + 1));
+            assert_eq!(sh.syn_caption(r, s), format!("syn {g}/{s}"));
+            assert_eq!(sh.syn_tokens(r, s), expected::tokens(g, s + 1));
         }
         for j in 0..DIMS.j {
-            assert_eq!(st.aug(g, j), expected::aug(g, j));
-            let row = st.image_emb_raw(g, j);
+            assert_eq!(sh.aug(r, j), expected::aug(g, j));
+            let row = sh.image_emb_raw(r, j);
             assert_eq!(row.len(), DIMS.row_len() * 2);
             for (e, b) in row.chunks_exact(2).enumerate() {
                 let x = f16::from_le_bytes([b[0], b[1]]);
@@ -64,14 +65,14 @@ fn reads_back_every_column() {
             }
         }
         for t in 0..=DIMS.s {
-            let row = st.text_emb_raw(g, t);
+            let row = sh.text_emb_raw(r, t);
             let x = f16::from_le_bytes([row[2], row[3]]);
             assert_eq!(x, f16::from_f32(expected::emb(g, DIMS.j + t, 1)));
         }
-        assert_eq!(st.image_embs_raw(g).len(), DIMS.j * DIMS.row_len() * 2);
-        assert_eq!(st.sha256(g).copied(), expected::sha256(g));
-        assert_eq!(st.flags(g), (g % 4) as u32);
-        assert!(st.image_emb_scale(g, 0).is_empty());
+        assert_eq!(sh.image_embs_raw(r).len(), DIMS.j * DIMS.row_len() * 2);
+        assert_eq!(sh.sha256(r).copied(), expected::sha256(g));
+        assert_eq!(sh.flags(r), (g % 4) as u32);
+        assert!(sh.image_emb_scale(r, 0).is_empty());
     }
     assert!(st.verify().is_empty());
     assert!(verify_dir(st.dir()).unwrap().is_empty());
@@ -80,14 +81,15 @@ fn reads_back_every_column() {
 #[test]
 fn reads_are_zero_copy_views_of_the_mapping() {
     let (_dir, st) = store("zerocopy", EmbeddingDtype::Float16, &[4]);
-    let file = st.shard(0).bytes().as_ptr_range();
+    let sh = st.shard(0).unwrap();
+    let file = sh.bytes().as_ptr_range();
     let inside = |b: &[u8]| file.contains(&b.as_ptr());
-    assert!(inside(st.image_emb_raw(3, 1)));
-    assert!(inside(st.text_emb_raw(2, 0)));
-    assert!(inside(st.image_bytes(3)));
-    assert!(inside(st.aug_bytes(1)));
-    assert!(inside(st.uid(2).as_bytes()));
-    assert!(file.contains(&(st.caption_tokens(1).as_ptr() as *const u8)));
+    assert!(inside(sh.image_emb_raw(3, 1)));
+    assert!(inside(sh.text_emb_raw(2, 0)));
+    assert!(inside(sh.image_bytes(3)));
+    assert!(inside(sh.aug_bytes(1)));
+    assert!(inside(sh.uid(2).as_bytes()));
+    assert!(file.contains(&(sh.caption_tokens(1).as_ptr() as *const u8)));
 }
 
 #[test]
@@ -97,7 +99,7 @@ fn locate_skips_empty_shards_and_checks_range() {
     for (g, w) in want.iter().enumerate() {
         assert_eq!(st.locate(g).unwrap(), *w);
     }
-    assert!(st.shard_path_of(2).ends_with("shard-00004.arrow"));
+    assert!(st.shard_location_of(2).unwrap().ends_with("shard-00004.arrow"));
     match st.locate(5) {
         Err(Error::Index { index: 5, len: 5 }) => {}
         other => panic!("{other:?}"),
@@ -114,11 +116,13 @@ fn empty_store_opens() {
 #[test]
 fn other_dtypes_read_back() {
     let (_dir, st) = store("bf16", EmbeddingDtype::BFloat16, &[2]);
+    let st = st.shard(0).unwrap();
     let row = st.image_emb_raw(1, 2);
     let x = half::bf16::from_bits(u16::from_le_bytes([row[0], row[1]]));
     assert_eq!(x, half::bf16::from_f32(expected::emb(1, 2, 0)));
 
     let (_dir, st) = store("int8", EmbeddingDtype::Int8, &[2]);
+    let st = st.shard(0).unwrap();
     assert_eq!(st.image_emb_raw(1, 2).len(), DIMS.row_len());
     let scales = st.image_emb_scale(1, 2);
     assert_eq!(scales.len(), DIMS.k);
@@ -128,9 +132,11 @@ fn other_dtypes_read_back() {
     assert_eq!(st.text_emb_scale(1, DIMS.s).len(), DIMS.k);
 }
 
+/// The error reading a broken store gives: at open (manifest) or when every shard is first used.
 fn open_err(dir: &Path) -> String {
-    match Store::open(dir) {
-        Ok(_) => panic!("opened a broken store"),
+    let used = Store::open(dir).and_then(|st| (0..st.num_shards()).try_for_each(|n| st.shard(n).map(drop)));
+    match used {
+        Ok(()) => panic!("opened a broken store"),
         Err(e @ (Error::Format { .. } | Error::Version { .. })) => e.to_string(),
         Err(e) => panic!("unexpected error kind: {e:?}"),
     }
@@ -210,10 +216,48 @@ fn random_corruption_never_panics_and_is_always_caught() {
         let at = next() as usize % bytes.len();
         bytes[at] ^= 1 << (next() % 8);
         std::fs::write(&shard, &bytes).unwrap();
-        // Either open refuses it, or verify reports it.
-        if let Ok(st) = Store::open(dir.path()) {
+        // Either first use refuses it, or verify reports it.
+        let st = Store::open(dir.path()).unwrap();
+        if st.shard(0).is_ok() {
             assert!(!st.verify().is_empty(), "flip at {at} went unnoticed");
         }
         assert!(!verify_dir(dir.path()).unwrap().is_empty());
     }
+}
+
+#[test]
+fn open_reads_only_the_manifest_and_first_use_validates() {
+    let dir = TempDir::new("lazy");
+    write_store(dir.path(), DIMS, EmbeddingDtype::Float16, &[2, 3, 1]);
+    let shard1 = dir.path().join("shard-00001.arrow");
+    let good = std::fs::read(&shard1).unwrap();
+    // Shard 1 gone, shard 2 not a shard at all: open still succeeds and maps nothing.
+    std::fs::remove_file(&shard1).unwrap();
+    std::fs::write(dir.path().join("shard-00002.arrow"), b"not arrow").unwrap();
+    let st = Store::open(dir.path()).unwrap();
+    assert_eq!((st.len(), st.num_shards(), st.shards_mapped()), (6, 3, 0));
+    // Samples of an intact shard read back; only that shard is mapped.
+    let (sh, r) = st.sample(1).unwrap();
+    assert_eq!(sh.uid(r), expected::uid(1));
+    assert_eq!(st.shards_mapped(), 1);
+    st.sample(0).unwrap();
+    assert_eq!(st.shards_mapped(), 1, "a mapped shard is reused");
+    // First use of a broken shard names the file and what is wrong; it is retried next time.
+    for _ in 0..2 {
+        let msg = st.sample(3).map(drop).unwrap_err().to_string();
+        assert!(msg.contains("shard-00001.arrow") && msg.contains("missing"), "{msg}");
+    }
+    let msg = st.sample(5).map(drop).unwrap_err().to_string();
+    assert!(msg.contains("shard-00002.arrow") && msg.contains("manifest says"), "{msg}");
+    // A bad augmentation record (validated at first use, not at open).
+    std::fs::write(&shard1, &good).unwrap();
+    let probe = Shard::open(&shard1, None).unwrap();
+    let aug = probe.column_ranges().iter().find(|(n, _)| n == "aug").unwrap().1.clone();
+    drop(probe);
+    let mut bad = good.clone();
+    bad[aug.start + 37] = 1; // a pad byte of record 0
+    std::fs::write(&shard1, &bad).unwrap();
+    let st = Store::open(dir.path()).unwrap();
+    let msg = st.sample(2).map(drop).unwrap_err().to_string();
+    assert!(msg.contains("shard-00001.arrow") && msg.contains("aug") && msg.contains("row 0"), "{msg}");
 }

@@ -1,0 +1,448 @@
+//! Remote stores: shards of an object store (s3://, gs://, az://, http(s)://,
+//! file://) downloaded whole into a bounded local cache and mapped from there.
+//!
+//! - A shard is downloaded on first use, or ahead of use when the loader has
+//!   given its epoch plan (`set_plan`): reading a shard at plan position p
+//!   (further than any before) starts the downloads of the next `prefetch_shards`.
+//! - A download streams into a hidden temp file in the cache, is checked against
+//!   the manifest's size and whole-file xxh3, then renamed into place (atomic).
+//!   A dropped connection or a checksum mismatch is retried (`max_attempts`,
+//!   with backoff; `object_store`'s own `RetryConfig` retries failed requests
+//!   underneath); a missing object, a full cache disk or the last failed
+//!   attempt becomes an `Error::Remote` naming the object.
+//! - The cache holds at most `cache_size` bytes of this store's shards; to make
+//!   room it evicts, among the shards nobody is reading, one the epoch has
+//!   passed already, least recently used first (the
+//!   store's slot for it is released and the file removed; a mapping still
+//!   held elsewhere stays valid until dropped, as unlinked files do on Linux).
+//! - Files left in the cache by an earlier run are checked against the
+//!   manifest's xxh3 before their first use.
+
+mod client;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use self::client::ObjectClient;
+use super::location::RemoteOptions;
+use super::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
+use super::reader::Slot;
+use crate::error::{Error, Result};
+
+/// How long a download waits for room held by shards in use before it fails.
+const ROOM_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, PartialEq)]
+enum Status {
+    /// Not in the cache.
+    Absent,
+    /// In the cache from an earlier run: checked before first use.
+    Unchecked,
+    /// Being downloaded (or checked); its bytes are reserved.
+    Fetching,
+    /// In the cache and checked.
+    Ready,
+    /// The last attempt failed; the next use tries again.
+    Failed(String),
+}
+
+struct CacheState {
+    status: Vec<Status>,
+    /// Bytes of the shard files in the cache, counting reservations of downloads under way.
+    used: u64,
+    plan: Arc<Vec<usize>>,
+}
+
+/// Counters for benches and tests.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct CacheStats {
+    pub bytes_downloaded: u64,
+    pub downloads: u64,
+    pub failed_attempts: u64,
+    pub evictions: u64,
+}
+
+pub struct RemoteShards {
+    client: ObjectClient,
+    options: RemoteOptions,
+    cache_dir: PathBuf,
+    entries: Vec<ShardEntry>,
+    xxh3: Vec<u64>,
+    state: Mutex<CacheState>,
+    changed: Condvar,
+    /// Last use of each shard (a logical clock), for LRU eviction.
+    last_use: Vec<AtomicU64>,
+    /// 1 + position of each shard in the current epoch plan (0: not in it).
+    plan_position: Vec<AtomicUsize>,
+    /// 1 + furthest plan position read so far (prefetch runs ahead of it; 0: none yet).
+    reached: AtomicUsize,
+    /// Plan positions behind the furthest one that may still be read (the shuffle
+    /// window and the batches in flight): prefetching never evicts those.
+    keep_behind: AtomicUsize,
+    clock: AtomicU64,
+    slots: OnceLock<Arc<[Slot]>>,
+    permits: Arc<tokio::sync::Semaphore>,
+    bytes_downloaded: AtomicU64,
+    downloads: AtomicU64,
+    failed_attempts: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl RemoteShards {
+    /// Connect, read the manifest and prepare the cache directory. The
+    /// downloads run on `runtime`, which the caller owns.
+    pub fn open(url: &str, options: &RemoteOptions, runtime: &DownloadRuntime) -> Result<(RemoteShards, Manifest, String)> {
+        let url = url.trim_end_matches('/');
+        let client = ObjectClient::new(url, &options.object_store_options, runtime.handle())?;
+        let manifest_url = client.object_url(MANIFEST_FILE);
+        let bytes = client.get_small(MANIFEST_FILE)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::format(&manifest_url, "not valid UTF-8"))?;
+        let manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
+        let root = match &options.cache_dir {
+            Some(dir) => dir.clone(),
+            None => default_cache_root(),
+        };
+        // One directory per store URL, so that stores can share a cache root.
+        let cache_dir = root.join(format!("{:016x}", xxh3_64(url.as_bytes())));
+        std::fs::create_dir_all(&cache_dir).map_err(|e| Error::io(&cache_dir, e))?;
+        let names: HashMap<&str, usize> = manifest.shards.iter().enumerate().map(|(n, e)| (e.file.as_str(), n)).collect();
+        let mut status = vec![Status::Absent; manifest.shards.len()];
+        let mut used = 0;
+        for item in std::fs::read_dir(&cache_dir).map_err(|e| Error::io(&cache_dir, e))? {
+            let item = item.map_err(|e| Error::io(&cache_dir, e))?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            let size = item.metadata().map(|m| m.len()).unwrap_or(0);
+            match names.get(name.as_str()) {
+                Some(&n) if size == manifest.shards[n].file_bytes => {
+                    status[n] = Status::Unchecked;
+                    used += size;
+                }
+                // Temp files of an interrupted run, files of another version of the store.
+                _ => {
+                    let _ = std::fs::remove_file(item.path());
+                }
+            }
+        }
+        let xxh3 = manifest
+            .shards
+            .iter()
+            .map(|e| u64::from_str_radix(&e.file_xxh3, 16).expect("validated by Manifest::parse"))
+            .collect();
+        let shards = manifest.shards.len();
+        let remote = RemoteShards {
+            client,
+            options: options.clone(),
+            cache_dir,
+            entries: manifest.shards.clone(),
+            xxh3,
+            state: Mutex::new(CacheState { status, used, plan: Arc::new(Vec::new()) }),
+            changed: Condvar::new(),
+            last_use: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            plan_position: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
+            reached: AtomicUsize::new(0),
+            keep_behind: AtomicUsize::new(0),
+            clock: AtomicU64::new(1),
+            slots: OnceLock::new(),
+            permits: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_downloads.max(1))),
+            bytes_downloaded: AtomicU64::new(0),
+            downloads: AtomicU64::new(0),
+            failed_attempts: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        };
+        Ok((remote, manifest, text))
+    }
+
+    /// The store's shard slots, which eviction releases.
+    pub(crate) fn attach(&self, slots: Arc<[Slot]>) {
+        let _ = self.slots.set(slots);
+    }
+
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    pub fn object_url(&self, n: usize) -> String {
+        self.client.object_url(&self.entries[n].file)
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            bytes_downloaded: self.bytes_downloaded.load(Ordering::Relaxed),
+            downloads: self.downloads.load(Ordering::Relaxed),
+            failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn path(&self, n: usize) -> PathBuf {
+        self.cache_dir.join(&self.entries[n].file)
+    }
+
+    /// The order in which this process will read shards this epoch (prefetch follows it).
+    /// `keep_behind`: how many plan positions behind the furthest one read may
+    /// still be read (prefetching does not evict them).
+    pub fn set_plan(&self, plan: Vec<usize>, keep_behind: usize) {
+        let mut st = self.lock();
+        self.keep_behind.store(keep_behind, Ordering::Relaxed);
+        for p in &self.plan_position {
+            p.store(0, Ordering::Relaxed);
+        }
+        for (p, &n) in plan.iter().enumerate() {
+            self.plan_position[n].store(p + 1, Ordering::Relaxed);
+        }
+        self.reached.store(0, Ordering::Relaxed);
+        st.plan = Arc::new(plan);
+    }
+
+    /// Shard `n` is being read (called on every access, so it stays cheap):
+    /// note it for LRU and, when it is further along the plan than any shard
+    /// before, download the shards that follow it.
+    pub fn touched(self: &Arc<Self>, n: usize) {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        self.last_use[n].store(now, Ordering::Relaxed);
+        let p = self.plan_position[n].load(Ordering::Relaxed);
+        if p > self.reached.load(Ordering::Relaxed) && self.reached.fetch_max(p, Ordering::Relaxed) < p {
+            self.prefetch_after(p - 1);
+        }
+    }
+
+    /// Start downloading the `prefetch_shards` shards after plan position `p`.
+    fn prefetch_after(self: &Arc<Self>, p: usize) {
+        let mut st = self.lock();
+        let plan = st.plan.clone();
+        for &next in plan.iter().skip(p + 1).take(self.options.prefetch_shards) {
+            if matches!(st.status[next], Status::Absent | Status::Unchecked | Status::Failed(_)) {
+                // Best effort: no room now means no prefetch, not an error.
+                if self.entries[next].file_bytes <= self.options.cache_size && self.fits(&mut st, next, true) {
+                    self.start(&mut st, next);
+                }
+            }
+        }
+    }
+
+    /// The checked cache file of shard `n`, downloading it if needed. Blocks
+    /// until it is there (or failed); the caller holds shard `n`'s slot.
+    pub fn fetch(self: &Arc<Self>, n: usize) -> Result<PathBuf> {
+        let mut st = self.lock();
+        loop {
+            match st.status[n].clone() {
+                Status::Ready => {
+                    return Ok(self.path(n));
+                }
+                Status::Failed(msg) => {
+                    st.status[n] = Status::Absent;
+                    return Err(Error::Remote { object: self.object_url(n), msg });
+                }
+                Status::Fetching => st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Status::Absent | Status::Unchecked => {
+                    st = self.make_room(st, n)?;
+                    self.start(&mut st, n);
+                }
+            }
+        }
+    }
+
+    /// Evict until shard `n` fits, waiting a while for shards in use to be released.
+    fn make_room<'a>(&'a self, mut st: MutexGuard<'a, CacheState>, n: usize) -> Result<MutexGuard<'a, CacheState>> {
+        let limit = self.options.cache_size;
+        if self.entries[n].file_bytes > limit {
+            return Err(Error::Remote {
+                object: self.object_url(n),
+                msg: format!(
+                    "the cache cannot hold this shard: it is {} bytes, cache_size is {limit} bytes ({})",
+                    self.entries[n].file_bytes,
+                    self.cache_dir.display()
+                ),
+            });
+        }
+        let deadline = Instant::now() + ROOM_WAIT;
+        while !self.fits(&mut st, n, false) {
+            if Instant::now() >= deadline {
+                return Err(Error::Remote {
+                    object: self.object_url(n),
+                    msg: format!(
+                        "no room in the cache: {} of cache_size {limit} bytes are held by shards in use or being downloaded, this shard needs {} ({})",
+                        st.used,
+                        self.entries[n].file_bytes,
+                        self.cache_dir.display()
+                    ),
+                });
+            }
+            st = self.changed.wait_timeout(st, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        Ok(st)
+    }
+
+    /// Evict until shard `n` fits now; false when what is left is in use (or,
+    /// with `done_only`, may still be read this epoch). An `Unchecked` shard's
+    /// bytes are counted already.
+    fn fits(&self, st: &mut CacheState, n: usize, done_only: bool) -> bool {
+        let need = if st.status[n] == Status::Unchecked { 0 } else { self.entries[n].file_bytes };
+        while st.used + need > self.options.cache_size {
+            if !self.evict_one(st, n, done_only) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Evict one cached shard nobody is reading (never `keep`); with
+    /// `done_only`, only one this epoch will not read again.
+    fn evict_one(&self, st: &mut CacheState, keep: usize, done_only: bool) -> bool {
+        let Some(slots) = self.slots.get() else { return false };
+        let reached = self.reached.load(Ordering::Relaxed);
+        let keep_behind = self.keep_behind.load(Ordering::Relaxed);
+        let done = |m: usize| {
+            let p = self.plan_position[m].load(Ordering::Relaxed);
+            p == 0 || p + keep_behind < reached
+        };
+        let mut candidates: Vec<usize> = (0..self.entries.len())
+            .filter(|&m| m != keep && matches!(st.status[m], Status::Ready | Status::Unchecked))
+            .filter(|&m| !done_only || done(m))
+            .collect();
+        // Shards this epoch has yet to reach go last (they were fetched ahead of
+        // need); among the rest, the least recently used first.
+        candidates.sort_by_key(|&m| (self.plan_position[m].load(Ordering::Relaxed) > reached, self.last_use[m].load(Ordering::Relaxed)));
+        for m in candidates {
+            if slots[m].release_if_unused() {
+                let _ = std::fs::remove_file(self.path(m));
+                st.status[m] = Status::Absent;
+                st.used -= self.entries[m].file_bytes;
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Start fetching shard `n` in the background (room has been made).
+    fn start(self: &Arc<Self>, st: &mut CacheState, n: usize) {
+        let unchecked = st.status[n] == Status::Unchecked;
+        if !unchecked {
+            st.used += self.entries[n].file_bytes;
+        }
+        st.status[n] = Status::Fetching;
+        // Counts as a use: a shard fetched ahead of need is not the first to go.
+        self.last_use[n].store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        let this = self.clone();
+        self.client.runtime().spawn(async move {
+            let result = this.fill(n, unchecked).await;
+            let mut st = this.lock();
+            match result {
+                Ok(()) => st.status[n] = Status::Ready,
+                Err(msg) => {
+                    st.status[n] = Status::Failed(msg);
+                    st.used -= this.entries[n].file_bytes;
+                }
+            }
+            drop(st);
+            this.changed.notify_all();
+        });
+    }
+
+    /// Put a checked copy of shard `n` at its cache path.
+    async fn fill(&self, n: usize, unchecked: bool) -> std::result::Result<(), String> {
+        let (entry, want, path) = (&self.entries[n], self.xxh3[n], self.path(n));
+        if unchecked {
+            if file_xxh3(&path).is_ok_and(|h| h == want) {
+                return Ok(());
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        let tmp = self.cache_dir.join(format!(".{}.tmp-{}-{n}", entry.file, std::process::id()));
+        let attempts = self.options.max_attempts.max(1);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            match self.client.download_once(&entry.file, &tmp, entry.file_bytes, want).await {
+                Ok(()) => {
+                    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot place {}: {e}", path.display()))?;
+                    self.bytes_downloaded.fetch_add(entry.file_bytes, Ordering::Relaxed);
+                    self.downloads.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(failure) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    self.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    if !failure.retry {
+                        return Err(strip_object(&failure.msg, &self.object_url(n)));
+                    }
+                    last = failure.msg;
+                    if attempt < attempts {
+                        tokio::time::sleep(Duration::from_millis(200 << (attempt - 1).min(5))).await;
+                    }
+                }
+            }
+        }
+        Err(format!("{} (after {attempts} attempts)", strip_object(&last, &self.object_url(n))))
+    }
+}
+
+/// The small tokio runtime a remote store's downloads run on. Owned by the
+/// `Store`, not by `RemoteShards` (which download tasks hold): the runtime must
+/// never be dropped from inside one of its own tasks. Dropping it cancels the
+/// downloads under way without waiting for them.
+pub struct DownloadRuntime(Option<tokio::runtime::Runtime>);
+
+impl DownloadRuntime {
+    pub fn new(url: &str) -> Result<DownloadRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mcf-remote")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Remote { object: url.to_string(), msg: format!("cannot start the download runtime: {e}") })?;
+        Ok(DownloadRuntime(Some(runtime)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle().clone()
+    }
+}
+
+impl Drop for DownloadRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Messages are wrapped in `Error::Remote { object, .. }`, which names the object already.
+fn strip_object(msg: &str, object: &str) -> String {
+    msg.strip_prefix(object).map(|m| m.trim_start_matches(": ").to_string()).unwrap_or_else(|| msg.to_string())
+}
+
+/// Whole-file xxh3 of a local file, read in chunks.
+fn file_xxh3(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(hasher.digest()),
+            k => hasher.update(&buf[..k]),
+        }
+    }
+}
+
+fn default_cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("mobileclip-fastload");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("mobileclip-fastload"),
+        None => std::env::temp_dir().join("mobileclip-fastload-cache"),
+    }
+}
