@@ -43,8 +43,9 @@ def test_a_fifo_in_place_of_a_store_file_is_an_error_not_a_hang(make_store):
         from mobileclip_fastload import FastReinforcedLoader, Store, StoreFormatError, _core
         from mobileclip_fastload.cli import main
         for path, victim in {targets!r}:
-            for what, call in [("Store", lambda: Store(path)),
-                               ("loader", lambda: FastReinforcedLoader(path, 2, image_size=8))]:
+            # Opening reads only the manifest; a shard is opened (and checked) on first use.
+            for what, call in [("Store", lambda: Store(path).uid(0)),
+                               ("loader", lambda: next(iter(FastReinforcedLoader(path, 2, image_size=8))))]:
                 try:
                     call()
                 except StoreFormatError as e:
