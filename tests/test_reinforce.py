@@ -186,8 +186,15 @@ def test_killed_run_resumes_to_the_same_store(reinforced, models, shards, tmp_pa
     root, _ = reinforced
     out = tmp_path / "killed"
     coca, (ta, tb) = models
+    # The child SIGKILLs itself right after the first shard's done record is written: a real kill,
+    # at a point that does not depend on how loaded the machine is.
     script = (
-        "import torch; torch.set_num_threads(1)\n"
+        "import os, signal, torch; torch.set_num_threads(1)\n"
+        "import mobileclip_fastload.reinforce.shard_task as st\n"
+        "write = st.write_json_atomic\n"
+        "def write_then_die(*a, **k):\n"
+        "    write(*a, **k); os.kill(os.getpid(), signal.SIGKILL)\n"
+        "st.write_json_atomic = write_then_die\n"
         "from mobileclip_fastload.reinforce import reinforce, OpenClipCaptioner, OpenClipSpec\n"
         f"reinforce({[str(s) for s in shards]!r}, {str(out)!r}, teachers=[{ta!r}, {tb!r}],\n"
         f"    captioners=[OpenClipCaptioner({coca!r}, tag='tiny', num_captions={S}, seq_len=8)],\n"
@@ -198,12 +205,11 @@ def test_killed_run_resumes_to_the_same_store(reinforced, models, shards, tmp_pa
     first, second = (done_record_path(str(out), tid, "all") for tid in ("00000", "00001"))
     try:
         deadline = time.monotonic() + 240
-        while not os.path.exists(first) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.returncode == -signal.SIGKILL, proc.returncode
         assert os.path.exists(first), "the first shard never finished"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert not os.path.exists(second), "killed too late: the second shard had finished already"
+        assert not os.path.exists(second), "the second shard finished although the run was killed before it"
         assert not (out / "manifest.json").exists()
     finally:
         if proc.poll() is None:
