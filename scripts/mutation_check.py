@@ -51,8 +51,8 @@ MUTATIONS = (
     Mutation(
         "no_ddp", "training.train never wraps the model in DDP under torchrun",
         "training/train.py",
-        "    if info.world_size > 1:\n        net = DistributedDataParallel",
-        "    if False:\n        net = DistributedDataParallel",
+        "net = DistributedDataParallel(model,",
+        "net = model if True else DistributedDataParallel(model,",
         ("tests/test_training_loop.py",),
     ),
     Mutation(
