@@ -60,20 +60,12 @@ class ShardReport:
         return cls(**d)
 
 
-@dataclass
-class ConvertReport:
-    output: str
-    layout: str
-    embedding_dtype: str
-    dims: dict
-    syn_key: str
-    shards: list[ShardReport]
-    seconds: float = 0.0
-    workers: int = 1
-    executor: str = "process"
-    manifest_written: bool = False
+class ShardTotals:
+    """Totals over ``self.shards`` (per-shard reports with counts, skips and cosine errors),
+    shared by the convert and the reinforce reports."""
 
-    # ---- totals -----------------------------------------------------------------
+    shards: list
+
     def _sum(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.shards)
 
@@ -108,6 +100,24 @@ class ConvertReport:
             c = s.cosine_error
             total.merge(CosineError(c["max"], c["mean"] * c["slices"], c["slices"]))
         return total.as_dict()
+
+    def skipped_samples(self, reason: str) -> list[dict]:
+        return [e for s in self.shards for e in s.skipped_samples.get(reason, [])]
+
+
+@dataclass
+class ConvertReport(ShardTotals):
+    output: str
+    layout: str
+    embedding_dtype: str
+    dims: dict
+    syn_key: str
+    shards: list[ShardReport]
+    seconds: float = 0.0
+    workers: int = 1
+    executor: str = "process"
+    manifest_written: bool = False
+
 
     def skipped_uids(self, reason: str) -> list[str]:
         return [e["uid"] or e["key"] for s in self.shards for e in s.skipped_samples.get(reason, [])]

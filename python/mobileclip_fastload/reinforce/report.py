@@ -11,8 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from mobileclip_fastload.convert.precision import CosineError
-from mobileclip_fastload.convert.report import CONVERTED, FAILED, RESUMED, UNREADABLE, ShardReport
+from mobileclip_fastload.convert.report import CONVERTED, FAILED, RESUMED, UNREADABLE, ShardReport, ShardTotals
 
 __all__ = ["CONVERTED", "FAILED", "RESUMED", "UNREADABLE", "ReinforceReport", "ReinforceShardReport"]
 
@@ -30,7 +29,7 @@ class ReinforceShardReport(ShardReport):
 
 
 @dataclass
-class ReinforceReport:
+class ReinforceReport(ShardTotals):
     output: str
     stage: str
     embedding_dtype: str
@@ -41,40 +40,6 @@ class ReinforceReport:
     executor: str = "inline"
     workers: int = 1
     manifest_written: bool = False
-
-    def _sum(self, name: str):
-        return sum(getattr(s, name) for s in self.shards)
-
-    @property
-    def samples_in(self) -> int:
-        return self._sum("samples_in")
-
-    @property
-    def samples_written(self) -> int:
-        return self._sum("samples_written")
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for s in self.shards:
-            for reason, n in s.skipped.items():
-                out[reason] = out.get(reason, 0) + n
-        return dict(sorted(out.items()))
-
-    @property
-    def unreadable_shards(self) -> list[ReinforceShardReport]:
-        return [s for s in self.shards if s.status in (UNREADABLE, FAILED)]
-
-    def skipped_samples(self, reason: str) -> list[dict]:
-        return [e for s in self.shards for e in s.skipped_samples.get(reason, [])]
-
-    @property
-    def cosine_error(self) -> dict:
-        total = CosineError()
-        for s in self.shards:
-            c = s.cosine_error
-            total.merge(CosineError(c["max"], c["mean"] * c["slices"], c["slices"]))
-        return total.as_dict()
 
     def as_dict(self) -> dict:
         done = [s for s in self.shards if s.status == CONVERTED]
