@@ -35,8 +35,9 @@ J, S, K, D = 30, 5, 2, 768
 
 
 # ----------------------------------------------------------------------------- data
-def build_data(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
-    """The same n samples as a DataCompDR-style joined tar and as a DR store."""
+def build_data(out: Path, n: int, seed: int = 0, min_side: int = 384, max_side: int = 512) -> tuple[Path, Path]:
+    """The same n samples (JPEG sides in [min_side, max_side]) as a DataCompDR-style
+    joined tar and as a DR store."""
     from mobileclip_fastload.store import Sample, StoreWriter, aug_records
     from mobileclip_fastload.testing.datacompdr import normalised_embeddings as unit_rows
     from mobileclip_fastload.testing.synthetic_store import photo_jpeg, random_aug_records
@@ -55,7 +56,7 @@ def build_data(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
 
         for i in range(n):
             key = f"{i:08d}"
-            jpeg, w, h = photo_jpeg(rng, min_side=384, max_side=512)
+            jpeg, w, h = photo_jpeg(rng, min_side=min_side, max_side=max_side)
             recs = random_aug_records(rng, J, w, h)
             param_aug = [
                 None

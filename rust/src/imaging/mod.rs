@@ -50,7 +50,7 @@ pub mod resample;
 
 pub use crop::CropBox;
 pub use decode::{Decoded, Decoder, ImageFormat, Region, DEFAULT_MAX_PIXELS};
-pub use replay::Replayer;
+pub use replay::{Replayer, StageTimes};
 pub use resample::{Interpolation, Resampler};
 
 /// Bytes per pixel of every buffer in this module: packed RGB, row-major (HWC uint8).

@@ -21,6 +21,17 @@ pub struct Replayer {
     dct_scaling: Option<f64>,
     resampler: Resampler,
     ops: OpScratch,
+    /// Benchmarks only: accumulated wall time per stage, when switched on.
+    stage_times: Option<StageTimes>,
+}
+
+/// Wall time spent per replay stage (for benchmarks; off by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimes {
+    pub decode: std::time::Duration,
+    /// Crop + resize (and the optional flip).
+    pub resize: std::time::Duration,
+    pub ops: std::time::Duration,
 }
 
 impl Default for Replayer {
@@ -33,6 +44,7 @@ impl Default for Replayer {
             dct_scaling: None,
             resampler: Resampler::default(),
             ops: OpScratch::default(),
+            stage_times: None,
         }
     }
 }
@@ -65,6 +77,33 @@ impl Replayer {
     /// Pixels then differ from the reference (see the benchmark for PSNR).
     pub fn set_dct_scaling(&mut self, min_ratio: Option<f64>) {
         self.dct_scaling = min_ratio.filter(|r| r.is_finite() && *r > 0.0);
+    }
+
+    /// Start (or stop) accumulating per-stage wall times (benchmarks).
+    pub fn set_stage_timing(&mut self, on: bool) {
+        self.stage_times = on.then(StageTimes::default);
+    }
+
+    /// The stage times accumulated since timing was switched on.
+    pub fn stage_times(&self) -> Option<StageTimes> {
+        self.stage_times
+    }
+
+    /// `Some(now)` only while stage timing is on (no clock reads otherwise).
+    fn clock(&self) -> Option<std::time::Instant> {
+        self.stage_times.map(|_| std::time::Instant::now())
+    }
+
+    /// Add the time since `t0` to one stage; returns the new start.
+    fn lap(
+        &mut self,
+        t0: Option<std::time::Instant>,
+        stage: fn(&mut StageTimes) -> &mut std::time::Duration,
+    ) -> Option<std::time::Instant> {
+        let (t0, times) = (t0?, self.stage_times.as_mut()?);
+        let now = std::time::Instant::now();
+        *stage(times) += now - t0;
+        Some(now)
     }
 
     /// Decode the whole image into the internal buffer; returns (width, height).
@@ -111,10 +150,12 @@ impl Replayer {
         let scaled = b.map(|b| scale_box(b, denom));
         let want = if self.partial_decode { scaled } else { None };
         self.decoded = None;
+        let t0 = self.clock();
         let d = self
             .decoder
             .decode_region(key, bytes, want, denom, &mut self.image)?;
         self.decoded = Some(d);
+        self.lap(t0, |t| &mut t.decode);
         // A PNG (or a lossless JPEG) ignores the scaling: use the box as given.
         let b = if d.scale_denom == denom { scaled } else { b };
         let (b, ops) = match b {
@@ -178,16 +219,19 @@ impl Replayer {
             top: b.top - r.y as i64,
             ..b
         };
+        let t0 = self.clock();
         let src = &self.image[..r.w * r.h * CHANNELS];
         self.resampler
             .crop_resize(src, r.w, r.h, shifted, size, size, interp, out);
         if hflip {
             geometry::flip_left_right(out, size, size);
         }
+        let t0 = self.lap(t0, |t| &mut t.resize);
         for &(op, m) in ops {
             apply_op(op, m, out, size, &mut self.ops)
                 .map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
         }
+        self.lap(t0, |t| &mut t.ops);
         Ok(())
     }
 }
