@@ -144,6 +144,8 @@ impl Batch {
     }
 
     /// Write an HWC uint8 image into row `row` of the CHW image field.
+    /// (Never inlined: instruction counts attribute the stage by this symbol.)
+    #[inline(never)]
     pub fn put_image(&mut self, row: usize, hwc: &[u8]) {
         let hw = self.shape.image_size * self.shape.image_size;
         debug_assert_eq!(hwc.len(), hw * 3);

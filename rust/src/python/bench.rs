@@ -34,14 +34,20 @@ fn bench_stage_times<'py>(
         .ok_or_else(|| PyValueError::new_err(format!("bad interpolation {interpolation:?}")))?;
     let image = match output {
         "uint8" => ImageOutput::Uint8,
-        "float32" => ImageOutput::Float32 { mean: [0.0; 3], std: [1.0; 3] },
+        "float32" => ImageOutput::Float32 {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        },
         _ => return Err(PyValueError::new_err(format!("bad output {output:?}"))),
     };
     let mut augs = Vec::with_capacity(cases.len());
     for (_, top, left, height, width, ops) in &cases {
         let mut pairs = [(Op::Identity, 0.0); 2];
         for (slot, &(i, m)) in pairs.iter_mut().zip(ops) {
-            *slot = (Op::from_index(i).ok_or_else(|| PyValueError::new_err(format!("bad op {i}")))?, m);
+            *slot = (
+                Op::from_index(i).ok_or_else(|| PyValueError::new_err(format!("bad op {i}")))?,
+                m,
+            );
         }
         augs.push(AugParams {
             top: *top,
@@ -56,7 +62,13 @@ fn bench_stage_times<'py>(
     }
     let (times, write, total, n) = py
         .detach(|| -> Result<_> {
-            let shape = BatchShape { batch_size: 32, image_size: size, emb_width: 1, image, embedding: EmbeddingOutput::Float16 };
+            let shape = BatchShape {
+                batch_size: 32,
+                image_size: size,
+                emb_width: 1,
+                image,
+                embedding: EmbeddingOutput::Float16,
+            };
             let mut batch = Batch::new(shape);
             let mut hwc = vec![0u8; size * size * 3];
             let mut r = Replayer::new()?;
@@ -72,7 +84,12 @@ fn bench_stage_times<'py>(
                     n += 1;
                 }
             }
-            Ok((r.stage_times().expect("timing on"), write, start.elapsed(), n.max(1)))
+            Ok((
+                r.stage_times().expect("timing on"),
+                write,
+                start.elapsed(),
+                n.max(1),
+            ))
         })
         .py_err()?;
     let d = PyDict::new(py);
