@@ -92,14 +92,25 @@ fn main() {
     let mut batch = Batch::new(shape);
     let mut hwc = vec![0u8; size * size * 3];
     let mut r = Replayer::new().unwrap();
-    let mut n = 0;
+    r.set_stage_timing(true);
+    let (mut n, mut write) = (0, std::time::Duration::ZERO);
     for _ in 0..rounds {
         for c in &cases {
             r.replay("case", &c.jpeg, &c.aug, size, interp, &mut hwc)
                 .unwrap();
+            let t0 = std::time::Instant::now();
             batch.put_image(n % 32, &hwc);
+            write += t0.elapsed();
             n += 1;
         }
     }
-    println!("{n} samples");
+    let t = r.stage_times().unwrap();
+    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "{n} samples; us per sample: decode {:.0} resize {:.0} ops {:.0} write {:.0}",
+        us(t.decode),
+        us(t.resize),
+        us(t.ops),
+        us(write)
+    );
 }

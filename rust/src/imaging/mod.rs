@@ -33,7 +33,7 @@
 //!   the crop makes it exact, which the replay uses by default.
 
 #[macro_use]
-mod simd;
+pub mod simd;
 
 pub mod affine;
 pub mod crop;
@@ -47,6 +47,7 @@ pub mod pymath;
 pub mod randaugment;
 pub mod replay;
 pub mod resample;
+mod transpose;
 
 pub use crop::CropBox;
 pub use decode::{Decoded, Decoder, ImageFormat, Region, DEFAULT_MAX_PIXELS};

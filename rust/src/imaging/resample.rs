@@ -19,6 +19,7 @@
 //! after the weights have been computed over the full padded extent.
 
 use super::crop::CropBox;
+use super::transpose::transpose_rgb;
 use super::CHANNELS;
 
 /// Resampling filter used by the crop+resize (torchvision `InterpolationMode`).
@@ -261,50 +262,6 @@ struct PassScratch {
 fn grow(v: &mut Vec<u8>, n: usize) {
     if v.len() < n {
         v.resize(n, 0);
-    }
-}
-
-/// Transpose `rows x cols` RGB pixels (source row stride `src_stride` bytes)
-/// into `cols` rows of `rows` pixels (row stride `dst_stride`), in tiles.
-fn transpose_rgb(
-    src: &[u8],
-    src_stride: usize,
-    rows: usize,
-    cols: usize,
-    dst: &mut [u8],
-    dst_stride: usize,
-) {
-    const TILE: usize = 16;
-    const TB: usize = TILE * CHANNELS;
-    for r0 in (0..rows).step_by(TILE) {
-        let r1 = (r0 + TILE).min(rows);
-        for c0 in (0..cols).step_by(TILE) {
-            let c1 = (c0 + TILE).min(cols);
-            if r1 - r0 == TILE && c1 - c0 == TILE {
-                // Full tile: fixed sizes let the compiler drop every bounds check.
-                let mut tile = [[0u8; TB]; TILE];
-                for (i, t) in tile.iter_mut().enumerate() {
-                    let o = (r0 + i) * src_stride + c0 * CHANNELS;
-                    t.copy_from_slice(&src[o..o + TB]);
-                }
-                for j in 0..TILE {
-                    let o = (c0 + j) * dst_stride + r0 * CHANNELS;
-                    let d: &mut [u8; TB] = (&mut dst[o..o + TB]).try_into().expect("tile row");
-                    for (i, t) in tile.iter().enumerate() {
-                        d[i * CHANNELS..i * CHANNELS + CHANNELS]
-                            .copy_from_slice(&t[j * CHANNELS..j * CHANNELS + CHANNELS]);
-                    }
-                }
-                continue;
-            }
-            for r in r0..r1 {
-                let srow = &src[r * src_stride + c0 * CHANNELS..r * src_stride + c1 * CHANNELS];
-                for (i, p) in srow.chunks_exact(CHANNELS).enumerate() {
-                    let d = (c0 + i) * dst_stride + r * CHANNELS;
-                    dst[d..d + CHANNELS].copy_from_slice(p);
-                }
-            }
-        }
     }
 }
 
@@ -707,6 +664,37 @@ mod tests {
             let mut out = vec![1u8; ow * oh * 3];
             r.crop_resize(&src, 5, 4, b, ow, oh, Interpolation::Bicubic, &mut out);
             assert!(out.iter().all(|&v| v == 0), "{b:?}");
+        }
+    }
+
+    /// Forced-portable and dispatched (AVX2 where available) kernels give the
+    /// same bytes for both pass orders, up- and downscales, padded boxes.
+    #[test]
+    fn portable_and_dispatched_kernels_agree() {
+        let mut seed = 4242u64;
+        let mut rnd = move |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        let (w, h) = (150, 110);
+        let src: Vec<u8> = (0..w * h * CHANNELS).map(|_| rnd(256) as u8).collect();
+        let mut r = Resampler::new();
+        for _ in 0..60 {
+            let b = CropBox {
+                left: rnd(w) as i64 - 20,
+                top: rnd(h) as i64 - 20,
+                width: 1 + rnd(2 * w),
+                height: 1 + rnd(2 * h),
+            };
+            let (ow, oh) = (1 + rnd(90), 1 + rnd(90));
+            let filter = if rnd(2) == 0 { Interpolation::Bilinear } else { Interpolation::Bicubic };
+            let mut native = vec![0u8; ow * oh * CHANNELS];
+            let mut portable = native.clone();
+            crate::imaging::simd::set_force_portable(true);
+            r.crop_resize(&src, w, h, b, ow, oh, filter, &mut portable);
+            crate::imaging::simd::set_force_portable(false);
+            r.crop_resize(&src, w, h, b, ow, oh, filter, &mut native);
+            assert_eq!(native, portable, "{b:?} -> {ow}x{oh} {filter:?}");
         }
     }
 
