@@ -42,6 +42,7 @@ pub mod enhance;
 pub mod geometry;
 mod jpeg_decode;
 pub mod lut_ops;
+pub mod planar;
 mod png_decode;
 pub mod pymath;
 pub mod randaugment;

@@ -5,6 +5,8 @@
 
 use half::f16;
 
+use crate::imaging::planar;
+
 pub const CONTEXT_LENGTH: usize = 77;
 
 /// What the image field holds.
@@ -154,22 +156,14 @@ impl Batch {
                 let dst = &mut buf[row * 3 * hw..(row + 1) * 3 * hw];
                 let (r, rest) = dst.split_at_mut(hw);
                 let (g, b) = rest.split_at_mut(hw);
-                for (p, px) in hwc.chunks_exact(3).enumerate() {
-                    r[p] = px[0];
-                    g[p] = px[1];
-                    b[p] = px[2];
-                }
+                planar::hwc_to_planes_u8(hwc, r, g, b);
             }
             ImageData::Float32(buf) => {
                 let lut = self.normalize_lut.as_ref().expect("float image buffer without its table");
                 let dst = &mut buf[row * 3 * hw..(row + 1) * 3 * hw];
                 let (r, rest) = dst.split_at_mut(hw);
                 let (g, b) = rest.split_at_mut(hw);
-                for (p, px) in hwc.chunks_exact(3).enumerate() {
-                    r[p] = lut[0][px[0] as usize];
-                    g[p] = lut[1][px[1] as usize];
-                    b[p] = lut[2][px[2] as usize];
-                }
+                planar::hwc_to_planes_f32(hwc, lut, r, g, b);
             }
         }
     }
