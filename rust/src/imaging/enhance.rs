@@ -22,21 +22,74 @@ fn blend_px(in1: u8, in2: u8, alpha: f32) -> u8 {
     (in1 as i32 as f32 + alpha * ((in2 as i32 - in1 as i32) as f32)) as u8
 }
 
-multiversion! {
-    /// `img = blend(degenerate, img, alpha)` byte by byte.
-    fn blend_buffer(degenerate: &[u8], img: &mut [u8], alpha: f32) {
-        for (v, &d) in img.iter_mut().zip(degenerate) {
-            *v = blend_px(d, *v, alpha);
-        }
+/// `img = blend(degenerate, img, alpha)` byte by byte.
+fn blend_buffer(degenerate: &[u8], img: &mut [u8], alpha: f32) {
+    let n = img.len().min(degenerate.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::use_avx2() {
+        // SAFETY: AVX2 is available (checked at run time).
+        done = unsafe { avx2::blend(Some(&degenerate[..n]), 0, &mut img[..n], alpha) };
+    }
+    for (v, &d) in img[done..n].iter_mut().zip(&degenerate[done..n]) {
+        *v = blend_px(d, *v, alpha);
     }
 }
 
-multiversion! {
-    /// `img = blend(constant image, img, alpha)`.
-    fn blend_const(degenerate: u8, img: &mut [u8], alpha: f32) {
-        for v in img.iter_mut() {
-            *v = blend_px(degenerate, *v, alpha);
+/// `img = blend(constant image, img, alpha)`.
+fn blend_const(degenerate: u8, img: &mut [u8], alpha: f32) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::use_avx2() {
+        // SAFETY: AVX2 is available (checked at run time).
+        done = unsafe { avx2::blend(None, degenerate, img, alpha) };
+    }
+    for v in img[done..].iter_mut() {
+        *v = blend_px(degenerate, *v, alpha);
+    }
+}
+
+/// [`blend_px`] on 32 bytes at a time: the same f32 operations per element
+/// (exact i32 difference, one rounded multiply, one rounded add, no FMA),
+/// then clamp to 0..=255 and truncate, which is Rust's saturating `as u8`
+/// (the compiler scalarises that cast, hence the intrinsics).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// Blend whole 32-byte blocks of `img` with `degenerate` (or the constant
+    /// `constant` when `None`); returns how many bytes were done.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn blend(degenerate: Option<&[u8]>, constant: u8, img: &mut [u8], alpha: f32) -> usize {
+        let n = img.len() / 32 * 32;
+        if let Some(d) = degenerate {
+            assert!(d.len() >= n);
         }
+        let a = _mm256_set1_ps(alpha);
+        let (zero, top) = (_mm256_setzero_ps(), _mm256_set1_ps(255.0));
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let cst = _mm256_set1_epi32(constant as i32);
+        let ip = img.as_mut_ptr();
+        for x in (0..n).step_by(32) {
+            let mut q = [_mm256_setzero_si256(); 4];
+            for (k, qk) in q.iter_mut().enumerate() {
+                let load = |p: *const u8| _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(x + 8 * k) as *const __m128i));
+                let in2 = load(ip);
+                let in1 = match degenerate {
+                    Some(d) => load(d.as_ptr()),
+                    None => cst,
+                };
+                let diff = _mm256_cvtepi32_ps(_mm256_sub_epi32(in2, in1));
+                let v = _mm256_add_ps(_mm256_cvtepi32_ps(in1), _mm256_mul_ps(a, diff));
+                // max(v, 0) returns 0 for NaN, as the saturating cast does.
+                *qk = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(v, zero), top));
+            }
+            let lo = _mm256_packs_epi32(q[0], q[1]);
+            let hi = _mm256_packs_epi32(q[2], q[3]);
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(lo, hi), order);
+            _mm256_storeu_si256(ip.add(x) as *mut __m256i, bytes);
+        }
+        n
     }
 }
 
@@ -212,6 +265,26 @@ mod tests {
         let mut img = vec![200u8, 100, 0];
         brightness(&mut img, 1.9);
         assert_eq!(img, [255, 190, 0]);
+    }
+
+    /// The dispatched (AVX2 where available) blends equal the scalar formula on
+    /// every pair of bytes, for interpolating, extrapolating and huge alphas.
+    #[test]
+    fn blend_kernels_match_the_scalar_formula_on_every_byte_pair() {
+        let img: Vec<u8> = (0..65536u32).map(|i| (i & 255) as u8).collect();
+        let degenerate: Vec<u8> = (0..65536u32).map(|i| (i >> 8) as u8).collect();
+        for alpha in [0.27f32, 0.73, 1.27, 1.9, -0.9, 0.1 + 1e-7, 37.5, -1e9, 3e38] {
+            let mut got = img.clone();
+            blend_buffer(&degenerate, &mut got, alpha);
+            let want: Vec<u8> = img.iter().zip(&degenerate).map(|(&v, &d)| blend_px(d, v, alpha)).collect();
+            assert_eq!(got, want, "buffer alpha {alpha}");
+            for c in [0u8, 1, 128, 254, 255] {
+                let mut got = img.clone();
+                blend_const(c, &mut got, alpha);
+                let want: Vec<u8> = img.iter().map(|&v| blend_px(c, v, alpha)).collect();
+                assert_eq!(got, want, "const {c} alpha {alpha}");
+            }
+        }
     }
 
     #[test]
