@@ -1,11 +1,11 @@
 //! Packed RGB (HWC uint8) to three planes (CHW), the layout of a batch row:
-//! raw uint8, or float32 through a per-channel table of the 256 normalised
-//! levels (`(v / 255 - mean) / std`, built by the loader with ToTensor +
-//! Normalize's f32 operations, so a lookup is bit-identical to computing it).
+//! raw uint8, or float32 normalised as ToTensor + Normalize compute it,
+//! `(v / 255 - mean) / std` in f32, operation by operation.
 //!
-//! The AVX2 path splits 16 pixels at a time with byte shuffles; the float
-//! path then looks the levels up in the table, as the portable path does.
-//! Both give the same bytes (a copy and the same table).
+//! The AVX2 path splits 16 pixels at a time with byte shuffles and computes
+//! the float levels with the same three IEEE operations per value (correctly
+//! rounded in any width, no FMA); the portable path looks them up in a table
+//! of the 256 levels computed with those operations. Both give the same bits.
 
 use super::CHANNELS;
 
@@ -25,8 +25,34 @@ pub fn hwc_to_planes_u8(hwc: &[u8], r: &mut [u8], g: &mut [u8], b: &mut [u8]) {
     split_portable(&hwc[done * CHANNELS..], &mut r[done..], &mut g[done..], &mut b[done..]);
 }
 
-/// Split `hwc` into float planes through `lut[channel][level]`.
-pub fn hwc_to_planes_f32(hwc: &[u8], lut: &[[f32; 256]; 3], r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
+/// ToTensor + Normalize of one channel level: `(v / 255 - mean) / std` in f32.
+#[inline(always)]
+fn normalised(v: u8, mean: f32, std: f32) -> f32 {
+    (v as f32 / 255.0 - mean) / std
+}
+
+/// The per-channel normalisation of float output, with its table of levels.
+#[derive(Clone, Debug)]
+pub struct Normalize {
+    mean: [f32; 3],
+    std: [f32; 3],
+    lut: Box<[[f32; 256]; 3]>,
+}
+
+impl Normalize {
+    pub fn new(mean: [f32; 3], std: [f32; 3]) -> Self {
+        let mut lut = Box::new([[0f32; 256]; 3]);
+        for c in 0..3 {
+            for v in 0..256 {
+                lut[c][v] = normalised(v as u8, mean[c], std[c]);
+            }
+        }
+        Normalize { mean, std, lut }
+    }
+}
+
+/// Split `hwc` into normalised float planes.
+pub fn hwc_to_planes_f32(hwc: &[u8], norm: &Normalize, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
     let n = hwc.len() / CHANNELS;
     assert!(hwc.len() == n * CHANNELS && r.len() == n && g.len() == n && b.len() == n);
     let mut planes = [[0u8; CHUNK]; 3];
@@ -36,8 +62,14 @@ pub fn hwc_to_planes_f32(hwc: &[u8], lut: &[[f32; 256]; 3], r: &mut [f32], g: &m
         hwc_to_planes_u8(px, &mut pr[..m], &mut pg[..m], &mut pb[..m]);
         let o = k * CHUNK;
         for (c, out) in [&mut r[o..o + m], &mut g[o..o + m], &mut b[o..o + m]].into_iter().enumerate() {
-            let t = &lut[c];
-            for (d, &v) in out.iter_mut().zip(&planes[c][..m]) {
+            let mut done = 0;
+            #[cfg(target_arch = "x86_64")]
+            if super::simd::use_avx2() {
+                // SAFETY: AVX2 is available (checked at run time).
+                done = unsafe { avx2::normalise(&planes[c][..m], norm.mean[c], norm.std[c], out) };
+            }
+            let t = &norm.lut[c];
+            for (d, &v) in out[done..].iter_mut().zip(&planes[c][done..m]) {
                 *d = t[v as usize];
             }
         }
@@ -55,6 +87,19 @@ fn split_portable(hwc: &[u8], r: &mut [u8], g: &mut [u8], b: &mut [u8]) {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+
+    /// [`super::normalised`] for whole groups of 8 levels; returns how many were done.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn normalise(levels: &[u8], mean: f32, std: f32, out: &mut [f32]) -> usize {
+        let n = levels.len().min(out.len()) / 8 * 8;
+        let (k255, m, s) = (_mm256_set1_ps(255.0), _mm256_set1_ps(mean), _mm256_set1_ps(std));
+        for i in (0..n).step_by(8) {
+            let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(levels.as_ptr().add(i) as *const __m128i));
+            let x = _mm256_div_ps(_mm256_sub_ps(_mm256_div_ps(_mm256_cvtepi32_ps(v), k255), m), s);
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), x);
+        }
+        n
+    }
 
     /// Split whole groups of 16 pixels; returns how many pixels were done.
     #[target_feature(enable = "avx2")]
@@ -111,15 +156,40 @@ mod avx2 {
 mod tests {
     use super::*;
 
+    /// Every level of every channel, for identity, CLIP and ImageNet statistics:
+    /// the dispatched path (AVX2 arithmetic where available) equals the table.
+    #[test]
+    fn simd_normalisation_equals_the_table_on_every_level() {
+        let stats = [
+            ([0.0f32; 3], [1.0f32; 3]),
+            ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]),
+            ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            ([0.5; 3], [0.5; 3]),
+        ];
+        let hwc: Vec<u8> = (0..256 * 3).map(|i| (i / 3) as u8).collect();
+        for (mean, std) in stats {
+            let norm = Normalize::new(mean, std);
+            let (mut r, mut g, mut b) = (vec![0f32; 256], vec![0f32; 256], vec![0f32; 256]);
+            hwc_to_planes_f32(&hwc, &norm, &mut r, &mut g, &mut b);
+            for (c, plane) in [&r, &g, &b].into_iter().enumerate() {
+                for v in 0..256 {
+                    assert_eq!(plane[v].to_bits(), norm.lut[c][v].to_bits(), "mean {mean:?} std {std:?} c={c} v={v}");
+                    assert_eq!(plane[v].to_bits(), ((v as f32 / 255.0 - mean[c]) / std[c]).to_bits());
+                }
+            }
+        }
+    }
+
     #[test]
     fn planes_match_the_plain_loop_on_every_length() {
-        let lut: [[f32; 256]; 3] = std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - 0.4) / (0.2 + c as f32)));
+        let norm = Normalize::new([0.4; 3], [0.2, 1.2, 2.2]);
+        let lut = &norm.lut;
         for n in [0usize, 1, 15, 16, 17, 47, 64, 65, 200, 256 * 3 + 5] {
             let hwc: Vec<u8> = (0..n * 3).map(|i| (i * 37 % 251) as u8).collect();
             let (mut r, mut g, mut b) = (vec![0u8; n], vec![0u8; n], vec![0u8; n]);
             hwc_to_planes_u8(&hwc, &mut r, &mut g, &mut b);
             let (mut fr, mut fg, mut fb) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-            hwc_to_planes_f32(&hwc, &lut, &mut fr, &mut fg, &mut fb);
+            hwc_to_planes_f32(&hwc, &norm, &mut fr, &mut fg, &mut fb);
             for p in 0..n {
                 assert_eq!([r[p], g[p], b[p]], [hwc[3 * p], hwc[3 * p + 1], hwc[3 * p + 2]], "n={n} p={p}");
                 for (c, f) in [&fr, &fg, &fb].into_iter().enumerate() {

@@ -83,21 +83,8 @@ pub struct Batch {
     pub syn_index: Vec<i64>,
     /// [B] 1 where the `text` slot holds a synthetic caption (mix mode).
     pub text_is_syn: Vec<u8>,
-    /// Float output: the normalised value of each 0..255 level per channel.
-    normalize_lut: Option<Box<[[f32; 256]; 3]>>,
-}
-
-/// `(v / 255 - mean) / std` in f32 for every level: the same f32 operations,
-/// in the same order, as ToTensor then Normalize, so a lookup is bit-identical
-/// to computing it (and much cheaper than two divisions per value).
-fn normalize_table(mean: [f32; 3], std: [f32; 3]) -> Box<[[f32; 256]; 3]> {
-    let mut lut = Box::new([[0f32; 256]; 3]);
-    for c in 0..3 {
-        for v in 0..256 {
-            lut[c][v] = (v as f32 / 255.0 - mean[c]) / std[c];
-        }
-    }
-    lut
+    /// Float output: ToTensor + Normalize of each channel level.
+    normalize: Option<planar::Normalize>,
 }
 
 impl Batch {
@@ -123,9 +110,9 @@ impl Batch {
             aug_index: vec![0; b],
             syn_index: vec![0; b],
             text_is_syn: vec![0; b],
-            normalize_lut: match shape.image {
+            normalize: match shape.image {
                 ImageOutput::Uint8 => None,
-                ImageOutput::Float32 { mean, std } => Some(normalize_table(mean, std)),
+                ImageOutput::Float32 { mean, std } => Some(planar::Normalize::new(mean, std)),
             },
         }
     }
@@ -159,11 +146,11 @@ impl Batch {
                 planar::hwc_to_planes_u8(hwc, r, g, b);
             }
             ImageData::Float32(buf) => {
-                let lut = self.normalize_lut.as_ref().expect("float image buffer without its table");
+                let norm = self.normalize.as_ref().expect("float image buffer without its normalisation");
                 let dst = &mut buf[row * 3 * hw..(row + 1) * 3 * hw];
                 let (r, rest) = dst.split_at_mut(hw);
                 let (g, b) = rest.split_at_mut(hw);
-                planar::hwc_to_planes_f32(hwc, lut, r, g, b);
+                planar::hwc_to_planes_f32(hwc, norm, r, g, b);
             }
         }
     }
