@@ -134,10 +134,10 @@ def replay_augmentations(
     """
 
 def set_portable_kernels(on: bool) -> str:
-    """Force the portable pixel kernels (True) or use the best the CPU supports
-    (False), process-wide; returns the kernel set now in use ("avx2" or
-    "portable"). For tests and benchmarks; the environment variable
-    ``MOBILECLIP_FASTLOAD_PORTABLE=1`` forces the portable kernels at start-up.
+    """Force the portable pixel kernels (True) or go back to the default
+    (False: the best the CPU supports, unless the environment variable
+    ``MOBILECLIP_FASTLOAD_PORTABLE=1`` is set), process-wide; returns the
+    kernel set now in use ("avx2" or "portable"). For tests and benchmarks.
     """
 
 def kernel_level() -> str:

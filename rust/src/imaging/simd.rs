@@ -43,11 +43,11 @@ fn cpu_has_avx2() -> bool {
     }
 }
 
-/// Force the portable kernels (`true`) or go back to the best the CPU
-/// supports (`false`). Process-wide; meant for tests and benchmarks.
+/// Force the portable kernels (`true`) or go back to the default (`false`:
+/// the best the CPU supports unless `MOBILECLIP_FASTLOAD_PORTABLE` is set).
+/// Process-wide; meant for tests and benchmarks.
 pub fn set_force_portable(on: bool) {
-    let level = if !on && cpu_has_avx2() { AVX2 } else { PORTABLE };
-    LEVEL.store(level, Ordering::Relaxed);
+    LEVEL.store(if on { PORTABLE } else { 0 }, Ordering::Relaxed);
 }
 
 /// Name of the kernel set in use: "avx2" or "portable".

@@ -193,10 +193,10 @@ fn replay_augmentations<'py>(
     Ok(arr.into_pyarray(py))
 }
 
-/// Force the portable pixel kernels (`True`) or use the best the CPU supports
-/// (`False`), process-wide; returns the kernel set now in use ("avx2" or
-/// "portable"). For tests and benchmarks; `MOBILECLIP_FASTLOAD_PORTABLE=1`
-/// does the same from the environment.
+/// Force the portable pixel kernels (`True`) or go back to the default
+/// (`False`: the best the CPU supports, unless `MOBILECLIP_FASTLOAD_PORTABLE=1`
+/// is set), process-wide; returns the kernel set now in use ("avx2" or
+/// "portable"). For tests and benchmarks.
 #[pyfunction]
 fn set_portable_kernels(on: bool) -> &'static str {
     crate::imaging::simd::set_force_portable(on);
