@@ -24,8 +24,14 @@ upscaled), 256 px bilinear output as the loader's default:
 Everything runs single-threaded; the report gives medians and min-max over the
 repeats (the machine may be shared: read the spread).
 
-    PYTHONPATH=python python benches/bench_per_core.py --before /path/to/baseline/python \
-        --out bench-out/per-core [--repeats 5] [--samples 400]
+The README's baseline is commit bbf5066 ("bench: callgrind driver example ..."):
+main plus the timing hook and this driver, no kernel changed. Build it apart:
+
+    git worktree add --detach ../baseline bbf5066 && (cd ../baseline && scripts/dev-build \
+        && cargo build --release --example replay_stages)   # copy the example binary away
+    scripts/dev-build && cargo build --release --example replay_stages
+    PYTHONPATH=python python benches/bench_per_core.py --before ../baseline/python \
+        --out bench-out/per-core [--repeats 5] [--samples 400] [--callgrind BEFORE_BIN AFTER_BIN]
 """
 
 from __future__ import annotations
