@@ -36,11 +36,13 @@ J, S, K, D = 30, 5, 2, 768
 
 
 # ----------------------------------------------------------------------------- data
-def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | None = None) -> tuple[Path, Path]:
-    """The same n samples as DataCompDR-style joined tars (``shards`` of them, consecutive
-    samples, ``shard-00000.tar`` ...) and as a DR store; returns (first tar, store).
-    ``unique``: draw only that many images, augmentations and embeddings and cycle through
-    them (drawing is slow; the loaders do the same work per sample either way)."""
+def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | None = None,
+               min_side: int = 384, max_side: int = 512) -> tuple[Path, Path]:
+    """The same n samples (JPEG sides in [min_side, max_side]) as DataCompDR-style joined tars
+    (``shards`` of them, consecutive samples, ``shard-00000.tar`` ...) and as a DR store;
+    returns (first tar, store). ``unique``: draw only that many images, augmentations and
+    embeddings and cycle through them (drawing is slow; the loaders do the same work per
+    sample either way)."""
     from mobileclip_fastload.store import Sample, StoreWriter, aug_records
     from mobileclip_fastload.testing.datacompdr import normalised_embeddings as unit_rows
     from mobileclip_fastload.testing.synthetic_store import photo_jpeg, random_aug_records
@@ -66,7 +68,7 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | 
         for i in range(n):
             key = f"{i:08d}"
             if unique is None or len(drawn) < unique:
-                jpeg, w, h = photo_jpeg(rng, min_side=384, max_side=512)
+                jpeg, w, h = photo_jpeg(rng, min_side=min_side, max_side=max_side)
                 recs = random_aug_records(rng, J, w, h)
                 param_aug = [
                     None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -343,3 +344,94 @@ def test_reference_accepts_records_upstream_entries_and_null():
     full = _core.replay_augmentation(b, 0, 0, h, w, [], 64, "bicubic")
     assert np.array_equal(reference_replay(b, null_rec, 64, "bicubic"), full)
     assert np.array_equal(reference_replay(b, None, 64, "bicubic"), full)
+
+
+# --------------------------------------------------------------- kernels and batch replay
+
+
+@lru_cache(maxsize=None)
+def larger_jpegs() -> list[tuple[str, bytes]]:
+    """Photographs large enough for every SIMD block path (full 8x8 and 32-byte
+    blocks plus ragged edges)."""
+    out = []
+    for name, (w, h), ss in [("coffee", (333, 221), 2), ("rocket", (203, 290), 0)]:
+        b = io.BytesIO()
+        Image.fromarray(getattr(skdata, name)()).resize((w, h), Image.BICUBIC).save(b, "JPEG", quality=88, subsampling=ss)
+        out.append((name, b.getvalue()))
+    return out
+
+
+@contextmanager
+def portable_kernels():
+    """Force the portable (non-SIMD) kernels for the duration (process-wide)."""
+    assert _core.set_portable_kernels(True) == "portable"
+    try:
+        yield
+    finally:
+        _core.set_portable_kernels(False)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_portable_and_simd_kernels_both_match_reference(data):
+    """The dispatched kernels (AVX2 where the CPU has it) and the forced
+    portable ones give the reference's pixels, on crops with and without ops."""
+    images = larger_jpegs() + encoded_images()[:3]
+    name, b = images[data.draw(st.integers(0, len(images) - 1), label="image")]
+    w, h = image_size(b)
+    height, width = data.draw(st.integers(1, 2 * h)), data.draw(st.integers(1, 2 * w))
+    top, left = data.draw(st.integers(-h // 2, h)), data.draw(st.integers(-w // 2, w))
+    size = data.draw(st.sampled_from([9, 64, 224, 256]), label="size")
+    ops = []
+    for _ in range(data.draw(st.integers(0, 2), label="n_ops")):
+        op = data.draw(st.integers(0, len(OP_NAMES) - 1), label="op")
+        m = data.draw(st.sampled_from(magnitude_bins(op, size)), label="bin")
+        ops.append((op, -m if op in SIGNED and data.draw(st.booleans()) else m))
+    interp = data.draw(st.sampled_from(["bilinear", "bicubic"]), label="interp")
+    box = (top, left, height, width)
+    native, ref = replay_both(b, box, ops, size, interp)
+    assert_exact(native, ref, f"{_core.kernel_level()} {name} box={box} ops={ops} size={size} {interp}")
+    with portable_kernels():
+        portable = _core.replay_augmentation(b, *box, ops, size, interp)
+    assert_exact(portable, ref, f"portable {name} box={box} ops={ops} size={size} {interp}")
+
+
+def test_portable_switch_reports_the_kernel_set():
+    level = _core.kernel_level()
+    assert level in ("avx2", "portable")
+    with portable_kernels():
+        assert _core.kernel_level() == "portable"
+    assert _core.kernel_level() == level
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_replay_augmentations_decodes_once_same_pixels(data):
+    """J entries of one image replayed with one decode equal one
+    replay_augmentation per entry, and the reference (null entries included)."""
+    images = larger_jpegs() + encoded_images()[:2]
+    name, b = images[data.draw(st.integers(0, len(images) - 1), label="image")]
+    w, h = image_size(b)
+    size = data.draw(st.sampled_from([16, 64]), label="size")
+    interp = data.draw(st.sampled_from(["bilinear", "bicubic"]), label="interp")
+    entries = []
+    for _ in range(data.draw(st.integers(1, 5), label="J")):
+        if data.draw(st.integers(0, 9)) == 0:
+            entries.append(None)
+            continue
+        height, width = data.draw(st.integers(1, h)), data.draw(st.integers(1, w))
+        top, left = data.draw(st.integers(-h // 4, h - 1)), data.draw(st.integers(-w // 4, w - 1))
+        op = data.draw(st.integers(0, len(OP_NAMES) - 1), label="op")
+        ops = [(op, data.draw(st.sampled_from(magnitude_bins(op, size))))]
+        entries.append((top, left, height, width, ops, data.draw(st.booleans())))
+    got = _core.replay_augmentations(b, entries, size, interp)
+    assert got.shape == (len(entries), size, size, 3)
+    for k, e in enumerate(entries):
+        if e is None:
+            ref = reference_replay(b, None, size, interp)
+        else:
+            top, left, height, width, ops, hflip = e
+            one = _core.replay_augmentation(b, top, left, height, width, ops, size, interp, hflip)
+            assert np.array_equal(got[k], one), f"{name} entry {k}={e}"
+            ref = reference_replay(b, AugParams(top, left, height, width, tuple(ops), False, hflip), size, interp)
+        assert_exact(got[k], ref, f"{name} entry {k}={e}")

@@ -142,6 +142,42 @@ def replay_augmentation(
     resolution (d = 8, 4 or 2, DCT-domain scaling) before the resize.
     """
 
+def replay_augmentations(
+    data: bytes,
+    entries: list[tuple[int, int, int, int, list[tuple[int, float]], bool] | None],
+    size: int,
+    interpolation: str = "bilinear",
+) -> npt.NDArray[np.uint8]:
+    """Decode ``data`` once and replay several augmentations of it (as
+    reinforcement replays its J entries): each entry is ``(top, left, height,
+    width, ops, hflip)`` or ``None`` (null: the whole image resized, no ops).
+    Returns [len(entries), size, size, 3] uint8; entry k is bit-identical to
+    ``replay_augmentation`` of that entry. JPEGs are decoded over the union of
+    the regions the boxes read. The GIL is released.
+    """
+
+def set_portable_kernels(on: bool) -> str:
+    """Force the portable pixel kernels (True) or go back to the default
+    (False: the best the CPU supports, unless the environment variable
+    ``MOBILECLIP_FASTLOAD_PORTABLE=1`` is set), process-wide; returns the
+    kernel set now in use ("avx2" or "portable"). For tests and benchmarks.
+    """
+
+def kernel_level() -> str:
+    """The pixel kernel set in use: "avx2" or "portable"."""
+
+def bench_stage_times(
+    cases: list[tuple[bytes, int, int, int, int, list[tuple[int, float]]]],
+    size: int,
+    interpolation: str,
+    output: str,
+    rounds: int,
+) -> dict[str, float]:
+    """Benchmark hook (benches/bench_per_core.py): replay each case ``rounds``
+    times as the loader does and return seconds per sample of each stage
+    ("decode", "resize", "ops", "write" of a batch row in ``output``
+    "float32" or "uint8") and in total, plus "samples"."""
+
 # -- loader -------------------------------------------------------------------
 MAX_LOADER_THREADS: int
 class BatchMemory:

@@ -152,12 +152,20 @@ fn scale_affine(
         }
         xo += a[0];
     }
+    // A translation maps the columns to consecutive source columns: each row
+    // is then one contiguous copy (the same pixels as the per-pixel loop).
+    let contiguous = xmin < xmax && xtab[xmin..xmax].windows(2).all(|p| p[1] == p[0] + 1);
     for y in 0..h {
         let yi = coord(yo);
         if yi >= 0 && (yi as usize) < h && xmin < xmax {
             let row = &mut dst[(y * w + xmin) * CHANNELS..(y * w + xmax) * CHANNELS];
-            for (px, &xin) in row.chunks_exact_mut(CHANNELS).zip(&xtab[xmin..xmax]) {
-                copy_px(src, w, xin, yi as usize, px);
+            if contiguous {
+                let s = (yi as usize * w + xtab[xmin]) * CHANNELS;
+                row.copy_from_slice(&src[s..s + row.len()]);
+            } else {
+                for (px, &xin) in row.chunks_exact_mut(CHANNELS).zip(&xtab[xmin..xmax]) {
+                    copy_px(src, w, xin, yi as usize, px);
+                }
             }
         }
         yo += a[4];

@@ -33,7 +33,7 @@
 //!   the crop makes it exact, which the replay uses by default.
 
 #[macro_use]
-mod simd;
+pub mod simd;
 
 pub mod affine;
 pub mod crop;
@@ -42,15 +42,17 @@ pub mod enhance;
 pub mod geometry;
 mod jpeg_decode;
 pub mod lut_ops;
+pub mod planar;
 mod png_decode;
 pub mod pymath;
 pub mod randaugment;
 pub mod replay;
 pub mod resample;
+mod transpose;
 
 pub use crop::CropBox;
 pub use decode::{Decoded, Decoder, ImageFormat, Region, DEFAULT_MAX_PIXELS};
-pub use replay::Replayer;
+pub use replay::{Replayer, StageTimes};
 pub use resample::{Interpolation, Resampler};
 
 /// Bytes per pixel of every buffer in this module: packed RGB, row-major (HWC uint8).

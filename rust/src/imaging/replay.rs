@@ -21,6 +21,17 @@ pub struct Replayer {
     dct_scaling: Option<f64>,
     resampler: Resampler,
     ops: OpScratch,
+    /// Benchmarks only: accumulated wall time per stage, when switched on.
+    stage_times: Option<StageTimes>,
+}
+
+/// Wall time spent per replay stage (for benchmarks; off by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimes {
+    pub decode: std::time::Duration,
+    /// Crop + resize (and the optional flip).
+    pub resize: std::time::Duration,
+    pub ops: std::time::Duration,
 }
 
 impl Default for Replayer {
@@ -33,6 +44,7 @@ impl Default for Replayer {
             dct_scaling: None,
             resampler: Resampler::default(),
             ops: OpScratch::default(),
+            stage_times: None,
         }
     }
 }
@@ -65,6 +77,33 @@ impl Replayer {
     /// Pixels then differ from the reference (see the benchmark for PSNR).
     pub fn set_dct_scaling(&mut self, min_ratio: Option<f64>) {
         self.dct_scaling = min_ratio.filter(|r| r.is_finite() && *r > 0.0);
+    }
+
+    /// Start (or stop) accumulating per-stage wall times (benchmarks).
+    pub fn set_stage_timing(&mut self, on: bool) {
+        self.stage_times = on.then(StageTimes::default);
+    }
+
+    /// The stage times accumulated since timing was switched on.
+    pub fn stage_times(&self) -> Option<StageTimes> {
+        self.stage_times
+    }
+
+    /// `Some(now)` only while stage timing is on (no clock reads otherwise).
+    fn clock(&self) -> Option<std::time::Instant> {
+        self.stage_times.map(|_| std::time::Instant::now())
+    }
+
+    /// Add the time since `t0` to one stage; returns the new start.
+    fn lap(
+        &mut self,
+        t0: Option<std::time::Instant>,
+        stage: fn(&mut StageTimes) -> &mut std::time::Duration,
+    ) -> Option<std::time::Instant> {
+        let (t0, times) = (t0?, self.stage_times.as_mut()?);
+        let now = std::time::Instant::now();
+        *stage(times) += now - t0;
+        Some(now)
     }
 
     /// Decode the whole image into the internal buffer; returns (width, height).
@@ -111,10 +150,12 @@ impl Replayer {
         let scaled = b.map(|b| scale_box(b, denom));
         let want = if self.partial_decode { scaled } else { None };
         self.decoded = None;
+        let t0 = self.clock();
         let d = self
             .decoder
             .decode_region(key, bytes, want, denom, &mut self.image)?;
         self.decoded = Some(d);
+        self.lap(t0, |t| &mut t.decode);
         // A PNG (or a lossless JPEG) ignores the scaling: use the box as given.
         let b = if d.scale_denom == denom { scaled } else { b };
         let (b, ops) = match b {
@@ -123,6 +164,59 @@ impl Replayer {
             None => (CropBox::full(d.width, d.height), &[][..]),
         };
         self.render(key, d, b, ops, aug.hflip, size, interp, out)
+    }
+
+    /// Decode `bytes` once and replay every entry of `augs` into consecutive
+    /// `size * size * 3` slices of `out` (reinforcement replays J augmentations
+    /// of one image). Pixels are those of [`Self::replay`] per entry, exact
+    /// mode (DCT scaling is not used): a JPEG is decoded over the union of the
+    /// regions the boxes read (whole when an entry is null).
+    pub fn replay_many(
+        &mut self,
+        key: &str,
+        bytes: &[u8],
+        augs: &[AugParams],
+        size: usize,
+        interp: Interpolation,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let n = size * size * CHANNELS;
+        if size == 0 || out.len() != augs.len() * n {
+            return Err(Error::InvalidArgument(format!(
+                "sample {key}: output buffer has {} bytes, expected {} entries x {size}*{size}*3",
+                out.len(),
+                augs.len()
+            )));
+        }
+        if augs.is_empty() {
+            return Ok(());
+        }
+        let mut union: Option<CropBox> = None;
+        let mut whole = !self.partial_decode;
+        for aug in augs {
+            if aug.is_null {
+                whole = true;
+            } else {
+                let b = crop_box(key, aug, self.decoder.max_pixels)?;
+                union = Some(union.map_or(b, |u| bounding_box(u, b)));
+            }
+        }
+        self.decoded = None;
+        let t0 = self.clock();
+        let d = self
+            .decoder
+            .decode_region(key, bytes, if whole { None } else { union }, 1, &mut self.image)?;
+        self.decoded = Some(d);
+        self.lap(t0, |t| &mut t.decode);
+        for (aug, o) in augs.iter().zip(out.chunks_exact_mut(n)) {
+            let (b, ops) = if aug.is_null {
+                (CropBox::full(d.width, d.height), &[][..])
+            } else {
+                (crop_box(key, aug, self.decoder.max_pixels)?, aug.active_ops())
+            };
+            self.render(key, d, b, ops, aug.hflip, size, interp, o)?;
+        }
+        Ok(())
     }
 
     /// Replay `aug` on the image decoded last by [`Self::decode_rgb`] (e.g.
@@ -178,16 +272,19 @@ impl Replayer {
             top: b.top - r.y as i64,
             ..b
         };
+        let t0 = self.clock();
         let src = &self.image[..r.w * r.h * CHANNELS];
         self.resampler
             .crop_resize(src, r.w, r.h, shifted, size, size, interp, out);
         if hflip {
             geometry::flip_left_right(out, size, size);
         }
+        let t0 = self.lap(t0, |t| &mut t.resize);
         for &(op, m) in ops {
             apply_op(op, m, out, size, &mut self.ops)
                 .map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
         }
+        self.lap(t0, |t| &mut t.ops);
         Ok(())
     }
 }
@@ -237,6 +334,20 @@ fn crop_box(key: &str, aug: &AugParams, max_pixels: u64) -> Result<CropBox> {
     b.check(max_pixels)
         .map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
     Ok(b)
+}
+
+/// The smallest box holding both `a` and `b`.
+fn bounding_box(a: CropBox, b: CropBox) -> CropBox {
+    let left = a.left.min(b.left);
+    let top = a.top.min(b.top);
+    let right = (a.left + a.width as i64).max(b.left + b.width as i64);
+    let bottom = (a.top + a.height as i64).max(b.top + b.height as i64);
+    CropBox {
+        left,
+        top,
+        width: (right - left) as usize,
+        height: (bottom - top) as usize,
+    }
 }
 
 /// Whether region `r` holds every pixel of box `b` that lies inside the `w x h` image.
@@ -302,6 +413,47 @@ mod tests {
         r.replay("f", &jpeg, &full, 32, Interpolation::Bicubic, &mut b)
             .unwrap();
         assert_eq!(a, b);
+    }
+
+    /// One decode for many entries gives the pixels of one replay per entry,
+    /// with and without a null entry (which forces a whole decode).
+    #[test]
+    fn replay_many_equals_one_replay_per_entry() {
+        use crate::aug::Op;
+        let jpeg = test_jpeg(160, 120, turbojpeg::Subsamp::Sub2x2);
+        let entry = |top: i32, left: i32, h: i32, w: i32, op: Op, m: f64, hflip: bool| AugParams {
+            top,
+            left,
+            height: h,
+            width: w,
+            ops: [(op, m), (Op::Contrast, 0.27)],
+            n_ops: 2,
+            is_null: false,
+            hflip,
+        };
+        let mut augs = vec![
+            entry(10, 20, 50, 40, Op::Rotate, 9.0, false),
+            entry(-5, 100, 80, 90, Op::Equalize, 0.0, true),
+            entry(70, 3, 30, 20, Op::ShearX, -0.09, false),
+        ];
+        for with_null in [false, true] {
+            if with_null {
+                augs.push(AugParams::null(160, 120));
+            }
+            let size = 24;
+            let n = size * size * 3;
+            let mut many = vec![0u8; augs.len() * n];
+            let mut r = Replayer::new().unwrap();
+            r.replay_many("m", &jpeg, &augs, size, Interpolation::Bicubic, &mut many).unwrap();
+            for (aug, got) in augs.iter().zip(many.chunks_exact(n)) {
+                let mut one = vec![0u8; n];
+                Replayer::new()
+                    .unwrap()
+                    .replay("o", &jpeg, aug, size, Interpolation::Bicubic, &mut one)
+                    .unwrap();
+                assert_eq!(got, &one[..], "{aug:?}");
+            }
+        }
     }
 
     #[test]

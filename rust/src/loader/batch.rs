@@ -8,6 +8,7 @@ use std::alloc::{alloc_zeroed, Layout};
 use half::f16;
 
 use crate::error::{Error, Result};
+use crate::imaging::planar;
 
 pub const CONTEXT_LENGTH: usize = 77;
 
@@ -136,21 +137,8 @@ pub struct Batch {
     pub syn_index: Vec<i64>,
     /// [B] 1 where the `text` slot holds a synthetic caption (mix mode).
     pub text_is_syn: Vec<u8>,
-    /// Float output: the normalised value of each 0..255 level per channel.
-    normalize_lut: Option<Box<[[f32; 256]; 3]>>,
-}
-
-/// `(v / 255 - mean) / std` in f32 for every level: the same f32 operations,
-/// in the same order, as ToTensor then Normalize, so a lookup is bit-identical
-/// to computing it (and much cheaper than two divisions per value).
-pub fn normalize_table(mean: [f32; 3], std: [f32; 3]) -> Box<[[f32; 256]; 3]> {
-    let mut lut = Box::new([[0f32; 256]; 3]);
-    for c in 0..3 {
-        for v in 0..256 {
-            lut[c][v] = (v as f32 / 255.0 - mean[c]) / std[c];
-        }
-    }
-    lut
+    /// Float output: ToTensor + Normalize of each channel level.
+    normalize: Option<planar::Normalize>,
 }
 
 impl Batch {
@@ -182,14 +170,16 @@ impl Batch {
             aug_index: try_zeroed_vec(b, "batch indices")?,
             syn_index: try_zeroed_vec(b, "batch indices")?,
             text_is_syn: try_zeroed_vec(b, "batch flags")?,
-            normalize_lut: match shape.image {
+            normalize: match shape.image {
                 ImageOutput::Uint8 => None,
-                ImageOutput::Float32 { mean, std } => Some(normalize_table(mean, std)),
+                ImageOutput::Float32 { mean, std } => Some(planar::Normalize::new(mean, std)),
             },
         })
     }
 
     /// Write an HWC uint8 image into row `row` of the CHW image field.
+    /// (Never inlined: instruction counts attribute the stage by this symbol.)
+    #[inline(never)]
     pub fn put_image(&mut self, row: usize, hwc: &[u8]) {
         let hw = self.shape.image_size * self.shape.image_size;
         debug_assert_eq!(hwc.len(), hw * 3);
@@ -198,22 +188,14 @@ impl Batch {
                 let dst = &mut buf[row * 3 * hw..(row + 1) * 3 * hw];
                 let (r, rest) = dst.split_at_mut(hw);
                 let (g, b) = rest.split_at_mut(hw);
-                for (p, px) in hwc.chunks_exact(3).enumerate() {
-                    r[p] = px[0];
-                    g[p] = px[1];
-                    b[p] = px[2];
-                }
+                planar::hwc_to_planes_u8(hwc, r, g, b);
             }
             ImageData::Float32(buf) => {
-                let lut = self.normalize_lut.as_ref().expect("float image buffer without its table");
+                let norm = self.normalize.as_ref().expect("float image buffer without its normalisation");
                 let dst = &mut buf[row * 3 * hw..(row + 1) * 3 * hw];
                 let (r, rest) = dst.split_at_mut(hw);
                 let (g, b) = rest.split_at_mut(hw);
-                for (p, px) in hwc.chunks_exact(3).enumerate() {
-                    r[p] = lut[0][px[0] as usize];
-                    g[p] = lut[1][px[1] as usize];
-                    b[p] = lut[2][px[2] as usize];
-                }
+                planar::hwc_to_planes_f32(hwc, norm, r, g, b);
             }
         }
     }

@@ -86,8 +86,7 @@ impl LoaderConfig {
             if !std.iter().all(|v| v.is_normal()) {
                 return bad(format!("std must be finite, non-zero and not subnormal in float32, got {std:?}"));
             }
-            let table = batch::normalize_table(mean, std);
-            if !table.iter().flatten().all(|v| v.is_finite()) {
+            if !crate::imaging::planar::Normalize::new(mean, std).is_finite() {
                 return bad(format!("mean {mean:?} and std {std:?} normalise some pixel values to infinity"));
             }
         }

@@ -4,8 +4,8 @@
 
 use std::cell::RefCell;
 
-use numpy::ndarray::Array3;
-use numpy::{IntoPyArray, PyArray3};
+use numpy::ndarray::{Array3, Array4};
+use numpy::{IntoPyArray, PyArray3, PyArray4};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -85,51 +85,9 @@ fn replay_augmentation<'py>(
     partial_decode: bool,
     dct_scaling: Option<f64>,
 ) -> PyResult<Bound<'py, PyArray3<u8>>> {
-    let interp = Interpolation::from_name(interpolation).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "interpolation must be 'bilinear' or 'bicubic', got {interpolation:?}"
-        ))
-    })?;
-    if ops.len() > 2 {
-        return Err(PyValueError::new_err(format!(
-            "at most 2 ops, got {}",
-            ops.len()
-        )));
-    }
-    if height <= 0 || width <= 0 {
-        return Err(PyValueError::new_err(format!(
-            "crop box {height}x{width} is empty"
-        )));
-    }
-    if size == 0 {
-        return Err(PyValueError::new_err("size must be positive"));
-    }
-    let mut pairs = [(Op::Identity, 0.0); 2];
-    for (slot, &(index, m)) in pairs.iter_mut().zip(&ops) {
-        let op = Op::from_index(index).ok_or_else(|| {
-            PyValueError::new_err(format!("unknown RandAugment op index {index}"))
-        })?;
-        if !m.is_finite() {
-            return Err(PyValueError::new_err(format!(
-                "magnitude {m} is not finite"
-            )));
-        }
-        *slot = (op, m);
-    }
-    let aug = AugParams {
-        top,
-        left,
-        height,
-        width,
-        ops: pairs,
-        n_ops: ops.len() as u8,
-        is_null: false,
-        hflip,
-    };
-    // Same bound as for images: the output and the pass buffers scale with size^2.
-    if (size as u128) * (size as u128) > DEFAULT_MAX_PIXELS as u128 {
-        return Err(PyValueError::new_err(format!("size {size} is too large")));
-    }
+    let interp = parse_interpolation(interpolation)?;
+    let aug = parse_entry(top, left, height, width, &ops, hflip)?;
+    check_size(size)?;
     let n = size * size * 3;
     let out = py
         .detach(|| {
@@ -147,8 +105,116 @@ fn replay_augmentation<'py>(
     Ok(arr.into_pyarray(py))
 }
 
+fn parse_interpolation(name: &str) -> PyResult<Interpolation> {
+    Interpolation::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!("interpolation must be 'bilinear' or 'bicubic', got {name:?}"))
+    })
+}
+
+fn check_size(size: usize) -> PyResult<()> {
+    if size == 0 {
+        return Err(PyValueError::new_err("size must be positive"));
+    }
+    // Same bound as for images: the output and the pass buffers scale with size^2.
+    if (size as u128) * (size as u128) > DEFAULT_MAX_PIXELS as u128 {
+        return Err(PyValueError::new_err(format!("size {size} is too large")));
+    }
+    Ok(())
+}
+
+/// One augmentation from its Python parts, validated.
+fn parse_entry(top: i32, left: i32, height: i32, width: i32, ops: &[(u8, f64)], hflip: bool) -> PyResult<AugParams> {
+    if ops.len() > 2 {
+        return Err(PyValueError::new_err(format!("at most 2 ops, got {}", ops.len())));
+    }
+    if height <= 0 || width <= 0 {
+        return Err(PyValueError::new_err(format!("crop box {height}x{width} is empty")));
+    }
+    let mut pairs = [(Op::Identity, 0.0); 2];
+    for (slot, &(index, m)) in pairs.iter_mut().zip(ops) {
+        let op = Op::from_index(index)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown RandAugment op index {index}")))?;
+        if !m.is_finite() {
+            return Err(PyValueError::new_err(format!("magnitude {m} is not finite")));
+        }
+        *slot = (op, m);
+    }
+    Ok(AugParams {
+        top,
+        left,
+        height,
+        width,
+        ops: pairs,
+        n_ops: ops.len() as u8,
+        is_null: false,
+        hflip,
+    })
+}
+
+/// One entry of `replay_augmentations`: `None` (null: whole image, no ops) or
+/// `(top, left, height, width, ops, hflip)`.
+type PyEntry = Option<(i32, i32, i32, i32, Vec<(u8, f64)>, bool)>;
+
+/// Decode `data` once and replay several augmentations of it (as reinforcement
+/// does for its J entries): returns [len(entries), size, size, 3] uint8, entry
+/// k bit-identical to `replay_augmentation(data, *entries[k][:5], size,
+/// interpolation, entries[k][5])`; a `None` entry is the whole image resized.
+#[pyfunction]
+#[pyo3(signature = (data, entries, size, interpolation = "bilinear"))]
+fn replay_augmentations<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    entries: Vec<PyEntry>,
+    size: usize,
+    interpolation: &str,
+) -> PyResult<Bound<'py, PyArray4<u8>>> {
+    let interp = parse_interpolation(interpolation)?;
+    check_size(size)?;
+    let mut augs = Vec::with_capacity(entries.len());
+    for e in &entries {
+        augs.push(match e {
+            None => AugParams::null(1, 1),
+            Some((top, left, height, width, ops, hflip)) => parse_entry(*top, *left, *height, *width, ops, *hflip)?,
+        });
+    }
+    let n = size * size * 3;
+    let out = py
+        .detach(|| {
+            let mut out = vec![0u8; augs.len() * n];
+            with_replayer(|r| {
+                r.set_partial_decode(true);
+                r.set_dct_scaling(None);
+                r.replay_many("<bytes>", data, &augs, size, interp, &mut out)
+            })?;
+            Ok(out)
+        })
+        .py_err()?;
+    let arr = Array4::from_shape_vec((augs.len(), size, size, 3), out)
+        .map_err(|e| PyValueError::new_err(format!("internal shape error: {e}")))?;
+    Ok(arr.into_pyarray(py))
+}
+
+/// Force the portable pixel kernels (`True`) or go back to the default
+/// (`False`: the best the CPU supports, unless `MOBILECLIP_FASTLOAD_PORTABLE=1`
+/// is set), process-wide; returns the kernel set now in use ("avx2" or
+/// "portable"). For tests and benchmarks.
+#[pyfunction]
+fn set_portable_kernels(on: bool) -> &'static str {
+    crate::imaging::simd::set_force_portable(on);
+    crate::imaging::simd::kernel_level()
+}
+
+/// The pixel kernel set in use: "avx2" or "portable".
+#[pyfunction]
+fn kernel_level() -> &'static str {
+    crate::imaging::simd::kernel_level()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_rgb, m)?)?;
     m.add_function(wrap_pyfunction!(replay_augmentation, m)?)?;
+    m.add_function(wrap_pyfunction!(replay_augmentations, m)?)?;
+    m.add_function(wrap_pyfunction!(set_portable_kernels, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_level, m)?)?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! PyO3 bindings: one file per concept, each with a `register` function.
 
+mod bench;
 mod errors;
 mod imaging;
 mod loader;
@@ -12,6 +13,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     store::register(m)?;
     imaging::register(m)?;
     loader::register(m)?;
+    bench::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
