@@ -146,7 +146,7 @@ def replay_augmentations(
     data: bytes,
     entries: list[tuple[int, int, int, int, list[tuple[int, float]], bool] | None],
     size: int,
-    interpolation: str = "bilinear",
+    interpolation: str = "bicubic",
 ) -> npt.NDArray[np.uint8]:
     """Decode ``data`` once and replay several augmentations of it (as
     reinforcement replays its J entries): each entry is ``(top, left, height,

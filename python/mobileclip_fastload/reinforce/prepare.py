@@ -114,17 +114,17 @@ def prepare_sample(raw: RawSample, opts: ReinforceOptions, views: list[ReplayKey
     )
     # the stored records themselves (the loader replays exactly these), as Python values once per sample
     rec = {name: aug[name].tolist() for name in ("top", "left", "height", "width", "op0", "op1", "m0", "m1", "n_ops", "flags")}
+    replays = [
+        (top, left, height, width, [(rec["op0"][j], rec["m0"][j]), (rec["op1"][j], rec["m1"][j])][:n_ops],
+         bool(flags & AUG_FLAG_HFLIP))
+        for j, (top, left, height, width, n_ops, flags) in enumerate(
+            zip(rec["top"], rec["left"], rec["height"], rec["width"], rec["n_ops"], rec["flags"]))
+    ]
     for size, interpolation in views:
-        out = np.empty((len(aug), size, size, 3), dtype=np.uint8)
-        for j in range(len(aug)):
-            ops = [(rec["op0"][j], rec["m0"][j]), (rec["op1"][j], rec["m1"][j])][: rec["n_ops"][j]]
-            try:
-                out[j] = _core.replay_augmentation(
-                    stored, rec["top"][j], rec["left"][j], rec["height"][j], rec["width"][j], ops, size,
-                    interpolation, bool(rec["flags"][j] & AUG_FLAG_HFLIP),
-                )
-            except _core.FastloadError as e:  # the loader could not replay it either: not a usable sample
-                raise SkipSample(UNDECODABLE_IMAGE, f"the loader's replay fails: {e}") from None
+        try:  # one decode (of the union of the boxes' regions) for all J entries
+            out = _core.replay_augmentations(stored, replays, size, interpolation)
+        except _core.FastloadError as e:  # the loader could not replay it either: not a usable sample
+            raise SkipSample(UNDECODABLE_IMAGE, f"the loader's replay fails: {e}") from None
         sample.pixels[(size, interpolation)] = out
     return sample
 

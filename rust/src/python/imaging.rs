@@ -160,7 +160,7 @@ type PyEntry = Option<(i32, i32, i32, i32, Vec<(u8, f64)>, bool)>;
 /// k bit-identical to `replay_augmentation(data, *entries[k][:5], size,
 /// interpolation, entries[k][5])`; a `None` entry is the whole image resized.
 #[pyfunction]
-#[pyo3(signature = (data, entries, size, interpolation = "bilinear"))]
+#[pyo3(signature = (data, entries, size, interpolation = "bicubic"))]
 fn replay_augmentations<'py>(
     py: Python<'py>,
     data: &[u8],
