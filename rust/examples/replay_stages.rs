@@ -7,17 +7,13 @@
 //!     cargo run --release --example replay_stages -- CASES SIZE INTERP OUTPUT ROUNDS
 
 use _core::aug::{AugParams, Op};
-use _core::imaging::{Interpolation, Replayer};
-use _core::loader::{Batch, BatchShape, EmbeddingOutput, ImageOutput};
-
-struct Case {
-    jpeg: Vec<u8>,
-    aug: AugParams,
-}
+use _core::imaging::Interpolation;
+use _core::loader::stage_timing::time_stages;
+use _core::loader::ImageOutput;
 
 /// Records: u32 length, JPEG bytes, i32 top, left, height, width, u8 n_ops,
 /// n_ops x (u8 op, f64 magnitude); all little-endian.
-fn read_cases(data: &[u8]) -> Vec<Case> {
+fn read_cases(data: &[u8]) -> Vec<(Vec<u8>, AugParams)> {
     let mut rest = data;
     let mut take = |n: usize| {
         let (s, r) = rest.split_at(n);
@@ -48,7 +44,7 @@ fn read_cases(data: &[u8]) -> Vec<Case> {
             is_null: false,
             hflip: false,
         };
-        cases.push(Case { jpeg, aug });
+        cases.push((jpeg, aug));
     }
     cases
 }
@@ -82,35 +78,14 @@ fn main() {
         },
     };
     let rounds: usize = a[5].parse().unwrap();
-    let shape = BatchShape {
-        batch_size: 32,
-        image_size: size,
-        emb_width: 1,
-        image,
-        embedding: EmbeddingOutput::Float16,
-    };
-    let mut batch = Batch::try_new(shape).expect("batch memory");
-    let mut hwc = vec![0u8; size * size * 3];
-    let mut r = Replayer::new().unwrap();
-    r.set_stage_timing(true);
-    let (mut n, mut write) = (0, std::time::Duration::ZERO);
-    for _ in 0..rounds {
-        for c in &cases {
-            r.replay("case", &c.jpeg, &c.aug, size, interp, &mut hwc)
-                .unwrap();
-            let t0 = std::time::Instant::now();
-            batch.put_image(n % 32, &hwc);
-            write += t0.elapsed();
-            n += 1;
-        }
-    }
-    let t = r.stage_times().unwrap();
-    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
+    let t = time_stages(&cases, size, interp, image, rounds).expect("replay");
+    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6 / t.samples as f64;
     println!(
-        "{n} samples; us per sample: decode {:.0} resize {:.0} ops {:.0} write {:.0}",
+        "{} samples; us per sample: decode {:.0} resize {:.0} ops {:.0} write {:.0}",
+        t.samples,
         us(t.decode),
         us(t.resize),
         us(t.ops),
-        us(write)
+        us(t.write)
     );
 }

@@ -6,6 +6,7 @@ mod fill;
 pub mod pipeline;
 pub mod rng;
 pub mod sampler;
+pub mod stage_timing;
 
 use std::path::Path;
 use std::sync::Arc;

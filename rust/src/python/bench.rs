@@ -2,17 +2,16 @@
 //! RandAugment ops, write of a batch row) timed stage by stage, on the
 //! caller's samples. Used by `benches/bench_per_core.py`; no other use.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::errors::IntoPyResult;
-use crate::aug::{AugParams, Op};
-use crate::error::Result;
-use crate::imaging::{Interpolation, Replayer};
-use crate::loader::{Batch, BatchShape, EmbeddingOutput, ImageOutput};
+use super::imaging::{parse_entry, parse_interpolation};
+use crate::loader::stage_timing::time_stages;
+use crate::loader::ImageOutput;
 
 /// One case: (jpeg bytes, top, left, height, width, [(op, magnitude), ...]).
 type Case = (Vec<u8>, i32, i32, i32, i32, Vec<(u8, f64)>);
@@ -30,8 +29,7 @@ fn bench_stage_times<'py>(
     output: &str,
     rounds: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let interp = Interpolation::from_name(interpolation)
-        .ok_or_else(|| PyValueError::new_err(format!("bad interpolation {interpolation:?}")))?;
+    let interp = parse_interpolation(interpolation)?;
     let image = match output {
         "uint8" => ImageOutput::Uint8,
         "float32" => ImageOutput::Float32 {
@@ -40,66 +38,20 @@ fn bench_stage_times<'py>(
         },
         _ => return Err(PyValueError::new_err(format!("bad output {output:?}"))),
     };
-    let mut augs = Vec::with_capacity(cases.len());
-    for (_, top, left, height, width, ops) in &cases {
-        let mut pairs = [(Op::Identity, 0.0); 2];
-        for (slot, &(i, m)) in pairs.iter_mut().zip(ops) {
-            *slot = (
-                Op::from_index(i).ok_or_else(|| PyValueError::new_err(format!("bad op {i}")))?,
-                m,
-            );
-        }
-        augs.push(AugParams {
-            top: *top,
-            left: *left,
-            height: *height,
-            width: *width,
-            ops: pairs,
-            n_ops: ops.len().min(2) as u8,
-            is_null: false,
-            hflip: false,
-        });
+    let mut timed = Vec::with_capacity(cases.len());
+    for (jpeg, top, left, height, width, ops) in cases {
+        let aug = parse_entry(top, left, height, width, &ops, false)?;
+        timed.push((jpeg, aug));
     }
-    let (times, write, total, n) = py
-        .detach(|| -> Result<_> {
-            let shape = BatchShape {
-                batch_size: 32,
-                image_size: size,
-                emb_width: 1,
-                image,
-                embedding: EmbeddingOutput::Float16,
-            };
-            let mut batch = Batch::try_new(shape)?;
-            let mut hwc = vec![0u8; size * size * 3];
-            let mut r = Replayer::new()?;
-            r.set_stage_timing(true);
-            let (mut write, mut n) = (Duration::ZERO, 0usize);
-            let start = Instant::now();
-            for _ in 0..rounds {
-                for (case, aug) in cases.iter().zip(&augs) {
-                    r.replay("bench", &case.0, aug, size, interp, &mut hwc)?;
-                    let t0 = Instant::now();
-                    batch.put_image(n % 32, &hwc);
-                    write += t0.elapsed();
-                    n += 1;
-                }
-            }
-            Ok((
-                r.stage_times().expect("timing on"),
-                write,
-                start.elapsed(),
-                n.max(1),
-            ))
-        })
-        .py_err()?;
+    let report = py.detach(|| time_stages(&timed, size, interp, image, rounds)).py_err()?;
     let d = PyDict::new(py);
-    let per = |t: Duration| t.as_secs_f64() / n as f64;
-    d.set_item("decode", per(times.decode))?;
-    d.set_item("resize", per(times.resize))?;
-    d.set_item("ops", per(times.ops))?;
-    d.set_item("write", per(write))?;
-    d.set_item("total", per(total))?;
-    d.set_item("samples", n)?;
+    let per = |t: Duration| t.as_secs_f64() / report.samples.max(1) as f64;
+    d.set_item("decode", per(report.decode))?;
+    d.set_item("resize", per(report.resize))?;
+    d.set_item("ops", per(report.ops))?;
+    d.set_item("write", per(report.write))?;
+    d.set_item("total", per(report.total))?;
+    d.set_item("samples", report.samples.max(1))?;
     Ok(d)
 }
 

@@ -105,7 +105,7 @@ fn replay_augmentation<'py>(
     Ok(arr.into_pyarray(py))
 }
 
-fn parse_interpolation(name: &str) -> PyResult<Interpolation> {
+pub(super) fn parse_interpolation(name: &str) -> PyResult<Interpolation> {
     Interpolation::from_name(name).ok_or_else(|| {
         PyValueError::new_err(format!("interpolation must be 'bilinear' or 'bicubic', got {name:?}"))
     })
@@ -123,7 +123,7 @@ fn check_size(size: usize) -> PyResult<()> {
 }
 
 /// One augmentation from its Python parts, validated.
-fn parse_entry(top: i32, left: i32, height: i32, width: i32, ops: &[(u8, f64)], hflip: bool) -> PyResult<AugParams> {
+pub(super) fn parse_entry(top: i32, left: i32, height: i32, width: i32, ops: &[(u8, f64)], hflip: bool) -> PyResult<AugParams> {
     if ops.len() > 2 {
         return Err(PyValueError::new_err(format!("at most 2 ops, got {}", ops.len())));
     }
