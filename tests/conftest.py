@@ -87,3 +87,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def collect_batches(loader, limit=None) -> list[dict]:
+    """The tensors of each batch (cloned: the loader recycles their memory), at most ``limit`` batches."""
+    import torch
+
+    out = []
+    for i, b in enumerate(loader):
+        if limit is not None and i >= limit:
+            break
+        out.append({k: v.clone() for k, v in vars(b).items() if isinstance(v, torch.Tensor)})
+    return out

@@ -11,6 +11,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from conftest import collect_batches
 from mobileclip_fastload import FastReinforcedLoader, ImageDecodeError, Store
 from mobileclip_fastload.reference import reference_replay
 from mobileclip_fastload.testing.synthetic_store import make_store
@@ -26,15 +27,6 @@ def store_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bad_store_path(tmp_path_factory):
     return make_store(tmp_path_factory.mktemp("loader-bad") / "store", n=10, J=J, S=S, K=K, D=D, seed=2, corrupt=(3, 4))
-
-
-def collect(loader, limit=None):
-    out = []
-    for i, b in enumerate(loader):
-        if limit is not None and i >= limit:
-            break
-        out.append({k: v.clone() for k, v in vars(b).items() if isinstance(v, torch.Tensor)})
-    return out
 
 
 def padded(tokens: np.ndarray) -> np.ndarray:
@@ -80,7 +72,7 @@ def test_tuple_unpacking_and_float32_embeddings(store_path):
 
 
 def test_same_batches_for_any_thread_count(store_path):
-    runs = [collect(FastReinforcedLoader(store_path, 4, image_size=24, num_threads=t, prefetch=p, seed=5)) for t, p in [(1, 1), (2, 2), (2, 7)]]
+    runs = [collect_batches(FastReinforcedLoader(store_path, 4, image_size=24, num_threads=t, prefetch=p, seed=5)) for t, p in [(1, 1), (2, 2), (2, 7)]]
     for other in runs[1:]:
         assert len(other) == len(runs[0])
         for a, b in zip(runs[0], other):
@@ -90,17 +82,17 @@ def test_same_batches_for_any_thread_count(store_path):
 
 def test_epochs_differ_and_cover_everything(store_path):
     loader = FastReinforcedLoader(store_path, 4, image_size=8, num_threads=2, seed=5)
-    e0 = torch.cat([b["index"] for b in collect(loader)])
-    e1 = torch.cat([b["index"] for b in collect(loader)])  # auto-advanced to epoch 1
+    e0 = torch.cat([b["index"] for b in collect_batches(loader)])
+    e1 = torch.cat([b["index"] for b in collect_batches(loader)])  # auto-advanced to epoch 1
     assert sorted(e0.tolist()) == list(range(N)) == sorted(e1.tolist())
     assert not torch.equal(e0, e1)
     loader.set_epoch(0)
-    assert torch.equal(torch.cat([b["index"] for b in collect(loader)]), e0)
+    assert torch.equal(torch.cat([b["index"] for b in collect_batches(loader)]), e0)
 
 
 def test_unshuffled_order_is_identity(store_path):
     loader = FastReinforcedLoader(store_path, 5, image_size=8, num_threads=2, shuffle=False)
-    assert torch.cat([b["index"] for b in collect(loader)]).tolist() == list(range(N))
+    assert torch.cat([b["index"] for b in collect_batches(loader)]).tolist() == list(range(N))
 
 
 @pytest.mark.parametrize("stop_after", [0, 1, 3])
@@ -108,7 +100,7 @@ def test_resume_mid_epoch_gives_the_remaining_batches(store_path, stop_after):
     kwargs = dict(image_size=16, num_threads=2, seed=9)
     full = FastReinforcedLoader(store_path, 4, **kwargs)
     full.set_epoch(2)
-    expected = collect(full)
+    expected = collect_batches(full)
     first = FastReinforcedLoader(store_path, 4, **kwargs)
     first.set_epoch(2)
     it = iter(first)
@@ -118,7 +110,7 @@ def test_resume_mid_epoch_gives_the_remaining_batches(store_path, stop_after):
     del it
     resumed = FastReinforcedLoader(store_path, 4, **{**kwargs, "num_threads": 1})
     resumed.load_state_dict(state)
-    rest = collect(resumed)
+    rest = collect_batches(resumed)
     assert len(rest) == len(expected) - stop_after
     for a, b in zip(expected[stop_after:], rest):
         for k in a:
@@ -137,7 +129,7 @@ def test_rank_shards(store_path, world_size, drop_last):
     shards = []
     for rank in range(world_size):
         loader = FastReinforcedLoader(store_path, 3, image_size=8, num_threads=1, seed=4, rank=rank, world_size=world_size, drop_last=drop_last)
-        idx = [b["index"] for b in collect(loader)]
+        idx = [b["index"] for b in collect_batches(loader)]
         shards.append(torch.cat(idx).tolist() if idx else [])
         assert len(loader) == len(idx)
     lengths = {len(s) for s in shards}
@@ -196,7 +188,7 @@ def test_undecodable_images_are_replaced_deterministically(bad_store_path):
     runs = []
     for threads in (1, 2):
         loader = FastReinforcedLoader(bad_store_path, 4, image_size=16, num_threads=threads, seed=0)
-        runs.append(torch.cat([b["index"] for b in collect(loader)]).tolist())
+        runs.append(torch.cat([b["index"] for b in collect_batches(loader)]).tolist())
         skipped = loader.skipped
         assert {s["uid"] for s in skipped} == {"sample-00003", "sample-00004"}
         assert {(s["index"], s["replacement"]) for s in skipped} >= {(4, 5)}
@@ -240,8 +232,8 @@ def test_missing_store_is_a_clear_error(tmp_path):
 
 def test_inexact_fast_mode_stays_close_to_exact(store_path):
     kwargs = dict(image_size=24, output="uint8", num_threads=2, seed=6)
-    exact = collect(FastReinforcedLoader(store_path, 8, **kwargs))
-    fast = collect(FastReinforcedLoader(store_path, 8, exact=False, **kwargs))
+    exact = collect_batches(FastReinforcedLoader(store_path, 8, **kwargs))
+    fast = collect_batches(FastReinforcedLoader(store_path, 8, exact=False, **kwargs))
     assert any(not torch.equal(a["images"], b["images"]) for a, b in zip(exact, fast)), "fast mode never engaged"
     for a, b in zip(exact, fast):
         assert torch.equal(a["index"], b["index"]) and torch.equal(a["aug_index"], b["aug_index"])

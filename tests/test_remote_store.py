@@ -15,6 +15,7 @@ import torch
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
+from conftest import collect_batches  # noqa: E402
 from mobileclip_fastload import FastReinforcedLoader, RemoteStoreError, Store  # noqa: E402
 from mobileclip_fastload.testing.synthetic_store import make_store  # noqa: E402
 
@@ -64,12 +65,7 @@ def shard_files(store: Path) -> list[Path]:
 def batches(loader, epoch=None, limit=None):
     if epoch is not None:
         loader.set_epoch(epoch)
-    out = []
-    for i, b in enumerate(loader):
-        if limit is not None and i >= limit:
-            break
-        out.append({k: v.clone() for k, v in vars(b).items() if isinstance(v, torch.Tensor)})
-    return out
+    return collect_batches(loader, limit)
 
 
 def assert_same(a, b):
