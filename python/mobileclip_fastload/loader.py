@@ -356,10 +356,10 @@ class FastReinforcedLoader:
             self._pinned.unregister_all()
 
     def __del__(self) -> None:
-        # Registrations must end before the Rust side can free the buffers (when the core goes).
-        pinned = getattr(self, "_pinned", None)
-        if pinned is not None:
-            pinned.unregister_all()
+        # Registrations must end before the Rust side can free the buffers (when the core goes);
+        # getattr: a constructor that raised leaves no `_pinned`.
+        if getattr(self, "_pinned", None) is not None:
+            self.close()
 
     def _to_batch(self, raw: dict[str, Any]) -> ReinforcedBatch:
         tensors = {
