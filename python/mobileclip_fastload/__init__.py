@@ -13,6 +13,11 @@ from mobileclip_fastload._core import (
     __version__,
 )
 from mobileclip_fastload.loader import FastReinforcedLoader, ReinforcedBatch
+from mobileclip_fastload.pixel_reference import PIXEL_REFERENCE, describe, warn_if_installed_differs
+
+__doc__ += f"\n\nThe loader's pixels are bit-identical to {describe()}'s replay (``PIXEL_REFERENCE``).\n"
+warn_if_installed_differs()
+del describe, warn_if_installed_differs
 
 
 def __getattr__(name: str):
@@ -30,6 +35,7 @@ __all__ = [
     "FastReinforcedLoader",
     "FastloadError",
     "ImageDecodeError",
+    "PIXEL_REFERENCE",
     "ReinforcedBatch",
     "RemoteStoreError",
     "SampleIndexError",

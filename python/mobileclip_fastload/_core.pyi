@@ -103,7 +103,10 @@ def store_shard_info(path: str | PathLike[str]) -> dict[str, Any]:
     """Validate one shard file; {"num_samples", "file_bytes", "file_xxh3", "columns", "dims", "embedding_dtype"}."""
 
 
-# --- imaging (exact Pillow 13.0.0 + torchvision 0.29.2 replay) -------------
+# --- imaging (exact replay of Pillow + torchvision, the versions in PIXEL_REFERENCE) ---
+
+PIXEL_REFERENCE: dict[str, str]
+"""The distributions and versions whose pixels the replay equals, e.g. {"pillow": "13.0.0", "torchvision": "0.29.2"}."""
 
 def decode_rgb(data: bytes, /, *, max_pixels: int | None = None) -> npt.NDArray[np.uint8]:
     """Decode JPEG/PNG bytes to [H, W, 3] uint8, identical to

@@ -55,6 +55,12 @@ pub use decode::{Decoded, Decoder, ImageFormat, Region, DEFAULT_MAX_PIXELS};
 pub use replay::{Replayer, StageTimes};
 pub use resample::{Interpolation, Resampler};
 
+/// What the replay is bit-identical to: `(Python distribution, version)` pairs.
+/// The one place this claim is made; Python reads it as `_core.PIXEL_REFERENCE`
+/// (the package's import-time statement, the tests that compare against the
+/// real Pillow + torchvision, and the pins in `constraints/bit-exact.txt`).
+pub const PIXEL_REFERENCE: [(&str, &str); 2] = [("pillow", "13.0.0"), ("torchvision", "0.29.2")];
+
 /// Bytes per pixel of every buffer in this module: packed RGB, row-major (HWC uint8).
 pub const CHANNELS: usize = 3;
 

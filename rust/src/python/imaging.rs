@@ -216,5 +216,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(replay_augmentations, m)?)?;
     m.add_function(wrap_pyfunction!(set_portable_kernels, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_level, m)?)?;
+    let reference = pyo3::types::PyDict::new(m.py());
+    for (distribution, version) in crate::imaging::PIXEL_REFERENCE {
+        reference.set_item(distribution, version)?;
+    }
+    m.add("PIXEL_REFERENCE", reference)?;
     Ok(())
 }
