@@ -1,7 +1,7 @@
 """The converter's CLIP BPE ids must equal open_clip 3.3.0's, id for id."""
 
 import numpy as np
-import open_clip.tokenizer as open_clip_tokenizer  # a dependency: missing means a broken install, not a skip
+import open_clip.tokenizer as open_clip_tokenizer  # in the test extra: missing means a broken install, not a skip
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,9 +12,17 @@ from mobileclip_fastload.tokenizer import (
     EOT_TOKEN_ID,
     SOT_TOKEN_ID,
     ClipTokenizer,
+    default_bpe_path,
     default_tokenizer,
     tokenize,
 )
+
+
+def test_shipped_vocabulary_is_open_clips_file():
+    from pathlib import Path
+
+    shipped = Path(default_bpe_path()).read_bytes()
+    assert shipped == (Path(open_clip_tokenizer.__file__).parent / "bpe_simple_vocab_16e6.txt.gz").read_bytes()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-"""The end-to-end demo on a small embedded sample: real photographs (shipped
-with scikit-image) as DataCompDR WebDataset shards -> `convert` -> DR store ->
-`verify` -> `FastReinforcedLoader`, with every image of the first batches
+"""The end-to-end demo on a small embedded sample: real photographs (shipped in
+the package, `mobileclip_fastload.sample_photos`) as DataCompDR WebDataset
+shards -> `convert` -> DR store -> `verify` -> `FastReinforcedLoader`, with
+every image of the first batches
 checked bit-for-bit against the Pillow + torchvision reference replay of the
 *source* sample (its image bytes and its upstream `param_aug` entry), so the
 check covers the conversion as well as the loader."""
@@ -20,14 +21,17 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
     from mobileclip_fastload import FastReinforcedLoader, Store
     from mobileclip_fastload.convert import convert
     from mobileclip_fastload.loader import TRAINING_INTERPOLATION
+    from mobileclip_fastload.pixel_reference import describe, differing_versions, installed_versions
     from mobileclip_fastload.reference import reference_replay
+    from mobileclip_fastload.sample_photos import load_all
     from mobileclip_fastload.testing.datacompdr import expected_box, make_dataset
 
     with tempfile.TemporaryDirectory(prefix="mobileclip-fastload-demo-") as tmp:
         root = Path(workdir) if workdir is not None else Path(tmp)
         shards = 2
-        print(f"1. writing {samples} DataCompDR-format samples ({shards} WebDataset shards, real photographs) to {root / 'src'}")
-        data = make_dataset(root / "src", num_shards=shards, samples_per_shard=samples // shards, layout="joined", image_size=(160, 400))
+        print(f"1. writing {samples} DataCompDR-format samples ({shards} WebDataset shards, the package's sample photographs) to {root / 'src'}")
+        data = make_dataset(root / "src", num_shards=shards, samples_per_shard=samples // shards, layout="joined",
+                            image_size=(96, 256), photos=load_all())
         print("2. converting them into a DR store")
         report = convert(sorted(glob.glob(str(root / "src" / "dr" / "*.tar"))), root / "store", workers=threads, progress=False)
         print("   " + report.summary().replace("\n", "\n   "))
@@ -63,5 +67,8 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
         print(f"   one epoch: {delivered} samples in {len(loader)} batches, {elapsed:.2f}s including the reference checks")
         print("   batch fields: " + ", ".join(f"{k} {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}"
                                            for k, v in vars(first).items() if hasattr(v, "shape")))
-        print(f"   pixel check vs Pillow+torchvision on the source samples ({checked}): max |diff| = {worst}")
+        print(f"   pixel check vs {describe(installed_versions())} on the source samples ({checked}): max |diff| = {worst}")
+        if worst and differing_versions():
+            print(f"   the loader's pixels equal {describe()}'s, not the installed versions': "
+                  "install with -c constraints/bit-exact.txt to compare against the reference")
         return 0 if worst == 0 else 1

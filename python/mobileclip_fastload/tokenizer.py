@@ -9,10 +9,10 @@ Why not call open_clip directly: importing ``open_clip.tokenizer`` imports the
 whole of open_clip (models, timm, torch), about 4-5 s per worker process, and its
 ``encode`` costs ~50 us per caption, of which the byte-level encoding, the BPE
 string round trip and the vocabulary look-ups are redone for every word. This
-module reads the same merges file shipped inside open_clip (without importing
-it), applies the same cleaning (ftfy + double html unescape + whitespace
-collapse + lower-case) and the same pre-tokenising regex, and caches each word's
-final ids. Equality with open_clip is checked in ``tests/test_tokenizer.py``
+module reads the same merges file (shipped in this package, ``vocab/``: byte
+for byte open_clip's copy, so open_clip need not be installed), applies the
+same cleaning (ftfy + double html unescape + whitespace collapse + lower-case)
+and the same pre-tokenising regex, and caches each word's final ids. Equality with open_clip is checked in ``tests/test_tokenizer.py``
 (fixed corpora and hypothesis over random Unicode).
 """
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import gzip
 import html
-import importlib.util
 import os
 import threading
+from importlib import resources
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -44,17 +44,8 @@ _NUM_MERGES = 49152 - 256 - 2
 
 
 def default_bpe_path() -> str:
-    """The merges file shipped with open_clip, located without importing open_clip."""
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "open_clip_torch is required for its BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)"
-        )
-    for location in spec.submodule_search_locations:
-        path = os.path.join(location, "bpe_simple_vocab_16e6.txt.gz")
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError("bpe_simple_vocab_16e6.txt.gz not found in the open_clip package")
+    """The merges file shipped with this package (a copy of open_clip's; see vocab/README.md)."""
+    return os.fspath(resources.files("mobileclip_fastload") / "vocab" / "bpe_simple_vocab_16e6.txt.gz")
 
 
 def _bytes_to_unicode() -> dict[int, str]:

@@ -4,7 +4,8 @@ Used by the converter's tests and by the loader benchmark. Everything that the
 real DataCompDR shards hold is produced here with the same shapes and the same
 conventions (see docs/FORMAT.md and the shared reference, section 2-3):
 
-* real photographs (``skimage.data``), randomly cropped and re-encoded as
+* real photographs (``skimage.data``, or the ones given, e.g. the package's
+  embedded ``mobileclip_fastload.sample_photos``), randomly cropped and re-encoded as
   JPEG / PNG / WebP, optionally with img2dataset-style resized copies
   (``keep_ratio_largest``) whose json records the original size;
 * a real caption (``txt``) and S synthetic captions (``syn.json``), in the
@@ -200,8 +201,10 @@ def make_samples(
     null_aug_fraction: float = 0.0,
     long_caption_fraction: float = 0.1,
     syn_tags: Sequence[str] | None = None,
+    photos: Sequence[np.ndarray] | None = None,
 ) -> list[DRSample]:
     """Draw ``n`` samples. ``syn_tags`` switches to the tagged ``syn_text_<tag>`` layout.
+    ``photos``: the pixels samples are cropped from (default: scikit-image's ``PHOTOS``).
 
     ``image_size`` bounds the random crop sides of the original photographs;
     ``resized_fraction`` of the samples get an img2dataset-style copy whose
@@ -211,7 +214,8 @@ def make_samples(
     out: list[DRSample] = []
     for n_i in range(n):
         index = start_index + n_i
-        photo = _photo(PHOTOS[int(rng.integers(0, len(PHOTOS)))])
+        pick = int(rng.integers(0, len(PHOTOS) if photos is None else len(photos)))
+        photo = _photo(PHOTOS[pick]) if photos is None else photos[pick]
         ph, pw = photo.shape[:2]
         h = int(rng.integers(image_size[0], min(image_size[1], ph) + 1))
         w = int(rng.integers(image_size[0], min(image_size[1], pw) + 1))
