@@ -186,6 +186,18 @@ def test_cli_bf16_run_writes_metrics_and_checkpoint(tmp_path):
     assert state["step"] == 2 and state["loader"][0]["batches_done"] == 2 and state["epoch"] == 0
 
 
+def test_mobileclip_fastload_train_forwards_every_argument_to_training_train(tmp_path, capsys):
+    from mobileclip_fastload import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--help"])
+    assert exit_.value.code == 0 and "--fake-data" in capsys.readouterr().out
+    out = tmp_path / "via-cli"
+    assert cli.main(["train", "--fake-data", "8", "--model", "tiny-S0", "--batch-size", "8", "--steps", "1",
+                     "--warmup", "1", "--output", str(out), "--log-every", "1", "--no-progress", "--device", "cpu"]) == 0
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
 def test_cli_reads_a_dr_store(tmp_path):
     from training.experiments.dr_data import store_available
 

@@ -26,6 +26,8 @@ class Subcommand:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    # True: no options of its own; every argument after the name (--help too) goes to the program it runs
+    forwards_arguments: bool = False
 
 
 # --- inspect -----------------------------------------------------------------
@@ -205,6 +207,23 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.workdir, samples=args.samples, threads=args.threads)
 
 
+# --- train (the top-level `training` package, installed by the `train` extra) ------
+
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("train_args", nargs=argparse.REMAINDER)
+
+
+def _train(args: argparse.Namespace) -> int:
+    try:
+        from training.train import main as train_main
+    except ImportError as e:
+        print(f"error: training needs the `train` extra ({e}): pip install 'mobileclip-fastload[train]'", file=sys.stderr)
+        return 2
+    train_main(args.train_args)
+    return 0
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo", "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked", _demo_arguments, _demo),
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
@@ -212,6 +231,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
     Subcommand("reinforce", "reinforce image-text pairs (captions, augmentations, teacher embeddings) into a DR store",
                _reinforce_arguments, _reinforce),
+    Subcommand("train", "train a MobileCLIP model on a DR store (python -m training.train; needs the `train` extra)",
+               _train_arguments, _train, forwards_arguments=True),
 ]
 
 
@@ -222,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for cmd in SUBCOMMANDS:
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        # a forwarding subcommand's parser recognises no option prefix, so "--x" stays an argument
+        options = {"add_help": False, "prefix_chars": "\0"} if cmd.forwards_arguments else {}
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, **options)
         cmd.add_arguments(p)
         p.set_defaults(_run=cmd.run)
     return parser
