@@ -198,6 +198,17 @@ def test_mobileclip_fastload_train_forwards_every_argument_to_training_train(tmp
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1]
 
 
+def test_mobileclip_fastload_train_without_the_extra_names_it(monkeypatch, capsys):
+    import importlib.util
+
+    from mobileclip_fastload import cli
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "timm" else find_spec(name, *a))
+    assert cli.main(["train", "--fake-data", "8", "--output", "unused"]) == 2
+    assert "pip install 'mobileclip-fastload[train]'" in capsys.readouterr().err
+
+
 def test_cli_reads_a_dr_store(tmp_path):
     from training.experiments.dr_data import store_available
 

@@ -177,6 +177,17 @@ def _convert(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _missing_extra(extra: str, modules: Sequence[str]) -> bool:
+    """True (after saying how to install it) when a module that only `extra` installs is absent."""
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: {', '.join(missing)} not installed; this command needs the `{extra}` extra: "
+              f"pip install 'mobileclip-fastload[{extra}]'", file=sys.stderr)
+    return bool(missing)
+
+
 # --- reinforce (mobileclip_fastload.reinforce.cli) ------------------------------
 
 
@@ -187,6 +198,8 @@ def _reinforce_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _reinforce(args: argparse.Namespace) -> int:
+    if _missing_extra("reinforce", ("open_clip",)):
+        return 2
     from mobileclip_fastload.reinforce.cli import run
 
     return run(args)
@@ -215,11 +228,10 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    try:
-        from training.train import main as train_main
-    except ImportError as e:
-        print(f"error: training needs the `train` extra ({e}): pip install 'mobileclip-fastload[train]'", file=sys.stderr)
+    if _missing_extra("train", ("training", "timm", "open_clip")):
         return 2
+    from training.train import main as train_main
+
     train_main(args.train_args)
     return 0
 
