@@ -1,5 +1,5 @@
-"""decode_rgb must equal np.asarray(Image.open(...).convert("RGB")) (Pillow 13.0.0)
-for every JPEG/PNG flavour Pillow reads, and fail loudly where Pillow fails."""
+"""decode_rgb must equal np.asarray(Image.open(...).convert("RGB")) (the Pillow of
+_core.PIXEL_REFERENCE) for every JPEG/PNG flavour Pillow reads, and fail loudly where Pillow fails."""
 
 from __future__ import annotations
 

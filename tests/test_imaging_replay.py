@@ -1,5 +1,5 @@
-"""replay_augmentation must equal reference_replay (real Pillow 13.0.0 +
-torchvision 0.29.2) exactly: max |diff| == 0 for crop boxes inside, across and
+"""replay_augmentation must equal reference_replay (the real Pillow + torchvision
+of _core.PIXEL_REFERENCE, checked installed by test_pixel_reference.py) exactly: max |diff| == 0 for crop boxes inside, across and
 outside the image, every size and both interpolations, every RandAugment op at
 every magnitude bin with both signs, and op pairs."""
 
