@@ -1,5 +1,6 @@
 """decode_rgb must equal np.asarray(Image.open(...).convert("RGB")) (the Pillow of
-_core.PIXEL_REFERENCE) for every JPEG/PNG flavour Pillow reads, and fail loudly where Pillow fails."""
+_core.PIXEL_REFERENCE) for every JPEG/PNG flavour Pillow reads, and fail loudly
+where Pillow fails."""
 
 from __future__ import annotations
 

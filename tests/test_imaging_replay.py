@@ -1,7 +1,8 @@
 """replay_augmentation must equal reference_replay (the real Pillow + torchvision
-of _core.PIXEL_REFERENCE, checked installed by test_pixel_reference.py) exactly: max |diff| == 0 for crop boxes inside, across and
-outside the image, every size and both interpolations, every RandAugment op at
-every magnitude bin with both signs, and op pairs."""
+of _core.PIXEL_REFERENCE, checked installed by test_pixel_reference.py) exactly:
+max |diff| == 0 for crop boxes inside, across and outside the image, every size
+and both interpolations, every RandAugment op at every magnitude bin with both
+signs, and op pairs."""
 
 from __future__ import annotations
 
