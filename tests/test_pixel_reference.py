@@ -68,6 +68,7 @@ def test_warns_once_naming_both_versions_when_installed_pillow_differs(monkeypat
     assert len(record) == 1
     message = str(record[0].message)
     assert "Pillow 12.3.0" in message and f"Pillow {_core.PIXEL_REFERENCE['pillow']}" in message
+    assert "pip install 'pillow==" + _core.PIXEL_REFERENCE["pillow"] in message
 
 
 def test_silent_when_pillow_is_absent_or_the_reference(monkeypatch):

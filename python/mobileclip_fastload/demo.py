@@ -21,7 +21,7 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
     from mobileclip_fastload import FastReinforcedLoader, Store
     from mobileclip_fastload.convert import convert
     from mobileclip_fastload.loader import TRAINING_INTERPOLATION
-    from mobileclip_fastload.pixel_reference import describe, differing_versions, installed_versions
+    from mobileclip_fastload.pixel_reference import describe, differing_versions, install_command, installed_versions
     from mobileclip_fastload.reference import reference_replay
     from mobileclip_fastload.sample_photos import load_all
     from mobileclip_fastload.testing.datacompdr import expected_box, make_dataset
@@ -70,5 +70,5 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
         print(f"   pixel check vs {describe(installed_versions())} on the source samples ({checked}): max |diff| = {worst}")
         if worst and differing_versions():
             print(f"   the loader's pixels equal {describe()}'s, not the installed versions': "
-                  "install with -c constraints/bit-exact.txt to compare against the reference")
+                  f"{install_command()} to compare against the reference")
         return 0 if worst == 0 else 1

@@ -26,6 +26,11 @@ def describe(versions: dict[str, str] = PIXEL_REFERENCE) -> str:
     return " + ".join(f"{_DISPLAY_NAMES.get(name, name)} {version}" for name, version in versions.items())
 
 
+def install_command() -> str:
+    """The pip command that installs the reference versions (constraints/bit-exact.txt in the source)."""
+    return "pip install " + " ".join(f"'{name}=={version}'" for name, version in PIXEL_REFERENCE.items())
+
+
 def installed_versions() -> dict[str, str]:
     """The installed version of each reference distribution that is installed."""
     found = {}
@@ -48,8 +53,8 @@ def warn_if_installed_differs() -> None:
     if differing:
         warnings.warn(
             f"mobileclip_fastload's pixels equal {describe()}; installed: {describe(differing)}. "
-            "The loader is unchanged, but a replay with the installed version may differ from it; "
-            "constraints/bit-exact.txt pins the reference versions.",
+            "The loader is unchanged, but a replay with the installed version may differ from it "
+            f"(the reference: {install_command()}).",
             PixelReferenceWarning,
             stacklevel=2,
         )
