@@ -226,7 +226,7 @@ def test_invalid_arguments_raise_value_error(store_path, kwargs):
 
 
 def test_missing_store_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no DR store"):
+    with pytest.raises(FileNotFoundError, match="nope: no DR store"):
         FastReinforcedLoader(tmp_path / "nope", 4)
 
 

@@ -224,8 +224,6 @@ class FastReinforcedLoader:
         if not 0.0 <= float(mix_probability) <= 1.0:
             raise ValueError(f"mix_probability must be in [0, 1], got {mix_probability}")
         location = os.fspath(store)
-        if "://" not in location and not os.path.isdir(location):
-            raise FileNotFoundError(f"no DR store at {os.fspath(store)!r}")
         self._config = dict(
             batch_size=batch_size,
             image_size=image_size,

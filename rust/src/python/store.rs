@@ -420,8 +420,7 @@ impl PyStore {
         self.sample(py, i)
     }
 
-    /// Samples in order (SampleIndexError is not an IndexError, so the
-    /// `__getitem__` iteration protocol would not stop by itself).
+    /// Samples in order (one range, not the `__getitem__` protocol's probe past the end).
     fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let builtins = py.import("builtins")?;
