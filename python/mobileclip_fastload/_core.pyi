@@ -4,7 +4,7 @@ from os import PathLike
 from typing import Any
 
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from mobileclip_fastload.store.sample import Sample
 import numpy as np
 import numpy.typing as npt
@@ -188,19 +188,22 @@ class BatchMemory:
     def images_address(self) -> int: ...
 
 class LoaderCore:
+    """The loader's Rust core; every keyword of ``FastReinforcedLoader`` but
+    ``pin_memory``, all required (the Python signature holds the defaults).
+    Every setting is checked here: ValueError (out of range, unknown name,
+    listing the valid ones) or TypeError (wrong type), naming the argument."""
     def __init__(
         self,
-        path: str | PathLike[str],
+        store: str | PathLike[str],
         *,
         batch_size: int,
         image_size: int,
         interpolation: str,
+        mean: Sequence[float],
+        std: Sequence[float],
         output: str,
-        mean: tuple[float, float, float],
-        std: tuple[float, float, float],
         embedding_dtype: str,
-        num_threads: int,
-        prefetch: int,
+        num_threads: int | None,
         seed: int,
         shuffle: bool,
         drop_last: bool,
@@ -208,14 +211,20 @@ class LoaderCore:
         world_size: int,
         caption_mode: str,
         mix_probability: float,
+        prefetch: int | None,
         on_error: str,
-        exact: bool = True,
-        cache_dir: str | None = None,
-        cache_size: int | None = None,
-        storage_options: dict[str, str] | None = None,
-        order: str = "auto",
-        shuffle_window: int = 4,
+        dct_scaling: float | None,
+        cache_dir: str | PathLike[str] | None,
+        cache_size: int | None,
+        storage_options: dict[str, str] | None,
+        order: str,
+        shuffle_window: int,
     ) -> None: ...
+    def config(self) -> dict[str, Any]:
+        """The checked settings: batch_size, image_size, output, embedding_dtype, seed,
+        shuffle, drop_last, rank, world_size, num_threads, prefetch."""
+    def check_epoch(self, epoch: int) -> int:
+        """`epoch` as the loader counts epochs (ValueError unless in [0, 2**64 - 1])."""
     def order(self) -> str:
         """ "global" or "shard_block:<window>" """
     def cache_stats(self) -> dict[str, int] | None: ...
