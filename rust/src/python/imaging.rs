@@ -72,6 +72,8 @@ fn decode_rgb<'py>(
 /// `r * size * d` pixels on both sides is decoded at 1/d (d = 8, 4, 2).
 #[pyfunction]
 #[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = Interpolation::Bicubic, hflip = false, *, partial_decode = true, dct_scaling = None))]
+// The default shown as the name Python passes (pyo3 would show "...").
+#[pyo3(text_signature = "(data, top, left, height, width, ops, size, interpolation='bicubic', hflip=False, *, partial_decode=True, dct_scaling=None)")]
 #[allow(clippy::too_many_arguments)]
 fn replay_augmentation<'py>(
     py: Python<'py>,
@@ -146,6 +148,7 @@ type PyEntry = Option<(i32, i32, i32, i32, Vec<(u8, f64)>, bool)>;
 /// interpolation, entries[k][5])`; a `None` entry is the whole image resized.
 #[pyfunction]
 #[pyo3(signature = (data, entries, size, interpolation = Interpolation::Bicubic))]
+#[pyo3(text_signature = "(data, entries, size, interpolation='bicubic')")]
 fn replay_augmentations<'py>(
     py: Python<'py>,
     data: &[u8],
