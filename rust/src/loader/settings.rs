@@ -200,3 +200,89 @@ pub(super) fn probability(setting: &str, p: f64) -> Result<f64> {
 pub(super) fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(super::MAX_THREADS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::{CaptionMode, ImageOutput, LoaderConfig, Order};
+
+    fn settings() -> LoaderSettings {
+        LoaderSettings {
+            batch_size: 4,
+            image_size: 8,
+            interpolation: Interpolation::Bicubic,
+            output: OutputSetting::Float32,
+            mean: vec![0.0; 3],
+            std: vec![1.0; 3],
+            embedding_dtype: EmbeddingOutput::Float16,
+            num_threads: None,
+            prefetch: None,
+            seed: 0,
+            shuffle: true,
+            drop_last: false,
+            rank: 0,
+            world_size: 1,
+            caption_mode: CaptionSetting::Both,
+            mix_probability: 0.5,
+            on_error: OnError::Skip,
+            dct_scaling: None,
+            order: OrderSetting::Auto,
+            shuffle_window: 4,
+        }
+    }
+
+    fn rejected(edit: impl FnOnce(&mut LoaderSettings)) -> String {
+        let mut s = settings();
+        edit(&mut s);
+        match LoaderConfig::new(&s, false) {
+            Err(Error::InvalidArgument(m)) => m,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_auto_order_resolve() {
+        let local = LoaderConfig::new(&settings(), false).unwrap();
+        assert!(local.num_threads >= 1 && local.num_threads <= crate::loader::MAX_THREADS);
+        assert_eq!(local.prefetch, 2 * local.num_threads);
+        assert_eq!(local.sampler.order, Order::Global);
+        assert_eq!(local.caption_mode, CaptionMode::Both);
+        assert!(matches!(local.image, ImageOutput::Float32 { .. }));
+        let remote = LoaderConfig::new(&settings(), true).unwrap();
+        assert_eq!(remote.sampler.order, Order::ShardBlock { window: 4 });
+    }
+
+    #[test]
+    fn each_rule_names_its_setting() {
+        assert!(rejected(|s| s.batch_size = 0).starts_with("batch_size must be an integer in [1, 2**64 - 1], got 0"));
+        assert!(rejected(|s| s.seed = -1).starts_with("seed must be an integer in [0, 2**64 - 1]"));
+        assert!(rejected(|s| s.seed = u64::MAX as i128 + 1).starts_with("seed must be"));
+        assert!(rejected(|s| s.image_size = 1 << 20).starts_with("image_size 1048576 is too large"));
+        assert!(rejected(|s| s.num_threads = Some(1025)).starts_with("num_threads must be in [1, 1024]"));
+        assert!(rejected(|s| s.rank = 1).starts_with("rank must be < world_size"));
+        assert!(rejected(|s| s.shuffle_window = 0).starts_with("shuffle_window must be"));
+        assert!(rejected(|s| s.mix_probability = f64::NAN).starts_with("mix_probability must be in [0, 1]"));
+        assert!(rejected(|s| s.mean = vec![0.0; 2]).starts_with("mean must have 3 values"));
+        assert!(rejected(|s| s.std[1] = 1e-50).starts_with("std must be finite, non-zero"));
+        assert!(rejected(|s| s.dct_scaling = Some(0.0)).starts_with("dct_scaling must be"));
+        // Raw output does not normalise: mean/std need only their three values.
+        let mut raw = settings();
+        raw.output = OutputSetting::Uint8;
+        raw.std[0] = 0.0;
+        assert!(LoaderConfig::new(&raw, false).is_ok());
+    }
+
+    #[test]
+    fn names_parse_both_ways_and_errors_list_the_valid_ones() {
+        for &(name, value) in OrderSetting::NAMES {
+            assert_eq!(OrderSetting::from_name(name).unwrap(), value);
+            assert_eq!(value.name(), name);
+        }
+        match Interpolation::from_name("BICUBIC") {
+            Err(Error::InvalidArgument(m)) => {
+                assert_eq!(m, r#"interpolation must be one of "bicubic", "bilinear", got "BICUBIC""#)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
