@@ -36,6 +36,9 @@ pub enum OnError {
 
 /// A checked loader configuration: only `LoaderConfig::new` makes one, so
 /// every rule on the settings is applied in one place.
+// The private field (not `#[non_exhaustive]`, which only binds other crates)
+// keeps the bindings in this crate from building one field by field.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Clone, Debug)]
 pub struct LoaderConfig {
     pub sampler: SamplerConfig,
