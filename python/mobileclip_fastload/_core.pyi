@@ -68,7 +68,8 @@ class Store:
         """`path`: a store directory (opening reads only manifest.json; a shard is
         mapped and validated when first used), or a URL (s3://, gs://, az://,
         http(s)://, file://) whose shards are downloaded into `cache_dir`
-        (docs/REMOTE.md)."""
+        (docs/REMOTE.md). No store at `path` raises StoreNotFoundError (a
+        FileNotFoundError), as FastReinforcedLoader does."""
     def __len__(self) -> int: ...
     def __getitem__(self, i: int, /) -> Sample: ...
     def __iter__(self) -> Iterator[Sample]: ...
