@@ -1,9 +1,11 @@
 """Bad files under the loader: a FIFO (or other non-regular file) in place of a
-store file is a clear error, not a hang; a truncated JPEG that Pillow refuses
-is never delivered, even when the crop lies in its intact part."""
+store file is a clear error, not a hang; a shard the OS refuses to open is an
+OSError naming it; a truncated JPEG that Pillow refuses is never delivered,
+even when the crop lies in its intact part."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import subprocess
@@ -15,7 +17,7 @@ import pytest
 from conftest import synthetic_sample
 from PIL import Image, ImageFile
 
-from mobileclip_fastload import FastReinforcedLoader, ImageDecodeError, _core
+from mobileclip_fastload import FastReinforcedLoader, ImageDecodeError, Store, StoreIOError, _core
 from mobileclip_fastload.store import StoreWriter, aug_records
 from mobileclip_fastload.testing.synthetic_store import photo_jpeg
 
@@ -71,6 +73,20 @@ def test_a_fifo_in_place_of_a_store_file_is_an_error_not_a_hang(make_store):
 
 
 # ----------------------------------------------------------------------------- truncated JPEG
+def test_a_shard_the_os_cannot_open_is_a_store_io_error_from_store_and_loader(make_store):
+    # A symlink loop: open() fails with ELOOP (root can read anything, but not this).
+    path = make_store(4, name="eloop")
+    shard = path / "shard-00000.arrow"
+    shard.unlink()
+    shard.symlink_to(shard.name)
+    loader = FastReinforcedLoader(path, 2, image_size=8, num_threads=1, on_error="skip")  # reads only the manifest
+    for use in (lambda: Store(path).uid(0), lambda: next(iter(loader))):
+        with pytest.raises(StoreIOError, match=r"shard-00000\.arrow: Too many levels of symbolic links") as info:
+            use()
+        e = info.value
+        assert isinstance(e, OSError) and (e.errno, e.filename) == (errno.ELOOP, str(shard))
+
+
 def truncated_jpeg(progressive: bool, keep: float) -> tuple[bytes, int, int]:
     rng = np.random.default_rng(4)
     data, w, h = photo_jpeg(rng, min_side=200, max_side=260)

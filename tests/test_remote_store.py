@@ -134,8 +134,11 @@ def test_missing_object_is_a_clear_error(s3, s3_endpoint, local_store, tmp_path)
     store = Store(url, cache_dir=tmp_path, storage_options=options(s3_endpoint))
     first_of_shard1 = store.manifest["shards"][0]["num_samples"]
     assert store.uid(0)  # other shards still read
-    with pytest.raises(RemoteStoreError, match=r"missing/shard-00001\.arrow: object not found"):
+    with pytest.raises(RemoteStoreError, match=r"missing/shard-00001\.arrow: object not found") as info:
         store.uid(first_of_shard1)
+    # An OSError like any other storage failure, naming the object.
+    assert isinstance(info.value, OSError) and info.value.filename.endswith("missing/shard-00001.arrow")
+    assert info.value.strerror == "object not found"
     assert store.cache_stats()["failed_attempts"] == 1  # not found is not retried
     # Through the loader: the error reaches the iterating thread, naming the object.
     loader = FastReinforcedLoader(url, **{**LOADER, "order": "global"}, cache_dir=tmp_path / "l",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -15,8 +16,11 @@ from mobileclip_fastload import (
     FastloadError,
     SampleIndexError,
     SchemaVersionError,
+    FastReinforcedLoader,
     Store,
     StoreFormatError,
+    StoreIOError,
+    StoreNotFoundError,
     _core,
 )
 from mobileclip_fastload.store import AUG_DTYPE, StoreWriter, aug_records, write_shard
@@ -118,7 +122,7 @@ def test_missing_shard(make_store):
 
 
 def test_missing_or_broken_manifest(make_store, tmp_path):
-    with pytest.raises(StoreFormatError, match="no manifest.json"):
+    with pytest.raises(StoreNotFoundError, match="no manifest.json"):
         read_all(tmp_path)
     path = make_store(2)
     (path / "manifest.json").write_text("{ not json")
@@ -186,6 +190,44 @@ def test_every_error_is_a_fastload_error(make_store):
     with pytest.raises(FastloadError):
         read_all(path / "nope")
     assert issubclass(SampleIndexError, FastloadError)
+
+
+@pytest.mark.parametrize("where", ["no directory", "no manifest"])
+def test_a_missing_store_is_one_file_not_found_error_from_store_and_loader(tmp_path, where):
+    path = tmp_path / "store"
+    if where == "no manifest":
+        path.mkdir()
+    for open_store in (Store, lambda p: FastReinforcedLoader(p, 4)):
+        with pytest.raises(StoreNotFoundError, match=r"store: no DR store here: no manifest\.json") as info:
+            open_store(path)
+        e = info.value
+        assert isinstance(e, FileNotFoundError) and isinstance(e, FastloadError)
+        assert not isinstance(e, StoreFormatError)
+        assert (e.errno, e.strerror, e.filename) == (errno.ENOENT, "No such file or directory", str(path))
+    with pytest.raises(StoreNotFoundError):
+        _core.verify_store(str(path))
+
+
+def test_an_os_error_is_a_store_io_error_naming_the_file(tmp_path):
+    # A regular file where the store directory should be: opening its manifest fails with ENOTDIR.
+    path = tmp_path / "a-file"
+    path.write_text("")
+    for open_store in (Store, lambda p: FastReinforcedLoader(p, 4)):
+        with pytest.raises(StoreIOError, match=r"a-file/manifest\.json: Not a directory") as info:
+            open_store(path)
+        e = info.value
+        assert isinstance(e, OSError) and isinstance(e, FastloadError) and not isinstance(e, FileNotFoundError)
+        assert (e.errno, e.filename) == (errno.ENOTDIR, str(path / "manifest.json"))
+        assert e.strerror == "Not a directory"
+
+
+def test_a_sample_index_error_is_an_index_error(make_store):
+    store = Store(make_store(3))
+    with pytest.raises(IndexError, match="sample index 3 out of range"):
+        store.uid(3)
+    with pytest.raises(SampleIndexError):
+        store[-4]
+    assert issubclass(SampleIndexError, IndexError)
 
 
 def test_writer_rejects_inconsistent_samples(tmp_path):

@@ -219,7 +219,7 @@ def test_cli_reads_a_dr_store(tmp_path):
     store = make_store(tmp_path / "store", n=16, J=2, S=2, K=3, D=4)
     out = tmp_path / "cli-store"
     main(["--store", store, "--model", "tiny-S0", "--batch-size", "8", "--steps", "2", "--warmup", "1",
-          "--output", str(out), "--no-progress", "--precision", "fp32", "--threads", "1", "--log-every", "1"])
+          "--output", str(out), "--no-progress", "--precision", "fp32", "--num-threads", "1", "--log-every", "1"])
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2] and all(math.isfinite(r["kd_loss"]) for r in lines)
     assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["config"]["num_teachers"] == 3

@@ -446,7 +446,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --output")
     p.add_argument("--stop-at", type=int, default=None, help="end after this step (the schedule still uses --steps)")
-    p.add_argument("--threads", type=int, default=None, help="loader decode threads")
+    p.add_argument("--num-threads", type=int, default=None, help="loader decode threads (FastReinforcedLoader num_threads)")
     p.add_argument("--loader-output", choices=("float32", "uint8"), default="float32")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
         if args.store:
             source = open_store_loader(
                 args.store, args.batch_size, pre.image_size, pre.interpolation, pre.mean, pre.std,
-                args.caption_mode, args.mix_probability, args.seed, args.threads, args.loader_output,
+                args.caption_mode, args.mix_probability, args.seed, args.num_threads, args.loader_output,
                 pin_memory=info.device.type == "cuda",
             )
             num_teachers = args.num_teachers or int(source.dims["K"])

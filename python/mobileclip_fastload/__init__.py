@@ -10,6 +10,8 @@ from mobileclip_fastload._core import (
     SchemaVersionError,
     Store,
     StoreFormatError,
+    StoreIOError,
+    StoreNotFoundError,
     __version__,
 )
 from mobileclip_fastload.loader import FastReinforcedLoader, ReinforcedBatch
@@ -42,6 +44,8 @@ __all__ = [
     "SchemaVersionError",
     "Store",
     "StoreFormatError",
+    "StoreIOError",
+    "StoreNotFoundError",
     "__version__",
     "reinforce",
 ]

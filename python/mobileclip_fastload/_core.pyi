@@ -1,26 +1,55 @@
 """Type stubs for the compiled module ``mobileclip_fastload._core``."""
 
 from os import PathLike
-from typing import Any
+from typing import Any, final
 
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from mobileclip_fastload.store.sample import Sample
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
+__all__ = [
+    "BatchMemory",
+    "ChecksumError",
+    "EpochRun",
+    "FastloadError",
+    "ImageDecodeError",
+    "LoaderCore",
+    "MAX_LOADER_THREADS",
+    "MappedShard",
+    "RemoteStoreError",
+    "SampleIndexError",
+    "SchemaVersionError",
+    "Store",
+    "StoreFormatError",
+    "StoreIOError",
+    "StoreNotFoundError",
+    "__version__",
+    "bench_stage_times",
+    "decode_rgb",
+    "kernel_level",
+    "replay_augmentation",
+    "replay_augmentations",
+    "set_portable_kernels",
+    "store_shard_info",
+    "verify_store",
+]
 
 class FastloadError(Exception): ...
 class StoreFormatError(FastloadError): ...
 class SchemaVersionError(StoreFormatError): ...
 class ChecksumError(FastloadError): ...
 class ImageDecodeError(FastloadError): ...
-class SampleIndexError(FastloadError): ...
-class RemoteStoreError(FastloadError): ...
+class SampleIndexError(FastloadError, IndexError): ...
+class StoreIOError(FastloadError, OSError): ...
+class StoreNotFoundError(StoreIOError, FileNotFoundError): ...
+class RemoteStoreError(FastloadError, OSError): ...
 
 # --- store (rust/src/python/store.rs) -----------------------------------------
 
+@final
 class Store:
     """A read-only, memory-mapped DR store. Arrays are zero-copy read-only views that keep the store alive.
 
@@ -28,20 +57,21 @@ class Store:
     Embedding views are float16, uint16 (raw bfloat16 bits) or int8 (with `*_scales`), per `embedding_dtype`.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: str | PathLike[str],
         *,
         cache_dir: str | PathLike[str] | None = None,
         cache_size: int | None = None,
         storage_options: dict[str, str] | None = None,
-    ) -> None:
+    ) -> Store:
         """`path`: a store directory (opening reads only manifest.json; a shard is
         mapped and validated when first used), or a URL (s3://, gs://, az://,
         http(s)://, file://) whose shards are downloaded into `cache_dir`
-        (docs/REMOTE.md)."""
+        (docs/REMOTE.md). No store at `path` raises StoreNotFoundError (a
+        FileNotFoundError), as FastReinforcedLoader does."""
     def __len__(self) -> int: ...
-    def __getitem__(self, i: int) -> Sample: ...
+    def __getitem__(self, i: int, /) -> Sample: ...
     def __iter__(self) -> Iterator[Sample]: ...
     @property
     def path(self) -> str:
@@ -95,6 +125,10 @@ class Store:
         """Read-ahead hint for the embedding columns: "random" (default), "sequential" or "normal"."""
     def verify(self) -> list[str]:
         """Recheck every checksum; one message per problem, empty when intact."""
+
+@final
+class MappedShard:
+    """Keeps one mapped shard alive while numpy views into it exist (the base of those arrays)."""
 
 def verify_store(path: str | PathLike[str]) -> list[str]:
     """Verify a store directory without opening it; one message per problem (shard, column, what)."""
@@ -183,25 +217,30 @@ def bench_stage_times(
 
 # -- loader -------------------------------------------------------------------
 MAX_LOADER_THREADS: int
+@final
 class BatchMemory:
     """Owns one batch's memory while numpy arrays / tensors view it."""
     @property
     def images_address(self) -> int: ...
 
+@final
 class LoaderCore:
-    def __init__(
-        self,
-        path: str | PathLike[str],
+    """The loader's Rust core; every keyword of ``FastReinforcedLoader`` but
+    ``pin_memory``, all required (the Python signature holds the defaults).
+    Every setting is checked here: ValueError (out of range, unknown name,
+    listing the valid ones) or TypeError (wrong type), naming the argument."""
+    def __new__(
+        cls,
+        store: str | PathLike[str],
         *,
         batch_size: int,
         image_size: int,
         interpolation: str,
+        mean: Sequence[float],
+        std: Sequence[float],
         output: str,
-        mean: tuple[float, float, float],
-        std: tuple[float, float, float],
         embedding_dtype: str,
-        num_threads: int,
-        prefetch: int,
+        num_threads: int | None,
         seed: int,
         shuffle: bool,
         drop_last: bool,
@@ -209,14 +248,20 @@ class LoaderCore:
         world_size: int,
         caption_mode: str,
         mix_probability: float,
+        prefetch: int | None,
         on_error: str,
-        exact: bool = True,
-        cache_dir: str | None = None,
-        cache_size: int | None = None,
-        storage_options: dict[str, str] | None = None,
-        order: str = "auto",
-        shuffle_window: int = 4,
-    ) -> None: ...
+        dct_scaling: float | None,
+        cache_dir: str | PathLike[str] | None,
+        cache_size: int | None,
+        storage_options: dict[str, str] | None,
+        order: str,
+        shuffle_window: int,
+    ) -> LoaderCore: ...
+    def config(self) -> dict[str, Any]:
+        """The checked settings: batch_size, image_size, output, embedding_dtype, seed,
+        shuffle, drop_last, rank, world_size, num_threads, prefetch."""
+    def check_epoch(self, epoch: int) -> int:
+        """`epoch` as the loader counts epochs (ValueError unless in [0, 2**64 - 1])."""
     def order(self) -> str:
         """ "global" or "shard_block:<window>" """
     def cache_stats(self) -> dict[str, int] | None: ...
@@ -233,6 +278,7 @@ class LoaderCore:
     def samples_produced(self) -> int: ...
     def buffers_allocated(self) -> int: ...
 
+@final
 class EpochRun:
     """One pass over one epoch. Batches and errors come strictly in batch order."""
     def next_batch(self) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from mobileclip_fastload._core import MAX_LOADER_THREADS, LoaderCore
+from mobileclip_fastload._core import LoaderCore
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +113,6 @@ def _default_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-_MAX_INT = 2**64 - 1  # every integer argument is a 64-bit unsigned integer in the core
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not minimum <= value <= _MAX_INT:
-        raise ValueError(f"{name} must be an integer in [{minimum}, 2**64 - 1], got {value!r}")
-    return int(value)
-
-
 class FastReinforcedLoader:
     """Iterate a DR store in batches of reinforced samples.
 
@@ -149,10 +140,12 @@ class FastReinforcedLoader:
         on_error: "skip" (replace an undecodable image deterministically, count
             and log it; `skipped` lists each such sample once) or "raise" (the
             error comes from `next()` after every batch before it, in order).
-        exact: True (default) replays bit-identically to Pillow + torchvision.
-            False allows a faster, inexact JPEG decode at 1/2, 1/4 or 1/8 scale
-            in the DCT domain when the crop is large enough (PSNR vs exact: see
-            benches/bench_imaging.py and the README).
+        dct_scaling: None (default) replays bit-identically to Pillow + torchvision.
+            A ratio r > 0 allows a faster, inexact JPEG decode at 1/d scale
+            (d = 8, 4 or 2) in the DCT domain when the crop is at least
+            r * d * image_size pixels on both sides (1.0: the scaled crop still
+            covers the output; PSNR vs exact: see benches/bench_imaging.py and
+            the README). The same knob as ``_core.replay_augmentation``'s.
         cache_dir, cache_size: remote stores: where downloaded shards are kept
             (default ``~/.cache/mobileclip-fastload``) and at most how many bytes
             (default 16 GiB; must hold about ``shuffle_window`` + 4 shards).
@@ -176,7 +169,10 @@ class FastReinforcedLoader:
 
     Memory: a batch buffer holds at most this rank's samples per epoch; a
     configuration whose buffers could not fit in the machine's memory raises
-    ``MemoryError`` here, impossible values ``ValueError``.
+    ``MemoryError`` here, impossible values ``ValueError`` and values of the
+    wrong type ``TypeError``, each naming the argument (the Rust core checks
+    every setting). No store at ``store`` raises ``StoreNotFoundError`` (a
+    ``FileNotFoundError``), as ``Store(store)`` does.
     """
 
     def __init__(
@@ -201,57 +197,41 @@ class FastReinforcedLoader:
         prefetch: int | None = None,
         pin_memory: bool = False,
         on_error: str = "skip",
-        exact: bool = True,
+        dct_scaling: float | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         cache_size: int | None = None,
         storage_options: dict[str, str] | None = None,
         order: str = "auto",
         shuffle_window: int = 4,
     ) -> None:
-        batch_size = _check_int("batch_size", batch_size, 1)
-        image_size = _check_int("image_size", image_size, 1)
-        default_threads = min(os.cpu_count() or 1, MAX_LOADER_THREADS)
-        num_threads = _check_int("num_threads", num_threads if num_threads is not None else default_threads, 1)
-        prefetch = _check_int("prefetch", prefetch if prefetch is not None else 2 * num_threads, 1)
-        seed = _check_int("seed", seed, 0)
         default_rank, default_world = _default_rank_world()
-        rank = _check_int("rank", default_rank if rank is None else rank, 0)
-        world_size = _check_int("world_size", default_world if world_size is None else world_size, 1)
-        if rank >= world_size:
-            raise ValueError(f"rank must be < world_size (got rank {rank}, world_size {world_size})")
-        if len(mean) != 3 or len(std) != 3:
-            raise ValueError("mean and std must have 3 values (one per RGB channel)")
-        if not 0.0 <= float(mix_probability) <= 1.0:
-            raise ValueError(f"mix_probability must be in [0, 1], got {mix_probability}")
-        location = os.fspath(store)
-        if "://" not in location and not os.path.isdir(location):
-            raise FileNotFoundError(f"no DR store at {os.fspath(store)!r}")
-        self._config = dict(
+        self._core = LoaderCore(
+            store,
             batch_size=batch_size,
             image_size=image_size,
             interpolation=interpolation,
+            mean=mean,
+            std=std,
             output=output,
-            mean=tuple(float(v) for v in mean),
-            std=tuple(float(v) for v in std),
             embedding_dtype=embedding_dtype,
             num_threads=num_threads,
-            prefetch=prefetch,
             seed=seed,
-            shuffle=bool(shuffle),
-            drop_last=bool(drop_last),
-            rank=rank,
-            world_size=world_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            rank=default_rank if rank is None else rank,
+            world_size=default_world if world_size is None else world_size,
             caption_mode=caption_mode,
-            mix_probability=float(mix_probability),
+            mix_probability=mix_probability,
+            prefetch=prefetch,
             on_error=on_error,
-            exact=bool(exact),
-            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            cache_size=None if cache_size is None else _check_int("cache_size", cache_size, 1),
-            storage_options=None if storage_options is None else {str(k): str(v) for k, v in storage_options.items()},
+            dct_scaling=dct_scaling,
+            cache_dir=cache_dir,
+            cache_size=cache_size,
+            storage_options=storage_options,
             order=order,
-            shuffle_window=_check_int("shuffle_window", shuffle_window, 1),
+            shuffle_window=shuffle_window,
         )
-        self._core = LoaderCore(location, **self._config)
+        self._config = self._core.config()  # the checked settings
         self.store_path = os.fspath(store)
         self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
         self._pinned = _PinnedBuffers() if self.pin_memory else None
@@ -294,7 +274,7 @@ class FastReinforcedLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch to iterate next (restarts it from its first batch)."""
-        self._move_to(_check_int("epoch", epoch, 0), 0)
+        self._move_to(self._core.check_epoch(epoch), 0)
 
     def __iter__(self) -> Iterator[ReinforcedBatch]:
         return _LoaderIterator(self)
@@ -334,7 +314,7 @@ class FastReinforcedLoader:
                 )
         if not 0 <= state["batches_done"] <= len(self):
             raise ValueError(f"batches_done={state['batches_done']} out of range for {len(self)} batches per epoch")
-        self._move_to(_check_int("epoch", state["epoch"], 0), int(state["batches_done"]))
+        self._move_to(self._core.check_epoch(state["epoch"]), int(state["batches_done"]))
 
     # -- diagnostics ---------------------------------------------------------
     @property
@@ -378,10 +358,9 @@ class _LoaderIterator:
     """One pass over one epoch of a FastReinforcedLoader (see its docstring)."""
 
     def __init__(self, loader: FastReinforcedLoader) -> None:
-        epoch = _check_int("epoch", loader.epoch, 0)
         self._loader = loader
-        self._epoch, self._next = epoch, loader._position
-        self._run = loader._core.start_epoch(epoch, self._next)
+        self._epoch, self._next = loader.epoch, loader._position
+        self._run = loader._core.start_epoch(self._epoch, self._next)
         loader._generation += 1
         self._generation = loader._generation
         self._lock = threading.Lock()  # one next() at a time on this iterator

@@ -9,7 +9,7 @@
 use _core::aug::{AugParams, Op};
 use _core::imaging::Interpolation;
 use _core::loader::stage_timing::time_stages;
-use _core::loader::ImageOutput;
+use _core::loader::{ImageOutput, Named};
 
 /// Records: u32 length, JPEG bytes, i32 top, left, height, width, u8 n_ops,
 /// n_ops x (u8 op, f64 magnitude); all little-endian.

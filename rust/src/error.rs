@@ -7,12 +7,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The operating system refused an operation on `path` (Python: `StoreIOError`, an `OSError`).
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// No store at `dir`: no such directory, or no manifest.json in it
+    /// (Python: `StoreNotFoundError`, a `FileNotFoundError`).
+    #[error("{dir}: no DR store here: no manifest.json (not a store directory, or its writer did not finish)")]
+    StoreNotFound { dir: PathBuf },
     /// The bytes are not a valid store file / manifest (bad magic, truncated, inconsistent).
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },

@@ -30,14 +30,6 @@ pub enum Interpolation {
 }
 
 impl Interpolation {
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "bilinear" => Some(Interpolation::Bilinear),
-            "bicubic" => Some(Interpolation::Bicubic),
-            _ => None,
-        }
-    }
-
     /// `struct filter.support`.
     fn support(self) -> f64 {
         match self {

@@ -6,6 +6,7 @@ mod fill;
 pub mod pipeline;
 pub mod rng;
 pub mod sampler;
+pub mod settings;
 pub mod stage_timing;
 
 use std::path::Path;
@@ -14,9 +15,10 @@ use std::sync::Arc;
 pub use batch::{Batch, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
 pub use pipeline::{BatchPool, EpochRun, PoolSender, SkippedSample, Stats};
 pub use sampler::{CaptionMode, Order, SamplerConfig};
+pub use settings::{CaptionSetting, LoaderSettings, Named, OrderSetting, OutputSetting};
 
 use crate::error::{Error, Result};
-use crate::imaging::{Interpolation, DEFAULT_MAX_PIXELS};
+use crate::imaging::Interpolation;
 use crate::store::Store;
 
 /// More worker threads than this is a mistake, not a configuration: each
@@ -32,6 +34,11 @@ pub enum OnError {
     Raise,
 }
 
+/// A checked loader configuration: only `LoaderConfig::new` makes one, so
+/// every rule on the settings is applied in one place.
+// The private field (not `#[non_exhaustive]`, which only binds other crates)
+// keeps the bindings in this crate from building one field by field.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Clone, Debug)]
 pub struct LoaderConfig {
     pub sampler: SamplerConfig,
@@ -46,52 +53,83 @@ pub struct LoaderConfig {
     /// Inexact fast mode: DCT-domain scaled JPEG decode when the crop is at
     /// least this many times the output size on both sides (see `Replayer::set_dct_scaling`).
     pub dct_scaling: Option<f64>,
+    _checked: (),
 }
 
 impl LoaderConfig {
-    pub fn validate(&self) -> Result<()> {
-        let s = &self.sampler;
-        let bad = |m: String| Err(Error::InvalidArgument(m));
-        if s.batch_size == 0 {
-            return bad("batch_size must be >= 1".into());
+    /// Check every setting and build the configuration; `remote` is whether the
+    /// store is read from object storage (it decides what `order="auto"` means).
+    /// `sampler.num_samples` and `shard_sizes` are filled in by `Loader::with_store`.
+    pub fn new(s: &LoaderSettings, remote: bool) -> Result<LoaderConfig> {
+        use settings::{count, integer};
+        let batch_size = count("batch_size", s.batch_size, 1)?;
+        let image_size = settings::output_side("image_size", s.image_size)?;
+        let num_threads = match s.num_threads {
+            Some(n) => count("num_threads", n, 1)?,
+            None => settings::default_threads(),
+        };
+        if num_threads > MAX_THREADS {
+            return Err(Error::InvalidArgument(format!("num_threads must be in [1, {MAX_THREADS}], got {num_threads}")));
         }
-        if s.world_size == 0 || s.rank >= s.world_size {
-            return bad(format!("rank must satisfy 0 <= rank < world_size (got rank {}, world_size {})", s.rank, s.world_size));
+        let prefetch = match s.prefetch {
+            Some(n) => count("prefetch", n, 1)?,
+            None => 2 * num_threads,
+        };
+        let seed = integer("seed", s.seed, 0)?;
+        let world_size = count("world_size", s.world_size, 1)?;
+        let rank = count("rank", s.rank, 0)?;
+        if rank >= world_size {
+            return Err(Error::InvalidArgument(format!(
+                "rank must be < world_size (got rank {rank}, world_size {world_size})"
+            )));
         }
-        if self.image_size == 0 {
-            return bad("image_size must be >= 1".into());
-        }
-        // The same bound as for one decoded image (Pillow's decompression-bomb limit).
-        if (self.image_size as u128).pow(2) > DEFAULT_MAX_PIXELS as u128 {
-            return bad(format!(
-                "image_size {0} is too large: {0}x{0} is more than {DEFAULT_MAX_PIXELS} pixels",
-                self.image_size
-            ));
-        }
-        if self.num_threads == 0 || self.num_threads > MAX_THREADS {
-            return bad(format!("num_threads must be in 1..={MAX_THREADS}, got {}", self.num_threads));
-        }
-        if self.prefetch == 0 {
-            return bad("prefetch must be >= 1".into());
-        }
-        if let CaptionMode::Mix(p) = self.caption_mode {
-            if !(0.0..=1.0).contains(&p) {
-                return bad(format!("mix probability must be in [0, 1], got {p}"));
+        let window = count("shuffle_window", s.shuffle_window, 1)?;
+        let order = match s.order {
+            OrderSetting::Global => Order::Global,
+            OrderSetting::ShardBlock => Order::ShardBlock { window },
+            // Remote stores read a window of shards at a time; local ones shuffle globally.
+            OrderSetting::Auto if remote => Order::ShardBlock { window },
+            OrderSetting::Auto => Order::Global,
+        };
+        // Checked in every caption mode: a wrong value is a mistake even where unused.
+        let mix_probability = settings::probability("mix_probability", s.mix_probability)?;
+        let caption_mode = match s.caption_mode {
+            CaptionSetting::Both => CaptionMode::Both,
+            CaptionSetting::Mix => CaptionMode::Mix(mix_probability),
+        };
+        let image = match s.output {
+            OutputSetting::Uint8 => {
+                settings::rgb_lengths(&s.mean, &s.std)?;
+                ImageOutput::Uint8
             }
-        }
-        if let ImageOutput::Float32 { mean, std } = self.image {
-            // Checked in float32, the type the normalisation computes in.
-            if !mean.iter().all(|v| v.is_finite()) {
-                return bad(format!("mean must be finite, got {mean:?}"));
+            OutputSetting::Float32 => {
+                let (mean, std) = settings::normalisation(&s.mean, &s.std)?;
+                ImageOutput::Float32 { mean, std }
             }
-            if !std.iter().all(|v| v.is_normal()) {
-                return bad(format!("std must be finite, non-zero and not subnormal in float32, got {std:?}"));
-            }
-            if !crate::imaging::planar::Normalize::new(mean, std).is_finite() {
-                return bad(format!("mean {mean:?} and std {std:?} normalise some pixel values to infinity"));
-            }
-        }
-        Ok(())
+        };
+        Ok(LoaderConfig {
+            sampler: SamplerConfig {
+                num_samples: 0,
+                seed,
+                shuffle: s.shuffle,
+                drop_last: s.drop_last,
+                rank,
+                world_size,
+                batch_size,
+                order,
+                shard_sizes: Default::default(),
+            },
+            image_size,
+            interpolation: s.interpolation,
+            image,
+            embedding: s.embedding_dtype,
+            num_threads,
+            prefetch,
+            caption_mode,
+            on_error: s.on_error,
+            dct_scaling: settings::dct_scaling(s.dct_scaling)?,
+            _checked: (),
+        })
     }
 }
 
@@ -128,7 +166,6 @@ impl Loader {
 
     /// Load from an opened store (local or remote).
     pub fn with_store(store: Arc<Store>, mut cfg: LoaderConfig) -> Result<Loader> {
-        cfg.validate()?;
         if store.is_empty() {
             return Err(Error::InvalidArgument(format!("{}: the store holds no samples", store.location())));
         }

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::errors::IntoPyResult;
-use super::imaging::{parse_entry, parse_interpolation};
+use super::imaging::parse_entry;
+use crate::imaging::Interpolation;
 use crate::loader::stage_timing::time_stages;
-use crate::loader::ImageOutput;
+use crate::loader::{ImageOutput, OutputSetting};
 
 /// One case: (jpeg bytes, top, left, height, width, [(op, magnitude), ...]).
 type Case = (Vec<u8>, i32, i32, i32, i32, Vec<(u8, f64)>);
@@ -25,25 +25,23 @@ fn bench_stage_times<'py>(
     py: Python<'py>,
     cases: Vec<Case>,
     size: usize,
-    interpolation: &str,
-    output: &str,
+    interpolation: Interpolation,
+    output: OutputSetting,
     rounds: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let interp = parse_interpolation(interpolation)?;
     let image = match output {
-        "uint8" => ImageOutput::Uint8,
-        "float32" => ImageOutput::Float32 {
+        OutputSetting::Uint8 => ImageOutput::Uint8,
+        OutputSetting::Float32 => ImageOutput::Float32 {
             mean: [0.0; 3],
             std: [1.0; 3],
         },
-        _ => return Err(PyValueError::new_err(format!("bad output {output:?}"))),
     };
     let mut timed = Vec::with_capacity(cases.len());
     for (jpeg, top, left, height, width, ops) in cases {
         let aug = parse_entry(top, left, height, width, &ops, false)?;
         timed.push((jpeg, aug));
     }
-    let report = py.detach(|| time_stages(&timed, size, interp, image, rounds)).py_err()?;
+    let report = py.detach(|| time_stages(&timed, size, interpolation, image, rounds)).py_err()?;
     let d = PyDict::new(py);
     let per = |t: Duration| t.as_secs_f64() / report.samples.max(1) as f64;
     d.set_item("decode", per(report.decode))?;

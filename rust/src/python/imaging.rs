@@ -10,9 +10,11 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::errors::IntoPyResult;
+use super::settings::Integer;
 use crate::aug::{AugParams, Op};
 use crate::error::Result;
-use crate::imaging::{Interpolation, Replayer, DEFAULT_MAX_PIXELS};
+use crate::imaging::{Interpolation, Replayer};
+use crate::loader::settings::{self, output_side};
 
 thread_local! {
     static REPLAYER: RefCell<Option<Replayer>> = const { RefCell::new(None) };
@@ -69,7 +71,9 @@ fn decode_rgb<'py>(
 /// `dct_scaling=r` turns on the fast, NOT exact mode: a JPEG crop at least
 /// `r * size * d` pixels on both sides is decoded at 1/d (d = 8, 4, 2).
 #[pyfunction]
-#[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = "bicubic", hflip = false, *, partial_decode = true, dct_scaling = None))]
+#[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = Interpolation::Bicubic, hflip = false, *, partial_decode = true, dct_scaling = None))]
+// The default shown as the name Python passes (pyo3 would show "...").
+#[pyo3(text_signature = "(data, top, left, height, width, ops, size, interpolation='bicubic', hflip=False, *, partial_decode=True, dct_scaling=None)")]
 #[allow(clippy::too_many_arguments)]
 fn replay_augmentation<'py>(
     py: Python<'py>,
@@ -79,15 +83,15 @@ fn replay_augmentation<'py>(
     height: i32,
     width: i32,
     ops: Vec<(u8, f64)>,
-    size: usize,
-    interpolation: &str,
+    size: Integer,
+    interpolation: Interpolation,
     hflip: bool,
     partial_decode: bool,
     dct_scaling: Option<f64>,
 ) -> PyResult<Bound<'py, PyArray3<u8>>> {
-    let interp = parse_interpolation(interpolation)?;
     let aug = parse_entry(top, left, height, width, &ops, hflip)?;
-    check_size(size)?;
+    let size = output_side("size", size.0).py_err()?;
+    let dct_scaling = settings::dct_scaling(dct_scaling).py_err()?;
     let n = size * size * 3;
     let out = py
         .detach(|| {
@@ -95,7 +99,7 @@ fn replay_augmentation<'py>(
             with_replayer(|r| {
                 r.set_partial_decode(partial_decode);
                 r.set_dct_scaling(dct_scaling);
-                r.replay("<bytes>", data, &aug, size, interp, &mut out)
+                r.replay("<bytes>", data, &aug, size, interpolation, &mut out)
             })?;
             Ok(out)
         })
@@ -103,23 +107,6 @@ fn replay_augmentation<'py>(
     let arr = Array3::from_shape_vec((size, size, 3), out)
         .map_err(|e| PyValueError::new_err(format!("internal shape error: {e}")))?;
     Ok(arr.into_pyarray(py))
-}
-
-pub(super) fn parse_interpolation(name: &str) -> PyResult<Interpolation> {
-    Interpolation::from_name(name).ok_or_else(|| {
-        PyValueError::new_err(format!("interpolation must be 'bilinear' or 'bicubic', got {name:?}"))
-    })
-}
-
-fn check_size(size: usize) -> PyResult<()> {
-    if size == 0 {
-        return Err(PyValueError::new_err("size must be positive"));
-    }
-    // Same bound as for images: the output and the pass buffers scale with size^2.
-    if (size as u128) * (size as u128) > DEFAULT_MAX_PIXELS as u128 {
-        return Err(PyValueError::new_err(format!("size {size} is too large")));
-    }
-    Ok(())
 }
 
 /// One augmentation from its Python parts, validated.
@@ -160,16 +147,16 @@ type PyEntry = Option<(i32, i32, i32, i32, Vec<(u8, f64)>, bool)>;
 /// k bit-identical to `replay_augmentation(data, *entries[k][:5], size,
 /// interpolation, entries[k][5])`; a `None` entry is the whole image resized.
 #[pyfunction]
-#[pyo3(signature = (data, entries, size, interpolation = "bicubic"))]
+#[pyo3(signature = (data, entries, size, interpolation = Interpolation::Bicubic))]
+#[pyo3(text_signature = "(data, entries, size, interpolation='bicubic')")]
 fn replay_augmentations<'py>(
     py: Python<'py>,
     data: &[u8],
     entries: Vec<PyEntry>,
-    size: usize,
-    interpolation: &str,
+    size: Integer,
+    interpolation: Interpolation,
 ) -> PyResult<Bound<'py, PyArray4<u8>>> {
-    let interp = parse_interpolation(interpolation)?;
-    check_size(size)?;
+    let size = output_side("size", size.0).py_err()?;
     let mut augs = Vec::with_capacity(entries.len());
     for e in &entries {
         augs.push(match e {
@@ -184,7 +171,7 @@ fn replay_augmentations<'py>(
             with_replayer(|r| {
                 r.set_partial_decode(true);
                 r.set_dct_scaling(None);
-                r.replay_many("<bytes>", data, &augs, size, interp, &mut out)
+                r.replay_many("<bytes>", data, &augs, size, interpolation, &mut out)
             })?;
             Ok(out)
         })

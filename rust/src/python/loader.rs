@@ -9,19 +9,20 @@ use std::sync::{Arc, Mutex};
 
 use numpy::ndarray::{ArrayView1, ArrayView2, ArrayView4};
 use numpy::{Element, PyArray};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::errors::{guarded, IntoPyResult};
+use super::settings::Integer;
 use super::store::{cache_stats, remote_options};
 use crate::error::Error;
 use crate::imaging::Interpolation;
-use crate::store::{is_url, open_location};
+use crate::loader::settings::integer;
 use crate::loader::{
-    Batch, CaptionMode, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageOutput, Loader, LoaderConfig,
-    OnError, Order, PoolSender, SamplerConfig, CONTEXT_LENGTH,
+    Batch, CaptionSetting, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageOutput, Loader, LoaderConfig,
+    LoaderSettings, Named, OnError, Order, OrderSetting, OutputSetting, PoolSender, CONTEXT_LENGTH,
 };
+use crate::store::{is_url, open_location};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLoaderCore>()?;
@@ -71,20 +72,6 @@ pub struct PyEpochRun {
     run: Mutex<EpochRun>,
 }
 
-fn parse<T>(what: &str, value: &str, options: &[(&str, T)]) -> PyResult<T>
-where
-    T: Copy,
-{
-    options
-        .iter()
-        .find(|(name, _)| *name == value)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| {
-            let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
-            PyValueError::new_err(format!("{what} must be one of {names:?}, got {value:?}"))
-        })
-}
-
 /// A zero-copy numpy view of `data` (shape `dims`), kept alive by `owner`.
 fn view<'py, T: Element, const N: usize>(owner: &Bound<'py, BatchMemory>, data: &[T], dims: [usize; N]) -> PyResult<Bound<'py, PyAny>> {
     let n: usize = dims.iter().product();
@@ -116,102 +103,102 @@ fn embedding_view<'py>(owner: &Bound<'py, BatchMemory>, data: &EmbeddingData, ro
 
 #[pymethods]
 impl PyLoaderCore {
+    /// Every keyword of `FastReinforcedLoader` except `pin_memory` (a torch
+    /// concern), each required: the Python signature holds the defaults.
+    /// `LoaderConfig::new` checks them all.
     #[new]
-    #[pyo3(signature = (path, *, batch_size, image_size, interpolation, output, mean, std, embedding_dtype,
-                        num_threads, prefetch, seed, shuffle, drop_last, rank, world_size,
-                        caption_mode, mix_probability, on_error, exact=true,
-                        cache_dir=None, cache_size=None, storage_options=None, order="auto", shuffle_window=4))]
+    #[pyo3(signature = (store, *, batch_size, image_size, interpolation, mean, std, output, embedding_dtype,
+                        num_threads, seed, shuffle, drop_last, rank, world_size, caption_mode, mix_probability,
+                        prefetch, on_error, dct_scaling, cache_dir, cache_size, storage_options, order, shuffle_window))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        path: PathBuf,
-        batch_size: usize,
-        image_size: usize,
-        interpolation: &str,
-        output: &str,
-        mean: [f32; 3],
-        std: [f32; 3],
-        embedding_dtype: &str,
-        num_threads: usize,
-        prefetch: usize,
-        seed: u64,
+        store: PathBuf,
+        batch_size: Integer,
+        image_size: Integer,
+        interpolation: Interpolation,
+        mean: Vec<f64>,
+        std: Vec<f64>,
+        output: OutputSetting,
+        embedding_dtype: EmbeddingOutput,
+        num_threads: Option<Integer>,
+        seed: Integer,
         shuffle: bool,
         drop_last: bool,
-        rank: usize,
-        world_size: usize,
-        caption_mode: &str,
+        rank: Integer,
+        world_size: Integer,
+        caption_mode: CaptionSetting,
         mix_probability: f64,
-        on_error: &str,
-        exact: bool,
+        prefetch: Option<Integer>,
+        on_error: OnError,
+        dct_scaling: Option<f64>,
         cache_dir: Option<PathBuf>,
-        cache_size: Option<u64>,
+        cache_size: Option<Integer>,
         storage_options: Option<HashMap<String, String>>,
-        order: &str,
-        shuffle_window: usize,
+        order: OrderSetting,
+        shuffle_window: Integer,
     ) -> PyResult<Self> {
         guarded(|| {
-            if shuffle_window == 0 {
-                return Err(PyValueError::new_err("shuffle_window must be >= 1"));
-            }
-            let location = path.to_string_lossy().into_owned();
-            let order = match order {
-                "global" => Order::Global,
-                "shard_block" => Order::ShardBlock { window: shuffle_window },
-                // Remote stores read a window of shards at a time; local ones shuffle globally.
-                "auto" if is_url(&location) => Order::ShardBlock { window: shuffle_window },
-                "auto" => Order::Global,
-                other => return Err(PyValueError::new_err(format!("order must be 'auto', 'global' or 'shard_block', got {other:?}"))),
-            };
-            let interpolation = parse(
-                "interpolation",
+            let location = store.to_string_lossy().into_owned();
+            let settings = LoaderSettings {
+                batch_size: batch_size.0,
+                image_size: image_size.0,
                 interpolation,
-                &[("bilinear", Interpolation::Bilinear), ("bicubic", Interpolation::Bicubic)],
-            )?;
-            let image = match output {
-                "uint8" => ImageOutput::Uint8,
-                "float32" => ImageOutput::Float32 { mean, std },
-                other => return Err(PyValueError::new_err(format!("output must be 'uint8' or 'float32', got {other:?}"))),
-            };
-            let embedding = parse(
-                "embedding_dtype",
+                output,
+                mean,
+                std,
                 embedding_dtype,
-                &[("float16", EmbeddingOutput::Float16), ("float32", EmbeddingOutput::Float32)],
-            )?;
-            let caption_mode = match caption_mode {
-                "both" => CaptionMode::Both,
-                "mix" => CaptionMode::Mix(mix_probability),
-                other => return Err(PyValueError::new_err(format!("caption_mode must be 'both' or 'mix', got {other:?}"))),
-            };
-            let on_error = parse("on_error", on_error, &[("skip", OnError::Skip), ("raise", OnError::Raise)])?;
-            let cfg = LoaderConfig {
-                sampler: SamplerConfig {
-                    num_samples: 0,
-                    seed,
-                    shuffle,
-                    drop_last,
-                    rank,
-                    world_size,
-                    batch_size,
-                    order,
-                    shard_sizes: Default::default(),
-                },
-                image_size,
-                interpolation,
-                image,
-                embedding,
-                num_threads,
-                prefetch,
+                num_threads: num_threads.map(|n| n.0),
+                prefetch: prefetch.map(|n| n.0),
+                seed: seed.0,
+                shuffle,
+                drop_last,
+                rank: rank.0,
+                world_size: world_size.0,
                 caption_mode,
+                mix_probability,
                 on_error,
-                // Scaled decode only where the scaled crop still covers the output: resampling stays a downscale.
-                dct_scaling: if exact { None } else { Some(1.0) },
+                dct_scaling,
+                order,
+                shuffle_window: shuffle_window.0,
             };
-            let options = remote_options(cache_dir, cache_size, storage_options);
+            let cfg = LoaderConfig::new(&settings, is_url(&location)).py_err()?;
+            let options = remote_options(cache_dir, cache_size, storage_options)?;
             let loader = py
                 .detach(|| open_location(&location, &options).and_then(|store| Loader::with_store(Arc::new(store), cfg)))
                 .py_err()?;
             Ok(PyLoaderCore { loader })
         })
+    }
+
+    /// The checked settings a resumed run must match, and those the Python
+    /// side reports: batch_size, image_size, output, embedding_dtype, seed,
+    /// shuffle, drop_last, rank, world_size, num_threads, prefetch.
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = &self.loader.cfg;
+        let s = &c.sampler;
+        let out = PyDict::new(py);
+        out.set_item("batch_size", s.batch_size)?;
+        out.set_item("image_size", c.image_size)?;
+        let output = match c.image {
+            ImageOutput::Uint8 => OutputSetting::Uint8,
+            ImageOutput::Float32 { .. } => OutputSetting::Float32,
+        };
+        out.set_item("output", output.name())?;
+        out.set_item("embedding_dtype", c.embedding.name())?;
+        out.set_item("seed", s.seed)?;
+        out.set_item("shuffle", s.shuffle)?;
+        out.set_item("drop_last", s.drop_last)?;
+        out.set_item("rank", s.rank)?;
+        out.set_item("world_size", s.world_size)?;
+        out.set_item("num_threads", c.num_threads)?;
+        out.set_item("prefetch", c.prefetch)?;
+        Ok(out)
+    }
+
+    /// `epoch` as the loader counts epochs (ValueError unless in [0, 2**64 - 1]).
+    fn check_epoch(&self, epoch: Integer) -> PyResult<u64> {
+        integer("epoch", epoch.0, 0).py_err()
     }
 
     /// A remote store's download counters (see `Store.cache_stats`); None for a local store.
@@ -255,8 +242,9 @@ impl PyLoaderCore {
     }
 
     /// A new, independent pass over `epoch` from batch `start`: its own workers and cursor.
-    fn start_epoch(&self, py: Python<'_>, epoch: u64, start: usize) -> PyResult<PyEpochRun> {
+    fn start_epoch(&self, py: Python<'_>, epoch: Integer, start: usize) -> PyResult<PyEpochRun> {
         guarded(|| {
+            let epoch = integer("epoch", epoch.0, 0).py_err()?;
             let run = py.detach(|| self.loader.start_epoch(epoch, start)).py_err()?;
             Ok(PyEpochRun { run: Mutex::new(run) })
         })

@@ -4,6 +4,7 @@ mod bench;
 mod errors;
 mod imaging;
 mod loader;
+mod settings;
 mod store;
 
 use pyo3::prelude::*;

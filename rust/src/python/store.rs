@@ -10,11 +10,13 @@ use std::sync::Arc;
 
 use numpy::npyffi::{self, npy_intp, NpyTypes, PY_ARRAY_API};
 use numpy::PyArrayDescr;
-use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::errors::IntoPyResult;
+use super::settings::Integer;
+use crate::loader::settings::integer;
 use crate::error::Error;
 use crate::store::{hex64, open_location, AccessPattern, EmbeddingDtype, RemoteOptions, Shard, Store};
 
@@ -91,18 +93,19 @@ pub(crate) fn cache_stats<'py>(py: Python<'py>, store: &Store) -> PyResult<Optio
     Ok(None)
 }
 
-/// Remote-store options from the Python keywords (defaults where None).
+/// Remote-store options from the Python keywords (defaults where None), for
+/// `Store` and the loader alike.
 pub(crate) fn remote_options(
     cache_dir: Option<PathBuf>,
-    cache_size: Option<u64>,
+    cache_size: Option<Integer>,
     storage_options: Option<HashMap<String, String>>,
-) -> RemoteOptions {
+) -> PyResult<RemoteOptions> {
     let mut options = RemoteOptions { cache_dir, ..RemoteOptions::default() };
     if let Some(size) = cache_size {
-        options.cache_size = size;
+        options.cache_size = integer("cache_size", size.0, 1).py_err()?;
     }
     options.object_store_options = storage_options.unwrap_or_default().into_iter().collect();
-    options
+    Ok(options)
 }
 
 /// A read-only numpy array over `bytes`, which must lie inside `shard`'s mapping.
@@ -159,11 +162,11 @@ impl PyStore {
         py: Python<'_>,
         path: PathBuf,
         cache_dir: Option<PathBuf>,
-        cache_size: Option<u64>,
+        cache_size: Option<Integer>,
         storage_options: Option<HashMap<String, String>>,
     ) -> PyResult<Self> {
         let location = path.to_string_lossy().into_owned();
-        let options = remote_options(cache_dir, cache_size, storage_options);
+        let options = remote_options(cache_dir, cache_size, storage_options)?;
         let inner = py.detach(|| open_location(&location, &options)).py_err()?;
         let sample_module = py.import("mobileclip_fastload.store.sample")?;
         let descr = |ob: Bound<'_, PyAny>| -> PyResult<Py<PyArrayDescr>> { Ok(PyArrayDescr::new(py, ob)?.unbind()) };
@@ -420,8 +423,7 @@ impl PyStore {
         self.sample(py, i)
     }
 
-    /// Samples in order (SampleIndexError is not an IndexError, so the
-    /// `__getitem__` iteration protocol would not stop by itself).
+    /// Samples in order (one range, not the `__getitem__` protocol's probe past the end).
     fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let builtins = py.import("builtins")?;
@@ -432,15 +434,8 @@ impl PyStore {
     /// Read-ahead hint for the embedding columns: "random" (the default after
     /// opening: a cold row read fetches only its own pages), "sequential" (a
     /// full pass in order) or "normal" (the kernel's default).
-    fn advise(&self, pattern: &str) -> PyResult<()> {
-        let pattern = match pattern {
-            "random" => AccessPattern::Random,
-            "sequential" => AccessPattern::Sequential,
-            "normal" => AccessPattern::Normal,
-            other => return Err(PyValueError::new_err(format!("access pattern must be random, sequential or normal, not {other:?}"))),
-        };
+    fn advise(&self, pattern: AccessPattern) {
         self.inner.advise(pattern);
-        Ok(())
     }
 
     /// Recompute every checksum against the manifest; one message per problem

@@ -30,9 +30,10 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
     }
 }
 
-/// Open `path` for reading if it is a regular file. `missing` is the message
-/// for a file that does not exist (a format error: the store is incomplete).
-pub fn open_regular(path: &Path, missing: &str) -> Result<File> {
+/// Open `path` for reading if it is a regular file. `missing` is the error for
+/// a file that does not exist (what that means depends on the file: an
+/// incomplete store, or no store at all).
+pub fn open_regular(path: &Path, missing: impl FnOnce() -> Error) -> Result<File> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -43,7 +44,7 @@ pub fn open_regular(path: &Path, missing: &str) -> Result<File> {
         options.custom_flags(libc::O_NONBLOCK);
     }
     let file = options.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::format(path, missing),
+        std::io::ErrorKind::NotFound => missing(),
         _ => Error::io(path, e),
     })?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
@@ -53,11 +54,11 @@ pub fn open_regular(path: &Path, missing: &str) -> Result<File> {
     Ok(file)
 }
 
-/// The whole text of a regular file.
-pub fn read_regular_to_string(path: &Path, missing: &str) -> Result<String> {
-    let mut text = String::new();
+/// The whole text of a regular file (text that is not UTF-8 is a format error).
+pub fn read_regular_to_string(path: &Path, missing: impl FnOnce() -> Error) -> Result<String> {
+    let mut bytes = Vec::new();
     open_regular(path, missing)?
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
-    Ok(text)
+    String::from_utf8(bytes).map_err(|e| Error::format(path, format!("not UTF-8 text: {e}")))
 }

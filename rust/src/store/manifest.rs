@@ -93,7 +93,7 @@ impl Manifest {
     /// The manifest file's text and path, unparsed.
     pub fn read_text(dir: &Path) -> Result<(String, PathBuf)> {
         let path = dir.join(MANIFEST_FILE);
-        let text = read_regular_to_string(&path, "no manifest.json here: not a store directory (or its writer did not finish)")?;
+        let text = read_regular_to_string(&path, || Error::StoreNotFound { dir: dir.to_path_buf() })?;
         Ok((text, path))
     }
 

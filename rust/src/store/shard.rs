@@ -95,7 +95,7 @@ impl Shard {
     /// Map and validate a shard. With `expect`, it must also match the manifest;
     /// without, dims and dtype come from the shard's own schema metadata.
     pub fn open(path: &Path, expect: Option<&ShardExpect>) -> Result<Shard> {
-        let file = open_regular(path, "shard file is missing")?;
+        let file = open_regular(path, || Error::format(path, "shard file is missing"))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if let Some(x) = expect {
             if len != x.file_bytes {

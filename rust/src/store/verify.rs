@@ -52,7 +52,7 @@ pub(crate) fn verify_file(dir: &Path, manifest: &Manifest, entry: &ShardEntry, v
         column: column.map(str::to_string),
         message,
     };
-    let file = match open_regular(&path, "shard file listed in the manifest is missing") {
+    let file = match open_regular(&path, || Error::format(&path, "shard file listed in the manifest is missing")) {
         Ok(f) => f,
         Err(Error::Format { msg, .. }) => return vec![problem(None, msg)],
         Err(Error::Io { source, .. }) => return vec![problem(None, format!("cannot read: {source}"))],
