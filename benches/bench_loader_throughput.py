@@ -11,7 +11,7 @@
 Every configuration runs in a fresh subprocess so that peak RSS (the process
 tree, sampled) and time to first batch are its own.
 
-    python benches/loader_throughput.py --samples 600 --out bench-out
+    python benches/bench_loader_throughput.py --samples 600 --out bench-out
 """
 
 from __future__ import annotations
@@ -341,9 +341,9 @@ def main() -> None:
         lines.append(f"\nFastReinforcedLoader 1 -> 2 thread scaling: {by[('fast', 2)]['samples_per_s'] / by[('fast', 1)]['samples_per_s']:.2f}x")
     table = "\n".join(lines)
     print(table)
-    (args.out / "loader_throughput.md").write_text(table + "\n")
-    (args.out / "loader_throughput.json").write_text(json.dumps(rows, indent=1))
-    _plot(rows, args.out / "loader_throughput.png")
+    (args.out / "bench_loader_throughput.md").write_text(table + "\n")
+    (args.out / "bench_loader_throughput.json").write_text(json.dumps(rows, indent=1))
+    _plot(rows, args.out / "bench_loader_throughput.png")
 
 
 def _plot(rows: list[dict], path: Path) -> None:
