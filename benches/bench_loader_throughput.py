@@ -1,12 +1,28 @@
 """Loader throughput, side by side in one run on the same samples.
 
-(a) reference: WebDataset tar + Pillow decode + torchvision replay + npz
-    embedding load + open_clip tokenisation, torch DataLoader with N workers
-    (what a MobileCLIP DR training script runs today);
-(b) FastReinforcedLoader with N threads;
+(a) reference: what a MobileCLIP DR training script runs today, built as
+    open_clip's WebDataset pipeline builds it (``open_clip_train.data.get_wds_dataset``
+    with Apple's dataset-reinforcement patch): many tar shards, the shard list
+    shuffled (``detshuffle2``) and split by node and by DataLoader worker, so that
+    each worker reads its own group of shards; tar -> samples, open_clip's sample
+    shuffle buffer (5000, 1000 initial); per sample Pillow decode + torchvision replay
+    of one stored augmentation (``mobileclip_fastload.reference.reference_replay``,
+    the pixels the loader must equal), npz embedding rows, open_clip tokenisation of
+    the caption and one synthetic caption; batched in the workers; a DataLoader with
+    N workers. Pillow from this interpreter;
+(a') the same reference under each ``--pil-variant NAME=DIR`` (default:
+    pillow-simd, the fast Pillow fork, in ``OUT/pillow-simd``): DIR is a
+    ``pip install --target`` directory put first on the PYTHONPATH of that
+    configuration's subprocess, so its ``PIL`` shadows Pillow there (the two cannot
+    share one environment). Missing: the bench says how to get it and skips it
+    (``--install-pillow-simd`` builds it there);
+(b) FastReinforcedLoader with N threads, float32 and uint8 output;
 (c) decode-only bounds on the same JPEGs: Pillow, and libjpeg-turbo through
     this package's decoder (single thread = per core);
-(d) NVIDIA DALI's CPU pipeline (decoders.image_random_crop + resize), if installed.
+(d) NVIDIA DALI's CPU pipeline (decoders.image_random_crop + resize), if installed;
+(e) pixels: the first ``--pixel-samples`` images the loader yields (uint8) against
+    the reference replay of the same stored augmentation under Pillow and under each
+    variant: max |difference|, fraction of differing values, mean |difference|.
 
 Every configuration runs in a fresh subprocess so that peak RSS (the process
 tree, sampled) and time to first batch are its own.
@@ -21,7 +37,9 @@ import contextlib
 import io
 import json
 import os
+import pickle
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -33,6 +51,9 @@ import numpy as np
 
 IMAGE_SIZE = 256
 J, S, K, D = 30, 5, 2, 768
+# Newest pillow-simd release (a source distribution) found to build here (CPython 3.11, GCC 12,
+# Debian's libjpeg62-turbo-dev and zlib1g-dev); CC="cc -mavx2" turns on its AVX2 paths.
+PILLOW_SIMD = "pillow-simd==12.1.1.post0"
 
 
 # ----------------------------------------------------------------------------- data
@@ -42,7 +63,7 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | 
     (``shards`` of them, consecutive samples, ``shard-00000.tar`` ...) and as a DR store;
     returns (first tar, store). ``unique``: draw only that many images, augmentations and
     embeddings and cycle through them (drawing is slow; the loaders do the same work per
-    sample either way)."""
+    sample either way). Kept between runs when built with the same arguments."""
     from mobileclip_fastload.store import Sample, StoreWriter, aug_records
     from mobileclip_fastload.testing.datacompdr import normalised_embeddings as unit_rows
     from mobileclip_fastload.testing.synthetic_store import photo_jpeg, random_aug_records
@@ -50,8 +71,14 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | 
 
     tar_paths = shard_paths(out, shards)
     tar_path, store_path = tar_paths[0], out / "store"
-    if all(t.exists() for t in tar_paths) and (store_path / "manifest.json").exists():
+    spec_path = out / "bench-data.json"
+    spec = {"samples": n, "seed": seed, "shards": shards, "unique": unique, "sides": [min_side, max_side]}
+    if spec_path.exists() and json.loads(spec_path.read_text()) == spec:
         return tar_path, store_path
+    spec_path.unlink(missing_ok=True)
+    shutil.rmtree(store_path, ignore_errors=True)
+    for old in out.glob("shard-*.tar"):
+        old.unlink()
     rng = np.random.default_rng(seed)
     per_shard = -(-n // shards)
     drawn: list[tuple] = []
@@ -101,6 +128,7 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | 
                     sha256=None, flags=0,
                 )
             )
+    spec_path.write_text(json.dumps(spec))
     return tar_path, store_path
 
 
@@ -108,23 +136,58 @@ def shard_paths(out: Path, shards: int) -> list[Path]:
     return [out / f"shard-{k:05d}.tar" for k in range(shards)]
 
 
-# ----------------------------------------------------------------------------- runners
+def _tar_members(data: Path, suffixes: tuple[str, ...]) -> dict[str, dict[str, bytes]]:
+    """key -> {suffix: bytes} over every shard in ``data``, in shard order."""
+    out: dict[str, dict[str, bytes]] = {}
+    for tar in sorted(data.glob("shard-*.tar")):
+        with tarfile.open(tar) as t:
+            for m in t.getmembers():
+                key, _, suffix = m.name.partition(".")
+                if suffix in suffixes:
+                    out.setdefault(key, {})[suffix] = t.extractfile(m).read()
+    return out
+
+
+def _jpegs(data: Path) -> list[bytes]:
+    return [m["jpg"] for m in _tar_members(data, ("jpg",)).values()]
+
+
+# ----------------------------------------------------------------------------- the reference
 def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = False, pin_memory: bool = False):
-    """What users run today: WebDataset + Pillow + torchvision replay + npz + open_clip tokenizer,
-    batched; a ``DataLoader`` over it with ``workers`` processes yields 6-tuples
-    ``(image, text, image_emb, text_emb, syn_text, syn_text_emb)``. Shards are split across
-    workers when there are enough of them, else samples are; ``loop`` repeats forever."""
+    """What users run today, as open_clip's ``get_wds_dataset`` (with Apple's DR patch) builds it:
+    open_clip's own shard shuffle, node and worker split and shuffle sizes, then the
+    DR sample (Pillow + torchvision replay of a random stored augmentation, npz embedding rows,
+    open_clip tokenizer), batched in the workers; a DataLoader with ``workers`` processes yields
+    6-tuples ``(image, text, image_emb, text_emb, syn_text, syn_text_emb)``. Without ``loop``:
+    one pass, each worker reading its own group of shards (open_clip requires at least one
+    shard per worker); with ``loop``: open_clip's ``--dataset-resampled`` (each worker draws
+    shards with replacement, forever)."""
     import torch
     import torchvision.transforms.functional as TF
     import webdataset as wds
     from open_clip import get_tokenizer
+    from open_clip_train.data import (
+        _SAMPLE_SHUFFLE_INITIAL,
+        _SAMPLE_SHUFFLE_SIZE,
+        _SHARD_SHUFFLE_INITIAL,
+        _SHARD_SHUFFLE_SIZE,
+        ResampledShards2,
+        SharedEpoch,
+        detshuffle2,
+    )
 
     from mobileclip_fastload.loader import TRAINING_INTERPOLATION
     from mobileclip_fastload.reference import reference_replay
 
+    urls = [str(t) for t in tars]
+    if not loop and len(urls) < max(1, workers):
+        raise ValueError(f"the reference needs at least one shard per worker (open_clip asserts it): "
+                         f"{len(urls)} shards for {workers} workers")
     tokenizer = get_tokenizer("ViT-B-16")
+    epoch = SharedEpoch(0)
 
-    def replay(sample):
+    def dr_sample(sample):
+        # Apple's preprocess_dr: a random stored augmentation, caption and synthetic caption.
         rng = random.Random()
         j = rng.randrange(J)
         s = rng.randrange(S)
@@ -139,53 +202,47 @@ def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = 
         return (image, text, torch.from_numpy(emb["image_emb"][j]).half(), torch.from_numpy(emb["text_emb"][0]).half(),
                 syn_text, torch.from_numpy(emb["text_emb"][1 + s]).half())
 
-    by_shard = len(tars) >= max(1, workers)
-    shards = wds.ResampledShards([str(t) for t in tars]) if loop else wds.SimpleShardList([str(t) for t in tars])
+    if loop:
+        shards = [ResampledShards2(urls, deterministic=True, epoch=epoch)]
+    else:
+        shards = [wds.SimpleShardList(urls),
+                  detshuffle2(bufsize=_SHARD_SHUFFLE_SIZE, initial=_SHARD_SHUFFLE_INITIAL, seed=0, epoch=epoch),
+                  wds.split_by_node, wds.split_by_worker]
     ds = wds.DataPipeline(
-        shards,
-        *([wds.split_by_worker] if by_shard and not loop else []),
-        wds.tarfile_to_samples(),
-        *([] if by_shard else [_worker_slice]),  # few shards: each worker decodes a disjoint part of them
-        wds.map(replay),
-        wds.batched(batch),
+        *shards,
+        # open_clip's tarfile_to_samples_nothrow fails on the end-of-shard marker webdataset 1.0
+        # yields (KeyError 'fname'); webdataset's own reader, which open_clip names as its equivalent:
+        wds.tarfile_to_samples(handler=wds.warn_and_continue),
+        wds.shuffle(bufsize=_SAMPLE_SHUFFLE_SIZE, initial=_SAMPLE_SHUFFLE_INITIAL),
+        wds.map(dr_sample),
+        wds.batched(batch),  # partial last batches: every sample of the pass is counted
     )
-    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
-                                       pin_memory=pin_memory)
+    return wds.WebLoader(ds, batch_size=None, shuffle=False, num_workers=workers, persistent_workers=workers > 0,
+                         pin_memory=pin_memory)
 
 
-def run_reference(tar: Path, workers: int, batch: int) -> tuple[int, float, float]:
+# ----------------------------------------------------------------------------- runners
+def run_reference(data: Path, workers: int, batch: int) -> tuple[int, float, float]:
     import open_clip  # noqa: F401  (imports are not timed)
+    import open_clip_train.data  # noqa: F401
     import webdataset  # noqa: F401
 
+    tars = sorted(data.glob("shard-*.tar"))
     t0 = time.perf_counter()
-    return _drain(reference_pipeline([tar], batch, workers), t0)
+    return _drain(reference_pipeline(tars, batch, workers), t0)
 
 
-def _worker_slice(samples):
-    import torch
-
-    info = torch.utils.data.get_worker_info()
-    wid, nw = (info.id, info.num_workers) if info else (0, 1)
-    for k, s in enumerate(samples):
-        if k % nw == wid:
-            yield s
-
-
-def run_fast(store: Path, threads: int, batch: int) -> tuple[int, float, float]:
+def run_fast(data: Path, threads: int, batch: int, output: str = "float32") -> tuple[int, float, float]:
     from mobileclip_fastload import FastReinforcedLoader
 
     t0 = time.perf_counter()
-    loader = FastReinforcedLoader(store, batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0)
+    loader = FastReinforcedLoader(data / "store", batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0, output=output)
     return _drain(loader, t0)
 
 
-def run_fast_uint8(store: Path, threads: int, batch: int) -> tuple[int, float, float]:
+def run_fast_uint8(data: Path, threads: int, batch: int) -> tuple[int, float, float]:
     """Same, with uint8 images (normalisation left to the GPU, 4x less to copy to it)."""
-    from mobileclip_fastload import FastReinforcedLoader
-
-    t0 = time.perf_counter()
-    loader = FastReinforcedLoader(store, batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0, output="uint8")
-    return _drain(loader, t0)
+    return run_fast(data, threads, batch, output="uint8")
 
 
 def _drain(loader, t0: float) -> tuple[int, float, float]:
@@ -200,35 +257,30 @@ def _drain(loader, t0: float) -> tuple[int, float, float]:
     return n, first or 0.0, time.perf_counter() - t0
 
 
-def _jpegs(tar: Path) -> list[bytes]:
-    with tarfile.open(tar) as t:
-        return [t.extractfile(m).read() for m in t.getmembers() if m.name.endswith(".jpg")]
-
-
-def run_pillow_decode(tar: Path, *_args) -> tuple[int, float, float]:
+def run_pillow_decode(data: Path, *_args) -> tuple[int, float, float]:
     from PIL import Image
 
-    jpegs = _jpegs(tar)
+    jpegs = _jpegs(data)
     t0 = time.perf_counter()
-    for data in jpegs:
-        Image.open(io.BytesIO(data)).convert("RGB").load()
+    for jpeg in jpegs:
+        Image.open(io.BytesIO(jpeg)).convert("RGB").load()
     return len(jpegs), 0.0, time.perf_counter() - t0
 
 
-def run_turbo_decode(tar: Path, *_args) -> tuple[int, float, float]:
+def run_turbo_decode(data: Path, *_args) -> tuple[int, float, float]:
     from mobileclip_fastload._core import decode_rgb
 
-    jpegs = _jpegs(tar)
+    jpegs = _jpegs(data)
     t0 = time.perf_counter()
-    for data in jpegs:
-        decode_rgb(data)
+    for jpeg in jpegs:
+        decode_rgb(jpeg)
     return len(jpegs), 0.0, time.perf_counter() - t0
 
 
-def run_dali(tar: Path, threads: int, batch: int) -> tuple[int, float, float]:
+def run_dali(data: Path, threads: int, batch: int) -> tuple[int, float, float]:
     from nvidia.dali import fn, pipeline_def, types
 
-    jpegs = [np.frombuffer(b, dtype=np.uint8) for b in _jpegs(tar)]
+    jpegs = [np.frombuffer(b, dtype=np.uint8) for b in _jpegs(data)]
     n_batches = len(jpegs) // batch
 
     @pipeline_def(batch_size=batch, num_threads=threads, device_id=None, prefetch_queue_depth=2)
@@ -261,6 +313,13 @@ def _vm_hwm_bytes() -> int:
     return 0
 
 
+def _pil() -> dict:
+    """The PIL this interpreter imports (Pillow, or a variant shadowing it)."""
+    import PIL
+
+    return {"pil_version": PIL.__version__, "pil_file": PIL.__file__}
+
+
 def run_one(kind: str, data: Path, parallel: int, batch: int) -> dict:
     """Run one configuration; peak RSS = max(own VmHWM, sampled own + children RSS)."""
     import psutil
@@ -288,61 +347,200 @@ def run_one(kind: str, data: Path, parallel: int, batch: int) -> dict:
 
     sampler = threading.Thread(target=sample_rss, daemon=True)
     sampler.start()
-    src = data / "store" if kind.startswith("fast") else data / "shard-00000.tar"
-    n, first, elapsed = RUNNERS[kind](src, parallel, batch)  # each runner times itself, imports excluded
+    n, first, elapsed = RUNNERS[kind](data, parallel, batch)  # each runner times itself, imports excluded
     done.set()
     sampler.join()
     peak_bytes = max(peak[0], _vm_hwm_bytes())
     return {"kind": kind, "parallel": parallel, "samples": n, "seconds": elapsed, "samples_per_s": n / elapsed,
-            "time_to_first_batch_s": first, "peak_rss_mb": peak_bytes / 2**20}
+            "time_to_first_batch_s": first, "peak_rss_mb": peak_bytes / 2**20, **_pil()}
 
 
+# ----------------------------------------------------------------------------- pixels
+def pixel_cases(data: Path, n: int, batch: int) -> tuple[list[tuple[bytes, object]], np.ndarray]:
+    """The first ``n`` images FastReinforcedLoader yields (uint8, [n, H, W, 3]) and, for each, the
+    JPEG and the stored augmentation it replayed (the DataCompDR ``param_aug`` entry)."""
+    from mobileclip_fastload import FastReinforcedLoader
+
+    members = _tar_members(data, ("jpg", "paug.json"))
+    loader = FastReinforcedLoader(data / "store", batch, image_size=IMAGE_SIZE, num_threads=1, seed=0, output="uint8")
+    cases, images = [], []
+    for b in loader:
+        for r in range(len(b)):
+            m = members[f"{int(b.index[r]):08d}"]
+            cases.append((m["jpg"], json.loads(m["paug.json"])["param_aug"][int(b.aug_index[r])]))
+            images.append(b.images[r].permute(1, 2, 0).numpy().copy())  # CHW -> HWC
+        if len(cases) >= n:
+            break
+    return cases[:n], np.stack(images[:n])
+
+
+def replay_cases(cases_path: Path, out_path: Path) -> dict:
+    """The reference replay of every case with this interpreter's PIL, saved as [n, H, W, 3] uint8."""
+    from mobileclip_fastload.loader import TRAINING_INTERPOLATION
+    from mobileclip_fastload.reference import reference_replay
+
+    cases = pickle.loads(cases_path.read_bytes())
+    np.save(out_path, np.stack([reference_replay(jpeg, params, IMAGE_SIZE, TRAINING_INTERPOLATION) for jpeg, params in cases]))
+    return _pil()
+
+
+def pixel_difference(a: np.ndarray, b: np.ndarray) -> dict:
+    d = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    return {"max_abs": int(d.max()), "differing_fraction": float(np.count_nonzero(d)) / d.size, "mean_abs": float(d.mean()),
+            "images_differing": int(np.count_nonzero(d.reshape(len(d), -1).max(axis=1))), "images": len(d)}
+
+
+def describe_difference(name: str, base: str, diff: dict) -> str:
+    exact = " (bit-exact)" if diff["max_abs"] == 0 else ""
+    return (f"{name} vs {base}: max |diff| {diff['max_abs']}, differing values {100 * diff['differing_fraction']:.2f}%,"
+            f" mean |diff| {diff['mean_abs']:.4f}, images differing {diff['images_differing']} of {diff['images']}{exact}")
+
+
+# ----------------------------------------------------------------------------- variants
+def pil_variants(args) -> dict[str, Path]:
+    """NAME -> directory of the PIL variants that are present; says how to get a missing one."""
+    specs = args.pil_variant or [f"pillow-simd={args.out / 'pillow-simd'}"]
+    found = {}
+    for spec in specs:
+        name, _, where = spec.partition("=")
+        where = Path(where).resolve()
+        if name == "pillow-simd" and args.install_pillow_simd and not (where / "PIL").is_dir():
+            print(f"building {PILLOW_SIMD} into {where} (from source, a few minutes) ...", flush=True)
+            env = dict(os.environ, CC=os.environ.get("CC", "cc -mavx2"))
+            subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-binary", "pillow-simd",
+                            "--target", str(where), PILLOW_SIMD], env=env, check=False)
+        if (where / "PIL").is_dir():
+            found[name] = where
+        elif name == "pillow-simd":
+            print(f"pillow-simd not found in {where}: skipping its rows. It conflicts with Pillow in one environment,\n"
+                  f"so it goes into a directory of its own (needs a C compiler and libjpeg/zlib headers; Debian:\n"
+                  f"apt-get install libjpeg-dev zlib1g-dev), then rerun, or pass --install-pillow-simd:\n"
+                  f"    CC='cc -mavx2' {sys.executable} -m pip install --no-deps --no-binary pillow-simd"
+                  f" --target {where} '{PILLOW_SIMD}'")
+        else:
+            print(f"{name}: no PIL package in {where}: skipping")
+    return found
+
+
+def _env(variant_dir: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if variant_dir is not None:  # first on the path: its PIL shadows the installed Pillow
+        env["PYTHONPATH"] = os.pathsep.join([str(variant_dir), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _child(args, extra: list[str], variant_dir: Path | None) -> dict | None:
+    cmd = [sys.executable, __file__, "--out", str(args.out), "--data", str(args.data), "--batch", str(args.batch), *extra]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(variant_dir))
+    if res.returncode != 0:
+        print(f"{' '.join(extra)} failed:\n{res.stderr[-2000:]}")
+        return None
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    if variant_dir is not None and not Path(row["pil_file"]).is_relative_to(variant_dir):
+        print(f"{' '.join(extra)}: PIL came from {row['pil_file']}, not {variant_dir}: dropped")
+        return None
+    return row
+
+
+def _label(r: dict) -> str:
+    if r["kind"] == "reference":
+        return f"reference (WebDataset + {r['pil']} + torchvision)"
+    return {"fast": "FastReinforcedLoader, float32 out", "fast-uint8": "FastReinforcedLoader, uint8 out",
+            "pillow-decode": "Pillow decode only (bound)", "turbo-decode": "libjpeg-turbo decode only, this package (bound)",
+            "dali-cpu": "DALI CPU: decode random crop + resize only"}[r["kind"]]
+
+
+# ----------------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=600)
+    ap.add_argument("--shards", type=int, help="tar shards of the reference (default: max(16, most workers))")
+    ap.add_argument("--unique", type=int, help="draw only this many distinct images (faster to build; same work per sample)")
+    ap.add_argument("--parallel", default=f"1,{os.cpu_count() or 1}", help="workers / threads, comma-separated")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--pixel-samples", type=int, default=64)
+    ap.add_argument("--pil-variant", action="append", metavar="NAME=DIR",
+                    help="a PIL installed with pip --target DIR to run the reference under too (repeatable; "
+                         "default pillow-simd=OUT/pillow-simd)")
+    ap.add_argument("--install-pillow-simd", action="store_true", help=f"build {PILLOW_SIMD} into its directory if missing")
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
+    ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--run-one", nargs=2, metavar=("KIND", "PARALLEL"), help=argparse.SUPPRESS)
+    ap.add_argument("--replay-cases", nargs=2, type=Path, metavar=("CASES", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    data = args.out / "loader-data"
+    args.data = args.data or args.out / "loader-data"
     if args.run_one:
-        print(json.dumps(run_one(args.run_one[0], data, int(args.run_one[1]), args.batch)))
+        print(json.dumps(run_one(args.run_one[0], args.data, int(args.run_one[1]), args.batch)))
         return
-    data.mkdir(parents=True, exist_ok=True)
+    if args.replay_cases:
+        print(json.dumps(replay_cases(*args.replay_cases)))
+        return
+    parallel = sorted({int(p) for p in args.parallel.split(",")})
+    shards = args.shards or max(16, *parallel)
+    args.data.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    build_data(data, args.samples)
-    print(f"data: {args.samples} samples (~512 px JPEG q70-95, J={J} S={S} K={K} D={D}) built in {time.perf_counter() - t0:.0f}s")
-    plan = [("reference", 1), ("reference", 2), ("fast", 1), ("fast", 2), ("fast-uint8", 1), ("fast-uint8", 2),
-            ("pillow-decode", 1), ("turbo-decode", 1)]
+    build_data(args.data, args.samples, shards=shards, unique=args.unique)
+    print(f"data: {args.samples} samples (384-512 px JPEG q70-95, J={J} S={S} K={K} D={D}) in {shards} shards"
+          f" + a DR store, ready in {time.perf_counter() - t0:.0f}s; {os.cpu_count()} cores")
+    variants = pil_variants(args)
+
+    # (e) pixels first: a variant that cannot replay is reported before the timed runs
+    cases, loader_images = pixel_cases(args.data, args.pixel_samples, args.batch)
+    cases_path = args.out / "pixel-cases.pkl"
+    cases_path.write_bytes(pickle.dumps(cases))
+    replays: dict[str, np.ndarray] = {}
+    for name, where in [(None, None), *variants.items()]:
+        npy = args.out / f"pixels-{name or 'pillow'}.npy"
+        info = _child(args, ["--replay-cases", str(cases_path), str(npy)], where)
+        if info is not None:
+            replays[f"{name or 'Pillow'} {info['pil_version']}"] = np.load(npy)
+    pixel_lines = [f"pixels: the first {len(cases)} images the loader yields (uint8, {IMAGE_SIZE} px, stored crop +"
+                   f" RandAugment ops) against the reference replay of the same augmentations:"]
+    names = list(replays)
+    if names:
+        base = names[0]
+        pixel_lines.append("  " + describe_difference("FastReinforcedLoader", base, pixel_difference(loader_images, replays[base])))
+        for k, a in enumerate(names):
+            for b in names[k + 1:]:
+                pixel_lines.append("  " + describe_difference(b, a, pixel_difference(replays[b], replays[a])))
+    print("\n".join(pixel_lines), flush=True)
+
+    # throughput: every configuration in its own process, the variants beside Pillow
+    plan = [("reference", p, None) for p in parallel]
+    plan += [("reference", p, name) for name in variants for p in parallel]
+    plan += [(k, p, None) for k in ("fast", "fast-uint8") for p in parallel]
+    plan += [("pillow-decode", 1, None), ("turbo-decode", 1, None)]
     try:
         import nvidia.dali  # noqa: F401
 
-        plan += [("dali-cpu", 1), ("dali-cpu", 2)]
+        plan += [("dali-cpu", p, None) for p in parallel]
     except ImportError:
         print("NVIDIA DALI not installed: skipping (d)")
     rows = []
-    for kind, par in plan:
-        cmd = [sys.executable, __file__, "--out", str(args.out), "--batch", str(args.batch), "--run-one", kind, str(par)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            print(f"{kind} x{par} failed:\n{res.stderr[-2000:]}")
+    for kind, par, variant in plan:
+        r = _child(args, ["--run-one", kind, str(par)], variants.get(variant))
+        if r is None:
             continue
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"{kind:>14} x{par}: {r['samples_per_s']:8.1f} samples/s  first batch {r['time_to_first_batch_s']:.3f}s  peak RSS {r['peak_rss_mb']:.0f} MB")
-    by = {(r["kind"], r["parallel"]): r for r in rows}
-    lines = ["| pipeline | workers/threads | samples/s | vs reference (same N) | time to first batch (s) | peak RSS (MB) |",
+        r["variant"], r["pil"] = variant, f"{variant or 'Pillow'} {r['pil_version']}"
+        rows.append(r)
+        print(f"{_label(r):>58} x{par}: {r['samples_per_s']:8.1f} samples/s  first batch {r['time_to_first_batch_s']:.3f}s"
+              f"  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    pillow_ref = {r["parallel"]: r for r in rows if r["kind"] == "reference" and r["variant"] is None}
+    lines = ["| pipeline | workers/threads | samples/s | vs reference with Pillow (same N) | time to first batch (s) | peak RSS (MB) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        ref = by.get(("reference", r["parallel"]))
-        ratio = f"{r['samples_per_s'] / ref['samples_per_s']:.2f}x" if ref else "-"
-        lines.append(f"| {r['kind']} | {r['parallel']} | {r['samples_per_s']:.0f} | {ratio} | {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
-    if ("fast", 1) in by and ("fast", 2) in by:
-        lines.append(f"\nFastReinforcedLoader 1 -> 2 thread scaling: {by[('fast', 2)]['samples_per_s'] / by[('fast', 1)]['samples_per_s']:.2f}x")
-    table = "\n".join(lines)
-    print(table)
-    (args.out / "bench_loader_throughput.md").write_text(table + "\n")
-    (args.out / "bench_loader_throughput.json").write_text(json.dumps(rows, indent=1))
+        ref = pillow_ref.get(r["parallel"]) if r["kind"] in ("reference", "fast", "fast-uint8") else None
+        ratio = f"{r['samples_per_s'] / ref['samples_per_s']:.2f}x" if ref else ""
+        lines.append(f"| {_label(r)} | {r['parallel']} | {r['samples_per_s']:.0f} | {ratio} | {r['time_to_first_batch_s']:.3f}"
+                     f" | {r['peak_rss_mb']:.0f} |")
+    fast = {r["parallel"]: r for r in rows if r["kind"] == "fast"}
+    if len(fast) > 1:
+        lo, hi = min(fast), max(fast)
+        lines.append(f"\nFastReinforcedLoader {lo} -> {hi} thread scaling: {fast[hi]['samples_per_s'] / fast[lo]['samples_per_s']:.2f}x")
+    text = "\n".join(lines + [""] + pixel_lines)
+    print(text)
+    (args.out / "bench_loader_throughput.md").write_text(text + "\n")
+    (args.out / "bench_loader_throughput.json").write_text(json.dumps({"rows": rows, "pixels": pixel_lines}, indent=1))
     _plot(rows, args.out / "bench_loader_throughput.png")
 
 
@@ -352,12 +550,13 @@ def _plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4))
-    labels = [f"{r['kind'].replace('-', chr(10))}\nx{r['parallel']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    labels = [(r["pil"] if r["kind"] == "reference" else r["kind"]).replace(" ", "\n").replace("-", "-\n") + f"\nx{r['parallel']}"
+              for r in rows]
     ax.bar(labels, [r["samples_per_s"] for r in rows], color=["#d62728" if r["kind"].startswith("fast") else "#888" for r in rows])
-    ax.tick_params(axis="x", labelsize=8)
+    ax.tick_params(axis="x", labelsize=7)
     ax.set_ylabel("samples / s")
-    ax.set_title(f"Reinforced-sample loading, {IMAGE_SIZE}px output, {os.cpu_count()} cores")
+    ax.set_title(f"Reinforced-sample loading, {IMAGE_SIZE}px output, {os.cpu_count()} cores (grey: references and bounds)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"plot: {path}")
