@@ -33,7 +33,6 @@ tree, sampled) and time to first batch are its own.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -60,12 +59,14 @@ PILLOW_SIMD = "pillow-simd==12.1.1.post0"
 def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | None = None,
                min_side: int = 384, max_side: int = 512) -> tuple[Path, Path]:
     """The same n samples (JPEG sides in [min_side, max_side]) as DataCompDR-style joined tars
-    (``shards`` of them, consecutive samples, ``shard-00000.tar`` ...) and as a DR store;
+    (``shards`` of them, consecutive samples, ``shard-00000.tar`` ...; the test helper
+    ``write_tar``) and as a DR store;
     returns (first tar, store). ``unique``: draw only that many images, augmentations and
     embeddings and cycle through them (drawing is slow; the loaders do the same work per
     sample either way). Kept between runs when built with the same arguments."""
     from mobileclip_fastload.store import Sample, StoreWriter, aug_records
     from mobileclip_fastload.testing.datacompdr import normalised_embeddings as unit_rows
+    from mobileclip_fastload.testing.datacompdr import write_tar
     from mobileclip_fastload.testing.synthetic_store import photo_jpeg, random_aug_records
     from mobileclip_fastload.tokenizer import tokenize
 
@@ -80,19 +81,11 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | 
     for old in out.glob("shard-*.tar"):
         old.unlink()
     rng = np.random.default_rng(seed)
-    per_shard = -(-n // shards)
     drawn: list[tuple] = []
-    tars = [tarfile.open(t, "w") for t in tar_paths]
-    with contextlib.ExitStack() as stack, StoreWriter(store_path, J=J, S=S, K=K, D=D) as writer:
-        for t in tars:
-            stack.enter_context(t)
 
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tars[i // per_shard].addfile(info, io.BytesIO(data))
-
-        for i in range(n):
+    def shard_samples(writer, first: int, stop: int):
+        """(key, members) of samples first..stop-1 for write_tar, each also added to the store."""
+        for i in range(first, stop):
             key = f"{i:08d}"
             if unique is None or len(drawn) < unique:
                 jpeg, w, h = photo_jpeg(rng, min_side=min_side, max_side=max_side)
@@ -113,12 +106,9 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | 
             syn = [f"synthetic caption {s} describing photo {i}" for s in range(S)]
             npz = io.BytesIO()
             np.savez(npz, image_emb=image_emb, text_emb=text_emb)
-            add(f"{key}.jpg", jpeg)
-            add(f"{key}.txt", caption.encode())
-            add(f"{key}.syn.json", json.dumps({"syn_text": syn}).encode())
-            add(f"{key}.paug.json", json.dumps({"param_aug": param_aug}).encode())
-            add(f"{key}.npz", npz.getvalue())
-            add(f"{key}.json", json.dumps({"uid": key}).encode())
+            yield key, [("jpg", jpeg), ("txt", caption.encode()), ("syn.json", json.dumps({"syn_text": syn}).encode()),
+                        ("paug.json", json.dumps({"param_aug": param_aug}).encode()), ("npz", npz.getvalue()),
+                        ("json", json.dumps({"uid": key}).encode())]
             writer.add(
                 Sample(
                     uid=key, image=jpeg, width=w, height=h, orig_width=w, orig_height=h,
@@ -128,6 +118,10 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | 
                     sha256=None, flags=0,
                 )
             )
+
+    with StoreWriter(store_path, J=J, S=S, K=K, D=D) as writer:
+        for k, tar in enumerate(tar_paths):
+            write_tar(tar, shard_samples(writer, k * n // shards, (k + 1) * n // shards))
     spec_path.write_text(json.dumps(spec))
     return tar_path, store_path
 
@@ -551,7 +545,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    labels = [(r["pil"] if r["kind"] == "reference" else r["kind"]).replace(" ", "\n").replace("-", "-\n") + f"\nx{r['parallel']}"
+    labels = [("reference " + r["pil"] if r["kind"] == "reference" else r["kind"]).replace(" ", "\n").replace("-", "-\n") + f"\nx{r['parallel']}"
               for r in rows]
     ax.bar(labels, [r["samples_per_s"] for r in rows], color=["#d62728" if r["kind"].startswith("fast") else "#888" for r in rows])
     ax.tick_params(axis="x", labelsize=7)
