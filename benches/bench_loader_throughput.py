@@ -173,10 +173,10 @@ def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = 
     from mobileclip_fastload.loader import TRAINING_INTERPOLATION
     from mobileclip_fastload.reference import reference_replay
 
-    urls = [str(t) for t in tars]
-    if not loop and len(urls) < max(1, workers):
+    if not loop and len(tars) < max(1, workers):
         raise ValueError(f"the reference needs at least one shard per worker (open_clip asserts it): "
-                         f"{len(urls)} shards for {workers} workers")
+                         f"{len(tars)} shards for {workers} workers")
+    urls = "::".join(str(t) for t in tars)  # open_clip's --train-data form (ResampledShards2 takes only that)
     tokenizer = get_tokenizer("ViT-B-16")
     epoch = SharedEpoch(0)
 
