@@ -369,12 +369,18 @@ def pixel_cases(data: Path, n: int, batch: int) -> tuple[list[tuple[bytes, objec
 
 
 def replay_cases(cases_path: Path, out_path: Path) -> dict:
-    """The reference replay of every case with this interpreter's PIL, saved as [n, H, W, 3] uint8."""
+    """The reference replay of every case with this interpreter's PIL, saved as [n, H, W, 3] uint8
+    arrays: ``full`` (crop, resize, ops) and ``resize`` (the same crop and resize, no ops)."""
     from mobileclip_fastload.loader import TRAINING_INTERPOLATION
     from mobileclip_fastload.reference import reference_replay
 
+    def replay(entries):
+        return np.stack([reference_replay(jpeg, params, IMAGE_SIZE, TRAINING_INTERPOLATION) for jpeg, params in entries])
+
     cases = pickle.loads(cases_path.read_bytes())
-    np.save(out_path, np.stack([reference_replay(jpeg, params, IMAGE_SIZE, TRAINING_INTERPOLATION) for jpeg, params in cases]))
+    no_ops = [(jpeg, None if params is None else [params[0], []]) for jpeg, params in cases]
+    with open(out_path, "wb") as f:
+        np.savez(f, full=replay(cases), resize=replay(no_ops))
     return _pil()
 
 
@@ -436,6 +442,23 @@ def _child(args, extra: list[str], variant_dir: Path | None) -> dict | None:
     return row
 
 
+def _spread(values: list[float], fmt: str) -> str:
+    vs = sorted(values)
+    med = fmt.format(float(np.median(vs)))
+    lo, hi = fmt.format(vs[0]), fmt.format(vs[-1])
+    return med if lo == hi else f"{med} ({lo}-{hi})"
+
+
+def _summary(runs: list[dict], reference: list[dict]) -> dict:
+    """One configuration over the rounds: median rate, per-round ratios to the Pillow reference."""
+    ref = {r["round"]: r["samples_per_s"] for r in reference}
+    rates = [r["samples_per_s"] for r in runs]
+    return {**runs[0], "rates": rates, "samples_per_s": float(np.median(rates)),
+            "vs_reference": [r["samples_per_s"] / ref[r["round"]] for r in runs if r["round"] in ref],
+            "time_to_first_batch_s": float(np.median([r["time_to_first_batch_s"] for r in runs])),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+
 def _label(r: dict) -> str:
     if r["kind"] == "reference":
         return f"reference (WebDataset + {r['pil']} + torchvision)"
@@ -452,6 +475,7 @@ def main() -> None:
     ap.add_argument("--unique", type=int, help="draw only this many distinct images (faster to build; same work per sample)")
     ap.add_argument("--parallel", default=f"1,{os.cpu_count() or 1}", help="workers / threads, comma-separated")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds of every configuration")
     ap.add_argument("--pixel-samples", type=int, default=64)
     ap.add_argument("--pil-variant", action="append", metavar="NAME=DIR",
                     help="a PIL installed with pip --target DIR to run the reference under too (repeatable; "
@@ -469,6 +493,8 @@ def main() -> None:
     if args.replay_cases:
         print(json.dumps(replay_cases(*args.replay_cases)))
         return
+    from mobileclip_fastload.loader import TRAINING_INTERPOLATION
+
     parallel = sorted({int(p) for p in args.parallel.split(",")})
     shards = args.shards or max(16, *parallel)
     args.data.mkdir(parents=True, exist_ok=True)
@@ -482,21 +508,24 @@ def main() -> None:
     cases, loader_images = pixel_cases(args.data, args.pixel_samples, args.batch)
     cases_path = args.out / "pixel-cases.pkl"
     cases_path.write_bytes(pickle.dumps(cases))
-    replays: dict[str, np.ndarray] = {}
+    replays: dict[str, dict[str, np.ndarray]] = {}
     for name, where in [(None, None), *variants.items()]:
-        npy = args.out / f"pixels-{name or 'pillow'}.npy"
-        info = _child(args, ["--replay-cases", str(cases_path), str(npy)], where)
+        npz = args.out / f"pixels-{name or 'pillow'}.npz"
+        info = _child(args, ["--replay-cases", str(cases_path), str(npz)], where)
         if info is not None:
-            replays[f"{name or 'Pillow'} {info['pil_version']}"] = np.load(npy)
-    pixel_lines = [f"pixels: the first {len(cases)} images the loader yields (uint8, {IMAGE_SIZE} px, stored crop +"
-                   f" RandAugment ops) against the reference replay of the same augmentations:"]
+            with np.load(npz) as z:
+                replays[f"{name or 'Pillow'} {info['pil_version']}"] = {k: z[k] for k in ("full", "resize")}
+    pixel_lines = [f"pixels: the first {len(cases)} images the loader yields (uint8, {IMAGE_SIZE} px {TRAINING_INTERPOLATION},"
+                   f" stored crop + RandAugment ops) against the reference replay of the same augmentations:"]
     names = list(replays)
     if names:
         base = names[0]
-        pixel_lines.append("  " + describe_difference("FastReinforcedLoader", base, pixel_difference(loader_images, replays[base])))
-        for k, a in enumerate(names):
-            for b in names[k + 1:]:
-                pixel_lines.append("  " + describe_difference(b, a, pixel_difference(replays[b], replays[a])))
+        pixel_lines.append("  " + describe_difference("FastReinforcedLoader", base, pixel_difference(loader_images, replays[base]["full"])))
+        for part, title in (("full", "crop + resize + ops"), ("resize", "crop + resize only (ops left out)")):
+            for k, a in enumerate(names):
+                for b in names[k + 1:]:
+                    diff = pixel_difference(replays[b][part], replays[a][part])
+                    pixel_lines.append(f"  {title}: " + describe_difference(b, a, diff))
     print("\n".join(pixel_lines), flush=True)
 
     # throughput: every configuration in its own process, the variants beside Pillow
@@ -510,27 +539,32 @@ def main() -> None:
         plan += [("dali-cpu", p, None) for p in parallel]
     except ImportError:
         print("NVIDIA DALI not installed: skipping (d)")
-    rows = []
-    for kind, par, variant in plan:
-        r = _child(args, ["--run-one", kind, str(par)], variants.get(variant))
-        if r is None:
-            continue
-        r["variant"], r["pil"] = variant, f"{variant or 'Pillow'} {r['pil_version']}"
-        rows.append(r)
-        print(f"{_label(r):>58} x{par}: {r['samples_per_s']:8.1f} samples/s  first batch {r['time_to_first_batch_s']:.3f}s"
-              f"  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-    pillow_ref = {r["parallel"]: r for r in rows if r["kind"] == "reference" and r["variant"] is None}
-    lines = ["| pipeline | workers/threads | samples/s | vs reference with Pillow (same N) | time to first batch (s) | peak RSS (MB) |",
+    # Rounds: every configuration once per round, in plan order, so a shared machine's load hits
+    # all alike; ratios are taken within a round, then their median over the rounds.
+    runs: dict[tuple, list[dict]] = {}
+    for rnd in range(args.repeats):
+        for kind, par, variant in plan:
+            r = _child(args, ["--run-one", kind, str(par)], variants.get(variant))
+            if r is None:
+                continue
+            r["variant"], r["pil"], r["round"] = variant, f"{variant or 'Pillow'} {r['pil_version']}", rnd
+            runs.setdefault((kind, par, variant), []).append(r)
+            print(f"round {rnd + 1}/{args.repeats} {_label(r):>58} x{par}: {r['samples_per_s']:8.1f} samples/s"
+                  f"  first batch {r['time_to_first_batch_s']:.3f}s  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    rows = [_summary(rs, runs.get(("reference", key[1], None), [])) for key, rs in runs.items()]
+    lines = [f"samples/s and ratios: median (min-max) over {args.repeats} interleaved round(s)", "",
+             "| pipeline | workers/threads | samples/s | vs reference with Pillow (same N, same round) |"
+             " time to first batch (s) | peak RSS (MB) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        ref = pillow_ref.get(r["parallel"]) if r["kind"] in ("reference", "fast", "fast-uint8") else None
-        ratio = f"{r['samples_per_s'] / ref['samples_per_s']:.2f}x" if ref else ""
-        lines.append(f"| {_label(r)} | {r['parallel']} | {r['samples_per_s']:.0f} | {ratio} | {r['time_to_first_batch_s']:.3f}"
-                     f" | {r['peak_rss_mb']:.0f} |")
-    fast = {r["parallel"]: r for r in rows if r["kind"] == "fast"}
+        ratio = _spread(r["vs_reference"], "{:.2f}x") if r["vs_reference"] and r["kind"] in ("reference", "fast", "fast-uint8") else ""
+        lines.append(f"| {_label(r)} | {r['parallel']} | {_spread(r['rates'], '{:.0f}')} | {ratio} |"
+                     f" {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
+    fast = {key[1]: rs for key, rs in runs.items() if key[0] == "fast"}
     if len(fast) > 1:
         lo, hi = min(fast), max(fast)
-        lines.append(f"\nFastReinforcedLoader {lo} -> {hi} thread scaling: {fast[hi]['samples_per_s'] / fast[lo]['samples_per_s']:.2f}x")
+        scale = [b["samples_per_s"] / a["samples_per_s"] for a in fast[lo] for b in fast[hi] if a["round"] == b["round"]]
+        lines.append(f"\nFastReinforcedLoader {lo} -> {hi} thread scaling: {_spread(scale, '{:.2f}x')}")
     text = "\n".join(lines + [""] + pixel_lines)
     print(text)
     (args.out / "bench_loader_throughput.md").write_text(text + "\n")

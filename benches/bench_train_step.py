@@ -16,7 +16,8 @@ comparison, and the training loop end to end fed by three data pipelines.
 (3) ``training.train`` end to end on MobileCLIP-S0 with the default fast path, fed by
     (a) in-memory uint8 batches, (b) FastReinforcedLoader (uint8, one thread per core but
     one left to the training thread, pinned recycled memory on CUDA), (c) the WebDataset + DataLoader reference of
-    ``benches/bench_loader_throughput.py`` (many shards, one worker per core): steady-state
+    ``benches/bench_loader_throughput.py`` (open_clip's ``--dataset-resampled`` pipeline over many
+    shards, one worker per core): steady-state
     samples/s (the read-back window after warm-up) and the median data wait per step.
 
 On the CPU, channels_last and the compiled variants are skipped: channels_last backward
