@@ -36,8 +36,10 @@ import argparse
 import io
 import json
 import os
+import gc
 import pickle
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -222,14 +224,14 @@ def run_reference(data: Path, workers: int, batch: int) -> tuple[int, float, flo
     import webdataset  # noqa: F401
 
     tars = sorted(data.glob("shard-*.tar"))
-    t0 = time.perf_counter()
+    t0 = _start()
     return _drain(reference_pipeline(tars, batch, workers), t0)
 
 
 def run_fast(data: Path, threads: int, batch: int, output: str = "float32") -> tuple[int, float, float]:
     from mobileclip_fastload import FastReinforcedLoader
 
-    t0 = time.perf_counter()
+    t0 = _start()
     loader = FastReinforcedLoader(data / "store", batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0, output=output)
     return _drain(loader, t0)
 
@@ -239,36 +241,64 @@ def run_fast_uint8(data: Path, threads: int, batch: int) -> tuple[int, float, fl
     return run_fast(data, threads, batch, output="uint8")
 
 
+# CPU time of this process and its reaped children (DataLoader workers), less the RSS sampler's.
+_CPU = {"sampler": 0.0, "start": 0.0, "used": 0.0}
+
+
+def _cpu_seconds() -> float:
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime - _CPU["sampler"]
+
+
+def _start() -> float:
+    """Start the clocks: wall time returned, CPU time kept for `_cpu_used`."""
+    _CPU["start"] = _cpu_seconds()
+    return time.perf_counter()
+
+
+def _cpu_used() -> None:
+    _CPU["used"] = _cpu_seconds() - _CPU["start"]
+
+
 def _drain(loader, t0: float) -> tuple[int, float, float]:
     """Iterate one epoch; (samples, time to first batch, total time), both from `t0`
-    (just before the loader is built: imports are not counted)."""
-    first = None
+    (just before the loader is built: imports are not counted). The loader is then
+    shut down, so that its worker processes' CPU time is counted."""
+    first, b = None, None
     n = 0
     for b in loader:
         n += len(b[0])
         if first is None:
             first = time.perf_counter() - t0
-    return n, first or 0.0, time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    del loader, b
+    gc.collect()  # the last reference: DataLoader workers are joined (reaped) here
+    _cpu_used()
+    return n, first or 0.0, elapsed
 
 
 def run_pillow_decode(data: Path, *_args) -> tuple[int, float, float]:
     from PIL import Image
 
     jpegs = _jpegs(data)
-    t0 = time.perf_counter()
+    t0 = _start()
     for jpeg in jpegs:
         Image.open(io.BytesIO(jpeg)).convert("RGB").load()
-    return len(jpegs), 0.0, time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    _cpu_used()
+    return len(jpegs), 0.0, elapsed
 
 
 def run_turbo_decode(data: Path, *_args) -> tuple[int, float, float]:
     from mobileclip_fastload._core import decode_rgb
 
     jpegs = _jpegs(data)
-    t0 = time.perf_counter()
+    t0 = _start()
     for jpeg in jpegs:
         decode_rgb(jpeg)
-    return len(jpegs), 0.0, time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    _cpu_used()
+    return len(jpegs), 0.0, elapsed
 
 
 def run_dali(data: Path, threads: int, batch: int) -> tuple[int, float, float]:
@@ -284,14 +314,16 @@ def run_dali(data: Path, threads: int, batch: int) -> tuple[int, float, float]:
         img = fn.decoders.image_random_crop(data, device="cpu", output_type=types.RGB)
         return fn.resize(img, resize_x=IMAGE_SIZE, resize_y=IMAGE_SIZE)
 
-    t0 = time.perf_counter()
+    t0 = _start()
     p = pipe()
     p.build()
     p.run()
     first = time.perf_counter() - t0
     for _ in range(n_batches - 1):
         p.run()
-    return n_batches * batch, first, time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    _cpu_used()
+    return n_batches * batch, first, elapsed
 
 
 RUNNERS = {"reference": run_reference, "fast": run_fast, "fast-uint8": run_fast_uint8, "pillow-decode": run_pillow_decode,
@@ -337,6 +369,7 @@ def run_one(kind: str, data: Path, parallel: int, batch: int) -> dict:
                 except psutil.Error:
                     pass
             peak[0] = max(peak[0], rss)
+            _CPU["sampler"] = time.thread_time()  # this thread's CPU so far, left out of the runs' CPU
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample_rss, daemon=True)
@@ -346,7 +379,8 @@ def run_one(kind: str, data: Path, parallel: int, batch: int) -> dict:
     sampler.join()
     peak_bytes = max(peak[0], _vm_hwm_bytes())
     return {"kind": kind, "parallel": parallel, "samples": n, "seconds": elapsed, "samples_per_s": n / elapsed,
-            "time_to_first_batch_s": first, "peak_rss_mb": peak_bytes / 2**20, **_pil()}
+            "time_to_first_batch_s": first, "peak_rss_mb": peak_bytes / 2**20,
+            "cpu_ms_per_sample": 1e3 * _CPU["used"] / n, **_pil()}
 
 
 # ----------------------------------------------------------------------------- pixels
@@ -455,6 +489,7 @@ def _summary(runs: list[dict], reference: list[dict]) -> dict:
     rates = [r["samples_per_s"] for r in runs]
     return {**runs[0], "rates": rates, "samples_per_s": float(np.median(rates)),
             "vs_reference": [r["samples_per_s"] / ref[r["round"]] for r in runs if r["round"] in ref],
+            "cpu_ms": [r["cpu_ms_per_sample"] for r in runs],
             "time_to_first_batch_s": float(np.median([r["time_to_first_batch_s"] for r in runs])),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
 
@@ -520,7 +555,8 @@ def main() -> None:
     names = list(replays)
     if names:
         base = names[0]
-        pixel_lines.append("  " + describe_difference("FastReinforcedLoader", base, pixel_difference(loader_images, replays[base]["full"])))
+        ours = pixel_difference(loader_images, replays[base]["full"])
+        pixel_lines.append("  " + describe_difference("FastReinforcedLoader", base, ours))
         for part, title in (("full", "crop + resize + ops"), ("resize", "crop + resize only (ops left out)")):
             for k, a in enumerate(names):
                 for b in names[k + 1:]:
@@ -550,16 +586,18 @@ def main() -> None:
             r["variant"], r["pil"], r["round"] = variant, f"{variant or 'Pillow'} {r['pil_version']}", rnd
             runs.setdefault((kind, par, variant), []).append(r)
             print(f"round {rnd + 1}/{args.repeats} {_label(r):>58} x{par}: {r['samples_per_s']:8.1f} samples/s"
-                  f"  first batch {r['time_to_first_batch_s']:.3f}s  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+                  f"  {r['cpu_ms_per_sample']:.2f} CPU ms/sample  first batch {r['time_to_first_batch_s']:.3f}s"
+                  f"  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     rows = [_summary(rs, runs.get(("reference", key[1], None), [])) for key, rs in runs.items()]
     lines = [f"samples/s and ratios: median (min-max) over {args.repeats} interleaved round(s)", "",
              "| pipeline | workers/threads | samples/s | vs reference with Pillow (same N, same round) |"
-             " time to first batch (s) | peak RSS (MB) |",
-             "|---|---|---|---|---|---|"]
+             " CPU ms / sample | time to first batch (s) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = _spread(r["vs_reference"], "{:.2f}x") if r["vs_reference"] and r["kind"] in ("reference", "fast", "fast-uint8") else ""
+        compared = r["vs_reference"] and r["kind"] in ("reference", "fast", "fast-uint8")
+        ratio = _spread(r["vs_reference"], "{:.2f}x") if compared else ""
         lines.append(f"| {_label(r)} | {r['parallel']} | {_spread(r['rates'], '{:.0f}')} | {ratio} |"
-                     f" {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
+                     f" {_spread(r['cpu_ms'], '{:.2f}')} | {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
     fast = {key[1]: rs for key, rs in runs.items() if key[0] == "fast"}
     if len(fast) > 1:
         lo, hi = min(fast), max(fast)
@@ -579,8 +617,8 @@ def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    labels = [("reference " + r["pil"] if r["kind"] == "reference" else r["kind"]).replace(" ", "\n").replace("-", "-\n") + f"\nx{r['parallel']}"
-              for r in rows]
+    names = [("reference " + r["pil"] if r["kind"] == "reference" else r["kind"]) for r in rows]
+    labels = [n.replace(" ", "\n").replace("-", "-\n") + f"\nx{r['parallel']}" for n, r in zip(names, rows)]
     ax.bar(labels, [r["samples_per_s"] for r in rows], color=["#d62728" if r["kind"].startswith("fast") else "#888" for r in rows])
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylabel("samples / s")
