@@ -485,10 +485,11 @@ def _spread(values: list[float], fmt: str) -> str:
 
 def _summary(runs: list[dict], reference: list[dict]) -> dict:
     """One configuration over the rounds: median rate, per-round ratios to the Pillow reference."""
-    ref = {r["round"]: r["samples_per_s"] for r in reference}
+    ref = {r["round"]: r for r in reference}
     rates = [r["samples_per_s"] for r in runs]
     return {**runs[0], "rates": rates, "samples_per_s": float(np.median(rates)),
-            "vs_reference": [r["samples_per_s"] / ref[r["round"]] for r in runs if r["round"] in ref],
+            "vs_reference": [r["samples_per_s"] / ref[r["round"]]["samples_per_s"] for r in runs if r["round"] in ref],
+            "cpu_vs_reference": [ref[r["round"]]["cpu_ms_per_sample"] / r["cpu_ms_per_sample"] for r in runs if r["round"] in ref],
             "cpu_ms": [r["cpu_ms_per_sample"] for r in runs],
             "time_to_first_batch_s": float(np.median([r["time_to_first_batch_s"] for r in runs])),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
@@ -589,15 +590,17 @@ def main() -> None:
                   f"  {r['cpu_ms_per_sample']:.2f} CPU ms/sample  first batch {r['time_to_first_batch_s']:.3f}s"
                   f"  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     rows = [_summary(rs, runs.get(("reference", key[1], None), [])) for key, rs in runs.items()]
-    lines = [f"samples/s and ratios: median (min-max) over {args.repeats} interleaved round(s)", "",
+    lines = [f"median (min-max) over {args.repeats} interleaved round(s); CPU time: the process and its DataLoader"
+             " workers, from the loader's construction to its shutdown", "",
              "| pipeline | workers/threads | samples/s | vs reference with Pillow (same N, same round) |"
-             " CPU ms / sample | time to first batch (s) | peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|"]
+             " CPU ms / sample | reference's CPU / this CPU (same N, same round) | time to first batch (s) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         compared = r["vs_reference"] and r["kind"] in ("reference", "fast", "fast-uint8")
         ratio = _spread(r["vs_reference"], "{:.2f}x") if compared else ""
+        cpu_ratio = _spread(r["cpu_vs_reference"], "{:.2f}x") if compared else ""
         lines.append(f"| {_label(r)} | {r['parallel']} | {_spread(r['rates'], '{:.0f}')} | {ratio} |"
-                     f" {_spread(r['cpu_ms'], '{:.2f}')} | {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
+                     f" {_spread(r['cpu_ms'], '{:.2f}')} | {cpu_ratio} | {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
     fast = {key[1]: rs for key, rs in runs.items() if key[0] == "fast"}
     if len(fast) > 1:
         lo, hi = min(fast), max(fast)
