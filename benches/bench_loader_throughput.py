@@ -25,9 +25,12 @@
     variant: max |difference|, fraction of differing values, mean |difference|.
 
 Every configuration runs in a fresh subprocess so that peak RSS (the process
-tree, sampled) and time to first batch are its own.
+tree, sampled), time to first batch and CPU time (the process and its reaped
+DataLoader workers: steadier than wall time where the cores are shared) are its
+own; ``--repeats R`` runs every configuration once per round, R rounds, and
+reports medians and per-round ratios.
 
-    python benches/bench_loader_throughput.py --samples 600 --out bench-out
+    python benches/bench_loader_throughput.py --samples 600 --out bench-out [--repeats 3]
 """
 
 from __future__ import annotations
