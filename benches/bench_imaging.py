@@ -1,8 +1,9 @@
 """Throughput of the exact image path vs the Pillow + torchvision reference.
 
 Single thread, ~512 px JPEG q90 photographs (skimage.data, resized), one
-DataCompDR-like augmentation per image (RandomResizedCrop box + 2 RandAugment
-ops at magnitude 9). Also checks that every replayed image is bit-identical.
+DataCompDR augmentation per image (RandomResizedCrop box + 2 RandAugment ops
+at magnitude 9, drawn by ``reinforce.augmentation``). Also checks that every
+replayed image is bit-identical.
 
     PYTHONPATH=python python benches/bench_imaging.py [--seconds 3] [--threads 2]
     PYTHONPATH=python python benches/bench_imaging.py --soak 3000   # exactness soak only
@@ -23,6 +24,7 @@ from skimage import data as skdata
 
 from mobileclip_fastload import _core
 from mobileclip_fastload.reference import AugParams, reference_replay
+from mobileclip_fastload.reinforce.augmentation import draw_entry, rrc_params, seeded_generator
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
 
@@ -39,32 +41,15 @@ def make_jpegs(long_side=512, quality=90):
     return out
 
 
-def rrc_box(rng, w, h):
-    """torchvision RandomResizedCrop.get_params (scale 0.08-1, ratio 3/4-4/3)."""
-    area = w * h
-    for _ in range(10):
-        target = area * rng.uniform(0.08, 1.0)
-        ar = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
-        cw, ch = round(math.sqrt(target * ar)), round(math.sqrt(target / ar))
-        if 0 < cw <= w and 0 < ch <= h:
-            return rng.randint(0, h - ch), rng.randint(0, w - cw), ch, cw
-    return 0, 0, h, w
-
-
-MAG9 = {1: 0.09, 2: 0.09, 3: 30.45, 4: 30.45, 5: 9.0, 6: 0.27, 7: 0.27, 8: 0.27, 9: 0.27, 10: 7.0, 11: 178.5, 12: 0.0, 13: 0.0}
-
-
 def make_cases(jpegs, n, seed=0):
-    rng = random.Random(seed)
+    """(jpeg, box, ops): DataCompDR entries (RandomResizedCrop box + RandAugment(2, 9) ops) drawn
+    as reinforcement draws them."""
+    g = seeded_generator(seed)
     cases = []
     for i in range(n):
         b, (w, h) = jpegs[i % len(jpegs)]
-        ops = []
-        for _ in range(2):
-            op = rng.randint(0, 13)
-            m = MAG9.get(op, 0.0)
-            ops.append((op, -m if op <= 9 and rng.random() < 0.5 else m))
-        cases.append((b, rrc_box(rng, w, h), ops))
+        box, ops = draw_entry(g, w, h)
+        cases.append((b, tuple(box), [tuple(o) for o in ops]))
     return cases
 
 
@@ -77,6 +62,7 @@ def soak(n, seed):
     import torch
 
     rng = random.Random(seed)
+    g = seeded_generator(seed)
     images = []
     for name in SOAK_PHOTOS:
         im = Image.fromarray(getattr(skdata, name)())
@@ -93,7 +79,7 @@ def soak(n, seed):
         b, (w, h) = rng.choice(images)
         size = rng.choice([224, 256, rng.randint(1, 400)])
         if rng.random() < 0.7:
-            top, left, ch, cw = rrc_box(rng, w, h)
+            top, left, ch, cw = rrc_params(g, w, h)
         else:
             ch, cw = rng.randint(1, 2 * h), rng.randint(1, 2 * w)
             top, left = rng.randint(-h, h), rng.randint(-w, w)

@@ -12,7 +12,7 @@ upscaled), 256 px bilinear output as the loader's default:
     baseline build), interleaved, each repeat in a fresh process.
 (2) Throughput per core: FastReinforcedLoader with 1 thread (before / after)
     vs Pillow decode-only of the same JPEGs and vs the WebDataset + Pillow +
-    torchvision reference with 1 worker (benches/loader_throughput.py's
+    torchvision reference with 1 worker (benches/bench_loader_throughput.py's
     runners), interleaved, each repeat in a fresh process.
 
 (3) With `--callgrind BEFORE_BIN AFTER_BIN`: instruction counts per sample and
@@ -149,7 +149,7 @@ def main() -> None:
     import pickle
 
     sys.path.insert(0, str(HERE))
-    import loader_throughput as lt
+    import bench_loader_throughput as lt
 
     impls = {"before": str(Path(args.before).resolve()), "after": str(Path(args.after).resolve())}
     report, lines = {}, []
@@ -201,7 +201,7 @@ def main() -> None:
         if not args.skip_loader:
             for _ in range(args.repeats):
                 for kind, impl in plan:
-                    r = run_sub([str(HERE / "loader_throughput.py"), "--out", str(d), "--batch", "32", "--run-one", kind, "1"],
+                    r = run_sub([str(HERE / "bench_loader_throughput.py"), "--out", str(d), "--batch", "32", "--run-one", kind, "1"],
                                 impls[impl])
                     rates.setdefault(f"{kind}:{impl}", []).append(r["samples_per_s"])
             med = {k: statistics.median(v) for k, v in rates.items()}

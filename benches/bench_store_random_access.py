@@ -36,6 +36,7 @@ import numpy as np
 
 from mobileclip_fastload import Store
 from mobileclip_fastload.store import Sample, StoreWriter, aug_records
+from mobileclip_fastload.testing.datacompdr import write_tar
 
 J, S, K, D = 30, 5, 2, 768
 SAMPLES_PER_TAR = 500
@@ -51,41 +52,36 @@ def param_aug(rng: np.random.Generator) -> list:
 def build(root: Path, n: int) -> tuple[Path, list[Path]]:
     rng = np.random.default_rng(0)
     store_dir, tars = root / "store", []
-    writer = StoreWriter(store_dir, J=J, S=S, K=K, D=D, embedding_dtype="float16")
-    tar = None
-    for i in range(n):
-        if i % SAMPLES_PER_TAR == 0:
-            if tar:
-                tar.close()
-            tars.append(root / f"{i // SAMPLES_PER_TAR:08d}.tar")
-            tar = tarfile.open(tars[-1], "w")
-        key = f"{i:09d}"
-        image_emb = rng.standard_normal((J, K * D), dtype=np.float32)
-        text_emb = rng.standard_normal((1 + S, K * D), dtype=np.float32)
-        params = param_aug(rng)
-        syn = [f"synthetic caption {s} of sample {i}" for s in range(S)]
-        npz = io.BytesIO()
-        np.savez(npz, image_emb=image_emb, text_emb=text_emb)
-        members = {
-            "url.txt": f"https://example.com/{key}.jpg".encode(),
-            "syn.json": json.dumps({"syn_text": syn}).encode(),
-            "paug.json": json.dumps({"param_aug": params}).encode(),
-            "npz": npz.getvalue(),
-            "json": json.dumps({"uid": key, "sha256": "0" * 64}).encode(),
-        }
-        for ext, data in members.items():
-            info = tarfile.TarInfo(f"{key}.{ext}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        aug, _ = aug_records(params, width=320, height=320)
-        writer.add(Sample(
-            uid=key, image=rng.integers(0, 256, IMAGE_BYTES, dtype=np.uint8).tobytes(), width=320, height=320,
-            orig_width=320, orig_height=320, caption=f"caption {i}", caption_tokens=np.array([49406, 49407], np.uint16),
-            syn_captions=syn, syn_tokens=[np.array([49406, 49407], np.uint16)] * S, aug=aug,
-            image_emb=image_emb, text_emb=text_emb,
-        ))
-    tar.close()
-    writer.close()
+
+    def samples(writer: StoreWriter, first: int, stop: int):
+        """(key, members) of samples first..stop-1 for write_tar, each also added to the store."""
+        for i in range(first, stop):
+            key = f"{i:09d}"
+            image_emb = rng.standard_normal((J, K * D), dtype=np.float32)
+            text_emb = rng.standard_normal((1 + S, K * D), dtype=np.float32)
+            params = param_aug(rng)
+            syn = [f"synthetic caption {s} of sample {i}" for s in range(S)]
+            npz = io.BytesIO()
+            np.savez(npz, image_emb=image_emb, text_emb=text_emb)
+            yield key, [
+                ("url.txt", f"https://example.com/{key}.jpg".encode()),
+                ("syn.json", json.dumps({"syn_text": syn}).encode()),
+                ("paug.json", json.dumps({"param_aug": params}).encode()),
+                ("npz", npz.getvalue()),
+                ("json", json.dumps({"uid": key, "sha256": "0" * 64}).encode()),
+            ]
+            aug, _ = aug_records(params, width=320, height=320)
+            writer.add(Sample(
+                uid=key, image=rng.integers(0, 256, IMAGE_BYTES, dtype=np.uint8).tobytes(), width=320, height=320,
+                orig_width=320, orig_height=320, caption=f"caption {i}", caption_tokens=np.array([49406, 49407], np.uint16),
+                syn_captions=syn, syn_tokens=[np.array([49406, 49407], np.uint16)] * S, aug=aug,
+                image_emb=image_emb, text_emb=text_emb,
+            ))
+
+    with StoreWriter(store_dir, J=J, S=S, K=K, D=D, embedding_dtype="float16") as writer:
+        for first in range(0, n, SAMPLES_PER_TAR):
+            tars.append(root / f"{first // SAMPLES_PER_TAR:08d}.tar")
+            write_tar(tars[-1], samples(writer, first, min(n, first + SAMPLES_PER_TAR)))
     return store_dir, tars
 
 

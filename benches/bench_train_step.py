@@ -16,7 +16,8 @@ comparison, and the training loop end to end fed by three data pipelines.
 (3) ``training.train`` end to end on MobileCLIP-S0 with the default fast path, fed by
     (a) in-memory uint8 batches, (b) FastReinforcedLoader (uint8, one thread per core but
     one left to the training thread, pinned recycled memory on CUDA), (c) the WebDataset + DataLoader reference of
-    ``benches/loader_throughput.py`` (many shards, one worker per core): steady-state
+    ``benches/bench_loader_throughput.py`` (open_clip's ``--dataset-resampled`` pipeline over many
+    shards, one worker per core): steady-state
     samples/s (the read-back window after warm-up) and the median data wait per step.
 
 On the CPU, channels_last and the compiled variants are skipped: channels_last backward
@@ -231,7 +232,7 @@ class ReferenceSource:
     (it cannot resume: state_dict is empty, as WebDataset has no position)."""
 
     def __init__(self, tars: list[Path], batch: int, workers: int, pin_memory: bool) -> None:
-        from loader_throughput import reference_pipeline
+        from bench_loader_throughput import reference_pipeline
 
         # pin_memory: the DataLoader's pinning thread, as a reference training script would use it
         self.loader = reference_pipeline(tars, batch, workers, loop=True, pin_memory=pin_memory)
@@ -258,7 +259,7 @@ class ReferenceSource:
 
 
 def bench_end_to_end(args, device: torch.device) -> list[dict]:
-    from loader_throughput import build_data, shard_paths
+    from bench_loader_throughput import build_data, shard_paths
 
     from training.data import open_store_loader
 
