@@ -19,6 +19,7 @@ __all__ = [
     "LoaderCore",
     "MAX_LOADER_THREADS",
     "MappedShard",
+    "PIXEL_REFERENCE",
     "RemoteStoreError",
     "SampleIndexError",
     "SchemaVersionError",
