@@ -32,9 +32,6 @@
 //!   full decode except at the region's own edges; decoding a margin around
 //!   the crop makes it exact, which the replay uses by default.
 
-#[macro_use]
-pub mod simd;
-
 pub mod affine;
 pub mod crop;
 pub mod decode;
@@ -48,6 +45,7 @@ pub mod pymath;
 pub mod randaugment;
 pub mod replay;
 pub mod resample;
+pub mod simd;
 mod transpose;
 
 pub use crop::CropBox;
