@@ -17,7 +17,7 @@
 use turbojpeg::raw;
 
 use super::crop::CropBox;
-use super::decode::{Decoded, Region};
+use super::decoded::{check_pixels, Decoded, Region};
 use super::CHANNELS;
 use crate::error::{Error, Result};
 
@@ -103,7 +103,7 @@ impl JpegDecoder {
                 "not a decodable JPEG (no frame header before the scan data)",
             )
         })?;
-        super::decode::check_pixels(key, fw, fh, max_pixels)?;
+        check_pixels(key, fw, fh, max_pixels)?;
         if unsafe { raw::tj3DecompressHeader(self.handle, data.as_ptr(), data.len() as _) } != 0 {
             return Err(Error::decode(
                 key,

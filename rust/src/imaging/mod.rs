@@ -35,6 +35,7 @@
 pub mod affine;
 pub mod crop;
 pub mod decode;
+pub mod decoded;
 pub mod enhance;
 pub mod geometry;
 mod jpeg_decode;
@@ -49,7 +50,8 @@ pub mod simd;
 mod transpose;
 
 pub use crop::CropBox;
-pub use decode::{Decoded, Decoder, ImageFormat, Region, DEFAULT_MAX_PIXELS};
+pub use decode::{Decoder, ImageFormat};
+pub use decoded::{Decoded, Region, DEFAULT_MAX_PIXELS};
 pub use replay::{Replayer, StageTimes};
 pub use resample::{Interpolation, Resampler};
 

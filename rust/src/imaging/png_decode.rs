@@ -15,6 +15,7 @@
 //! Gamma, colour profiles and tRNS do not affect Pillow's RGB pixels, so they
 //! are ignored here too. Interlaced files are de-interlaced by the `png` crate.
 
+use super::decoded::check_pixels;
 use super::CHANNELS;
 use crate::error::{Error, Result};
 
@@ -33,7 +34,7 @@ pub fn decode_rgb(
         let info = decoder.read_header_info().map_err(bad)?;
         (info.width as usize, info.height as usize)
     };
-    super::decode::check_pixels(key, w, h, max_pixels)?;
+    check_pixels(key, w, h, max_pixels)?;
     let mut reader = decoder.read_info().map_err(bad)?;
     let size = reader
         .output_buffer_size()

@@ -3,7 +3,8 @@
 //! input allocates nothing.
 
 use super::crop::CropBox;
-use super::decode::{Decoded, Decoder, Region};
+use super::decode::Decoder;
+use super::decoded::{Decoded, Region};
 use super::randaugment::{apply_op, OpScratch};
 use super::resample::{Interpolation, Resampler};
 use super::{geometry, CHANNELS};
