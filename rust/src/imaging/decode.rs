@@ -55,27 +55,13 @@ impl std::fmt::Debug for Decoder {
 }
 
 impl Decoder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Decode `data` into `out` (grown on demand, never shrunk; the first
-    /// `w * h * 3` bytes hold the image). `key` names the sample in errors.
-    pub fn decode_rgb(
-        &mut self,
-        key: &str,
-        data: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(usize, usize)> {
-        let d = self.decode_region(key, data, None, 1, out)?;
-        Ok((d.width, d.height))
-    }
-
-    /// Like [`Self::decode_rgb`], but a JPEG may be decoded only around the
-    /// part of crop box `want` inside the image (pixel-identical to the same
-    /// region of a full decode), and at 1/`scale_denom` resolution (DCT-domain
-    /// scaling, not exact; `want` is then in scaled pixels). `out` holds the
-    /// decoded region. PNGs are always decoded whole at full resolution.
+    /// `w * h * 3` bytes hold the decoded region). `key` names the sample in
+    /// errors. With `want`, a JPEG may be decoded only around the part of crop
+    /// box `want` inside the image (pixel-identical to the same region of a
+    /// full decode), and at 1/`scale_denom` resolution (DCT-domain scaling, not
+    /// exact; `want` is then in scaled pixels). PNGs are always decoded whole
+    /// at full resolution.
     pub fn decode_region(
         &mut self,
         key: &str,
