@@ -1,6 +1,6 @@
 //! Pixel-exact image path: decode an image and re-apply one stored DataCompDR
 //! augmentation so that the result is bit-identical to the reference replay
-//! (Pillow 13.0.0 + torchvision 0.29.2, see REFERENCE.md section 4):
+//! (Pillow 13.0.0 + torchvision 0.29.2; the pipeline is stated in docs/REPLAY.md):
 //!
 //! decode -> RGB, crop (black padding) + resize (Pillow's fixed-point resample),
 //! optional horizontal flip, then the RandAugment ops in stored order.
