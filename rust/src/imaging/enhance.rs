@@ -11,7 +11,7 @@
 //! - Sharpness: `filter(ImageFilter.SMOOTH)`, Filter.c's 3x3 float kernel
 //!   (1 1 1 / 1 5 1 / 1 1 1) / 13 with +0.5 rounding; the 1-pixel border is copied.
 
-use super::CHANNELS;
+use super::{grown, CHANNELS};
 
 /// One byte of `ImagingBlend(im1, im2, alpha)`: float arithmetic, then the C
 /// cast to UINT8. On the interpolation branch (0 <= alpha <= 1) the value is
@@ -204,10 +204,7 @@ fn gray_rgb_portable(img: &[u8], dst: &mut [u8]) {
 
 /// `ImageEnhance.Color(img).enhance(factor)`; `gray` is scratch.
 pub fn color(img: &mut [u8], factor: f64, gray: &mut Vec<u8>) {
-    if gray.len() < img.len() {
-        gray.resize(img.len(), 0);
-    }
-    let g = &mut gray[..img.len()];
+    let g = grown(gray, img.len());
     gray_rgb(img, g);
     blend_with_buffer(g, img, factor);
 }
@@ -308,10 +305,7 @@ fn smooth_px(rows: [&[u8]; 3], i: usize) -> u8 {
 
 /// `ImageEnhance.Sharpness(img).enhance(factor)`; `smoothed` is scratch.
 pub fn sharpness(img: &mut [u8], w: usize, h: usize, factor: f64, smoothed: &mut Vec<u8>) {
-    if smoothed.len() < img.len() {
-        smoothed.resize(img.len(), 0);
-    }
-    let s = &mut smoothed[..img.len()];
+    let s = grown(smoothed, img.len());
     smooth(img, w, h, s);
     blend_with_buffer(s, img, factor);
 }

@@ -58,6 +58,15 @@ pub use resample::{Interpolation, Resampler};
 /// Bytes per pixel of every buffer in this module: packed RGB, row-major (HWC uint8).
 pub const CHANNELS: usize = 3;
 
+/// The first `n` elements of the reusable buffer `v`, which grows (zero-filled)
+/// when shorter and never shrinks, so that steady-state replay allocates nothing.
+pub(crate) fn grown<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+    &mut v[..n]
+}
+
 /// Synthetic JPEGs for unit tests (encoded by the same libjpeg-turbo).
 #[cfg(test)]
 pub(crate) mod test_images {

@@ -16,7 +16,7 @@
 //! are ignored here too. Interlaced files are de-interlaced by the `png` crate.
 
 use super::decoded::check_pixels;
-use super::CHANNELS;
+use super::{grown, CHANNELS};
 use crate::error::{Error, Result};
 
 pub fn decode_rgb(
@@ -39,20 +39,16 @@ pub fn decode_rgb(
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| Error::decode(key, "PNG frame too large"))?;
-    if raw.len() < size {
-        raw.resize(size, 0);
-    }
+    let raw = grown(raw, size);
     // The png crate merges Adam7 passes of sub-byte rows into the buffer bit by
     // bit, so stale bytes from a previous image would leak through: clear it.
-    raw[..size].fill(0);
-    let frame = reader.next_frame(&mut raw[..size]).map_err(bad)?;
+    raw.fill(0);
+    let frame = reader.next_frame(raw).map_err(bad)?;
     let (w, h) = (frame.width as usize, frame.height as usize);
     let line = frame.line_size;
     let info = reader.info();
     let n = w * h * CHANNELS;
-    if out.len() < n {
-        out.resize(n, 0);
-    }
+    grown(out, n);
     let depth = frame.bit_depth as u8 as usize;
     let palette: &[u8] = info.palette.as_deref().unwrap_or(&[]);
     for y in 0..h {
