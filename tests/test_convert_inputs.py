@@ -2,18 +2,23 @@
 
 import pytest
 
-from mobileclip_fastload.convert.inputs import braceexpand, expand_inputs, pair_image_shards, task_ids
+from mobileclip_fastload.convert.inputs import expand_braces, expand_inputs, pair_image_shards, task_ids
 from mobileclip_fastload.convert.tar_samples import split_name
 
 
-def test_braceexpand():
-    assert braceexpand("s/{00000000..00000002}.tar") == ["s/00000000.tar", "s/00000001.tar", "s/00000002.tar"]
-    assert braceexpand("{8..10}") == ["8", "9", "10"]
-    assert braceexpand("{3..1}") == ["3", "2", "1"]
-    assert braceexpand("{0..6..3}") == ["0", "3", "6"]
-    assert braceexpand("a{b,c{d,e}}f") == ["abf", "acdf", "acef"]
-    assert braceexpand("{a,b}/{1..2}") == ["a/1", "a/2", "b/1", "b/2"]
-    assert braceexpand("x{y}z") == ["x{y}z"] and braceexpand("open{") == ["open{"]
+def test_expand_braces():
+    assert expand_braces("s/{00000000..00000002}.tar") == ["s/00000000.tar", "s/00000001.tar", "s/00000002.tar"]
+    assert expand_braces("{8..10}") == ["8", "9", "10"]
+    assert expand_braces("{3..1}") == ["3", "2", "1"]
+    assert expand_braces("{0..6..3}") == ["0", "3", "6"]
+    assert expand_braces("a{b,c{d,e}}f") == ["abf", "acdf", "acef"]
+    assert expand_braces("{a,b}/{1..2}") == ["a/1", "a/2", "b/1", "b/2"]
+    assert expand_braces("x{y}z") == ["x{y}z"]
+    # Unbalanced braces are a literal path (reported later if it does not exist), never an exception.
+    for bad in ("open{", "a}b", "s/{0..3.tar", "{a,b}}"):
+        assert expand_braces(bad) == [bad]
+    # Backslashes are path characters, not escapes.
+    assert expand_braces("d\\{1..2}.tar") == ["d\\1.tar", "d\\2.tar"]
 
 
 def test_expand_inputs_folders_globs_duplicates(tmp_path):

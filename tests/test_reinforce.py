@@ -206,8 +206,8 @@ def reinforce_in_child(models, shards, out, die_after_first_shard=False) -> subp
 
 def test_killed_run_resumes_to_the_same_store(models, shards, tmp_path):
     # Every run in its own fresh process, as a real resumed job: the captioner samples with torch's
-    # global RNG, and a long-lived process's state (see the closing note of issue 9) is not part of
-    # what a resume must reproduce.
+    # global RNG, and a long-lived process's state (advanced by whatever ran in it before) is not part
+    # of what a resume must reproduce.
     reference, out = tmp_path / "uninterrupted", tmp_path / "killed"
     done = reinforce_in_child(models, shards, reference)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,7 +1,7 @@
 """Students train on Apple's pixels: the training replay is bicubic at the student's own size.
 
 Apple's DR pipeline copies open_clip's training RandomResizedCrop (BICUBIC) into the
-replay, for S0-S2 at 256 px and B at 224 px (REFERENCE.md section 4). Here the
+replay, for S0-S2 at 256 px and B at 224 px (docs/REPLAY.md). Here the
 loader, configured as ``training.train`` configures it for each model, and with
 its own defaults, is compared bit for bit with Pillow + torchvision, bicubic.
 """

@@ -28,7 +28,7 @@ _STATE_VERSION = 1
 
 #: How the training replay resamples the crop, for students as for teachers: Apple's DR
 #: pipeline copies open_clip's training RandomResizedCrop, which hard-codes BICUBIC
-#: (REFERENCE.md section 4). open_clip's "bilinear" for MobileCLIP is its evaluation transform.
+#: (docs/REPLAY.md). open_clip's "bilinear" for MobileCLIP is its evaluation transform.
 TRAINING_INTERPOLATION = "bicubic"
 
 

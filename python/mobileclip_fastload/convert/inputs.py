@@ -13,76 +13,20 @@ import os
 import re
 from typing import Iterable, Sequence
 
+from braceexpand import UnbalancedBracesError, braceexpand
+
 from mobileclip_fastload.convert.shard_task import ShardTask
 
 
-def braceexpand(pattern: str) -> list[str]:
-    """Shell-style brace expansion: ``{a,b}`` alternatives and ``{0..10}`` / ``{000..010}`` ranges."""
-    start = _top_level_brace(pattern)
-    if start is None:
+def expand_braces(pattern: str) -> list[str]:
+    """Bash-style brace expansion (the ``braceexpand`` package, as webdataset uses it):
+    ``{a,b}`` alternatives, ``{0..10}`` / ``{000..010}`` / ``{0..10..2}`` ranges, nested.
+    Backslashes are path characters, not escapes. A pattern with unbalanced braces is
+    kept as one literal path, like any other path that may not exist."""
+    try:
+        return list(braceexpand(pattern, escape=False))
+    except UnbalancedBracesError:
         return [pattern]
-    end = _matching_close(pattern, start)
-    if end is None:
-        return [pattern]
-    prefix, body, suffix = pattern[:start], pattern[start + 1 : end], pattern[end + 1 :]
-    alternatives = _range(body)
-    if alternatives is None:
-        parts = _split_top_level_commas(body)
-        if len(parts) < 2:
-            # not an expansion ({x}): keep the braces literally, expand what follows
-            return [prefix + "{" + body + "}" + rest for rest in braceexpand(suffix)]
-        alternatives = [x for part in parts for x in braceexpand(part)]
-    return [prefix + alt + rest for alt in alternatives for rest in braceexpand(suffix)]
-
-
-def _top_level_brace(s: str) -> int | None:
-    i = s.find("{")
-    return i if i >= 0 else None
-
-
-def _matching_close(s: str, start: int) -> int | None:
-    depth = 0
-    for i in range(start, len(s)):
-        if s[i] == "{":
-            depth += 1
-        elif s[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
-
-
-def _split_top_level_commas(body: str) -> list[str]:
-    parts, depth, cur = [], 0, []
-    for ch in body:
-        if ch == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-            continue
-        depth += ch == "{"
-        depth -= ch == "}"
-        cur.append(ch)
-    parts.append("".join(cur))
-    return parts
-
-
-_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?$")
-
-
-def _range(body: str) -> list[str] | None:
-    m = _RANGE.match(body)
-    if m is None:
-        return None
-    a, b = m.group(1), m.group(2)
-    step = abs(int(m.group(3))) if m.group(3) else 1
-    step = step or 1
-    lo, hi = int(a), int(b)
-    padded = (len(a.lstrip("-")) > 1 and a.lstrip("-").startswith("0")) or (
-        len(b.lstrip("-")) > 1 and b.lstrip("-").startswith("0")
-    )
-    width = max(len(a), len(b)) if padded else 0
-    values = range(lo, hi + 1, step) if lo <= hi else range(lo, hi - 1, -step)
-    return [str(v).zfill(width) if width else str(v) for v in values]
 
 
 def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
@@ -91,7 +35,7 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
         inputs = [inputs]
     out: list[str] = []
     for item in inputs:
-        for path in braceexpand(os.fspath(item)):
+        for path in expand_braces(os.fspath(item)):
             if os.path.isdir(path):
                 out += sorted(glob.glob(os.path.join(path, "*.tar")))
             elif any(ch in path for ch in "*?[") and not os.path.exists(path):

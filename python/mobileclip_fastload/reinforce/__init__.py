@@ -1,4 +1,4 @@
-"""Dataset reinforcement (MobileCLIP, arXiv 2311.17049, section 3; REFERENCE.md sections 1-4, 8):
+"""Dataset reinforcement (MobileCLIP, arXiv 2311.17049, section 3; docs/REINFORCE.md, docs/REPLAY.md):
 plain image-text pairs -> J augmentations drawn as torchvision draws them, S synthetic
 captions, teacher-ensemble embeddings of the exactly replayed augmented images and of
 the captions -> a DR store (and optionally DataCompDR-format WebDataset shards).

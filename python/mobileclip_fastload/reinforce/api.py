@@ -20,7 +20,8 @@ from mobileclip_fastload.reinforce.shard_task import run_reinforce_task
 from mobileclip_fastload.reinforce.teachers import embed_dim
 
 EXECUTORS = ("inline", "process", "ray", "torchrun")
-#: DataCompDR's teachers (REFERENCE section 1); resolved (downloaded) by open_clip where the network allows.
+#: DataCompDR's teachers, two ViT-L-14 (768-d each, concatenated); resolved (downloaded) by open_clip where
+#: the network allows.
 DATACOMPDR_TEACHERS = (OpenClipSpec("ViT-L-14", "openai"), OpenClipSpec("ViT-L-14", "datacomp_xl_s13b_b90k"))
 
 

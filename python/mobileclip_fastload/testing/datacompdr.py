@@ -2,7 +2,7 @@
 
 Used by the converter's tests and by the loader benchmark. Everything that the
 real DataCompDR shards hold is produced here with the same shapes and the same
-conventions (see docs/FORMAT.md and the shared reference, section 2-3):
+conventions (docs/CONVERT.md lists the layout; docs/FORMAT.md the augmentation entries):
 
 * real photographs (``skimage.data``, or the ones given, e.g. the package's
   embedded ``mobileclip_fastload.sample_photos``), randomly cropped and re-encoded as

@@ -1,15 +1,13 @@
 //! Bytes -> packed RGB, as `Image.open(f).convert("RGB")` (Pillow 13.0.0):
-//! format sniffing, the decompression-bomb guard, dispatch to the JPEG / PNG
-//! decoders. Other formats (WebP, GIF, ...) are refused with a clear error.
+//! format sniffing and dispatch to the JPEG / PNG decoders (each checks the
+//! decompression-bomb limit first). Other formats (WebP, GIF, ...) are refused
+//! with a clear error.
 
 use super::crop::CropBox;
+use super::decoded::{Decoded, Region, DEFAULT_MAX_PIXELS};
 use super::jpeg_decode::JpegDecoder;
 use super::png_decode;
 use crate::error::{Error, Result};
-
-/// Pillow refuses images above `2 * Image.MAX_IMAGE_PIXELS`
-/// (`DecompressionBombError`); same default here.
-pub const DEFAULT_MAX_PIXELS: u64 = 2 * (1024 * 1024 * 1024 / 4 / 3);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageFormat {
@@ -27,55 +25,6 @@ impl ImageFormat {
         } else {
             None
         }
-    }
-}
-
-/// Refuse a header whose pixel count exceeds the limit, before allocating.
-pub(crate) fn check_pixels(key: &str, w: usize, h: usize, max_pixels: u64) -> Result<()> {
-    let pixels = (w as u128) * (h as u128);
-    if pixels > max_pixels as u128 {
-        return Err(Error::decode(
-            key,
-            format!(
-                "image size {w}x{h} ({pixels} pixels) exceeds the limit of {max_pixels} pixels \
-                 (possible decompression bomb)"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A rectangle of an image, in image pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Region {
-    pub x: usize,
-    pub y: usize,
-    pub w: usize,
-    pub h: usize,
-}
-
-/// What a decode produced: the (decoded) image size, the region actually
-/// decoded (the whole image unless a partial JPEG decode was asked for) and
-/// the DCT scaling used (1 = full resolution, the only exact one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Decoded {
-    pub width: usize,
-    pub height: usize,
-    pub region: Region,
-    pub scale_denom: usize,
-}
-
-impl Decoded {
-    /// The whole image at full resolution.
-    pub fn is_full(&self) -> bool {
-        self.scale_denom == 1
-            && self.region
-                == (Region {
-                    x: 0,
-                    y: 0,
-                    w: self.width,
-                    h: self.height,
-                })
     }
 }
 
@@ -106,27 +55,13 @@ impl std::fmt::Debug for Decoder {
 }
 
 impl Decoder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Decode `data` into `out` (grown on demand, never shrunk; the first
-    /// `w * h * 3` bytes hold the image). `key` names the sample in errors.
-    pub fn decode_rgb(
-        &mut self,
-        key: &str,
-        data: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(usize, usize)> {
-        let d = self.decode_region(key, data, None, 1, out)?;
-        Ok((d.width, d.height))
-    }
-
-    /// Like [`Self::decode_rgb`], but a JPEG may be decoded only around the
-    /// part of crop box `want` inside the image (pixel-identical to the same
-    /// region of a full decode), and at 1/`scale_denom` resolution (DCT-domain
-    /// scaling, not exact; `want` is then in scaled pixels). `out` holds the
-    /// decoded region. PNGs are always decoded whole at full resolution.
+    /// `w * h * 3` bytes hold the decoded region). `key` names the sample in
+    /// errors. With `want`, a JPEG may be decoded only around the part of crop
+    /// box `want` inside the image (pixel-identical to the same region of a
+    /// full decode), and at 1/`scale_denom` resolution (DCT-domain scaling, not
+    /// exact; `want` is then in scaled pixels). PNGs are always decoded whole
+    /// at full resolution.
     pub fn decode_region(
         &mut self,
         key: &str,

@@ -11,7 +11,7 @@
 //! - Sharpness: `filter(ImageFilter.SMOOTH)`, Filter.c's 3x3 float kernel
 //!   (1 1 1 / 1 5 1 / 1 1 1) / 13 with +0.5 rounding; the 1-pixel border is copied.
 
-use super::CHANNELS;
+use super::{grown, CHANNELS};
 
 /// One byte of `ImagingBlend(im1, im2, alpha)`: float arithmetic, then the C
 /// cast to UINT8. On the interpolation branch (0 <= alpha <= 1) the value is
@@ -49,16 +49,31 @@ fn blend_const(degenerate: u8, img: &mut [u8], alpha: f32) {
     }
 }
 
-/// [`blend_px`] on 32 bytes at a time: the same f32 operations per element
-/// (exact i32 difference, one rounded multiply, one rounded add, no FMA),
-/// then clamp to 0..=255 and truncate, which is Rust's saturating `as u8`
-/// (the compiler scalarises that cast, hence the intrinsics).
+/// The AVX2 kernels, called only where [`super::simd::use_avx2`] holds.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
+    /// The portable loop compiled with AVX2 enabled, which LLVM vectorises
+    /// wider (integer arithmetic: the same result in any width).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn gray_rgb(img: &[u8], dst: &mut [u8]) {
+        super::gray_rgb_portable(img, dst)
+    }
+
+    /// Like [`gray_rgb`]: the portable loop, compiled with AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn luma_sum(img: &[u8]) -> u64 {
+        super::luma_sum_portable(img)
+    }
+
     /// Blend whole 32-byte blocks of `img` with `degenerate` (or the constant
     /// `constant` when `None`); returns how many bytes were done.
+    ///
+    /// [`super::blend_px`] on 32 bytes at a time: the same f32 operations per
+    /// element (exact i32 difference, one rounded multiply, one rounded add, no
+    /// FMA), then clamp to 0..=255 and truncate, which is Rust's saturating
+    /// `as u8` (the compiler scalarises that cast, hence the intrinsics).
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn blend(degenerate: Option<&[u8]>, constant: u8, img: &mut [u8], alpha: f32) -> usize {
         let n = img.len() / 32 * 32;
@@ -167,42 +182,55 @@ pub fn brightness(img: &mut [u8], factor: f64) {
     blend_with_const(0, img, factor);
 }
 
-multiversion! {
-    /// `img.convert("L").convert("RGB")` into `dst`.
-    fn gray_rgb(img: &[u8], dst: &mut [u8]) {
-        for (p, d) in img.chunks_exact(CHANNELS).zip(dst.chunks_exact_mut(CHANNELS)) {
-            let l = luma(p[0], p[1], p[2]);
-            d[0] = l;
-            d[1] = l;
-            d[2] = l;
-        }
+/// `img.convert("L").convert("RGB")` into `dst`.
+fn gray_rgb(img: &[u8], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::use_avx2() {
+        // SAFETY: AVX2 is available (checked at run time).
+        return unsafe { avx2::gray_rgb(img, dst) };
+    }
+    gray_rgb_portable(img, dst)
+}
+
+#[inline(always)]
+fn gray_rgb_portable(img: &[u8], dst: &mut [u8]) {
+    for (p, d) in img.chunks_exact(CHANNELS).zip(dst.chunks_exact_mut(CHANNELS)) {
+        let l = luma(p[0], p[1], p[2]);
+        d[0] = l;
+        d[1] = l;
+        d[2] = l;
     }
 }
 
 /// `ImageEnhance.Color(img).enhance(factor)`; `gray` is scratch.
 pub fn color(img: &mut [u8], factor: f64, gray: &mut Vec<u8>) {
-    if gray.len() < img.len() {
-        gray.resize(img.len(), 0);
-    }
-    let g = &mut gray[..img.len()];
+    let g = grown(gray, img.len());
     gray_rgb(img, g);
     blend_with_buffer(g, img, factor);
 }
 
-multiversion! {
-    /// Sum of Pillow's L over all pixels (what ImageStat derives from the histogram).
-    fn luma_sum(img: &[u8]) -> u64 {
-        let mut sum = 0u64;
-        for row in img.chunks(CHANNELS * 4096) {
-            // A u32 cannot overflow on 4096 pixels of at most 255.
-            let mut s = 0u32;
-            for p in row.chunks_exact(CHANNELS) {
-                s += luma(p[0], p[1], p[2]) as u32;
-            }
-            sum += s as u64;
-        }
-        sum
+/// Sum of Pillow's L over all pixels (what ImageStat derives from the histogram).
+fn luma_sum(img: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::use_avx2() {
+        // SAFETY: AVX2 is available (checked at run time).
+        return unsafe { avx2::luma_sum(img) };
     }
+    luma_sum_portable(img)
+}
+
+#[inline(always)]
+fn luma_sum_portable(img: &[u8]) -> u64 {
+    let mut sum = 0u64;
+    for row in img.chunks(CHANNELS * 4096) {
+        // A u32 cannot overflow on 4096 pixels of at most 255.
+        let mut s = 0u32;
+        for p in row.chunks_exact(CHANNELS) {
+            s += luma(p[0], p[1], p[2]) as u32;
+        }
+        sum += s as u64;
+    }
+    sum
 }
 
 /// `int(ImageStat.Stat(img.convert("L")).mean[0] + 0.5)`: sum(i * h[i]) /
@@ -277,10 +305,7 @@ fn smooth_px(rows: [&[u8]; 3], i: usize) -> u8 {
 
 /// `ImageEnhance.Sharpness(img).enhance(factor)`; `smoothed` is scratch.
 pub fn sharpness(img: &mut [u8], w: usize, h: usize, factor: f64, smoothed: &mut Vec<u8>) {
-    if smoothed.len() < img.len() {
-        smoothed.resize(img.len(), 0);
-    }
-    let s = &mut smoothed[..img.len()];
+    let s = grown(smoothed, img.len());
     smooth(img, w, h, s);
     blend_with_buffer(s, img, factor);
 }
@@ -340,6 +365,20 @@ mod tests {
                     assert_eq!(out[y * stride + 3 + i], smooth_px(rows, i), "{w}x{h} y={y} i={i}");
                 }
             }
+        }
+    }
+
+    /// The dispatched luma kernels (AVX2 where available) equal the portable loops,
+    /// on lengths with and without a partial 4096-pixel block.
+    #[test]
+    fn luma_kernels_match_the_portable_loops() {
+        for pixels in [0, 1, 33, 4096, 4097, 10_001] {
+            let img: Vec<u8> = (0..pixels * CHANNELS).map(|i| (i * 131 % 256) as u8).collect();
+            assert_eq!(luma_sum(&img), luma_sum_portable(&img), "{pixels} px");
+            let (mut got, mut want) = (vec![0u8; img.len()], vec![0u8; img.len()]);
+            gray_rgb(&img, &mut got);
+            gray_rgb_portable(&img, &mut want);
+            assert_eq!(got, want, "{pixels} px");
         }
     }
 

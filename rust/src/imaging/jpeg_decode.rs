@@ -17,8 +17,8 @@
 use turbojpeg::raw;
 
 use super::crop::CropBox;
-use super::decode::{Decoded, Region};
-use super::CHANNELS;
+use super::decoded::{check_pixels, Decoded, Region};
+use super::{grown, CHANNELS};
 use crate::error::{Error, Result};
 
 /// An owned TurboJPEG decompressor handle.
@@ -103,7 +103,7 @@ impl JpegDecoder {
                 "not a decodable JPEG (no frame header before the scan data)",
             )
         })?;
-        super::decode::check_pixels(key, fw, fh, max_pixels)?;
+        check_pixels(key, fw, fh, max_pixels)?;
         if unsafe { raw::tj3DecompressHeader(self.handle, data.as_ptr(), data.len() as _) } != 0 {
             return Err(Error::decode(
                 key,
@@ -174,16 +174,12 @@ impl JpegDecoder {
             )));
         }
         let n = region.w * region.h * CHANNELS;
-        if out.len() < n {
-            out.resize(n, 0);
-        }
+        grown(out, n);
         let cmyk =
             colorspace == raw::TJCS_TJCS_CMYK as i32 || colorspace == raw::TJCS_TJCS_YCCK as i32;
         if cmyk {
             let m = region.w * region.h * 4;
-            if self.cmyk.len() < m {
-                self.cmyk.resize(m, 0);
-            }
+            grown(&mut self.cmyk, m);
             let ptr = self.cmyk.as_mut_ptr();
             self.decompress(key, data, ptr, region.w * 4, raw::TJPF_TJPF_CMYK)?;
             cmyk_inverted_to_rgb(&self.cmyk[..m], &mut out[..n]);

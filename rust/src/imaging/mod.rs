@@ -1,6 +1,6 @@
 //! Pixel-exact image path: decode an image and re-apply one stored DataCompDR
 //! augmentation so that the result is bit-identical to the reference replay
-//! (the Pillow + torchvision of [`PIXEL_REFERENCE`], see REFERENCE.md section 4):
+//! (the Pillow + torchvision of [`PIXEL_REFERENCE`]; the pipeline is stated in docs/REPLAY.md):
 //!
 //! decode -> RGB, crop (black padding) + resize (Pillow's fixed-point resample),
 //! optional horizontal flip, then the RandAugment ops in stored order.
@@ -32,12 +32,10 @@
 //!   full decode except at the region's own edges; decoding a margin around
 //!   the crop makes it exact, which the replay uses by default.
 
-#[macro_use]
-pub mod simd;
-
 pub mod affine;
 pub mod crop;
 pub mod decode;
+pub mod decoded;
 pub mod enhance;
 pub mod geometry;
 mod jpeg_decode;
@@ -48,10 +46,12 @@ pub mod pymath;
 pub mod randaugment;
 pub mod replay;
 pub mod resample;
+pub mod simd;
 mod transpose;
 
 pub use crop::CropBox;
-pub use decode::{Decoded, Decoder, ImageFormat, Region, DEFAULT_MAX_PIXELS};
+pub use decode::{Decoder, ImageFormat};
+pub use decoded::{Decoded, Region, DEFAULT_MAX_PIXELS};
 pub use replay::{Replayer, StageTimes};
 pub use resample::{Interpolation, Resampler};
 
@@ -63,6 +63,15 @@ pub const PIXEL_REFERENCE: [(&str, &str); 2] = [("pillow", "13.0.0"), ("torchvis
 
 /// Bytes per pixel of every buffer in this module: packed RGB, row-major (HWC uint8).
 pub const CHANNELS: usize = 3;
+
+/// The first `n` elements of the reusable buffer `v`, which grows (zero-filled)
+/// when shorter and never shrinks, so that steady-state replay allocates nothing.
+pub(crate) fn grown<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+    &mut v[..n]
+}
 
 /// Synthetic JPEGs for unit tests (encoded by the same libjpeg-turbo).
 #[cfg(test)]

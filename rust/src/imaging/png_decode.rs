@@ -15,7 +15,8 @@
 //! Gamma, colour profiles and tRNS do not affect Pillow's RGB pixels, so they
 //! are ignored here too. Interlaced files are de-interlaced by the `png` crate.
 
-use super::CHANNELS;
+use super::decoded::check_pixels;
+use super::{grown, CHANNELS};
 use crate::error::{Error, Result};
 
 pub fn decode_rgb(
@@ -33,25 +34,21 @@ pub fn decode_rgb(
         let info = decoder.read_header_info().map_err(bad)?;
         (info.width as usize, info.height as usize)
     };
-    super::decode::check_pixels(key, w, h, max_pixels)?;
+    check_pixels(key, w, h, max_pixels)?;
     let mut reader = decoder.read_info().map_err(bad)?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| Error::decode(key, "PNG frame too large"))?;
-    if raw.len() < size {
-        raw.resize(size, 0);
-    }
+    let raw = grown(raw, size);
     // The png crate merges Adam7 passes of sub-byte rows into the buffer bit by
     // bit, so stale bytes from a previous image would leak through: clear it.
-    raw[..size].fill(0);
-    let frame = reader.next_frame(&mut raw[..size]).map_err(bad)?;
+    raw.fill(0);
+    let frame = reader.next_frame(raw).map_err(bad)?;
     let (w, h) = (frame.width as usize, frame.height as usize);
     let line = frame.line_size;
     let info = reader.info();
     let n = w * h * CHANNELS;
-    if out.len() < n {
-        out.resize(n, 0);
-    }
+    grown(out, n);
     let depth = frame.bit_depth as u8 as usize;
     let palette: &[u8] = info.palette.as_deref().unwrap_or(&[]);
     for y in 0..h {

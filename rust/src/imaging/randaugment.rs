@@ -8,7 +8,7 @@
 
 use super::affine::{inverse_affine_matrix, rotate_matrix, transform_affine_nearest};
 use super::pymath::{degrees, py_int, py_mod};
-use super::{enhance, geometry, lut_ops};
+use super::{enhance, geometry, grown, lut_ops};
 use crate::aug::Op;
 
 /// Scratch buffers the ops need (reused across calls).
@@ -77,10 +77,7 @@ pub fn apply_op(
 
 /// `Image.transform(img.size, AFFINE, m, NEAREST, fillcolor=0)` in place.
 fn warp(img: &mut [u8], w: usize, h: usize, m: &[f64; 6], scratch: &mut OpScratch) {
-    if scratch.copy.len() < img.len() {
-        scratch.copy.resize(img.len(), 0);
-    }
-    let src = &mut scratch.copy[..img.len()];
+    let src = grown(&mut scratch.copy, img.len());
     src.copy_from_slice(img);
     transform_affine_nearest(src, w, h, m, img, &mut scratch.xtab);
 }
@@ -97,10 +94,7 @@ fn rotate(img: &mut [u8], w: usize, h: usize, angle: f64, scratch: &mut OpScratc
         return;
     }
     if (angle == 90.0 || angle == 270.0) && w == h {
-        if scratch.copy.len() < img.len() {
-            scratch.copy.resize(img.len(), 0);
-        }
-        let src = &mut scratch.copy[..img.len()];
+        let src = grown(&mut scratch.copy, img.len());
         src.copy_from_slice(img);
         if angle == 90.0 {
             geometry::rotate_90(src, w, h, img);

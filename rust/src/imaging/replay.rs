@@ -3,7 +3,8 @@
 //! input allocates nothing.
 
 use super::crop::CropBox;
-use super::decode::{Decoded, Decoder, Region};
+use super::decode::Decoder;
+use super::decoded::{Decoded, Region};
 use super::randaugment::{apply_op, OpScratch};
 use super::resample::{Interpolation, Resampler};
 use super::{geometry, CHANNELS};
@@ -108,11 +109,7 @@ impl Replayer {
 
     /// Decode the whole image into the internal buffer; returns (width, height).
     pub fn decode_rgb(&mut self, key: &str, bytes: &[u8]) -> Result<(usize, usize)> {
-        self.decoded = None;
-        let d = self
-            .decoder
-            .decode_region(key, bytes, None, 1, &mut self.image)?;
-        self.decoded = Some(d);
+        let d = self.decode(key, bytes, None, 1)?;
         Ok((d.width, d.height))
     }
 
@@ -149,13 +146,7 @@ impl Replayer {
         };
         let scaled = b.map(|b| scale_box(b, denom));
         let want = if self.partial_decode { scaled } else { None };
-        self.decoded = None;
-        let t0 = self.clock();
-        let d = self
-            .decoder
-            .decode_region(key, bytes, want, denom, &mut self.image)?;
-        self.decoded = Some(d);
-        self.lap(t0, |t| &mut t.decode);
+        let d = self.decode(key, bytes, want, denom)?;
         // A PNG (or a lossless JPEG) ignores the scaling: use the box as given.
         let b = if d.scale_denom == denom { scaled } else { b };
         let (b, ops) = match b {
@@ -201,13 +192,7 @@ impl Replayer {
                 union = Some(union.map_or(b, |u| bounding_box(u, b)));
             }
         }
-        self.decoded = None;
-        let t0 = self.clock();
-        let d = self
-            .decoder
-            .decode_region(key, bytes, if whole { None } else { union }, 1, &mut self.image)?;
-        self.decoded = Some(d);
-        self.lap(t0, |t| &mut t.decode);
+        let d = self.decode(key, bytes, if whole { None } else { union }, 1)?;
         for (aug, o) in augs.iter().zip(out.chunks_exact_mut(n)) {
             let (b, ops) = if aug.is_null {
                 (CropBox::full(d.width, d.height), &[][..])
@@ -219,31 +204,15 @@ impl Replayer {
         Ok(())
     }
 
-    /// Replay `aug` on the image decoded last by [`Self::decode_rgb`] (e.g.
-    /// several augmentations of one image).
-    pub fn replay_decoded(
-        &mut self,
-        key: &str,
-        aug: &AugParams,
-        size: usize,
-        interp: Interpolation,
-        out: &mut [u8],
-    ) -> Result<()> {
-        check_out(key, size, out)?;
-        let d = self.decoded.filter(|d| d.scale_denom == 1).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "sample {key}: no full-resolution decoded image to replay on"
-            ))
-        })?;
-        let (b, ops) = if aug.is_null {
-            (CropBox::full(d.width, d.height), &[][..])
-        } else {
-            (
-                crop_box(key, aug, self.decoder.max_pixels)?,
-                aug.active_ops(),
-            )
-        };
-        self.render(key, d, b, ops, aug.hflip, size, interp, out)
+    /// Decode into the internal buffer (see [`Decoder::decode_region`]),
+    /// timed as the decode stage; remembers what was decoded.
+    fn decode(&mut self, key: &str, bytes: &[u8], want: Option<CropBox>, denom: usize) -> Result<Decoded> {
+        self.decoded = None;
+        let t0 = self.clock();
+        let d = self.decoder.decode_region(key, bytes, want, denom, &mut self.image)?;
+        self.decoded = Some(d);
+        self.lap(t0, |t| &mut t.decode);
+        Ok(d)
     }
 
     /// Crop box `b` (pixels of the decoded image) + resize, flip, ops.

@@ -20,7 +20,7 @@
 
 use super::crop::CropBox;
 use super::transpose::transpose_rgb;
-use super::CHANNELS;
+use super::{grown, CHANNELS};
 
 /// Resampling filter used by the crop+resize (torchvision `InterpolationMode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -224,10 +224,8 @@ fn horizontal_pass(
     let (c0, c1) = coeffs.source_span();
     let cols = c1 - c0;
     let col_bytes = rows * CHANNELS;
-    grow(&mut scratch.t, cols * col_bytes);
-    grow(&mut scratch.u, out_w * col_bytes);
-    let t = &mut scratch.t[..cols * col_bytes];
-    let u = &mut scratch.u[..out_w * col_bytes];
+    let t = grown(&mut scratch.t, cols * col_bytes);
+    let u = grown(&mut scratch.u, out_w * col_bytes);
     transpose_rgb(&src[c0 * CHANNELS..], src_stride, rows, cols, t, col_bytes);
     shift_windows(coeffs, c0);
     vertical_pass(
@@ -249,12 +247,6 @@ struct PassScratch {
     t: Vec<u8>,
     u: Vec<u8>,
     acc: Vec<i32>,
-}
-
-fn grow(v: &mut Vec<u8>, n: usize) {
-    if v.len() < n {
-        v.resize(n, 0);
-    }
 }
 
 /// The direct per-pixel horizontal pass, as Pillow writes it; the transposed
@@ -298,9 +290,6 @@ fn vertical_pass(
     dst_stride: usize,
     acc: &mut Vec<i32>,
 ) {
-    if acc.len() < row_bytes {
-        acc.resize(row_bytes, 0);
-    }
     #[cfg(target_arch = "x86_64")]
     if super::simd::use_avx2() {
         // SAFETY: AVX2 is available (checked at run time); the kernel checks
@@ -308,7 +297,7 @@ fn vertical_pass(
         unsafe { avx2::vertical_kernel(src, src_stride, row_bytes, coeffs, dst, dst_stride) };
         return;
     }
-    vertical_kernel(src, src_stride, row_bytes, coeffs, dst, dst_stride, &mut acc[..row_bytes]);
+    vertical_kernel(src, src_stride, row_bytes, coeffs, dst, dst_stride, grown(acc, row_bytes));
 }
 
 /// The portable vertical kernel (plain loops the compiler vectorises for the baseline target).
@@ -526,8 +515,7 @@ impl Resampler {
             // Horizontal pass over the source rows the vertical windows use.
             let (r0, r1) = self.v.source_span();
             let n = (r1 - r0) * out_stride;
-            grow(&mut self.tmp, n);
-            let tmp = &mut self.tmp[..n];
+            let tmp = grown(&mut self.tmp, n);
             horizontal_pass(
                 &src[r0 * src_stride..],
                 src_stride,
@@ -552,8 +540,7 @@ impl Resampler {
             let (c0, c1) = self.h.source_span();
             let row_bytes = (c1 - c0) * CHANNELS;
             let n = out_h * row_bytes;
-            grow(&mut self.tmp, n);
-            let tmp = &mut self.tmp[..n];
+            let tmp = grown(&mut self.tmp, n);
             vertical_pass(
                 &src[c0 * CHANNELS..],
                 src_stride,

@@ -1,10 +1,16 @@
-//! Run-time CPU dispatch for the pixel kernels. Most kernels are plain Rust
-//! loops written so that LLVM vectorises them; [`multiversion!`] compiles each
-//! one twice (baseline x86-64 and AVX2) and picks at run time. A few kernels
-//! are hand-written with AVX2 intrinsics next to their portable version.
+//! Run-time CPU dispatch for the pixel kernels, with `std::arch` as the crate
+//! ecosystem does it: each kernel with an AVX2 version has a
+//! `#[target_feature(enable = "avx2")] unsafe fn` (hand-written intrinsics, or
+//! the portable loop compiled again with AVX2 so that LLVM vectorises it
+//! wider) and calls it when [`use_avx2`] holds, else runs the portable code.
 //! Results are identical on every path: integer kernels are exact in any
 //! width, and float kernels keep the same per-element operation order (no FMA
 //! is enabled, no reassociation); tests run both paths against Pillow.
+//!
+//! The `multiversion` crate would write the AVX2 copies for us, but its
+//! dispatchers choose by CPU features alone (the default one caches its choice
+//! at the first call), so they cannot honour the portable switch below, which
+//! tests turn on and off at run time.
 //!
 //! The portable path can be forced, for tests and for comparison, with
 //! [`set_force_portable`] or the environment variable
@@ -57,34 +63,4 @@ pub fn kernel_level() -> &'static str {
     } else {
         "portable"
     }
-}
-
-/// Define `fn name(args) { body }` plus an AVX2-compiled copy of the body,
-/// selected when [`use_avx2`] says so.
-macro_rules! multiversion {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
-        multiversion! { $(#[$meta])* $vis fn $name($($arg: $ty),*) -> () $body }
-    };
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
-        $(#[$meta])*
-        #[allow(clippy::too_many_arguments, clippy::unused_unit)]
-        $vis fn $name($($arg: $ty),*) -> $ret {
-            #[inline(always)]
-            #[allow(clippy::too_many_arguments, clippy::unused_unit)]
-            fn kernel($($arg: $ty),*) -> $ret $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2")]
-                #[allow(clippy::too_many_arguments, clippy::unused_unit)]
-                unsafe fn kernel_avx2($($arg: $ty),*) -> $ret {
-                    kernel($($arg),*)
-                }
-                if $crate::imaging::simd::use_avx2() {
-                    // SAFETY: the CPU supports AVX2 (checked at run time).
-                    return unsafe { kernel_avx2($($arg),*) };
-                }
-            }
-            kernel($($arg),*)
-        }
-    };
 }

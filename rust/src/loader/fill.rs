@@ -7,7 +7,7 @@ use std::sync::Arc;
 use half::f16;
 
 use super::batch::{try_zeroed_vec, Batch, EmbeddingData};
-use super::pipeline::{SkippedSample, Stats};
+use super::stats::{SkippedSample, Stats};
 use super::sampler::{augmentation_choice, mix_takes_synthetic, syn_caption_choice, CaptionMode};
 use super::{LoaderConfig, OnError};
 use crate::error::{Error, Result};

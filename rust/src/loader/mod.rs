@@ -8,12 +8,14 @@ pub mod rng;
 pub mod sampler;
 pub mod settings;
 pub mod stage_timing;
+pub mod stats;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use batch::{Batch, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
-pub use pipeline::{BatchPool, EpochRun, PoolSender, SkippedSample, Stats};
+pub use pipeline::{BatchPool, EpochRun, PoolSender};
+pub use stats::{SkippedSample, Stats};
 pub use sampler::{CaptionMode, Order, SamplerConfig};
 pub use settings::{CaptionSetting, LoaderSettings, Named, OrderSetting, OutputSetting};
 
