@@ -116,7 +116,7 @@ pub struct Entry {
 pub enum EntryError {
     #[error("{0} is not [[i, j, h, w], [[op, m], ...]] or null")]
     Shape(Item),
-    #[error("crop box {0} is not 4 integers")]
+    #[error("crop box {0} is not 4 integers [top, left, height, width]")]
     BoxValues(Item),
     #[error("op {0} is not [op index, magnitude] with an integer index and a number")]
     OpShape(Item),
@@ -148,6 +148,17 @@ pub fn parse_json(text: &[u8]) -> Result<Vec<Item>, ParamAugError> {
     }
 }
 
+/// `[top, left, height, width]` as integers (not yet checked against the record rule).
+pub fn crop_box(crop: &Item) -> Result<[i64; 4], EntryError> {
+    let bad = || EntryError::BoxValues(crop.clone());
+    let values = crop.as_list().filter(|v| v.len() == 4).ok_or_else(bad)?;
+    let mut b = [0i64; 4];
+    for (slot, v) in b.iter_mut().zip(values) {
+        *slot = v.as_integer().ok_or_else(bad)?;
+    }
+    Ok(b)
+}
+
 /// Shape one entry (`None` for null) and check it against the record rule as drawn.
 pub fn parse_entry(item: &Item) -> Result<Option<Entry>, EntryError> {
     if *item == Item::Null {
@@ -157,11 +168,7 @@ pub fn parse_entry(item: &Item) -> Result<Option<Entry>, EntryError> {
     let [crop, ops] = item.as_list().ok_or_else(shape)? else {
         return Err(shape());
     };
-    let crop_values = crop.as_list().filter(|v| v.len() == 4).ok_or_else(shape)?;
-    let mut b = [0i64; 4];
-    for (slot, v) in b.iter_mut().zip(crop_values) {
-        *slot = v.as_integer().ok_or_else(|| EntryError::BoxValues(crop.clone()))?;
-    }
+    let b = crop_box(crop)?;
     let ops = ops.as_list().ok_or_else(shape)?;
     if ops.len() > MAX_OPS_PER_ENTRY {
         return Err(InvalidRecord::TooManyOps(ops.len()).into());
@@ -252,7 +259,7 @@ mod tests {
     fn integral_floats_count_as_integers_booleans_do_not() {
         assert!(json_records("[[[0.0, 1, 2e0, 3], [[4.0, 1]]]]", (9, 9), (9, 9)).is_ok());
         let err = json_records("[[[0.5, 1, 2, 3], []]]", (9, 9), (9, 9)).unwrap_err();
-        assert_eq!(err.to_string(), "param_aug[0]: crop box [0.5, 1, 2, 3] is not 4 integers");
+        assert_eq!(err.to_string(), "param_aug[0]: crop box [0.5, 1, 2, 3] is not 4 integers [top, left, height, width]");
         let err = json_records("[null, [[true, 1, 2, 3], []]]", (9, 9), (9, 9)).unwrap_err();
         assert!(err.to_string().starts_with("param_aug[1]: crop box [true"), "{err}");
     }
