@@ -269,7 +269,7 @@ mod tests {
         let cases = [
             ("[null, [[1, 2, 3]]]", "param_aug[1]: [[1, 2, 3]] is not [[i, j, h, w], [[op, m], ...]] or null"),
             ("[[[0, 0, 5, 5], [[14, 1.0]]]]", "param_aug[0]: RandAugment op index 14 is not in 0..13"),
-            ("[[[0, 0, 0, 5], []]]", "param_aug[0]: crop box (0, 0, 0, 5) must have positive height and width"),
+            ("[[[0, 0, 0, 5], []]]", "param_aug[0]: crop box (0, 0, 0, 5) is empty: height and width must be positive"),
             ("[[[0, 0, 5, 5], [[0, 1], [0, 1], [0, 1]]]]", "param_aug[0]: at most 2 RandAugment ops per entry, got 3"),
             ("[[[0, 0, 5, 5], [[0, \"x\"]]]]", "param_aug[0]: op [0, \"x\"] is not [op index, magnitude] with an integer index and a number"),
             ("[[[2147483648, 0, 5, 5], []]]", "param_aug[0]: crop box (2147483648, 0, 5, 5) does not fit int32"),

@@ -97,7 +97,7 @@ pub enum InvalidRecord {
     Size(usize),
     #[error("crop box {} does not fit int32", show_box(.0))]
     BoxNotInt32([i64; 4]),
-    #[error("crop box {} must have positive height and width", show_box(.0))]
+    #[error("crop box {} is empty: height and width must be positive", show_box(.0))]
     EmptyBox([i64; 4]),
     #[error("at most {MAX_OPS_PER_ENTRY} RandAugment ops per entry, got {0}")]
     TooManyOps(usize),
@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(AugParams::new([0, 0, 0, 1], &[], false, false), Err(InvalidRecord::EmptyBox([0, 0, 0, 1])));
         assert_eq!(
             InvalidRecord::EmptyBox([0, 0, 0, 1]).to_string(),
-            "crop box (0, 0, 0, 1) must have positive height and width"
+            "crop box (0, 0, 0, 1) is empty: height and width must be positive"
         );
     }
 
