@@ -111,6 +111,8 @@ AUG_RECORD_FIELDS: tuple[tuple[str, str, int], ...]
 AUG_FLAG_NULL: int
 AUG_FLAG_HFLIP: int
 AUG_NUM_OPS: int
+#: torchvision's RandAugment op names by stored op index
+AUG_OP_NAMES: tuple[str, ...]
 AUG_MAX_OPS_PER_ENTRY: int
 
 def encode_aug_record(

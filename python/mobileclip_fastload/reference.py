@@ -23,26 +23,11 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 from torchvision.transforms.autoaugment import _apply_op
 
-from mobileclip_fastload._core import decode_aug_record, parse_param_aug
+from mobileclip_fastload._core import AUG_OP_NAMES, decode_aug_record, parse_param_aug
 from mobileclip_fastload.loader import TRAINING_INTERPOLATION
 
 #: RandAugment op names by stored index (rust/src/aug/op.rs `Op`, torchvision order).
-OP_NAMES = (
-    "Identity",
-    "ShearX",
-    "ShearY",
-    "TranslateX",
-    "TranslateY",
-    "Rotate",
-    "Brightness",
-    "Color",
-    "Contrast",
-    "Sharpness",
-    "Posterize",
-    "Solarize",
-    "AutoContrast",
-    "Equalize",
-)
+OP_NAMES = AUG_OP_NAMES
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,27 @@ pub enum Op {
 }
 
 impl Op {
+    /// torchvision's name of the op (the key of `_augmentation_space`, the name `_apply_op` takes).
+    pub fn name(self) -> &'static str {
+        use Op::*;
+        match self {
+            Identity => "Identity",
+            ShearX => "ShearX",
+            ShearY => "ShearY",
+            TranslateX => "TranslateX",
+            TranslateY => "TranslateY",
+            Rotate => "Rotate",
+            Brightness => "Brightness",
+            Color => "Color",
+            Contrast => "Contrast",
+            Sharpness => "Sharpness",
+            Posterize => "Posterize",
+            Solarize => "Solarize",
+            AutoContrast => "AutoContrast",
+            Equalize => "Equalize",
+        }
+    }
+
     pub fn from_index(i: u8) -> Option<Op> {
         use Op::*;
         Some(match i {
@@ -54,7 +75,10 @@ mod tests {
     fn every_index_below_num_ops_is_an_op_and_maps_back() {
         for i in 0..=255u8 {
             match Op::from_index(i) {
-                Some(op) => assert_eq!(op as u8, i),
+                Some(op) => {
+                    assert_eq!(op as u8, i);
+                    assert_eq!(op.name(), format!("{op:?}"));
+                }
                 None => assert!(i >= NUM_OPS),
             }
         }

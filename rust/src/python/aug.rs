@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 
 use crate::aug::param_aug::{self, Item};
 use crate::aug::{
-    rescale_box as rescale, AugParams, FieldKind, AUG_RECORD_SIZE, FIELDS, FLAG_HFLIP, FLAG_NULL, MAX_OPS_PER_ENTRY,
+    rescale_box as rescale, AugParams, FieldKind, Op, AUG_RECORD_SIZE, FIELDS, FLAG_HFLIP, FLAG_NULL, MAX_OPS_PER_ENTRY,
     NUM_OPS,
 };
 
@@ -196,6 +196,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("AUG_FLAG_NULL", FLAG_NULL)?;
     m.add("AUG_FLAG_HFLIP", FLAG_HFLIP)?;
     m.add("AUG_NUM_OPS", NUM_OPS)?;
+    let names: Vec<&str> = (0..NUM_OPS).filter_map(Op::from_index).map(Op::name).collect();
+    m.add("AUG_OP_NAMES", PyTuple::new(m.py(), names)?)?;
     m.add("AUG_MAX_OPS_PER_ENTRY", MAX_OPS_PER_ENTRY)?;
     m.add_function(wrap_pyfunction!(encode_aug_record, m)?)?;
     m.add_function(wrap_pyfunction!(encode_aug_records, m)?)?;
