@@ -7,9 +7,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use crate::aug::param_aug::{self, Item};
+use crate::aug::param_aug;
 use crate::aug::{
-    rescale_box as rescale, AugParams, FieldKind, Op, AUG_RECORD_SIZE, FIELDS, FLAG_HFLIP, FLAG_NULL, MAX_OPS_PER_ENTRY,
+    rescale_box as rescale, AugParams, FieldKind, Item, Op, AUG_RECORD_SIZE, FIELDS, FLAG_HFLIP, FLAG_NULL, MAX_OPS_PER_ENTRY,
     NUM_OPS,
 };
 
