@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+from mobileclip_fastload._core import parse_param_aug
 from mobileclip_fastload.convert.skips import (
     BAD_AUGMENTATION,
     BAD_JSON,
@@ -18,7 +19,6 @@ from mobileclip_fastload.convert.skips import (
     SHAPE_MISMATCH,
     SkipSample,
 )
-from mobileclip_fastload._core import parse_param_aug
 
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
