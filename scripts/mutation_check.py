@@ -83,11 +83,11 @@ MUTATIONS = (
         "records, _ = aug_records(\n        [None if e is None else [e[0], []] for e in entries],",
         CONVERT_TESTS,
     ),
-    Mutation(
-        "convert_rescales_box_size", "convert rescales the box size instead of its edges",
-        "python/mobileclip_fastload/store/aug.py",
-        "return new_top, new_left, max(1, new_bottom - new_top), max(1, new_right - new_left)",
-        "return new_top, new_left, max(1, _round_ratio(height * h, oh)), max(1, _round_ratio(width * w, ow))",
+    Mutation(  # the rescaling rule itself is Rust (rust/src/aug/rescale.rs), checked by its cargo tests
+        "convert_skips_box_rescaling", "convert keeps boxes in original-image pixels on a resized image",
+        "python/mobileclip_fastload/convert/aug_records.py",
+        "orig_width=orig_size[0], orig_height=orig_size[1]",
+        "orig_width=stored_size[0], orig_height=stored_size[1]",
         CONVERT_TESTS,
     ),
     Mutation(

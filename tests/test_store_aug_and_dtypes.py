@@ -13,18 +13,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from mobileclip_fastload import Store, _core
+from mobileclip_fastload.reference import AugParams, parse_aug
 from mobileclip_fastload.store import (
     AUG_DTYPE,
     AUG_FLAG_HFLIP,
     AUG_FLAG_NULL,
+    Sample,
+    StoreWriter,
     aug_record,
     aug_records,
     bf16_bits_to_float32,
+    check_aug,
     dequantize_int8,
     float_to_bf16_bits,
+    null_record,
     quantize_int8,
     rescale_box,
 )
+from mobileclip_fastload.store.aug import MAX_OPS_PER_ENTRY, NUM_OPS
 
 
 def test_record_layout_is_the_rust_one():
@@ -105,3 +112,125 @@ def test_aug_record_validation():
         aug_record((0, 0, 1, 1), [(0, float("inf"))])
     with pytest.raises(ValueError, match="int32"):
         aug_record((2**31, 0, 1, 1))
+
+
+# --- the record, defined once in rust/src/aug/ ----------------------------------------------------
+
+#: The layout as docs state it, spelled independently of the code: f64 m0, m1; i32 top, left,
+#: height, width; u8 op0, op1, n_ops, flags; 4 zero bytes.
+RECORD_STRUCT = struct.Struct("<ddiiiiBBBB4x")
+
+int32 = st.integers(-(2**31), 2**31 - 1)
+positive_int32 = st.integers(1, 2**31 - 1)
+ops_st = st.lists(st.tuples(st.integers(0, NUM_OPS - 1), st.floats(allow_nan=False, allow_infinity=False)),
+                  max_size=MAX_OPS_PER_ENTRY)
+
+
+def test_dtype_is_built_from_the_rust_layout():
+    assert AUG_DTYPE.itemsize == RECORD_STRUCT.size == _core.AUG_RECORD_SIZE == 40
+    assert AUG_DTYPE.names == tuple(name for name, _, _ in _core.AUG_RECORD_FIELDS)
+    assert [AUG_DTYPE.fields[n][1] for n in AUG_DTYPE.names] == [off for _, _, off in _core.AUG_RECORD_FIELDS]
+    assert (NUM_OPS, MAX_OPS_PER_ENTRY, AUG_FLAG_NULL, AUG_FLAG_HFLIP) == (14, 2, 1, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(int32, int32, positive_int32, positive_int32, ops_st, st.booleans(), st.booleans())
+def test_records_have_the_documented_bytes_and_decode_back(top, left, height, width, ops, null, hflip):
+    rec = aug_record((top, left, height, width), ops, null=null, hflip=hflip)
+    padded = list(ops) + [(0, 0.0)] * (2 - len(ops))
+    flags = (AUG_FLAG_NULL if null else 0) | (AUG_FLAG_HFLIP if hflip else 0)
+    want = RECORD_STRUCT.pack(padded[0][1], padded[1][1], top, left, height, width,
+                              padded[0][0], padded[1][0], len(ops), flags)
+    assert rec.tobytes() == want
+    assert parse_aug(rec.tobytes()) == AugParams(top, left, height, width, tuple(ops), null, hflip)
+    check_aug(rec.reshape(1), 1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(int32, int32, positive_int32, positive_int32, ops_st, st.booleans(), st.integers(0, 39), st.integers(0, 255))
+def test_a_record_with_one_byte_changed_is_rejected_or_read_as_documented(top, left, height, width, ops, hflip, at, byte):
+    raw = bytearray(aug_record((top, left, height, width), ops, hflip=hflip).tobytes())
+    raw[at] = byte
+    m0, m1, top, left, height, width, op0, op1, n_ops, flags = RECORD_STRUCT.unpack(raw)
+    valid = (op0 < 14 and op1 < 14 and n_ops <= 2 and flags <= 3 and np.isfinite([m0, m1]).all()
+             and height > 0 and width > 0 and raw[36:] == bytes(4))
+    if valid:
+        check_aug(np.frombuffer(bytes(raw), AUG_DTYPE), 1)
+        assert parse_aug(bytes(raw)) == AugParams(top, left, height, width, ((op0, m0), (op1, m1))[:n_ops],
+                                                  bool(flags & AUG_FLAG_NULL), bool(flags & AUG_FLAG_HFLIP))
+    else:
+        with pytest.raises(ValueError, match=r"aug\[0\] is not a valid augmentation record"):
+            check_aug(np.frombuffer(bytes(raw), AUG_DTYPE), 1)
+        with pytest.raises(ValueError):
+            parse_aug(bytes(raw))
+
+
+def test_check_aug_applies_the_readers_rule_pad_included():
+    good = aug_record((0, 0, 4, 4), [(13, 1.5)]).reshape(1)
+    check_aug(good, 1)
+    for field, value, why in [("pad", [0, 0, 1, 0], "pad bytes"), ("op1", 14, "op index 14"),
+                              ("n_ops", 3, "at most 2"), ("flags", 4, "flags"), ("height", 0, "positive"),
+                              ("m1", np.nan, "finite")]:
+        bad = good.copy()
+        bad[0][field] = value
+        with pytest.raises(ValueError, match=f"aug\\[0\\] is not a valid augmentation record: .*{why}"):
+            check_aug(bad, 1)
+        with pytest.raises(ValueError, match=why):
+            _core.decode_aug_record(bad.tobytes())
+    with pytest.raises(ValueError, match="must be 40 bytes, got 39"):
+        parse_aug(good.tobytes()[:39])
+
+
+def test_entry_values_must_be_integers_and_numbers():
+    as_json = '[[[1.0, 2, 3, 4], [[5.0, 1]]], null]'
+    assert aug_records(as_json, width=9, height=9)[0].tobytes() == aug_records(
+        [[[np.int64(1), 2, 3, 4], [[np.uint8(5), np.float32(1.0)]]], None], width=9, height=9)[0].tobytes()
+    assert aug_records(as_json, width=9, height=9)[0].tobytes() == aug_records(as_json.encode(), width=9, height=9)[0].tobytes()
+    for bad, why in [([[[0.5, 0, 1, 1], []]], "not 4 integers"), ([[[True, 0, 1, 1], []]], "not 4 integers"),
+                     ([[[0, 0, 1, 1], [["3", 1.0]]]], "op"), ([[[0, 0, 1, 1], [[3, None]]]], "op"),
+                     ([[[0, 0, 1, 1], [[3, float("nan")]]]], "finite"), ("[[[0, 0, 1", "not valid JSON"),
+                     ([[[2**40, 0, 1, 1], []]], "int32")]:
+        with pytest.raises(ValueError, match=why):
+            aug_records(bad, width=9, height=9)
+    assert _core.parse_param_aug([[[1.0, 2, 3, 4], [[5.0, 1]]], None]) == [[[1, 2, 3, 4], [[5, 1.0]]], None]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 3000), st.integers(1, 3000), st.integers(1, 3000), st.integers(1, 3000), st.data())
+def test_rescaling_keeps_whole_boxes_whole_and_neighbours_adjacent(ow, oh, w, h, data):
+    assert rescale_box((0, 0, oh, ow), (ow, oh), (w, h)) == (0, 0, h, w)
+    top, left = data.draw(st.integers(-oh, oh)), data.draw(st.integers(-ow, ow))
+    height, width = data.draw(st.integers(1, 2 * oh)), data.draw(st.integers(1, 2 * ow))
+    t, l, hh, ww = rescale_box((top, left, height, width), (ow, oh), (w, h))
+    assert hh >= 1 and ww >= 1
+    # the box to the right (below) starts where this one ends, unless this one was widened to 1 pixel
+    _, right_l, _, _ = rescale_box((top, left + width, height, width), (ow, oh), (w, h))
+    below_t, _, _, _ = rescale_box((top + height, left, height, width), (ow, oh), (w, h))
+    assert right_l == l + ww or (ww == 1 and right_l in (l, l + 1))
+    assert below_t == t + hh or (hh == 1 and below_t in (t, t + 1))
+    # aug_records applies exactly this rule to each entry
+    recs, rescaled = aug_records([[[top, left, height, width], []], None], width=w, height=h, orig_width=ow, orig_height=oh)
+    assert rescaled == ((ow, oh) != (w, h))
+    assert recs[0].tobytes() == aug_record((t, l, hh, ww)).tobytes()
+    assert recs[1].tobytes() == null_record(w, h).tobytes()
+
+
+def test_rescale_box_rejects_empty_sizes():
+    with pytest.raises(ValueError, match=r"cannot rescale a box between sizes \(0, 5\) and \(5, 5\)"):
+        rescale_box((0, 0, 1, 1), (0, 5), (5, 5))
+
+
+def test_records_round_trip_through_the_store(tmp_path):
+    entries = [[[-3, 7, 10, 12], [[5, -9.0], [11, 178.5]]], None, [[0, 0, 24, 32], [[13, 0.0]]]]
+    recs, _ = aug_records(entries, width=32, height=24)
+    recs[2]["flags"] |= AUG_FLAG_HFLIP
+    emb = np.full((3, 4), 0.5, np.float32)
+    with StoreWriter(tmp_path / "s", J=3, S=1, K=1, D=4) as w:
+        w.add(Sample(uid="a", image=b"x", width=32, height=24, orig_width=32, orig_height=24, caption="c",
+                     caption_tokens=np.array([49406, 49407], np.uint16), syn_captions=["s"],
+                     syn_tokens=[np.array([49406, 49407], np.uint16)], aug=recs, image_emb=emb, text_emb=emb[:2]))
+    got = Store(tmp_path / "s").sample(0).aug
+    assert got.dtype == AUG_DTYPE and got.tobytes() == recs.tobytes()
+    assert parse_aug(got[0]) == parse_aug(entries[0]) == AugParams(-3, 7, 10, 12, ((5, -9.0), (11, 178.5)))
+    assert parse_aug(got[1]) == AugParams(0, 0, 24, 32, (), True, False)
+    assert parse_aug(got[2]) == AugParams(0, 0, 24, 32, ((13, 0.0),), False, True)

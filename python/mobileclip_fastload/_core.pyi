@@ -138,6 +138,35 @@ def store_shard_info(path: str | PathLike[str]) -> dict[str, Any]:
     """Validate one shard file; {"num_samples", "file_bytes", "file_xxh3", "columns", "dims", "embedding_dtype"}."""
 
 
+# --- augmentation record (rust/src/python/aug.rs) ----------------------------
+
+AUG_RECORD_SIZE: int
+#: (name, numpy format, byte offset) of every field of the record, in order
+AUG_RECORD_FIELDS: tuple[tuple[str, str, int], ...]
+AUG_FLAG_NULL: int
+AUG_FLAG_HFLIP: int
+AUG_NUM_OPS: int
+#: torchvision's RandAugment op names by stored op index
+AUG_OP_NAMES: tuple[str, ...]
+AUG_MAX_OPS_PER_ENTRY: int
+
+def encode_aug_record(
+    box: Any, ops: Any = None, *, null: bool = False, hflip: bool = False
+) -> npt.NDArray[np.uint8]:
+    """One record's 40 bytes from a box (top, left, height, width) and up to two (op index, magnitude)."""
+def encode_aug_records(
+    param_aug: Any, *, width: int, height: int, orig_width: int | None = None, orig_height: int | None = None
+) -> tuple[npt.NDArray[np.uint8], bool]:
+    """40 bytes per entry of a `param_aug` list or its JSON text, boxes rescaled to the stored size; and whether rescaled."""
+def parse_param_aug(param_aug: Any) -> list[Any]:
+    """Checked, normalised entries: None or [[top, left, height, width], [[op, magnitude], ...]]."""
+def rescale_box(box: Any, orig_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Map (top, left, height, width) between (width, height) sizes: edges rounded half up, exact."""
+def check_aug_records(data: bytes) -> None:
+    """ValueError naming the first invalid 40-byte record."""
+def decode_aug_record(record: bytes) -> dict[str, Any]:
+    """{"top", "left", "height", "width", "ops", "is_null", "hflip"} of one valid record."""
+
 # --- imaging (exact replay of Pillow + torchvision, the versions in PIXEL_REFERENCE) ---
 
 PIXEL_REFERENCE: dict[str, str]

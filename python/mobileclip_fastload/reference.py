@@ -13,7 +13,6 @@ ignored; identical to webdataset's ``pilrgba`` followed by ``convert("RGB")``),
 from __future__ import annotations
 
 import io
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,29 +23,11 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 from torchvision.transforms.autoaugment import _apply_op
 
+from mobileclip_fastload._core import AUG_OP_NAMES, decode_aug_record, parse_param_aug
 from mobileclip_fastload.loader import TRAINING_INTERPOLATION
 
-#: RandAugment op names by stored index (rust/src/aug.rs `Op`, torchvision order).
-OP_NAMES = (
-    "Identity",
-    "ShearX",
-    "ShearY",
-    "TranslateX",
-    "TranslateY",
-    "Rotate",
-    "Brightness",
-    "Color",
-    "Contrast",
-    "Sharpness",
-    "Posterize",
-    "Solarize",
-    "AutoContrast",
-    "Equalize",
-)
-
-AUG_RECORD_SIZE = 40
-_FLAG_NULL = 1
-_FLAG_HFLIP = 2
+#: RandAugment op names by stored index (rust/src/aug/op.rs `Op`, torchvision order).
+OP_NAMES = AUG_OP_NAMES
 
 
 @dataclass(frozen=True)
@@ -63,7 +44,7 @@ class AugParams:
 
 
 def parse_aug(aug: Any) -> AugParams:
-    """Accept an :class:`AugParams`, a 40-byte record (rust/src/aug.rs), an
+    """Accept an :class:`AugParams`, a 40-byte record (rust/src/aug/record.rs), an
     upstream ``param_aug`` entry ``[[top, left, h, w], [[op, m], ...]]`` or
     ``None`` (null entry), or a mapping with the AugParams field names."""
     if isinstance(aug, AugParams):
@@ -72,17 +53,8 @@ def parse_aug(aug: Any) -> AugParams:
         return AugParams(is_null=True)
     if isinstance(aug, np.void):  # one element of a store's AUG_DTYPE array
         aug = aug.tobytes()
-    if isinstance(aug, (bytes, bytearray, memoryview)):
-        rec = bytes(aug)
-        if len(rec) != AUG_RECORD_SIZE:
-            raise ValueError(f"augmentation record must be {AUG_RECORD_SIZE} bytes, got {len(rec)}")
-        m0, m1, top, left, height, width, op0, op1, n_ops, flags = struct.unpack_from(
-            "<ddiiiiBBBB", rec
-        )
-        ops = ((op0, m0), (op1, m1))[:n_ops]
-        return AugParams(
-            top, left, height, width, tuple(ops), bool(flags & _FLAG_NULL), bool(flags & _FLAG_HFLIP)
-        )
+    if isinstance(aug, (bytes, bytearray, memoryview)):  # decoded and validated by the store's own code
+        return AugParams(**decode_aug_record(bytes(aug)))
     if isinstance(aug, Mapping):
         return AugParams(
             top=int(aug.get("top", 0)),
@@ -93,10 +65,9 @@ def parse_aug(aug: Any) -> AugParams:
             is_null=bool(aug.get("is_null", False)),
             hflip=bool(aug.get("hflip", False)),
         )
-    if isinstance(aug, Sequence) and len(aug) == 2:
-        box, ops = aug
-        top, left, height, width = (int(v) for v in box)
-        return AugParams(top, left, height, width, tuple((int(o), float(m)) for o, m in ops))
+    if isinstance(aug, Sequence) and len(aug) == 2:  # checked by the store's own entry rule
+        ((box, ops),) = parse_param_aug([aug])
+        return AugParams(*box, tuple((o, m) for o, m in ops))
     raise TypeError(f"cannot interpret {type(aug).__name__} as an augmentation entry")
 
 

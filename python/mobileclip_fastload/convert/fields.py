@@ -8,9 +8,9 @@ Python values in the shape the rest of the converter expects.
 from __future__ import annotations
 
 import json
-import math
 import re
 
+from mobileclip_fastload._core import parse_param_aug
 from mobileclip_fastload.convert.skips import (
     BAD_AUGMENTATION,
     BAD_JSON,
@@ -20,7 +20,6 @@ from mobileclip_fastload.convert.skips import (
     SkipSample,
 )
 
-NUM_RANDAUGMENT_OPS = 14
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -100,52 +99,6 @@ def syn_captions(syn: dict, key: str, S: int) -> list[str]:
     return caps
 
 
-def _integral(v) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return None
-
-
-def _number(v) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-def parse_entry(entry, index: int):
-    """Validate one ``param_aug`` entry; returns it normalised (ints, floats) or None for null."""
-    if entry is None:
-        return None
-    bad = f"param_aug[{index}]"
-    if not isinstance(entry, (list, tuple)) or len(entry) != 2:
-        raise SkipSample(BAD_AUGMENTATION, f"{bad} is not [[i, j, h, w], [[op, m], ...]]: {str(entry)[:120]}")
-    box, ops = entry
-    if not isinstance(box, (list, tuple)) or len(box) != 4:
-        raise SkipSample(BAD_AUGMENTATION, f"{bad} box is not [i, j, h, w]: {str(box)[:120]}")
-    ints = [_integral(v) for v in box]
-    if any(v is None for v in ints):
-        raise SkipSample(BAD_AUGMENTATION, f"{bad} box has non-integer values: {box}")
-    i, j, h, w = ints
-    if h <= 0 or w <= 0 or max(abs(i), abs(j), h, w) > 2**31 - 1:
-        raise SkipSample(BAD_AUGMENTATION, f"{bad} box {box} has a non-positive or out-of-range size")
-    if not isinstance(ops, (list, tuple)) or len(ops) > 2:
-        raise SkipSample(BAD_AUGMENTATION, f"{bad} ops is not a list of at most 2 [op, m]: {str(ops)[:120]}")
-    parsed_ops = []
-    for op in ops:
-        if not isinstance(op, (list, tuple)) or len(op) != 2:
-            raise SkipSample(BAD_AUGMENTATION, f"{bad} op is not [op, m]: {str(op)[:120]}")
-        idx, m = _integral(op[0]), _number(op[1])
-        if idx is None or not 0 <= idx < NUM_RANDAUGMENT_OPS or m is None:
-            raise SkipSample(BAD_AUGMENTATION, f"{bad} op {op} has a bad index or magnitude")
-        parsed_ops.append([idx, m])
-    return [[i, j, h, w], parsed_ops]
-
-
 def param_aug(paug: dict) -> list:
     """The ``param_aug`` list (accepting a JSON string, as HF ``datasets`` delivers it), validated."""
     value = paug.get("param_aug")
@@ -158,4 +111,7 @@ def param_aug(paug: dict) -> list:
             raise SkipSample(BAD_JSON, f"paug.json param_aug string is not JSON: {e}") from None
     if not isinstance(value, list):
         raise SkipSample(BAD_JSON, f"paug.json param_aug is a {type(value).__name__}, not a list")
-    return [parse_entry(e, k) for k, e in enumerate(value)]
+    try:  # the store's own entry rule (rust/src/aug/param_aug.rs); the error names the entry
+        return parse_param_aug(value)
+    except ValueError as e:
+        raise SkipSample(BAD_AUGMENTATION, str(e)) from None

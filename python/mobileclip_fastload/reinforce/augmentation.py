@@ -22,14 +22,14 @@ import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from mobileclip_fastload._core import AUG_OP_NAMES
+
 if TYPE_CHECKING:
     import torch
 
-#: RandAugment op names in torchvision's ``_augmentation_space`` order: the index is the stored op id.
-RANDAUGMENT_OPS = (
-    "Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
-    "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize",
-)
+#: RandAugment op names in torchvision's ``_augmentation_space`` order: the index is the stored op id
+#: (defined with the record, rust/src/aug/op.rs; `_op_table` checks it against torchvision).
+RANDAUGMENT_OPS = AUG_OP_NAMES
 RRC_SCALE = (0.08, 1.0)
 RRC_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 RANDAUGMENT_NUM_OPS = 2

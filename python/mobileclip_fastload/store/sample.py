@@ -6,24 +6,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: One augmentation entry: exactly the 40-byte little-endian record of rust/src/aug.rs.
+from mobileclip_fastload._core import AUG_RECORD_FIELDS, AUG_RECORD_SIZE
+
+#: One augmentation entry: the 40-byte little-endian record defined in rust/src/aug/record.rs,
+#: built from the layout `_core` exports (field names, formats, offsets, size).
 #: flags: bit 0 = null entry (upstream `null`), bit 1 = horizontal flip; pad is zero.
 AUG_DTYPE = np.dtype(
-    [
-        ("m0", "<f8"),
-        ("m1", "<f8"),
-        ("top", "<i4"),
-        ("left", "<i4"),
-        ("height", "<i4"),
-        ("width", "<i4"),
-        ("op0", "u1"),
-        ("op1", "u1"),
-        ("n_ops", "u1"),
-        ("flags", "u1"),
-        ("pad", "u1", (4,)),
-    ]
+    {
+        "names": [name for name, _, _ in AUG_RECORD_FIELDS],
+        "formats": [fmt for _, fmt, _ in AUG_RECORD_FIELDS],
+        "offsets": [offset for _, _, offset in AUG_RECORD_FIELDS],
+        "itemsize": AUG_RECORD_SIZE,
+    }
 )
-assert AUG_DTYPE.itemsize == 40
 
 
 @dataclass(eq=False)

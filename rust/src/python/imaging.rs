@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 
 use super::errors::IntoPyResult;
 use super::settings::Integer;
-use crate::aug::{AugParams, Op};
+use crate::aug::AugParams;
 use crate::error::Result;
 use crate::imaging::{Interpolation, Replayer};
 use crate::loader::settings::{self, output_side};
@@ -109,33 +109,11 @@ fn replay_augmentation<'py>(
     Ok(arr.into_pyarray(py))
 }
 
-/// One augmentation from its Python parts, validated.
+/// One augmentation from its Python parts, validated by the record's own rule.
 pub(super) fn parse_entry(top: i32, left: i32, height: i32, width: i32, ops: &[(u8, f64)], hflip: bool) -> PyResult<AugParams> {
-    if ops.len() > 2 {
-        return Err(PyValueError::new_err(format!("at most 2 ops, got {}", ops.len())));
-    }
-    if height <= 0 || width <= 0 {
-        return Err(PyValueError::new_err(format!("crop box {height}x{width} is empty")));
-    }
-    let mut pairs = [(Op::Identity, 0.0); 2];
-    for (slot, &(index, m)) in pairs.iter_mut().zip(ops) {
-        let op = Op::from_index(index)
-            .ok_or_else(|| PyValueError::new_err(format!("unknown RandAugment op index {index}")))?;
-        if !m.is_finite() {
-            return Err(PyValueError::new_err(format!("magnitude {m} is not finite")));
-        }
-        *slot = (op, m);
-    }
-    Ok(AugParams {
-        top,
-        left,
-        height,
-        width,
-        ops: pairs,
-        n_ops: ops.len() as u8,
-        is_null: false,
-        hflip,
-    })
+    let ops: Vec<(i64, f64)> = ops.iter().map(|&(index, m)| (index as i64, m)).collect();
+    let crop = [top, left, height, width].map(i64::from);
+    AugParams::new(crop, &ops, false, hflip).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 /// One entry of `replay_augmentations`: `None` (null: whole image, no ops) or

@@ -1,5 +1,6 @@
 //! PyO3 bindings: one file per concept, each with a `register` function.
 
+mod aug;
 mod bench;
 mod errors;
 mod imaging;
@@ -11,6 +12,7 @@ use pyo3::prelude::*;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
+    aug::register(m)?;
     store::register(m)?;
     imaging::register(m)?;
     loader::register(m)?;

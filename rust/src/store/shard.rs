@@ -449,12 +449,11 @@ fn has_nulls(data: &ArrayData) -> bool {
     data.null_count() > 0 || data.child_data().iter().any(has_nulls)
 }
 
-/// Every record must decode and keep its padding zero (so equal params mean equal bytes).
+/// Every record must be valid (`AugParams::validate`: every byte, padding included).
 fn check_aug_records(bytes: &[u8], j: usize) -> std::result::Result<(), String> {
     for (n, rec) in bytes.chunks_exact(AUG_RECORD_SIZE).enumerate() {
-        let ok = AugParams::decode(rec).is_some() && rec[36..].iter().all(|&b| b == 0);
-        if !ok {
-            return Err(format!("row {} record {} is not a valid augmentation record", n / j, n % j));
+        if let Err(why) = AugParams::validate(rec) {
+            return Err(format!("row {} record {} is not a valid augmentation record: {why}", n / j, n % j));
         }
     }
     Ok(())
