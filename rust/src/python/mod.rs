@@ -1,16 +1,25 @@
 //! PyO3 bindings: one file per concept, each with a `register` function.
 
+mod atomic;
 mod bench;
+mod embeddings;
 mod errors;
+mod format;
 mod imaging;
 mod loader;
+mod sample_input;
 mod store;
+mod writer;
 
 use pyo3::prelude::*;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     store::register(m)?;
+    format::register(m)?;
+    writer::register(m)?;
+    embeddings::register(m)?;
+    atomic::register(m)?;
     imaging::register(m)?;
     loader::register(m)?;
     bench::register(m)?;

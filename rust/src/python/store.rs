@@ -39,12 +39,6 @@ pub struct PyStore {
 }
 
 impl PyStore {
-    /// The core store, for other bindings (the loader) to share.
-    #[allow(dead_code)]
-    pub(crate) fn store(&self) -> Arc<Store> {
-        self.inner.clone()
-    }
-
     /// Sample `i` (Python-style index): its shard, mapped on first use (a remote
     /// store may download it: the GIL is released meanwhile), and its row.
     fn row(&self, py: Python<'_>, i: isize) -> PyResult<(Arc<Shard>, usize)> {

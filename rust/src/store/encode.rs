@@ -106,6 +106,16 @@ pub fn dequantize_int8(values: &[i8], scales: &[f32], d: usize) -> Vec<f32> {
     values.chunks(d.max(1)).zip(scales).flat_map(|(q, &s)| q.iter().map(move |&v| v as f32 * s)).collect()
 }
 
+/// An `encode` error about the embedding called `what`, as a sentence.
+pub fn named_error(what: &str, msg: &str) -> String {
+    // "contains ..." / "overflows ..." read on after the name; the rest follow a colon.
+    if msg.starts_with("contains") || msg.starts_with("overflows") {
+        format!("{what} {msg}")
+    } else {
+        format!("{what}: {msg}")
+    }
+}
+
 /// Encode `rows` rows of K teachers x D values to `dtype`. `scales` are the given
 /// [rows, K] scales of int8 input (ignored otherwise).
 pub fn encode(

@@ -30,13 +30,13 @@ pub use atomic::{publish, remove_stale_temporaries, temp_path, write_atomic, wri
 pub use checksum::ShardChecksums;
 pub use dims::Dims;
 pub use dtype::EmbeddingDtype;
-pub use encode::{bf16_bits_to_f32, dequantize_int8, encode, f32_to_bf16_bits, quantize_int8, EmbeddingValues, Encoded};
+pub use encode::{bf16_bits_to_f32, dequantize_int8, encode, f32_to_bf16_bits, named_error, quantize_int8, EmbeddingValues, Encoded};
 pub use location::{is_url, open_location, RemoteOptions};
 pub use manifest::{hex64, Manifest, ShardEntry, MANIFEST_FILE};
 pub use reader::Store;
 #[cfg(feature = "remote")]
 pub use remote::CacheStats;
-pub use sample::{EmbeddingInput, EncodedSample, SampleInput, TokenValues, TokensInput};
+pub use sample::{shape_repr, EmbeddingInput, EncodedSample, SampleInput, TokenValues, TokensInput};
 pub use schema::{col, column_names, sample_flags, shard_schema, MAGIC, MAX_TOKENS, SCHEMA_VERSION};
 pub use shard::{AccessPattern, Shard, ShardExpect};
 pub use shard_writer::{shard_file_name, write_shard};

@@ -1,7 +1,7 @@
 //! One sample as a writer takes it (`SampleInput`, borrowed from the caller) and as
 //! it is stored (`EncodedSample`, checked against the store's dims and encoded).
 
-use super::encode::{encode, EmbeddingValues, Encoded};
+use super::encode::{encode, named_error, EmbeddingValues, Encoded};
 use super::schema::MAX_TOKENS;
 use super::shard::check_aug_records;
 use super::{Dims, EmbeddingDtype};
@@ -121,14 +121,7 @@ fn embedding(e: &EmbeddingInput<'_>, rows: usize, dims: Dims, dtype: EmbeddingDt
     if e.shape != [rows, dims.row_len()] {
         return Err(format!("{what} must have shape ({rows}, {}), got {}", dims.row_len(), shape_repr(e.shape)));
     }
-    encode(e.values, rows, dims.k, dtype, e.scales).map_err(|m| {
-        // "contains ..." / "overflows ..." read as a sentence after the name; the rest follow a colon.
-        if m.starts_with("contains") || m.starts_with("overflows") {
-            format!("{what} {m}")
-        } else {
-            format!("{what}: {m}")
-        }
-    })
+    encode(e.values, rows, dims.k, dtype, e.scales).map_err(|m| named_error(what, &m))
 }
 
 impl SampleInput<'_> {
