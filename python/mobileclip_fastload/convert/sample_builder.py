@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
 from mobileclip_fastload.convert import fields
 from mobileclip_fastload.convert.embeddings import load_embeddings, select_embeddings
 from mobileclip_fastload.convert.image_origin import decide_origin

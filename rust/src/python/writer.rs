@@ -11,7 +11,7 @@ use super::errors::to_py;
 use super::format::{dims_of, dtype_of, PyDims, PyShardInfo};
 use super::sample_input::HeldSample;
 use crate::error::Error;
-use crate::store::{write_shard as core_write_shard, Dims, EmbeddingDtype, Manifest, StoreWriter, StoreWriterOptions, DEFAULT_TOKENIZER};
+use crate::store::{write_shard as core_write_shard, Dims, EmbeddingDtype, Manifest, StoreWriter, StoreWriterOptions};
 
 /// Writer errors: bad input is a ValueError, a file problem an OSError of the
 /// matching kind (FileExistsError for a directory in the way) naming the path.
@@ -51,7 +51,7 @@ pub struct PyStoreWriter {
 impl PyStoreWriter {
     #[new]
     #[allow(non_snake_case, clippy::too_many_arguments)]
-    #[pyo3(signature = (path, *, J, S, K, D, embedding_dtype="float16", target_shard_bytes=256 << 20, metadata=None, overwrite=false))]
+    #[pyo3(signature = (path, *, J, S, K, D, embedding_dtype="float16", target_shard_bytes=268_435_456, metadata=None, overwrite=false))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -183,7 +183,7 @@ fn write_shard(
 ///
 /// Writing the manifest is what makes a directory a store: write it last.
 #[pyfunction]
-#[pyo3(signature = (store_dir, shard_infos, dims, embedding_dtype, metadata=None, *, tokenizer=DEFAULT_TOKENIZER))]
+#[pyo3(signature = (store_dir, shard_infos, dims, embedding_dtype, metadata=None, *, tokenizer="openai-clip-bpe"))]
 fn write_manifest(
     py: Python<'_>,
     store_dir: PathBuf,
