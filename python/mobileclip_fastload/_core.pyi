@@ -3,8 +3,6 @@
 from os import PathLike
 from typing import Any, final
 
-from typing_extensions import disjoint_base
-
 from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from mobileclip_fastload.store.sample import Sample
@@ -117,7 +115,6 @@ FLAG_SHA256_VERIFIED: int
 FLAG_IMAGE_TRANSCODED: int
 
 @final
-@disjoint_base
 class Dims:
     """J augmentations, S synthetic captions, K teachers of D dimensions each (all >= 1)."""
 
@@ -144,7 +141,6 @@ class Dims:
     def __hash__(self) -> int: ...
 
 @final
-@disjoint_base
 class ShardInfo:
     """What the manifest records about one shard."""
 
@@ -175,7 +171,6 @@ def shard_schema_ipc(dims: Dims | Mapping[str, int] | Sequence[int], embedding_d
     """The shard schema (metadata included) as an Arrow IPC file holding no rows."""
 
 @final
-@disjoint_base
 class StoreWriter:
     """Write a store sample by sample, rolling to a new shard every ~`target_shard_bytes`.
 
