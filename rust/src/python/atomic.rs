@@ -10,7 +10,9 @@ use super::errors::to_py;
 use crate::error::Error;
 use crate::store::{publish, remove_stale_temporaries as remove_stale, temp_path as core_temp_path, write_bytes_atomic, Durability};
 
-fn os_err(e: Error) -> PyErr {
+/// A file error as the OSError subclass of its kind (FileExistsError, ...), naming
+/// the path; any other error as `errors::to_py` maps it.
+pub(super) fn os_err(e: Error) -> PyErr {
     match e {
         Error::Io { path, source } => PyErr::from(std::io::Error::new(source.kind(), format!("{}: {source}", path.display()))),
         other => to_py(other),

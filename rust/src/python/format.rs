@@ -58,11 +58,9 @@ impl PyDims {
     #[new]
     #[allow(non_snake_case)]
     fn new(J: i64, S: i64, K: i64, D: i64) -> PyResult<Self> {
-        let v = [J, S, K, D].map(|x| x.max(0) as usize);
-        let dims = Dims { j: v[0], s: v[1], k: v[2], d: v[3] };
-        if [J, S, K, D].iter().any(|&x| x < 1) {
-            return Err(PyValueError::new_err(format!("dims must all be >= 1, got J={J} S={S} K={K} D={D}")));
-        }
+        // A negative size reads as 0, which the check refuses.
+        let [j, s, k, d] = [J, S, K, D].map(|x| x.max(0) as usize);
+        let dims = Dims { j, s, k, d };
         dims.check().map_err(Error::InvalidArgument).py_err()?;
         Ok(PyDims(dims))
     }

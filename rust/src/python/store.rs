@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::errors::IntoPyResult;
+use super::format::dims_dict;
 use crate::error::Error;
 use crate::store::{hex64, open_location, AccessPattern, EmbeddingDtype, RemoteOptions, Shard, Store};
 
@@ -223,13 +224,7 @@ impl PyStore {
     /// {"J": augmentations, "S": synthetic captions, "K": teachers, "D": dims per teacher}.
     #[getter]
     fn dims<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = self.inner.dims();
-        let dict = PyDict::new(py);
-        dict.set_item("J", d.j)?;
-        dict.set_item("S", d.s)?;
-        dict.set_item("K", d.k)?;
-        dict.set_item("D", d.d)?;
-        Ok(dict)
+        dims_dict(py, self.inner.dims())
     }
 
     /// "float16", "bfloat16" (views are uint16 bit patterns) or "int8" (with scales).
@@ -473,13 +468,7 @@ fn store_shard_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, 
         columns.set_item(name, hex64(*h))?;
     }
     dict.set_item("columns", columns)?;
-    let d = shard.dims();
-    let dims = PyDict::new(py);
-    dims.set_item("J", d.j)?;
-    dims.set_item("S", d.s)?;
-    dims.set_item("K", d.k)?;
-    dims.set_item("D", d.d)?;
-    dict.set_item("dims", dims)?;
+    dict.set_item("dims", dims_dict(py, shard.dims())?)?;
     dict.set_item("embedding_dtype", shard.dtype().name())?;
     Ok(dict)
 }

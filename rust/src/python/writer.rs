@@ -7,20 +7,13 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::errors::to_py;
+// Errors: bad input is a ValueError, a file problem an OSError of the matching
+// kind (FileExistsError for a directory in the way) naming the path.
+use super::atomic::os_err;
 use super::format::{dims_of, dtype_of, PyDims, PyShardInfo};
 use super::sample_input::HeldSample;
-use crate::error::Error;
 use crate::store::{write_shard as core_write_shard, Dims, EmbeddingDtype, Manifest, StoreWriter, StoreWriterOptions};
 
-/// Writer errors: bad input is a ValueError, a file problem an OSError of the
-/// matching kind (FileExistsError for a directory in the way) naming the path.
-fn writer_err(e: Error) -> PyErr {
-    match e {
-        Error::Io { path, source } => PyErr::from(std::io::Error::new(source.kind(), format!("{}: {source}", path.display()))),
-        other => to_py(other),
-    }
-}
 
 fn aug_dtype(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     py.import("mobileclip_fastload.store.sample")?.getattr("AUG_DTYPE")
@@ -76,7 +69,7 @@ impl PyStoreWriter {
             metadata: metadata_json(py, metadata)?,
             overwrite,
         };
-        let inner = py.detach(|| StoreWriter::create(&path, options)).map_err(writer_err)?;
+        let inner = py.detach(|| StoreWriter::create(&path, options)).map_err(os_err)?;
         Ok(PyStoreWriter { inner, aug_dtype: aug_dtype(py)?.unbind() })
     }
 
@@ -88,13 +81,13 @@ impl PyStoreWriter {
         let held = HeldSample::new(sample, self.inner.options().dims, self.aug_dtype.bind(py))?;
         let input = held.input();
         let inner = &mut self.inner;
-        py.detach(|| inner.add(&input)).map_err(writer_err)
+        py.detach(|| inner.add(&input)).map_err(os_err)
     }
 
     /// Write the last shard and the manifest; returns the store path.
     fn close(&mut self, py: Python<'_>) -> PyResult<PathBuf> {
         let inner = &mut self.inner;
-        py.detach(|| inner.close()).map_err(writer_err)
+        py.detach(|| inner.close()).map_err(os_err)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -176,7 +169,7 @@ fn write_shard(
         core_write_shard(&path, &encoded, dims, dtype)
     })
     .map(PyShardInfo)
-    .map_err(writer_err)
+    .map_err(os_err)
 }
 
 /// Write `manifest.json` atomically; shards are listed in the given (global) order.
@@ -199,7 +192,7 @@ fn write_manifest(
         .map(|s| Ok(s?.cast::<PyShardInfo>()?.get().0.clone()))
         .collect::<PyResult<Vec<_>>>()?;
     let metadata = metadata_json(py, metadata)?;
-    py.detach(|| Manifest::new(dims, dtype, tokenizer, shards, metadata)?.write(&store_dir)).map_err(writer_err)
+    py.detach(|| Manifest::new(dims, dtype, tokenizer, shards, metadata)?.write(&store_dir)).map_err(os_err)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
