@@ -10,6 +10,8 @@
 //!
 //! Float input is checked finite first. Errors are messages (the caller names the sample).
 
+use std::borrow::Cow;
+
 use half::f16;
 
 use super::EmbeddingDtype;
@@ -47,12 +49,12 @@ impl EmbeddingValues<'_> {
         }
     }
 
-    /// Float input as float32 (None for non-float input).
-    fn floats_f32(&self) -> Option<Vec<f32>> {
+    /// Float input as float32 (None for non-float input); float32 input is not copied.
+    fn floats_f32(&self) -> Option<Cow<'_, [f32]>> {
         match self {
-            Self::F16(v) => Some(v.iter().map(|x| x.to_f32()).collect()),
-            Self::F32(v) => Some(v.to_vec()),
-            Self::F64(v) => Some(v.iter().map(|&x| x as f32).collect()),
+            Self::F16(v) => Some(Cow::Owned(v.iter().map(|x| x.to_f32()).collect())),
+            Self::F32(v) => Some(Cow::Borrowed(v)),
+            Self::F64(v) => Some(Cow::Owned(v.iter().map(|&x| x as f32).collect())),
             _ => None,
         }
     }
@@ -88,6 +90,14 @@ pub fn bf16_bits_to_f32(bits: u16) -> f32 {
     f32::from_bits((bits as u32) << 16)
 }
 
+/// Round to nearest, ties to even, for |y| <= 2^22: adding 1.5 * 2^23 leaves no
+/// fraction bits, so the float addition itself rounds (to even, the default mode).
+/// The same result as `f32::round_ties_even`, which without SSE4.1 is a libm call.
+fn rint_small(y: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23
+    (y + SHIFT) - SHIFT
+}
+
 /// Symmetric per-(row, teacher) int8 quantization of `x` ([rows * K slices of D]).
 pub fn quantize_int8(x: &[f32], d: usize) -> (Vec<i8>, Vec<f32>) {
     let mut values = Vec::with_capacity(x.len());
@@ -95,7 +105,7 @@ pub fn quantize_int8(x: &[f32], d: usize) -> (Vec<i8>, Vec<f32>) {
     for slice in x.chunks(d.max(1)) {
         let scale = slice.iter().fold(0f32, |m, v| m.max(v.abs())) / 127f32;
         let safe = if scale > 0.0 { scale } else { 1.0 };
-        values.extend(slice.iter().map(|v| (v / safe).round_ties_even().clamp(-127.0, 127.0) as i8));
+        values.extend(slice.iter().map(|v| rint_small((v / safe).clamp(-127.0, 127.0)) as i8));
         scales.push(scale);
     }
     (values, scales)
@@ -188,6 +198,17 @@ mod tests {
             let x = f32::from_bits(i.wrapping_mul(2_654_435_761) & 0x7F7F_FFFF) * if i % 2 == 0 { 1.0 } else { -1.0 };
             assert_eq!(f32_to_bf16_bits(x), half::bf16::from_f32(x).to_bits(), "{x}");
             assert_eq!(bf16_bits_to_f32(f32_to_bf16_bits(x)), half::bf16::from_f32(x).to_f32());
+        }
+    }
+
+    #[test]
+    fn rint_small_is_round_ties_even() {
+        for i in -300_000..=300_000 {
+            let y = i as f32 / 2048.0; // halves, quarters, ... in -146..146
+            assert_eq!(rint_small(y), y.round_ties_even(), "{y}");
+        }
+        for y in [0.5f32, 1.5, 2.5, -0.5, -2.5, 126.5, -126.5, 0.49999997, 127.0, -127.0, 1e-30] {
+            assert_eq!(rint_small(y), y.round_ties_even(), "{y}");
         }
     }
 
