@@ -26,6 +26,7 @@ from mobileclip_fastload.store import (
     bf16_bits_to_float32,
     check_aug,
     dequantize_int8,
+    encode_embeddings,
     float_to_bf16_bits,
     null_record,
     quantize_int8,
@@ -98,6 +99,50 @@ def test_int8_quantization_error_is_at_most_half_a_step(x):
     err = np.abs(dequantize_int8(q, scales) - x).reshape(x.shape[0], 2, -1)
     assert (err <= scales[:, :, None] * (0.5 + 1e-5) + 1e-30).all()
     assert (np.abs(q) <= 127).all()
+
+
+def numpy_int8_reference(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The int8 rule written with numpy (float32 throughout, rint = ties to even)."""
+    per_teacher = np.asarray(x, np.float32).reshape(x.shape[0], k, -1)
+    scales = (np.abs(per_teacher).max(axis=2) / np.float32(127)).astype(np.float32)
+    safe = np.where(scales > 0, scales, np.float32(1))[:, :, None]
+    q = np.clip(np.rint(per_teacher / safe), -127, 127).astype(np.int8)
+    return q.reshape(x.shape), scales
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(st.sampled_from([np.float16, np.float32, np.float64]), st.tuples(st.integers(1, 4), st.sampled_from([2, 6])),
+              elements=st.floats(-60000, 60000, width=16)))
+def test_encodings_match_numpy_and_torch(x):
+    """The Rust encoder against independent references, for every float input type."""
+    values, scales = encode_embeddings(x, "float16", 2)
+    assert scales is None and values.dtype == np.float16
+    np.testing.assert_array_equal(values.view(np.uint16), x.astype(np.float16).view(np.uint16))
+    values, _ = encode_embeddings(x, "bfloat16", 2)
+    as_f32 = torch.from_numpy(x.astype(np.float32))
+    np.testing.assert_array_equal(values, as_f32.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16))
+    values, scales = encode_embeddings(x, "int8", 2)
+    want_q, want_scales = numpy_int8_reference(x, 2)
+    np.testing.assert_array_equal(values, want_q)
+    np.testing.assert_array_equal(scales, want_scales)
+    # Already-encoded input is taken as it is.
+    bits, _ = encode_embeddings(x, "bfloat16", 2)
+    assert encode_embeddings(bits, "bfloat16", 2)[0].tobytes() == bits.tobytes()
+    again, again_scales = encode_embeddings(values, "int8", 2, scales)
+    assert again.tobytes() == values.tobytes() and again_scales.tobytes() == scales.tobytes()
+
+
+def test_encoding_refuses_what_the_dtype_cannot_hold():
+    with pytest.raises(ValueError, match="image_emb overflows float16"):
+        encode_embeddings(np.full((1, 2), 1e5, np.float32), "float16", 1, what="image_emb")
+    with pytest.raises(ValueError, match="overflows bfloat16"):
+        encode_embeddings(np.full((1, 2), 3.4e38, np.float32), "bfloat16", 1)
+    with pytest.raises(ValueError, match="non-finite"):
+        encode_embeddings(np.array([[np.nan, 0]], np.float32), "int8", 1)
+    with pytest.raises(ValueError, match="int8 input needs its scales"):
+        encode_embeddings(np.zeros((1, 2), np.int8), "int8", 1)
+    with pytest.raises(ValueError, match="got int32"):
+        encode_embeddings(np.zeros((1, 2), np.int32), "float16", 1)
 
 
 def test_int8_zero_slices_have_zero_scale():

@@ -4,7 +4,7 @@ from os import PathLike
 from typing import Any, final
 
 from pathlib import Path
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from mobileclip_fastload.store.sample import Sample
 import numpy as np
 import numpy.typing as npt
@@ -179,6 +179,178 @@ def check_aug_records(data: bytes) -> None:
     """ValueError naming the first invalid 40-byte record."""
 def decode_aug_record(record: bytes) -> dict[str, Any]:
     """{"top", "left", "height", "width", "ops", "is_null", "hflip"} of one valid record."""
+
+# --- store format and writer (rust/src/python/{format,writer,embeddings,atomic}.rs) ---
+
+MAGIC: str
+SCHEMA_VERSION: int
+MANIFEST_FILE: str
+MAX_TOKENS: int
+EMBEDDING_DTYPES: tuple[str, ...]
+FLAG_BOXES_RESCALED: int
+FLAG_SHA256_VERIFIED: int
+FLAG_IMAGE_TRANSCODED: int
+
+@final
+class Dims:
+    """J augmentations, S synthetic captions, K teachers of D dimensions each (all >= 1)."""
+
+    def __new__(cls, J: int, S: int, K: int, D: int) -> Dims: ...
+    @classmethod
+    def of(cls, dims: Dims | Mapping[str, int] | Sequence[int]) -> Dims:
+        """Accept a Dims, a {"J","S","K","D"} mapping (as `Store.dims` returns) or a 4-tuple."""
+    @property
+    def J(self) -> int: ...
+    @property
+    def S(self) -> int: ...
+    @property
+    def K(self) -> int: ...
+    @property
+    def D(self) -> int: ...
+    @property
+    def KD(self) -> int:
+        """Elements of one embedding row: K*D."""
+    def as_dict(self) -> dict[str, int]: ...
+    def __iter__(self) -> Iterator[int]: ...
+    def __len__(self) -> int: ...
+    def __getnewargs__(self) -> tuple[int, int, int, int]: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class ShardInfo:
+    """What the manifest records about one shard."""
+
+    def __new__(
+        cls, file: str, num_samples: int, file_bytes: int, file_xxh3: str, columns: dict[str, str] | None = None
+    ) -> ShardInfo: ...
+    @property
+    def file(self) -> str: ...
+    @property
+    def num_samples(self) -> int: ...
+    @property
+    def file_bytes(self) -> int: ...
+    @property
+    def file_xxh3(self) -> str: ...
+    @property
+    def columns(self) -> dict[str, str]:
+        """Column name -> xxh3-64 of its byte range (16 hex digits)."""
+    def to_json(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ShardInfo: ...
+    def __reduce__(self) -> tuple[type[ShardInfo], tuple[str, int, int, str, dict[str, str]]]: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+def shard_file_name(n: int) -> str:
+    """The name of shard `n` in a store directory ("shard-00000.arrow")."""
+
+def shard_schema_ipc(dims: Dims | Mapping[str, int] | Sequence[int], embedding_dtype: str) -> bytes:
+    """The shard schema (metadata included) as an Arrow IPC file holding no rows."""
+
+@final
+class StoreWriter:
+    """Write a store sample by sample, rolling to a new shard every ~`target_shard_bytes`.
+
+    The manifest is written by `close()` (on a clean `with` exit); a writer that
+    fails leaves no manifest, so a half-written directory never opens as a store.
+    """
+
+    def __new__(
+        cls,
+        path: str | PathLike[str],
+        *,
+        J: int,
+        S: int,
+        K: int,
+        D: int,
+        embedding_dtype: str = "float16",
+        target_shard_bytes: int = 268435456,
+        metadata: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> StoreWriter: ...
+    def add(self, sample: Sample) -> None:
+        """Validate and buffer one sample (ValueError names it); writes a shard when enough is buffered."""
+    def close(self) -> Path:
+        """Write the last shard and the manifest; returns the store path."""
+    def __enter__(self) -> StoreWriter: ...
+    def __exit__(self, exc_type: object, _exc: object, _tb: object) -> None: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def dims(self) -> Dims: ...
+    @property
+    def embedding_dtype(self) -> str: ...
+    @property
+    def target_shard_bytes(self) -> int: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+    @property
+    def shards(self) -> list[ShardInfo]:
+        """The shards written so far."""
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def num_samples(self) -> int:
+        """Samples added so far (written or buffered)."""
+
+def write_shard(
+    path: str | PathLike[str],
+    samples: Iterable[Sample],
+    *,
+    dims: Dims | Mapping[str, int] | Sequence[int],
+    embedding_dtype: str = "float16",
+) -> ShardInfo:
+    """Write one shard file atomically (validated before it is published) and return its manifest entry."""
+
+def write_manifest(
+    store_dir: str | PathLike[str],
+    shard_infos: Iterable[ShardInfo],
+    dims: Dims | Mapping[str, int] | Sequence[int],
+    embedding_dtype: str,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    tokenizer: str = "openai-clip-bpe",
+) -> Path:
+    """Write `manifest.json` atomically; shards are listed in the given (global) order. Write it last."""
+
+def encode_embeddings(
+    x: npt.ArrayLike,
+    embedding_dtype: str,
+    k: int,
+    scales: npt.ArrayLike | None = None,
+    *,
+    what: str = "embedding",
+) -> tuple[np.ndarray, npt.NDArray[np.float32] | None]:
+    """Embeddings [rows, K*D] as stored: (values, int8 scales [rows, K] or None)."""
+
+def decode_embeddings(
+    values: npt.ArrayLike, embedding_dtype: str, scales: npt.ArrayLike | None = None
+) -> npt.NDArray[np.float32]:
+    """Stored embedding values -> float32."""
+
+def float_to_bf16_bits(x: npt.ArrayLike) -> npt.NDArray[np.uint16]:
+    """float -> bfloat16 bit patterns, round to nearest even (finite input)."""
+
+def bf16_bits_to_float32(bits: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """bfloat16 bit patterns -> float32 (exact)."""
+
+def quantize_int8(x: npt.ArrayLike, k: int) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
+    """[rows, K*D] float -> (int8 [rows, K*D], float32 scales [rows, K])."""
+
+def dequantize_int8(q: npt.ArrayLike, scales: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """int8 [rows, K*D] and scales [rows, K] -> float32 [rows, K*D]."""
+
+def temp_path(final_path: str | PathLike[str]) -> Path:
+    """A hidden, unique sibling of `final_path` to write before `publish_file` (it carries this process's id)."""
+
+def publish_file(tmp: str | PathLike[str], final_path: str | PathLike[str]) -> None:
+    """fsync `tmp`, rename it to `final_path`, fsync the directory; on failure `tmp` is removed."""
+
+def write_file_atomic(final_path: str | PathLike[str], data: bytes) -> None:
+    """Write `data` to `final_path` atomically and durably."""
+
+def remove_stale_temporaries(directory: str | PathLike[str]) -> list[str]:
+    """Remove the temp files in `directory` whose writing process is gone; returns the names removed."""
 
 # --- imaging (exact replay of Pillow + torchvision, the versions in PIXEL_REFERENCE) ---
 

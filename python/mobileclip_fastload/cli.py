@@ -54,16 +54,12 @@ def _short(text: str, limit: int = 100) -> str:
 def _embedding_summary(store, i: int) -> list[str]:
     import numpy as np
 
-    from mobileclip_fastload.store import bf16_bits_to_float32, dequantize_int8
+    from mobileclip_fastload.store import decode_embeddings
 
     K, D = store.dims["K"], store.dims["D"]
 
     def as_float(values: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
-        if store.embedding_dtype == "bfloat16":
-            return bf16_bits_to_float32(values)
-        if store.embedding_dtype == "int8":
-            return dequantize_int8(values, scales)
-        return values.astype(np.float32)
+        return decode_embeddings(values, store.embedding_dtype, scales)
 
     lines = []
     for name, values, scales in (

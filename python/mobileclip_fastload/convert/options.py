@@ -4,28 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from mobileclip_fastload._core import EMBEDDING_DTYPES, Dims
 from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 
-EMBEDDING_DTYPES = ("float16", "bfloat16", "int8")
 LAYOUTS = ("joined", "separate")
 # ~3.5k DataCompDR-12M samples at float16; a worker holds about 3x this while writing a shard.
 DEFAULT_TARGET_SHARD_BYTES = 512 << 20
 DEFAULT_MAX_EMBEDDING_BYTES = 64 << 20  # per sample; DataCompDR-12M needs ~0.2 MB
-
-
-@dataclass(frozen=True)
-class Dims:
-    J: int
-    S: int
-    K: int
-    D: int
-
-    @property
-    def KD(self) -> int:
-        return self.K * self.D
-
-    def as_dict(self) -> dict:
-        return {"J": self.J, "S": self.S, "K": self.K, "D": self.D}
 
 
 @dataclass(frozen=True)
@@ -57,5 +42,6 @@ class ConvertOptions:
         """What determines a task's output: a done record made under other options is redone."""
         d = asdict(self)
         d.pop("max_listed_per_reason")
+        d["dims"] = self.dims.as_dict()
         d["image_formats"] = list(self.image_formats)
         return d

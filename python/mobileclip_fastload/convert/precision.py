@@ -1,8 +1,8 @@
 """Encoding teacher embeddings into the store dtype, and measuring what that costs.
 
 The converter encodes each sample's float32 embeddings itself with the store's
-own conversions (``mobileclip_fastload.store.embeddings``: float16 and bfloat16
-round to nearest even; int8 is symmetric per (row, teacher) with
+own conversions (``_core.encode_embeddings``, the Rust writer's rules: float16 and
+bfloat16 round to nearest even; int8 is symmetric per (row, teacher) with
 ``scale = max|x| / 127``), so a shard buffer holds 1-2 bytes per value, and the
 error report is computed from exactly the values written: for every
 (row, teacher) D-slice, ``1 - cos(x, decoded(x))``, max and mean over the store.
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mobileclip_fastload import _core
+
 
 @dataclass
 class Encoded:
@@ -23,20 +25,9 @@ class Encoded:
 
 
 def encode(x: np.ndarray, dtype: str, K: int) -> Encoded:
-    from mobileclip_fastload import store as store_emb
-
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if dtype == "float16":
-        with np.errstate(over="ignore"):  # overflow becomes inf, which the caller rejects
-            v = x.astype(np.float16)
-        return Encoded(v, None, v.astype(np.float32))
-    if dtype == "bfloat16":
-        v = store_emb.float_to_bf16_bits(x)
-        return Encoded(v, None, store_emb.bf16_bits_to_float32(v))
-    if dtype == "int8":
-        q, s = store_emb.quantize_int8(x, K)
-        return Encoded(q, s, store_emb.dequantize_int8(q, s))
-    raise ValueError(f"unknown embedding dtype {dtype!r}")
+    """Raises ValueError for NaN/inf input or a value the dtype cannot hold."""
+    values, scales = _core.encode_embeddings(np.ascontiguousarray(x, dtype=np.float32), dtype, K)
+    return Encoded(values, scales, _core.decode_embeddings(values, dtype, scales))
 
 
 @dataclass

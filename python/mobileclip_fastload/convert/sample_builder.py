@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
 from mobileclip_fastload.convert import fields
 from mobileclip_fastload.convert.embeddings import load_embeddings, select_embeddings
 from mobileclip_fastload.convert.image_origin import decide_origin
@@ -104,10 +102,11 @@ def build_sample(
 
     # Encoded here with the store's own conversions, so a shard buffer holds the
     # final 1-2 byte values and the precision report sees exactly what is written.
-    img_enc = encode(image_emb, opts.embedding_dtype, dims.K)
-    txt_enc = encode(text_emb, opts.embedding_dtype, dims.K)
-    if not (np.isfinite(img_enc.decoded).all() and np.isfinite(txt_enc.decoded).all()):
-        raise SkipSample(NON_FINITE_EMBEDDING, f"embeddings overflow {opts.embedding_dtype}")
+    try:
+        img_enc = encode(image_emb, opts.embedding_dtype, dims.K)
+        txt_enc = encode(text_emb, opts.embedding_dtype, dims.K)
+    except ValueError as e:  # NaN/inf, or a value that overflows the store dtype
+        raise SkipSample(NON_FINITE_EMBEDDING, str(e)) from None
     error = CosineError()
     error.add(image_emb, img_enc.decoded, dims.K)
     error.add(text_emb, txt_enc.decoded, dims.K)

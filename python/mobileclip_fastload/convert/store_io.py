@@ -56,12 +56,10 @@ def write_store_manifest(output: str, infos: list[dict], opts: ConvertOptions, m
 
 def write_json_atomic(path: str, obj) -> None:
     """Write `obj` as JSON to `path` atomically and durably (temp file, fsync, rename)."""
-    from mobileclip_fastload.store.atomic import publishing
+    from mobileclip_fastload.store.atomic import write_text_atomic
 
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with publishing(final) as tmp:
-        tmp.write_text(json.dumps(obj), encoding="utf-8")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(obj))
 
 
 def remove_stale_temporaries(directory: str) -> list[str]:

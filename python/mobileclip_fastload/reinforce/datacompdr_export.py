@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mobileclip_fastload.store.atomic import fsync_path, temp_name
+from mobileclip_fastload.store.atomic import publish, temp_name
 from mobileclip_fastload.reinforce.prepare import PreparedSample, param_aug_json
 
 
@@ -64,9 +64,7 @@ class DataCompDRTarWriter:
 
     def close(self) -> None:
         self.tar.close()
-        fsync_path(self.tmp)
-        os.replace(self.tmp, self.path)
-        fsync_path(Path(self.path).parent)
+        publish(self.tmp, self.path)
 
     def abort(self) -> None:
         self.tar.close()

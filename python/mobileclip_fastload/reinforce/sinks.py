@@ -40,11 +40,10 @@ class CaptionSink:
         self.report.samples_written += len(ready)
 
     def close(self) -> None:
-        from mobileclip_fastload.store.atomic import fsync_path
+        from mobileclip_fastload.store.atomic import publish
 
         self.file.close()
-        fsync_path(self.tmp)
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path)
         self.files[self.path] = os.path.getsize(self.path)
 
     def abort(self) -> None:
@@ -122,9 +121,12 @@ class StoreSink:
         primary = opts.captioners[0].tag
         skipped = []
         for i, s in enumerate(ready):
-            img_enc = encode(image_emb[i].reshape(J, K * D), opts.embedding_dtype, K)
-            txt_enc = encode(text_emb[i], opts.embedding_dtype, K)
-            if not (np.isfinite(img_enc.decoded).all() and np.isfinite(txt_enc.decoded).all()):
+            try:
+                img_enc = encode(image_emb[i].reshape(J, K * D), opts.embedding_dtype, K)
+                txt_enc = encode(text_emb[i], opts.embedding_dtype, K)
+                extra_encs = [encode(extra_emb[i, e * dims.S : (e + 1) * dims.S], opts.embedding_dtype, K)
+                              for e in range(len(extra))] if self.tar is not None else []
+            except ValueError:  # NaN/inf, or a value that overflows the store dtype
                 skipped.append((s, "a teacher gave NaN/inf"))
                 continue
             self.errors.add(image_emb[i].reshape(J, K * D), img_enc.decoded, K)
@@ -147,8 +149,7 @@ class StoreSink:
             kind[s.image_kind] = kind.get(s.image_kind, 0) + 1
             if self.tar is not None:
                 extra_sets = {}
-                for e, tag in enumerate(extra):
-                    enc = encode(extra_emb[i, e * dims.S : (e + 1) * dims.S], opts.embedding_dtype, K)
+                for enc, tag in zip(extra_encs, extra):
                     extra_sets[f"syn_text_{tag}"] = enc.decoded
                 syn_sets = [("syn_text", syn)] + [(f"syn_text_{tag}", captions[i][tag]) for tag in extra]
                 self.tar.add(s, syn_sets, img_enc.decoded, txt_enc.decoded, extra_sets)

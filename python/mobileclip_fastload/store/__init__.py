@@ -1,24 +1,9 @@
-"""Write and describe DR stores (format: docs/FORMAT.md). The reader is
-`mobileclip_fastload.Store` (Rust, memory-mapped, zero-copy)."""
+"""Write and describe DR stores (format: docs/FORMAT.md). The format, the writer
+and the embedding encodings live in the Rust core (`_core`); this package names
+them. The reader is `mobileclip_fastload.Store` (Rust, memory-mapped, zero-copy).
+Reading shards with pyarrow/DuckDB/Polars: `mobileclip_fastload.store.interop`."""
 
-from mobileclip_fastload.store.aug import (
-    AUG_FLAG_HFLIP,
-    AUG_FLAG_NULL,
-    aug_record,
-    aug_records,
-    check_aug,
-    null_record,
-    rescale_box,
-)
-from mobileclip_fastload.store.embeddings import (
-    bf16_bits_to_float32,
-    dequantize_int8,
-    encode_embeddings,
-    float_to_bf16_bits,
-    quantize_int8,
-)
-from mobileclip_fastload.store.sample import AUG_DTYPE, Sample
-from mobileclip_fastload.store.schema import (
+from mobileclip_fastload._core import (
     EMBEDDING_DTYPES,
     FLAG_BOXES_RESCALED,
     FLAG_IMAGE_TRANSCODED,
@@ -28,9 +13,28 @@ from mobileclip_fastload.store.schema import (
     MAX_TOKENS,
     SCHEMA_VERSION,
     Dims,
-    shard_schema,
+    ShardInfo,
+    StoreWriter,
+    bf16_bits_to_float32,
+    decode_embeddings,
+    dequantize_int8,
+    encode_embeddings,
+    float_to_bf16_bits,
+    quantize_int8,
+    shard_file_name,
+    write_manifest,
+    write_shard,
 )
-from mobileclip_fastload.store.writer import ShardInfo, StoreWriter, shard_file_name, write_manifest, write_shard
+from mobileclip_fastload.store.aug import (
+    AUG_FLAG_HFLIP,
+    AUG_FLAG_NULL,
+    aug_record,
+    aug_records,
+    check_aug,
+    null_record,
+    rescale_box,
+)
+from mobileclip_fastload.store.sample import AUG_DTYPE, Sample
 
 __all__ = [
     "AUG_DTYPE",
@@ -52,6 +56,7 @@ __all__ = [
     "aug_records",
     "bf16_bits_to_float32",
     "check_aug",
+    "decode_embeddings",
     "dequantize_int8",
     "encode_embeddings",
     "float_to_bf16_bits",
@@ -59,7 +64,15 @@ __all__ = [
     "quantize_int8",
     "rescale_box",
     "shard_file_name",
-    "shard_schema",
     "write_manifest",
     "write_shard",
 ]
+
+
+def __getattr__(name: str):
+    # `shard_schema` returns a pyarrow object: pyarrow (optional) is imported only when asked for.
+    if name == "shard_schema":
+        from mobileclip_fastload.store.interop import shard_schema
+
+        return shard_schema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,12 +1,17 @@
 //! PyO3 bindings: one file per concept, each with a `register` function.
 
 mod aug;
+mod atomic;
 mod bench;
+mod embeddings;
 mod errors;
+mod format;
 mod imaging;
 mod loader;
 mod settings;
+mod sample_input;
 mod store;
+mod writer;
 
 use pyo3::prelude::*;
 
@@ -14,6 +19,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     aug::register(m)?;
     store::register(m)?;
+    format::register(m)?;
+    writer::register(m)?;
+    embeddings::register(m)?;
+    atomic::register(m)?;
     imaging::register(m)?;
     loader::register(m)?;
     bench::register(m)?;

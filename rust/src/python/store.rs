@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use super::errors::IntoPyResult;
 use super::settings::Integer;
 use crate::loader::settings::integer;
+use super::format::dims_dict;
 use crate::error::Error;
 use crate::store::{hex64, open_location, AccessPattern, EmbeddingDtype, RemoteOptions, Shard, Store};
 
@@ -41,12 +42,6 @@ pub struct PyStore {
 }
 
 impl PyStore {
-    /// The core store, for other bindings (the loader) to share.
-    #[allow(dead_code)]
-    pub(crate) fn store(&self) -> Arc<Store> {
-        self.inner.clone()
-    }
-
     /// Sample `i` (Python-style index): its shard, mapped on first use (a remote
     /// store may download it: the GIL is released meanwhile), and its row.
     fn row(&self, py: Python<'_>, i: isize) -> PyResult<(Arc<Shard>, usize)> {
@@ -232,13 +227,7 @@ impl PyStore {
     /// {"J": augmentations, "S": synthetic captions, "K": teachers, "D": dims per teacher}.
     #[getter]
     fn dims<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = self.inner.dims();
-        let dict = PyDict::new(py);
-        dict.set_item("J", d.j)?;
-        dict.set_item("S", d.s)?;
-        dict.set_item("K", d.k)?;
-        dict.set_item("D", d.d)?;
-        Ok(dict)
+        dims_dict(py, self.inner.dims())
     }
 
     /// "float16", "bfloat16" (views are uint16 bit patterns) or "int8" (with scales).
@@ -474,13 +463,7 @@ fn store_shard_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, 
         columns.set_item(name, hex64(*h))?;
     }
     dict.set_item("columns", columns)?;
-    let d = shard.dims();
-    let dims = PyDict::new(py);
-    dims.set_item("J", d.j)?;
-    dims.set_item("S", d.s)?;
-    dims.set_item("K", d.k)?;
-    dims.set_item("D", d.d)?;
-    dict.set_item("dims", dims)?;
+    dict.set_item("dims", dims_dict(py, shard.dims())?)?;
     dict.set_item("embedding_dtype", shard.dtype().name())?;
     Ok(dict)
 }

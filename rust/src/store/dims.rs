@@ -1,11 +1,19 @@
 //! The four sizes that shape every sample of a store.
 
+use serde::{Deserialize, Serialize};
+
 /// J augmentations, S synthetic captions, K teachers of D dimensions each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// In JSON (the manifest) it is `{"J", "S", "K", "D"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dims {
+    #[serde(rename = "J")]
     pub j: usize,
+    #[serde(rename = "S")]
     pub s: usize,
+    #[serde(rename = "K")]
     pub k: usize,
+    #[serde(rename = "D")]
     pub d: usize,
 }
 

@@ -12,6 +12,9 @@ pub enum EmbeddingDtype {
 }
 
 impl EmbeddingDtype {
+    /// Every stored element type, in the order the docs list them.
+    pub const ALL: [EmbeddingDtype; 3] = [Self::Float16, Self::BFloat16, Self::Int8];
+
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "float16" => Some(Self::Float16),

@@ -5,25 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::atomic::write_bytes_atomic;
 use super::files::read_regular_to_string;
 use super::schema::{column_names, MAGIC, SCHEMA_VERSION};
 use super::{Dims, EmbeddingDtype};
 use crate::error::{Error, Result};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ManifestDims {
-    #[serde(rename = "J")]
-    pub j: usize,
-    #[serde(rename = "S")]
-    pub s: usize,
-    #[serde(rename = "K")]
-    pub k: usize,
-    #[serde(rename = "D")]
-    pub d: usize,
-}
 
 /// One shard's entry: where it is and what its bytes must hash to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +30,7 @@ pub struct ShardEntry {
 pub struct Manifest {
     pub magic: String,
     pub schema_version: u32,
-    pub dims: ManifestDims,
+    pub dims: Dims,
     pub embedding_dtype: String,
     #[serde(default)]
     pub tokenizer: Option<String>,
@@ -85,6 +73,42 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// A manifest for these shards, listed in their global order. Checked as `parse`
+    /// checks a manifest it reads (an invalid one is an `InvalidArgument`).
+    pub fn new(
+        dims: Dims,
+        dtype: EmbeddingDtype,
+        tokenizer: &str,
+        shards: Vec<ShardEntry>,
+        metadata: serde_json::Value,
+    ) -> Result<Manifest> {
+        let manifest = Manifest {
+            magic: MAGIC.into(),
+            schema_version: SCHEMA_VERSION,
+            dims,
+            embedding_dtype: dtype.name().into(),
+            tokenizer: Some(tokenizer.into()),
+            num_samples: shards.iter().map(|s| s.num_samples).sum(),
+            shards,
+            metadata,
+        };
+        manifest.validate(Path::new(MANIFEST_FILE)).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        Ok(manifest)
+    }
+
+    /// Write `dir/manifest.json` atomically. Writing it is what makes a directory
+    /// a store: write it last.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join(MANIFEST_FILE);
+        let mut text = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut text, formatter);
+        self.serialize(&mut ser).map_err(|e| Error::InvalidArgument(format!("manifest: {e}")))?;
+        text.push(b'\n');
+        write_bytes_atomic(&path, &text)?;
+        Ok(path)
+    }
+
     pub fn read(dir: &Path) -> Result<Manifest> {
         let (text, path) = Manifest::read_text(dir)?;
         Manifest::parse(&text, &path)
@@ -98,8 +122,7 @@ impl Manifest {
     }
 
     pub fn dims(&self) -> Dims {
-        let ManifestDims { j, s, k, d } = self.dims;
-        Dims { j, s, k, d }
+        self.dims
     }
 
     /// Only valid after `parse` (which checks the name).

@@ -6,9 +6,11 @@
 //! `image_bytes(row)`, `image_emb_raw(row, j)`, `aug(row, j)`, ... are slices of
 //! the mapping, safe to call from any number of threads.
 
+mod atomic;
 mod checksum;
 mod dims;
 mod dtype;
+mod encode;
 mod files;
 mod layout;
 mod location;
@@ -17,23 +19,32 @@ mod parallel;
 mod reader;
 #[cfg(feature = "remote")]
 mod remote;
+mod sample;
 mod schema;
 mod shard;
+mod shard_writer;
+mod store_writer;
 mod verify;
 
+pub use atomic::{publish, remove_stale_temporaries, temp_path, write_atomic, write_bytes_atomic, Durability};
 pub use checksum::ShardChecksums;
 pub use dims::Dims;
 pub use dtype::EmbeddingDtype;
+pub use encode::{bf16_bits_to_f32, dequantize_int8, encode, f32_to_bf16_bits, named_error, quantize_int8, EmbeddingValues, Encoded};
 pub use location::{is_url, open_location, RemoteOptions};
-pub use manifest::{hex64, Manifest, ManifestDims, ShardEntry, MANIFEST_FILE};
+pub use manifest::{hex64, Manifest, ShardEntry, MANIFEST_FILE};
 pub use reader::Store;
 #[cfg(feature = "remote")]
 pub use remote::CacheStats;
-pub use schema::{col, column_names, sample_flags, MAGIC, MAX_TOKENS, SCHEMA_VERSION};
+pub use sample::{shape_repr, EmbeddingInput, EncodedSample, SampleInput, TokenValues, TokensInput};
+pub use schema::{col, column_names, sample_flags, shard_schema, MAGIC, MAX_TOKENS, SCHEMA_VERSION};
 pub use shard::{AccessPattern, Shard, ShardExpect};
+pub use shard_writer::{shard_file_name, write_shard};
+pub use store_writer::{StoreWriter, StoreWriterOptions, DEFAULT_TOKENIZER};
 pub use verify::{verify_dir, Problem};
 
-#[doc(hidden)]
-pub mod testing;
+/// Synthetic stores for the tests, written by the real writer.
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;

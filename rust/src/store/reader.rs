@@ -271,19 +271,6 @@ impl Store {
         }
     }
 
-    /// Start reading sample `i`'s image in the background (best effort: only
-    /// when its shard is mapped already, so it never blocks).
-    pub fn prefetch_image(&self, i: usize) {
-        let Ok((n, row)) = self.locate(i) else { return };
-        let shard = match self.slots[n].0.try_lock() {
-            Ok(slot) => slot.clone(),
-            Err(_) => None,
-        };
-        if let Some(shard) = shard {
-            shard.prefetch_image(row);
-        }
-    }
-
     /// Recompute every checksum against the manifest and run the open-time
     /// checks on every shard. Reads the files through a separate sequential
     /// mapping, so the serving mapping's hints stay as they are. A remote store

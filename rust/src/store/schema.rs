@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use arrow_schema::{DataType, Field, Schema};
 
 use super::{Dims, EmbeddingDtype};
@@ -52,6 +54,9 @@ pub mod sample_flags {
     pub const BOXES_RESCALED: u32 = 1;
     /// `sha256` was checked against the stored image bytes.
     pub const SHA256_VERIFIED: u32 = 2;
+    /// The image is stored as a lossless PNG of Pillow's RGB pixels (the loader
+    /// could not decode the original exactly).
+    pub const IMAGE_TRANSCODED: u32 = 4;
 }
 
 /// List children are named "item" and nullable, as pyarrow writes them; the reader
@@ -103,6 +108,23 @@ pub fn expected_fields(dims: Dims, dtype: EmbeddingDtype) -> Vec<Field> {
     fields.push(Field::new(col::SHA256, DataType::FixedSizeBinary(32), true));
     fields.push(Field::new(col::FLAGS, DataType::UInt32, false));
     fields
+}
+
+/// The schema every shard with these dims and dtype has, metadata included.
+pub fn shard_schema(dims: Dims, dtype: EmbeddingDtype) -> Schema {
+    let metadata: HashMap<String, String> = [
+        (meta_keys::MAGIC, MAGIC.to_string()),
+        (meta_keys::SCHEMA_VERSION, SCHEMA_VERSION.to_string()),
+        (meta_keys::J, dims.j.to_string()),
+        (meta_keys::S, dims.s.to_string()),
+        (meta_keys::K, dims.k.to_string()),
+        (meta_keys::D, dims.d.to_string()),
+        (meta_keys::EMBEDDING_DTYPE, dtype.name().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Schema::new(expected_fields(dims, dtype)).with_metadata(metadata)
 }
 
 /// Column names for these dims and dtype, in order.

@@ -138,15 +138,6 @@ impl Shard {
         }
     }
 
-    /// Ask the kernel to start reading sample `row`'s image now (best effort, asynchronous).
-    pub fn prefetch_image(&self, row: usize) {
-        let bytes = self.image.value(row);
-        if !bytes.is_empty() {
-            let offset = bytes.as_ptr() as usize - self.mmap.as_ptr() as usize;
-            let _ = self.mmap.advise_range(Advice::WillNeed, offset, bytes.len());
-        }
-    }
-
     fn parse(path: &Path, mmap: Arc<Mmap>, expect: Option<&ShardExpect>) -> Result<Shard> {
         let bad = |msg: String| Error::format(path, msg);
         let layout = read_layout(&mmap).map_err(bad)?;
@@ -450,7 +441,7 @@ fn has_nulls(data: &ArrayData) -> bool {
 }
 
 /// Every record must be valid (`AugParams::validate`: every byte, padding included).
-fn check_aug_records(bytes: &[u8], j: usize) -> std::result::Result<(), String> {
+pub(crate) fn check_aug_records(bytes: &[u8], j: usize) -> std::result::Result<(), String> {
     for (n, rec) in bytes.chunks_exact(AUG_RECORD_SIZE).enumerate() {
         if let Err(why) = AugParams::validate(rec) {
             return Err(format!("row {} record {} is not a valid augmentation record: {why}", n / j, n % j));

@@ -1,22 +1,14 @@
-//! A synthetic store writer for Rust tests and benches (the real writer is the
-//! Python `mobileclip_fastload.store` package). Every value is a deterministic
-//! function of the global sample index, see [`expected`], so tests can check
-//! what they read without keeping the data around.
+//! Synthetic stores for the Rust tests, written by the real writer. Every value
+//! is a deterministic function of the global sample index, see [`expected`], so
+//! tests can check what they read without keeping the data around.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow_array::{
-    ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float16Array, Float32Array, Int8Array, LargeBinaryArray,
-    ListArray, RecordBatch, StringArray, UInt16Array, UInt32Array,
-};
-use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer};
-use arrow_schema::{DataType, Field, Schema};
-use half::f16;
-
-use super::manifest::{hex64, Manifest, ManifestDims, ShardEntry, MANIFEST_FILE};
-use super::schema::{expected_fields, meta_keys, MAGIC, SCHEMA_VERSION};
-use super::shard::Shard;
+use super::encode::EmbeddingValues;
+use super::manifest::Manifest;
+use super::sample::{EmbeddingInput, SampleInput, TokenValues, TokensInput};
+use super::shard_writer::{shard_file_name, write_shard};
+use super::store_writer::DEFAULT_TOKENIZER;
 use super::{Dims, EmbeddingDtype};
 use crate::aug::{AugParams, Op};
 
@@ -64,97 +56,69 @@ pub mod expected {
     }
 }
 
-fn item(dt: DataType) -> Arc<Field> {
-    Arc::new(Field::new("item", dt, true))
+/// Everything sample `g` holds, owned (a `SampleInput` borrows from it).
+struct Owned {
+    uid: String,
+    image: Vec<u8>,
+    caption: String,
+    tokens: Vec<Vec<u16>>,
+    /// The 1-D shape of each token list.
+    token_shapes: Vec<[usize; 1]>,
+    syn_captions: Vec<String>,
+    aug: Vec<u8>,
+    image_emb: Vec<f32>,
+    text_emb: Vec<f32>,
+    sha256: Option<[u8; 32]>,
 }
 
-fn token_lists(lists: impl Iterator<Item = Vec<u16>>) -> ListArray {
-    let lists: Vec<Vec<u16>> = lists.collect();
-    let offsets = OffsetBuffer::from_lengths(lists.iter().map(|l| l.len()));
-    let values = UInt16Array::from(lists.concat());
-    ListArray::new(item(DataType::UInt16), offsets, Arc::new(values), None)
-}
-
-fn fixed(values: ArrayRef, size: usize) -> ArrayRef {
-    let dt = values.data_type().clone();
-    Arc::new(FixedSizeListArray::new(item(dt), size as i32, values, None))
-}
-
-/// Embedding elements in the store dtype, plus int8 scales per (row, teacher).
-fn embeddings(dims: Dims, dtype: EmbeddingDtype, rows: &[(usize, usize)]) -> (ArrayRef, ArrayRef) {
-    let kd = dims.row_len();
-    let vals: Vec<f32> = rows.iter().flat_map(|&(g, r)| (0..kd).map(move |e| expected::emb(g, r, e))).collect();
-    let scales: Vec<f32> = vals.chunks(dims.d).map(|c| c.iter().fold(0f32, |m, x| m.max(x.abs())) / 127.0).collect();
-    let array: ArrayRef = match dtype {
-        EmbeddingDtype::Float16 => Arc::new(Float16Array::from(vals.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())),
-        EmbeddingDtype::BFloat16 => Arc::new(UInt16Array::from(vals.iter().map(|&x| half::bf16::from_f32(x).to_bits()).collect::<Vec<_>>())),
-        EmbeddingDtype::Int8 => Arc::new(Int8Array::from(
-            vals.chunks(dims.d)
-                .zip(&scales)
-                .flat_map(|(c, &s)| c.iter().map(move |&x| if s == 0.0 { 0 } else { (x / s).round() as i8 }))
-                .collect::<Vec<_>>(),
-        )),
-    };
-    (array, Arc::new(Float32Array::from(scales)))
-}
-
-/// Write shard file `path` holding global samples `first..first+n`.
-pub fn write_shard(path: &Path, dims: Dims, dtype: EmbeddingDtype, first: usize, n: usize) {
-    let g: Vec<usize> = (first..first + n).collect();
+fn owned(g: usize, dims: Dims) -> Owned {
     let Dims { j, s, .. } = dims;
-    let sizes: Vec<(u32, u32)> = g.iter().map(|&g| expected::size(g)).collect();
-    let u32s = |f: &dyn Fn(usize) -> u32| -> ArrayRef { Arc::new(UInt32Array::from((0..n).map(f).collect::<Vec<_>>())) };
-    let images: Vec<Vec<u8>> = g.iter().map(|&g| expected::image(g)).collect();
-    let aug: Vec<u8> = g.iter().flat_map(|&g| (0..j).flat_map(move |j| expected::aug(g, j).encode())).collect();
-    let image_rows: Vec<(usize, usize)> = g.iter().flat_map(|&g| (0..j).map(move |r| (g, r))).collect();
-    let text_rows: Vec<(usize, usize)> = g.iter().flat_map(|&g| (0..=s).map(move |t| (g, j + t))).collect();
-    let (image_emb, image_scale) = embeddings(dims, dtype, &image_rows);
-    let (text_emb, text_scale) = embeddings(dims, dtype, &text_rows);
-    let sha: Vec<Option<[u8; 32]>> = g.iter().map(|&g| expected::sha256(g)).collect();
-    let sha_bytes: Vec<u8> = sha.iter().flat_map(|h| h.unwrap_or([0; 32])).collect();
-    let sha_nulls = NullBuffer::from(sha.iter().map(|h| h.is_some()).collect::<Vec<_>>());
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(g.iter().map(|&g| expected::uid(g)).collect::<Vec<_>>())),
-        Arc::new(LargeBinaryArray::from_vec(images.iter().map(|b| b.as_slice()).collect())),
-        u32s(&|i| sizes[i].0),
-        u32s(&|i| sizes[i].1),
-        u32s(&|i| sizes[i].0 * 2),
-        u32s(&|i| sizes[i].1 * 2),
-        Arc::new(StringArray::from(g.iter().map(|&g| expected::caption(g)).collect::<Vec<_>>())),
-        Arc::new(token_lists(g.iter().map(|&g| expected::tokens(g, 0)))),
-        fixed(
-            Arc::new(StringArray::from(g.iter().flat_map(|&g| (0..s).map(move |k| format!("syn {g}/{k}"))).collect::<Vec<_>>())),
-            s,
-        ),
-        fixed(Arc::new(token_lists(g.iter().flat_map(|&g| (1..=s).map(move |k| expected::tokens(g, k))))), s),
-        Arc::new(FixedSizeBinaryArray::new((j * 40) as i32, Buffer::from_vec(aug), None)),
-        fixed(image_emb, j * dims.row_len()),
-        fixed(text_emb, (1 + s) * dims.row_len()),
-    ];
-    if dtype.has_scales() {
-        columns.push(fixed(image_scale, j * dims.k));
-        columns.push(fixed(text_scale, (1 + s) * dims.k));
+    let kd = dims.row_len();
+    let rows = |from: usize, n: usize| (from..from + n).flat_map(|r| (0..kd).map(move |e| expected::emb(g, r, e))).collect();
+    let tokens: Vec<Vec<u16>> = (0..=s).map(|k| expected::tokens(g, k)).collect();
+    Owned {
+        uid: expected::uid(g),
+        image: expected::image(g),
+        caption: expected::caption(g),
+        token_shapes: tokens.iter().map(|t| [t.len()]).collect(),
+        tokens,
+        syn_captions: (0..s).map(|k| format!("syn {g}/{k}")).collect(),
+        aug: (0..j).flat_map(|j| expected::aug(g, j).encode()).collect(),
+        image_emb: rows(0, j),
+        text_emb: rows(j, 1 + s),
+        sha256: expected::sha256(g),
     }
-    columns.push(Arc::new(FixedSizeBinaryArray::new(32, Buffer::from_vec(sha_bytes), Some(sha_nulls))));
-    columns.push(u32s(&|i| (g[i] % 4) as u32));
-    let metadata = [
-        (meta_keys::MAGIC, MAGIC.to_string()),
-        (meta_keys::SCHEMA_VERSION, SCHEMA_VERSION.to_string()),
-        (meta_keys::J, dims.j.to_string()),
-        (meta_keys::S, dims.s.to_string()),
-        (meta_keys::K, dims.k.to_string()),
-        (meta_keys::D, dims.d.to_string()),
-        (meta_keys::EMBEDDING_DTYPE, dtype.name().to_string()),
-    ];
-    let schema = Schema::new(expected_fields(dims, dtype))
-        .with_metadata(metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<std::collections::HashMap<_, _>>());
-    let batch = RecordBatch::try_new(Arc::new(schema.clone()), columns).expect("test batch");
-    let mut out = Vec::new();
-    let mut writer = arrow_ipc::writer::FileWriter::try_new(&mut out, &schema).expect("writer");
-    writer.write(&batch).expect("write");
-    writer.finish().expect("finish");
-    drop(writer);
-    std::fs::write(path, out).expect("write shard");
+}
+
+/// Write shard file `path` holding global samples `first..first+n`; returns its manifest entry.
+pub fn write_synthetic_shard(path: &Path, dims: Dims, dtype: EmbeddingDtype, first: usize, n: usize) -> super::ShardEntry {
+    let data: Vec<(usize, Owned)> = (first..first + n).map(|g| (g, owned(g, dims))).collect();
+    let image_shape = [dims.j, dims.row_len()];
+    let text_shape = [dims.text_rows(), dims.row_len()];
+    let samples: Vec<_> = data
+        .iter()
+        .map(|(g, o)| {
+            let tokens = |k: usize| TokensInput { values: TokenValues::U16(&o.tokens[k]), shape: &o.token_shapes[k] };
+            let (w, h) = expected::size(*g);
+            SampleInput {
+                uid: &o.uid,
+                image: &o.image,
+                size: [w as i128, h as i128, 2 * w as i128, 2 * h as i128],
+                caption: &o.caption,
+                caption_tokens: tokens(0),
+                syn_captions: o.syn_captions.iter().map(String::as_str).collect(),
+                syn_tokens: (1..o.tokens.len()).map(tokens).collect(),
+                aug: &o.aug,
+                image_emb: EmbeddingInput { values: EmbeddingValues::F32(&o.image_emb), shape: &image_shape, scales: None },
+                text_emb: EmbeddingInput { values: EmbeddingValues::F32(&o.text_emb), shape: &text_shape, scales: None },
+                sha256: o.sha256.as_ref().map(|h| h.as_slice()),
+                flags: (g % 4) as i128,
+            }
+            .encode(dims, dtype)
+            .expect("synthetic samples are valid")
+        })
+        .collect();
+    write_shard(path, &samples, dims, dtype).expect("write synthetic shard")
 }
 
 /// Write a store with shards of the given sizes into `dir` (which must exist).
@@ -162,27 +126,9 @@ pub fn write_store(dir: &Path, dims: Dims, dtype: EmbeddingDtype, shard_sizes: &
     let mut first = 0;
     let mut shards = Vec::new();
     for (n, &size) in shard_sizes.iter().enumerate() {
-        let file = format!("shard-{n:05}.arrow");
-        write_shard(&dir.join(&file), dims, dtype, first, size);
-        let sums = Shard::open(&dir.join(&file), None).expect("own shard opens").checksums();
-        shards.push(ShardEntry {
-            file,
-            num_samples: size,
-            file_bytes: sums.file_bytes,
-            file_xxh3: hex64(sums.file_xxh3),
-            columns: sums.columns.iter().map(|(c, h)| (c.clone(), hex64(*h))).collect(),
-        });
+        shards.push(write_synthetic_shard(&dir.join(shard_file_name(n)), dims, dtype, first, size));
         first += size;
     }
-    let manifest = Manifest {
-        magic: MAGIC.into(),
-        schema_version: SCHEMA_VERSION,
-        dims: ManifestDims { j: dims.j, s: dims.s, k: dims.k, d: dims.d },
-        embedding_dtype: dtype.name().into(),
-        tokenizer: Some("openai-clip-bpe".into()),
-        num_samples: first,
-        shards,
-        metadata: serde_json::json!({"writer": "store::testing"}),
-    };
-    std::fs::write(dir.join(MANIFEST_FILE), serde_json::to_string_pretty(&manifest).unwrap()).expect("manifest");
+    let metadata = serde_json::json!({"writer": "store::testing"});
+    Manifest::new(dims, dtype, DEFAULT_TOKENIZER, shards, metadata).unwrap().write(dir).expect("manifest");
 }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::xxh3_64;
 
 use self::client::ObjectClient;
+use super::atomic::{publish, temp_path, Durability};
 use super::location::RemoteOptions;
 use super::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
 use super::reader::Slot;
@@ -360,13 +361,14 @@ impl RemoteShards {
             let _ = std::fs::remove_file(&path);
         }
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
-        let tmp = self.cache_dir.join(format!(".{}.tmp-{}-{n}", entry.file, std::process::id()));
+        let tmp = temp_path(&path);
         let attempts = self.options.max_attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
             match self.client.download_once(&entry.file, &tmp, entry.file_bytes, want).await {
                 Ok(()) => {
-                    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot place {}: {e}", path.display()))?;
+                    // A cache entry is rechecked on use: no fsync needed, only an atomic rename.
+                    publish(&tmp, &path, Durability::CacheOnly).map_err(|e| format!("cannot place {}: {e}", path.display()))?;
                     self.bytes_downloaded.fetch_add(entry.file_bytes, Ordering::Relaxed);
                     self.downloads.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
