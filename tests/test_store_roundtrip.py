@@ -3,6 +3,7 @@ reader and through pyarrow."""
 
 from __future__ import annotations
 
+import errno
 import gc
 import tempfile
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import synthetic_sample
+import mobileclip_fastload
 from mobileclip_fastload import SampleIndexError, Store
 from mobileclip_fastload.store import (
     AUG_DTYPE,
@@ -215,8 +217,10 @@ def test_empty_store_and_empty_shard(tmp_path):
 
 def test_writer_refuses_a_non_empty_directory_unless_overwriting(tmp_path, make_store):
     path = make_store(3)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError) as refused:
         StoreWriter(path, J=3, S=2, K=2, D=4)
+    assert isinstance(refused.value, mobileclip_fastload.StoreExistsError)
+    assert refused.value.errno == errno.EEXIST and refused.value.filename == str(path)
     with StoreWriter(path, J=1, S=1, K=1, D=2, overwrite=True):
         pass
     assert len(Store(path)) == 0 and not list(path.glob("shard-*"))

@@ -7,17 +7,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use super::errors::to_py;
-use crate::error::Error;
 use crate::store::{publish, remove_stale_temporaries as remove_stale, temp_path as core_temp_path, write_bytes_atomic, Durability};
-
-/// A file error as the OSError subclass of its kind (FileExistsError, ...), naming
-/// the path; any other error as `errors::to_py` maps it.
-pub(super) fn os_err(e: Error) -> PyErr {
-    match e {
-        Error::Io { path, source } => PyErr::from(std::io::Error::new(source.kind(), format!("{}: {source}", path.display()))),
-        other => to_py(other),
-    }
-}
 
 /// A hidden, unique sibling of `final` to write before `publish_file` (same directory,
 /// so the rename is atomic; the name carries this process's id).
@@ -30,20 +20,20 @@ fn temp_path(final_path: PathBuf) -> PathBuf {
 /// On failure `tmp` is removed.
 #[pyfunction]
 fn publish_file(py: Python<'_>, tmp: PathBuf, final_path: PathBuf) -> PyResult<()> {
-    py.detach(|| publish(&tmp, &final_path, Durability::Durable)).map_err(os_err)
+    py.detach(|| publish(&tmp, &final_path, Durability::Durable)).map_err(to_py)
 }
 
 /// Write `data` to `final` atomically and durably (temp file, fsync, rename, directory fsync).
 #[pyfunction]
 fn write_file_atomic(py: Python<'_>, final_path: PathBuf, data: &[u8]) -> PyResult<()> {
-    py.detach(|| write_bytes_atomic(&final_path, data)).map_err(os_err)
+    py.detach(|| write_bytes_atomic(&final_path, data)).map_err(to_py)
 }
 
 /// Remove the temp files in `directory` whose writing process no longer exists (left
 /// by a killed writer); a live process's are kept. Returns the names removed.
 #[pyfunction]
 fn remove_stale_temporaries(py: Python<'_>, directory: PathBuf) -> PyResult<Vec<String>> {
-    py.detach(|| remove_stale(&directory)).map_err(os_err)
+    py.detach(|| remove_stale(&directory)).map_err(to_py)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -3,7 +3,8 @@
 //! Errors Python users catch by their built-in kind are also that kind:
 //! `SampleIndexError` is an `IndexError`; `StoreIOError` (the operating system
 //! refused a file operation), `StoreNotFoundError` (no store at a path: a
-//! `FileNotFoundError`) and `RemoteStoreError` are `OSError`s with `errno`,
+//! `FileNotFoundError`), `StoreExistsError` (a writer's path is taken: a
+//! `FileExistsError`) and `RemoteStoreError` are `OSError`s with `errno`,
 //! `strerror` and `filename` set. Their `str()` stays the core's message
 //! ("<path>: <what>"), like every other error of the package.
 
@@ -11,7 +12,7 @@ use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyBaseException, PyException, PyFileNotFoundError, PyIndexError, PyMemoryError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyBaseException, PyException, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyMemoryError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -30,6 +31,7 @@ struct TwoBaseErrors {
     sample_index: Py<PyType>,
     store_io: Py<PyType>,
     store_not_found: Py<PyType>,
+    store_exists: Py<PyType>,
     remote_store: Py<PyType>,
 }
 
@@ -72,6 +74,13 @@ fn two_base_errors(py: Python<'_>) -> PyResult<&TwoBaseErrors> {
             &[store_io.bind(py).clone(), py.get_type::<PyFileNotFoundError>()],
             true,
         )?;
+        let store_exists = new_exception(
+            py,
+            c"mobileclip_fastload.StoreExistsError",
+            c"A writer's path already holds files it must not replace (a FileExistsError).",
+            &[store_io.bind(py).clone(), py.get_type::<PyFileExistsError>()],
+            true,
+        )?;
         Ok(TwoBaseErrors {
             sample_index: new_exception(
                 py,
@@ -82,6 +91,7 @@ fn two_base_errors(py: Python<'_>) -> PyResult<&TwoBaseErrors> {
             )?,
             store_io,
             store_not_found,
+            store_exists,
             remote_store: new_exception(
                 py,
                 c"mobileclip_fastload.RemoteStoreError",
@@ -104,6 +114,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SampleIndexError", two.sample_index.bind(py))?;
     m.add("StoreIOError", two.store_io.bind(py))?;
     m.add("StoreNotFoundError", two.store_not_found.bind(py))?;
+    m.add("StoreExistsError", two.store_exists.bind(py))?;
     m.add("RemoteStoreError", two.remote_store.bind(py))?;
     Ok(())
 }
@@ -128,12 +139,15 @@ fn to_py_with_parts(py: Python<'_>, err: Error) -> PyResult<PyErr> {
     let msg = err.to_string();
     Ok(match err {
         Error::Io { path, source } => {
-            let errno = source.raw_os_error();
+            // An error the core raises itself (no OS code) still carries its kind.
+            let exists = source.kind() == std::io::ErrorKind::AlreadyExists;
+            let errno = source.raw_os_error().or(exists.then_some(libc::EEXIST));
             let text = match errno {
                 Some(code) => strerror(py, code)?,
                 None => source.to_string(),
             };
-            os_error(py, &two.store_io, msg, errno, text, path.display().to_string())?
+            let ty = if exists { &two.store_exists } else { &two.store_io };
+            os_error(py, ty, msg, errno, text, path.display().to_string())?
         }
         Error::StoreNotFound { dir } => {
             let errno = libc::ENOENT;

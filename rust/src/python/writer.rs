@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-// Errors: bad input is a ValueError, a file problem an OSError of the matching
-// kind (FileExistsError for a directory in the way) naming the path.
-use super::atomic::os_err;
+// Errors (`errors::to_py`): bad input is a ValueError, a file problem a StoreIOError
+// naming the path (StoreExistsError, a FileExistsError, for a directory in the way).
+use super::errors::to_py;
 use super::format::{dims_of, dtype_of, PyDims, PyShardInfo};
 use super::sample_input::HeldSample;
 use crate::store::{write_shard as core_write_shard, Dims, EmbeddingDtype, Manifest, StoreWriter, StoreWriterOptions};
@@ -69,7 +69,7 @@ impl PyStoreWriter {
             metadata: metadata_json(py, metadata)?,
             overwrite,
         };
-        let inner = py.detach(|| StoreWriter::create(&path, options)).map_err(os_err)?;
+        let inner = py.detach(|| StoreWriter::create(&path, options)).map_err(to_py)?;
         Ok(PyStoreWriter { inner, aug_dtype: aug_dtype(py)?.unbind() })
     }
 
@@ -81,13 +81,13 @@ impl PyStoreWriter {
         let held = HeldSample::new(sample, self.inner.options().dims, self.aug_dtype.bind(py))?;
         let input = held.input();
         let inner = &mut self.inner;
-        py.detach(|| inner.add(&input)).map_err(os_err)
+        py.detach(|| inner.add(&input)).map_err(to_py)
     }
 
     /// Write the last shard and the manifest; returns the store path.
     fn close(&mut self, py: Python<'_>) -> PyResult<PathBuf> {
         let inner = &mut self.inner;
-        py.detach(|| inner.close()).map_err(os_err)
+        py.detach(|| inner.close()).map_err(to_py)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -169,7 +169,7 @@ fn write_shard(
         core_write_shard(&path, &encoded, dims, dtype)
     })
     .map(PyShardInfo)
-    .map_err(os_err)
+    .map_err(to_py)
 }
 
 /// Write `manifest.json` atomically; shards are listed in the given (global) order.
@@ -192,7 +192,7 @@ fn write_manifest(
         .map(|s| Ok(s?.cast::<PyShardInfo>()?.get().0.clone()))
         .collect::<PyResult<Vec<_>>>()?;
     let metadata = metadata_json(py, metadata)?;
-    py.detach(|| Manifest::new(dims, dtype, tokenizer, shards, metadata)?.write(&store_dir)).map_err(os_err)
+    py.detach(|| Manifest::new(dims, dtype, tokenizer, shards, metadata)?.write(&store_dir)).map_err(to_py)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
