@@ -129,12 +129,11 @@ def build_sample(
         image_emb_scale=img_enc.scales,
         text_emb_scale=txt_enc.scales,
     )
-    itemsize = 1 if opts.embedding_dtype == "int8" else 2
-    approx = (
+    approx = (  # the stored sizes: embeddings as encoded, the J records as packed
         len(stored_image)
-        + (image_emb.size + text_emb.size) * itemsize
+        + img_enc.values.nbytes + txt_enc.values.nbytes
         + len(caption.encode()) + sum(len(c.encode()) for c in syn_caps)
         + 2 * (caption_tokens.size + sum(t.size for t in syn_tokens))
-        + 40 * dims.J + 64 + len(uid)
+        + sample.aug.nbytes + 64 + len(uid)
     )
     return BuiltSample(sample, origin.evidence, boxes_outside, f"{checked.format}/{checked.mode}" + (" -> PNG" if transcoded else ""), error, approx)

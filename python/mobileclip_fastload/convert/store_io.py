@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 from mobileclip_fastload.convert.options import ConvertOptions
+# Re-exported: convert's done records and its stale-temp cleanup use the store's one atomic-file code.
+from mobileclip_fastload.store.atomic import remove_stale_temporaries, write_json_atomic  # noqa: F401
 
 
 def write_part(path: str, samples: list, opts: ConvertOptions) -> dict:
@@ -53,17 +53,3 @@ def write_store_manifest(output: str, infos: list[dict], opts: ConvertOptions, m
         metadata=metadata,
     )
 
-
-def write_json_atomic(path: str, obj) -> None:
-    """Write `obj` as JSON to `path` atomically and durably (temp file, fsync, rename)."""
-    from mobileclip_fastload.store.atomic import write_text_atomic
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(obj))
-
-
-def remove_stale_temporaries(directory: str) -> list[str]:
-    """Remove temp files left in `directory` by writers that were killed (their process is gone)."""
-    from mobileclip_fastload.store.atomic import remove_stale_temporaries as remove
-
-    return remove(directory)

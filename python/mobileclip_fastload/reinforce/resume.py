@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 
 from mobileclip_fastload.reinforce.inputs import ReinforceTask
 from mobileclip_fastload.reinforce.options import ReinforceOptions
@@ -39,13 +38,6 @@ def datacompdr_path(opts: ReinforceOptions, task_id: str) -> str | None:
 def task_fingerprint(task: ReinforceTask, opts: ReinforceOptions, stage: str) -> dict:
     options = opts.fingerprint() if stage == "all" else opts.captions_fingerprint()
     return {"schema": DONE_SCHEMA, "stage": stage, "input": task.fingerprint(), "options": options}
-
-
-def write_json_atomic(path: str, obj) -> None:
-    from mobileclip_fastload.store.atomic import write_text_atomic
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_text_atomic(Path(path), json.dumps(obj))
 
 
 def _file_intact(path: str | None, size: int | None) -> bool:

@@ -34,9 +34,9 @@ from mobileclip_fastload.reinforce.resume import (
     load_caption_pass,
     remove_stale_outputs,
     task_fingerprint,
-    write_json_atomic,
 )
 from mobileclip_fastload.reinforce.sinks import CaptionSink, StoreSink
+from mobileclip_fastload.store.atomic import write_json_atomic
 
 
 def run_reinforce_task(

@@ -141,8 +141,9 @@ class StoreSink:
                 image_emb_scale=img_enc.scales, text_emb_scale=txt_enc.scales,
             )
             self.pending.append(sample)
-            itemsize = 1 if opts.embedding_dtype == "int8" else 2
-            self.pending_bytes += len(s.stored_image) + (J + 1 + dims.S) * K * D * itemsize + 40 * J + 512
+            self.pending_bytes += (  # the stored sizes: embeddings as encoded, the J records as packed
+                len(s.stored_image) + img_enc.values.nbytes + txt_enc.values.nbytes + sample.aug.nbytes + 512
+            )
             self.report.samples_written += 1
             self.report.augmented_images += J
             kind = self.report.image_kinds

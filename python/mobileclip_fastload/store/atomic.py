@@ -10,13 +10,14 @@ which process wrote it, so a later run can remove those whose writer is gone
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from mobileclip_fastload import _core
 
-__all__ = ["publish", "publishing", "remove_stale_temporaries", "temp_name", "write_text_atomic"]
+__all__ = ["publish", "publishing", "remove_stale_temporaries", "temp_name", "write_json_atomic", "write_text_atomic"]
 
 
 def temp_name(final: str | os.PathLike[str]) -> Path:
@@ -43,6 +44,13 @@ def publishing(final: str | os.PathLike[str]) -> Iterator[Path]:
 
 def write_text_atomic(final: str | os.PathLike[str], text: str) -> None:
     _core.write_file_atomic(final, text.encode("utf-8"))
+
+
+def write_json_atomic(final: str | os.PathLike[str], obj: object) -> None:
+    """`obj` as JSON at `final` (its directory created if needed), atomically and durably:
+    the converter's and reinforce's done records and reports."""
+    Path(final).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(final, json.dumps(obj))
 
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[str]:
