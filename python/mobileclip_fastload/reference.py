@@ -1,5 +1,5 @@
 """The reference replay of one DataCompDR augmentation, with the real Pillow and
-torchvision functions (REFERENCE.md section 4). The Rust path
+torchvision functions (the pipeline docs/REPLAY.md states). The Rust path
 (``_core.replay_augmentation`` and the loader) must match it bit for bit; tests
 and benchmarks compare against it.
 
