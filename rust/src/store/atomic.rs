@@ -109,7 +109,7 @@ fn process_exists(pid: u64) -> bool {
         let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
         // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
         if unsafe { libc::kill(pid, 0) } == 0 {
-            return true;
+            return !is_zombie(pid);
         }
         // EPERM: another user's process. ESRCH: gone.
         io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
@@ -119,6 +119,16 @@ fn process_exists(pid: u64) -> bool {
         let _ = pid;
         true // no probe that cannot harm the process: keep the file
     }
+}
+
+/// Whether `pid` has exited and waits only to be reaped (Linux `/proc`; elsewhere: no).
+/// A killed writer's parent may be gone too, and an init that reaps late (as in some
+/// containers) leaves it a zombie for a while: it writes nothing more, its files are stale.
+#[cfg(unix)]
+fn is_zombie(pid: libc::pid_t) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ')'.
+    stat.rsplit_once(')').is_some_and(|(_, rest)| matches!(rest.trim_start().chars().next(), Some('Z' | 'X')))
 }
 
 /// Remove the temp files in `dir` whose writing process no longer exists (left by a
@@ -164,6 +174,26 @@ mod tests {
             assert_eq!(temp_name_pid(other), None, "{other}");
         }
         assert_ne!(temp_path(Path::new("a")), temp_path(Path::new("a")));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_zombie_writers_temporaries_are_stale() {
+        let dir = std::env::temp_dir().join(format!("atomic-zombie-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as libc::pid_t;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_zombie(pid) {  // exited, not reaped: kill(pid, 0) still succeeds
+            assert!(std::time::Instant::now() < deadline, "child never exited");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let name = format!(".d.json.tmp-{pid}-00000000");
+        std::fs::write(dir.join(&name), b"x").unwrap();
+        assert_eq!(remove_stale_temporaries(&dir).unwrap(), vec![name]);
+        child.wait().unwrap();
+        assert!(!is_zombie(std::process::id() as libc::pid_t));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
