@@ -17,7 +17,8 @@ import re
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Sequence
+from typing import Callable, TypeVar
 
 from mobileclip_fastload.convert.images import IMAGE_EXTENSIONS
 from mobileclip_fastload.convert.options import ConvertOptions
@@ -30,6 +31,7 @@ from mobileclip_fastload.convert.tar_samples import ShardUnreadable, TarIndex, T
 DONE_DIR = "_convert_done"
 DONE_SCHEMA = 1
 ProgressFn = Callable[[int, int], None]  # (input bytes done since last call, samples done since last call)
+R = TypeVar("R", bound=ShardReport)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,45 @@ class Throttle:
             self.last = now
 
 
+def run_task(
+    finished: Callable[[], R | None],
+    new_report: Callable[[], R],
+    inputs: Sequence[str | None],
+    work: Callable[[R, Throttle], None],
+    write_done: Callable[[R], None],
+    progress: ProgressFn | None,
+) -> R:
+    """One task's life, for convert and reinforce alike: a task that finished before is
+    reported as it was; otherwise its `inputs` must exist (checked before `work` removes
+    any earlier output), `work` runs, an unreadable input or any failure is recorded in
+    the report instead of raised, and a converted task's done record is written last
+    (`write_done`)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    done = finished()
+    if done is not None:
+        if progress:
+            progress(done.bytes_in, done.samples_in)
+        return done
+    report = new_report()
+    throttle = Throttle(progress)
+    try:
+        for path in inputs:
+            if path is not None and not os.path.isfile(path):  # before any earlier output is removed
+                raise ShardUnreadable(f"cannot read {path}: no such file")
+        work(report, throttle)
+    except ShardUnreadable as e:
+        report.status, report.error = UNREADABLE, str(e)
+    except Exception as e:  # a bug (or a model failure) must not take the other shards down
+        report.status = FAILED
+        report.error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+    throttle.add(0, 0, force=True)
+    report.seconds = time.perf_counter() - t0
+    report.cpu_seconds = time.process_time() - c0
+    if report.status == CONVERTED:
+        write_done(report)
+    return report
+
+
 def run_shard_task(
     task: ShardTask,
     opts: ConvertOptions,
@@ -139,36 +180,27 @@ def run_shard_task(
     progress: ProgressFn | None = None,
 ) -> ShardReport:
     """Convert one input shard; never raises for bad data (it is reported instead)."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    done = finished_report(task, opts, verify)
-    if done is not None:
-        if progress:
-            progress(done.bytes_in, done.samples_in)
-        return done
-    report = ShardReport(task.task_id, task.input, task.image_input)
-    throttle = Throttle(progress)
-    try:
-        for path in (task.input, task.image_input):
-            if path is not None and not os.path.isfile(path):  # before any earlier output is removed
-                raise ShardUnreadable(f"cannot read {path}: no such file")
+
+    def work(report: ShardReport, throttle: Throttle) -> None:
         _remove_stale_outputs(task)
         _convert(task, opts, report, throttle)
-    except ShardUnreadable as e:
-        report.status, report.error = UNREADABLE, str(e)
-    except Exception as e:  # a converter bug must not take the other shards down
-        report.status = FAILED
-        report.error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
-    throttle.add(0, 0, force=True)
-    report.seconds = time.perf_counter() - t0
-    report.cpu_seconds = time.process_time() - c0
-    if report.status == CONVERTED:
+
+    def write_done(report: ShardReport) -> None:
         from mobileclip_fastload.convert.store_io import write_json_atomic
 
         write_json_atomic(
             done_record_path(task.output_dir, task.task_id),
             {"fingerprint": task_fingerprint(task, opts), "report": report.as_dict()},
         )
-    return report
+
+    return run_task(
+        lambda: finished_report(task, opts, verify),
+        lambda: ShardReport(task.task_id, task.input, task.image_input),
+        (task.input, task.image_input),
+        work,
+        write_done,
+        progress,
+    )
 
 
 def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttle: Throttle) -> None:

@@ -15,19 +15,16 @@ one. Stage ``"captions"`` only captions (``_captions/<task>.jsonl``); a later
 
 from __future__ import annotations
 
-import os
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 
-from mobileclip_fastload.convert.shard_task import ProgressFn, Throttle
+from mobileclip_fastload.convert.shard_task import ProgressFn, Throttle, run_task
 from mobileclip_fastload.convert.skips import DUPLICATE_KEY, SkipSample
-from mobileclip_fastload.convert.tar_samples import ShardUnreadable
 from mobileclip_fastload.reinforce.captioners import caption_seed
 from mobileclip_fastload.reinforce.inputs import ReinforceTask, open_reader
 from mobileclip_fastload.reinforce.options import ReinforceOptions
 from mobileclip_fastload.reinforce.prepare import PreparedSample, prepare_sample, sample_uid
-from mobileclip_fastload.reinforce.report import CONVERTED, FAILED, UNREADABLE, ReinforceShardReport
+from mobileclip_fastload.reinforce.report import ReinforceShardReport
 from mobileclip_fastload.reinforce.resume import (
     done_record_path,
     finished_report,
@@ -43,34 +40,26 @@ def run_reinforce_task(
     task: ReinforceTask, opts: ReinforceOptions, *, verify: str = "checksum", progress: ProgressFn | None = None
 ) -> ReinforceShardReport:
     """Reinforce (or caption) one input shard; never raises for bad data (it is reported instead)."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    done = finished_report(task, opts, verify, opts.stage)
-    if done is not None:
-        if progress:
-            progress(done.bytes_in, done.samples_in)
-        return done
-    report = ReinforceShardReport(task.task_id, task.input, stage=opts.stage)
-    throttle = Throttle(progress)
     files: dict[str, int] = {}
-    try:
-        if not os.path.isfile(task.input):  # before any earlier output is removed
-            raise ShardUnreadable(f"cannot read {task.input}: no such file")
+
+    def work(report: ReinforceShardReport, throttle: Throttle) -> None:
         remove_stale_outputs(task, opts)
         _run(task, opts, report, throttle, files)
-    except ShardUnreadable as e:
-        report.status, report.error = UNREADABLE, str(e)
-    except Exception as e:  # a bug (or a model failure) must not take the other shards down
-        report.status = FAILED
-        report.error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
-    throttle.add(0, 0, force=True)
-    report.seconds = time.perf_counter() - t0
-    report.cpu_seconds = time.process_time() - c0
-    if report.status == CONVERTED:
+
+    def write_done(report: ReinforceShardReport) -> None:
         write_json_atomic(
             done_record_path(task.output_dir, task.task_id, opts.stage),
             {"fingerprint": task_fingerprint(task, opts, opts.stage), "report": report.as_dict(), "files": files},
         )
-    return report
+
+    return run_task(
+        lambda: finished_report(task, opts, verify, opts.stage),
+        lambda: ReinforceShardReport(task.task_id, task.input, stage=opts.stage),
+        (task.input,),
+        work,
+        write_done,
+        progress,
+    )
 
 
 def _timed_prepare(raw, opts, views, keep_rgb):
