@@ -13,8 +13,10 @@ from mobileclip_fastload.convert.inputs import make_tasks
 from mobileclip_fastload.convert.options import (
     DEFAULT_MAX_EMBEDDING_BYTES,
     DEFAULT_TARGET_SHARD_BYTES,
+    VERIFY_RESUMED,
     ConvertOptions,
     Dims,
+    check_choice,
 )
 from mobileclip_fastload.convert.probe import probe
 from mobileclip_fastload.convert.progress import Progress
@@ -83,10 +85,8 @@ def convert(
     """
     t0 = time.perf_counter()
     output = os.fspath(output)
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    if verify_resumed not in ("checksum", "size"):
-        raise ValueError("verify_resumed must be 'checksum' or 'size'")
+    check_choice("executor", executor, EXECUTORS)
+    check_choice("verify_resumed", verify_resumed, VERIFY_RESUMED)
     if max_augmentations is not None and max_augmentations < 1:
         raise ValueError("max_augmentations must be >= 1")
     if num_teachers < 1:

@@ -31,7 +31,7 @@ def _dims(text: str) -> tuple[int, int, int, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, LAYOUTS
+    from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, VERIFY_RESUMED, LAYOUTS
 
     p.add_argument("inputs", nargs="+", help="DR shards: brace patterns (shards/{00000000..00001023}.tar), paths or folders")
     p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="synthetic caption set to store when syn.json has several (syn_text_<tag> or <tag>)")
     p.add_argument("--num-teachers", type=int, default=2, help="K: teachers concatenated in the embeddings (default 2)")
     p.add_argument("--dims", type=_dims, default=None, help="J,S,K,D instead of inferring them from the first sample")
-    p.add_argument("--verify-resumed", choices=("checksum", "size"), default="checksum",
+    p.add_argument("--verify-resumed", choices=VERIFY_RESUMED, default="checksum",
                    help="how finished shards of an earlier run are checked before being skipped")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the report summary")

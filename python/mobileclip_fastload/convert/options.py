@@ -8,9 +8,17 @@ from mobileclip_fastload._core import EMBEDDING_DTYPES, Dims
 from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 
 LAYOUTS = ("joined", "separate")
+#: How a re-run checks the outputs of a task it finds done: whole-file xxh3, or sizes only.
+VERIFY_RESUMED = ("checksum", "size")
 # ~3.5k DataCompDR-12M samples at float16; a worker holds about 3x this while writing a shard.
 DEFAULT_TARGET_SHARD_BYTES = 512 << 20
 DEFAULT_MAX_EMBEDDING_BYTES = 64 << 20  # per sample; DataCompDR-12M needs ~0.2 MB
+
+
+def check_choice(name: str, value: object, choices: tuple) -> None:
+    """An API argument that the CLIs offer as `choices`: ValueError naming it unless it is one."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 @dataclass(frozen=True)

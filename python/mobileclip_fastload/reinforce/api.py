@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 
 from mobileclip_fastload.convert.api import default_workers
 from mobileclip_fastload.convert.executors import run_tasks
-from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, Dims
+from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, VERIFY_RESUMED, Dims, check_choice
 from mobileclip_fastload.convert.progress import Progress
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE, RRC_RATIO, RRC_SCALE
 from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
@@ -82,10 +82,8 @@ def reinforce(
     """
     t0 = time.perf_counter()
     output = os.fspath(output)
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    if verify_resumed not in ("checksum", "size"):
-        raise ValueError("verify_resumed must be 'checksum' or 'size'")
+    check_choice("executor", executor, EXECUTORS)
+    check_choice("verify_resumed", verify_resumed, VERIFY_RESUMED)
     if num_augmentations < 1:
         raise ValueError("num_augmentations must be >= 1")
     teacher_specs = tuple(t if isinstance(t, OpenClipSpec) else OpenClipSpec.parse(t) for t in teachers)

@@ -10,7 +10,7 @@ HELP = "reinforce image-text pairs (WebDataset tars or an image folder + CSV/JSO
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mobileclip_fastload.convert.cli import _size
-    from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES
+    from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, VERIFY_RESUMED
     from mobileclip_fastload.reinforce.api import EXECUTORS
     from mobileclip_fastload.reinforce.captioners import DEFAULT_CAPTIONER, DEFAULT_CAPTIONER_PRETRAINED
     from mobileclip_fastload.reinforce.inputs import DEFAULT_ROWS_PER_SHARD
@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows-per-shard", type=int, default=DEFAULT_ROWS_PER_SHARD, help="caption-table rows per task")
     p.add_argument("--min-image-size", type=int, default=DEFAULT_MIN_IMAGE_SIZE, help="skip images whose shorter side is smaller")
     p.add_argument("--target-shard-size", type=_size, default=DEFAULT_TARGET_SHARD_BYTES)
-    p.add_argument("--verify-resumed", choices=("checksum", "size"), default="checksum")
+    p.add_argument("--verify-resumed", choices=VERIFY_RESUMED, default="checksum")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the report summary")
 
