@@ -216,3 +216,23 @@ def test_checkpoints_that_do_not_fit_are_refused_with_the_reason(tmp_path):
         load_open_clip_checkpoint(create_model("tiny-S1"), oc.state_dict())
     with pytest.raises(ValueError, match="unknown checkpoint layout"):
         checkpoint_layout({"foo.weight": torch.zeros(1)})
+
+
+def test_training_starts_from_pretrained_weights(tmp_path):
+    """``training.train --pretrained``: with lr 0 the run's final parameters are the file's
+    (BatchNorm statistics move in the training step's forward: buffers are not compared)."""
+    from training.train import main
+
+    torch.manual_seed(5)
+    model = create_model("tiny-S1")
+    path = tmp_path / "start.pt"
+    torch.save(model.state_dict(), path)
+    start = dict(model.named_parameters())
+    out = tmp_path / "run"
+    main(["--fake-data", "8", "--model", "tiny-S1", "--pretrained", str(path), "--batch-size", "8", "--steps", "1",
+          "--lr", "0", "--wd", "0", "--output", str(out), "--no-progress", "--device", "cpu"])
+    trained = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["model"]
+    assert all(torch.equal(trained[k], v) for k, v in start.items())
+    with pytest.raises(ValueError, match="does not fit"):
+        main(["--fake-data", "8", "--model", "tiny-S0", "--pretrained", str(path), "--output", str(tmp_path / "x"),
+              "--device", "cpu", "--no-progress"])
