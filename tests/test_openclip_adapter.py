@@ -227,3 +227,30 @@ def test_without_train_num_samples_an_epoch_is_one_pass(store_path):
     data = {"train": open_clip_train_data(_open_clip_args(store_path), image_size=16)}
     assert isinstance(data["train"].dataloader, FastReinforcedLoader)
     assert sorted(n for n, _, _ in apple_style_epoch(data, 0, Store(store_path))) == list(range(N))
+
+
+def _apple_args(store_path, *flags):
+    """Apple's patch adds its DR flags to OpenCLIP's parser; these are the ones the data path reads."""
+    args = _open_clip_args(store_path)
+    args.dataset_reinforcement_mix_synthetic, args.dataset_reinforcement_mix_synthetic_ratio = False, 0.0
+    args.dataset_reinforcement_sample_sequential, args.dataset_reinforcement_filter_image_size = False, None
+    for name, value in flags:
+        setattr(args, name, value)
+    return args
+
+
+def test_apples_mix_synthetic_flag_sets_the_loaders_mix_mode(store_path):
+    args = _apple_args(store_path, ("dataset_reinforcement_mix_synthetic", True),
+                       ("dataset_reinforcement_mix_synthetic_ratio", 1.0))
+    batch = next(iter(open_clip_train_data(args, image_size=16).dataloader))
+    assert bool(batch.text_is_syn.all())  # ratio 1.0: every caption synthetic
+    plain = next(iter(open_clip_train_data(_apple_args(store_path), image_size=16).dataloader))
+    assert not bool(plain.text_is_syn.any())
+
+
+@pytest.mark.parametrize("name, value, flag", [
+    ("dataset_reinforcement_sample_sequential", True, "--dataset-reinforcement-sample-sequential"),
+    ("dataset_reinforcement_filter_image_size", 64, "--dataset-reinforcement-filter-image-size")])
+def test_apples_dr_flags_the_loader_cannot_honour_are_refused(store_path, name, value, flag):
+    with pytest.raises(ValueError, match=flag):
+        open_clip_train_data(_apple_args(store_path, (name, value)), image_size=16)

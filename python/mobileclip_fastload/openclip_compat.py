@@ -182,17 +182,26 @@ def dr_data_info(
 def open_clip_train_data(args: Any, preprocess_train: Any = None, **loader_kwargs: Any) -> DRDataInfo:
     """``data["train"]`` for OpenCLIP's ``get_data`` from its parsed ``args``: the store is
     ``--train-data``; ``--batch-size``, ``--workers`` (decode threads), ``--seed``, the rank and
-    world size, ``--train-num-samples`` are honoured; ``--dataset-resampled`` and
-    ``--train-data-upsampling-factors`` (which OpenCLIP allows only with it) are refused with
-    an error naming the flag. ``loader_kwargs`` go to ``open_clip_dr_loader``."""
+    world size, ``--train-num-samples`` and Apple's ``--dataset-reinforcement-mix-synthetic``
+    (with its ratio) are honoured; ``--dataset-resampled``, ``--train-data-upsampling-factors``
+    (which OpenCLIP allows only with it), ``--dataset-reinforcement-sample-sequential`` and
+    ``--dataset-reinforcement-filter-image-size`` are refused with an error naming the flag.
+    ``loader_kwargs`` go to ``open_clip_dr_loader``."""
     if getattr(args, "dataset_resampled", False):
         raise ValueError(RESAMPLED_REFUSAL)
     if getattr(args, "train_data_upsampling_factors", None) is not None:
         raise ValueError("--train-data-upsampling-factors cannot be honoured: it weights the shards that "
                          "--dataset-resampled draws with replacement, which this loader does not do (see "
                          "--dataset-resampled's message); drop both flags")
+    for flag in ("dataset_reinforcement_sample_sequential", "dataset_reinforcement_filter_image_size"):
+        if getattr(args, flag, None) not in (None, False):
+            raise ValueError(f"--{flag.replace('_', '-')} cannot be honoured: the loader draws each sample's "
+                             "augmentation and captions from its seed and keeps every sample; drop the flag")
     workers = int(getattr(args, "workers", 1))
     options: dict[str, Any] = dict(num_threads=max(1, workers), seed=int(getattr(args, "seed", 0)))
+    if getattr(args, "dataset_reinforcement_mix_synthetic", False):
+        # Apple's loop then takes batch[1] as the only caption: synthetic with this probability.
+        options.update(caption_mode="mix", mix_probability=float(args.dataset_reinforcement_mix_synthetic_ratio))
     if getattr(args, "rank", None) is not None and getattr(args, "world_size", None) is not None:
         options.update(rank=int(args.rank), world_size=int(args.world_size))
     options.update(loader_kwargs)
