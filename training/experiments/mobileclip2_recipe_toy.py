@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from mobileclip_fastload.testing.synthetic_store import make_store
+
 from training.train import main as train_main
 
 

@@ -16,7 +16,8 @@ Three layouts, told apart by their keys (``checkpoint_layout``):
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
