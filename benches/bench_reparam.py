@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from training.models import create_model, reparameterize
+from training.models import create_model, list_models, reparameterize
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -31,7 +31,7 @@ def _median_time(fn, repeats: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="MobileCLIP-S0")
+    p.add_argument("--model", default="MobileCLIP-S0", choices=list_models())  # MobileCLIP2-S3/S4: MCi3/MCi4
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--image-batch", type=int, default=8)
     p.add_argument("--text-batch", type=int, default=32)

@@ -51,7 +51,8 @@ from training.optim import build_optimizer  # noqa: E402
 from training.step import FastPath, image_memory_format, prepare_model  # noqa: E402
 from training.train import TrainConfig, _grad_norm, _prepare, _train_step, train  # noqa: E402
 
-MODELS = {"S0": "MobileCLIP-S0", "S1": "MobileCLIP-S1", "S2": "MobileCLIP-S2", "B": "MobileCLIP-B"}
+MODELS = {"S0": "MobileCLIP-S0", "S1": "MobileCLIP-S1", "S2": "MobileCLIP-S2", "B": "MobileCLIP-B",
+          **{f"v2-{v}": f"MobileCLIP2-{v}" for v in ("S0", "S2", "B", "S3", "S4", "L-14")}}  # --models v2-S0,...
 VARIANTS = {
     "plain": dict(channels_last=False),
     "channels_last": dict(channels_last=True),

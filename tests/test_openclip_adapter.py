@@ -20,6 +20,7 @@ from mobileclip_fastload.openclip_compat import (
     dr_data_info,
     loader_options_from_transform,
     open_clip_dr_loader,
+    open_clip_train_data,
 )
 from mobileclip_fastload.testing.synthetic_store import make_store
 
@@ -32,12 +33,13 @@ def store_path(tmp_path_factory):
     return make_store(tmp_path_factory.mktemp("openclip") / "store", n=N, J=J, S=S, K=K, D=D, seed=3)
 
 
-def apple_style_epoch(data, epoch, store):
+def apple_style_epoch(data, epoch, store, num_samples=N):
     """One epoch as Apple's patched train_one_epoch consumes it; returns [(sample, aug, syn)]."""
     data["train"].set_epoch(epoch)
     dataloader = data["train"].dataloader
     num_batches_per_epoch = dataloader.num_batches // 1  # accum_freq 1
-    assert math.ceil(math.log(dataloader.num_samples + 1, 10)) == len(str(N))  # its sample_digits
+    assert dataloader.num_samples == num_samples
+    assert math.ceil(math.log(dataloader.num_samples + 1, 10)) == len(str(num_samples))  # its sample_digits
     delivered = []
     for i, batch in enumerate(dataloader):
         images, texts = batch[:2]
@@ -133,3 +135,122 @@ def test_the_loader_takes_size_interpolation_and_normalisation_from_openclips_tr
         loader_options_from_transform(T.Compose([T.Normalize((0.0,) * 3, (1.0,) * 3)]))
     with pytest.raises(ValueError, match="square"):
         loader_options_from_transform(T.Compose([T.RandomResizedCrop((32, 48)), T.Normalize((0.0,) * 3, (1.0,) * 3)]))
+
+
+# ---------------------------------------------------------------- --train-num-samples, --dataset-resampled
+def _open_clip_args(store_path, *flags):
+    """OpenCLIP's own parsed arguments, with the rank and world size its main() adds."""
+    from open_clip_train.params import parse_args
+
+    args = parse_args(["--train-data", str(store_path), "--batch-size", str(BATCH), "--workers", "1", "--seed", "11",
+                       *flags])
+    args.rank, args.world_size = 0, 1
+    return args
+
+
+def _stream(loader, epochs):
+    """(index, aug, syn) of every batch of the loader's own epochs 0..epochs-1, in order."""
+    out = []
+    for e in range(epochs):
+        loader.set_epoch(e)
+        out += [list(zip(b.index.tolist(), b.aug_index.tolist(), b.syn_index.tolist())) for b in loader]
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+@pytest.mark.parametrize(
+    "num_samples, batch_size, world_size, workers",
+    [(6, 4, 1, 1), (12, 4, 1, 1), (13, 4, 1, 1), (1000, 7, 3, 4), (5, 8, 2, 3), (65_536_000, 256, 256, 24)],
+)
+def test_epoch_size_is_openclips_own_for_train_num_samples(num_samples, batch_size, world_size, workers):
+    """The numbers OpenCLIP's webdataset pipeline sets (what its LR schedule counts), built but never read.
+    (Resampled: the same arithmetic, without the check that there are enough shards for the workers.)"""
+    from types import SimpleNamespace
+
+    from open_clip_train.data import get_wds_dataset
+
+    from mobileclip_fastload.openclip_compat import open_clip_epoch_size
+
+    args = SimpleNamespace(train_data="/nonexistent/shard-{0000..0999}.tar", train_num_samples=num_samples,
+                           dataset_resampled=True, train_data_upsampling_factors=None, seed=0,
+                           batch_size=batch_size, world_size=world_size, workers=workers)
+    theirs = get_wds_dataset(args, preprocess_img=None, is_train=True, tokenizer=None).dataloader
+    assert open_clip_epoch_size(num_samples, batch_size, world_size, workers) == (
+        theirs.num_batches, theirs.num_samples)
+
+
+def test_train_num_samples_epochs_run_on_through_the_loaders_passes_and_resume_exactly(store_path):
+    store = Store(store_path)
+    # 6 samples per epoch at batch 4: 2 batches, 8 samples; the store's pass is 3 batches.
+    data = {"train": open_clip_train_data(_open_clip_args(store_path, "--train-num-samples", "6"), image_size=16)}
+    dataloader = data["train"].dataloader
+    assert (dataloader.num_batches, dataloader.num_samples) == (2, 8)
+    epochs = [apple_style_epoch(data, e, store, num_samples=8) for e in range(3)]
+    # Three OpenCLIP epochs of 2 batches are the loader's passes 0 and 1 (3 batches each), in order.
+    plain = FastReinforcedLoader(store_path, BATCH, image_size=16, num_threads=1, seed=11, drop_last=True)
+    assert [r for e in epochs for r in e] == [r for b in _stream(plain, 2) for r in b]
+    # A run resumed at epoch 2 (it starts inside the loader's second pass) gets that epoch again.
+    resumed = {"train": open_clip_train_data(_open_clip_args(store_path, "--train-num-samples", "6"),
+                                             image_size=16, num_threads=2)}
+    assert apple_style_epoch(resumed, 2, store, num_samples=8) == epochs[2]
+    assert apple_style_epoch(resumed, 1, store, num_samples=8) == epochs[1]
+
+
+def test_train_num_samples_larger_than_the_store_spans_passes(store_path):
+    store = Store(store_path)
+    info = dr_data_info(open_clip_dr_loader(store_path, BATCH, image_size=16, num_threads=1, seed=11),
+                        train_num_samples=2 * N + 1, workers=2)
+    assert (info.dataloader.num_batches, info.dataloader.num_samples) == (8, 32)  # ceil(25/4)=7 -> 8 (2 workers)
+    epoch = apple_style_epoch({"train": info}, 0, store, num_samples=32)
+    seen = [n for n, _, _ in epoch]
+    assert len(seen) == 32 and all(seen.count(n) in (2, 3) for n in range(N))  # 2 whole passes + 2 batches
+
+
+@pytest.mark.parametrize("flags, flag", [(["--dataset-resampled"], "--dataset-resampled"),
+                                         (["--dataset-resampled", "--train-data-upsampling-factors", "1"],
+                                          "--dataset-resampled")])
+def test_flags_that_cannot_be_honoured_are_refused_naming_the_flag(store_path, flags, flag):
+    with pytest.raises(ValueError, match=flag):
+        open_clip_train_data(_open_clip_args(store_path, "--train-num-samples", "6", *flags), image_size=16)
+    with pytest.raises(ValueError, match="--dataset-resampled"):
+        dr_data_info(open_clip_dr_loader(store_path, BATCH, image_size=16, num_threads=1), dataset_resampled=True)
+
+
+def test_upsampling_factors_alone_are_refused_naming_the_flag(store_path):
+    args = _open_clip_args(store_path)
+    args.train_data_upsampling_factors = "1"  # OpenCLIP asserts it needs --dataset-resampled; refused either way
+    with pytest.raises(ValueError, match="--train-data-upsampling-factors"):
+        open_clip_train_data(args, image_size=16)
+
+
+def test_without_train_num_samples_an_epoch_is_one_pass(store_path):
+    data = {"train": open_clip_train_data(_open_clip_args(store_path), image_size=16)}
+    assert isinstance(data["train"].dataloader, FastReinforcedLoader)
+    assert sorted(n for n, _, _ in apple_style_epoch(data, 0, Store(store_path))) == list(range(N))
+
+
+def _apple_args(store_path, *flags):
+    """Apple's patch adds its DR flags to OpenCLIP's parser; these are the ones the data path reads."""
+    args = _open_clip_args(store_path)
+    args.dataset_reinforcement_mix_synthetic, args.dataset_reinforcement_mix_synthetic_ratio = False, 0.0
+    args.dataset_reinforcement_sample_sequential, args.dataset_reinforcement_filter_image_size = False, None
+    for name, value in flags:
+        setattr(args, name, value)
+    return args
+
+
+def test_apples_mix_synthetic_flag_sets_the_loaders_mix_mode(store_path):
+    args = _apple_args(store_path, ("dataset_reinforcement_mix_synthetic", True),
+                       ("dataset_reinforcement_mix_synthetic_ratio", 1.0))
+    batch = next(iter(open_clip_train_data(args, image_size=16).dataloader))
+    assert bool(batch.text_is_syn.all())  # ratio 1.0: every caption synthetic
+    plain = next(iter(open_clip_train_data(_apple_args(store_path), image_size=16).dataloader))
+    assert not bool(plain.text_is_syn.any())
+
+
+@pytest.mark.parametrize("name, value, flag", [
+    ("dataset_reinforcement_sample_sequential", True, "--dataset-reinforcement-sample-sequential"),
+    ("dataset_reinforcement_filter_image_size", 64, "--dataset-reinforcement-filter-image-size")])
+def test_apples_dr_flags_the_loader_cannot_honour_are_refused(store_path, name, value, flag):
+    with pytest.raises(ValueError, match=flag):
+        open_clip_train_data(_apple_args(store_path, (name, value)), image_size=16)

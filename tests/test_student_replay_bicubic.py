@@ -34,6 +34,12 @@ def test_every_model_trains_on_the_bicubic_replay_at_its_own_size():
         "MobileCLIP-S1": (256, "bicubic"),
         "MobileCLIP-S2": (256, "bicubic"),
         "MobileCLIP-B": (224, "bicubic"),
+        "MobileCLIP2-S0": (256, "bicubic"),
+        "MobileCLIP2-S2": (256, "bicubic"),
+        "MobileCLIP2-B": (224, "bicubic"),
+        "MobileCLIP2-S3": (256, "bicubic"),
+        "MobileCLIP2-S4": (256, "bicubic"),
+        "MobileCLIP2-L-14": (224, "bicubic"),
     }
     assert Preprocess(image_size=64).interpolation == TRAINING_INTERPOLATION == "bicubic"
 

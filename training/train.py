@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,9 @@ from training.data import Batch, seeded_generator, as_batch, open_store_loader, 
 from training.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
 from training.loss import ReinforcedClipLoss, mix_captions, per_teacher_scales
 from training.models import CLIPModel, create_model, list_models
+from training.models.checkpoints import load_pretrained
 from training.optim import build_optimizer, lr_at
+from training.recipes import RECIPES, describe
 from training.prefetch import DevicePrefetcher
 from training.step import COMPILE_MODES, FastPath, image_memory_format, prepare_model
 
@@ -422,6 +425,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     data.add_argument("--store", help="DR store directory (read with mobileclip_fastload.FastReinforcedLoader)")
     data.add_argument("--fake-data", type=int, metavar="N", help="N random reinforced samples in memory (smoke runs)")
     p.add_argument("--model", default="MobileCLIP-S0", choices=list_models())
+    p.add_argument("--pretrained", default=None, metavar="PATH",
+                   help="start from these weights: Apple's mobileclip2_*.pt / open_clip, timm image tower, or "
+                   "Apple's v1 layout (training/models/checkpoints.py)")
     p.add_argument("--batch-size", type=int, default=256, help="per process, per micro-batch")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -456,7 +462,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="reduce-overhead: CUDA graphs in every compiled region")
     p.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in backward")
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                   help="a named preset of the values above (training/recipes.py); flags given here override it")
+    args = p.parse_args(argv)
+    if args.recipe is not None:  # the recipe's values become the defaults: flags given explicitly still win
+        p.set_defaults(**RECIPES[args.recipe])
+        args = p.parse_args(argv)
+        if os.environ.get("RANK", "0") == "0":  # printed once per run, before torchrun's ranks start work
+            print(describe(args.recipe, vars(args)), flush=True)
+    return args
 
 
 def main(argv: list[str] | None = None) -> TrainResult:
@@ -465,6 +479,8 @@ def main(argv: list[str] | None = None) -> TrainResult:
     try:
         torch.manual_seed(args.seed)
         model = create_model(args.model)
+        if args.pretrained:
+            load_pretrained(model, args.pretrained)
         pre = model.preprocess
         if args.store:
             source = open_store_loader(

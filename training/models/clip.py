@@ -1,7 +1,7 @@
 """A two-tower CLIP model: ``visual`` (images -> embed_dim) and ``text`` (tokens -> embed_dim).
 
 Attribute names (``visual``, ``text``, ``logit_scale``) match open_clip's
-``CustomTextCLIP``, so open_clip MobileCLIP-S1/S2/B checkpoints load into it.
+``CustomTextCLIP``, so open_clip MobileCLIP-S1/S2/B and MobileCLIP2 checkpoints load into it.
 """
 
 from __future__ import annotations

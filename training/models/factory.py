@@ -7,8 +7,18 @@ MobileCLIP-S0          MCi0 (timm fastvit_mci0)    MCt (training.models.mct)    
 MobileCLIP-S1          MCi1 (timm, via open_clip)  base 12-layer (open_clip)        256
 MobileCLIP-S2          MCi2 (timm, via open_clip)  base 12-layer (open_clip)        256
 MobileCLIP-B           ViT-B/16 MCi (timm)         base 12-layer, causal (open_clip) 224
+MobileCLIP2-S0         MCi0 (timm, via open_clip)  base 12-layer, no causal mask    256
+MobileCLIP2-S2         MCi2 (timm, via open_clip)  base 12-layer, no causal mask    256
+MobileCLIP2-B          ViT-B/16 MCi (timm)         base 12-layer, causal            224
+MobileCLIP2-S3         MCi3, 5 stages (timm)       12-layer width 768, no mask      256
+MobileCLIP2-S4         MCi4, 5 stages (timm)       12-layer width 768, no mask      256
+MobileCLIP2-L-14       ViT-L/14 (timm)             12-layer width 768, no mask      224
 tiny-S0 / tiny-S1      scaled-down MCi             scaled-down MCt / base           64
 =====================  ==========================  ===============================  =====
+
+The MobileCLIP2 models are open_clip's ``MobileCLIP2-*`` configs (open_clip >= 3.2; the
+MCi3/MCi4 towers need timm >= 1.0.20), so Apple's released checkpoints (open_clip state
+dicts) load into them (``training.models.checkpoints``).
 
 The ``tiny-*`` models keep every block type of their full-size counterpart
 (RepMixer stages, attention stage, SE, Text-RepMixer, ...) at a size that
@@ -21,6 +31,8 @@ import logging
 from typing import Any, Callable
 
 import open_clip
+import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.transformer import TextTransformer
 from torch import nn
 
@@ -28,14 +40,25 @@ from training.models.clip import CLIPModel, Preprocess
 from training.models.image_tower import mci, tiny_mci
 from training.models.mct import MCt, MCtConfig
 
-#: Training preprocessing of each full-size model (what the loader must replay for it).
+_OPENAI = dict(mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
+
+#: Training preprocessing of each full-size model (what the loader must replay for it):
+#: the size and the mean/std of the released configs (open_clip's pretrained configs:
+#: v1 and MobileCLIP2-S0/S2/B mean 0 / std 1; MobileCLIP2-S3/S4/L-14 OpenAI's), replayed
+#: bicubic at that size as Apple's training transform does (see ``Preprocess``).
 PREPROCESS = {
     "MobileCLIP-S0": Preprocess(image_size=256),
     "MobileCLIP-S1": Preprocess(image_size=256),
     "MobileCLIP-S2": Preprocess(image_size=256),
     "MobileCLIP-B": Preprocess(image_size=224),
+    "MobileCLIP2-S0": Preprocess(image_size=256),
+    "MobileCLIP2-S2": Preprocess(image_size=256),
+    "MobileCLIP2-B": Preprocess(image_size=224),
+    "MobileCLIP2-S3": Preprocess(image_size=256, **_OPENAI),
+    "MobileCLIP2-S4": Preprocess(image_size=256, **_OPENAI),
+    "MobileCLIP2-L-14": Preprocess(image_size=224, **_OPENAI),
 }
-_OPEN_CLIP_MODELS = ("MobileCLIP-S1", "MobileCLIP-S2", "MobileCLIP-B")
+_OPEN_CLIP_MODELS = tuple(name for name in PREPROCESS if name != "MobileCLIP-S0")
 
 
 def _s0(**_: Any) -> CLIPModel:
@@ -44,13 +67,16 @@ def _s0(**_: Any) -> CLIPModel:
 
 
 def _open_clip(name: str) -> Callable[..., CLIPModel]:
-    def build(**_: Any) -> CLIPModel:
+    def build(device: str | torch.device = "cpu", **_: Any) -> CLIPModel:
         # open_clip warns that no pretrained weights were loaded: that is the intent here.
+        # device="meta" builds the structure without memory (parameter counts of the big models).
         logging.getLogger().disabled, was = True, logging.getLogger().disabled
         try:
-            oc = open_clip.create_model(
-                name, pretrained=None, load_weights=False, pretrained_image=False, pretrained_text=False
-            )
+            with torch.device(device):  # built there directly (meta: no memory, no initialisation)
+                oc = open_clip.create_model(
+                    name, pretrained=None, load_weights=False, pretrained_image=False, pretrained_text=False,
+                    device=device,
+                )
         finally:
             logging.getLogger().disabled = was
         return CLIPModel(oc.visual, oc.text, PREPROCESS[name], name)
@@ -101,7 +127,8 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, **overrides: Any) -> CLIPModel:
-    """Build a model by name; ``tiny-*`` models accept size overrides (see ``_tiny``)."""
+    """Build a model by name; ``tiny-*`` models accept size overrides (see ``_tiny``), the
+    open_clip-built ones ``device`` (``"meta"``: structure only, no memory)."""
     try:
         builder = _BUILDERS[name]
     except KeyError:
