@@ -59,8 +59,8 @@ def main() -> None:
                 run(m)
             before, after = [], []
             for _ in range(args.rounds):
-                before.append(_median_time(lambda: run(model), args.repeats))
-                after.append(_median_time(lambda: run(folded), args.repeats))
+                before.append(_median_time(lambda run=run: run(model), args.repeats))
+                after.append(_median_time(lambda run=run: run(folded), args.repeats))
             b, a = min(before), min(after)
             params_b = sum(p.numel() for p in getattr(model, "visual" if name == "image" else "text").parameters())
             params_a = sum(p.numel() for p in getattr(folded, "visual" if name == "image" else "text").parameters())

@@ -22,6 +22,7 @@ Run: PYTHONPATH=python python benches/bench_store_random_access.py [--samples 30
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -199,7 +200,7 @@ def main() -> int:
                               for k in tar_reader.keys[:100]])
         results = []
         warm = accesses(args.warm_accesses)
-        results.append(("store", "warm", *run("store", lambda i, j, s: read_store(store, i, j, s), warm)))
+        results.append(("store", "warm", *run("store", functools.partial(read_store, store), warm)))
         results.append(("tar+npz", "warm", *run("tar", tar_reader.read, warm[: max(1, args.warm_accesses // 10)])))
 
         cold = accesses(args.cold_accesses)

@@ -186,7 +186,6 @@ def bench_variant(name: str, variant: str, args, device: torch.device) -> dict:
         "text_fwd_bwd_ms": text_s * 1e3 if text_s is not None else None,
         "kernels_per_step": kernels, "top_kernels": top,
     }
-    del model, optimizer, prepared
     return row
 
 

@@ -132,7 +132,7 @@ def test_grad_checkpointing_gives_the_same_gradients():
     loss, grads, _ = _loss_and_grads(model, batch)
     torch.testing.assert_close(loss, plain_loss, rtol=0, atol=0)
     for n in plain_grads:
-        torch.testing.assert_close(grads[n], plain_grads[n], rtol=0, atol=0, msg=lambda m: f"{n}: {m}")
+        torch.testing.assert_close(grads[n], plain_grads[n], rtol=0, atol=0, msg=lambda m, n=n: f"{n}: {m}")
 
 
 def test_s0_image_tower_forward_in_channels_last_matches_nchw():
@@ -228,7 +228,7 @@ def test_cuda_fast_step_matches_cpu_plain_step():
     torch.testing.assert_close(out["loss"].cpu(), plain_loss, rtol=1e-3, atol=1e-4)
     for n, p in model.named_parameters():
         if p.grad is not None:
-            torch.testing.assert_close(p.grad.cpu(), plain_grads[n], rtol=1e-2, atol=1e-4, msg=lambda m: f"{n}: {m}")
+            torch.testing.assert_close(p.grad.cpu(), plain_grads[n], rtol=1e-2, atol=1e-4, msg=lambda m, n=n: f"{n}: {m}")
 
 
 @cuda

@@ -105,7 +105,7 @@ def test_gradient_accumulation_equals_the_full_batch_gradient():
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
     for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-9, atol=1e-12, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-9, atol=1e-12, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_in_memory_source_state_dict_resumes_mid_epoch_and_ranks_are_disjoint():
