@@ -92,7 +92,7 @@ class TarNpzReader:
     def __init__(self, tars: list[Path]):
         self.members: dict[str, dict[str, tuple[tarfile.TarFile, tarfile.TarInfo]]] = {}
         self.keys: list[str] = []
-        self.files = [tarfile.open(p, "r:") for p in tars]
+        self.files = [tarfile.open(p, "r:") for p in tars]  # noqa: SIM115 -- closed by close()
         for tf in self.files:
             for info in tf.getmembers():
                 key, ext = info.name.split(".", 1)

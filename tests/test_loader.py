@@ -63,7 +63,7 @@ def test_pixels_and_rows_match_the_reference(store_path, interpolation):
 def test_tuple_unpacking_and_float32_embeddings(store_path):
     loader = FastReinforcedLoader(store_path, 5, image_size=16, embedding_dtype="float32", num_threads=1)
     batch = next(iter(loader))
-    image, text, image_emb, text_emb, syn_text, syn_text_emb = batch
+    image, text, image_emb, _text_emb, syn_text, _syn_text_emb = batch
     assert image.shape == (5, 3, 16, 16) and text.shape == (5, 77) and syn_text.dtype == torch.int64
     assert image_emb.shape == (5, K * D) and image_emb.dtype == torch.float32
     store = Store(store_path)

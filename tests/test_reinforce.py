@@ -112,7 +112,7 @@ def test_loader_replays_the_pixels_the_teachers_saw(reinforced, models):
         embs = teacher.embed_images(pixels)
         for b in range(len(batch)):
             i, j = int(batch.index[b]), int(batch.aug_index[b])
-            _, reference, row = stored_image_pixels_and_rows(store, teacher, k, D, i, j)
+            _, reference, _ = stored_image_pixels_and_rows(store, teacher, k, D, i, j)
             np.testing.assert_array_equal(pixels[b], reference)
             assert_is_row(embs[b], store.image_embs(i)[:, k * D : (k + 1) * D], j)
             np.testing.assert_array_equal(batch.image_emb[b, k * D : (k + 1) * D].numpy(), store.image_embs(i)[j, k * D : (k + 1) * D])
@@ -160,7 +160,7 @@ def store_files(path: Path) -> list[str]:
 def assert_same_store(a: Path, b: Path) -> None:
     names = store_files(a)
     assert names == store_files(b) and "manifest.json" in names
-    match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
     assert not mismatch and not errors
 
 

@@ -263,7 +263,7 @@ def _plot(results: dict[str, Any], path: Path) -> None:
     for ax, (key, title) in zip(axes.flat, metrics):
         for arm, r in results["students"].items():
             ax.plot([p["step"] for p in r["curve"]], [100 * p[key] for p in r["curve"]], marker="o", ms=3, label=arm)
-        for name, t in results["teachers"].items():
+        for t in results["teachers"].values():
             ax.axhline(100 * t["eval"][key], ls=":", lw=1, color="gray")
         ax.set_title(title)
         ax.set_xlabel("student step")
