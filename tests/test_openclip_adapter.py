@@ -39,7 +39,7 @@ def apple_style_epoch(data, epoch, store):
     num_batches_per_epoch = dataloader.num_batches // 1  # accum_freq 1
     assert math.ceil(math.log(dataloader.num_samples + 1, 10)) == len(str(N))  # its sample_digits
     delivered = []
-    for batch in dataloader:
+    for i, batch in enumerate(dataloader):  # noqa: B007 -- i is the count of batches after the loop
         images, texts = batch[:2]
         images = images.to(device="cpu", dtype=torch.float32)
         syn_texts = batch[4]
