@@ -1,6 +1,6 @@
 """Inference speed of MobileCLIP towers before and after reparameterisation (CPU).
 
-    PYTHONPATH=python:. python benches/bench_reparam.py [--model MobileCLIP-S0] [--threads 1]
+    PYTHONPATH=python python benches/bench_reparam.py [--model MobileCLIP-S0] [--threads 1]
 
 Reports, per tower, the CPU time per batch (process time, so that other
 processes on a shared machine inflate it less than wall time; single-threaded
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from training.models import create_model, reparameterize
+from mobileclip_fastload_train.models import create_model, reparameterize
 
 
 def _median_time(fn, repeats: int) -> float:

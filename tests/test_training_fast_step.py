@@ -27,12 +27,12 @@ import math
 import pytest
 import torch
 
-from training.data import as_batch, random_reinforced_source
-from training.loss import ReinforcedClipLoss
-from training.models import create_model
-from training.prefetch import DevicePrefetcher
-from training.step import FastPath, compile_regions, prepare_model, set_grad_checkpointing
-from training.train import TrainConfig, _prepare, _train_step, train
+from mobileclip_fastload_train.data import as_batch, random_reinforced_source
+from mobileclip_fastload_train.loss import ReinforcedClipLoss
+from mobileclip_fastload_train.models import create_model
+from mobileclip_fastload_train.prefetch import DevicePrefetcher
+from mobileclip_fastload_train.step import FastPath, compile_regions, prepare_model, set_grad_checkpointing
+from mobileclip_fastload_train.train import TrainConfig, _prepare, _train_step, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")
@@ -196,7 +196,7 @@ def test_cuda_step_has_no_host_synchronisation():
     window) must add fewer than one per step (the read-back itself is one copy)."""
     import warnings
 
-    from training.distributed import DistInfo
+    from mobileclip_fastload_train.distributed import DistInfo
 
     def syncs(steps: int) -> int:
         source = random_reinforced_source(64, batch_size=8, image_size=32, seed=7)

@@ -13,12 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.data import InMemoryReinforcedSource, as_batch, random_reinforced_source
-from training.evaluate import retrieval_recall_from_features, topk_accuracy, zero_shot_accuracy
-from training.loss import ReinforcedClipLoss
-from training.models import create_model
-from training.optim import build_optimizer, lr_at
-from training.train import TrainConfig, _prepare, _train_step, main, train
+from mobileclip_fastload_train.data import InMemoryReinforcedSource, as_batch, random_reinforced_source
+from mobileclip_fastload_train.evaluate import retrieval_recall_from_features, topk_accuracy, zero_shot_accuracy
+from mobileclip_fastload_train.loss import ReinforcedClipLoss
+from mobileclip_fastload_train.models import create_model
+from mobileclip_fastload_train.optim import build_optimizer, lr_at
+from mobileclip_fastload_train.train import TrainConfig, _prepare, _train_step, main, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, sto
 
 def test_training_on_a_dr_store_through_fast_loader_resumes_exactly(tmp_path):
     """The real data path: FastReinforcedLoader over a DR store, killed mid-epoch and resumed."""
-    from training.experiments.dr_data import store_available
+    from mobileclip_fastload_train.experiments.dr_data import store_available
 
     if not store_available():
         pytest.skip("mobileclip_fastload extension not built")
@@ -210,7 +210,7 @@ def test_mobileclip_fastload_train_without_the_extra_names_it(monkeypatch, capsy
 
 
 def test_cli_reads_a_dr_store(tmp_path):
-    from training.experiments.dr_data import store_available
+    from mobileclip_fastload_train.experiments.dr_data import store_available
 
     if not store_available():
         pytest.skip("mobileclip_fastload extension not built")
@@ -257,7 +257,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     (without gradient averaging each rank would follow its own data from step 2 on)."""
     out = tmp_path / "ddp"
     steps, batch, accum, samples = 3, 4, 2, 32
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "python"), os.environ.get("PYTHONPATH", "")]),
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            str(REPO / "tests" / "torchrun_rank_snapshot.py"), "--fake-data", str(samples), "--model", "tiny-S0",

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.loss import ReinforcedClipLoss, mix_captions, teacher_targets
+from mobileclip_fastload_train.loss import ReinforcedClipLoss, mix_captions, teacher_targets
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from training.models import MCt, MCtConfig, create_model, reparameterize
-from training.models.text_repmixer import RepMixer, RepMixerBlock
+from mobileclip_fastload_train.models import MCt, MCtConfig, create_model, reparameterize
+from mobileclip_fastload_train.models.text_repmixer import RepMixer, RepMixerBlock
 
 SOT, EOT = 49406, 49407
 
@@ -187,7 +187,7 @@ def test_reparameterize_test_is_sensitive_to_the_mixer_branches():
 
 
 def test_apple_checkpoint_text_keys_load_into_mct():
-    from training.models.apple_checkpoint import load_apple_checkpoint
+    from mobileclip_fastload_train.models.apple_checkpoint import load_apple_checkpoint
 
     src = create_model("MobileCLIP-S0")
     dst = create_model("MobileCLIP-S0")

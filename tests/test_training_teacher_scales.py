@@ -1,7 +1,7 @@
 """One distillation logit scale per teacher (MobileCLIP2's DFN teachers: 70 and 60).
 
 The expected loss is written out here in float64 numpy, independently of
-training.loss: per caption kind, CLIP = symmetric CE against the diagonal, KD =
+mobileclip_fastload_train.loss: per caption kind, CLIP = symmetric CE against the diagonal, KD =
 CE between mean_k softmax(alpha_k * teacher cosines) and the student's softmax,
 both directions; loss = sum over kinds of (1 - lambda) * CLIP + lambda * KD.
 """
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.loss import ReinforcedClipLoss, teacher_targets
-from training.train import TrainConfig, main
+from mobileclip_fastload_train.loss import ReinforcedClipLoss, teacher_targets
+from mobileclip_fastload_train.train import TrainConfig, main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

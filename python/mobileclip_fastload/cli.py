@@ -216,7 +216,7 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.workdir, samples=args.samples, threads=args.threads)
 
 
-# --- train (the top-level `training` package, installed by the `train` extra) ------
+# --- train (the `mobileclip_fastload_train` package; the `train` extra installs its dependencies) ---
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
@@ -224,9 +224,9 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    if _missing_extra("train", ("training", "timm", "open_clip")):
+    if _missing_extra("train", ("timm", "open_clip")):
         return 2
-    from training.train import main as train_main
+    from mobileclip_fastload_train.train import main as train_main
 
     train_main(args.train_args)
     return 0
@@ -239,7 +239,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
     Subcommand("reinforce", "reinforce image-text pairs (captions, augmentations, teacher embeddings) into a DR store",
                _reinforce_arguments, _reinforce),
-    Subcommand("train", "train a MobileCLIP model on a DR store (python -m training.train; needs the `train` extra)",
+    Subcommand("train",
+               "train a MobileCLIP model on a DR store (python -m mobileclip_fastload_train.train; needs the `train` extra)",
                _train_arguments, _train, forwards_arguments=True),
 ]
 

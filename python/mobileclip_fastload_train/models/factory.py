@@ -3,7 +3,7 @@
 =====================  ==========================  ===============================  =====
 name                   image tower                 text tower                       input
 =====================  ==========================  ===============================  =====
-MobileCLIP-S0          MCi0 (timm fastvit_mci0)    MCt (training.models.mct)        256
+MobileCLIP-S0          MCi0 (timm fastvit_mci0)    MCt (mobileclip_fastload_train.models.mct)        256
 MobileCLIP-S1          MCi1 (timm, via open_clip)  base 12-layer (open_clip)        256
 MobileCLIP-S2          MCi2 (timm, via open_clip)  base 12-layer (open_clip)        256
 MobileCLIP-B           ViT-B/16 MCi (timm)         base 12-layer, causal (open_clip) 224
@@ -24,9 +24,9 @@ import open_clip
 from open_clip.transformer import TextTransformer
 from torch import nn
 
-from training.models.clip import CLIPModel, Preprocess
-from training.models.image_tower import mci, tiny_mci
-from training.models.mct import MCt, MCtConfig
+from mobileclip_fastload_train.models.clip import CLIPModel, Preprocess
+from mobileclip_fastload_train.models.image_tower import mci, tiny_mci
+from mobileclip_fastload_train.models.mct import MCt, MCtConfig
 
 #: Training preprocessing of each full-size model (what the loader must replay for it).
 PREPROCESS = {
