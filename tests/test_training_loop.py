@@ -67,10 +67,6 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, sto
 
 def test_training_on_a_dr_store_through_fast_loader_resumes_exactly(tmp_path):
     """The real data path: FastReinforcedLoader over a DR store, killed mid-epoch and resumed."""
-    from mobileclip_fastload_train.experiments.dr_data import store_available
-
-    if not store_available():
-        pytest.skip("mobileclip_fastload extension not built")
     from mobileclip_fastload import FastReinforcedLoader
     from mobileclip_fastload.testing.synthetic_store import make_store
 
@@ -210,10 +206,6 @@ def test_mobileclip_fastload_train_without_the_extra_names_it(monkeypatch, capsy
 
 
 def test_cli_reads_a_dr_store(tmp_path):
-    from mobileclip_fastload_train.experiments.dr_data import store_available
-
-    if not store_available():
-        pytest.skip("mobileclip_fastload extension not built")
     from mobileclip_fastload.testing.synthetic_store import make_store
 
     store = make_store(tmp_path / "store", n=16, J=2, S=2, K=3, D=4)
