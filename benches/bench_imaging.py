@@ -53,7 +53,7 @@ def make_cases(jpegs, n, seed=0):
     return cases
 
 
-SOAK_PHOTOS = PHOTOS + ["camera", "page", "moon"]
+SOAK_PHOTOS = [*PHOTOS, "camera", "page", "moon"]
 
 
 def soak(n, seed):

@@ -334,8 +334,8 @@ def tables(step_rows: list[dict], skipped: list[str], e2e_rows: list[dict], args
     s0 = [by[("S0", v)] for v in VARIANTS if ("S0", v) in by]
     if s0 and ("S0", "plain") in by:
         best = max(s0, key=lambda r: r["samples_per_s"])
-        note = f"\nS0 best ({best['variant']}): {_rate(best['samples_per_s'])} samples/s = " \
-               f"{best['samples_per_s'] / by[('S0', 'plain')]['samples_per_s']:.2f}x plain"
+        note = (f"\nS0 best ({best['variant']}): {_rate(best['samples_per_s'])} samples/s = "
+                f"{best['samples_per_s'] / by[('S0', 'plain')]['samples_per_s']:.2f}x plain")
         if vit:
             note += f", {best['samples_per_s'] / vit['samples_per_s']:.2f}x open_clip ViT-B-16"
         lines.append(note + ".")

@@ -95,7 +95,7 @@ def test_jpeg_extraneous_bytes_warning_still_decodes():
 def test_jpeg_truncated_is_an_error():
     b = jpeg(photo("chelsea", 96, 64), quality=90)
     cut = b[: len(b) // 2]
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="truncated"):
         pillow_rgb(cut)
     with pytest.raises(ImageDecodeError, match="truncated"):
         _core.decode_rgb(cut)
@@ -372,7 +372,7 @@ PNG_KINDS = [
 
 
 @pytest.mark.parametrize("interlace", [False, True])
-@pytest.mark.parametrize("color_type,depth,samples", PNG_KINDS)
+@pytest.mark.parametrize(("color_type", "depth", "samples"), PNG_KINDS)
 def test_png_gray_rgb_alpha_all_depths(color_type, depth, samples, interlace):
     px = _content(37, 29, samples, depth)
     assert_same_decode(make_png(px, depth, color_type, interlace=interlace))

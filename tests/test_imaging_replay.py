@@ -133,7 +133,7 @@ def test_crop_resize_matches_reference(data):
 
 @pytest.mark.parametrize("interp", ["bilinear", "bicubic"])
 @pytest.mark.parametrize(
-    "box,size",
+    ("box", "size"),
     [
         ((0, 0, 131, 97), 97),  # width keeps its size: Pillow skips the horizontal pass
         ((0, 0, 97, 97), 40),  # plain square downscale
@@ -170,7 +170,7 @@ def test_every_op_at_every_bin_both_signs(op, size):
 
 
 @pytest.mark.parametrize(
-    "op,m",
+    ("op", "m"),
     [
         (5, 90.0), (5, -90.0), (5, 180.0), (5, 270.0), (5, 360.0), (5, -0.0), (5, 1e-9), (5, -1e-20), (5, 45.0),
         (5, 123.456), (1, 5.0), (2, -3.0), (1, 1e-12), (3, -30.45), (3, 0.999), (4, -0.999), (3, 500.0), (4, -64.0),
@@ -187,7 +187,7 @@ def test_op_magnitudes_outside_the_bins(op, m):
 @pytest.mark.parametrize("m", [0.0, 0.5, 9.0, -3.0])
 def test_posterize_bits_the_reference_rejects(m):
     b = dict(encoded_images())["rocket-q95-444"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bits"):
         reference_replay(b, AugParams(0, 0, 50, 50, ((10, m),)), 32, "bilinear")
     with pytest.raises(ValueError, match="Posterize"):
         _core.replay_augmentation(b, 0, 0, 50, 50, [(10, m)], 32)

@@ -124,7 +124,7 @@ def test_state_dict_refuses_a_different_configuration(store_path):
         b.load_state_dict(a.state_dict())
 
 
-@pytest.mark.parametrize("world_size,drop_last", [(2, False), (3, False), (3, True), (4, False)])
+@pytest.mark.parametrize(("world_size", "drop_last"), [(2, False), (3, False), (3, True), (4, False)])
 def test_rank_shards(store_path, world_size, drop_last):
     shards = []
     for rank in range(world_size):
@@ -199,7 +199,7 @@ def test_undecodable_images_are_replaced_deterministically(bad_store_path):
 
 def test_undecodable_image_raises_in_the_iterating_thread_when_asked(bad_store_path):
     loader = FastReinforcedLoader(bad_store_path, 10, image_size=16, num_threads=2, on_error="raise")
-    with pytest.raises(ImageDecodeError, match="sample-0000[34]"):
+    with pytest.raises(ImageDecodeError, match=r"sample-0000[34]"):
         for _ in loader:
             pass
 
@@ -221,7 +221,7 @@ def test_undecodable_image_raises_in_the_iterating_thread_when_asked(bad_store_p
 def test_invalid_arguments_raise_value_error(store_path, kwargs):
     args = dict(batch_size=4, image_size=8)
     args.update(kwargs)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):  # the message names the setting
         FastReinforcedLoader(store_path, args.pop("batch_size"), **args)
 
 

@@ -98,7 +98,7 @@ def test_invalid_numbers_are_value_errors_naming_the_argument(store_path, kwargs
 
 
 @pytest.mark.parametrize(
-    "name, value, message",
+    ("name", "value", "message"),
     [
         ("batch_size", -1, r"batch_size must be an integer in \[1, 2\*\*64 - 1\], got -1"),
         ("batch_size", 0, r"batch_size must be an integer in \[1, 2\*\*64 - 1\], got 0"),
@@ -121,7 +121,7 @@ def test_bad_values_name_the_argument_and_the_valid_ones(store_path, name, value
 
 
 @pytest.mark.parametrize(
-    "name, value",
+    ("name", "value"),
     [("batch_size", 4.0), ("batch_size", True), ("seed", "1"), ("output", 8), ("shuffle", 1),
      ("mean", "abc"), ("mix_probability", "0.5"), ("storage_options", {"allow_http": True})],
 )

@@ -132,13 +132,13 @@ def store_with_bad_sample(tmp_path_factory):
     return make_store(tmp_path_factory.mktemp("bad6") / "store", n=12, seed=5, corrupt=(6,))
 
 
-@pytest.mark.parametrize("batch_size,good", [(1, 6), (3, 2)])
+@pytest.mark.parametrize(("batch_size", "good"), [(1, 6), (3, 2)])
 def test_on_error_raise_delivers_every_good_batch_first(store_with_bad_sample, batch_size, good):
     for run in range(8):
         loader = FastReinforcedLoader(store_with_bad_sample, batch_size, image_size=8, shuffle=False,
                                       num_threads=2 + run % 3, prefetch=8, on_error="raise")
         delivered = []
-        with pytest.raises(ImageDecodeError, match="sample-00006"):
+        with pytest.raises(ImageDecodeError, match="sample-00006"):  # noqa: PT012 -- the batches before the error count
             for b in loader:
                 delivered.append(b.index.tolist())
         assert delivered == [list(range(i * batch_size, (i + 1) * batch_size)) for i in range(good)], run

@@ -105,7 +105,7 @@ def test_openclips_own_datainfo_reaches_the_loader_through_loader_epoch(store_pa
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [(dict(output="uint8"), "output='float32'"), (dict(embedding_dtype="float16"), "embedding_dtype='float32'")],
 )
 def test_outputs_the_loop_would_misread_are_refused(store_path, kwargs, message):

@@ -19,6 +19,7 @@ from mobileclip_fastload_train.loss import ReinforcedClipLoss
 from mobileclip_fastload_train.models import create_model
 from mobileclip_fastload_train.optim import build_optimizer, lr_at
 from mobileclip_fastload_train.train import TrainConfig, _prepare, _train_step, main, train
+import itertools
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def test_a_few_steps_reduce_the_loss_on_a_tiny_dataset():
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
 
 
-@pytest.mark.parametrize("stop_at, caption_mode", [(3, "both"), (5, "mix")])
+@pytest.mark.parametrize(("stop_at", "caption_mode"), [(3, "both"), (5, "mix")])
 def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, stop_at, caption_mode):
     """40 samples / batch 8 = 5 batches per epoch: stop mid-epoch and exactly at an epoch end."""
 
@@ -167,7 +168,7 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(55, 1e-3, 10, 100) == pytest.approx(5e-4)
     assert lr_at(100, 1e-3, 10, 100) == pytest.approx(0.0, abs=1e-12)
     values = [lr_at(s, 1e-3, 10, 100) for s in range(10, 100)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(values))
 
 
 def test_cli_bf16_run_writes_metrics_and_checkpoint(tmp_path):

@@ -54,7 +54,7 @@ def _count(module: nn.Module) -> int:
 # to the 512-d embedding (MCi: pooled 1024->512 linear; text: 512x512 projection)
 # and exclude the logit scale.
 @pytest.mark.parametrize(
-    "model_name, tower, published_m",
+    ("model_name", "tower", "published_m"),
     [
         ("MobileCLIP-S0", "visual", 11.4),  # MCi0
         ("MobileCLIP-S0", "text", 42.4),  # MCt

@@ -96,14 +96,14 @@ def test_a_count_neither_one_nor_k_is_refused(scales):
 def test_the_cli_stores_one_scale_per_teacher_in_the_run_config(tmp_path):
     common = ["--fake-data", "8", "--model", "tiny-S0", "--batch-size", "4", "--steps", "1", "--warmup", "1",
               "--no-progress", "--precision", "fp32", "--device", "cpu", "--num-teachers", "2"]
-    main(common + ["--output", str(tmp_path / "two"), "--teacher-logit-scale", "70", "60"])
+    main([*common, "--output", str(tmp_path / "two"), "--teacher-logit-scale", "70", "60"])
     state = torch.load(tmp_path / "two" / "checkpoints" / "latest.pt", weights_only=True)
     assert tuple(state["config"]["teacher_logit_scale"]) == (70.0, 60.0)
     assert json.loads((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()[0])["step"] == 1
 
-    main(common + ["--output", str(tmp_path / "one"), "--teacher-logit-scale", "80"])
+    main([*common, "--output", str(tmp_path / "one"), "--teacher-logit-scale", "80"])
     state = torch.load(tmp_path / "one" / "checkpoints" / "latest.pt", weights_only=True)
     assert tuple(state["config"]["teacher_logit_scale"]) == (80.0, 80.0)
 
     with pytest.raises(ValueError, match=r"3 teacher logit scales .* for 2 teachers"):
-        main(common + ["--output", str(tmp_path / "bad"), "--teacher-logit-scale", "70", "60", "50"])
+        main([*common, "--output", str(tmp_path / "bad"), "--teacher-logit-scale", "70", "60", "50"])

@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Iterable, Sequence
 
 import numpy as np
+import itertools
 
 SOT_TOKEN_ID = 49406
 EOT_TOKEN_ID = 49407
@@ -118,7 +119,7 @@ class ClipTokenizer:
         while len(symbols) > 1:
             best_rank = None
             best_pair = None
-            for pair in zip(symbols, symbols[1:]):
+            for pair in itertools.pairwise(symbols):
                 rank = ranks.get(pair)
                 if rank is not None and (best_rank is None or rank < best_rank):
                     best_rank, best_pair = rank, pair
