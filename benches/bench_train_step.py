@@ -343,7 +343,8 @@ def tables(step_rows: list[dict], skipped: list[str], e2e_rows: list[dict], args
         lines.append("Skipped: " + "; ".join(skipped) + ".")
     if e2e_rows:
         ref = e2e_rows[0]["samples_per_s"]
-        lines += ["", "| mobileclip_fastload_train.train, MobileCLIP-S0, fed by | samples/s | vs in-memory | ms/step | data wait ms (median / max) |",
+        lines += ["", ("| mobileclip_fastload_train.train, MobileCLIP-S0, fed by | samples/s | vs in-memory | ms/step |"
+                       " data wait ms (median / max) |"),
                   "|---|---|---|---|---|"]
         for r in e2e_rows:
             lines.append(f"| {r['feed']} | {_rate(r['samples_per_s'])} | {r['samples_per_s'] / ref:.2f}x | {r['step_ms']:.0f} | "

@@ -259,7 +259,8 @@ def train(
     info: DistInfo | None = None,
     eval_fn: Callable[[CLIPModel], dict[str, float]] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on batches from ``source`` (the ``FastReinforcedLoader`` contract, see ``mobileclip_fastload_train.data``).
+    """Train ``model`` on batches from ``source`` (the ``FastReinforcedLoader`` contract, see
+    ``mobileclip_fastload_train.data``).
 
     The step never waits for the device: losses, the gradient norm and the logit scale stay
     device tensors and are read back (one synchronisation) when a record is written, every
