@@ -240,7 +240,8 @@ def main():
             while time.perf_counter() - t0 < s:
                 list(pool.map(our_replay, cases))
                 n += len(cases)
-            print(f"  _core replay, {args.threads} Python threads (GIL released): {n / (time.perf_counter() - t0):8.0f} img/s")
+            print(f"  _core replay, {args.threads} Python threads (GIL"
+                  f" released): {n / (time.perf_counter() - t0):8.0f} img/s")
 
 
 if __name__ == "__main__":

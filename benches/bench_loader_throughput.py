@@ -595,14 +595,16 @@ def main() -> None:
     lines = [(f"median (min-max) over {args.repeats} interleaved round(s); CPU time: the process and its DataLoader"
               " workers, from the loader's construction to its shutdown"), "",
              ("| pipeline | workers/threads | samples/s | vs reference with Pillow (same N, same round) |"
-              " CPU ms / sample | reference's CPU / this CPU (same N, same round) | time to first batch (s) | peak RSS (MB) |"),
+              " CPU ms / sample | reference's CPU / this CPU (same N,"
+              " same round) | time to first batch (s) | peak RSS (MB) |"),
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         compared = r["vs_reference"] and r["kind"] in ("reference", "fast", "fast-uint8")
         ratio = _spread(r["vs_reference"], "{:.2f}x") if compared else ""
         cpu_ratio = _spread(r["cpu_vs_reference"], "{:.2f}x") if compared else ""
         lines.append(f"| {_label(r)} | {r['parallel']} | {_spread(r['rates'], '{:.0f}')} | {ratio} |"
-                     f" {_spread(r['cpu_ms'], '{:.2f}')} | {cpu_ratio} | {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
+                     f" {_spread(r['cpu_ms'], '{:.2f}')} | {cpu_ratio} |"
+                     f" {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
     fast = {key[1]: rs for key, rs in runs.items() if key[0] == "fast"}
     if len(fast) > 1:
         lo, hi = min(fast), max(fast)

@@ -177,7 +177,8 @@ def main() -> int:
         store_bytes = sum(p.stat().st_size for p in store_files)
         tar_bytes = sum(p.stat().st_size for p in tars)
         print(f"data: {args.samples} samples, J={J} S={S} K={K} D={D}; built in {build_s:.1f} s")
-        print(f"  store: {len(store_files)} shards, {store_bytes / 2**20:.0f} MiB (float16 embeddings + {IMAGE_BYTES >> 10} KiB images)")
+        print(f"  store: {len(store_files)} shards, {store_bytes / 2**20:.0f}"
+              f" MiB (float16 embeddings + {IMAGE_BYTES >> 10} KiB images)")
         print(f"  tars:  {len(tars)} tars, {tar_bytes / 2**20:.0f} MiB (float32 npz, no images)")
 
         rng = np.random.default_rng(1)
@@ -214,7 +215,8 @@ def main() -> int:
         tar_reader.close()
 
         print()
-        print(f"{'reader':<9} {'cache':<5} {'accesses/s':>11} {'bytes requested/access':>23} {'bytes from storage/access':>26}")
+        print(f"{'reader':<9} {'cache':<5} {'accesses/s':>11}"
+              f" {'bytes requested/access':>23} {'bytes from storage/access':>26}")
         for reader, cache, rate, io_bytes in results:
             requested = store_touched if reader == "store" else npz_member
             storage = f"{io_bytes / 1024:.1f} KiB" if cache == "cold" else "-"

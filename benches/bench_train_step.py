@@ -270,7 +270,8 @@ def bench_end_to_end(args, device: torch.device) -> list[dict]:
     t0 = time.perf_counter()
     _, store = build_data(data, args.e2e_samples, shards=shards, unique=unique)
     tars = shard_paths(data, shards)
-    print(f"end-to-end data: {args.e2e_samples} samples ({unique} distinct) in {shards} shards + a DR store ({time.perf_counter() - t0:.0f}s)",
+    print(f"end-to-end data: {args.e2e_samples} samples ({unique} distinct)"
+          f" in {shards} shards + a DR store ({time.perf_counter() - t0:.0f}s)",
           flush=True)
 
     window = args.e2e_window

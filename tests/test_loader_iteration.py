@@ -140,7 +140,7 @@ def test_on_error_raise_delivers_every_good_batch_first(store_with_bad_sample, b
         delivered = []
         with pytest.raises(ImageDecodeError, match="sample-00006"):  # noqa: PT012 -- the batches before the error count
             for b in loader:
-                delivered.append(b.index.tolist())
+                delivered.append(b.index.tolist())  # noqa: PERF401 -- the batches before the error
         assert delivered == [list(range(i * batch_size, (i + 1) * batch_size)) for i in range(good)], run
         assert loader.state_dict()["batches_done"] == good
 

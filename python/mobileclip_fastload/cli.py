@@ -89,7 +89,8 @@ def _inspect(args: argparse.Namespace) -> int:
     total = sum(s["file_bytes"] for s in m["shards"])
     print(f"store          {store.path}")
     print(f"schema         {m['magic']} v{m['schema_version']}, tokenizer {m.get('tokenizer')}")
-    print(f"dims           J={dims['J']} augmentations, S={dims['S']} synthetic captions, K={dims['K']} teachers x D={dims['D']}")
+    print(f"dims           J={dims['J']} augmentations, S={dims['S']}"
+          f" synthetic captions, K={dims['K']} teachers x D={dims['D']}")
     print(f"embeddings     {store.embedding_dtype}")
     print(f"samples        {len(store)} in {store.num_shards} shards, {_human(total)}"
           + (f" ({_human(total / len(store))} per sample)" if len(store) else ""))
@@ -105,8 +106,10 @@ def _inspect(args: argparse.Namespace) -> int:
     i = args.sample
     s = store.sample(i)
     print(f"sample {i} (uid {s.uid!r}, {os.path.basename(store.shard_path(i))}):")
-    print(f"  image: {len(s.image)} bytes {_image_kind(s.image)}, stored {s.width}x{s.height}, original {s.orig_width}x{s.orig_height}")
-    print(f"  caption: {_short(s.caption)} tokens {s.caption_tokens.tolist()[:12]}{'...' if len(s.caption_tokens) > 12 else ''}")
+    print(f"  image: {len(s.image)} bytes {_image_kind(s.image)}, stored"
+          f" {s.width}x{s.height}, original {s.orig_width}x{s.orig_height}")
+    print(f"  caption: {_short(s.caption)} tokens"
+          f" {s.caption_tokens.tolist()[:12]}{'...' if len(s.caption_tokens) > 12 else ''}")
     for k, caption in enumerate(s.syn_captions[:3]):
         print(f"  syn_captions[{k}]: {_short(caption)}")
     if len(s.syn_captions) > 3:

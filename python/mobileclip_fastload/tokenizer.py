@@ -12,8 +12,8 @@ string round trip and the vocabulary look-ups are redone for every word. This
 module reads the same merges file (shipped in this package, ``vocab/``: byte
 for byte open_clip's copy, so open_clip need not be installed), applies the
 same cleaning (ftfy + double html unescape + whitespace collapse + lower-case)
-and the same pre-tokenising regex, and caches each word's final ids. Equality with open_clip is checked in ``tests/test_tokenizer.py``
-(fixed corpora and hypothesis over random Unicode).
+and the same pre-tokenising regex, and caches each word's final ids. Equality with open_clip is
+checked in ``tests/test_tokenizer.py`` (fixed corpora and hypothesis over random Unicode).
 """
 
 from __future__ import annotations
