@@ -57,6 +57,7 @@ def done_records(out: str) -> list[str]:
         return []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=["SIGTERM", "SIGKILL", "SIGINT"])
 def test_killing_convert_leaves_no_process_behind(dataset, tmp_path, sig):
     out = str(tmp_path / "store")

@@ -85,6 +85,7 @@ def test_interrupted_run_leaves_stale_files_that_a_rerun_replaces(dataset, tmp_p
     assert open_store(out).verify() == []
 
 
+@pytest.mark.slow
 def test_killed_process_leaves_only_complete_shards(dataset, tmp_path):
     """SIGKILL a conversion after its first shard is done: every visible shard file is complete
     (the reader accepts it), there is no manifest, and a re-run finishes the store."""
@@ -129,6 +130,7 @@ def test_process_pool_matches_inline(dataset, tmp_path):
     assert shard_files(pooled) == shard_files(inline)
 
 
+@pytest.mark.slow
 def test_ray_matches_inline(dataset, tmp_path):
     # Ray is in the test extra: a missing or broken Ray is a failure, not a skip.
     import ray

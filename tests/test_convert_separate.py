@@ -19,6 +19,7 @@ from mobileclip_fastload.testing.datacompdr import (
 )
 
 
+@pytest.mark.slow
 def test_resized_shuffled_missing_images(tmp_path):
     ds = make_dataset(
         tmp_path / "src", num_shards=2, samples_per_shard=7, layout="separate", emb_format="npz-deflated",

@@ -35,6 +35,7 @@ def run_isolated(code: str, timeout: float = 240) -> subprocess.CompletedProcess
                           text=True, timeout=timeout, cwd=os.path.dirname(__file__))
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_epoch_is_sized_to_the_epoch(store_path):
     # Before: the first next() tried to allocate 10**6 images and aborted the interpreter.
     done = run_isolated(f"""
@@ -211,6 +212,7 @@ def fuzz_constructor(store, data, wild, flags, output, caption_mode):
         return
 
 
+@pytest.mark.slow
 def test_constructor_arguments_never_panic_or_abort(store_path):
     done = run_isolated(f"""
         import runpy

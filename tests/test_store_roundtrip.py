@@ -125,6 +125,7 @@ def pyarrow_rows(store_dir: Path) -> list[dict]:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=dataset_st(), dtype=st.sampled_from(["float16", "bfloat16", "int8"]),
        shard_bytes=st.sampled_from([1, 2000, 1 << 30]))
+@pytest.mark.slow
 def test_round_trip(data, dtype, shard_bytes):
     (J, S, K, D), samples = data
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,6 +163,7 @@ def test_round_trip(data, dtype, shard_bytes):
                 np.testing.assert_array_equal(np.array(row["image_emb_scale"], np.float32), scales.reshape(-1))
 
 
+@pytest.mark.slow
 def test_views_are_read_only_zero_copy_and_keep_the_mapping_alive(make_store):
     store = Store(make_store(4))
     emb = store.image_embs(2)

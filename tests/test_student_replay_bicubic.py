@@ -42,6 +42,7 @@ def _reference_float(ref_u8: np.ndarray, pre: Preprocess) -> torch.Tensor:
     return TF.normalize(TF.to_tensor(Image.fromarray(ref_u8)), pre.mean, pre.std)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["MobileCLIP-S0", "MobileCLIP-B"])  # the two student sizes, 256 and 224
 def test_the_training_loader_replays_bit_for_bit_like_pillow_bicubic(store_path, model):
     pre = PREPROCESS[model]

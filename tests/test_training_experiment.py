@@ -26,6 +26,7 @@ def test_shapes_world_is_deterministic_and_captions_describe_the_image():
     assert shapes.eval_caption(a) not in syn and len(shapes.ALL_COMBINATIONS) == 384
 
 
+@pytest.mark.slow
 def test_quick_pipeline_writes_table_plot_and_curves(tmp_path):
     results = run(ExperimentConfig.quick(str(tmp_path)))
     assert set(results["students"]) == {"clip", "clip+syn", "reinforced"}

@@ -87,6 +87,7 @@ def _assert_close_to_exact(loss, grads, exact_loss, exact_grads, what):
     assert (flat(grads) - flat(exact_grads)).norm() <= TOTAL_RTOL * flat(exact_grads).norm(), what
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny-S0", "tiny-S1"])
 def test_fast_step_gives_the_plain_step_loss_and_gradients(name):
     batch = _batch()
@@ -135,6 +136,7 @@ def test_grad_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(grads[n], plain_grads[n], rtol=0, atol=0, msg=lambda m, n=n: f"{n}: {m}")
 
 
+@pytest.mark.slow
 def test_s0_image_tower_forward_in_channels_last_matches_nchw():
     torch.manual_seed(0)
     model = create_model("MobileCLIP-S0").visual.eval()
@@ -146,6 +148,7 @@ def test_s0_image_tower_forward_in_channels_last_matches_nchw():
     torch.testing.assert_close(nhwc, nchw, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_log_every_defers_read_back_without_changing_the_numbers(tmp_path):
     def run(log_every, out=None):
         source = random_reinforced_source(24, batch_size=8, image_size=32, num_augs=2, num_syn=2, seed=6)
@@ -162,6 +165,7 @@ def test_log_every_defers_read_back_without_changing_the_numbers(tmp_path):
     assert len(logged) == 2  # steps 4 and 6 (the last)
 
 
+@pytest.mark.slow
 def test_compiled_training_reports_compile_time_and_keeps_the_losses(tmp_path):
     def run(**kw):
         source = random_reinforced_source(16, batch_size=8, image_size=32, seed=9)

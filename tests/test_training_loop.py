@@ -38,6 +38,7 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_a_few_steps_reduce_the_loss_on_a_tiny_dataset():
     source = random_reinforced_source(16, batch_size=16, image_size=32, num_augs=1, num_syn=1, seed=1)
     result = train(_cfg(steps=25, lr=2e-3, weight_decay=0.0), _tiny(), source)
@@ -46,6 +47,7 @@ def test_a_few_steps_reduce_the_loss_on_a_tiny_dataset():
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("stop_at", "caption_mode"), [(3, "both"), (5, "mix")])
 def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, stop_at, caption_mode):
     """40 samples / batch 8 = 5 batches per epoch: stop mid-epoch and exactly at an epoch end."""
@@ -66,6 +68,7 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, sto
     assert [r["loss"] for r in resumed.history] == full_losses[stop_at:]
 
 
+@pytest.mark.slow
 def test_training_on_a_dr_store_through_fast_loader_resumes_exactly(tmp_path):
     """The real data path: FastReinforcedLoader over a DR store, killed mid-epoch and resumed."""
     from mobileclip_fastload import FastReinforcedLoader
@@ -85,6 +88,7 @@ def test_training_on_a_dr_store_through_fast_loader_resumes_exactly(tmp_path):
     assert [r["epoch"] for r in resumed.history] == [0, 0, 1, 1]
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_equals_the_full_batch_gradient():
     """Two micro-batches of 4 with cached features give the gradient of one batch of 8
     (BN frozen; float64 so that only a real difference, not summation order, can fail it)."""
@@ -171,6 +175,7 @@ def test_lr_schedule_warmup_then_cosine():
     assert all(a >= b for a, b in itertools.pairwise(values))
 
 
+@pytest.mark.slow
 def test_cli_bf16_run_writes_metrics_and_checkpoint(tmp_path):
     out = tmp_path / "cli"
     main(["--fake-data", "16", "--model", "tiny-S0", "--batch-size", "8", "--steps", "2", "--warmup", "1",
@@ -206,6 +211,7 @@ def test_mobileclip_fastload_train_without_the_extra_names_it(monkeypatch, capsy
     assert "pip install 'mobileclip-fastload[train]'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_reads_a_dr_store(tmp_path):
     from mobileclip_fastload.testing.synthetic_store import make_store
 
@@ -244,6 +250,7 @@ class _GlobalBatchOfTwoRanks:
             yield from step
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
     """Under torchrun the model is wrapped in DDP: both ranks end with identical parameters, and
     the mean of the ranks' losses equals a single-process run on the global batch, step for step

@@ -207,6 +207,7 @@ def _rank_worker(rank, world, port, inputs, lam, out_dir):
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lam", [0.0, 1.0])
 def test_two_process_gloo_matches_single_process(lam):
     world, n = 2, 6

@@ -93,6 +93,7 @@ def test_a_count_neither_one_nor_k_is_refused(scales):
         ReinforcedClipLoss(num_teachers=2, teacher_logit_scale=(70.0, -1.0))
 
 
+@pytest.mark.slow
 def test_the_cli_stores_one_scale_per_teacher_in_the_run_config(tmp_path):
     common = ["--fake-data", "8", "--model", "tiny-S0", "--batch-size", "4", "--steps", "1", "--warmup", "1",
               "--no-progress", "--precision", "fp32", "--device", "cpu", "--num-teachers", "2"]
