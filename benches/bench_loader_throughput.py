@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import contextlib
 
 IMAGE_SIZE = 256
 J, S, K, D = 30, 5, 2, 768
@@ -367,10 +368,8 @@ def run_one(kind: str, data: Path, parallel: int, batch: int) -> dict:
                 children, refreshed = proc.children(recursive=True), now
             rss = proc.memory_info().rss
             for c in children:
-                try:
+                with contextlib.suppress(psutil.Error):
                     rss += c.memory_info().rss
-                except psutil.Error:
-                    pass
             peak[0] = max(peak[0], rss)
             _CPU["sampler"] = time.thread_time()  # this thread's CPU so far, left out of the runs' CPU
             time.sleep(0.05)
@@ -554,8 +553,8 @@ def main() -> None:
         if info is not None:
             with np.load(npz) as z:
                 replays[f"{name or 'Pillow'} {info['pil_version']}"] = {k: z[k] for k in ("full", "resize")}
-    pixel_lines = [f"pixels: the first {len(cases)} images the loader yields (uint8, {IMAGE_SIZE} px {TRAINING_INTERPOLATION},"
-                   f" stored crop + RandAugment ops) against the reference replay of the same augmentations:"]
+    pixel_lines = [(f"pixels: the first {len(cases)} images the loader yields (uint8, {IMAGE_SIZE} px {TRAINING_INTERPOLATION},"
+                    f" stored crop + RandAugment ops) against the reference replay of the same augmentations:")]
     names = list(replays)
     if names:
         base = names[0]
@@ -593,23 +592,25 @@ def main() -> None:
                   f"  {r['cpu_ms_per_sample']:.2f} CPU ms/sample  first batch {r['time_to_first_batch_s']:.3f}s"
                   f"  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     rows = [_summary(rs, runs.get(("reference", key[1], None), [])) for key, rs in runs.items()]
-    lines = [f"median (min-max) over {args.repeats} interleaved round(s); CPU time: the process and its DataLoader"
-             " workers, from the loader's construction to its shutdown", "",
-             "| pipeline | workers/threads | samples/s | vs reference with Pillow (same N, same round) |"
-             " CPU ms / sample | reference's CPU / this CPU (same N, same round) | time to first batch (s) | peak RSS (MB) |",
+    lines = [(f"median (min-max) over {args.repeats} interleaved round(s); CPU time: the process and its DataLoader"
+              " workers, from the loader's construction to its shutdown"), "",
+             ("| pipeline | workers/threads | samples/s | vs reference with Pillow (same N, same round) |"
+              " CPU ms / sample | reference's CPU / this CPU (same N,"
+              " same round) | time to first batch (s) | peak RSS (MB) |"),
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         compared = r["vs_reference"] and r["kind"] in ("reference", "fast", "fast-uint8")
         ratio = _spread(r["vs_reference"], "{:.2f}x") if compared else ""
         cpu_ratio = _spread(r["cpu_vs_reference"], "{:.2f}x") if compared else ""
         lines.append(f"| {_label(r)} | {r['parallel']} | {_spread(r['rates'], '{:.0f}')} | {ratio} |"
-                     f" {_spread(r['cpu_ms'], '{:.2f}')} | {cpu_ratio} | {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
+                     f" {_spread(r['cpu_ms'], '{:.2f}')} | {cpu_ratio} |"
+                     f" {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
     fast = {key[1]: rs for key, rs in runs.items() if key[0] == "fast"}
     if len(fast) > 1:
         lo, hi = min(fast), max(fast)
         scale = [b["samples_per_s"] / a["samples_per_s"] for a in fast[lo] for b in fast[hi] if a["round"] == b["round"]]
         lines.append(f"\nFastReinforcedLoader {lo} -> {hi} thread scaling: {_spread(scale, '{:.2f}x')}")
-    text = "\n".join(lines + [""] + pixel_lines)
+    text = "\n".join([*lines, "", *pixel_lines])
     print(text)
     (args.out / "bench_loader_throughput.md").write_text(text + "\n")
     (args.out / "bench_loader_throughput.json").write_text(json.dumps({"rows": rows, "pixels": pixel_lines}, indent=1))

@@ -126,7 +126,8 @@ def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> Non
             first = time.perf_counter() - t0
             for b in it:
                 n += len(b)
-            print(f"  {name:22s} first batch {first:5.2f} s   epoch 0 (cold, incl. open) {n / (time.perf_counter() - t0):7.1f} samples/s")
+            print(f"  {name:22s} first batch {first:5.2f} s   epoch 0 (cold,"
+                  f" incl. open) {n / (time.perf_counter() - t0):7.1f} samples/s")
         # Warm epochs, alternating the two so that load from other processes hits both alike.
         for epoch in range(1, 1 + args_epochs):
             for name, loader in made.items():
@@ -139,7 +140,8 @@ def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> Non
             stats = loader._core.cache_stats()
             delivered = samples * (1 + args_epochs)
             extra = f"   {stats['bytes_downloaded'] / delivered / 1e3:.1f} KB downloaded per sample delivered" if stats else ""
-            print(f"  {name:22s} warm epochs: best {max(rates[name]):7.1f} samples/s, median {np.median(rates[name]):7.1f}{extra}")
+            print(f"  {name:22s} warm epochs: best {max(rates[name]):7.1f}"
+                  f" samples/s, median {np.median(rates[name]):7.1f}{extra}")
         (local_rate, remote_rate) = (max(r) for r in rates.values())
         print(f"  warm remote / local (best of {args_epochs}): {remote_rate / local_rate:.2f}")
     finally:

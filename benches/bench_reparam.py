@@ -1,6 +1,6 @@
 """Inference speed of MobileCLIP towers before and after reparameterisation (CPU).
 
-    PYTHONPATH=python:. python benches/bench_reparam.py [--model MobileCLIP-S0] [--threads 1]
+    PYTHONPATH=python python benches/bench_reparam.py [--model MobileCLIP-S0] [--threads 1]
 
 Reports, per tower, the CPU time per batch (process time, so that other
 processes on a shared machine inflate it less than wall time; single-threaded
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from training.models import create_model, list_models, reparameterize
+from mobileclip_fastload_train.models import create_model, list_models, reparameterize
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -59,8 +59,8 @@ def main() -> None:
                 run(m)
             before, after = [], []
             for _ in range(args.rounds):
-                before.append(_median_time(lambda: run(model), args.repeats))
-                after.append(_median_time(lambda: run(folded), args.repeats))
+                before.append(_median_time(lambda run=run: run(model), args.repeats))
+                after.append(_median_time(lambda run=run: run(folded), args.repeats))
             b, a = min(before), min(after)
             params_b = sum(p.numel() for p in getattr(model, "visual" if name == "image" else "text").parameters())
             params_a = sum(p.numel() for p in getattr(folded, "visual" if name == "image" else "text").parameters())

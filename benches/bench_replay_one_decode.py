@@ -30,7 +30,7 @@ def many():
         _core.replay_augmentations(data, [e for e in es if e is not None], 224, "bicubic")
 n = sum(1 for _, es in items for e in es if e is not None)
 res = {"each": [], "many": []}
-for r in range(3):
+for _ in range(3):
     for name, f in (("each", each), ("many", many)):
         t0 = time.thread_time(); f(); res[name].append(n / (time.thread_time() - t0))
 print(len(items), "images,", n, "augmentations at 224 px bicubic; augmented images per CPU-second (3 interleaved rounds):")

@@ -22,6 +22,7 @@ Run: PYTHONPATH=python python benches/bench_store_random_access.py [--samples 30
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -91,7 +92,7 @@ class TarNpzReader:
     def __init__(self, tars: list[Path]):
         self.members: dict[str, dict[str, tuple[tarfile.TarFile, tarfile.TarInfo]]] = {}
         self.keys: list[str] = []
-        self.files = [tarfile.open(p, "r:") for p in tars]
+        self.files = [tarfile.open(p, "r:") for p in tars]  # noqa: SIM115 -- closed by close()
         for tf in self.files:
             for info in tf.getmembers():
                 key, ext = info.name.split(".", 1)
@@ -176,7 +177,8 @@ def main() -> int:
         store_bytes = sum(p.stat().st_size for p in store_files)
         tar_bytes = sum(p.stat().st_size for p in tars)
         print(f"data: {args.samples} samples, J={J} S={S} K={K} D={D}; built in {build_s:.1f} s")
-        print(f"  store: {len(store_files)} shards, {store_bytes / 2**20:.0f} MiB (float16 embeddings + {IMAGE_BYTES >> 10} KiB images)")
+        print(f"  store: {len(store_files)} shards, {store_bytes / 2**20:.0f}"
+              f" MiB (float16 embeddings + {IMAGE_BYTES >> 10} KiB images)")
         print(f"  tars:  {len(tars)} tars, {tar_bytes / 2**20:.0f} MiB (float32 npz, no images)")
 
         rng = np.random.default_rng(1)
@@ -199,7 +201,7 @@ def main() -> int:
                               for k in tar_reader.keys[:100]])
         results = []
         warm = accesses(args.warm_accesses)
-        results.append(("store", "warm", *run("store", lambda i, j, s: read_store(store, i, j, s), warm)))
+        results.append(("store", "warm", *run("store", functools.partial(read_store, store), warm)))
         results.append(("tar+npz", "warm", *run("tar", tar_reader.read, warm[: max(1, args.warm_accesses // 10)])))
 
         cold = accesses(args.cold_accesses)
@@ -213,7 +215,8 @@ def main() -> int:
         tar_reader.close()
 
         print()
-        print(f"{'reader':<9} {'cache':<5} {'accesses/s':>11} {'bytes requested/access':>23} {'bytes from storage/access':>26}")
+        print(f"{'reader':<9} {'cache':<5} {'accesses/s':>11}"
+              f" {'bytes requested/access':>23} {'bytes from storage/access':>26}")
         for reader, cache, rate, io_bytes in results:
             requested = store_touched if reader == "store" else npz_member
             storage = f"{io_bytes / 1024:.1f} KiB" if cache == "cold" else "-"

@@ -13,7 +13,7 @@ comparison, and the training loop end to end fed by three data pipelines.
     forward+backward alone, and the profiler's top kernels (device time share) and
     kernel count per step.
 (2) open_clip ViT-B-16 (random init), 224 px, one caption, the same step.
-(3) ``training.train`` end to end on MobileCLIP-S0 with the default fast path, fed by
+(3) ``mobileclip_fastload_train.train`` end to end on MobileCLIP-S0 with the default fast path, fed by
     (a) in-memory uint8 batches, (b) FastReinforcedLoader (uint8, one thread per core but
     one left to the training thread, pinned recycled memory on CUDA), (c) the WebDataset + DataLoader reference of
     ``benches/bench_loader_throughput.py`` (open_clip's ``--dataset-resampled`` pipeline over many
@@ -21,7 +21,7 @@ comparison, and the training loop end to end fed by three data pipelines.
     samples/s (the read-back window after warm-up) and the median data wait per step.
 
 On the CPU, channels_last and the compiled variants are skipped: channels_last backward
-through MCi's stem aborts in oneDNN (issue 6035, see training/step.py), and inductor's C++
+through MCi's stem aborts in oneDNN (issue 6035, see python/mobileclip_fastload_train/step.py), and inductor's C++
 compilation of even the tiny model takes ~12 minutes on a 2-core machine.
 Variants with compilation run last and are not started once ``--budget-s`` is spent.
 """
@@ -43,13 +43,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "python"), str(REPO / "benches")]
 
-from training.data import as_batch, random_reinforced_source  # noqa: E402
-from training.distributed import DistInfo  # noqa: E402
-from training.loss import ReinforcedClipLoss  # noqa: E402
-from training.models import create_model  # noqa: E402
-from training.optim import build_optimizer  # noqa: E402
-from training.step import FastPath, image_memory_format, prepare_model  # noqa: E402
-from training.train import TrainConfig, _grad_norm, _prepare, _train_step, train  # noqa: E402
+from mobileclip_fastload_train.data import as_batch, random_reinforced_source  # noqa: E402
+from mobileclip_fastload_train.distributed import DistInfo  # noqa: E402
+from mobileclip_fastload_train.loss import ReinforcedClipLoss  # noqa: E402
+from mobileclip_fastload_train.models import create_model  # noqa: E402
+from mobileclip_fastload_train.optim import build_optimizer  # noqa: E402
+from mobileclip_fastload_train.step import FastPath, image_memory_format, prepare_model  # noqa: E402
+from mobileclip_fastload_train.train import TrainConfig, _grad_norm, _prepare, _train_step, train  # noqa: E402
 
 MODELS = {"S0": "MobileCLIP-S0", "S1": "MobileCLIP-S1", "S2": "MobileCLIP-S2", "B": "MobileCLIP-B",
           **{f"v2-{v}": f"MobileCLIP2-{v}" for v in ("S0", "S2", "B", "S3", "S4", "L-14")}}  # --models v2-S0,...
@@ -187,7 +187,6 @@ def bench_variant(name: str, variant: str, args, device: torch.device) -> dict:
         "text_fwd_bwd_ms": text_s * 1e3 if text_s is not None else None,
         "kernels_per_step": kernels, "top_kernels": top,
     }
-    del model, optimizer, prepared
     return row
 
 
@@ -262,7 +261,7 @@ class ReferenceSource:
 def bench_end_to_end(args, device: torch.device) -> list[dict]:
     from bench_loader_throughput import build_data, shard_paths
 
-    from training.data import open_store_loader
+    from mobileclip_fastload_train.data import open_store_loader
 
     cores = os.cpu_count() or 1
     shards = max(cores, 4)
@@ -272,7 +271,8 @@ def bench_end_to_end(args, device: torch.device) -> list[dict]:
     t0 = time.perf_counter()
     _, store = build_data(data, args.e2e_samples, shards=shards, unique=unique)
     tars = shard_paths(data, shards)
-    print(f"end-to-end data: {args.e2e_samples} samples ({unique} distinct) in {shards} shards + a DR store ({time.perf_counter() - t0:.0f}s)",
+    print(f"end-to-end data: {args.e2e_samples} samples ({unique} distinct)"
+          f" in {shards} shards + a DR store ({time.perf_counter() - t0:.0f}s)",
           flush=True)
 
     window = args.e2e_window
@@ -336,8 +336,8 @@ def tables(step_rows: list[dict], skipped: list[str], e2e_rows: list[dict], args
     s0 = [by[("S0", v)] for v in VARIANTS if ("S0", v) in by]
     if s0 and ("S0", "plain") in by:
         best = max(s0, key=lambda r: r["samples_per_s"])
-        note = f"\nS0 best ({best['variant']}): {_rate(best['samples_per_s'])} samples/s = " \
-               f"{best['samples_per_s'] / by[('S0', 'plain')]['samples_per_s']:.2f}x plain"
+        note = (f"\nS0 best ({best['variant']}): {_rate(best['samples_per_s'])} samples/s = "
+                f"{best['samples_per_s'] / by[('S0', 'plain')]['samples_per_s']:.2f}x plain")
         if vit:
             note += f", {best['samples_per_s'] / vit['samples_per_s']:.2f}x open_clip ViT-B-16"
         lines.append(note + ".")
@@ -345,7 +345,8 @@ def tables(step_rows: list[dict], skipped: list[str], e2e_rows: list[dict], args
         lines.append("Skipped: " + "; ".join(skipped) + ".")
     if e2e_rows:
         ref = e2e_rows[0]["samples_per_s"]
-        lines += ["", "| training.train, MobileCLIP-S0, fed by | samples/s | vs in-memory | ms/step | data wait ms (median / max) |",
+        lines += ["", ("| mobileclip_fastload_train.train, MobileCLIP-S0, fed by | samples/s | vs in-memory | ms/step |"
+                       " data wait ms (median / max) |"),
                   "|---|---|---|---|---|"]
         for r in e2e_rows:
             lines.append(f"| {r['feed']} | {_rate(r['samples_per_s'])} | {r['samples_per_s'] / ref:.2f}x | {r['step_ms']:.0f} | "

@@ -35,7 +35,7 @@ def write_shard(path: Path, n: int) -> Path:
 
     rng = np.random.default_rng(0)
     with StoreWriter(path, J=J, S=S, K=K, D=D, target_shard_bytes=1 << 40) as w:
-        for i in range(n):
+        for _ in range(n):
             jpeg, width, height = photo_jpeg(rng, min_side=128, max_side=512)
             caption = _caption(rng)
             syn = [_caption(rng) for _ in range(S)]

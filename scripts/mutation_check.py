@@ -43,35 +43,35 @@ class Mutation:
 MUTATIONS = (
     Mutation(
         "loss_lambda_one_keeps_half_clip", "the loss keeps 0.5 x CLIP when lambda = 1",
-        "training/loss.py",
+        "python/mobileclip_fastload_train/loss.py",
         "loss = (1.0 - self.lam) * clip + self.lam * kd",
         "loss = ((1.0 - self.lam) if self.lam < 1.0 else 0.5) * clip + self.lam * kd",
         ("tests/test_training_loss.py",),
     ),
     Mutation(
-        "no_ddp", "training.train never wraps the model in DDP under torchrun",
-        "training/train.py",
+        "no_ddp", "mobileclip_fastload_train.train never wraps the model in DDP under torchrun",
+        "python/mobileclip_fastload_train/train.py",
         "net = DistributedDataParallel(model,",
         "net = model if True else DistributedDataParallel(model,",
         ("tests/test_training_loop.py",),
     ),
     Mutation(
         "zero_shot_first_template", "zero-shot evaluation tokenizes only the first prompt template",
-        "training/evaluate.py",
+        "python/mobileclip_fastload_train/evaluate.py",
         "tokenizer([t.format(name) for t in templates])",
         "tokenizer([t.format(name) for t in templates[:1]])",
         ("tests/test_training_loop.py",),
     ),
     Mutation(
         "zero_shot_first_embedding", "zero-shot evaluation embeds every prompt but keeps the first",
-        "training/evaluate.py",
+        "python/mobileclip_fastload_train/evaluate.py",
         "F.normalize(emb.mean(dim=0), dim=-1)",
         "F.normalize(emb[0], dim=-1)",
         ("tests/test_training_loop.py",),
     ),
     Mutation(
         "teacher_targets_average_logits", "teacher targets: average the logits, then softmax",
-        "training/loss.py",
+        "python/mobileclip_fastload_train/loss.py",
         "return logits.softmax(dim=-1).mean(dim=0)",
         "return logits.mean(dim=0).softmax(dim=-1)",
         ("tests/test_training_loss.py",),
@@ -121,7 +121,7 @@ def run(m: Mutation, timeout: float) -> tuple[str, list[str]]:
         if text.count(m.old) != 1:
             return f"DOES NOT APPLY: {m.path} holds the original text {text.count(m.old)} times", []
         target.write_text(text.replace(m.old, m.new))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(copy / "python"), str(copy)]),
+        env = dict(os.environ, PYTHONPATH=str(copy / "python"),
                    PYTHONDONTWRITEBYTECODE="1")
         cmd = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", *m.tests]
         proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)

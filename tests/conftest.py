@@ -8,6 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The compiled extension is part of what this suite tests: without it the run fails, it never skips
+# (a broken build in CI would otherwise read as skips). Build it in place with scripts/dev-build.
+try:
+    import mobileclip_fastload._core  # noqa: F401
+except ImportError as e:
+    raise pytest.UsageError(f"the extension mobileclip_fastload._core does not import ({e}); "
+                            "build it with scripts/dev-build or pip install -e .") from e
+
 from mobileclip_fastload.store import Sample, StoreWriter, aug_records
 
 

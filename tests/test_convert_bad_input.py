@@ -120,7 +120,7 @@ def test_every_bad_sample_is_skipped_and_counted(tmp_path):
     dup_uid = make_samples(1, seed=21, start_index=0, image_size=(40, 64), formats=("JPEG",))[0]
     tar_samples.append(("another-key-same-uid", joined_members(dup_uid)))
     repeated = list(joined_members(good[1]))
-    tar_samples.append(("repeated-member", repeated + [repeated[0]]))
+    tar_samples.append(("repeated-member", [*repeated, repeated[0]]))
     expected["duplicate_key"] = [good[0].uid, good[0].uid, good[1].uid]
 
     src = tmp_path / "src"

@@ -11,6 +11,7 @@ from mobileclip_fastload.convert.cli import main
 from mobileclip_fastload.testing.datacompdr import assert_store_matches, make_dataset
 
 
+@pytest.mark.slow
 def test_cli_converts_reports_and_exits_2_on_an_unreadable_shard(tmp_path):
     ds = make_dataset(tmp_path / "src", num_shards=2, samples_per_shard=3, layout="joined", seed=41)
     (tmp_path / "src" / "dr" / "00000002.tar").write_bytes(b"not a tar" * 200)

@@ -16,6 +16,7 @@ import pytest
 
 from mobileclip_fastload.convert import convert
 from mobileclip_fastload.testing.datacompdr import make_dataset, open_store
+import contextlib
 
 DONE = "_convert_done"
 SHARDS, PER_SHARD = 8, 24
@@ -56,6 +57,7 @@ def done_records(out: str) -> list[str]:
         return []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=["SIGTERM", "SIGKILL", "SIGINT"])
 def test_killing_convert_leaves_no_process_behind(dataset, tmp_path, sig):
     out = str(tmp_path / "store")
@@ -85,10 +87,8 @@ def test_killing_convert_leaves_no_process_behind(dataset, tmp_path, sig):
         assert len(finished) < SHARDS, "the run was not interrupted"
     finally:
         for p in session_processes(sid):  # only processes of the run this test started
-            try:
+            with contextlib.suppress(psutil.Error):
                 p.kill()
-            except psutil.Error:
-                pass
         if proc.poll() is None:
             proc.kill()
             proc.wait()

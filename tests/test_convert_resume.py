@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -41,9 +42,9 @@ def test_rerun_skips_finished_shards_and_redoes_damaged_ones(dataset, tmp_path):
 
     # same size, one byte changed: only the checksum notices
     damaged = os.path.join(out, files[1][0])
-    data = bytearray(open(damaged, "rb").read())
+    data = bytearray(Path(damaged).read_bytes())
     data[len(data) // 2] ^= 0xFF
-    open(damaged, "wb").write(bytes(data))
+    Path(damaged).write_bytes(bytes(data))
     by_size = convert(dataset.dr_shards, out, executor="inline", progress=False, verify_resumed="size")
     assert [s.status for s in by_size.shards] == ["resumed"] * 3
     fixed = convert(dataset.dr_shards, out, executor="inline", progress=False)
@@ -74,8 +75,8 @@ def test_interrupted_run_leaves_stale_files_that_a_rerun_replaces(dataset, tmp_p
     # as if killed while converting shard 1: no done record, a writer temp file, an extra old part
     os.unlink(os.path.join(out, DONE, "00000001.json"))
     os.unlink(os.path.join(out, "manifest.json"))
-    open(os.path.join(out, ".00000001-000.arrow.tmp-123-deadbeef"), "wb").write(b"partial")
-    open(os.path.join(out, "00000001-007.arrow"), "wb").write(b"old part")
+    Path(out, ".00000001-000.arrow.tmp-123-deadbeef").write_bytes(b"partial")
+    Path(out, "00000001-007.arrow").write_bytes(b"old part")
     report = convert(dataset.dr_shards, out, executor="inline", progress=False)
     assert [s.status for s in report.shards] == ["resumed", "converted", "resumed"]
     assert shard_files(out) == files
@@ -84,6 +85,7 @@ def test_interrupted_run_leaves_stale_files_that_a_rerun_replaces(dataset, tmp_p
     assert open_store(out).verify() == []
 
 
+@pytest.mark.slow
 def test_killed_process_leaves_only_complete_shards(dataset, tmp_path):
     """SIGKILL a conversion after its first shard is done: every visible shard file is complete
     (the reader accepts it), there is no manifest, and a re-run finishes the store."""
@@ -128,6 +130,7 @@ def test_process_pool_matches_inline(dataset, tmp_path):
     assert shard_files(pooled) == shard_files(inline)
 
 
+@pytest.mark.slow
 def test_ray_matches_inline(dataset, tmp_path):
     # Ray is in the test extra: a missing or broken Ray is a failure, not a skip.
     import ray

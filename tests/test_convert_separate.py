@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from mobileclip_fastload.testing.datacompdr import (
 )
 
 
+@pytest.mark.slow
 def test_resized_shuffled_missing_images(tmp_path):
     ds = make_dataset(
         tmp_path / "src", num_shards=2, samples_per_shard=7, layout="separate", emb_format="npz-deflated",
@@ -101,9 +103,9 @@ def test_pairing_and_bad_image_shard(tmp_path):
 def test_truncated_image_shard(tmp_path):
     ds = make_dataset(tmp_path / "src", num_shards=1, samples_per_shard=4, layout="separate",
                       shuffle_images=False, seed=14)
-    data = open(ds.image_shards[0], "rb").read()
+    data = Path(ds.image_shards[0]).read_bytes()
     cut = data.index(ds.samples[-1].image_key.encode() + b".txt")  # the last sample loses its txt and json
-    open(ds.image_shards[0], "wb").write(data[:cut])
+    Path(ds.image_shards[0]).write_bytes(data[:cut])
     out = str(tmp_path / "store")
     report = convert(ds.dr_shards, out, layout="separate", image_shards=ds.image_shards, executor="inline", progress=False)
     assert report.skipped == {"missing_image": 1}

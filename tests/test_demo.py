@@ -8,9 +8,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 EXTRAS_ONLY = ("skimage", "open_clip", "timm", "transformers", "matplotlib", "webdataset", "pytest", "hypothesis")
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_without_the_extras_and_is_pixel_exact(tmp_path):
     code = (f"import sys; sys.modules.update(dict.fromkeys({EXTRAS_ONLY!r}))\n"  # None: importing it raises
             "from mobileclip_fastload.cli import main\n"

@@ -43,6 +43,7 @@ def size_rescaled_box(src: DRSample, j: int) -> tuple[int, int, int, int]:
     return top, left, height, width
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["joined", "separate"])
 def test_loader_pixels_equal_reference_on_source_images(tmp_path, layout):
     data = make_dataset(

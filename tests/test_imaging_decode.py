@@ -46,6 +46,7 @@ def jpeg(arr: np.ndarray, **kw) -> bytes:
 # ---------------------------------------------------------------- JPEG
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
 @pytest.mark.parametrize("quality", [30, 75, 95, 100])
 @pytest.mark.parametrize("subsampling", [0, 1, 2])  # 4:4:4, 4:2:2, 4:2:0
@@ -54,11 +55,13 @@ def test_jpeg_color(name, quality, subsampling):
     assert_same_decode(jpeg(photo(name, 131, 97), quality=quality, subsampling=subsampling))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kw", [{"progressive": True}, {"optimize": True}, {"progressive": True, "subsampling": 1}])
 def test_jpeg_progressive_and_optimized(kw):
     assert_same_decode(jpeg(photo("astronaut", 160, 120), quality=85, **kw))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["camera", "astronaut"])
 def test_jpeg_grayscale(name):
     arr = photo(name, 123, 77)
@@ -95,7 +98,7 @@ def test_jpeg_extraneous_bytes_warning_still_decodes():
 def test_jpeg_truncated_is_an_error():
     b = jpeg(photo("chelsea", 96, 64), quality=90)
     cut = b[: len(b) // 2]
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="truncated"):
         pillow_rgb(cut)
     with pytest.raises(ImageDecodeError, match="truncated"):
         _core.decode_rgb(cut)
@@ -282,6 +285,7 @@ CJPEG_FIXTURES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CJPEG_FIXTURES))
 def test_jpeg_flavours_pillow_cannot_write(name):
     """4:4:0, 4:1:1, 4:4:1, arithmetic coding, restart markers, RGB colourspace,
@@ -371,8 +375,9 @@ PNG_KINDS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interlace", [False, True])
-@pytest.mark.parametrize("color_type,depth,samples", PNG_KINDS)
+@pytest.mark.parametrize(("color_type", "depth", "samples"), PNG_KINDS)
 def test_png_gray_rgb_alpha_all_depths(color_type, depth, samples, interlace):
     px = _content(37, 29, samples, depth)
     assert_same_decode(make_png(px, depth, color_type, interlace=interlace))

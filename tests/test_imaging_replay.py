@@ -97,6 +97,7 @@ SIGNED = set(range(1, 10))
 # --------------------------------------------------------------- crop + resize
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_crop_resize_matches_reference(data):
@@ -133,7 +134,7 @@ def test_crop_resize_matches_reference(data):
 
 @pytest.mark.parametrize("interp", ["bilinear", "bicubic"])
 @pytest.mark.parametrize(
-    "box,size",
+    ("box", "size"),
     [
         ((0, 0, 131, 97), 97),  # width keeps its size: Pillow skips the horizontal pass
         ((0, 0, 97, 97), 40),  # plain square downscale
@@ -148,6 +149,7 @@ def test_crop_resize_matches_reference(data):
         ((-10, -10, 131, 97), 97),  # no pass at all: a shifted copy with black edges
     ],
 )
+@pytest.mark.slow
 def test_resize_pass_order_and_edge_boxes(box, size, interp):
     b = dict(encoded_images())["chelsea-q90-420"]
     ours, ref = replay_both(b, box, [], size, interp)
@@ -157,6 +159,7 @@ def test_resize_pass_order_and_edge_boxes(box, size, interp):
 # --------------------------------------------------------------- RandAugment ops
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [64, 224])
 @pytest.mark.parametrize("op", range(len(OP_NAMES)), ids=OP_NAMES)
 def test_every_op_at_every_bin_both_signs(op, size):
@@ -170,7 +173,7 @@ def test_every_op_at_every_bin_both_signs(op, size):
 
 
 @pytest.mark.parametrize(
-    "op,m",
+    ("op", "m"),
     [
         (5, 90.0), (5, -90.0), (5, 180.0), (5, 270.0), (5, 360.0), (5, -0.0), (5, 1e-9), (5, -1e-20), (5, 45.0),
         (5, 123.456), (1, 5.0), (2, -3.0), (1, 1e-12), (3, -30.45), (3, 0.999), (4, -0.999), (3, 500.0), (4, -64.0),
@@ -178,6 +181,7 @@ def test_every_op_at_every_bin_both_signs(op, size):
         (10, 1.0), (10, 8.9), (11, 0.0), (11, -1.0), (11, 255.0), (11, 256.0), (11, 127.5),
     ],
 )
+@pytest.mark.slow
 def test_op_magnitudes_outside_the_bins(op, m):
     b = dict(encoded_images())["rocket-q95-444"]
     ours, ref = replay_both(b, (0, 0, 107, 160), [(op, m)], 96, "bilinear")
@@ -187,12 +191,13 @@ def test_op_magnitudes_outside_the_bins(op, m):
 @pytest.mark.parametrize("m", [0.0, 0.5, 9.0, -3.0])
 def test_posterize_bits_the_reference_rejects(m):
     b = dict(encoded_images())["rocket-q95-444"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bits"):
         reference_replay(b, AugParams(0, 0, 50, 50, ((10, m),)), 32, "bilinear")
     with pytest.raises(ValueError, match="Posterize"):
         _core.replay_augmentation(b, 0, 0, 50, 50, [(10, m)], 32)
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_op_pairs_match_reference(data):
@@ -217,6 +222,7 @@ def test_op_pairs_match_reference(data):
     assert_exact(ours, ref, f"{name} ops={ops} size={size} {interp}")
 
 
+@pytest.mark.slow
 def test_datacompdr_like_entries():
     """Magnitude-9 entries as DataCompDR stores them (float32 bins as doubles)."""
     b = dict(encoded_images())["astronaut-q90-420"]
@@ -279,6 +285,7 @@ def test_threads_share_nothing():
         assert np.array_equal(arr, sequential[i % len(jobs)])
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_partial_jpeg_decode_is_pixel_identical(data):
@@ -297,6 +304,7 @@ def test_partial_jpeg_decode_is_pixel_identical(data):
     ), f"{name} box={(top, left, height, width)}"
 
 
+@pytest.mark.slow
 def test_dct_scaling_fast_mode_is_close_and_off_by_default():
     """The optional inexact mode: identical when no scaling applies, close otherwise."""
     big = Image.fromarray(skdata.astronaut()).resize((1024, 1024), Image.BICUBIC)
@@ -372,6 +380,7 @@ def portable_kernels():
         _core.set_portable_kernels(False)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_portable_and_simd_kernels_both_match_reference(data):
@@ -405,6 +414,7 @@ def test_portable_switch_reports_the_kernel_set():
     assert _core.kernel_level() == level
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_replay_augmentations_decodes_once_same_pixels(data):

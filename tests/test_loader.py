@@ -35,6 +35,7 @@ def padded(tokens: np.ndarray) -> np.ndarray:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
 def test_pixels_and_rows_match_the_reference(store_path, interpolation):
     store = Store(store_path)
@@ -63,7 +64,7 @@ def test_pixels_and_rows_match_the_reference(store_path, interpolation):
 def test_tuple_unpacking_and_float32_embeddings(store_path):
     loader = FastReinforcedLoader(store_path, 5, image_size=16, embedding_dtype="float32", num_threads=1)
     batch = next(iter(loader))
-    image, text, image_emb, text_emb, syn_text, syn_text_emb = batch
+    image, text, image_emb, _text_emb, syn_text, _syn_text_emb = batch
     assert image.shape == (5, 3, 16, 16) and text.shape == (5, 77) and syn_text.dtype == torch.int64
     assert image_emb.shape == (5, K * D) and image_emb.dtype == torch.float32
     store = Store(store_path)
@@ -95,6 +96,7 @@ def test_unshuffled_order_is_identity(store_path):
     assert torch.cat([b["index"] for b in collect_batches(loader)]).tolist() == list(range(N))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_after", [0, 1, 3])
 def test_resume_mid_epoch_gives_the_remaining_batches(store_path, stop_after):
     kwargs = dict(image_size=16, num_threads=2, seed=9)
@@ -124,7 +126,8 @@ def test_state_dict_refuses_a_different_configuration(store_path):
         b.load_state_dict(a.state_dict())
 
 
-@pytest.mark.parametrize("world_size,drop_last", [(2, False), (3, False), (3, True), (4, False)])
+@pytest.mark.slow
+@pytest.mark.parametrize(("world_size", "drop_last"), [(2, False), (3, False), (3, True), (4, False)])
 def test_rank_shards(store_path, world_size, drop_last):
     shards = []
     for rank in range(world_size):
@@ -174,6 +177,7 @@ def test_tensors_view_loader_memory_and_are_not_overwritten_while_held(store_pat
         assert torch.equal(b.images, c)
 
 
+@pytest.mark.slow
 def test_buffers_are_recycled_and_bounded(store_path):
     loader = FastReinforcedLoader(store_path, 2, image_size=16, num_threads=2, prefetch=3, seed=8)
     for _ in range(3):
@@ -184,6 +188,7 @@ def test_buffers_are_recycled_and_bounded(store_path):
     assert loader._core.buffers_allocated() <= 3 + 1 + 2
 
 
+@pytest.mark.slow
 def test_undecodable_images_are_replaced_deterministically(bad_store_path):
     runs = []
     for threads in (1, 2):
@@ -199,7 +204,7 @@ def test_undecodable_images_are_replaced_deterministically(bad_store_path):
 
 def test_undecodable_image_raises_in_the_iterating_thread_when_asked(bad_store_path):
     loader = FastReinforcedLoader(bad_store_path, 10, image_size=16, num_threads=2, on_error="raise")
-    with pytest.raises(ImageDecodeError, match="sample-0000[34]"):
+    with pytest.raises(ImageDecodeError, match=r"sample-0000[34]"):
         for _ in loader:
             pass
 
@@ -221,7 +226,7 @@ def test_undecodable_image_raises_in_the_iterating_thread_when_asked(bad_store_p
 def test_invalid_arguments_raise_value_error(store_path, kwargs):
     args = dict(batch_size=4, image_size=8)
     args.update(kwargs)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):  # the message names the setting
         FastReinforcedLoader(store_path, args.pop("batch_size"), **args)
 
 
@@ -242,6 +247,7 @@ def test_inexact_fast_mode_stays_close_to_exact(store_path):
         assert psnr > 20, float(psnr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
 def test_bf16_and_int8_stores_are_decoded_to_the_stored_values(tmp_path, dtype):
     from mobileclip_fastload.store import bf16_bits_to_float32, dequantize_int8

@@ -35,6 +35,7 @@ def run_isolated(code: str, timeout: float = 240) -> subprocess.CompletedProcess
                           text=True, timeout=timeout, cwd=os.path.dirname(__file__))
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_epoch_is_sized_to_the_epoch(store_path):
     # Before: the first next() tried to allocate 10**6 images and aborted the interpreter.
     done = run_isolated(f"""
@@ -98,7 +99,7 @@ def test_invalid_numbers_are_value_errors_naming_the_argument(store_path, kwargs
 
 
 @pytest.mark.parametrize(
-    "name, value, message",
+    ("name", "value", "message"),
     [
         ("batch_size", -1, r"batch_size must be an integer in \[1, 2\*\*64 - 1\], got -1"),
         ("batch_size", 0, r"batch_size must be an integer in \[1, 2\*\*64 - 1\], got 0"),
@@ -121,7 +122,7 @@ def test_bad_values_name_the_argument_and_the_valid_ones(store_path, name, value
 
 
 @pytest.mark.parametrize(
-    "name, value",
+    ("name", "value"),
     [("batch_size", 4.0), ("batch_size", True), ("seed", "1"), ("output", 8), ("shuffle", 1),
      ("mean", "abc"), ("mix_probability", "0.5"), ("storage_options", {"allow_http": True})],
 )
@@ -211,6 +212,7 @@ def fuzz_constructor(store, data, wild, flags, output, caption_mode):
         return
 
 
+@pytest.mark.slow
 def test_constructor_arguments_never_panic_or_abort(store_path):
     done = run_isolated(f"""
         import runpy

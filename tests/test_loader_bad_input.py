@@ -32,6 +32,7 @@ def run_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
         pytest.fail(f"hung for {timeout} s")
 
 
+@pytest.mark.slow
 def test_a_fifo_in_place_of_a_store_file_is_an_error_not_a_hang(make_store):
     targets = []
     for victim in ("shard-00000.arrow", "manifest.json"):

@@ -132,15 +132,15 @@ def store_with_bad_sample(tmp_path_factory):
     return make_store(tmp_path_factory.mktemp("bad6") / "store", n=12, seed=5, corrupt=(6,))
 
 
-@pytest.mark.parametrize("batch_size,good", [(1, 6), (3, 2)])
+@pytest.mark.parametrize(("batch_size", "good"), [(1, 6), (3, 2)])
 def test_on_error_raise_delivers_every_good_batch_first(store_with_bad_sample, batch_size, good):
     for run in range(8):
         loader = FastReinforcedLoader(store_with_bad_sample, batch_size, image_size=8, shuffle=False,
                                       num_threads=2 + run % 3, prefetch=8, on_error="raise")
         delivered = []
-        with pytest.raises(ImageDecodeError, match="sample-00006"):
+        with pytest.raises(ImageDecodeError, match="sample-00006"):  # noqa: PT012 -- the batches before the error count
             for b in loader:
-                delivered.append(b.index.tolist())
+                delivered.append(b.index.tolist())  # noqa: PERF401 -- the batches before the error
         assert delivered == [list(range(i * batch_size, (i + 1) * batch_size)) for i in range(good)], run
         assert loader.state_dict()["batches_done"] == good
 
@@ -173,6 +173,7 @@ OPS = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS)
 def test_interleavings_deliver_the_reference_sequence(store_path, reference, ops):

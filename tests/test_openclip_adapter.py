@@ -41,7 +41,7 @@ def apple_style_epoch(data, epoch, store, num_samples=N):
     assert dataloader.num_samples == num_samples
     assert math.ceil(math.log(dataloader.num_samples + 1, 10)) == len(str(num_samples))  # its sample_digits
     delivered = []
-    for i, batch in enumerate(dataloader):
+    for i, batch in enumerate(dataloader):  # noqa: B007 -- i is the count of batches after the loop
         images, texts = batch[:2]
         images = images.to(device="cpu", dtype=torch.float32)
         syn_texts = batch[4]
@@ -107,7 +107,7 @@ def test_openclips_own_datainfo_reaches_the_loader_through_loader_epoch(store_pa
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [(dict(output="uint8"), "output='float32'"), (dict(embedding_dtype="float16"), "embedding_dtype='float32'")],
 )
 def test_outputs_the_loop_would_misread_are_refused(store_path, kwargs, message):

@@ -84,6 +84,7 @@ def test_silent_when_pillow_is_absent_or_the_reference(monkeypatch):
         assert pixel_reference.installed_versions() == {}
 
 
+@pytest.mark.slow
 def test_import_does_not_import_pillow_or_torchvision():
     code = "import sys, mobileclip_fastload; print(sorted(m for m in ('PIL', 'torchvision') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -75,6 +75,7 @@ def assert_is_row(emb, rows, j):
     assert distances[j] <= ROW_TOLERANCE and distances[j] == distances.min(), distances
 
 
+@pytest.mark.slow
 def test_stored_rows_are_teacher_embeddings_of_reference_replays(reinforced, models):
     root, _ = reinforced
     store = Store(root / "store")
@@ -112,7 +113,7 @@ def test_loader_replays_the_pixels_the_teachers_saw(reinforced, models):
         embs = teacher.embed_images(pixels)
         for b in range(len(batch)):
             i, j = int(batch.index[b]), int(batch.aug_index[b])
-            _, reference, row = stored_image_pixels_and_rows(store, teacher, k, D, i, j)
+            _, reference, _ = stored_image_pixels_and_rows(store, teacher, k, D, i, j)
             np.testing.assert_array_equal(pixels[b], reference)
             assert_is_row(embs[b], store.image_embs(i)[:, k * D : (k + 1) * D], j)
             np.testing.assert_array_equal(batch.image_emb[b, k * D : (k + 1) * D].numpy(), store.image_embs(i)[j, k * D : (k + 1) * D])
@@ -160,10 +161,11 @@ def store_files(path: Path) -> list[str]:
 def assert_same_store(a: Path, b: Path) -> None:
     names = store_files(a)
     assert names == store_files(b) and "manifest.json" in names
-    match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
     assert not mismatch and not errors
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_resume_after_stop(reinforced, models, shards, tmp_path):
     root, _ = reinforced
     # stopped after the first shard, with a half-written part of the second left behind
@@ -204,6 +206,7 @@ def reinforce_in_child(models, shards, out, die_after_first_shard=False) -> subp
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_store(models, shards, tmp_path):
     # Every run in its own fresh process, as a real resumed job: the captioner samples with torch's
     # global RNG, and a long-lived process's state (advanced by whatever ran in it before) is not part
@@ -223,6 +226,7 @@ def test_killed_run_resumes_to_the_same_store(models, shards, tmp_path):
     assert_same_store(reference, out)
 
 
+@pytest.mark.slow
 def test_captioning_pass_then_embedding_pass_gives_the_same_store(reinforced, models, shards, tmp_path):
     root, _ = reinforced
     out = tmp_path / "two-pass"
@@ -234,6 +238,7 @@ def test_captioning_pass_then_embedding_pass_gives_the_same_store(reinforced, mo
     assert_same_store(root / "store", out)
 
 
+@pytest.mark.slow
 def test_cli_on_an_image_folder_with_a_csv(tmp_path, models, capsys, one_torch_thread):
     import csv
     import tarfile
@@ -283,6 +288,7 @@ def test_bf16_autocast_path_stays_close_to_fp32(models, one_torch_thread):
             assert cosine(a, b) >= 0.99
 
 
+@pytest.mark.slow
 def test_several_captioners_give_several_caption_sets(models, shards, tmp_path, one_torch_thread):
     """The store keeps the first set; the DataCompDR export keeps both, and `convert --syn-key`
     picks the second with its own embeddings."""

@@ -9,15 +9,15 @@ import socket
 import threading
 from pathlib import Path
 
+import boto3
+import moto.server as moto_server
 import pytest
 import torch
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-
-from conftest import collect_batches  # noqa: E402
-from mobileclip_fastload import FastReinforcedLoader, RemoteStoreError, Store  # noqa: E402
-from mobileclip_fastload.testing.synthetic_store import make_store  # noqa: E402
+from conftest import collect_batches
+from mobileclip_fastload import FastReinforcedLoader, RemoteStoreError, Store
+from mobileclip_fastload.testing.synthetic_store import make_store
+import contextlib
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_region": "us-east-1"}
 LOADER = dict(batch_size=5, image_size=32, num_threads=2, seed=3, output="uint8", order="shard_block", shuffle_window=2)
@@ -230,10 +230,8 @@ class DroppingProxy:
         except OSError:
             pass
         for s in (client, upstream):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def close(self):

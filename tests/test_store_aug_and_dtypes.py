@@ -75,10 +75,10 @@ def test_rescaled_boxes_stay_inside_and_identity_is_exact(ow, oh, w, h, data):
     left = data.draw(st.integers(0, ow - 1))
     height = data.draw(st.integers(1, oh - top))
     width = data.draw(st.integers(1, ow - left))
-    t, l, hh, ww = rescale_box((top, left, height, width), (ow, oh), (w, h))
-    assert 0 <= t and 0 <= l and hh >= 1 and ww >= 1
-    assert t + hh <= max(h, t + 1) and l + ww <= max(w, l + 1)
-    assert abs(l - left * w / ow) <= 0.5 and abs(t - top * h / oh) <= 0.5
+    t, lf, hh, ww = rescale_box((top, left, height, width), (ow, oh), (w, h))
+    assert 0 <= t and 0 <= lf and hh >= 1 and ww >= 1
+    assert t + hh <= max(h, t + 1) and lf + ww <= max(w, lf + 1)
+    assert abs(lf - left * w / ow) <= 0.5 and abs(t - top * h / oh) <= 0.5
     assert rescale_box((top, left, height, width), (ow, oh), (ow, oh)) == (top, left, height, width)
 
 
@@ -206,7 +206,7 @@ def test_a_record_with_one_byte_changed_is_rejected_or_read_as_documented(top, l
     else:
         with pytest.raises(ValueError, match=r"aug\[0\] is not a valid augmentation record"):
             check_aug(np.frombuffer(bytes(raw), AUG_DTYPE), 1)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError):  # noqa: PT011 -- each invalid field has its own message
             parse_aug(bytes(raw))
 
 
@@ -246,17 +246,17 @@ def test_rescaling_keeps_whole_boxes_whole_and_neighbours_adjacent(ow, oh, w, h,
     assert rescale_box((0, 0, oh, ow), (ow, oh), (w, h)) == (0, 0, h, w)
     top, left = data.draw(st.integers(-oh, oh)), data.draw(st.integers(-ow, ow))
     height, width = data.draw(st.integers(1, 2 * oh)), data.draw(st.integers(1, 2 * ow))
-    t, l, hh, ww = rescale_box((top, left, height, width), (ow, oh), (w, h))
+    t, lf, hh, ww = rescale_box((top, left, height, width), (ow, oh), (w, h))
     assert hh >= 1 and ww >= 1
     # the box to the right (below) starts where this one ends, unless this one was widened to 1 pixel
     _, right_l, _, _ = rescale_box((top, left + width, height, width), (ow, oh), (w, h))
     below_t, _, _, _ = rescale_box((top + height, left, height, width), (ow, oh), (w, h))
-    assert right_l == l + ww or (ww == 1 and right_l in (l, l + 1))
+    assert right_l == lf + ww or (ww == 1 and right_l in (lf, lf + 1))
     assert below_t == t + hh or (hh == 1 and below_t in (t, t + 1))
     # aug_records applies exactly this rule to each entry
     recs, rescaled = aug_records([[[top, left, height, width], []], None], width=w, height=h, orig_width=ow, orig_height=oh)
     assert rescaled == ((ow, oh) != (w, h))
-    assert recs[0].tobytes() == aug_record((t, l, hh, ww)).tobytes()
+    assert recs[0].tobytes() == aug_record((t, lf, hh, ww)).tobytes()
     assert recs[1].tobytes() == null_record(w, h).tobytes()
 
 

@@ -122,7 +122,7 @@ def test_missing_shard(make_store):
 
 
 def test_missing_or_broken_manifest(make_store, tmp_path):
-    with pytest.raises(StoreNotFoundError, match="no manifest.json"):
+    with pytest.raises(StoreNotFoundError, match=r"no manifest\.json"):
         read_all(tmp_path)
     path = make_store(2)
     (path / "manifest.json").write_text("{ not json")
@@ -132,7 +132,7 @@ def test_missing_or_broken_manifest(make_store, tmp_path):
         _core.verify_store(str(path))
 
 
-@pytest.mark.parametrize("key,value", [("J", 4), ("S", 1), ("K", 1), ("D", 8)])
+@pytest.mark.parametrize(("key", "value"), [("J", 4), ("S", 1), ("K", 1), ("D", 8)])
 def test_dims_inconsistent_with_manifest(make_store, key, value):
     path = make_store(2)
     edit_manifest(path, lambda m: m["dims"].update({key: value}))

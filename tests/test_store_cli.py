@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from mobileclip_fastload.cli import SUBCOMMANDS, main
 
 MARK = b"<<unique image payload>>" * 4
@@ -58,6 +60,7 @@ def test_unreadable_store_exits_2(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow
 def test_module_entry_point_and_table():
     assert {c.name for c in SUBCOMMANDS} >= {"inspect", "verify"}
     result = subprocess.run([sys.executable, "-m", "mobileclip_fastload", "--help"], capture_output=True, text=True)

@@ -45,6 +45,7 @@ damage_st = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damage=damage_st)
 def test_damage_is_always_caught(pristine, damage):

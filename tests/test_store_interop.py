@@ -8,7 +8,10 @@ it has no half-float type, so a float16 store's embeddings are not queried there
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
+import polars as pl
+import pyarrow as pa
 import pytest
 from conftest import synthetic_sample
 
@@ -16,9 +19,6 @@ from mobileclip_fastload import Store
 from mobileclip_fastload.store import StoreWriter, decode_embeddings
 from mobileclip_fastload.store.interop import shard_schema
 
-pa = pytest.importorskip("pyarrow")
-pl = pytest.importorskip("polars")
-duckdb = pytest.importorskip("duckdb")
 
 J, S, K, D = 3, 2, 2, 4
 

@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import mobileclip_fastload._core as core
 
 
+@pytest.mark.slow
 def test_core_stub_matches_the_compiled_module(tmp_path):
     # The package this suite imports (PYTHONPATH=python or the installed one), so the
     # stub beside it is checked against the very extension the other tests run.

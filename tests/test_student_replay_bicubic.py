@@ -2,7 +2,7 @@
 
 Apple's DR pipeline copies open_clip's training RandomResizedCrop (BICUBIC) into the
 replay, for S0-S2 at 256 px and B at 224 px (docs/REPLAY.md). Here the
-loader, configured as ``training.train`` configures it for each model, and with
+loader, configured as ``mobileclip_fastload_train.train`` configures it for each model, and with
 its own defaults, is compared bit for bit with Pillow + torchvision, bicubic.
 """
 
@@ -16,9 +16,9 @@ from mobileclip_fastload import FastReinforcedLoader, Store, _core
 from mobileclip_fastload.loader import TRAINING_INTERPOLATION
 from mobileclip_fastload.reference import parse_aug, reference_replay
 from mobileclip_fastload.testing.synthetic_store import make_store
-from training.data import open_store_loader
-from training.models.clip import Preprocess
-from training.models.factory import PREPROCESS
+from mobileclip_fastload_train.data import open_store_loader
+from mobileclip_fastload_train.models.clip import Preprocess
+from mobileclip_fastload_train.models.factory import PREPROCESS
 
 N = 10
 
@@ -48,11 +48,12 @@ def _reference_float(ref_u8: np.ndarray, pre: Preprocess) -> torch.Tensor:
     return TF.normalize(TF.to_tensor(Image.fromarray(ref_u8)), pre.mean, pre.std)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["MobileCLIP-S0", "MobileCLIP-B"])  # the two student sizes, 256 and 224
 def test_the_training_loader_replays_bit_for_bit_like_pillow_bicubic(store_path, model):
     pre = PREPROCESS[model]
     store = Store(store_path)
-    # Exactly how training.train opens the store for this model ...
+    # Exactly how mobileclip_fastload_train.train opens the store for this model ...
     trained = open_store_loader(store_path, 4, pre.image_size, pre.interpolation, pre.mean, pre.std,
                                 "both", 0.5, seed=5, num_threads=2)
     # ... and the loader with nothing but the size given: the same pixels.

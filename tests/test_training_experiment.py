@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.experiments import shapes
-from training.experiments.reinforce_repro import ExperimentConfig, reinforce, run
+from mobileclip_fastload_train.experiments import shapes
+from mobileclip_fastload_train.experiments.reinforce_repro import ExperimentConfig, reinforce, run
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -26,6 +26,7 @@ def test_shapes_world_is_deterministic_and_captions_describe_the_image():
     assert shapes.eval_caption(a) not in syn and len(shapes.ALL_COMBINATIONS) == 384
 
 
+@pytest.mark.slow
 def test_quick_pipeline_writes_table_plot_and_curves(tmp_path):
     results = run(ExperimentConfig.quick(str(tmp_path)))
     assert set(results["students"]) == {"clip", "clip+syn", "reinforced"}
@@ -50,7 +51,7 @@ def test_reinforce_stores_unit_norm_slices_per_teacher():
         def encode_text(self, t, normalize=True):
             return torch.nn.functional.normalize(t[:, :3].float() * self.scale + 1, dim=-1)
 
-    from training.experiments.reinforce_repro import Split
+    from mobileclip_fastload_train.experiments.reinforce_repro import Split
 
     split = Split([], [], np.zeros((4, 2, 4), dtype=np.int64), torch.randint(0, 255, (4, 2, 3, 8, 8), dtype=torch.uint8),
                   torch.randint(1, 100, (4, 6)), torch.randint(1, 100, (4, 3, 6)))
@@ -64,11 +65,8 @@ def test_reinforce_stores_unit_norm_slices_per_teacher():
 def test_store_and_loader_feed_the_same_sample_as_the_in_memory_path(tmp_path):
     """The DR store written by the experiment, read by FastReinforcedLoader, yields exactly the in-memory
     views, tokens and teacher embeddings of the (sample, augmentation, synthetic caption) it picked."""
-    from training.experiments.dr_data import store_available, write_dr_store
-    from training.experiments.reinforce_repro import _tokenizer, make_split
-
-    if not store_available():
-        pytest.skip("mobileclip_fastload extension not built")
+    from mobileclip_fastload_train.experiments.dr_data import write_dr_store
+    from mobileclip_fastload_train.experiments.reinforce_repro import _tokenizer, make_split
     from mobileclip_fastload import FastReinforcedLoader
 
     cfg = ExperimentConfig.quick(str(tmp_path))

@@ -27,12 +27,12 @@ import math
 import pytest
 import torch
 
-from training.data import as_batch, random_reinforced_source
-from training.loss import ReinforcedClipLoss
-from training.models import create_model
-from training.prefetch import DevicePrefetcher
-from training.step import FastPath, compile_regions, prepare_model, set_grad_checkpointing
-from training.train import TrainConfig, _prepare, _train_step, train
+from mobileclip_fastload_train.data import as_batch, random_reinforced_source
+from mobileclip_fastload_train.loss import ReinforcedClipLoss
+from mobileclip_fastload_train.models import create_model
+from mobileclip_fastload_train.prefetch import DevicePrefetcher
+from mobileclip_fastload_train.step import FastPath, compile_regions, prepare_model, set_grad_checkpointing
+from mobileclip_fastload_train.train import TrainConfig, _prepare, _train_step, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")
@@ -87,6 +87,7 @@ def _assert_close_to_exact(loss, grads, exact_loss, exact_grads, what):
     assert (flat(grads) - flat(exact_grads)).norm() <= TOTAL_RTOL * flat(exact_grads).norm(), what
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny-S0", "tiny-S1"])
 def test_fast_step_gives_the_plain_step_loss_and_gradients(name):
     batch = _batch()
@@ -132,9 +133,10 @@ def test_grad_checkpointing_gives_the_same_gradients():
     loss, grads, _ = _loss_and_grads(model, batch)
     torch.testing.assert_close(loss, plain_loss, rtol=0, atol=0)
     for n in plain_grads:
-        torch.testing.assert_close(grads[n], plain_grads[n], rtol=0, atol=0, msg=lambda m: f"{n}: {m}")
+        torch.testing.assert_close(grads[n], plain_grads[n], rtol=0, atol=0, msg=lambda m, n=n: f"{n}: {m}")
 
 
+@pytest.mark.slow
 def test_s0_image_tower_forward_in_channels_last_matches_nchw():
     torch.manual_seed(0)
     model = create_model("MobileCLIP-S0").visual.eval()
@@ -146,6 +148,7 @@ def test_s0_image_tower_forward_in_channels_last_matches_nchw():
     torch.testing.assert_close(nhwc, nchw, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_log_every_defers_read_back_without_changing_the_numbers(tmp_path):
     def run(log_every, out=None):
         source = random_reinforced_source(24, batch_size=8, image_size=32, num_augs=2, num_syn=2, seed=6)
@@ -162,6 +165,7 @@ def test_log_every_defers_read_back_without_changing_the_numbers(tmp_path):
     assert len(logged) == 2  # steps 4 and 6 (the last)
 
 
+@pytest.mark.slow
 def test_compiled_training_reports_compile_time_and_keeps_the_losses(tmp_path):
     def run(**kw):
         source = random_reinforced_source(16, batch_size=8, image_size=32, seed=9)
@@ -196,7 +200,7 @@ def test_cuda_step_has_no_host_synchronisation():
     window) must add fewer than one per step (the read-back itself is one copy)."""
     import warnings
 
-    from training.distributed import DistInfo
+    from mobileclip_fastload_train.distributed import DistInfo
 
     def syncs(steps: int) -> int:
         source = random_reinforced_source(64, batch_size=8, image_size=32, seed=7)
@@ -228,7 +232,7 @@ def test_cuda_fast_step_matches_cpu_plain_step():
     torch.testing.assert_close(out["loss"].cpu(), plain_loss, rtol=1e-3, atol=1e-4)
     for n, p in model.named_parameters():
         if p.grad is not None:
-            torch.testing.assert_close(p.grad.cpu(), plain_grads[n], rtol=1e-2, atol=1e-4, msg=lambda m: f"{n}: {m}")
+            torch.testing.assert_close(p.grad.cpu(), plain_grads[n], rtol=1e-2, atol=1e-4, msg=lambda m, n=n: f"{n}: {m}")
 
 
 @cuda

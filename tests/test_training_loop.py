@@ -13,12 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.data import InMemoryReinforcedSource, as_batch, random_reinforced_source
-from training.evaluate import retrieval_recall_from_features, topk_accuracy, zero_shot_accuracy
-from training.loss import ReinforcedClipLoss
-from training.models import create_model
-from training.optim import build_optimizer, lr_at
-from training.train import TrainConfig, _prepare, _train_step, main, train
+from mobileclip_fastload_train.data import InMemoryReinforcedSource, as_batch, random_reinforced_source
+from mobileclip_fastload_train.evaluate import retrieval_recall_from_features, topk_accuracy, zero_shot_accuracy
+from mobileclip_fastload_train.loss import ReinforcedClipLoss
+from mobileclip_fastload_train.models import create_model
+from mobileclip_fastload_train.optim import build_optimizer, lr_at
+from mobileclip_fastload_train.train import TrainConfig, _prepare, _train_step, main, train
+import itertools
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +38,7 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_a_few_steps_reduce_the_loss_on_a_tiny_dataset():
     source = random_reinforced_source(16, batch_size=16, image_size=32, num_augs=1, num_syn=1, seed=1)
     result = train(_cfg(steps=25, lr=2e-3, weight_decay=0.0), _tiny(), source)
@@ -45,7 +47,8 @@ def test_a_few_steps_reduce_the_loss_on_a_tiny_dataset():
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
 
 
-@pytest.mark.parametrize("stop_at, caption_mode", [(3, "both"), (5, "mix")])
+@pytest.mark.slow
+@pytest.mark.parametrize(("stop_at", "caption_mode"), [(3, "both"), (5, "mix")])
 def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, stop_at, caption_mode):
     """40 samples / batch 8 = 5 batches per epoch: stop mid-epoch and exactly at an epoch end."""
 
@@ -65,12 +68,9 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, sto
     assert [r["loss"] for r in resumed.history] == full_losses[stop_at:]
 
 
+@pytest.mark.slow
 def test_training_on_a_dr_store_through_fast_loader_resumes_exactly(tmp_path):
     """The real data path: FastReinforcedLoader over a DR store, killed mid-epoch and resumed."""
-    from training.experiments.dr_data import store_available
-
-    if not store_available():
-        pytest.skip("mobileclip_fastload extension not built")
     from mobileclip_fastload import FastReinforcedLoader
     from mobileclip_fastload.testing.synthetic_store import make_store
 
@@ -88,6 +88,7 @@ def test_training_on_a_dr_store_through_fast_loader_resumes_exactly(tmp_path):
     assert [r["epoch"] for r in resumed.history] == [0, 0, 1, 1]
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_equals_the_full_batch_gradient():
     """Two micro-batches of 4 with cached features give the gradient of one batch of 8
     (BN frozen; float64 so that only a real difference, not summation order, can fail it)."""
@@ -105,7 +106,7 @@ def test_gradient_accumulation_equals_the_full_batch_gradient():
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
     for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-9, atol=1e-12, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-9, atol=1e-12, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_in_memory_source_state_dict_resumes_mid_epoch_and_ranks_are_disjoint():
@@ -171,9 +172,10 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(55, 1e-3, 10, 100) == pytest.approx(5e-4)
     assert lr_at(100, 1e-3, 10, 100) == pytest.approx(0.0, abs=1e-12)
     values = [lr_at(s, 1e-3, 10, 100) for s in range(10, 100)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(values))
 
 
+@pytest.mark.slow
 def test_cli_bf16_run_writes_metrics_and_checkpoint(tmp_path):
     out = tmp_path / "cli"
     main(["--fake-data", "16", "--model", "tiny-S0", "--batch-size", "8", "--steps", "2", "--warmup", "1",
@@ -209,11 +211,8 @@ def test_mobileclip_fastload_train_without_the_extra_names_it(monkeypatch, capsy
     assert "pip install 'mobileclip-fastload[train]'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_reads_a_dr_store(tmp_path):
-    from training.experiments.dr_data import store_available
-
-    if not store_available():
-        pytest.skip("mobileclip_fastload extension not built")
     from mobileclip_fastload.testing.synthetic_store import make_store
 
     store = make_store(tmp_path / "store", n=16, J=2, S=2, K=3, D=4)
@@ -251,13 +250,14 @@ class _GlobalBatchOfTwoRanks:
             yield from step
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
     """Under torchrun the model is wrapped in DDP: both ranks end with identical parameters, and
     the mean of the ranks' losses equals a single-process run on the global batch, step for step
     (without gradient averaging each rank would follow its own data from step 2 on)."""
     out = tmp_path / "ddp"
     steps, batch, accum, samples = 3, 4, 2, 32
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "python"), os.environ.get("PYTHONPATH", "")]),
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            str(REPO / "tests" / "torchrun_rank_snapshot.py"), "--fake-data", str(samples), "--model", "tiny-S0",

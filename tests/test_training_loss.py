@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.loss import ReinforcedClipLoss, mix_captions, teacher_targets
+from mobileclip_fastload_train.loss import ReinforcedClipLoss, mix_captions, teacher_targets
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -207,6 +207,7 @@ def _rank_worker(rank, world, port, inputs, lam, out_dir):
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lam", [0.0, 1.0])
 def test_two_process_gloo_matches_single_process(lam):
     world, n = 2, 6

@@ -10,9 +10,9 @@ import timm
 import torch
 from torch import nn
 
-from training.models import create_model, list_models, reparameterize
-from training.models.checkpoints import checkpoint_layout, load_open_clip_checkpoint, load_pretrained
-from training.models.factory import PREPROCESS
+from mobileclip_fastload_train.models import create_model, list_models, reparameterize
+from mobileclip_fastload_train.models.checkpoints import checkpoint_layout, load_open_clip_checkpoint, load_pretrained
+from mobileclip_fastload_train.models.factory import PREPROCESS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -134,7 +134,7 @@ def _assert_reparameterised_equal(model: nn.Module, images: torch.Tensor, tokens
 def test_reparameterize_folds_five_stage_mci3_mci4_towers(variant):
     """MCi3/MCi4's block types (scale-free stem, LayerNorm2d, two attention stages with RepCPE) at a
     CPU-sized width; the full-size towers are the slow test below."""
-    from training.models.image_tower import ImageTower
+    from mobileclip_fastload_train.models.image_tower import ImageTower
 
     torch.manual_seed(0)
     trunk = timm.create_model(variant, pretrained=False, num_classes=32, layers=(1, 1, 1, 1, 1),
@@ -192,7 +192,7 @@ def test_apples_mobileclip2_checkpoint_loads_with_every_key_and_the_same_feature
 
 def test_open_clip_training_checkpoints_unwrap_to_the_same_state_dict(tmp_path):
     """open_clip's training checkpoints wrap the state dict as {"state_dict": {"module." + key: ...}}."""
-    from training.models.checkpoints import read_checkpoint
+    from mobileclip_fastload_train.models.checkpoints import read_checkpoint
 
     state = {"visual.trunk.stem.0.weight": torch.randn(3), "text.token_embedding.weight": torch.randn(2, 2),
              "logit_scale": torch.tensor(2.0)}
@@ -238,9 +238,9 @@ def test_checkpoints_that_do_not_fit_are_refused_with_the_reason(tmp_path):
 
 
 def test_training_starts_from_pretrained_weights(tmp_path):
-    """``training.train --pretrained``: with lr 0 the run's final parameters are the file's
+    """``mobileclip_fastload_train.train --pretrained``: with lr 0 the run's final parameters are the file's
     (BatchNorm statistics move in the training step's forward: buffers are not compared)."""
-    from training.train import main
+    from mobileclip_fastload_train.train import main
 
     torch.manual_seed(5)
     model = create_model("tiny-S1")

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from training.models import MCt, MCtConfig, create_model, reparameterize
-from training.models.text_repmixer import RepMixer, RepMixerBlock
+from mobileclip_fastload_train.models import MCt, MCtConfig, create_model, reparameterize
+from mobileclip_fastload_train.models.text_repmixer import RepMixer, RepMixerBlock
 
 SOT, EOT = 49406, 49407
 
@@ -54,7 +54,7 @@ def _count(module: nn.Module) -> int:
 # to the 512-d embedding (MCi: pooled 1024->512 linear; text: 512x512 projection)
 # and exclude the logit scale.
 @pytest.mark.parametrize(
-    "model_name, tower, published_m",
+    ("model_name", "tower", "published_m"),
     [
         ("MobileCLIP-S0", "visual", 11.4),  # MCi0
         ("MobileCLIP-S0", "text", 42.4),  # MCt
@@ -63,12 +63,14 @@ def _count(module: nn.Module) -> int:
         ("MobileCLIP-S2", "visual", 35.7),  # MCi2
     ],
 )
+@pytest.mark.slow
 def test_full_size_parameter_counts_match_published(model_name, tower, published_m):
     model = _cached_model(model_name)
     count = _count(getattr(model, tower)) / 1e6
     assert abs(count - published_m) / published_m < 0.01, f"{model_name}.{tower}: {count:.3f}M vs {published_m}M"
 
 
+@pytest.mark.slow
 def test_full_size_s0_forward_shapes_and_normalisation():
     model = create_model("MobileCLIP-S0").eval()
     images = torch.rand(2, 3, 256, 256)
@@ -80,6 +82,7 @@ def test_full_size_s0_forward_shapes_and_normalisation():
     assert scale.item() == pytest.approx(1 / 0.07, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_mct_state_dict_follows_apple_layout():
     sd = MCt().state_dict()
     expected = {
@@ -147,6 +150,7 @@ def test_text_repmixer_train_forward_is_skip_plus_branches():
         torch.testing.assert_close(mixer(x), expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny-S0", "tiny-S1", "MobileCLIP-S0"])
 def test_reparameterize_preserves_outputs(name):
     torch.manual_seed(0)
@@ -186,8 +190,9 @@ def test_reparameterize_test_is_sensitive_to_the_mixer_branches():
         assert (model.text(tokens) - ref).abs().max().item() > 1e-2
 
 
+@pytest.mark.slow
 def test_apple_checkpoint_text_keys_load_into_mct():
-    from training.models.apple_checkpoint import load_apple_checkpoint
+    from mobileclip_fastload_train.models.apple_checkpoint import load_apple_checkpoint
 
     src = create_model("MobileCLIP-S0")
     dst = create_model("MobileCLIP-S0")

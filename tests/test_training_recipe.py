@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from training.experiments.mobileclip2_recipe_toy import run
-from training.recipes import RECIPES
-from training.train import _parse
+from mobileclip_fastload_train.experiments.mobileclip2_recipe_toy import run
+from mobileclip_fastload_train.recipes import RECIPES
+from mobileclip_fastload_train.train import _parse
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,7 +1,7 @@
 """One distillation logit scale per teacher (MobileCLIP2's DFN teachers: 70 and 60).
 
 The expected loss is written out here in float64 numpy, independently of
-training.loss: per caption kind, CLIP = symmetric CE against the diagonal, KD =
+mobileclip_fastload_train.loss: per caption kind, CLIP = symmetric CE against the diagonal, KD =
 CE between mean_k softmax(alpha_k * teacher cosines) and the student's softmax,
 both directions; loss = sum over kinds of (1 - lambda) * CLIP + lambda * KD.
 """
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.loss import ReinforcedClipLoss, teacher_targets
-from training.train import TrainConfig, main
+from mobileclip_fastload_train.loss import ReinforcedClipLoss, teacher_targets
+from mobileclip_fastload_train.train import TrainConfig, main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -93,17 +93,18 @@ def test_a_count_neither_one_nor_k_is_refused(scales):
         ReinforcedClipLoss(num_teachers=2, teacher_logit_scale=(70.0, -1.0))
 
 
+@pytest.mark.slow
 def test_the_cli_stores_one_scale_per_teacher_in_the_run_config(tmp_path):
     common = ["--fake-data", "8", "--model", "tiny-S0", "--batch-size", "4", "--steps", "1", "--warmup", "1",
               "--no-progress", "--precision", "fp32", "--device", "cpu", "--num-teachers", "2"]
-    main(common + ["--output", str(tmp_path / "two"), "--teacher-logit-scale", "70", "60"])
+    main([*common, "--output", str(tmp_path / "two"), "--teacher-logit-scale", "70", "60"])
     state = torch.load(tmp_path / "two" / "checkpoints" / "latest.pt", weights_only=True)
     assert tuple(state["config"]["teacher_logit_scale"]) == (70.0, 60.0)
     assert json.loads((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()[0])["step"] == 1
 
-    main(common + ["--output", str(tmp_path / "one"), "--teacher-logit-scale", "80"])
+    main([*common, "--output", str(tmp_path / "one"), "--teacher-logit-scale", "80"])
     state = torch.load(tmp_path / "one" / "checkpoints" / "latest.pt", weights_only=True)
     assert tuple(state["config"]["teacher_logit_scale"]) == (80.0, 80.0)
 
     with pytest.raises(ValueError, match=r"3 teacher logit scales .* for 2 teachers"):
-        main(common + ["--output", str(tmp_path / "bad"), "--teacher-logit-scale", "70", "60", "50"])
+        main([*common, "--output", str(tmp_path / "bad"), "--teacher-logit-scale", "70", "60", "50"])

@@ -1,6 +1,6 @@
 """torchrun entry point for ``test_training_loop.py::test_torchrun_two_cpu_processes``.
 
-Runs ``training.train.main`` with the command-line arguments unchanged, then
+Runs ``mobileclip_fastload_train.train.main`` with the command-line arguments unchanged, then
 every rank writes its own parameters and loss history to
 ``<--output>/rank<r>.pt``: the checkpoint only holds rank 0's model, and
 ``metrics.jsonl`` only rank 0's losses, so neither can show whether the ranks
@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-import training.train as train_module
+import mobileclip_fastload_train.train as train_module
 
 
 def main(argv: list[str]) -> None:

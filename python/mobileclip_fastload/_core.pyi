@@ -197,7 +197,8 @@ def encode_aug_record(
 def encode_aug_records(
     param_aug: Any, *, width: int, height: int, orig_width: int | None = None, orig_height: int | None = None
 ) -> tuple[npt.NDArray[np.uint8], bool]:
-    """40 bytes per entry of a `param_aug` list or its JSON text, boxes rescaled to the stored size; and whether rescaled."""
+    """40 bytes per entry of a `param_aug` list or its JSON text, boxes rescaled to the stored size;
+    and whether rescaled."""
 def parse_param_aug(param_aug: Any) -> list[Any]:
     """Checked, normalised entries: None or [[top, left, height, width], [[op, magnitude], ...]]."""
 def rescale_box(box: Any, orig_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -89,7 +89,8 @@ def _inspect(args: argparse.Namespace) -> int:
     total = sum(s["file_bytes"] for s in m["shards"])
     print(f"store          {store.path}")
     print(f"schema         {m['magic']} v{m['schema_version']}, tokenizer {m.get('tokenizer')}")
-    print(f"dims           J={dims['J']} augmentations, S={dims['S']} synthetic captions, K={dims['K']} teachers x D={dims['D']}")
+    print(f"dims           J={dims['J']} augmentations, S={dims['S']}"
+          f" synthetic captions, K={dims['K']} teachers x D={dims['D']}")
     print(f"embeddings     {store.embedding_dtype}")
     print(f"samples        {len(store)} in {store.num_shards} shards, {_human(total)}"
           + (f" ({_human(total / len(store))} per sample)" if len(store) else ""))
@@ -105,8 +106,10 @@ def _inspect(args: argparse.Namespace) -> int:
     i = args.sample
     s = store.sample(i)
     print(f"sample {i} (uid {s.uid!r}, {os.path.basename(store.shard_path(i))}):")
-    print(f"  image: {len(s.image)} bytes {_image_kind(s.image)}, stored {s.width}x{s.height}, original {s.orig_width}x{s.orig_height}")
-    print(f"  caption: {_short(s.caption)} tokens {s.caption_tokens.tolist()[:12]}{'...' if len(s.caption_tokens) > 12 else ''}")
+    print(f"  image: {len(s.image)} bytes {_image_kind(s.image)}, stored"
+          f" {s.width}x{s.height}, original {s.orig_width}x{s.orig_height}")
+    print(f"  caption: {_short(s.caption)} tokens"
+          f" {s.caption_tokens.tolist()[:12]}{'...' if len(s.caption_tokens) > 12 else ''}")
     for k, caption in enumerate(s.syn_captions[:3]):
         print(f"  syn_captions[{k}]: {_short(caption)}")
     if len(s.syn_captions) > 3:
@@ -216,7 +219,7 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.workdir, samples=args.samples, threads=args.threads)
 
 
-# --- train (the top-level `training` package, installed by the `train` extra) ------
+# --- train (the `mobileclip_fastload_train` package; the `train` extra installs its dependencies) ---
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
@@ -224,9 +227,9 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    if _missing_extra("train", ("training", "timm", "open_clip")):
+    if _missing_extra("train", ("timm", "open_clip")):
         return 2
-    from training.train import main as train_main
+    from mobileclip_fastload_train.train import main as train_main
 
     train_main(args.train_args)
     return 0
@@ -239,7 +242,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
     Subcommand("reinforce", "reinforce image-text pairs (captions, augmentations, teacher embeddings) into a DR store",
                _reinforce_arguments, _reinforce),
-    Subcommand("train", "train a MobileCLIP model on a DR store (python -m training.train; needs the `train` extra)",
+    Subcommand("train",
+               "train a MobileCLIP model on a DR store (python -m mobileclip_fastload_train.train; needs the `train` extra)",
                _train_arguments, _train, forwards_arguments=True),
 ]
 

@@ -29,7 +29,8 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
     with tempfile.TemporaryDirectory(prefix="mobileclip-fastload-demo-") as tmp:
         root = Path(workdir) if workdir is not None else Path(tmp)
         shards = 2
-        print(f"1. writing {samples} DataCompDR-format samples ({shards} WebDataset shards, the package's sample photographs) to {root / 'src'}")
+        print(f"1. writing {samples} DataCompDR-format samples ({shards} WebDataset"
+              f" shards, the package's sample photographs) to {root / 'src'}")
         data = make_dataset(root / "src", num_shards=shards, samples_per_shard=samples // shards, layout="joined",
                             image_size=(96, 256), photos=load_all())
         print("2. converting them into a DR store")
@@ -67,7 +68,8 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
         print(f"   one epoch: {delivered} samples in {len(loader)} batches, {elapsed:.2f}s including the reference checks")
         print("   batch fields: " + ", ".join(f"{k} {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}"
                                            for k, v in vars(first).items() if hasattr(v, "shape")))
-        print(f"   pixel check vs {describe(installed_versions())} on the source samples ({checked}): max |diff| = {worst}")
+        print(f"   pixel check vs {describe(installed_versions())} on"
+              f" the source samples ({checked}): max |diff| = {worst}")
         if worst and differing_versions():
             print(f"   the loader's pixels equal {describe()}'s, not the installed versions': "
                   f"{install_command()} to compare against the reference")

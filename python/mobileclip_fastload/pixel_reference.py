@@ -13,6 +13,7 @@ import warnings
 from importlib import metadata
 
 from mobileclip_fastload._core import PIXEL_REFERENCE
+import contextlib
 
 _DISPLAY_NAMES = {"pillow": "Pillow", "torchvision": "torchvision"}
 
@@ -35,10 +36,8 @@ def installed_versions() -> dict[str, str]:
     """The installed version of each reference distribution that is installed."""
     found = {}
     for name in PIXEL_REFERENCE:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return found
 
 

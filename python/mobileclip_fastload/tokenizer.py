@@ -12,8 +12,8 @@ string round trip and the vocabulary look-ups are redone for every word. This
 module reads the same merges file (shipped in this package, ``vocab/``: byte
 for byte open_clip's copy, so open_clip need not be installed), applies the
 same cleaning (ftfy + double html unescape + whitespace collapse + lower-case)
-and the same pre-tokenising regex, and caches each word's final ids. Equality with open_clip is checked in ``tests/test_tokenizer.py``
-(fixed corpora and hypothesis over random Unicode).
+and the same pre-tokenising regex, and caches each word's final ids. Equality with open_clip is
+checked in ``tests/test_tokenizer.py`` (fixed corpora and hypothesis over random Unicode).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Iterable, Sequence
 
 import numpy as np
+import itertools
 
 SOT_TOKEN_ID = 49406
 EOT_TOKEN_ID = 49407
@@ -118,7 +119,7 @@ class ClipTokenizer:
         while len(symbols) > 1:
             best_rank = None
             best_pair = None
-            for pair in zip(symbols, symbols[1:]):
+            for pair in itertools.pairwise(symbols):
                 rank = ranks.get(pair)
                 if rank is not None and (best_rank is None or rank < best_rank):
                     best_rank, best_pair = rank, pair

@@ -1,8 +1,9 @@
 //! Rust core of mobileclip-fastload.
 //!
-//! The pure core (`store`, `imaging`, `loader`) has no Python in it and is what
-//! `cargo test` exercises; `python` holds the thin PyO3 bindings, compiled only
-//! with the `python` feature that maturin turns on.
+//! The pure core (`aug`, `imaging`, `store`, `loader`, `error`) has no Python in it
+//! and is what `cargo test` exercises; `python` holds the thin PyO3 bindings,
+//! compiled only with the `python` feature that maturin turns on. The layers and
+//! the data flow between them: docs/ARCHITECTURE.md.
 
 pub mod aug;
 pub mod error;

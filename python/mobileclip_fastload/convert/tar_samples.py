@@ -77,7 +77,7 @@ class TarSampleReader:
 
     def __iter__(self) -> Iterator[RawSample]:
         try:
-            tf = tarfile.open(self.path, mode="r:")
+            tf = tarfile.open(self.path, mode="r:")  # noqa: SIM115 -- `with tf` below; open errors told apart
         except (tarfile.TarError, OSError, EOFError) as e:
             raise ShardUnreadable(f"not a readable tar: {path_and_error(self.path, e)}") from e
         with tf:
@@ -167,7 +167,7 @@ class TarIndex:
         self._file: BinaryIO | None = None
         samples: list[IndexedSample] = []
         try:
-            tf = tarfile.open(path, mode="r:")
+            tf = tarfile.open(path, mode="r:")  # noqa: SIM115 -- `with tf` below; open errors told apart
         except (tarfile.TarError, OSError, EOFError) as e:
             raise ShardUnreadable(f"image shard is not a readable tar: {path_and_error(path, e)}") from e
         with tf:
@@ -213,7 +213,7 @@ class TarIndex:
     def read(self, sample: IndexedSample, ext: str) -> bytes:
         offset, size = sample.members[ext]
         if self._file is None:
-            self._file = open(self.path, "rb")
+            self._file = open(self.path, "rb")  # noqa: SIM115 -- kept for the next read, closed by close()
         self._file.seek(offset)
         data = self._file.read(size)
         if len(data) != size:

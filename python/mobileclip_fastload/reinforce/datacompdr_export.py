@@ -35,7 +35,7 @@ class DataCompDRTarWriter:
         self.path = path
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self.tmp = temp_name(Path(path))
-        self.tar = tarfile.open(self.tmp, "w", format=tarfile.USTAR_FORMAT)
+        self.tar = tarfile.open(self.tmp, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115 -- the writer closes it
         self.count = 0
 
     def _add(self, name: str, data: bytes) -> None:

@@ -31,7 +31,7 @@ class CaptionSink:
         self.path = captions_path(task.output_dir, task.task_id)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.tmp = temp_name(Path(self.path))
-        self.file = open(self.tmp, "w", encoding="utf-8")
+        self.file = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 -- the sink closes it
         self.report, self.files = report, files
 
     def add(self, ready: list[PreparedSample], captions: list[dict]) -> None:

@@ -450,8 +450,8 @@ def expected_box(box: Sequence[int], orig_size: tuple[int, int], stored_size: tu
     (ow, oh), (w, h) = orig_size, stored_size
     top, left, height, width = box
     t, b = _half_up(top * h, oh), _half_up((top + height) * h, oh)
-    l, r = _half_up(left * w, ow), _half_up((left + width) * w, ow)
-    return t, l, max(1, b - t), max(1, r - l)
+    lf, r = _half_up(left * w, ow), _half_up((left + width) * w, ow)
+    return t, lf, max(1, b - t), max(1, r - lf)
 
 
 def _half_up(num: int, den: int) -> int:

@@ -124,6 +124,9 @@ pub fn dims_dict(py: Python<'_>, d: Dims) -> PyResult<Bound<'_, PyDict>> {
     Ok(dict)
 }
 
+/// `ShardInfo(*args)` rebuilds one: (file, num_samples, file_bytes, file_xxh3, columns), as pickle stores it.
+type ShardInfoArgs = (String, usize, u64, String, BTreeMap<String, String>);
+
 /// What the manifest records about one shard.
 #[pyclass(name = "ShardInfo", module = "mobileclip_fastload.store", frozen, eq)]
 #[derive(Clone, PartialEq)]
@@ -181,7 +184,7 @@ impl PyShardInfo {
         ))
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, (String, usize, u64, String, BTreeMap<String, String>))> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, ShardInfoArgs)> {
         let e = &slf.get().0;
         Ok((slf.get_type(), (e.file.clone(), e.num_samples, e.file_bytes, e.file_xxh3.clone(), e.columns.clone())))
     }

@@ -177,7 +177,7 @@ pub fn encode(
             let floats = values
                 .floats_f32()
                 .ok_or_else(|| format!("an int8 store takes float input or int8 with scales, got {got}"))?;
-            let d = if rows * k == 0 { 1 } else { floats.len() / (rows * k) };
+            let d = floats.len().checked_div(rows * k).unwrap_or(1);
             let (values, scales) = quantize_int8(&floats, d);
             Ok(Encoded::Int8 { values, scales })
         }

@@ -2,12 +2,12 @@
 
 A small DR store of real photographs (``mobileclip_fastload.testing.synthetic_store``,
 K = 2 teachers as DFNDR's two DFN teachers), a tiny model with every block type of
-MobileCLIP-S1/S2 (``tiny-S1``), a few steps through ``training.train``'s command line:
+MobileCLIP-S1/S2 (``tiny-S1``), a few steps through ``mobileclip_fastload_train.train``'s command line:
 the recipe's values are printed at the start and used (per-teacher scales 70/60,
 lambda 1, AdamW beta2 0.95, wd 0.2, lr 1e-3, warmup, clip 1.0, bf16), and any flag
 given overrides its value. It shows the preset runs end to end; its losses measure nothing.
 
-    PYTHONPATH=python:. python -m training.experiments.mobileclip2_recipe_toy --out runs/mc2-toy
+    PYTHONPATH=python python -m mobileclip_fastload_train.experiments.mobileclip2_recipe_toy --out runs/mc2-toy
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from mobileclip_fastload.testing.synthetic_store import make_store
 
-from training.train import main as train_main
+from mobileclip_fastload_train.train import main as train_main
 
 
 def run(out: str | Path, steps: int = 3, extra: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -6,7 +6,7 @@ the dataset, and training with the distillation loss, makes a small
 image-text model learn better than plain CLIP training for the same number of
 steps.
 
-Pipeline (all local, procedurally generated, see ``training.experiments.shapes``):
+Pipeline (all local, procedurally generated, see ``mobileclip_fastload_train.experiments.shapes``):
 
 1. Data. A student training set with noisy web-like "real" captions; a
    disjoint, larger teacher set; a held-out evaluation set with every
@@ -39,7 +39,7 @@ the teacher's training set replayed bilinear) are reproduced with
 views and embeddings from memory instead (bit-identical batches, tested), for
 machines without the compiled extension.
 
-    PYTHONPATH=python:. python -m training.experiments.reinforce_repro --out runs/reinforce_repro
+    PYTHONPATH=python python -m mobileclip_fastload_train.experiments.reinforce_repro --out runs/reinforce_repro
 """
 
 from __future__ import annotations
@@ -55,13 +55,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from training.data import InMemoryReinforcedSource
-from training.evaluate import encode_images, encode_texts, retrieval_recall_from_features, zero_shot_accuracy
-from training.experiments import shapes
-from training.experiments.dr_data import encode_png, replay_all, rrc_boxes, store_available, write_dr_store
-from training.models import CLIPModel, create_model
-from training.models.clip import Preprocess
-from training.train import TrainConfig, train
+from mobileclip_fastload_train.data import InMemoryReinforcedSource
+from mobileclip_fastload_train.evaluate import encode_images, encode_texts, retrieval_recall_from_features, zero_shot_accuracy
+from mobileclip_fastload_train.experiments import shapes
+from mobileclip_fastload_train.experiments.dr_data import encode_png, replay_all, rrc_boxes, store_available, write_dr_store
+from mobileclip_fastload_train.models import CLIPModel, create_model
+from mobileclip_fastload_train.models.clip import Preprocess
+from mobileclip_fastload_train.train import TrainConfig, train
 
 # The held-out set is the whole canvas resized for evaluation, with open_clip's MobileCLIP
 # evaluation interpolation (training replays use the config's `interpolation`).
@@ -263,7 +263,7 @@ def _plot(results: dict[str, Any], path: Path) -> None:
     for ax, (key, title) in zip(axes.flat, metrics):
         for arm, r in results["students"].items():
             ax.plot([p["step"] for p in r["curve"]], [100 * p[key] for p in r["curve"]], marker="o", ms=3, label=arm)
-        for name, t in results["teachers"].items():
+        for t in results["teachers"].values():
             ax.axhline(100 * t["eval"][key], ls=":", lw=1, color="gray")
         ax.set_title(title)
         ax.set_xlabel("student step")

@@ -1,13 +1,13 @@
 """The reinforced-training loop.
 
-    python -m training.train --store /data/dr-store --model MobileCLIP-S0 \\
+    python -m mobileclip_fastload_train.train --store /data/dr-store --model MobileCLIP-S0 \\
         --batch-size 256 --steps 30000 --output runs/s0
-    torchrun --nproc_per_node 8 -m training.train --store ... (same arguments)
+    torchrun --nproc_per_node 8 -m mobileclip_fastload_train.train --store ... (same arguments)
 
 Per optimiser step: ``accum_steps`` micro-batches are read from the source,
 student features for the images and both captions are computed (the real and
 synthetic captions go through the text tower as one batch), and the
-reinforced loss (CLIP + ensemble distillation, ``training.loss``) is
+reinforced loss (CLIP + ensemble distillation, ``mobileclip_fastload_train.loss``) is
 back-propagated. Gradient accumulation caches the other micro-batches'
 features (open_clip's scheme), so the loss is the full-batch contrastive loss,
 not a sum of small-batch ones. AdamW, warmup + cosine, clipping at 1.0,
@@ -35,16 +35,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from training.checkpoint import find_latest, load_checkpoint, save_checkpoint
-from training.data import Batch, seeded_generator, as_batch, open_store_loader, random_reinforced_source
-from training.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
-from training.loss import ReinforcedClipLoss, mix_captions, per_teacher_scales
-from training.models import CLIPModel, create_model, list_models
-from training.models.checkpoints import load_pretrained
-from training.optim import build_optimizer, lr_at
-from training.recipes import RECIPES, describe
-from training.prefetch import DevicePrefetcher
-from training.step import COMPILE_MODES, FastPath, image_memory_format, prepare_model
+from mobileclip_fastload_train.checkpoint import find_latest, load_checkpoint, save_checkpoint
+from mobileclip_fastload_train.data import Batch, seeded_generator, as_batch, open_store_loader, random_reinforced_source
+from mobileclip_fastload_train.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
+from mobileclip_fastload_train.loss import ReinforcedClipLoss, mix_captions, per_teacher_scales
+from mobileclip_fastload_train.models import CLIPModel, create_model, list_models
+from mobileclip_fastload_train.models.checkpoints import load_pretrained
+from mobileclip_fastload_train.optim import build_optimizer, lr_at
+from mobileclip_fastload_train.recipes import RECIPES, describe
+from mobileclip_fastload_train.prefetch import DevicePrefetcher
+from mobileclip_fastload_train.step import COMPILE_MODES, FastPath, image_memory_format, prepare_model
 
 CAPTION_MODES = ("both", "real", "mix")
 
@@ -75,7 +75,7 @@ class TrainConfig:
     resume: bool = True  # continue from <output_dir>/checkpoints/latest.pt when present
     stop_at: int | None = None  # end this invocation after this step (as if killed); the schedule still uses `steps`
     progress: bool = True
-    # How the step runs (training.step); the numbers are the same either way.
+    # How the step runs (mobileclip_fastload_train.step); the numbers are the same either way.
     channels_last: bool | None = None  # image tower in channels_last; None: on CUDA only
     compile: bool = False  # regional torch.compile
     compile_mode: str = "default"
@@ -262,7 +262,8 @@ def train(
     info: DistInfo | None = None,
     eval_fn: Callable[[CLIPModel], dict[str, float]] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on batches from ``source`` (the ``FastReinforcedLoader`` contract, see ``training.data``).
+    """Train ``model`` on batches from ``source`` (the ``FastReinforcedLoader`` contract, see
+    ``mobileclip_fastload_train.data``).
 
     The step never waits for the device: losses, the gradient norm and the logit scale stay
     device tensors and are read back (one synchronisation) when a record is written, every
@@ -427,7 +428,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default="MobileCLIP-S0", choices=list_models())
     p.add_argument("--pretrained", default=None, metavar="PATH",
                    help="start from these weights: Apple's mobileclip2_*.pt / open_clip, timm image tower, or "
-                   "Apple's v1 layout (training/models/checkpoints.py)")
+                   "Apple's v1 layout (python/mobileclip_fastload_train/models/checkpoints.py)")
     p.add_argument("--batch-size", type=int, default=256, help="per process, per micro-batch")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -456,14 +457,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--loader-output", choices=("float32", "uint8"), default="float32")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="image tower in channels_last (default: on CUDA only; see training/step.py)")
+                   help="image tower in channels_last (default: on CUDA only; see python/mobileclip_fastload_train/step.py)")
     p.add_argument("--compile", action="store_true", help="regional torch.compile (each block compiled on its own)")
     p.add_argument("--compile-mode", choices=COMPILE_MODES, default=d.compile_mode,
                    help="reduce-overhead: CUDA graphs in every compiled region")
     p.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in backward")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                   help="a named preset of the values above (training/recipes.py); flags given here override it")
+                   help="a named preset of the values above (python/mobileclip_fastload_train/recipes.py); flags given here override it")
     args = p.parse_args(argv)
     if args.recipe is not None:  # the recipe's values become the defaults: flags given explicitly still win
         p.set_defaults(**RECIPES[args.recipe])

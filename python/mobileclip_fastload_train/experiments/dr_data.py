@@ -107,7 +107,7 @@ def write_dr_store(
     s = syn_text.shape[1]
     d = image_emb.shape[-1] // num_teachers
     with StoreWriter(path, J=j, S=s, K=num_teachers, D=d, embedding_dtype="float16", overwrite=True,
-                     metadata={"source": "training.experiments (procedural shapes)"}) as writer:
+                     metadata={"source": "mobileclip_fastload_train.experiments (procedural shapes)"}) as writer:
         for i in range(n):
             writer.add(Sample(
                 uid=f"shape-{i:06d}", image=pngs[i], width=canvas, height=canvas,

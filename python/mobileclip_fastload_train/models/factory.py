@@ -3,7 +3,7 @@
 =====================  ==========================  ===============================  =====
 name                   image tower                 text tower                       input
 =====================  ==========================  ===============================  =====
-MobileCLIP-S0          MCi0 (timm fastvit_mci0)    MCt (training.models.mct)        256
+MobileCLIP-S0          MCi0 (timm fastvit_mci0)    MCt (mobileclip_fastload_train.models.mct)        256
 MobileCLIP-S1          MCi1 (timm, via open_clip)  base 12-layer (open_clip)        256
 MobileCLIP-S2          MCi2 (timm, via open_clip)  base 12-layer (open_clip)        256
 MobileCLIP-B           ViT-B/16 MCi (timm)         base 12-layer, causal (open_clip) 224
@@ -18,7 +18,7 @@ tiny-S0 / tiny-S1      scaled-down MCi             scaled-down MCt / base       
 
 The MobileCLIP2 models are open_clip's ``MobileCLIP2-*`` configs (open_clip >= 3.2; the
 MCi3/MCi4 towers need timm >= 1.0.20), so Apple's released checkpoints (open_clip state
-dicts) load into them (``training.models.checkpoints``).
+dicts) load into them (``mobileclip_fastload_train.models.checkpoints``).
 
 The ``tiny-*`` models keep every block type of their full-size counterpart
 (RepMixer stages, attention stage, SE, Text-RepMixer, ...) at a size that
@@ -36,9 +36,9 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.transformer import TextTransformer
 from torch import nn
 
-from training.models.clip import CLIPModel, Preprocess
-from training.models.image_tower import mci, tiny_mci
-from training.models.mct import MCt, MCtConfig
+from mobileclip_fastload_train.models.clip import CLIPModel, Preprocess
+from mobileclip_fastload_train.models.image_tower import mci, tiny_mci
+from mobileclip_fastload_train.models.mct import MCt, MCtConfig
 
 _OPENAI = dict(mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
 

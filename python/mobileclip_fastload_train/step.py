@@ -1,5 +1,5 @@
 """How the training step runs fast: memory layout, kernel selection, regional compilation,
-gradient checkpointing. The loop (``training.train``) computes the same loss either way;
+gradient checkpointing. The loop (``mobileclip_fastload_train.train``) computes the same loss either way;
 this module only decides *how* the model's kernels run.
 
 * ``channels_last`` for the image tower (MCi's depthwise convolutions and batch norms get
@@ -78,7 +78,7 @@ def compile_regions(model: nn.Module, mode: str = "default", backend: str = "ind
     (embeddings, pooling, projections, the loss)."""
     from timm.models.fastvit import FastVit
 
-    from training.models.mct import MCt
+    from mobileclip_fastload_train.models.mct import MCt
 
     regions: list[tuple[str, nn.Module]] = []
     for name, module in model.named_modules():

@@ -3,7 +3,7 @@
 Apple's ``mobileclip_s0.pt`` holds ``image_encoder.model.*`` (MCi in Apple's
 own naming), ``text_encoder.*`` (MCt) and ``logit_scale``. The image keys are
 remapped by timm's FastViT ``checkpoint_filter_fn`` (which knows Apple's
-naming); the text keys load into :class:`training.models.mct.MCt` after the
+naming); the text keys load into :class:`mobileclip_fastload_train.models.mct.MCt` after the
 prefix is stripped, because MCt mirrors Apple's module layout.
 """
 
@@ -14,7 +14,7 @@ from typing import Mapping
 import torch
 from timm.models.fastvit import checkpoint_filter_fn
 
-from training.models.clip import CLIPModel
+from mobileclip_fastload_train.models.clip import CLIPModel
 
 
 def load_apple_checkpoint(model: CLIPModel, state_dict: Mapping[str, torch.Tensor], image: bool = True) -> None:

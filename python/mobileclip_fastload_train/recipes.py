@@ -1,7 +1,7 @@
-"""Named presets of training values (``python -m training.train --recipe NAME``).
+"""Named presets of training values (``python -m mobileclip_fastload_train.train --recipe NAME``).
 
 A recipe sets command-line defaults; a flag given on the command line wins. Keys are the
-``training.train`` argument names (argparse ``dest``).
+``mobileclip_fastload_train.train`` argument names (argparse ``dest``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Three layouts, told apart by their keys (``checkpoint_layout``):
   ``vit_*_224.apple_mclip2_dfndr2b``): the timm model's own keys, whose classifier
   head is the CLIP projection. Only the image tower is loaded.
 - ``apple_v1``: Apple's v1 ``mobileclip_s0.pt`` (``image_encoder.*``/``text_encoder.*``),
-  see ``training.models.apple_checkpoint``.
+  see ``mobileclip_fastload_train.models.apple_checkpoint``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from training.models.apple_checkpoint import load_apple_checkpoint
-from training.models.clip import CLIPModel
+from mobileclip_fastload_train.models.apple_checkpoint import load_apple_checkpoint
+from mobileclip_fastload_train.models.clip import CLIPModel
 
 LAYOUTS = ("open_clip", "timm", "apple_v1")
 

@@ -22,7 +22,7 @@ class Preprocess:
     size, as Apple's pipeline replays (open_clip's training RandomResizedCrop hard-codes
     BICUBIC; the "bilinear" of open_clip's MobileCLIP config is its evaluation transform).
     It equals ``mobileclip_fastload.loader.TRAINING_INTERPOLATION`` (tested); spelled out
-    here so that ``training`` imports without the compiled extension."""
+    here so that the models import without the compiled extension."""
 
     image_size: int
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)

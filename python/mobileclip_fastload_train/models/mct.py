@@ -17,8 +17,8 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from training.models.mct_layers import LayerNormFP32, PositionalEmbedding, TransformerEncoder
-from training.models.text_repmixer import RepMixerBlock
+from mobileclip_fastload_train.models.mct_layers import LayerNormFP32, PositionalEmbedding, TransformerEncoder
+from mobileclip_fastload_train.models.text_repmixer import RepMixerBlock
 
 
 @dataclass(frozen=True)

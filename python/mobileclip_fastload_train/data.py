@@ -47,7 +47,7 @@ class Batch:
 def as_batch(raw: Any) -> Batch:
     """Normalise a mapping or attribute-style batch to :class:`Batch`."""
     get = raw.get if isinstance(raw, Mapping) else (lambda k: getattr(raw, k, None))
-    fields = {k: get(k) for k in FIELDS + ("text_is_syn",)}
+    fields = {k: get(k) for k in (*FIELDS, "text_is_syn")}
     if fields["images"] is None or fields["text"] is None:
         raise KeyError("a batch needs at least 'images' and 'text'")
     return Batch(**fields)

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from training.models import CLIPModel
+from mobileclip_fastload_train.models import CLIPModel
 
 Tokenizer = Callable[[Sequence[str]], torch.Tensor]
 
