@@ -216,6 +216,23 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.workdir, samples=args.samples, threads=args.threads)
 
 
+# --- show (mobileclip_fastload.show.cli) ----------------------------------------
+
+
+def _show_arguments(p: argparse.ArgumentParser) -> None:
+    from mobileclip_fastload.show.cli import add_arguments
+
+    add_arguments(p)
+
+
+def _show(args: argparse.Namespace) -> int:
+    if _missing_extra("show", ("matplotlib",)):
+        return 2
+    from mobileclip_fastload.show.cli import run
+
+    return run(args)
+
+
 # --- train (the top-level `training` package, installed by the `train` extra) ------
 
 
@@ -239,6 +256,8 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
     Subcommand("reinforce", "reinforce image-text pairs (captions, augmentations, teacher embeddings) into a DR store",
                _reinforce_arguments, _reinforce),
+    Subcommand("show", "write an HTML view of a store: samples, replayed augmentations, captions, teacher agreement",
+               _show_arguments, _show),
     Subcommand("train", "train a MobileCLIP model on a DR store (python -m training.train; needs the `train` extra)",
                _train_arguments, _train, forwards_arguments=True),
 ]
