@@ -13,7 +13,7 @@ def _svg(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    fig.savefig(buf, format="svg")  # the constrained layout fits it: one draw, not two
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog: the SVG is inlined in HTML
@@ -26,7 +26,7 @@ def _figure(title: str):
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: small files, the page's font
-    fig, ax = plt.subplots(figsize=(4.2, 2.8), dpi=100)
+    fig, ax = plt.subplots(figsize=(4.2, 2.8), dpi=100, layout="constrained")
     ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=8)
     return fig, ax
