@@ -19,13 +19,25 @@ def teacher_names(manifest: dict[str, Any], K: int) -> list[str]:
     return [f"teacher {k + 1}" for k in range(K)]
 
 
+def _model_label(model: Any) -> str:
+    if not isinstance(model, dict):
+        return str(model)
+    origin = model.get("pretrained") or f"random init, seed {model.get('init_seed')}"
+    return f"{model.get('name')} ({origin})"
+
+
 def captioner(manifest: dict[str, Any]) -> str:
+    """The captioner of the stored synthetic captions: model and sampling settings (the model's
+    full config stays in the folded metadata)."""
     metadata = manifest.get("metadata") or {}
     if "reinforce" in metadata:
         r = metadata["reinforce"]
         shown = r.get("syn_captions_in_store")
         details = [c for c in r.get("captioners", []) if isinstance(c, dict) and c.get("tag") == shown]
-        return f"{shown}" + (f": {json.dumps(details[0], sort_keys=True)}" if details else "")
+        if not details:
+            return f"{shown}"
+        settings = ", ".join(f"{k} {v}" for k, v in details[0].items() if k not in ("model", "tag"))
+        return f"{shown}: {_model_label(details[0].get('model'))}; {settings}"
     if "converter" in metadata:
         return f"converted from the shards' `{metadata['converter'].get('syn_key')}` captions"
     return "not recorded in the manifest"
