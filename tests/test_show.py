@@ -18,7 +18,17 @@ from PIL import Image
 from mobileclip_fastload import FastReinforcedLoader, Store
 from mobileclip_fastload.cli import main
 from mobileclip_fastload.show import write_view
-from mobileclip_fastload.show.captions import FLAG_CUT, FLAG_EMPTY, FLAG_REPEATED, degenerate_flags
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mobileclip_fastload.show.captions import (
+    FLAG_CUT,
+    FLAG_EMPTY,
+    FLAG_REPEATED,
+    MAX_REPEAT_UNIT,
+    degenerate_flags,
+    longest_repeat,
+)
 from mobileclip_fastload.show.summary import SUMMARY_SHARDS
 from mobileclip_fastload.store import Sample, StoreWriter
 from mobileclip_fastload.testing.synthetic_store import make_store, photo_jpeg, random_aug_records
@@ -176,6 +186,19 @@ def test_degenerate_captions_and_agreement_outlier_are_flagged(tmp_path):
                                   "a bus on the street in the city", "the the quick fox"])
 def test_ordinary_captions_have_no_flags(text):
     assert degenerate_flags(text, tokenize(text)) == []
+
+
+@given(st.lists(st.integers(1, 3), max_size=24))
+def test_longest_repeat_equals_the_plain_definition(content):
+    """The vectorised count equals: for each unit length and start, count the copies that follow."""
+    plain = 1 if content else 0
+    for unit in range(1, MAX_REPEAT_UNIT + 1):
+        for start in range(len(content)):
+            count = 1
+            while content[start + count * unit : start + (count + 1) * unit] == content[start : start + unit]:
+                count += 1
+            plain = max(plain, count)
+    assert longest_repeat(np.array([49406, *content, 49407], dtype=np.uint16)) == plain
 
 
 def test_reads_stay_in_the_shown_samples_and_a_bounded_subset(tmp_path):

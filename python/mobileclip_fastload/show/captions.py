@@ -62,15 +62,16 @@ def content_tokens(tokens: np.ndarray) -> np.ndarray:
 
 
 def longest_repeat(tokens: np.ndarray) -> int:
-    """The most times a unit of 1..MAX_REPEAT_UNIT tokens follows itself without a break."""
-    t = content_tokens(tokens).tolist()
-    best = 1 if t else 0
-    for unit in range(1, MAX_REPEAT_UNIT + 1):
-        for start in range(len(t) - unit):
-            count = 1
-            while t[start + count * unit : start + (count + 1) * unit] == t[start : start + unit]:
-                count += 1
-            best = max(best, count)
+    """The most times a unit of 1..MAX_REPEAT_UNIT tokens follows itself without a break.
+
+    A run of r positions where t[k] == t[k + u] spans r + u periodic tokens: (r + u) // u units."""
+    t = content_tokens(tokens)
+    best = 1 if len(t) else 0
+    for unit in range(1, min(MAX_REPEAT_UNIT, len(t) - 1) + 1):
+        same = np.concatenate([[False], t[unit:] == t[:-unit], [False]])
+        edges = np.flatnonzero(np.diff(same.astype(np.int8)))  # run starts, then run ends
+        if len(edges):
+            best = max(best, (int((edges[1::2] - edges[::2]).max()) + unit) // unit)
     return best
 
 
