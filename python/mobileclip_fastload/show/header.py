@@ -39,7 +39,7 @@ def captioner(manifest: dict[str, Any]) -> str:
         settings = ", ".join(f"{k} {v}" for k, v in details[0].items() if k not in ("model", "tag"))
         return f"{shown}: {_model_label(details[0].get('model'))}; {settings}"
     if "converter" in metadata:
-        return f"converted from the shards' `{metadata['converter'].get('syn_key')}` captions"
+        return f"converted from the shards' {metadata['converter'].get('syn_key')} captions"
     return "not recorded in the manifest"
 
 
@@ -49,7 +49,8 @@ def augmentation_settings(manifest: dict[str, Any]) -> str:
         return json.dumps(metadata["reinforce"]["augmentation"], sort_keys=True)
     if "converter" in metadata:
         c = metadata["converter"]
-        return f"DataCompDR param_aug, converted (at most {c.get('max_augmentations')} per sample kept)"
+        kept = c.get("max_augmentations")
+        return "DataCompDR param_aug, converted" + (f" (the first {kept} per sample kept)" if kept else "")
     return "not recorded in the manifest"
 
 
