@@ -210,6 +210,15 @@ def test_reads_stay_in_the_shown_samples_and_a_bounded_subset(tmp_path):
     assert store.shards_mapped <= SUMMARY_SHARDS
 
 
+def test_an_undecodable_image_is_reported_on_its_sample_not_fatal(tmp_path):
+    path = make_store(tmp_path / "store", n=6, J=2, S=1, K=2, D=4, seed=2, corrupt=(3,))
+    out = tmp_path / "view.html"
+    write_view(path, out, samples=[2, 3], augmentations=2, image_size=16)
+    by_index = sections(out.read_text(encoding="utf-8"))
+    assert "image does not decode" in by_index[3] and shown_augmentations(by_index[3]) == {}
+    assert "image does not decode" not in by_index[2] and sorted(shown_augmentations(by_index[2])) == [0, 1]
+
+
 def test_cli_rejects_a_sample_out_of_range(store_path, tmp_path, capsys):
     assert main(["show", str(store_path), "-o", str(tmp_path / "v.html"), "--samples", "24"]) == 2
     assert "sample 24 out of range" in capsys.readouterr().err

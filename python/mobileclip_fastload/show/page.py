@@ -46,17 +46,23 @@ def facts_html(facts: list[tuple[str, str]]) -> str:
     return "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
 
 
-def sample_html(view: dict[str, Any], teachers: list[str], stored_uri: str, aug_uris: list[str]) -> str:
+def sample_html(view: dict[str, Any], teachers: list[str], stored_uri: str, aug_uris: list[str],
+                replay_error: str | None = None) -> str:
     i = view["index"]
     outliers = [f"agreement outlier: {o['score']} (z {o['z']:+.1f})" for o in view["outliers"]]
+    uid = f'<span class="muted">{html.escape(view["uid"])}</span>'
     out = [f'<section class="sample" id="sample-{i}" data-index="{i}">',
-           f"<h2>#{i} <span class=\"muted\">{html.escape(view['uid'])}</span> {flags_html(outliers, 'flag outlier')}</h2>",
+           f"<h2>#{i} {uid} {flags_html(outliers, 'flag outlier')}</h2>",
            '<div class="images">',
            f'<figure class="stored"><img class="stored" alt="stored image" src="{stored_uri}">'
            f"<figcaption>stored {view['size'][0]}x{view['size'][1]} "
            f"(original {view['orig_size'][0]}x{view['orig_size'][1]})</figcaption></figure>"]
+    if replay_error is not None:  # the loader skips such a sample; the page says why
+        out.append(f'<figure><figcaption>{flags_html(["image does not decode"])} '
+                   f"{html.escape(replay_error)}</figcaption></figure>")
+    per_teacher = html.escape(" / ".join(teachers), quote=True)
     for aug, uri in zip(view["augmentations"], aug_uris):
-        cos = " / ".join(number(c) for c in aug["cosines"])
+        cos = f'<span title="{per_teacher}">' + " / ".join(number(c) for c in aug["cosines"]) + "</span>"
         out.append(f'<figure><img class="aug" alt="augmentation {aug["j"]}" data-aug="{aug["j"]}" src="{uri}">'
                    f'<figcaption>aug {aug["j"]}: {html.escape(aug["describe"])}<br>'
                    f'cos vs mean: <span class="aug-cos" data-aug="{aug["j"]}">{cos}</span></figcaption></figure>')

@@ -20,4 +20,5 @@ def replay_entries(aug: np.ndarray, which: list[int]) -> list[tuple | None]:
 
 def replay(store, i: int, which: list[int], image_size: int, interpolation: str) -> np.ndarray:
     """uint8 [len(which), image_size, image_size, 3]: augmentations `which` of sample i, as trained on."""
-    return replay_augmentations(store.image(i).tobytes(), replay_entries(store.aug(i), which), image_size, interpolation)
+    entries = replay_entries(store.aug(i), which)
+    return replay_augmentations(store.image(i).tobytes(), entries, image_size, interpolation)

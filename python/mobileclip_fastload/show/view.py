@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mobileclip_fastload._core import AUG_OP_NAMES, decode_aug_record
+from mobileclip_fastload._core import AUG_OP_NAMES, ImageDecodeError, decode_aug_record
 from mobileclip_fastload.show import page, plots
 from mobileclip_fastload.show.agreement import OUTLIER_Z, agreement_scores, sample_cosines, score_names
 from mobileclip_fastload.show.captions import FLAG_MEANINGS, sample_captions
@@ -123,18 +123,22 @@ def write_view(
     views, blocks = [], []
     for i in shown:
         view = sample_view(store, i, which, summary, teachers)
-        pixels = replay(store, i, which, image_size, interpolation) if which else []
+        pixels, error = [], None
+        try:
+            pixels = replay(store, i, which, image_size, interpolation) if which else []
+        except ImageDecodeError as e:
+            error = str(e)
         blocks.append(page.sample_html(view, teachers, page.stored_data_uri(store.image(i).tobytes()),
-                                       [page.png_data_uri(p) for p in pixels]))
+                                       [page.png_data_uri(p) for p in pixels], error))
         views.append(view)
 
     n_captions = len(summary.real_lengths) + len(summary.syn_lengths)
     html_text = page.render(
         title=f"mobileclip-fastload show: {store.path}",
         facts=header_facts(store, teachers),
-        view_settings=(f"Showing {len(shown)} sample(s), augmentations {which[0] if which else '-'}.."
-                       f"{which[-1] if which else '-'} of J={dims['J']} replayed at {image_size}x{image_size} "
-                       f"({interpolation}), exactly as the loader replays them."),
+        view_settings=f"Showing {len(shown)} sample(s); " + (
+            f"augmentations 0..{which[-1]} of J={dims['J']} replayed at {image_size}x{image_size} ({interpolation}), "
+            "exactly as the loader replays them." if which else "no augmentations replayed."),
         summary_scope=scope,
         summary_flags=f"{summary.flagged_captions} of {n_captions} captions flagged as degenerate",
         plots=plots.all_plots(summary, teachers),
