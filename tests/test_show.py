@@ -108,9 +108,13 @@ def test_page_numbers_equal_those_computed_from_the_store(tmp_path, embedding_dt
                 assert caption["cosines"][k] == pytest.approx(expected, abs=1e-5)
                 assert float(shown[row][k]) == pytest.approx(expected, abs=5e-4 + 1e-6)
         assert [a["j"] for a in sample["augmentations"]] == [0, 1]
+        shown_aug = dict(re.findall(r'<span class="aug-cos" data-aug="(\d+)"><span[^>]*>([^<]*)</span>', by_index[i]))
         for aug in sample["augmentations"]:
+            visible = [float(x) for x in shown_aug[str(aug["j"])].split(" / ")]
             for k in range(K):
-                assert aug["cosines"][k] == pytest.approx(cosine(image[aug["j"], k], mean[k]), abs=1e-5)
+                expected = cosine(image[aug["j"], k], mean[k])
+                assert aug["cosines"][k] == pytest.approx(expected, abs=1e-5)
+                assert visible[k] == pytest.approx(expected, abs=5e-4 + 1e-6)
         assert sample["size"] == list(store.image_size(i)) and sample["uid"] == store.uid(i)
 
 
