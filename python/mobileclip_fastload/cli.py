@@ -201,21 +201,6 @@ def _reinforce(args: argparse.Namespace) -> int:
     return run(args)
 
 
-# --- demo ----------------------------------------------------------------------
-
-
-def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", type=Path, default=None, help="keep the generated shards and store here (default: a temporary directory)")
-    p.add_argument("--samples", type=int, default=48, help="number of samples to generate (default 48)")
-    p.add_argument("--threads", type=int, default=2, help="converter processes and loader threads (default 2)")
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from mobileclip_fastload.demo import run_demo
-
-    return run_demo(args.workdir, samples=args.samples, threads=args.threads)
-
-
 # --- show (mobileclip_fastload.show.cli) ----------------------------------------
 
 
@@ -231,6 +216,21 @@ def _show(args: argparse.Namespace) -> int:
     from mobileclip_fastload.show.cli import run
 
     return run(args)
+
+
+# --- demo ----------------------------------------------------------------------
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", type=Path, default=None, help="keep the generated shards and store here (default: a temporary directory)")
+    p.add_argument("--samples", type=int, default=48, help="number of samples to generate (default 48)")
+    p.add_argument("--threads", type=int, default=2, help="converter processes and loader threads (default 2)")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mobileclip_fastload.demo import run_demo
+
+    return run_demo(args.workdir, samples=args.samples, threads=args.threads)
 
 
 # --- train (the top-level `training` package, installed by the `train` extra) ------
@@ -252,12 +252,12 @@ def _train(args: argparse.Namespace) -> int:
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo", "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked", _demo_arguments, _demo),
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
+    Subcommand("show", "write an HTML view of a store: samples, replayed augmentations, captions, teacher agreement",
+               _show_arguments, _show),
     Subcommand("verify", "recheck every checksum; exit 1 naming shard and column on damage", _verify_arguments, _verify),
     Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
     Subcommand("reinforce", "reinforce image-text pairs (captions, augmentations, teacher embeddings) into a DR store",
                _reinforce_arguments, _reinforce),
-    Subcommand("show", "write an HTML view of a store: samples, replayed augmentations, captions, teacher agreement",
-               _show_arguments, _show),
     Subcommand("train", "train a MobileCLIP model on a DR store (python -m training.train; needs the `train` extra)",
                _train_arguments, _train, forwards_arguments=True),
 ]
