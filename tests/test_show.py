@@ -220,6 +220,7 @@ def test_an_undecodable_image_is_reported_on_its_sample_not_fatal(tmp_path):
     write_view(path, out, samples=[2, 3], augmentations=2, image_size=16)
     by_index = sections(out.read_text(encoding="utf-8"))
     assert "image does not decode" in by_index[3] and shown_augmentations(by_index[3]) == {}
+    assert "uid &#x27;sample-00003&#x27;" in by_index[3]
     assert "image does not decode" not in by_index[2] and sorted(shown_augmentations(by_index[2])) == [0, 1]
 
 

@@ -126,8 +126,8 @@ def write_view(
         pixels, error = [], None
         try:
             pixels = replay(store, i, which, image_size, interpolation) if which else []
-        except ImageDecodeError as e:
-            error = str(e)
+        except ImageDecodeError as e:  # the replay names only the bytes: say which sample
+            error = f"{store.shard_path(i)}, sample {i} (uid {store.uid(i)!r}): {e}"
         blocks.append(page.sample_html(view, teachers, page.stored_data_uri(store.image(i).tobytes()),
                                        [page.png_data_uri(p) for p in pixels], error))
         views.append(view)
