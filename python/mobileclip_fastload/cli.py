@@ -204,6 +204,23 @@ def _reinforce(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# --- show (mobileclip_fastload.show.cli) ----------------------------------------
+
+
+def _show_arguments(p: argparse.ArgumentParser) -> None:
+    from mobileclip_fastload.show.cli import add_arguments
+
+    add_arguments(p)
+
+
+def _show(args: argparse.Namespace) -> int:
+    if _missing_extra("show", ("matplotlib",)):
+        return 2
+    from mobileclip_fastload.show.cli import run
+
+    return run(args)
+
+
 # --- demo ----------------------------------------------------------------------
 
 
@@ -238,6 +255,8 @@ def _train(args: argparse.Namespace) -> int:
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo", "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked", _demo_arguments, _demo),
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
+    Subcommand("show", "write an HTML view of a store: samples, replayed augmentations, captions, teacher agreement",
+               _show_arguments, _show),
     Subcommand("verify", "recheck every checksum; exit 1 naming shard and column on damage", _verify_arguments, _verify),
     Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
     Subcommand("reinforce", "reinforce image-text pairs (captions, augmentations, teacher embeddings) into a DR store",
