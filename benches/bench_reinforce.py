@@ -178,8 +178,7 @@ def teachers_throughput(args, device: str) -> dict:
     for batch in loader:
         for t in models:
             x = batch[views.index((t.view.size, t.view.mean, t.view.std))].flatten(0, 1).to(device, non_blocking=True)
-            with torch.inference_mode(), t._autocast():
-                t.model.encode_image(x).float().cpu()
+            t.embed_images(None, x)
         n += x.shape[0]
     if device.startswith("cuda"):
         torch.cuda.synchronize()
