@@ -107,15 +107,7 @@ def reinforce(
     cores = default_workers()
     ray_options = None
     if executor == "ray":
-        resources = ray_cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        on_gpu = device.startswith("cuda") or (device == "auto" and gpus > 0)
-        if on_gpu and threads is None:  # the replay feeding a GPU needs that GPU's share of the cores
-            threads = max(1, int(resources.get("CPU", 1)) // max(1, gpus))
-        worker_plan = devices.plan("ray", device, cores=cores, gpu_count=gpus, threads=threads)
-        ray_options = {"num_cpus": worker_plan.threads}
-        if on_gpu:  # Ray's default max_calls=1 for GPU tasks would rebuild every model for every shard
-            ray_options.update(num_gpus=1, max_calls=0)
+        worker_plan, ray_options = devices.ray_plan(device, ray_cluster_resources(), threads)
     else:
         import torch
 

@@ -54,12 +54,29 @@ def plan(executor: str, device: str, *, cores: int, gpu_count: int, workers: int
         devices = tuple(resolve_device(device, i, gpu_count) for i in range(n)) if on_gpu else (
             resolve_device(device, 0, gpu_count),)
         return WorkerPlan(n, _threads(threads, cores, n), devices)
-    if executor == "ray":  # resolved in the task (on_worker), where the GPU is
-        return WorkerPlan(1, max(1, int(threads)) if threads is not None else 1, (device,))
+    if executor == "ray":
+        return ray_plan(device, {"CPU": cores, "GPU": gpu_count}, threads)[0]
     if executor == "torchrun":
         return WorkerPlan(1, _threads(threads, cores, local_world_size),
                           (resolve_device(device, local_rank, gpu_count),))
     return WorkerPlan(1, _threads(threads, cores, 1), (resolve_device(device, 0, gpu_count),))
+
+
+def ray_plan(device: str, resources: dict, threads: int | None = None) -> tuple[WorkerPlan, dict]:
+    """(plan, ``ray.remote`` options) for a cluster with ``resources`` (``ray.cluster_resources()``).
+    GPU tasks (CUDA asked, or ``"auto"`` on a cluster with GPUs) take one GPU, the cluster's CPUs per GPU
+    as replay threads (one thread cannot feed a GPU), and ``max_calls=0``: Ray's default of 1 for GPU
+    tasks would start a fresh worker, and build every model again, for every shard. ``"auto"`` stays
+    unresolved: the task resolves it where it runs (the driver may have no GPU)."""
+    gpus = int(resources.get("GPU", 0))
+    on_gpu = is_cuda(device) or (device == "auto" and gpus > 0)
+    if threads is None:
+        threads = max(1, int(resources.get("CPU", 1)) // gpus) if on_gpu and gpus else 1
+    threads = max(1, int(threads))
+    options: dict = {"num_cpus": threads}
+    if on_gpu:
+        options.update(num_gpus=1, max_calls=0)
+    return WorkerPlan(1, threads, ("cuda" if on_gpu and device == "auto" else device,)), options
 
 
 def _threads(threads: int | None, cores: int, sharing: int) -> int:
