@@ -145,7 +145,11 @@ def require_finished(report) -> None:
         raise ShardsFailed(f"{len(bad)} of {len(report.shards)} shards did not finish:\n{lines}")
 
 
-def teachers_throughput(args, device: str) -> dict:
+def teachers_throughput(args, device: str, teachers=None, work: str | None = None, sampler=None) -> dict:
+    """``teachers``: specs to use instead of ``args.teachers``; ``sampler``: a factory of context managers
+    with a ``mean`` (e.g. GPU utilisation) wrapped around each timed part."""
+    import contextlib
+
     import torch
 
     from mobileclip_fastload.reinforce import OpenClipCaptioner, OpenClipSpec, Teacher, reinforce
@@ -155,9 +159,12 @@ def teachers_throughput(args, device: str) -> dict:
     from mobileclip_fastload.testing.image_text_pairs import make_pair_shards
     from mobileclip_fastload.testing.tiny_models import tiny_specs
 
-    work = tempfile.mkdtemp(prefix="bench-reinforce-")
+    work = work or tempfile.mkdtemp(prefix="bench-reinforce-")
     coca, tiny = tiny_specs(os.path.join(work, "configs"))
-    if args.teachers == "vit-l":  # random-init twins of DataCompDR's teachers, with their tags' activations
+    sampler = sampler or contextlib.nullcontext
+    if teachers is not None:
+        pass
+    elif args.teachers == "vit-l":  # random-init twins of DataCompDR's teachers, with their tags' activations
         teachers = tuple(OpenClipSpec("ViT-L-14", None, init_seed=k + 1, quick_gelu=quick_gelu_of(spec))
                          for k, spec in enumerate((OpenClipSpec("ViT-L-14", "openai"),
                                                    OpenClipSpec("ViT-L-14", "datacomp_xl_s13b_b90k"))))
@@ -173,7 +180,8 @@ def teachers_throughput(args, device: str) -> dict:
         require_finished(reinforce(shards, os.path.join(work, store), stage="captions", **common))
     require_finished(reinforce(shards, os.path.join(work, "warm-up"), **common))
     models = [Teacher(spec, device, "auto") for spec in teachers]  # the cached builds reinforce used
-    report = reinforce(shards, os.path.join(work, "store"), **common)
+    with sampler() as ours_util:
+        report = reinforce(shards, os.path.join(work, "store"), **common)
     require_finished(report)
     d = report.as_dict()
     ours = d["this_run"]["augmented_images_per_s"]
@@ -198,15 +206,16 @@ def teachers_throughput(args, device: str) -> dict:
         num_workers=args.threads, pin_memory=device.startswith("cuda"),
     )
     n = 0
-    t0 = time.perf_counter()
-    for batch in loader:
-        for t in models:
-            x = batch[views.index((t.view.size, t.view.mean, t.view.std))].flatten(0, 1).to(device, non_blocking=True)
-            t.embed_images(None, x)
-        n += x.shape[0]
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    baseline = n / (time.perf_counter() - t0)
+    with sampler() as baseline_util:
+        t0 = time.perf_counter()
+        for batch in loader:
+            for t in models:
+                x = batch[views.index((t.view.size, t.view.mean, t.view.std))].flatten(0, 1).to(device, non_blocking=True)
+                t.embed_images(None, x)
+            n += x.shape[0]
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        baseline = n / (time.perf_counter() - t0)
     return {
         "device": device,
         "teachers": [t.describe() for t in teachers],
@@ -215,6 +224,7 @@ def teachers_throughput(args, device: str) -> dict:
         "pillow_dataloader_aug_per_s": baseline,
         "ratio": ours / baseline,
         "ours_seconds": {k: d["this_run"][k] for k in ("cpu_replay_seconds", "teacher_seconds")},
+        "sampled": (getattr(ours_util, "mean", None), getattr(baseline_util, "mean", None)),
     }
 
 
