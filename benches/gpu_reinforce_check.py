@@ -211,10 +211,13 @@ def end_to_end(args, coca, teachers, work: str) -> dict:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=1", "--master-port=29571",
            "-m", "mobileclip_fastload", "reinforce", *shards, "-o", store, "--executor", "torchrun",
            "--teacher", teachers[0].name, "--teacher", teachers[1].name, "--captioner", f"coca={coca.name}",
-           "-J", str(args.J), "--caption-length", str(CAPTION_LENGTH), "--no-progress", *configs]
+           "-J", str(args.J), "--caption-length", str(8 if args.tiny else CAPTION_LENGTH), "--no-progress", *configs]
     log("end to end: " + " ".join(cmd))
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.e2e_timeout)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.e2e_timeout)
+    except subprocess.TimeoutExpired as e:
+        raise SystemExit(f"end to end: torchrun ran past {args.e2e_timeout} s:\n{(e.stderr or b'')[-3000:]!r}") from None
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"end to end: torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -266,9 +269,10 @@ def main() -> int:
     p.add_argument("--side", type=int, default=512)
     p.add_argument("--batch-augmented-images", type=int, default=480)
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    p.add_argument("--caption-ladder", default=None, help="images_per_call values (default 1,16,64,128; tiny: 1,4)")
-    p.add_argument("--caption-images", type=int, default=None, help="images at images_per_call=1 (default 8; tiny: 4)")
-    p.add_argument("--e2e-pairs", type=int, default=None, help="end-to-end pairs (default 256; tiny: 12)")
+    p.add_argument("--caption-ladder", default=None, help="images_per_call values (default 1,16,64,128; tiny: 1,2)")
+    p.add_argument("--caption-images", type=int, default=None, help="images at images_per_call=1 (default 8; tiny: 2)")
+    p.add_argument("--e2e-pairs", type=int, default=None,
+                   help="end-to-end pairs (default 256; tiny: 6, captions of 8 tokens: the CPU dry run checks the plumbing)")
     p.add_argument("--e2e-shards", type=int, default=2)
     p.add_argument("--e2e-timeout", type=int, default=240)
     p.add_argument("--skip", default="", help="comma list of steps to skip: teachers,captioning,e2e")
@@ -277,11 +281,11 @@ def main() -> int:
 
     device = args.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     args.images = args.images or (24 if args.tiny else 256)
-    args.caption_images = args.caption_images or (4 if args.tiny else 8)
-    args.e2e_pairs = args.e2e_pairs or (12 if args.tiny else 256)
+    args.caption_images = args.caption_images or (2 if args.tiny else 8)
+    args.e2e_pairs = args.e2e_pairs or (6 if args.tiny else 256)
     if args.tiny:
         args.side = min(args.side, 160)
-    ladder = [int(v) for v in (args.caption_ladder or ("1,4" if args.tiny else "1,16,64,128")).split(",")]
+    ladder = [int(v) for v in (args.caption_ladder or ("1,2" if args.tiny else "1,16,64,128")).split(",")]
     skip = set(filter(None, args.skip.split(",")))
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="gpu-reinforce-check-")
