@@ -18,6 +18,8 @@ scripts/device-like-venv "$venv"
 if ! ls "$device_wheels"/transformers-5.* >/dev/null 2>&1; then
     python3 -m pip download -q --no-deps --only-binary=:all: -d "$device_wheels" \
         transformers==5.17.0 tokenizers==0.23.2 huggingface-hub==1.33.0
+    # the device has httpx (huggingface-hub 1.x and transformers 5 import it); this machine may not
+    python3 -m pip download -q --only-binary=:all: -d "$device_wheels" httpx
 fi
 "$venv/bin/python" -m pip install -q --no-index --no-deps "$device_wheels"/*.whl
 "$venv/bin/python" - <<'PY'
