@@ -5,6 +5,8 @@ pass must not mix CPU-fp32 and GPU-bf16 captions)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -71,3 +73,27 @@ def test_coca_defaults_on_cuda_generate_a_chunk_per_call_in_fp32():
     assert OpenClipCaptioner(images_per_call=4).images_per_call_on("cuda:1", 16) == 4
     with pytest.raises(ValueError):
         OpenClipCaptioner(images_per_call=-1)
+
+
+def test_a_resumed_captioning_pass_redoes_shards_captioned_on_another_device(tmp_path, one_torch_thread):
+    """The done record's captioning fingerprint names the device: a pass resumed elsewhere does not keep
+    (and mix in) another device's shards; an embedding pass still joins a finished pass from anywhere."""
+    import json
+
+    from mobileclip_fastload.reinforce.resume import done_record_path
+
+    _, (teacher, _) = tiny_specs(tmp_path / "configs")
+    shards = make_pair_shards(tmp_path / "pairs", num_shards=1, samples_per_shard=2, seed=6)
+    kw = dict(teachers=[teacher], captioners=[ChunkRecorder()], num_augmentations=1, device="cpu", threads=1,
+              progress=False)
+    reinforce(shards, tmp_path / "store", stage="captions", **kw)
+    record_path = done_record_path(str(tmp_path / "store"), "00000", "captions")
+    record = json.loads(Path(record_path).read_text())
+    assert record["fingerprint"]["options"]["caption_device"]["type"] == "cpu"
+    record["fingerprint"]["options"]["caption_device"] = {"type": "cuda", "gpu": "NVIDIA H100 80GB HBM3"}
+    Path(record_path).write_text(json.dumps(record))  # as if a GPU machine had captioned this shard
+    joined = ChunkRecorder()
+    reinforce(shards, tmp_path / "store", **{**kw, "captioners": [joined]})
+    assert joined.calls == []  # the embedding pass joined the GPU-made captions
+    again = reinforce(shards, tmp_path / "store", stage="captions", **kw)
+    assert [s.status for s in again.shards] == ["converted"]  # not resumed: captioned again on this device
