@@ -15,8 +15,12 @@
    teachers, bf16 autocast (``--teachers vit-l``; target >= 1,200/s on an H200). On a CPU
    run it with the tiny teachers (``--teachers tiny``, the default without CUDA).
 
-    python benches/bench_reinforce.py --images 48 -J 30                 # CPU part only
-    python benches/bench_reinforce.py --images 256 --teachers vit-l      # + GPU part
+   The timed run is steady state: a first, untimed run on the same inputs builds the models
+   and warms the kernels; the bench stops (exit status 1, each shard's error) if any shard
+   failed, rather than print a rate over what did not run.
+
+    python benches/bench_reinforce.py --images 48 -J 30 --teachers none  # CPU part only
+    python benches/bench_reinforce.py --images 256 --teachers vit-l      # GPU part (CPU part: --cpu-part)
 """
 
 from __future__ import annotations
@@ -129,28 +133,56 @@ class PillowAugDataset:
         return tuple(out)
 
 
-def teachers_throughput(args, device: str) -> dict:
+class ShardsFailed(RuntimeError):
+    """A run the bench timed had failed shards: its rate would be over work that never ran."""
+
+
+def require_finished(report) -> None:
+    """Raise ``ShardsFailed`` naming every failed or unreadable shard and its error."""
+    bad = report.unreadable_shards
+    if bad:
+        lines = "\n".join(f"  {s.status} {s.input}: {s.error}" for s in bad)
+        raise ShardsFailed(f"{len(bad)} of {len(report.shards)} shards did not finish:\n{lines}")
+
+
+def teachers_throughput(args, device: str, teachers=None, work: str | None = None, sampler=None) -> dict:
+    """``teachers``: specs to use instead of ``args.teachers``; ``sampler``: a factory of context managers
+    with a ``mean`` (e.g. GPU utilisation) wrapped around each timed part."""
+    import contextlib
+
     import torch
 
     from mobileclip_fastload.reinforce import OpenClipCaptioner, OpenClipSpec, Teacher, reinforce
+    from mobileclip_fastload.reinforce.devices import resolve_device
+    from mobileclip_fastload.reinforce.open_clip_models import quick_gelu_of
     from mobileclip_fastload.reinforce.augmentation import draw_augmentations
     from mobileclip_fastload.testing.image_text_pairs import make_pair_shards
     from mobileclip_fastload.testing.tiny_models import tiny_specs
 
-    work = tempfile.mkdtemp(prefix="bench-reinforce-")
+    work = work or tempfile.mkdtemp(prefix="bench-reinforce-")
     coca, tiny = tiny_specs(os.path.join(work, "configs"))
-    if args.teachers == "vit-l":
-        teachers = (OpenClipSpec("ViT-L-14", None, init_seed=1), OpenClipSpec("ViT-L-14", None, init_seed=2))
+    sampler = sampler or contextlib.nullcontext
+    if teachers is not None:
+        pass
+    elif args.teachers == "vit-l":  # random-init twins of DataCompDR's teachers, with their tags' activations
+        teachers = tuple(OpenClipSpec("ViT-L-14", None, init_seed=k + 1, quick_gelu=quick_gelu_of(spec))
+                         for k, spec in enumerate((OpenClipSpec("ViT-L-14", "openai"),
+                                                   OpenClipSpec("ViT-L-14", "datacomp_xl_s13b_b90k"))))
     else:
         teachers = tiny
     per_shard = max(1, args.images // args.shards)
     shards = make_pair_shards(os.path.join(work, "pairs"), num_shards=args.shards, samples_per_shard=per_shard, max_side=args.side)
     captioner = OpenClipCaptioner(coca, tag="tiny", num_captions=5, seq_len=8)
+    device = resolve_device(device)  # one name for the device: the models built here are the ones reinforce uses
     common = dict(teachers=teachers, captioners=[captioner], num_augmentations=args.J, device=device,
-                  batch_images=args.batch_images, threads=args.threads, progress=False)
-    reinforce(shards, os.path.join(work, "store"), stage="captions", **common)  # not timed
-    models = [Teacher(spec, device, "auto") for spec in teachers]  # built (and cached) before timing
-    report = reinforce(shards, os.path.join(work, "store"), **common)
+                  batch_augmented_images=args.batch_augmented_images, threads=args.threads, progress=False)
+    for store in ("warm-up", "store"):  # captions first (not timed); the warm-up run builds and warms the models
+        require_finished(reinforce(shards, os.path.join(work, store), stage="captions", **common))
+    require_finished(reinforce(shards, os.path.join(work, "warm-up"), **common))
+    models = [Teacher(spec, device, "auto") for spec in teachers]  # the cached builds reinforce used
+    with sampler() as ours_util:
+        report = reinforce(shards, os.path.join(work, "store"), **common)
+    require_finished(report)
     d = report.as_dict()
     ours = d["this_run"]["augmented_images_per_s"]
 
@@ -170,20 +202,20 @@ def teachers_throughput(args, device: str) -> dict:
             items.append((raw.members[ext], draw_augmentations(0, uid, args.J, w, h)))
     views = list(dict.fromkeys((t.view.size, t.view.mean, t.view.std) for t in models))
     loader = torch.utils.data.DataLoader(
-        PillowAugDataset(items, views), batch_size=args.batch_images,
+        PillowAugDataset(items, views), batch_size=max(1, args.batch_augmented_images // args.J),
         num_workers=args.threads, pin_memory=device.startswith("cuda"),
     )
     n = 0
-    t0 = time.perf_counter()
-    for batch in loader:
-        for t in models:
-            x = batch[views.index((t.view.size, t.view.mean, t.view.std))].flatten(0, 1).to(device, non_blocking=True)
-            with torch.inference_mode(), t._autocast():
-                t.model.encode_image(x).float().cpu()
-        n += x.shape[0]
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    baseline = n / (time.perf_counter() - t0)
+    with sampler() as baseline_util:
+        t0 = time.perf_counter()
+        for batch in loader:
+            for t in models:
+                x = batch[views.index((t.view.size, t.view.mean, t.view.std))].flatten(0, 1).to(device, non_blocking=True)
+                t.embed_images(None, x)
+            n += x.shape[0]
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        baseline = n / (time.perf_counter() - t0)
     return {
         "device": device,
         "teachers": [t.describe() for t in teachers],
@@ -192,6 +224,7 @@ def teachers_throughput(args, device: str) -> dict:
         "pillow_dataloader_aug_per_s": baseline,
         "ratio": ours / baseline,
         "ours_seconds": {k: d["this_run"][k] for k in ("cpu_replay_seconds", "teacher_seconds")},
+        "sampled": (getattr(ours_util, "mean", None), getattr(baseline_util, "mean", None)),
     }
 
 
@@ -205,8 +238,10 @@ def main() -> int:
                    help="teacher part: vit-l on CUDA (default there), tiny on CPU; none skips it")
     p.add_argument("--device", default=None)
     p.add_argument("--shards", type=int, default=2)
-    p.add_argument("--batch-images", type=int, default=16)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--batch-augmented-images", type=int, default=480)
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="default: the usable cores")
+    p.add_argument("--cpu-part", action=argparse.BooleanOptionalAction, default=None,
+                   help="the per-core CPU comparison (default: only without CUDA)")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
     import torch
@@ -214,10 +249,16 @@ def main() -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.teachers is None:
         args.teachers = "vit-l" if device.startswith("cuda") else "tiny"
-    result = {"cpu": cpu_per_core(sample_pairs(args.images, args.side), args.J, args.size)}
-    print(json.dumps(result, indent=1), flush=True)
+    result = {}
+    if args.cpu_part if args.cpu_part is not None else not device.startswith("cuda"):
+        result["cpu"] = cpu_per_core(sample_pairs(args.images, args.side), args.J, args.size)
+        print(json.dumps(result, indent=1), flush=True)
     if args.teachers != "none":
-        result["teachers"] = teachers_throughput(args, device)
+        try:
+            result["teachers"] = teachers_throughput(args, device)
+        except ShardsFailed as e:
+            print(f"bench_reinforce: {e}", file=sys.stderr)
+            return 1
         print(json.dumps(result["teachers"], indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -33,7 +33,7 @@ def run(inputs, out, models, **kw):
     kw.setdefault("datacompdr_output", None)
     return reinforce(
         inputs, out, teachers=teachers, captioners=[OpenClipCaptioner(coca, tag="tiny", num_captions=S, seq_len=8)],
-        num_augmentations=J, seed=11, threads=2, batch_images=4, device="cpu", progress=False, **kw,
+        num_augmentations=J, seed=11, threads=2, batch_augmented_images=12, device="cpu", progress=False, **kw,
     )
 
 
@@ -199,7 +199,7 @@ def reinforce_in_child(models, shards, out, die_after_first_shard=False) -> subp
         "from mobileclip_fastload.reinforce import reinforce, OpenClipCaptioner, OpenClipSpec\n"
         f"r = reinforce({[str(s) for s in shards]!r}, {str(out)!r}, teachers=[{ta!r}, {tb!r}],\n"
         f"    captioners=[OpenClipCaptioner({coca!r}, tag='tiny', num_captions={S}, seq_len=8)],\n"
-        f"    num_augmentations={J}, seed=11, threads=2, batch_images=4, device='cpu', progress=False)\n"
+        f"    num_augmentations={J}, seed=11, threads=2, batch_augmented_images=12, device='cpu', progress=False)\n"
         "print(json.dumps([s.status for s in r.shards]))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

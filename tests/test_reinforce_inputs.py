@@ -9,12 +9,24 @@ import pytest
 from mobileclip_fastload.convert.options import Dims
 from mobileclip_fastload.convert.skips import SkipSample
 from mobileclip_fastload.reference import reference_replay
-from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
+from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
 from mobileclip_fastload.reinforce.inputs import TableSampleReader, make_tasks
 from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
 from mobileclip_fastload.reinforce.options import ReinforceOptions
 from mobileclip_fastload.reinforce.prepare import prepare_sample
 from mobileclip_fastload.testing.synthetic_store import photo_jpeg
+
+class PixelsCaptioner(Captioner):
+    """The plug-in interface's defaults: ``prepare`` hands Pillow's RGB pixels to ``caption``."""
+
+    tag, num_captions = "pixels", 1
+
+    def fingerprint(self) -> dict:
+        return {"kind": "pixels"}
+
+    def caption(self, images, seeds, device):
+        return [[f"{im.shape}"] for im in images]
+
 
 OPTS = ReinforceOptions(dims=Dims(4, 1, 1, 1), seed=3, teachers=(OpenClipSpec("unused"),), captioners=(OpenClipCaptioner(),))
 
@@ -43,7 +55,7 @@ def test_jsonl_table_tasks_and_skips(table, tmp_path):
     for t in tasks:
         for raw in TableSampleReader(t.input, t.row_start, t.row_stop, None):
             try:
-                s = prepare_sample(raw, OPTS, [(24, "bicubic")], keep_rgb=False)
+                s = prepare_sample(raw, OPTS, [(24, "bicubic")], captioners=())
                 outcomes.append(("ok", s.uid))
             except SkipSample as e:
                 outcomes.append((e.reason, raw.key))
@@ -56,8 +68,8 @@ def test_jsonl_table_tasks_and_skips(table, tmp_path):
 
 def test_prepared_pixels_are_reference_replays_of_the_stored_records(table):
     raw = next(iter(TableSampleReader(str(table), 0, 1, None)))
-    s = prepare_sample(raw, OPTS, [(24, "bicubic"), (20, "bilinear")], keep_rgb=True)
-    assert s.aug.shape == (4,) and s.rgb.shape == (s.height, s.width, 3)
+    s = prepare_sample(raw, OPTS, [(24, "bicubic"), (20, "bilinear")], captioners=[PixelsCaptioner()])
+    assert s.aug.shape == (4,) and s.caption_inputs["pixels"].shape == (s.height, s.width, 3)
     for (size, interpolation), pixels in s.pixels.items():
         for j in range(4):
             np.testing.assert_array_equal(pixels[j], reference_replay(s.stored_image, s.aug[j], size, interpolation))
@@ -71,5 +83,5 @@ def test_too_small_images_are_skipped(tmp_path):
     (tmp_path / "t.jsonl").write_text(json.dumps({"image": "tiny.jpg", "caption": "small"}) + "\n")
     raw = next(iter(TableSampleReader(str(tmp_path / "t.jsonl"), 0, None, None)))
     with pytest.raises(SkipSample) as e:
-        prepare_sample(raw, OPTS, [], keep_rgb=False)
+        prepare_sample(raw, OPTS, [], captioners=())
     assert e.value.reason == "image_too_small"

@@ -15,6 +15,13 @@ objects in completion order through ``on_done`` and progress deltas through
   ``ray.init`` connects to (an existing one, or a local instance it starts).
   Progress is per finished shard. Needs the optional ``ray`` extra.
 * ``"inline"``: sequential, in this process (debugging, tiny inputs).
+
+``worker_setup(opts, device)`` (a module-level function; reinforce's
+``devices.on_worker``) runs in the worker before each task and returns the options
+the task gets: it places the worker on its device and sets its thread count.
+``worker_devices``: process worker slot i gets ``worker_devices[i % len]`` (each
+worker takes a distinct slot when it starts); inline gets the first; Ray tasks get
+None (Ray assigns GPUs itself).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ EXECUTORS = ("process", "ray", "inline")
 OnDone = Callable[[ShardTask, ShardReport], None]
 OnProgress = Callable[[int, int, int], None]
 TaskFn = Callable[..., Any]
+WorkerSetup = Callable[[Any, "str | None"], Any]
 
 
 def run_tasks(
@@ -48,31 +56,43 @@ def run_tasks(
     on_progress: OnProgress,
     task_fn: TaskFn = run_shard_task,
     ray_options: dict | None = None,
+    worker_setup: WorkerSetup | None = None,
+    worker_devices: Sequence[str] | None = None,
 ) -> None:
-    """``ray_options``: extra ``ray.remote`` options per task (e.g. ``{"num_gpus": 1}``)."""
+    """``ray_options``: extra ``ray.remote`` options per task (e.g. ``{"num_gpus": 1, "max_calls": 0}``)."""
+    devices = tuple(worker_devices or (None,))
     if executor == "inline" or (executor == "process" and (workers <= 1 or len(tasks) <= 1)):
+        if worker_setup is not None:
+            opts = worker_setup(opts, devices[0])
         for t in tasks:
             on_done(t, task_fn(t, opts, verify=verify, progress=lambda b, s, i=t.index: on_progress(i, b, s)))
     elif executor == "process":
-        _run_process_pool(tasks, opts, workers=workers, verify=verify, on_done=on_done, on_progress=on_progress, task_fn=task_fn)
+        _run_process_pool(tasks, opts, workers=workers, verify=verify, on_done=on_done, on_progress=on_progress,
+                          task_fn=task_fn, worker_setup=worker_setup, devices=devices)
     elif executor == "ray":
-        _run_ray(tasks, opts, verify=verify, on_done=on_done, on_progress=on_progress, task_fn=task_fn, ray_options=ray_options)
+        _run_ray(tasks, opts, verify=verify, on_done=on_done, on_progress=on_progress, task_fn=task_fn,
+                 ray_options=ray_options, worker_setup=worker_setup)
     else:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
 
 
 # ----------------------------------------------------------------------------- process pool
 _progress_queue = None
+_worker_device: str | None = None
 
 
-def _init_worker(q, parent_pid: int) -> None:
-    global _progress_queue
+def _init_worker(q, parent_pid: int, slots=None, devices: tuple = (None,)) -> None:
+    global _progress_queue, _worker_device
     _progress_queue = q
+    if slots is not None:  # a distinct slot per worker: worker i on devices[i % len]
+        _worker_device = devices[slots.get() % len(devices)]
     exit_when_gone(parent_pid)
 
 
-def _pool_task(task_fn: TaskFn, task, opts, verify: str):
+def _pool_task(task_fn: TaskFn, task, opts, verify: str, worker_setup: WorkerSetup | None = None):
     q = _progress_queue
+    if worker_setup is not None:
+        opts = worker_setup(opts, _worker_device)
 
     def progress(nbytes: int, nsamples: int) -> None:
         if q is not None:
@@ -89,9 +109,16 @@ def _context():
     return mp.get_context("spawn")
 
 
-def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress, task_fn) -> None:
+def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress, task_fn, worker_setup=None,
+                      devices=(None,)) -> None:
     ctx = _context()
     q = ctx.Queue()
+    n = min(workers, len(tasks))
+    slots = None
+    if worker_setup is not None:
+        slots = ctx.Queue()
+        for i in range(n):
+            slots.put(i)
 
     def drain() -> None:
         while True:
@@ -102,10 +129,10 @@ def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress, tas
             on_progress(index, nbytes, nsamples)
 
     pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker, initargs=(q, os.getpid())
+        max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(q, os.getpid(), slots, devices)
     )
     try:
-        pending = {pool.submit(_pool_task, task_fn, t, opts, verify): t for t in tasks}
+        pending = {pool.submit(_pool_task, task_fn, t, opts, verify, worker_setup): t for t in tasks}
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             drain()
@@ -120,6 +147,8 @@ def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress, tas
         pool.shutdown(wait=True)
     finally:
         q.close()
+        if slots is not None:
+            slots.close()
 
 
 def _stop_now(pool: ProcessPoolExecutor) -> None:
@@ -135,15 +164,23 @@ def _stop_now(pool: ProcessPoolExecutor) -> None:
 
 
 # ----------------------------------------------------------------------------- ray
-def _run_ray(tasks, opts, *, verify, on_done, on_progress, task_fn, ray_options) -> None:
+def ray_cluster_resources() -> dict:
+    """The Ray cluster's resources (``{"CPU": ..., "GPU": ...}``), connecting to it (or starting a local one) first."""
     try:
         import ray
     except ImportError as e:
         raise ImportError("executor='ray' needs Ray: pip install 'mobileclip-fastload[ray]'") from e
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    return dict(ray.cluster_resources())
+
+
+def _run_ray(tasks, opts, *, verify, on_done, on_progress, task_fn, ray_options, worker_setup=None) -> None:
+    import ray
+
+    ray_cluster_resources()
     remote = ray.remote(**{"num_cpus": 1, "max_retries": 2, **(ray_options or {})})(_ray_task)
-    refs = {remote.remote(task_fn, t, opts, verify): t for t in tasks}
+    refs = {remote.remote(task_fn, t, opts, verify, worker_setup): t for t in tasks}
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
@@ -154,5 +191,7 @@ def _run_ray(tasks, opts, *, verify, on_done, on_progress, task_fn, ray_options)
             on_done(task, report)
 
 
-def _ray_task(task_fn: TaskFn, task, opts, verify: str):
+def _ray_task(task_fn: TaskFn, task, opts, verify: str, worker_setup: WorkerSetup | None = None):
+    if worker_setup is not None:
+        opts = worker_setup(opts, None)
     return task_fn(task, opts, verify=verify)

@@ -7,14 +7,15 @@ import time
 from typing import Iterable, Sequence
 
 from mobileclip_fastload.convert.api import default_workers
-from mobileclip_fastload.convert.executors import run_tasks
+from mobileclip_fastload.convert.executors import ray_cluster_resources, run_tasks
 from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, VERIFY_RESUMED, Dims, check_choice
 from mobileclip_fastload.convert.progress import Progress
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE, RRC_RATIO, RRC_SCALE
+from mobileclip_fastload.reinforce import devices
 from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
 from mobileclip_fastload.reinforce.inputs import DEFAULT_ROWS_PER_SHARD, make_tasks
 from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
-from mobileclip_fastload.reinforce.options import DEFAULT_MIN_IMAGE_SIZE, ReinforceOptions
+from mobileclip_fastload.reinforce.options import DEFAULT_BATCH_AUGMENTED_IMAGES, DEFAULT_MIN_IMAGE_SIZE, ReinforceOptions
 from mobileclip_fastload.reinforce.report import CONVERTED, RESUMED, ReinforceReport, report_path
 from mobileclip_fastload.reinforce.shard_task import run_reinforce_task
 from mobileclip_fastload.reinforce.teachers import embed_dim
@@ -23,6 +24,9 @@ EXECUTORS = ("inline", "process", "ray", "torchrun")
 #: DataCompDR's teachers, two ViT-L-14 (768-d each, concatenated); resolved (downloaded) by open_clip where
 #: the network allows.
 DATACOMPDR_TEACHERS = (OpenClipSpec("ViT-L-14", "openai"), OpenClipSpec("ViT-L-14", "datacomp_xl_s13b_b90k"))
+#: torchrun: how long a rank that finished its shards waits for the others in the report gather (ranks
+#: finish at different times: one slow shard is minutes to hours behind; gloo's default is 30 minutes)
+TORCHRUN_GATHER_TIMEOUT_S = 24 * 3600
 
 
 def reinforce(
@@ -41,7 +45,7 @@ def reinforce(
     threads: int | None = None,
     device: str = "auto",
     precision: str = "auto",
-    batch_images: int = 16,
+    batch_augmented_images: int = DEFAULT_BATCH_AUGMENTED_IMAGES,
     image_root: str | os.PathLike | None = None,
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
     min_image_size: int = DEFAULT_MIN_IMAGE_SIZE,
@@ -73,9 +77,13 @@ def reinforce(
         ``device`` is CUDA) or ``"torchrun"`` (this process is one rank of
         ``torchrun --nproc-per-node=G``: it takes every G-th shard on ``cuda:LOCAL_RANK``;
         rank 0 writes the manifest once all ranks finished).
-    threads: decode + augment + replay threads per task (default: all cores for
-        inline/torchrun, 1 per worker for process/ray).
+    threads: decode + augment + replay threads (and torch threads) per worker (default: the
+        cores, split between the process workers or the node's torchrun ranks; Ray: 1 per
+        CPU task, the cluster's CPUs per GPU for GPU tasks).
     device / precision: ``"auto"`` = CUDA with bf16 autocast when available, else CPU fp32.
+        ``process`` on CUDA: one worker per GPU (``cuda:i``) unless ``workers`` says otherwise.
+    batch_augmented_images: augmented images per teacher forward (a chunk holds this // J
+        images, at least one), so a small J still feeds the GPU big batches.
 
     Resumable per input shard (atomic outputs, done records); the same inputs, seed and
     options give a byte-identical store.
@@ -95,21 +103,27 @@ def reinforce(
         raise ValueError(f"every teacher must have the same embedding width (the store holds K x D): {widths}")
     dims = Dims(num_augmentations, captioners[0].num_captions, len(teacher_specs), next(iter(widths.values())))
 
-    rank, world, local_rank = _torchrun_rank() if executor == "torchrun" else (0, 1, 0)
-    device = _resolve_device(device, local_rank)
+    rank, world, local_rank, local_world = _torchrun_rank() if executor == "torchrun" else (0, 1, 0, 1)
     cores = default_workers()
-    if executor in ("process", "ray"):
-        workers = cores if workers is None else max(1, int(workers))
-        threads = 1 if threads is None else int(threads)
+    ray_options = None
+    if executor == "ray":
+        worker_plan, ray_options = devices.ray_plan(device, ray_cluster_resources(), threads)
     else:
-        workers = 1
-        threads = cores if threads is None else int(threads)
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        worker_plan = devices.plan(executor, device, cores=cores, gpu_count=gpus, workers=workers, threads=threads,
+                                   local_rank=local_rank, local_world_size=local_world)
+    device = worker_plan.devices[0]
+    if world > 1:  # before the work: a rank that finishes early then waits, within a timeout we chose
+        _init_process_group(device)
     opts = ReinforceOptions(
         dims=dims, seed=int(seed), teachers=teacher_specs, captioners=captioners,
         embedding_dtype=embedding_dtype, aug_size=int(aug_size), min_image_size=int(min_image_size),
         target_shard_bytes=int(target_shard_bytes),
         datacompdr_dir=os.path.abspath(os.fspath(datacompdr_output)) if datacompdr_output is not None else None,
-        stage=stage, device=device, precision=precision, batch_images=int(batch_images), threads=max(1, threads),
+        stage=stage, device=device, precision=precision, batch_augmented_images=int(batch_augmented_images),
+        threads=worker_plan.threads,
     )
     os.makedirs(output, exist_ok=True)
     tasks = make_tasks(inputs, output, image_root=os.fspath(image_root) if image_root else None, rows_per_shard=rows_per_shard)
@@ -133,9 +147,10 @@ def reinforce(
 
     try:
         run_tasks(
-            "inline" if executor == "torchrun" else executor, mine, opts, workers=workers, verify=verify_resumed,
-            on_done=on_done, on_progress=on_progress, task_fn=run_reinforce_task,
-            ray_options={"num_gpus": 1} if device.startswith("cuda") else None,
+            "inline" if executor == "torchrun" else executor, mine, opts, workers=worker_plan.workers,
+            verify=verify_resumed, on_done=on_done, on_progress=on_progress, task_fn=run_reinforce_task,
+            ray_options=ray_options, worker_setup=devices.place if executor == "inline" else devices.on_worker,
+            worker_devices=worker_plan.devices,
         )
     finally:
         bar.close()
@@ -145,7 +160,7 @@ def reinforce(
     ordered = [reports[t.index] for t in tasks if t.index in reports]
     report = ReinforceReport(
         output=output, stage=stage, embedding_dtype=embedding_dtype, dims=dims.as_dict(), shards=ordered,
-        executor=executor, workers=workers if executor != "torchrun" else world,
+        executor=executor, workers=worker_plan.workers if executor != "torchrun" else world,
     )
     report.metadata = _provenance(opts, len(tasks), metadata)
     if rank == 0:
@@ -184,26 +199,31 @@ def _provenance(opts: ReinforceOptions, num_tasks: int, extra: dict | None) -> d
     }
 
 
-def _torchrun_rank() -> tuple[int, int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+def _torchrun_rank() -> tuple[int, int, int, int]:
+    """(RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE) as torchrun sets them."""
+    env = os.environ
+    world = int(env.get("WORLD_SIZE", 1))
+    return int(env.get("RANK", 0)), world, int(env.get("LOCAL_RANK", 0)), int(env.get("LOCAL_WORLD_SIZE", world))
 
 
-def _resolve_device(device: str, local_rank: int) -> str:
+def _init_process_group(device: str) -> None:
+    """The ranks' group for the report gather (gloo: it carries Python objects, with or without NCCL),
+    unless the caller made one; on CUDA the rank's GPU is made current first."""
+    from datetime import timedelta
+
     import torch
+    import torch.distributed as dist
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        device = f"cuda:{local_rank}"
-    return device
+    if devices.is_cuda(device):
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=timedelta(seconds=TORCHRUN_GATHER_TIMEOUT_S))
 
 
 def _gather_reports(local: dict) -> dict:
-    """All ranks' shard reports on every rank (gloo, so it works with or without NCCL)."""
+    """All ranks' shard reports on every rank."""
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
     gathered: list = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, local)
     out: dict = {}

@@ -2,17 +2,23 @@
 
 A captioner has a ``tag`` (its caption set is ``syn_text`` for the first
 captioner, ``syn_text_<tag>`` in DataCompDR output for the others), a number of
-captions per image, a ``fingerprint`` (what determines its output, for resuming)
-and ``caption(images, seeds, device)``: S strings per image. It must pickle
+captions per image, a ``fingerprint`` (what determines its output, for resuming),
+``prepare(rgb)`` (run on the replay threads: e.g. resize + normalise) and
+``caption(prepared, seeds, device)``: S strings per image. It must pickle
 (worker processes, Ray): build heavy models lazily, in the worker. Another model
 (e.g. a Hugging Face captioner) plugs in by subclassing ``Captioner``.
 
 Determinism: captions are drawn from torch's RNG seeded from the samples' own
-``caption_seed(seed, uid, tag)``. With ``images_per_call=1`` (the default) CoCa
-generates one image (S rows) per call, so a sample's captions do not depend on
-any other sample; larger values batch several images per ``generate`` call (much
-faster on a GPU): still the same bytes for the same inputs and options, but a
-sample's captions then depend on the samples batched with it.
+``caption_seed(seed, uid, tag)``. With ``images_per_call=1`` CoCa generates one
+image (S rows) per call, so a sample's captions do not depend on any other sample;
+larger values batch several images per ``generate`` call: still the same bytes for
+the same inputs, options, device type, GPU model and versions, but a sample's
+captions then depend on the samples batched with it. The default (``0``, "auto")
+is the fast path where it matters: a whole chunk per call on CUDA (open_clip's
+``generate`` has no KV cache and is launch-bound, ~1,000 kernels per token: one
+image per call leaves the GPU idle), one image per call on the CPU. Generation
+runs in fp32 unless ``precision="bf16"``: it is launch-bound, so bf16 buys little,
+and bf16 logits would quantise the top-p cut.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -44,9 +51,17 @@ class Captioner(ABC):
     def fingerprint(self) -> dict:
         """Everything that determines the captions (model, weights, sampling settings)."""
 
+    def prepare(self, rgb: np.ndarray):
+        """Per image, on the replay threads (beside the GPU work): what ``caption`` takes. Default: the pixels."""
+        return rgb
+
+    def resolved_precision(self, device: str) -> str:
+        """The numeric precision it generates in on ``device`` (part of the captioning fingerprint)."""
+        return "fp32"
+
     @abstractmethod
-    def caption(self, images: Sequence[np.ndarray], seeds: Sequence[int], device: str) -> list[list[str]]:
-        """``num_captions`` strings for each RGB uint8 [H, W, 3] image (Pillow's decode)."""
+    def caption(self, images: Sequence, seeds: Sequence[int], device: str) -> list[list[str]]:
+        """``num_captions`` strings for each image, as ``prepare`` made it from Pillow's RGB uint8 [H, W, 3]."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +74,12 @@ class OpenClipCaptioner(Captioner):
     num_captions: int = DEFAULT_NUM_CAPTIONS
     top_p: float = 0.9
     seq_len: int = 30
-    images_per_call: int = 1
-    precision: str = "auto"  # bf16 autocast on CUDA, fp32 on CPU
+    images_per_call: int = 0  # 0: a whole chunk per call on CUDA, one image per call on the CPU
+    precision: str = "auto"  # fp32 ("bf16": autocast on CUDA)
+
+    def __post_init__(self):
+        if self.images_per_call < 0:
+            raise ValueError(f"images_per_call must be >= 0 (0: auto), got {self.images_per_call}")
 
     def fingerprint(self) -> dict:
         return {
@@ -74,21 +93,34 @@ class OpenClipCaptioner(Captioner):
             "precision": self.precision,
         }
 
-    def caption(self, images: Sequence[np.ndarray], seeds: Sequence[int], device: str) -> list[list[str]]:
-        import torch
-        from open_clip.transform import PreprocessCfg, image_transform_v2
+    def resolved_precision(self, device: str) -> str:
+        from mobileclip_fastload.reinforce.teachers import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        return "bf16" if self.precision == "bf16" else "fp32"
+
+    def images_per_call_on(self, device: str, chunk: int) -> int:
+        if self.images_per_call:
+            return self.images_per_call
+        return max(1, chunk) if device.startswith("cuda") else 1
+
+    def prepare(self, rgb: np.ndarray):
+        """CoCa's own eval preprocessing (resize, crop, normalise) -> float32 [3, H, W]."""
         from PIL import Image
 
-        from mobileclip_fastload.reinforce.teachers import resolve_precision
+        return eval_transform(self.model)(Image.fromarray(rgb))
+
+    def caption(self, images: Sequence, seeds: Sequence[int], device: str) -> list[list[str]]:
+        import torch
 
         model, _ = build(self.model, device)
-        preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
-        bf16 = resolve_precision(self.precision, device) == "bf16"
+        bf16 = self.resolved_precision(device) == "bf16"
         devices = [torch.device(device)] if device.startswith("cuda") else []
         out: list[list[str]] = []
-        step = max(1, self.images_per_call)
+        step = self.images_per_call_on(device, len(images))
         for start in range(0, len(images), step):
-            group = [preprocess(Image.fromarray(rgb)) for rgb in images[start : start + step]]
+            group = [x if isinstance(x, torch.Tensor) else self.prepare(x) for x in images[start : start + step]]
             x = torch.stack(group).to(device).repeat_interleave(self.num_captions, dim=0)  # S rows per image
             group_seeds = list(seeds[start : start + step])
             seed = group_seeds[0] if len(group_seeds) == 1 else caption_group_seed(group_seeds)
@@ -101,6 +133,16 @@ class OpenClipCaptioner(Captioner):
             texts = [decode_caption(t) for t in tokens.tolist()]
             out += [texts[i : i + self.num_captions] for i in range(0, len(texts), self.num_captions)]
         return out
+
+
+@lru_cache(maxsize=8)
+def eval_transform(spec: OpenClipSpec):
+    """The model's eval image transform, from its configs (no model is built: the replay threads use it)."""
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    from mobileclip_fastload.reinforce.open_clip_models import preprocess_cfg_of
+
+    return image_transform_v2(PreprocessCfg(**preprocess_cfg_of(spec)), is_train=False)
 
 
 def caption_group_seed(seeds: Sequence[int]) -> int:

@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from mobileclip_fastload.reinforce.api import EXECUTORS
     from mobileclip_fastload.reinforce.captioners import DEFAULT_CAPTIONER, DEFAULT_CAPTIONER_PRETRAINED
     from mobileclip_fastload.reinforce.inputs import DEFAULT_ROWS_PER_SHARD
-    from mobileclip_fastload.reinforce.options import DEFAULT_MIN_IMAGE_SIZE, STAGES
+    from mobileclip_fastload.reinforce.options import DEFAULT_BATCH_AUGMENTED_IMAGES, DEFAULT_MIN_IMAGE_SIZE, STAGES
 
     p.add_argument("inputs", nargs="+", help="WebDataset tars (brace patterns, globs, folders) or caption tables (.csv/.jsonl)")
     p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
@@ -31,9 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-S", "--num-captions", type=int, default=5, help="synthetic captions per image and captioner (default 5)")
     p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling threshold (default 0.9)")
     p.add_argument("--caption-length", type=int, default=30, help="fixed caption output length in tokens (default 30)")
-    p.add_argument("--caption-images-per-call", type=int, default=1,
-                   help="images per CoCa generate call: 1 (default) makes every sample's captions independent of "
-                        "the others; more is much faster on a GPU (still reproducible for the same inputs and options)")
+    p.add_argument("--caption-images-per-call", type=int, default=0,
+                   help="images per CoCa generate call: 0 (default) = a whole chunk on CUDA (fast), 1 on the CPU; "
+                        "1 makes every sample's captions independent of the others; more batches (reproducible for "
+                        "the same inputs, options, GPU model and versions)")
+    p.add_argument("--caption-precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="CoCa generation precision: auto = fp32 (generation is launch-bound; bf16 quantises top-p)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stage", choices=STAGES, default="all",
                    help="captions: only caption (a separate pass); all: everything (joins an earlier captioning pass by uid)")
@@ -46,7 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="decode + augment + replay threads per task")
     p.add_argument("--device", default="auto", help="auto / cpu / cuda (torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
-    p.add_argument("--batch-images", type=int, default=16, help="images per teacher batch (x J augmentations)")
+    p.add_argument("--batch-augmented-images", type=int, default=DEFAULT_BATCH_AUGMENTED_IMAGES,
+                   help="augmented images per teacher forward (a chunk is this // J images; default "
+                        f"{DEFAULT_BATCH_AUGMENTED_IMAGES})")
     p.add_argument("--image-root", default=None, help="where the image paths of a caption table start (default: its folder)")
     p.add_argument("--rows-per-shard", type=int, default=DEFAULT_ROWS_PER_SHARD, help="caption-table rows per task")
     p.add_argument("--min-image-size", type=int, default=DEFAULT_MIN_IMAGE_SIZE, help="skip images whose shorter side is smaller")
@@ -69,7 +74,8 @@ def _captioners(args) -> list:
         spec = OpenClipSpec.parse(model, tuple(args.model_config))
         out.append(OpenClipCaptioner(OpenClipSpec(spec.name, spec.pretrained, spec.config_file, args.init_seed), tag=tag,
                                      num_captions=args.num_captions, top_p=args.top_p, seq_len=args.caption_length,
-                                     images_per_call=args.caption_images_per_call))
+                                     images_per_call=args.caption_images_per_call,
+                                     precision=args.caption_precision))
     return out
 
 
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             num_augmentations=args.num_augmentations, seed=args.seed, embedding_dtype=args.embedding_dtype,
             datacompdr_output=args.datacompdr_output, stage=args.stage, executor=args.executor,
             workers=args.workers, threads=args.threads, device=args.device, precision=args.precision,
-            batch_images=args.batch_images, image_root=args.image_root, rows_per_shard=args.rows_per_shard,
+            batch_augmented_images=args.batch_augmented_images, image_root=args.image_root, rows_per_shard=args.rows_per_shard,
             min_image_size=args.min_image_size, target_shard_bytes=args.target_shard_size,
             verify_resumed=args.verify_resumed, progress=not args.no_progress,
         )

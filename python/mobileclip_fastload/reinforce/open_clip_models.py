@@ -7,6 +7,14 @@ resolves (downloads where the network allows), a weights file, or None for a
 random initialisation seeded by ``init_seed`` (tests, benchmarks). Specs are
 small frozen dataclasses, so they pickle to worker processes and Ray tasks,
 which build (and cache) the model themselves.
+
+Activation: weights are only right with the activation they were trained with.
+open_clip's pretrained config of a tag says it (``quick_gelu``: OpenAI's and
+DFN's ViT-L-14 were trained with QuickGELU), but open_clip 3.3 builds
+``ViT-L-14`` with GELU and only warns, so every embedding would silently be off.
+``quick_gelu_of`` decides it (the tag's config, else the model config, else the
+spec's explicit ``quick_gelu``), ``build`` builds with it, and a known mismatch is
+refused.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ class OpenClipSpec:
     config_file: str | None = None
     #: torch seed of the random initialisation (used when ``pretrained`` is None)
     init_seed: int = 0
+    #: QuickGELU (True) or GELU (False); None: as the pretrained tag states, else the model config.
+    #: Give it for a weights file trained with QuickGELU, or a random-init twin of a tag's model.
+    quick_gelu: bool | None = None
 
     @classmethod
     def parse(cls, text: str, config_files: tuple[str, ...] = ()) -> "OpenClipSpec":
@@ -78,18 +89,89 @@ def model_config(spec: OpenClipSpec) -> dict[str, Any]:
     return open_clip.get_model_config(spec.name)
 
 
+def tag_quick_gelu(name: str, tag: str) -> bool | None:
+    """What open_clip's pretrained config of ``name:tag`` says about QuickGELU (None: not a known tag).
+    open_clip itself reads an absent ``quick_gelu`` as False."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name, tag)
+    return bool(cfg.get("quick_gelu", False)) if cfg else None
+
+
+def quick_gelu_of(spec: OpenClipSpec) -> bool:
+    """The activation ``spec``'s model is built with; ValueError for a known mismatch (weights
+    trained with one activation, a model or an explicit choice with the other)."""
+    config_says = bool(model_config(spec).get("quick_gelu", False))
+    tag_says = tag_quick_gelu(spec.name, spec.pretrained) if spec.pretrained and not os.path.isfile(spec.pretrained) else None
+    if tag_says is not None:
+        if spec.quick_gelu is not None and spec.quick_gelu != tag_says:
+            raise ValueError(f"{spec.describe()}: the weights were trained with {_act(tag_says)} (open_clip's pretrained "
+                             f"config), but quick_gelu={spec.quick_gelu} asks for {_act(spec.quick_gelu)}")
+        if config_says and not tag_says:
+            raise ValueError(f"{spec.describe()}: model config {spec.name!r} uses QuickGELU, but these weights were "
+                             f"trained with GELU: use the architecture without '-quickgelu'")
+        return tag_says
+    if spec.quick_gelu is None:
+        return config_says
+    if config_says and not spec.quick_gelu:
+        raise ValueError(f"{spec.describe()}: model config {spec.name!r} uses QuickGELU; quick_gelu=False cannot undo it")
+    return spec.quick_gelu
+
+
+def _act(quick: bool) -> str:
+    return "QuickGELU" if quick else "GELU"
+
+
+def create_kwargs(spec: OpenClipSpec) -> dict[str, Any]:
+    """``open_clip.create_model`` arguments besides the name: the pretrained weights and the activation."""
+    return {"pretrained": spec.pretrained, "force_quick_gelu": quick_gelu_of(spec)}
+
+
+def build(spec: OpenClipSpec, device: str, precision: str = "fp32") -> tuple[Any, Any]:
+    """(model in eval mode on ``device``, its tokenizer), built once per process, device and precision
+    (``"cuda"`` and ``"cuda:0"`` are one device: one build). ``"bf16"``: open_clip's own mixed precision
+    (weights cast to bf16 once, LayerNorms kept in fp32), not autocast re-casting fp32 weights every forward."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"build precision must be fp32 or bf16, got {precision!r}")
+    return _build(spec, normalise_device(device), precision)
+
+
 @lru_cache(maxsize=8)
-def build(spec: OpenClipSpec, device: str) -> tuple[Any, Any]:
-    """(model in eval mode on ``device``, its tokenizer), built once per process."""
+def _build(spec: OpenClipSpec, device: str, precision: str) -> tuple[Any, Any]:
     import open_clip
     import torch
 
-    register(spec)
+    kwargs = create_kwargs(spec)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.init_seed)
-        model = open_clip.create_model(spec.name, pretrained=spec.pretrained, device="cpu")
+        torch.manual_seed(spec.init_seed)  # random init before the cast: fp32 and bf16 builds share weights
+        model = open_clip.create_model(spec.name, device="cpu", precision=precision, **kwargs)
     model = model.to(device).eval().requires_grad_(False)
     return model, open_clip.get_tokenizer(spec.name)
+
+
+def normalise_device(device: str) -> str:
+    """One name per device: ``"cuda"`` -> ``"cuda:<current>"``, so caches keyed by device do not miss."""
+    import torch
+
+    if device == "cuda":
+        return f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else device
+    return device
+
+
+def preprocess_cfg_of(spec: OpenClipSpec) -> dict[str, Any]:
+    """The ``model.visual.preprocess_cfg`` that ``open_clip.create_model`` gives ``spec``'s model, without
+    building it: open_clip's defaults, the pretrained tag's settings, the tower's image size."""
+    from dataclasses import asdict as as_dict
+
+    from open_clip.pretrained import get_pretrained_cfg
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    cfg = as_dict(PreprocessCfg())
+    if spec.pretrained and not os.path.isfile(spec.pretrained):
+        cfg = merge_preprocess_dict(cfg, get_pretrained_cfg(spec.name, spec.pretrained))
+    size = model_config(spec)["vision_cfg"]["image_size"]
+    cfg["size"] = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    return cfg
 
 
 def preprocess_cfg(model) -> dict[str, Any]:

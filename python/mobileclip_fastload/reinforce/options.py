@@ -15,6 +15,8 @@ from mobileclip_fastload.reinforce.teachers import PRECISIONS
 
 STAGES = ("all", "captions")
 DEFAULT_MIN_IMAGE_SIZE = 16
+#: augmented images per teacher forward: 16 images at DataCompDR's J = 30; 240 images at DFNDR's J = 2
+DEFAULT_BATCH_AUGMENTED_IMAGES = 480
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class ReinforceOptions:
     stage: str = "all"  # "captions": only caption every shard (a separate pass, joined by uid later)
     device: str = "cpu"
     precision: str = "auto"
-    batch_images: int = 16  # images per teacher batch (x J augmented images)
+    batch_augmented_images: int = DEFAULT_BATCH_AUGMENTED_IMAGES  # per teacher forward (a chunk: this // J images)
     threads: int = 1  # decode + augment + replay threads per task
     max_listed_per_reason: int = 10_000
 
@@ -48,11 +50,25 @@ class ReinforceOptions:
             raise ValueError("at least one captioner is needed (the store holds S >= 1 synthetic captions)")
         if len({c.tag for c in self.captioners}) != len(self.captioners):
             raise ValueError(f"captioner tags must differ: {[c.tag for c in self.captioners]}")
-        if self.batch_images < 1 or self.threads < 1 or self.target_shard_bytes <= 0:
-            raise ValueError("batch_images, threads and target_shard_bytes must be positive")
+        if self.batch_augmented_images < 1 or self.threads < 1 or self.target_shard_bytes <= 0:
+            raise ValueError("batch_augmented_images, threads and target_shard_bytes must be positive")
+
+    @property
+    def images_per_chunk(self) -> int:
+        """Images the replay prepares and the teachers embed together: ``batch_augmented_images`` // J
+        (at least 1), and at least the largest ``images_per_call`` of a captioner, so that is never cut."""
+        calls = [getattr(c, "images_per_call", 1) for c in self.captioners]
+        return max(1, self.batch_augmented_images // self.dims.J, *calls)
 
     def captions_fingerprint(self) -> dict:
+        """What determines the captions: the captioners and sampling seed, and where they ran (device
+        type, GPU model, resolved precision: CUDA's sampling stream and bf16 numerics depend on them)."""
+        from mobileclip_fastload.reinforce.devices import device_fingerprint
+
         return {"seed": self.seed, "captioners": [c.fingerprint() for c in self.captioners],
+                "caption_device": device_fingerprint(self.device),
+                "caption_precision": [c.resolved_precision(self.device) for c in self.captioners],
+                "images_per_chunk": self.images_per_chunk,
                 "min_image_size": self.min_image_size, "image_formats": list(self.image_formats),
                 "max_image_pixels": self.max_image_pixels}
 
@@ -68,5 +84,5 @@ class ReinforceOptions:
             "datacompdr_dir": self.datacompdr_dir,
             "precision": self.precision,
             "device_type": self.device.split(":")[0],
-            "batch_images": self.batch_images,
+            "batch_augmented_images": self.batch_augmented_images,
         }

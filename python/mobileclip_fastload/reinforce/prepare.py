@@ -55,7 +55,7 @@ class PreparedSample:
     image_kind: str
     entries: list  # DataCompDR param_aug entries (boxes in pixels of this image)
     aug: np.ndarray  # AUG_DTYPE [J]
-    rgb: np.ndarray | None  # Pillow's RGB pixels, kept only when a captioner needs them
+    caption_inputs: dict  # captioner tag -> its ``prepare(rgb)`` (only the captioners that still caption it)
     pixels: dict[ReplayKey, np.ndarray] = field(default_factory=dict)  # uint8 [J, size, size, 3] per teacher view
 
 
@@ -74,7 +74,8 @@ def sample_uid(raw: RawSample) -> str:
     return fields.sample_uid(sample_meta(raw), raw.key)
 
 
-def prepare_sample(raw: RawSample, opts: ReinforceOptions, views: list[ReplayKey], keep_rgb: bool) -> PreparedSample:
+def prepare_sample(raw: RawSample, opts: ReinforceOptions, views: list[ReplayKey], captioners=()) -> PreparedSample:
+    """``captioners``: those that caption this sample (their ``prepare`` runs here, on the replay thread)."""
     from mobileclip_fastload import _core
 
     if raw.truncated:
@@ -110,7 +111,7 @@ def prepare_sample(raw: RawSample, opts: ReinforceOptions, views: list[ReplayKey
         width=checked.width, height=checked.height, sha256=checked.sha256,
         flags=origin.flags | (FLAG_IMAGE_TRANSCODED if transcoded else 0),
         image_kind=f"{checked.format}/{checked.mode}" + (" -> PNG" if transcoded else ""),
-        entries=entries, aug=aug, rgb=checked.rgb if keep_rgb else None,
+        entries=entries, aug=aug, caption_inputs={c.tag: c.prepare(checked.rgb) for c in captioners},
     )
     # the stored records themselves (the loader replays exactly these), as Python values once per sample
     rec = {name: aug[name].tolist() for name in ("top", "left", "height", "width", "op0", "op1", "m0", "m1", "n_ops", "flags")}

@@ -47,15 +47,21 @@ def _file_intact(path: str | None, size: int | None) -> bool:
         return False
 
 
-def finished_report(task: ReinforceTask, opts: ReinforceOptions, verify: str, stage: str) -> ReinforceShardReport | None:
+def finished_report(task: ReinforceTask, opts: ReinforceOptions, verify: str, stage: str,
+                    any_device: bool = False) -> ReinforceShardReport | None:
     """An earlier run's report of this task at ``stage`` if it finished under the same input
-    and options and its outputs are intact; else None."""
+    and options and its outputs are intact; else None. ``any_device``: the captioning pass may
+    have run on another device (joining a finished pass made elsewhere, not resuming one)."""
     from mobileclip_fastload.convert.store_io import verify_output
 
     try:
         with open(done_record_path(task.output_dir, task.task_id, stage)) as f:
             record = json.load(f)
-        if record["fingerprint"] != task_fingerprint(task, opts, stage):
+        expected = task_fingerprint(task, opts, stage)
+        if any_device:
+            record["fingerprint"]["options"].pop("caption_device", None)
+            expected["options"].pop("caption_device", None)
+        if record["fingerprint"] != expected:
             return None
         report = ReinforceShardReport.from_dict(record["report"])
         files = record.get("files", {})
@@ -98,8 +104,8 @@ def _unlink_matching(folder: str, pattern: re.Pattern) -> None:
 
 def load_caption_pass(task: ReinforceTask, opts: ReinforceOptions) -> dict[str, dict[str, list[str]]]:
     """uid -> {tag: captions} from a finished captioning pass of this task under the same
-    captioning options; {} when there is none."""
-    if finished_report(task, opts, "size", "captions") is None:
+    captioning options, made on any device (a whole pass: one device per shard); {} when there is none."""
+    if finished_report(task, opts, "size", "captions", any_device=True) is None:
         return {}
     out = {}
     with open(captions_path(task.output_dir, task.task_id), encoding="utf-8") as f:

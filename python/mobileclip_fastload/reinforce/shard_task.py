@@ -1,8 +1,8 @@
 """One input shard -> its store shard file(s) (+ a DataCompDR tar) and a done record.
 
 Runs in a worker (inline, process pool, Ray task or one torchrun rank). The
-pipeline is one step deep: while the teachers embed chunk n (``batch_images``
-images x J augmentations per batch), threads already decode, augment and replay
+pipeline is one step deep: while the teachers embed chunk n
+(``opts.images_per_chunk`` images, ``batch_augmented_images`` // J, x J augmentations per batch), threads already decode, augment and replay
 chunk n + 1 (``prepare.prepare_sample``).
 
 Resumable like ``convert``: outputs are written atomically, the done record
@@ -62,9 +62,9 @@ def run_reinforce_task(
     )
 
 
-def _timed_prepare(raw, opts, views, keep_rgb):
+def _timed_prepare(raw, opts, views, captioners):
     t0 = time.thread_time()
-    s = prepare_sample(raw, opts, views, keep_rgb)
+    s = prepare_sample(raw, opts, views, captioners)
     return s, time.thread_time() - t0
 
 
@@ -102,9 +102,9 @@ def _run(task: ReinforceTask, opts: ReinforceOptions, report: ReinforceShardRepo
             except SkipSample as s:
                 report.skip(s.reason, uid, raw.key, s.detail, limit)
                 continue
-            need_rgb = not all(c.tag in earlier.get(uid, {}) for c in opts.captioners)  # pixels for a captioner
-            chunk.append((raw, uid, pool.submit(_timed_prepare, raw, opts, views, need_rgb)))
-            if len(chunk) == opts.batch_images:
+            todo = [c for c in opts.captioners if c.tag not in earlier.get(uid, {})]  # still to caption
+            chunk.append((raw, uid, pool.submit(_timed_prepare, raw, opts, views, todo)))
+            if len(chunk) == opts.images_per_chunk:
                 yield chunk
                 chunk = []
         if chunk:
@@ -128,7 +128,7 @@ def _run(task: ReinforceTask, opts: ReinforceOptions, report: ReinforceShardRepo
                 if ready:
                     captions = _captions(ready, opts, earlier, report)
                     for s in ready:
-                        s.rgb = None
+                        s.caption_inputs = {}
                     sink.add(ready, captions)
                 current = upcoming
         except BaseException:
@@ -150,7 +150,7 @@ def _captions(ready: list[PreparedSample], opts: ReinforceOptions, earlier: dict
         report.captions_from_pass += (len(ready) - len(todo)) * c.num_captions
         if todo:
             t0 = time.perf_counter()
-            caps = c.caption([ready[i].rgb for i in todo], [caption_seed(opts.seed, ready[i].uid, c.tag) for i in todo], opts.device)
+            caps = c.caption([ready[i].caption_inputs[c.tag] for i in todo], [caption_seed(opts.seed, ready[i].uid, c.tag) for i in todo], opts.device)
             report.caption_seconds += time.perf_counter() - t0
             for i, got in zip(todo, caps):
                 if len(got) != c.num_captions or not all(isinstance(t, str) for t in got):

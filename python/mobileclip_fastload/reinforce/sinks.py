@@ -72,6 +72,8 @@ class StoreSink:
         self.pending: list = []
         self.pending_bytes = 0
         self.part = 0
+        self.pinned = opts.device.startswith("cuda")
+        self.staging: dict = {}  # replay key -> pinned uint8 buffer
         tar = datacompdr_path(opts, task.task_id)
         self.tar = DataCompDRTarWriter(tar) if tar else None
 
@@ -90,7 +92,7 @@ class StoreSink:
         inputs: dict = {}  # ImageView -> model input, shared by the teachers that see the same view
         for k, teacher in enumerate(self.teachers):
             if teacher.view not in inputs:
-                pixels = np.concatenate([s.pixels[teacher.view.replay_key] for s in ready])  # all J of each image, one batch
+                pixels = self._staged([s.pixels[teacher.view.replay_key] for s in ready], teacher.view.replay_key)
                 inputs = {teacher.view: teacher.to_model_input(pixels)}  # keep one on the device at a time
             image_emb[:, :, k] = teacher.embed_images(None, inputs[teacher.view]).reshape(n, J, D)
         del inputs
@@ -104,6 +106,21 @@ class StoreSink:
             s.pixels = {}  # embedded: free them before the writer gets the chunk
         self._wait_writer()
         self.writing = self.writer.submit(self._write, ready, captions, image_emb, text_emb, extra, extra_emb)
+
+    def _staged(self, parts: list, key) -> object:
+        """All J of each image as one [N*J, H, W, 3] batch: on CUDA in a reused pinned buffer (no allocation
+        per chunk, and the upload is a real asynchronous DMA), else a numpy concatenation."""
+        if not self.pinned:
+            return np.concatenate(parts)
+        import torch
+
+        rows = sum(len(p) for p in parts)
+        buf = self.staging.get(key)
+        if buf is None or buf.shape[0] < rows:
+            buf = torch.empty((rows, *parts[0].shape[1:]), dtype=torch.uint8, pin_memory=True)
+            self.staging[key] = buf
+        np.concatenate(parts, out=buf.numpy()[:rows])  # the teachers' sync ends the previous upload first
+        return buf[:rows]
 
     def _wait_writer(self) -> None:
         """Let the previous chunk's write finish (re-raising its error) and record its skips."""

@@ -5,7 +5,8 @@ own tokenizer; every teacher's embedding L2-normalised on its own.
 Pixels arrive as uint8 [N, size, size, 3] from the Rust replay (bit-identical to
 Pillow + torchvision); ``to_model_input`` is torchvision's ``ToTensor`` +
 ``Normalize`` (x / 255, then (x - mean) / std, in float32). On CUDA the towers
-run under bf16 autocast in inference mode; on CPU in float32.
+run in bf16 (open_clip's own mixed precision: weights cast once, LayerNorms in
+fp32) in inference mode; on CPU in float32.
 """
 
 from __future__ import annotations
@@ -52,27 +53,27 @@ class Teacher:
         self.spec = spec
         self.device = device
         self.precision = resolve_precision(precision, device)
-        self.model, self.tokenizer = build(spec, device)
+        self.model, self.tokenizer = build(spec, device, self.precision)
+        import torch
+
+        self.dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32  # the images' dtype
+        self._constants = None  # mean, std on the device: uploaded once
         cfg = preprocess_cfg(self.model)
         if cfg["interpolation"] not in ("bicubic", "bilinear"):
             raise ValueError(f"teacher {spec.name}: the replay supports bicubic and bilinear, not {cfg['interpolation']!r}")
         self.view = ImageView(cfg["size"], cfg["interpolation"], cfg["mean"], cfg["std"])
 
-    def _autocast(self):
-        import torch
-
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
-        return torch.autocast(device_type=self.device.split(":")[0], enabled=False)
-
     def to_model_input(self, pixels: np.ndarray | Any):
-        """uint8 [N, H, W, 3] -> normalised float32 [N, 3, H, W] on the device (ToTensor + Normalize)."""
+        """uint8 [N, H, W, 3] (numpy, or a pinned CPU tensor: its upload overlaps) -> normalised float32
+        [N, 3, H, W] on the device (ToTensor + Normalize, in float32)."""
         import torch
 
+        if self._constants is None:
+            self._constants = tuple(torch.tensor(v, device=self.device).view(1, 3, 1, 1)
+                                    for v in (self.view.mean, self.view.std))
+        mean, std = self._constants
         x = torch.as_tensor(pixels).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.view.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.view.std, device=x.device).view(1, 3, 1, 1)
         return x.sub_(mean).div_(std)
 
     def embed_images(self, pixels: np.ndarray, model_input=None) -> np.ndarray:
@@ -81,8 +82,8 @@ class Teacher:
         import torch
 
         x = self.to_model_input(pixels) if model_input is None else model_input
-        with torch.inference_mode(), self._autocast():
-            feats = self.model.encode_image(x)
+        with torch.inference_mode():
+            feats = self.model.encode_image(x.to(self.dtype))
         return _normalised(feats)
 
     def tokenize(self, texts: Sequence[str]):
@@ -94,7 +95,7 @@ class Teacher:
         import torch
 
         tokens = (self.tokenize(texts) if tokens is None else tokens).to(self.device)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode():
             feats = self.model.encode_text(tokens)
         return _normalised(feats)
 
