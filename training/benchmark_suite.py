@@ -61,6 +61,9 @@ def _load_for_clip_benchmark(model_name: str, pretrained: str, cache_dir: str | 
 def register_model_type() -> None:
     from clip_benchmark import models
 
+    from training.clip_benchmark_compat import accuracy
+
+    accuracy()  # clip_benchmark's zero-shot accuracy, repaired where NumPy broke it
     models.TYPE2FUNC[MODEL_TYPE] = _load_for_clip_benchmark
     if MODEL_TYPE not in models.MODEL_TYPES:
         models.MODEL_TYPES.append(MODEL_TYPE)  # the list the clip_benchmark CLI offers as choices

@@ -72,8 +72,9 @@ def _embed_dim(model: CLIPModel, tokenizer: Tokenizer) -> int:
 
 
 def zero_shot_metrics(enc: _Encoder, data: ClassFolderSet, info: DistInfo, dim: int, workers: int) -> dict[str, float]:
-    from clip_benchmark.metrics.zeroshot_classification import accuracy
+    from training.clip_benchmark_compat import accuracy as clip_benchmark_accuracy
 
+    accuracy = clip_benchmark_accuracy()
     # The classifier: each rank embeds the prompts of its slice of classes.
     local = []
     for c in _shard(len(data.class_names), info):
