@@ -73,6 +73,7 @@ def test_training_evaluates_zero_shot_and_retrieval_and_logs(tmp_path, monkeypat
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+@pytest.mark.slow
 def test_clip_benchmark_suite_end_to_end(tmp_path, monkeypatch, capsys):
     """`mobileclip-fastload evaluate` runs clip_benchmark on a checkpoint, on a local ImageNet-style
     folder (imagenet1k-unverified) and a local COCO captions set (mscoco_captions)."""
@@ -121,6 +122,7 @@ def _sharded_worker(rank: int, world: int, init_file: str, root: str, out: str) 
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_validation_sharded_over_two_gloo_ranks(tmp_path):
     """Each rank encodes its slice (uneven sizes); the gathered result is every rank's and equals
     the independent numbers."""

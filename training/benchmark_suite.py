@@ -25,7 +25,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 MODEL_TYPE = "mobileclip_fastload"
-#: The one number per task that enters the average (DataComp's choice of main metric).
+#: The one number per task that enters the average (docs/EVALUATION.md says why these).
 MAIN_METRIC = {
     "zeroshot_classification": "acc1",
     "zeroshot_retrieval": "mean_recall@1",
@@ -96,7 +96,7 @@ def _clip_benchmark_args(args: argparse.Namespace, passthrough: list[str]) -> ar
 def main_metric(result: dict[str, Any]) -> tuple[str, float]:
     metrics, task = result["metrics"], result["task"]
     if task == "zeroshot_retrieval":
-        # DataComp's retrieval number: the mean of the two directions' recall@1
+        # one retrieval number: the mean of the two directions' recall@1
         value = (metrics["image_retrieval_recall@1"] + metrics["text_retrieval_recall@1"]) / 2
         return MAIN_METRIC[task], value
     if "mean_average_precision" in metrics:  # multi-label classification (e.g. voc2007_multilabel)
