@@ -78,10 +78,12 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
             steps, values = _series(records, key)
             ax.plot(steps, [100 * v for v in values], marker="o", ms=3, lw=1.2, label=key[len(EVAL_PREFIX):])
         ax.set_title("evaluation (%)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, ncol=2)
     for ax in axes.flat[:n]:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+        if ax.get_yscale() == "linear":
+            ax.ticklabel_format(axis="y", useOffset=False)  # read values, not offsets from them
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     fig.suptitle(str(run_dir))
