@@ -169,6 +169,6 @@ def test_wandb_flag_without_wandb_is_a_clear_error(tmp_path):
         pytest.skip("wandb is installed here")
     from training.train import main as train_main
 
-    with pytest.raises(RuntimeError, match="--wandb needs the wandb package"):
+    with pytest.raises(SystemExit, match="--wandb needs the wandb package"):
         train_main(["--fake-data", "4", "--batch-size", "2", "--model", "tiny-S0", "--steps", "1",
                     "--device", "cpu", "--no-progress", "--output", str(tmp_path), "--wandb", "proj"])

@@ -520,6 +520,10 @@ def _validation(args: argparse.Namespace, model: CLIPModel, info: DistInfo):
 
 def main(argv: list[str] | None = None) -> TrainResult:
     args = _parse(argv)
+    import importlib.util
+
+    if args.wandb and importlib.util.find_spec("wandb") is None:  # say so before any work, not at the first log
+        raise SystemExit("error: --wandb needs the wandb package: pip install wandb")
     info = init_distributed(args.device)
     try:
         torch.manual_seed(args.seed)
