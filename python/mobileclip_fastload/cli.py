@@ -252,6 +252,29 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- evaluate / plot (the `training` package; evaluate needs the `eval` extra) -----
+
+
+def _forwarded_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("forwarded", nargs=argparse.REMAINDER)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    if _missing_extra("train", ("training", "timm", "open_clip")) or _missing_extra("eval", ("clip_benchmark",)):
+        return 2
+    from mobileclip_fastload_train.benchmark_suite import main as evaluate_main
+
+    return evaluate_main(args.forwarded)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    if _missing_extra("train", ("training", "matplotlib")):
+        return 2
+    from mobileclip_fastload_train.plot import main as plot_main
+
+    return plot_main(args.forwarded)
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo", "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked", _demo_arguments, _demo),
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
@@ -264,6 +287,10 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("train",
                "train a MobileCLIP model on a DR store (python -m mobileclip_fastload_train.train; needs the `train` extra)",
                _train_arguments, _train, forwards_arguments=True),
+    Subcommand("evaluate", "run clip_benchmark's suite on a checkpoint (python -m mobileclip_fastload_train.evaluate; needs the "
+               "`eval` extra)", _forwarded_arguments, _evaluate, forwards_arguments=True),
+    Subcommand("plot", "draw a run's curves from RUN_DIR/metrics.jsonl into a PNG (python -m mobileclip_fastload_train.plot)",
+               _forwarded_arguments, _plot, forwards_arguments=True),
 ]
 
 

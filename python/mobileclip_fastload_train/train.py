@@ -44,6 +44,7 @@ from mobileclip_fastload_train.models.checkpoints import load_pretrained
 from mobileclip_fastload_train.optim import build_optimizer, lr_at
 from mobileclip_fastload_train.recipes import RECIPES, describe
 from mobileclip_fastload_train.prefetch import DevicePrefetcher
+from mobileclip_fastload_train.run_logging import WANDB_MODES, Loggers, open_loggers
 from mobileclip_fastload_train.step import COMPILE_MODES, FastPath, image_memory_format, prepare_model
 
 CAPTION_MODES = ("both", "real", "mix")
@@ -71,7 +72,10 @@ class TrainConfig:
     output_dir: str | None = None
     save_every: int = 0  # steps between checkpoints (0: only at the end)
     log_every: int = 1
-    eval_every: int = 0
+    eval_every: int = 0  # steps between evaluations (eval_fn); with an eval_fn it also runs at the end
+    tensorboard: bool = False  # scalars to <output_dir>/tensorboard (training.run_logging)
+    wandb_project: str | None = None  # W&B run in this project (needs wandb), files under <output_dir>/wandb
+    wandb_mode: str = "offline"
     resume: bool = True  # continue from <output_dir>/checkpoints/latest.pt when present
     stop_at: int | None = None  # end this invocation after this step (as if killed); the schedule still uses `steps`
     progress: bool = True
@@ -269,7 +273,10 @@ def train(
     device tensors and are read back (one synchronisation) when a record is written, every
     ``cfg.log_every`` steps and before checkpoints and evaluations. ``samples_per_s`` and
     ``step_s`` of a record are the averages over the steps since the previous read-back;
-    ``data_s`` is each step's own wait for its batches (plus queueing their copy)."""
+    ``data_s`` is each step's own wait for its batches (plus queueing their copy).
+
+    ``eval_fn`` runs on every rank (``mobileclip_fastload_train.validation`` shards its work over them);
+    rank 0 records what it returns."""
     info = info or DistInfo()
     device = info.device
     fast = cfg.fast_path(device)
@@ -280,6 +287,8 @@ def train(
     metrics_path = out_dir / "metrics.jsonl" if out_dir and info.is_main else None
     if out_dir and info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+    loggers = (open_loggers(out_dir, cfg.tensorboard, cfg.wandb_project, cfg.wandb_mode, dataclasses.asdict(cfg))
+               if info.is_main else Loggers([]))
 
     step, epoch = 0, 0
     latest = find_latest(ckpt_dir) if ckpt_dir and cfg.resume else None
@@ -361,6 +370,7 @@ def train(
             result.history.append(record)
             if record["step"] % cfg.log_every == 0 or record["step"] == end or compiled:
                 _log_line(metrics_path, record)
+                loggers.log(record)
         bar.set_postfix(loss=f"{pending[-1][0]['loss']:.4f}", lr=f"{pending[-1][0]['lr']:.2e}")
         pending.clear()
         window.update(t0=time.perf_counter(), samples=0)
@@ -391,7 +401,7 @@ def train(
             pending.append(({"step": step, "epoch": batches.epoch, "lr": lr, "data_s": t_data}, stats))
             bar.update(1)
             saving = bool(cfg.save_every and step % cfg.save_every == 0)
-            evaluating = eval_fn is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == end)
+            evaluating = eval_fn is not None and (bool(cfg.eval_every and step % cfg.eval_every == 0) or step == end)
             compiled_now = fast.compile and step == first_step  # its time is the compile time: report it
             if step % cfg.log_every == 0 or step == end or saving or evaluating or compiled_now:
                 read_back()
@@ -399,20 +409,22 @@ def train(
             if saving:
                 checkpoint()
             if evaluating:
+                model.eval()
+                t_eval = time.perf_counter()
+                evals = eval_fn(model)  # type: ignore[misc]
+                model.train()
                 if info.is_main:
-                    model.eval()
-                    evals = eval_fn(model)
-                    model.train()
-                    eval_record = {"step": step, **{f"eval/{k}": v for k, v in evals.items()}}
+                    eval_record = {"step": step, **{f"eval/{k}": v for k, v in evals.items()},
+                                   "eval/seconds": time.perf_counter() - t_eval}
                     result.history.append(eval_record)
                     _log_line(metrics_path, eval_record)
-                if info.world_size > 1:
-                    torch.distributed.barrier()
+                    loggers.log(eval_record)
                 window.update(t0=time.perf_counter(), samples=0)
         read_back()
     finally:
         prefetcher.close()
         bar.close()
+        loggers.close()
     checkpoint()
     result.step = step
     return result
@@ -463,6 +475,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="reduce-overhead: CUDA graphs in every compiled region")
     p.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in backward")
     p.add_argument("--no-progress", action="store_true")
+    _evaluation_arguments(p)
+    _logging_arguments(p)
     p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
                    help="a named preset of the values above (python/mobileclip_fastload_train/recipes.py); flags given here override it")
     args = p.parse_args(argv)
@@ -474,8 +488,57 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _evaluation_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation during training (training.validation; needs the `eval` extra)")
+    g.add_argument("--val-zeroshot", metavar="DIR", help="zero-shot set: an ImageNet-style folder of class folders")
+    g.add_argument("--val-classnames", metavar="FILE", help="class names for --val-zeroshot (JSON list, JSON object "
+                   "folder->name, or one per line; default: open_clip's ImageNet names for 1000 folders, else folder names)")
+    g.add_argument("--val-templates", metavar="FILE", help="prompt templates ({} = class name; default: open_clip's "
+                   "OpenAI ImageNet templates)")
+    g.add_argument("--val-retrieval", metavar="JSON", help="retrieval set: captions JSON (Karpathy split or COCO captions)")
+    g.add_argument("--val-retrieval-images", metavar="DIR", help="image root of --val-retrieval (default: its folder)")
+    g.add_argument("--val-retrieval-split", default="test", help="Karpathy split to evaluate (default test)")
+    g.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: only at the end)")
+    g.add_argument("--val-batch-size", type=int, default=64)
+    g.add_argument("--val-workers", type=int, default=2, help="image decoding processes per rank")
+
+
+def _logging_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("logging (metrics.jsonl always; training.run_logging)")
+    g.add_argument("--tensorboard", action="store_true", help="TensorBoard scalars in <output>/tensorboard")
+    g.add_argument("--wandb", metavar="PROJECT", default=None, help="log to W&B project PROJECT (needs wandb)")
+    g.add_argument("--wandb-mode", choices=WANDB_MODES, default="offline",
+                   help="offline (default; upload later with `wandb sync`), online or disabled")
+
+
+def _validation(args: argparse.Namespace, model: CLIPModel, info: DistInfo):
+    """The evaluation ``--val-zeroshot`` / ``--val-retrieval`` ask for (None when neither is given)."""
+    if not (args.val_zeroshot or args.val_retrieval):
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("clip_benchmark") is None:  # its metrics; fail now, not at the first evaluation
+        raise SystemExit("error: --val-zeroshot/--val-retrieval need clip_benchmark: pip install 'mobileclip-fastload[eval]'")
+    from mobileclip_fastload_train.eval_data import eval_transform, load_captions, load_class_folder
+    from mobileclip_fastload_train.validation import Validation
+
+    transform = eval_transform(model.preprocess)
+    zero_shot = retrieval = None
+    if args.val_zeroshot:
+        zero_shot = load_class_folder(args.val_zeroshot, transform, args.val_classnames, args.val_templates)
+    if args.val_retrieval:
+        images = args.val_retrieval_images or str(Path(args.val_retrieval).parent)
+        retrieval = load_captions(images, args.val_retrieval, transform, args.val_retrieval_split)
+    return Validation(zero_shot, retrieval, batch_size=args.val_batch_size, workers=args.val_workers,
+                      autocast=args.precision == "bf16" and info.device.type == "cuda", info=info)
+
+
 def main(argv: list[str] | None = None) -> TrainResult:
     args = _parse(argv)
+    import importlib.util
+
+    if args.wandb and importlib.util.find_spec("wandb") is None:  # say so before any work, not at the first log
+        raise SystemExit("error: --wandb needs the wandb package: pip install wandb")
     info = init_distributed(args.device)
     try:
         torch.manual_seed(args.seed)
@@ -505,8 +568,10 @@ def main(argv: list[str] | None = None) -> TrainResult:
             resume=not args.no_resume, stop_at=args.stop_at, progress=not args.no_progress,
             channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,
             grad_checkpointing=args.grad_checkpointing,
+            eval_every=args.eval_every, tensorboard=args.tensorboard, wandb_project=args.wandb,
+            wandb_mode=args.wandb_mode,
         )
-        return train(cfg, model, source, info)
+        return train(cfg, model, source, info, eval_fn=_validation(args, model, info))
     finally:
         cleanup()
 
