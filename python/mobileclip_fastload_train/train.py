@@ -73,7 +73,7 @@ class TrainConfig:
     save_every: int = 0  # steps between checkpoints (0: only at the end)
     log_every: int = 1
     eval_every: int = 0  # steps between evaluations (eval_fn); with an eval_fn it also runs at the end
-    tensorboard: bool = False  # scalars to <output_dir>/tensorboard (training.run_logging)
+    tensorboard: bool = False  # scalars to <output_dir>/tensorboard (mobileclip_fastload_train.run_logging)
     wandb_project: str | None = None  # W&B run in this project (needs wandb), files under <output_dir>/wandb
     wandb_mode: str = "offline"
     resume: bool = True  # continue from <output_dir>/checkpoints/latest.pt when present
@@ -489,7 +489,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _evaluation_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("evaluation during training (training.validation; needs the `eval` extra)")
+    g = p.add_argument_group("evaluation during training (mobileclip_fastload_train.validation; needs the `eval` extra)")
     g.add_argument("--val-zeroshot", metavar="DIR", help="zero-shot set: an ImageNet-style folder of class folders")
     g.add_argument("--val-classnames", metavar="FILE", help="class names for --val-zeroshot (JSON list, JSON object "
                    "folder->name, or one per line; default: open_clip's ImageNet names for 1000 folders, else folder names)")
@@ -504,7 +504,7 @@ def _evaluation_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _logging_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("logging (metrics.jsonl always; training.run_logging)")
+    g = p.add_argument_group("logging (metrics.jsonl always; mobileclip_fastload_train.run_logging)")
     g.add_argument("--tensorboard", action="store_true", help="TensorBoard scalars in <output>/tensorboard")
     g.add_argument("--wandb", metavar="PROJECT", default=None, help="log to W&B project PROJECT (needs wandb)")
     g.add_argument("--wandb-mode", choices=WANDB_MODES, default="offline",
