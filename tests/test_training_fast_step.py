@@ -189,6 +189,42 @@ def test_prefetcher_reads_one_step_ahead_only_when_asked():
     assert pf.next(more=False) == 20 and produced == [0, 1, 2]
 
 
+# Calls that would block the host on CUDA: a tensor made from Python values (a pageable
+# host-to-device copy) and every read-back of a tensor's value.
+_SYNCING_CALLS = (("torch", "tensor"), ("Tensor", "item"), ("Tensor", "tolist"), ("Tensor", "__bool__"),
+                  ("Tensor", "__float__"), ("Tensor", "__int__"), ("Tensor", "cpu"), ("Tensor", "numpy"))
+
+
+def test_the_step_makes_no_host_synchronising_call(monkeypatch):
+    """Counted on the CPU by instrumenting what would synchronise on CUDA: 4 more steps within
+    one read-back window add none (the teacher scales were once a new tensor in every call)."""
+    calls: list[str] = []
+
+    def counted(owner, name):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+        return wrapper
+
+    for owner_name, name in _SYNCING_CALLS:
+        owner = torch if owner_name == "torch" else torch.Tensor
+        monkeypatch.setattr(owner, name, counted(owner, name))
+
+    def count(steps: int) -> list[str]:
+        source = random_reinforced_source(64, batch_size=8, image_size=32, seed=7)
+        model = _model("tiny-S0")
+        calls.clear()
+        train(_cfg(steps=steps, log_every=100), model, source)
+        return list(calls)
+
+    count(1)  # what is made once per process (cached on the device) is made here
+    four, eight = count(4), count(8)
+    assert eight == four == ["tolist"], "the one read-back at the end is the only one"
+    assert len(eight) - len(four) == 0, f"{len(eight) - len(four)} more syncing calls for 4 more steps: {eight}"
+
+
 # ---------------------------------------------------------------------------- CUDA only
 @cuda
 def test_cuda_step_has_no_host_synchronisation():
