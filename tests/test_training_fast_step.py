@@ -36,7 +36,12 @@ from training.train import TrainConfig, _parse, _prepare, _train_step, default_l
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def cuda(test):
+    """Runs only where a GPU is present; ``benches/gpu_check.py`` selects these with ``-m cuda``."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")(test))
+
 
 # Tolerances, against a float64 run of the plain step (both float32 steps must meet them).
 # channels_last and compiled regions only change the summation order; a layout mistake gives
