@@ -319,7 +319,10 @@ class FastReinforcedLoader:
         self._pinned = self._in_flight = None
         self.pin_memory = False
         if in_flight is not None:
-            in_flight.wait_all()
+            try:
+                in_flight.wait_all()
+            except Exception as e:  # interpreter shutdown: the CUDA context may be gone already
+                log.debug("waiting for copies failed: %s", e)
         if pinned is not None:
             pinned.unregister_all()
 
