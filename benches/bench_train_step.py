@@ -191,7 +191,7 @@ def bench_variant(name: str, variant: str, args, device: torch.device, batch: in
     def timed_tower(encode, x) -> float | None:
         try:
             run = tower(encode, x)
-            timer.time(run, 3)  # warm-up: compilation of the tower alone, CUDA-graph recording
+            timer.time(run, 3 if fast.compile else 1)  # warm-up: the tower's own compilation, CUDA-graph recording
             return timer.time(run, max(1, args.steps // 2))
         except Exception as e:  # e.g. a CUDA-graph variant refusing a forward outside the step
             print(f"{name} {variant}: tower timing failed: {e!r}", flush=True)
