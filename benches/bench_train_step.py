@@ -420,8 +420,9 @@ def tables(step_rows: list[dict], skipped: list[str], e2e_rows: list[dict], args
         lines += ["", "| training.train, MobileCLIP-S0, fed by | batch | samples/s | vs in-memory (pinned) | ms/step | "
                   "data wait ms (median / max) |", "|---|---|---|---|---|---|"]
         for r in e2e_rows:
-            lines.append(f"| {r['feed']} | {r['batch']} | {_rate(r['samples_per_s'])} | {r['samples_per_s'] / ref:.2f}x | "
-                         f"{r['step_ms']:.0f} | {r['data_wait_ms_median']:.1f} / {r['data_wait_ms_max']:.1f} |")
+            lines.append(f"| {r['feed']} | {r['batch']} | {_rate(r['samples_per_s'])} | "
+                         f"{r['samples_per_s'] / ref:.2f}x | {r['step_ms']:.0f} | "
+                         f"{r['data_wait_ms_median']:.1f} / {r['data_wait_ms_max']:.1f} |")
     return "\n".join(lines)
 
 
