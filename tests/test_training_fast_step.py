@@ -276,6 +276,14 @@ def _no_tf32():
         torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
+def test_the_cuda_comparison_runs_without_tf32():
+    """Checked here (the settings exist without a GPU): inside, cuDNN and matmuls are full float32."""
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    with _no_tf32():
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
 @cuda
 def test_cuda_fast_step_matches_cpu_plain_step():
     with _no_tf32():
