@@ -43,19 +43,22 @@ def test_every_batch_field_starts_on_a_page_of_its_own(store_path, output):
 
 def test_the_pool_keeps_its_buffers_after_fill_errors(tmp_path):
     """Every pass fails on the same undecodable image; a failed batch's buffer goes back to the
-    pool, so later passes allocate nothing new (it used to be freed and replaced each time)."""
+    pool, so the pool stays at its bound however many passes fail (it used to free that buffer
+    and allocate a new one for every failing pass: 2, 3, 3, 4, 5, 6, ...)."""
     path = make_store(tmp_path / "store", n=8, J=2, S=2, K=2, D=4, seed=2, corrupt=(5,))
     loader = FastReinforcedLoader(path, 2, image_size=8, num_threads=1, prefetch=1, shuffle=False,
                                   on_error="raise")
     counts = []
-    for _ in range(6):
+    for _ in range(10):
         loader.set_epoch(0)
         with pytest.raises(ImageDecodeError):
             for b in loader:
                 del b
         gc.collect()
         counts.append(loader._core.buffers_allocated())
-    assert counts[-1] == counts[1], f"buffers allocated after each failing pass: {counts}"
+    # prefetch window (1) + the batch the consumer holds + the one the worker fills (timing decides
+    # how many of these a pass needs)
+    assert max(counts) <= 3, f"buffers allocated after each failing pass: {counts}"
 
 
 class _Event:
