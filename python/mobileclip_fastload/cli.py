@@ -252,7 +252,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- evaluate / plot (the `training` package; evaluate needs the `eval` extra) -----
+# --- evaluate / plot (the `mobileclip_fastload_train` package; evaluate needs the `eval` extra) -----
 
 
 def _forwarded_arguments(p: argparse.ArgumentParser) -> None:
@@ -260,7 +260,7 @@ def _forwarded_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    if _missing_extra("train", ("training", "timm", "open_clip")) or _missing_extra("eval", ("clip_benchmark",)):
+    if _missing_extra("train", ("timm", "open_clip")) or _missing_extra("eval", ("clip_benchmark",)):
         return 2
     from mobileclip_fastload_train.benchmark_suite import main as evaluate_main
 
@@ -268,7 +268,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    if _missing_extra("train", ("training", "matplotlib")):
+    if _missing_extra("train", ("matplotlib",)):
         return 2
     from mobileclip_fastload_train.plot import main as plot_main
 

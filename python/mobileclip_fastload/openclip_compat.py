@@ -242,7 +242,12 @@ def open_clip_dr_loader(
     """A ``FastReinforcedLoader`` set up as OpenCLIP's DR pipeline delivers: float32 images
     and teacher rows, equal batches on every rank (``drop_last``), and the image size,
     interpolation, mean and std of ``preprocess_train`` when given. ``loader_kwargs``
-    (``num_threads``, ``seed``, ``caption_mode``, ...) override these."""
+    (``num_threads``, ``seed``, ``caption_mode``, ``pin_memory``, ...) override these.
+
+    With ``pin_memory=True`` the loop's ``images.to(device, non_blocking=True)`` copies straight
+    from the loader's page-locked memory, and dropping the batch right after is safe: the loader
+    recycles a batch's memory only once the copies queued before the next batch was asked for
+    have run (``FastReinforcedLoader``'s ``pin_memory``)."""
     options: dict[str, Any] = dict(output="float32", embedding_dtype="float32", drop_last=True)
     if preprocess_train is not None:
         options.update(loader_options_from_transform(preprocess_train))

@@ -306,8 +306,12 @@ def train(
         source.set_epoch(0)
 
     net: nn.Module = model
-    if info.world_size > 1:
-        # Gradients live in DDP's buckets (no copy); a single forward per step keeps the graph static.
+    # DDP's gradient_as_bucket_view: a gradient set to None is re-created by autograd and copied
+    # into its bucket at every backward; zeroed in place it stays the bucket's view.
+    grads_in_buckets = info.world_size > 1
+    if grads_in_buckets:
+        # Gradients live in DDP's buckets (no copy) as long as they are zeroed in place, never set to
+        # None (see the loop); a single forward per step keeps the graph static.
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                       gradient_as_bucket_view=True, static_graph=cfg.accum_steps == 1)
     loss_fn = ReinforcedClipLoss(cfg.lam, cfg.num_teachers, cfg.teacher_logit_scale)
@@ -391,7 +395,7 @@ def train(
             stats = _train_step(net, loss_fn, batches.prepared, autocast)
             stats["grad_norm"] = _grad_norm(model, cfg.grad_clip)
             optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=not grads_in_buckets)
             model.clamp_logit_scale()
             stats["logit_scale"] = model.logit_scale.detach().exp()
             step += 1
@@ -431,6 +435,13 @@ def train(
 
 
 # ---------------------------------------------------------------- command line
+def default_loader_output(device: torch.device) -> str:
+    """uint8 on CUDA: a quarter of the bytes page-locked and copied, normalised on the GPU
+    (``_images_on_device``); float32 on the CPU, where the loader's threads normalise."""
+    return "uint8" if device.type == "cuda" else "float32"
+
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -466,7 +477,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --output")
     p.add_argument("--stop-at", type=int, default=None, help="end after this step (the schedule still uses --steps)")
     p.add_argument("--num-threads", type=int, default=None, help="loader decode threads (FastReinforcedLoader num_threads)")
-    p.add_argument("--loader-output", choices=("float32", "uint8"), default="float32")
+    p.add_argument("--loader-output", choices=("float32", "uint8"), default=None,
+                   help="loader image output (default: uint8 on CUDA, normalised there; float32 on the CPU)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="image tower in channels_last (default: on CUDA only; see python/mobileclip_fastload_train/step.py)")
@@ -549,7 +561,8 @@ def main(argv: list[str] | None = None) -> TrainResult:
         if args.store:
             source = open_store_loader(
                 args.store, args.batch_size, pre.image_size, pre.interpolation, pre.mean, pre.std,
-                args.caption_mode, args.mix_probability, args.seed, args.num_threads, args.loader_output,
+                args.caption_mode, args.mix_probability, args.seed, args.num_threads,
+                args.loader_output or default_loader_output(info.device),
                 pin_memory=info.device.type == "cuda",
             )
             num_teachers = args.num_teachers or int(source.dims["K"])

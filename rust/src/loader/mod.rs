@@ -3,6 +3,7 @@
 
 pub mod batch;
 mod fill;
+pub mod page_buf;
 pub mod pipeline;
 pub mod rng;
 pub mod sampler;

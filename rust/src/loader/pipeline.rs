@@ -243,11 +243,19 @@ impl Worker {
                 let bs = self.batch_size;
                 let n = self.indices.len();
                 let rows = &self.indices[b.saturating_mul(bs).min(n)..(b + 1).saturating_mul(bs).min(n)];
-                catch_unwind(AssertUnwindSafe(|| filler.fill(&mut batch, self.epoch, b, rows)))
+                let filled = catch_unwind(AssertUnwindSafe(|| filler.fill(&mut batch, self.epoch, b, rows)))
                     .unwrap_or_else(|panic| {
                         Err(Error::Internal(format!("loader worker panicked on batch {b}: {}", panic_message(&panic))))
-                    })
-                    .map(|()| batch)
+                    });
+                match filled {
+                    Ok(()) => Ok(batch),
+                    Err(e) => {
+                        // Back to the pool, not freed: its memory may be page-locked, and a later
+                        // allocation at the same address would be taken for the registered one.
+                        self.pool.give_back(batch);
+                        Err(e)
+                    }
+                }
             });
             let failed = outcome.is_err();
             // After a failure this worker stops: every batch before `b` is already
