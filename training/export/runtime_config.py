@@ -1,0 +1,60 @@
+"""``runtime.json``: what a runtime needs beside the two graphs to embed images and text.
+
+The numbers come from the model (``CLIPModel.preprocess``, the towers' output width,
+``logit_scale``) and the tokenizer module; nothing here restates a model fact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mobileclip_fastload.tokenizer import EOT_TOKEN_ID, SOT_TOKEN_ID, VOCAB_SIZE
+from training.export.encoders import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT
+from training.models import CLIPModel
+
+RUNTIME_CONFIG = "runtime.json"
+#: The tokenizer's name as a DR store's manifest spells it (OpenAI CLIP BPE, ids as open_clip's).
+TOKENIZER_NAME = "openai-clip-bpe"
+#: Inference resize of Apple's and open_clip's MobileCLIP evaluation transform: shortest side to
+#: image_size (bilinear), then a centre crop. Training replays crops bicubic (Preprocess.interpolation).
+EVAL_INTERPOLATION = "bilinear"
+
+
+def runtime_config(model: CLIPModel, fmt: str, precision: str, files: dict[str, str]) -> dict[str, object]:
+    """``files`` maps ``"image"`` / ``"text"`` to the graph files written beside the JSON."""
+    pre = model.preprocess
+    with torch.no_grad():
+        embed_dim = int(model.text(torch.zeros(1, pre.context_length, dtype=torch.long)).shape[-1])
+    return {
+        "model": model.name,
+        "format": fmt,
+        "precision": precision,
+        "embedding_dim": embed_dim,
+        "embeddings_normalized": True,
+        "logit_scale": math.exp(float(model.logit_scale)),
+        "image": {
+            "file": files["image"],
+            "input": IMAGE_INPUT,
+            "output": IMAGE_OUTPUT,
+            "layout": "NCHW, RGB, float32 in [0, 1] then (x - mean) / std",
+            "image_size": pre.image_size,
+            "mean": list(pre.mean),
+            "std": list(pre.std),
+            "resize": "shortest side to image_size, then centre crop",
+            "interpolation": EVAL_INTERPOLATION,
+            "training_interpolation": pre.interpolation,
+        },
+        "text": {
+            "file": files["text"],
+            "input": TEXT_INPUT,
+            "output": TEXT_OUTPUT,
+            "tokenizer": TOKENIZER_NAME,
+            "context_length": pre.context_length,
+            "vocab_size": VOCAB_SIZE,
+            "sot_token_id": SOT_TOKEN_ID,
+            "eot_token_id": EOT_TOKEN_ID,
+            "padding": "zeros after EOT; a longer caption is cut to context_length with EOT last",
+        },
+    }
