@@ -34,7 +34,7 @@ def _write_coreml(encoder: torch.nn.Module, example: torch.Tensor, output_name: 
     from training.export.to_coreml import export_coreml
 
     # an .mlpackage is a directory: written beside, then renamed over the old one
-    tmp = temp_name(final)
+    tmp = Path(f"{temp_name(final)}.mlpackage")  # coremltools insists on the suffix
     try:
         export_coreml(encoder, example, output_name, tmp, precision)
         if final.exists():
@@ -45,9 +45,10 @@ def _write_coreml(encoder: torch.nn.Module, example: torch.Tensor, output_name: 
 
 
 def export_encoders(model: CLIPModel, out_dir: str | os.PathLike[str], fmt: str = "onnx",
-                    precision: str = "fp32") -> Path:
+                    precision: str = "fp32", name: str | None = None) -> Path:
     """Write ``image_encoder.<ext>``, ``text_encoder.<ext>`` and ``runtime.json`` for a folded
-    model (see ``training.models.reparameterize``); returns the path of ``runtime.json``."""
+    model (see ``training.models.reparameterize``); returns the path of ``runtime.json``.
+    ``name`` (default ``model.name``) is the model's name in ``runtime.json``."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {FORMATS}")
     if precision not in PRECISIONS:
@@ -56,21 +57,23 @@ def export_encoders(model: CLIPModel, out_dir: str | os.PathLike[str], fmt: str 
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     files = {tower: f"{tower}_encoder{_SUFFIX[fmt]}" for tower in ("image", "text")}
+    # batch 2: torch.export treats a size-1 axis as a constant, so the example must not have one
     graphs = (
-        (ImageEncoder(model), example_image(model), IMAGE_INPUT, IMAGE_OUTPUT, files["image"]),
-        (TextEncoder(model), example_tokens(model), TEXT_INPUT, TEXT_OUTPUT, files["text"]),
+        (ImageEncoder(model), example_image(model, batch=2), IMAGE_INPUT, IMAGE_OUTPUT, files["image"]),
+        (TextEncoder(model), example_tokens(model, batch=2), TEXT_INPUT, TEXT_OUTPUT, files["text"]),
     )
-    for encoder, example, input_name, output_name, name in graphs:
+    for encoder, example, input_name, output_name, file_name in graphs:
         if fmt == "onnx":
-            _write_onnx(encoder, example, input_name, output_name, out_dir / name, precision)
+            _write_onnx(encoder, example, input_name, output_name, out_dir / file_name, precision)
         else:
-            _write_coreml(encoder, example, output_name, out_dir / name, precision)
+            _write_coreml(encoder, example, output_name, out_dir / file_name, precision)
     path = out_dir / RUNTIME_CONFIG
-    write_json_atomic(path, runtime_config(model, fmt, precision, files))
+    write_json_atomic(path, runtime_config(model, fmt, precision, files, name))
     return path
 
 
 def export_model(checkpoint: str | os.PathLike[str], model_name: str, out_dir: str | os.PathLike[str],
                  fmt: str = "onnx", precision: str = "fp32", **overrides: object) -> Path:
     """``mobileclip-fastload export``: load ``checkpoint`` into ``model_name``, fold, export."""
-    return export_encoders(load_for_export(checkpoint, model_name, **overrides), out_dir, fmt, precision)
+    model = load_for_export(checkpoint, model_name, **overrides)
+    return export_encoders(model, out_dir, fmt, precision, name=model_name)

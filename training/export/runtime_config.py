@@ -22,18 +22,20 @@ TOKENIZER_NAME = "openai-clip-bpe"
 EVAL_INTERPOLATION = "bilinear"
 
 
-def runtime_config(model: CLIPModel, fmt: str, precision: str, files: dict[str, str]) -> dict[str, object]:
-    """``files`` maps ``"image"`` / ``"text"`` to the graph files written beside the JSON."""
+def runtime_config(model: CLIPModel, fmt: str, precision: str, files: dict[str, str],
+                   name: str | None = None) -> dict[str, object]:
+    """``files`` maps ``"image"`` / ``"text"`` to the graph files written beside the JSON;
+    ``name`` (default ``model.name``) is the name ``create_model`` knows the model by."""
     pre = model.preprocess
     with torch.no_grad():
         embed_dim = int(model.text(torch.zeros(1, pre.context_length, dtype=torch.long)).shape[-1])
     return {
-        "model": model.name,
+        "model": name or model.name,
         "format": fmt,
         "precision": precision,
         "embedding_dim": embed_dim,
         "embeddings_normalized": True,
-        "logit_scale": math.exp(float(model.logit_scale)),
+        "logit_scale": math.exp(model.logit_scale.item()),
         "image": {
             "file": files["image"],
             "input": IMAGE_INPUT,
