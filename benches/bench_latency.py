@@ -85,17 +85,22 @@ def _onnx_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _median_interleaved(calls: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, float]:
+def _median_interleaved(calls: dict[str, Callable[[], object]], warmup: int,
+                        repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall ms and median CPU ms of this thread per call (the latter means something at 1 thread only)."""
     for call in calls.values():
         for _ in range(warmup):
             call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
-            t = time.perf_counter()
+            c, t = time.thread_time(), time.perf_counter()
             call()
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.thread_time() - c)
+    return ({n: statistics.median(ts) * 1e3 for n, ts in wall.items()},
+            {n: statistics.median(ts) * 1e3 for n, ts in cpu.items()})
 
 
 def bench_model(name: str, thread_counts: list[int], warmup: int, repeats: int, workdir: Path) -> dict:
@@ -106,7 +111,7 @@ def bench_model(name: str, thread_counts: list[int], warmup: int, repeats: int, 
         "image": (ImageEncoder, example_image(model), "image"),
         "text": (TextEncoder, example_tokens(model), "text"),
     }
-    result: dict = {"model": name, "folds": folds, "onnx_mb": {}, "ms": {}}
+    result: dict = {"model": name, "folds": folds, "onnx_mb": {}, "ms": {}, "cpu_ms": {}}
     for tower, (encoder_class, example, input_name) in towers.items():
         train_time, deployed = encoder_class(model).eval(), encoder_class(folded).eval()
         path = workdir / f"{name}-{tower}.onnx"
@@ -123,10 +128,10 @@ def bench_model(name: str, thread_counts: list[int], warmup: int, repeats: int, 
             if folds:
                 calls["torch train-time"] = lambda: train_time(example)
             with torch.inference_mode():
-                ms = _median_interleaved(calls, warmup, repeats)
+                ms, cpu_ms = _median_interleaved(calls, warmup, repeats)
             if not folds:  # nothing to fold: train-time is the folded model
-                ms["torch train-time"] = ms["torch folded"]
-            result["ms"][f"{tower}/{threads}"] = ms
+                ms["torch train-time"], cpu_ms["torch train-time"] = ms["torch folded"], cpu_ms["torch folded"]
+            result["ms"][f"{tower}/{threads}"], result["cpu_ms"][f"{tower}/{threads}"] = ms, cpu_ms
             del session
         path.unlink()
     del model, folded
@@ -134,26 +139,29 @@ def bench_model(name: str, thread_counts: list[int], warmup: int, repeats: int, 
     return result
 
 
-def _print_table(results: list[dict], thread_counts: list[int]) -> None:
+def _print_table(results: list[dict], thread_counts: list[int], key: str = "ms") -> None:
     ref = next((r for r in results if r["model"] == REFERENCE), None)
     print(f"\n{'model':<15} {'runtime':<17} {'thr':>3} {'image ms':>9} {'text ms':>8} {'total':>8} "
           f"{'x ViT-B/16':>10} {'paper x':>7} {'fold gain':>9}")
     for r in results:
         for threads in thread_counts:
             for variant in VARIANTS:
-                image, text = (r["ms"][f"{tower}/{threads}"][variant] for tower in ("image", "text"))
+                image, text = (r[key][f"{tower}/{threads}"][variant] for tower in ("image", "text"))
                 total = image + text
                 ratio = ""
                 if ref is not None:
-                    ref_total = sum(ref["ms"][f"{tower}/{threads}"][variant] for tower in ("image", "text"))
+                    ref_total = sum(ref[key][f"{tower}/{threads}"][variant] for tower in ("image", "text"))
                     ratio = f"{ref_total / total:.2f}x"
                 paper = f"{PAPER_SPEEDUP[r['model']]}x" if r["model"] in PAPER_SPEEDUP else ""
                 gain = ""
                 if variant == "torch folded" and r["folds"]:
-                    before = sum(r["ms"][f"{tower}/{threads}"]["torch train-time"] for tower in ("image", "text"))
+                    before = sum(r[key][f"{tower}/{threads}"]["torch train-time"] for tower in ("image", "text"))
                     gain = f"{before / total:.2f}x"
                 print(f"{r['model']:<15} {variant:<17} {threads:>3} {image:9.1f} {text:8.1f} {total:8.1f} "
                       f"{ratio:>10} {paper:>7} {gain:>9}")
+
+
+def _print_sizes(results: list[dict]) -> None:
     print("\nONNX graph sizes (fp32, folded): " + ", ".join(
         f"{r['model']} image {r['onnx_mb']['image']:.1f} MiB + text {r['onnx_mb']['text']:.1f} MiB" for r in results))
 
@@ -161,13 +169,19 @@ def _print_table(results: list[dict], thread_counts: list[int]) -> None:
 def main() -> None:
     mobileclip2 = tuple(m for m in list_models() if m.startswith("MobileCLIP2-"))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=[*MOBILECLIP, *mobileclip2, *OPEN_CLIP_REFERENCES])
+    # the reference first, ViT-L/14 (the slowest) last
+    p.add_argument("--models", nargs="+", default=[REFERENCE, *MOBILECLIP, *mobileclip2, "ViT-L-14"])
     p.add_argument("--threads", nargs="+", type=int, default=None,
                    help="thread counts (default: 1 and all of this process's cores)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--table-from", type=Path, default=None, help="print the tables of an earlier --json and exit")
     args = p.parse_args()
+    if args.table_from:
+        saved = json.loads(args.table_from.read_text())
+        _print_tables(saved["results"], saved["threads"])
+        return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     thread_counts = args.threads or sorted({1, cores})
     print(f"torch {torch.__version__}, {cores} cores, threads {thread_counts}, batch 1, "
@@ -179,9 +193,20 @@ def main() -> None:
             t = time.perf_counter()
             results.append(bench_model(name, thread_counts, args.warmup, args.repeats, Path(workdir)))
             print(f"  {name}: {time.perf_counter() - t:.0f} s", flush=True)
+            if args.json:  # after each model, so that a long run stopped early keeps what it measured
+                args.json.write_text(json.dumps({"threads": thread_counts, "repeats": args.repeats,
+                                                 "results": results}))
+    _print_tables(results, thread_counts)
+
+
+def _print_tables(results: list[dict], thread_counts: list[int]) -> None:
+    print("\nWall-clock latency (ms):")
     _print_table(results, thread_counts)
-    if args.json:
-        args.json.write_text(json.dumps({"threads": thread_counts, "repeats": args.repeats, "results": results}))
+    if 1 in thread_counts:
+        print("\nCPU time of the calling thread at 1 thread (ms; what other processes on a shared machine "
+              "disturb least):")
+        _print_table(results, [1], key="cpu_ms")
+    _print_sizes(results)
 
 
 if __name__ == "__main__":
