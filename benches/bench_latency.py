@@ -176,11 +176,12 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    p.add_argument("--table-from", type=Path, default=None, help="print the tables of an earlier --json and exit")
+    p.add_argument("--table-from", type=Path, nargs="+", default=None,
+                   help="print the tables of earlier --json files (one run each, same threads) and exit")
     args = p.parse_args()
     if args.table_from:
-        saved = json.loads(args.table_from.read_text())
-        _print_tables(saved["results"], saved["threads"])
+        runs = [json.loads(path.read_text()) for path in args.table_from]
+        _print_tables([r for run in runs for r in run["results"]], runs[0]["threads"])
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     thread_counts = args.threads or sorted({1, cores})

@@ -99,11 +99,29 @@ def _onnx_vs_torch(model: CLIPModel, out: Path, precision: str) -> dict[str, flo
     return results
 
 
-def _check_onnx(tmp_path: Path, name: str, precision: str) -> None:
-    pytest.importorskip("onnx")
-    model = _trained_like(name)
-    out = tmp_path / "export"
-    export_model(_checkpoint(tmp_path, model), name, out, "onnx", precision)
+_EXPORTS: dict[tuple[str, str, str], tuple[CLIPModel, Path]] = {}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    """``exported(name, fmt, precision)``: the model and its export directory, made once per module."""
+
+    def get(name: str, fmt: str, precision: str) -> tuple[CLIPModel, Path]:
+        pytest.importorskip("onnx" if fmt == "onnx" else "coremltools")
+        key = (name, fmt, precision)
+        if key not in _EXPORTS:
+            tmp = tmp_path_factory.mktemp("export")
+            model = _trained_like(name)
+            export_model(_checkpoint(tmp, model), name, tmp / "out", fmt, precision)
+            _EXPORTS[key] = model, tmp / "out"
+        return _EXPORTS[key]
+
+    yield get
+    _EXPORTS.clear()
+
+
+def _check_onnx(exported, name: str, precision: str) -> None:
+    model, out = exported(name, "onnx", precision)
     results = _onnx_vs_torch(model, out, precision)
     if precision == "fp32":
         assert max(results.values()) < FP32_TOLERANCE, results
@@ -113,22 +131,20 @@ def _check_onnx(tmp_path: Path, name: str, precision: str) -> None:
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("name", ["tiny-S0", "tiny-S1"])  # MCt text tower / open_clip's text tower
-def test_onnx_matches_pytorch(tmp_path: Path, name: str, precision: str) -> None:
-    _check_onnx(tmp_path, name, precision)
+def test_onnx_matches_pytorch(exported, name: str, precision: str) -> None:
+    _check_onnx(exported, name, precision)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("name", ["MobileCLIP-S0", "MobileCLIP-S1"])  # full-size MCi0 + MCt / MCi1 + open_clip text
-def test_onnx_matches_pytorch_full_size(tmp_path: Path, name: str, precision: str) -> None:
-    _check_onnx(tmp_path, name, precision)
+def test_onnx_matches_pytorch_full_size(exported, name: str, precision: str) -> None:
+    _check_onnx(exported, name, precision)
 
 
-def test_runtime_json_states_the_models_preprocessing(tmp_path: Path) -> None:
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    model = _trained_like("tiny-S0")
-    path = export_model(_checkpoint(tmp_path, model), "tiny-S0", tmp_path / "export", "onnx")
+def test_runtime_json_states_the_models_preprocessing(exported) -> None:
+    model, out = exported("tiny-S0", "onnx", "fp32")
+    path = out / "runtime.json"
     config = json.loads(path.read_text())
     pre = model.preprocess
     assert (config["model"], config["format"], config["precision"]) == ("tiny-S0", "onnx", "fp32")
@@ -146,13 +162,11 @@ def _feature(description, name: str):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-def test_coreml_package_has_the_expected_inputs_and_outputs(tmp_path: Path, precision: str) -> None:
+def test_coreml_package_has_the_expected_inputs_and_outputs(exported, precision: str) -> None:
     ct = pytest.importorskip("coremltools")
     from coremltools.proto import FeatureTypes_pb2
 
-    model = _trained_like("tiny-S0")
-    out = tmp_path / "export"
-    export_model(_checkpoint(tmp_path, model), "tiny-S0", out, "coreml", precision)
+    _, out = exported("tiny-S0", "coreml", precision)
     config = json.loads((out / "runtime.json").read_text())
     array = FeatureTypes_pb2.ArrayFeatureType
     float_type = array.FLOAT16 if precision == "fp16" else array.FLOAT32
@@ -190,3 +204,27 @@ def test_cli_choices_are_the_exporters() -> None:
     export = parser._subparsers._group_actions[0].choices["export"]  # type: ignore[union-attr]
     choices = {a.dest: tuple(a.choices) for a in export._actions if a.choices}
     assert choices == {"format": FORMATS, "precision": PRECISIONS}
+
+
+@pytest.mark.parametrize("layout", ["training", "open_clip_ddp", "state_dict"])
+def test_checkpoint_layouts_load_and_fold(tmp_path: Path, layout: str) -> None:
+    from training.export import load_for_export
+
+    model = _trained_like("tiny-S1")
+    state = model.state_dict()
+    saved = {
+        "training": {"model": state, "step": 1},
+        "open_clip_ddp": {"epoch": 1, "state_dict": {f"module.{k}": v for k, v in state.items()}},
+        "state_dict": state,
+    }[layout]
+    path = tmp_path / "ckpt.pt"
+    torch.save(saved, path)
+    folded = load_for_export(path, "tiny-S1")
+    image, tokens = example_image(model, 2), example_tokens(model, 2)
+    with torch.no_grad():
+        assert torch.allclose(folded.encode_image(image), model.encode_image(image), atol=1e-5)
+        assert torch.equal(folded.encode_text(tokens), model.encode_text(tokens))
+    # folded: MobileOne's train-time conv+BN branches are gone, one reparam_conv each instead
+    names = [n for n, _ in folded.named_modules()]
+    assert not any("conv_kxk" in n for n in names) and any(n.endswith("reparam_conv") for n in names)
+    assert not folded.training
