@@ -86,7 +86,10 @@ def _onnx_vs_torch(model: CLIPModel, out: Path, precision: str) -> dict[str, flo
     }
     results = {}
     for tower, encode in (("image", model.encode_image), ("text", model.encode_text)):
-        session = ort.InferenceSession(str(out / config[tower]["file"]), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, f"ORT_ENABLE_{config['onnxruntime_graph_optimization'].upper()}")
+        session = ort.InferenceSession(str(out / config[tower]["file"]), options, providers=["CPUExecutionProvider"])
         for kind, x in inputs[tower].items():
             (got,) = session.run([config[tower]["output"]], {config[tower]["input"]: x.numpy()})
             with torch.no_grad():
@@ -123,6 +126,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
 def _check_onnx(exported, name: str, precision: str) -> None:
     model, out = exported(name, "onnx", precision)
     results = _onnx_vs_torch(model, out, precision)
+    print(name, precision, results)  # the measured bounds (pytest -s)
     if precision == "fp32":
         assert max(results.values()) < FP32_TOLERANCE, results
     else:
@@ -161,7 +165,8 @@ def _feature(description, name: str):
     return feature.type.multiArrayType
 
 
-@pytest.mark.parametrize("precision", PRECISIONS)
+# fp16 is what ships to a phone; fp32 is the same conversion path, so only it is `slow`
+@pytest.mark.parametrize("precision", ["fp16", pytest.param("fp32", marks=pytest.mark.slow)])
 def test_coreml_package_has_the_expected_inputs_and_outputs(exported, precision: str) -> None:
     ct = pytest.importorskip("coremltools")
     from coremltools.proto import FeatureTypes_pb2

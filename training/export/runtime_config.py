@@ -17,6 +17,10 @@ from training.models import CLIPModel
 RUNTIME_CONFIG = "runtime.json"
 #: The tokenizer's name as a DR store's manifest spells it (OpenAI CLIP BPE, ids as open_clip's).
 TOKENIZER_NAME = "openai-clip-bpe"
+#: ONNX Runtime's graph optimisation level for fp16 graphs: onnxruntime 1.32's CPU provider crashes
+#: (segfault) creating a session for the full-size open_clip text tower in fp16 at the default level
+#: ("all"; its NchwcTransformer); "extended" loads and runs it.
+ONNX_FP16_OPTIMIZATION = "extended"
 #: Inference resize of Apple's and open_clip's MobileCLIP evaluation transform: shortest side to
 #: image_size (bilinear), then a centre crop. Training replays crops bicubic (Preprocess.interpolation).
 EVAL_INTERPOLATION = "bilinear"
@@ -29,7 +33,7 @@ def runtime_config(model: CLIPModel, fmt: str, precision: str, files: dict[str, 
     pre = model.preprocess
     with torch.no_grad():
         embed_dim = int(model.text(torch.zeros(1, pre.context_length, dtype=torch.long)).shape[-1])
-    return {
+    config: dict[str, object] = {
         "model": name or model.name,
         "format": fmt,
         "precision": precision,
@@ -60,3 +64,6 @@ def runtime_config(model: CLIPModel, fmt: str, precision: str, files: dict[str, 
             "padding": "zeros after EOT; a longer caption is cut to context_length with EOT last",
         },
     }
+    if fmt == "onnx":
+        config["onnxruntime_graph_optimization"] = ONNX_FP16_OPTIMIZATION if precision == "fp16" else "all"
+    return config
