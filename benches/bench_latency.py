@@ -31,7 +31,13 @@ import torch
 
 from training.export import ImageEncoder, TextEncoder, example_image, example_tokens
 from training.export.to_onnx import export_onnx
-from training.models import CLIPModel, Preprocess, create_model, list_models, reparameterize
+from training.models import (
+    CLIPModel,
+    Preprocess,
+    create_model,
+    list_models,
+    reparameterize,
+)
 
 REFERENCE = "ViT-B-16"
 OPEN_CLIP_REFERENCES = ("ViT-B-16", "ViT-L-14")
@@ -121,18 +127,18 @@ def bench_model(name: str, thread_counts: list[int], warmup: int, repeats: int, 
         for threads in thread_counts:
             torch.set_num_threads(threads)
             session = _onnx_session(path, threads)
+            # the calls run within this iteration; default arguments bind this iteration's objects anyway
             calls: dict[str, Callable[[], object]] = {
-                "torch folded": lambda: deployed(example),
-                "onnxruntime": lambda: session.run(None, feed),
+                "torch folded": lambda e=deployed, x=example: e(x),
+                "onnxruntime": lambda s=session, f=feed: s.run(None, f),
             }
             if folds:
-                calls["torch train-time"] = lambda: train_time(example)
+                calls["torch train-time"] = lambda e=train_time, x=example: e(x)
             with torch.inference_mode():
                 ms, cpu_ms = _median_interleaved(calls, warmup, repeats)
             if not folds:  # nothing to fold: train-time is the folded model
                 ms["torch train-time"], cpu_ms["torch train-time"] = ms["torch folded"], cpu_ms["torch folded"]
             result["ms"][f"{tower}/{threads}"], result["cpu_ms"][f"{tower}/{threads}"] = ms, cpu_ms
-            del session
         path.unlink()
     del model, folded
     gc.collect()

@@ -18,12 +18,19 @@ import torch
 pytest.importorskip("timm")
 pytest.importorskip("open_clip")
 
-from mobileclip_fastload.cli import main  # noqa: E402
-from mobileclip_fastload.sample_photos import NAMES, load  # noqa: E402
-from mobileclip_fastload.tokenizer import tokenize  # noqa: E402
-from training.checkpoint import save_checkpoint  # noqa: E402
-from training.export import FORMATS, PRECISIONS, example_image, example_tokens, export_model  # noqa: E402
-from training.models import CLIPModel, create_model  # noqa: E402
+from mobileclip_fastload.cli import main
+from mobileclip_fastload.sample_photos import NAMES, load
+from mobileclip_fastload.tokenizer import tokenize
+
+from training.checkpoint import save_checkpoint
+from training.export import (
+    FORMATS,
+    PRECISIONS,
+    example_image,
+    example_tokens,
+    export_model,
+)
+from training.models import CLIPModel, create_model
 
 #: fp32 graphs against PyTorch, on L2-normalised embeddings (the brief's bound)
 FP32_TOLERANCE = 1e-4

@@ -5,7 +5,12 @@ separate graphs (ONNX or Core ML) plus the JSON a runtime needs (``runtime.json`
 """
 
 from training.export.checkpoint import load_for_export
-from training.export.encoders import ImageEncoder, TextEncoder, example_image, example_tokens
+from training.export.encoders import (
+    ImageEncoder,
+    TextEncoder,
+    example_image,
+    example_tokens,
+)
 from training.export.export import FORMATS, PRECISIONS, export_model
 from training.export.runtime_config import RUNTIME_CONFIG, runtime_config
 

@@ -8,9 +8,9 @@ Input and output names are the graphs' names in ONNX and Core ML alike.
 from __future__ import annotations
 
 import torch
+from mobileclip_fastload.tokenizer import EOT_TOKEN_ID, SOT_TOKEN_ID
 from torch import nn
 
-from mobileclip_fastload.tokenizer import EOT_TOKEN_ID, SOT_TOKEN_ID
 from training.models import CLIPModel
 
 IMAGE_INPUT, IMAGE_OUTPUT = "image", "image_embedding"

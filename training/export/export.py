@@ -7,11 +7,18 @@ import shutil
 from pathlib import Path
 
 import torch
-
 from mobileclip_fastload.store.atomic import publishing, temp_name, write_json_atomic
+
 from training.export.checkpoint import load_for_export
 from training.export.encoders import (
-    IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, ImageEncoder, TextEncoder, example_image, example_tokens,
+    IMAGE_INPUT,
+    IMAGE_OUTPUT,
+    TEXT_INPUT,
+    TEXT_OUTPUT,
+    ImageEncoder,
+    TextEncoder,
+    example_image,
+    example_tokens,
 )
 from training.export.runtime_config import RUNTIME_CONFIG, runtime_config
 from training.models import CLIPModel

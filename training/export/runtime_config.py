@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 import torch
-
 from mobileclip_fastload.tokenizer import EOT_TOKEN_ID, SOT_TOKEN_ID, VOCAB_SIZE
+
 from training.export.encoders import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT
 from training.models import CLIPModel
 

@@ -16,6 +16,7 @@ import warnings
 import torch
 from torch import nn
 
+
 class _Float16(nn.Module):
     """``encoder`` in float16 between a float32 (or integer) input and a float32 output."""
 
