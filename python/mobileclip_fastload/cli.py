@@ -275,6 +275,34 @@ def _plot(args: argparse.Namespace) -> int:
     return plot_main(args.forwarded)
 
 
+# --- export (mobileclip_fastload_train.export; needs the `train` and `export` extras) ---------------
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", type=Path, help="training checkpoint (this project's, an open_clip state dict "
+                   "or Apple's MobileCLIP-S0 layout)")
+    p.add_argument("--model", required=True, help="model name as mobileclip_fastload_train.models.create_model knows it")
+    p.add_argument("--format", choices=("onnx", "coreml"), default="onnx", help="graph format (default onnx; "
+                   "Core ML converts on Linux, runs on macOS/iOS)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="weights and compute (default fp32)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="directory for the two encoders and runtime.json")
+
+
+def _export(args: argparse.Namespace) -> int:
+    runtime = {"onnx": ("onnx", "onnxruntime"), "coreml": ("coremltools",)}[args.format]
+    if _missing_extra("train", ("timm", "open_clip")) or _missing_extra("export", runtime):
+        return 2
+    from mobileclip_fastload_train.export import export_model
+
+    try:
+        path = export_model(args.checkpoint, args.model, args.output, args.format, args.precision)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {args.model} ({args.format}, {args.precision}) to {path.parent}; runtime config {path}")
+    return 0
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo", "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked", _demo_arguments, _demo),
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
@@ -291,6 +319,8 @@ SUBCOMMANDS: list[Subcommand] = [
                "`eval` extra)", _forwarded_arguments, _evaluate, forwards_arguments=True),
     Subcommand("plot", "draw a run's curves from RUN_DIR/metrics.jsonl into a PNG (python -m mobileclip_fastload_train.plot)",
                _forwarded_arguments, _plot, forwards_arguments=True),
+    Subcommand("export", "export a checkpoint's folded image and text encoders (ONNX or Core ML) and runtime.json",
+               _export_arguments, _export),
 ]
 
 
