@@ -18,6 +18,8 @@ use crate::loader::settings::{count, integer};
 #[pyfunction]
 #[pyo3(signature = (num_samples, *, seed=Integer(0), epoch=Integer(0), rank=Integer(0), world_size=Integer(1),
                     start=Integer(0), count=None, shuffle=true, drop_last=false, shard_sizes=None, window=Integer(1)))]
+#[pyo3(text_signature = "(num_samples, *, seed=0, epoch=0, rank=0, world_size=1, start=0, count=None, shuffle=True, \
+                         drop_last=False, shard_sizes=None, window=1)")]
 #[allow(clippy::too_many_arguments)]
 fn epoch_indices(
     py: Python<'_>,
