@@ -29,7 +29,7 @@ t0 = time.perf_counter()
 first = _core.epoch_indices(n, seed=1, epoch=0, rank=rank, world_size=world, count=batch, **kw)
 t1 = time.perf_counter()
 per_rank = -(-n // world)
-late = _core.epoch_indices(n, seed=1, epoch=0, rank=rank, world_size=world, start=per_rank * 3 // 4, count=batch, **kw)
+late = _core.epoch_indices(n, seed=1, epoch=0, rank=rank, world_size=world, start=max(0, min(per_rank * 3 // 4, per_rank - batch)), count=batch, **kw)
 t2 = time.perf_counter()
 assert len(first) == len(late) == batch
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
