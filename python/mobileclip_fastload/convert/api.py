@@ -186,8 +186,8 @@ def convert(
 
 
 def _same_run(output: str, tasks: list, opts: ConvertOptions) -> bool:
-    """Whether the finished store in ``output`` was made by exactly this run (same tasks,
-    inputs and options), so that re-running it only checks and repairs."""
+    """Whether the finished store in ``output`` was made by this run or a part of it (every done
+    record is one of this run's tasks, same inputs and options): re-running it checks, repairs, adds."""
 
     def check(task):
         def matches(earlier: dict) -> bool:

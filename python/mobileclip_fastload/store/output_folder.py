@@ -4,9 +4,9 @@ A store is someone's data. A tool:
 - writes into a missing or empty folder (creating it only once its inputs have been
   read, so a run that fails before writing leaves nothing behind);
 - resumes its own unfinished run (its done records are there, no manifest yet), and
-  re-runs over its own finished store only when the run is the same one (every done
-  record matches this run's inputs and options: the re-run checks and repairs, it
-  replaces nothing);
+  re-runs over its own finished store only as the same run or an extension of it
+  (every done record matches one of this run's inputs under the same options: the
+  re-run checks, repairs and adds, it replaces nothing);
 - otherwise refuses with `StoreExistsError`, naming the folder and what is there: a
   finished store, another tool's run, or files that belong to no store. With
   ``overwrite`` it first removes a store's files and either tool's run state (the
@@ -166,15 +166,18 @@ def prepare(folder: OutputFolder, overwrite: bool) -> None:
 
 
 def done_records_match(done_dir: str, expected: dict[str, Callable[[dict], bool]]) -> bool:
-    """Whether `done_dir` holds exactly the records named in `expected` (file name ->
-    a check of the record's fingerprint) and every check passes."""
+    """Whether every record in `done_dir` is one this run expects (file name -> a check of
+    the record's fingerprint) and passes its check. Records this run adds may be missing (more
+    inputs extend the store, dropping none of it); a record this run does not make means the
+    re-run would drop that part of the store."""
     try:
         present = {n for n in os.listdir(done_dir) if n.endswith(".json") and not _is_temporary(n)}
     except OSError:
         return False
-    if present != set(expected):
+    if not present <= set(expected):
         return False
-    for name, matches in expected.items():
+    for name in present:
+        matches = expected[name]
         try:
             with open(os.path.join(done_dir, name), encoding="utf-8") as f:
                 if not matches(json.load(f)["fingerprint"]):
