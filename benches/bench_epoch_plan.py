@@ -29,7 +29,8 @@ t0 = time.perf_counter()
 first = _core.epoch_indices(n, seed=1, epoch=0, rank=rank, world_size=world, count=batch, **kw)
 t1 = time.perf_counter()
 per_rank = -(-n // world)
-late = _core.epoch_indices(n, seed=1, epoch=0, rank=rank, world_size=world, start=max(0, min(per_rank * 3 // 4, per_rank - batch)), count=batch, **kw)
+start = max(0, min(per_rank * 3 // 4, per_rank - batch))
+late = _core.epoch_indices(n, seed=1, epoch=0, rank=rank, world_size=world, start=start, count=batch, **kw)
 t2 = time.perf_counter()
 assert len(first) == len(late) == batch
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -45,14 +46,17 @@ def main() -> None:
     for n, shards in ((1_000_000, 1_000), (100_000_000, 31_250), (1_280_000_000, 400_000)):
         for order in ("global", "shard_block"):
             for world in (8, 1024):
-                out = subprocess.run([sys.executable, "-c", CHILD, json.dumps([n, shards, order, 0, world, args.batch])],
+                config = json.dumps([n, shards, order, 0, world, args.batch])
+                out = subprocess.run([sys.executable, "-c", CHILD, config],
                                      check=True, capture_output=True, text=True).stdout
                 r = json.loads(out)
                 rows.append((n, shards, order, world, r))
-    print(f"| samples | shards | order | rank 0 of | first batch (ms) | batch at 3/4 of the epoch (ms) | plan memory (MiB) |")
+    print("| samples | shards | order | rank 0 of | first batch (ms) | batch at 3/4 of the epoch (ms) "
+          "| plan memory (MiB) |")
     print("|---:|---:|---|---:|---:|---:|---:|")
     for n, shards, order, world, r in rows:
-        print(f"| {n:,} | {shards:,} | {order} | {world} | {r['first_ms']:.2f} | {r['resume_ms']:.2f} | {r['plan_mib']:.1f} |")
+        print(f"| {n:,} | {shards:,} | {order} | {world} | {r['first_ms']:.2f} | {r['resume_ms']:.2f} "
+              f"| {r['plan_mib']:.1f} |")
 
 
 if __name__ == "__main__":

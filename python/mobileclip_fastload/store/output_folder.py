@@ -28,7 +28,10 @@ from mobileclip_fastload._core import MANIFEST_FILE
 
 # Each tool's run state in its output folder: done records, and what else it writes.
 TOOL_DIRS = {"convert": ("_convert_done",), "reinforce": ("_reinforce_done", "_captions")}
-TOOL_FILES = {"convert": ("convert_report.json",), "reinforce": ("reinforce_report.json", "reinforce_captions_report.json")}
+TOOL_FILES = {
+    "convert": ("convert_report.json",),
+    "reinforce": ("reinforce_report.json", "reinforce_captions_report.json"),
+}
 
 
 @dataclass
