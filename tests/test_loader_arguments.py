@@ -104,7 +104,8 @@ def test_invalid_numbers_are_value_errors_naming_the_argument(store_path, kwargs
         ("batch_size", -1, r"batch_size must be an integer in \[1, 2\*\*64 - 1\], got -1"),
         ("batch_size", 0, r"batch_size must be an integer in \[1, 2\*\*64 - 1\], got 0"),
         ("seed", -(2**200), r"seed must be an integer in \[0, 2\*\*64 - 1\]"),
-        ("num_threads", 1025, r"num_threads must be in \[1, 1024\], got 1025"),
+        ("num_threads", 1025, r"num_threads must be an integer in \[1, 1024\], got 1025"),
+        ("num_threads", 0, r"num_threads must be an integer in \[1, 1024\], got 0"),  # the real bound, not 2**64 - 1
         ("rank", 2, r"rank must be < world_size \(got rank 2, world_size 1\)"),
         ("mean", (0.0, 0.0), r"mean must have 3 values \(one per RGB channel\), got 2"),
         ("mix_probability", 1.5, r"mix_probability must be in \[0, 1\], got 1.5"),

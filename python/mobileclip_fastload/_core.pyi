@@ -57,7 +57,9 @@ __all__ = [
     "encode_aug_record",
     "encode_aug_records",
     "encode_embeddings",
+    "epoch_indices",
     "float_to_bf16_bits",
+    "is_url",
     "kernel_level",
     "parse_param_aug",
     "publish_file",
@@ -170,6 +172,26 @@ class Store:
 @final
 class MappedShard:
     """Keeps one mapped shard alive while numpy views into it exist (the base of those arrays)."""
+
+def is_url(location: str) -> bool:
+    """Whether `location` is an object store URL (`scheme://...`) rather than a local path."""
+
+def epoch_indices(
+    num_samples: int,
+    *,
+    seed: int = 0,
+    epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    start: int = 0,
+    count: int | None = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    shard_sizes: list[int] | None = None,
+    window: int = 1,
+) -> list[int]:
+    """The loader's order: rank `rank`'s sample indices at epoch positions [start, start + count); with
+    `shard_sizes`, the shard_block order with `window`, else the global order. O(count) work and memory."""
 
 def verify_store(path: str | PathLike[str]) -> list[str]:
     """Verify a store directory without opening it; one message per problem (shard, column, what)."""

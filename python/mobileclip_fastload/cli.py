@@ -33,8 +33,49 @@ class Subcommand:
 # --- inspect -----------------------------------------------------------------
 
 
+def _store_arguments(p: argparse.ArgumentParser) -> None:
+    """The store to read, local or remote, with the options `Store` takes (one set for every command)."""
+    p.add_argument("store", help="store directory, or URL (s3://, gs://, az://, http(s)://, file://; "
+                   "credentials from the usual environment variables)")
+    p.add_argument("--allow-http", action="store_true",
+                   help="allow plain http:// to the object store (a local S3 server, say); https only otherwise")
+    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="object_store option, repeatable (aws_endpoint=http://127.0.0.1:9000, aws_region=..., timeout=...)")
+    p.add_argument("--cache-dir", default=None, help="where a remote store's shards are cached "
+                   "(default ~/.cache/mobileclip-fastload)")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _is_url(location: str) -> bool:
+    from mobileclip_fastload import _core
+
+    return _core.is_url(location)
+
+
+def _open_store(args: argparse.Namespace):
+    """`Store(args.store, ...)` with the command line's remote options; they are an error for a local path."""
+    from mobileclip_fastload import Store
+
+    options = dict(args.storage_option)
+    if args.allow_http:
+        options["allow_http"] = "true"
+    if not _is_url(args.store):
+        given = [flag for flag, used in (("--allow-http", args.allow_http), ("--storage-option", args.storage_option),
+                                          ("--cache-dir", args.cache_dir)) if used]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only for a store URL, and {args.store} is a local path")
+        return Store(args.store)
+    return Store(args.store, cache_dir=args.cache_dir, storage_options=options or None)
+
+
 def _inspect_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", type=Path, help="store directory")
+    _store_arguments(p)
     p.add_argument("--sample", type=int, default=0, help="index of the sample to show (default 0; negative counts from the end)")
 
 
@@ -81,9 +122,7 @@ def _image_kind(data: bytes) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from mobileclip_fastload import Store
-
-    store = Store(args.store)
+    store = _open_store(args)
     m = store.manifest
     dims = store.dims
     total = sum(s["file_bytes"] for s in m["shards"])
@@ -130,8 +169,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", help="store directory, or URL (s3://, gs://, az://, http(s)://; "
-                   "credentials from the usual environment variables)")
+    _store_arguments(p)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -139,9 +177,9 @@ def _verify(args: argparse.Namespace) -> int:
 
     from mobileclip_fastload import Store, _core
 
-    if "://" in args.store:
+    if _is_url(args.store):
         # Remote: every shard is downloaded through the cache (checked on the way), then verified.
-        store = Store(args.store)
+        store = _open_store(args)
         problems = store.verify()
         if not problems:
             print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, every checksum matches")
@@ -345,6 +383,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args))
-    except (FastloadError, OSError) as e:
+    except (FastloadError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

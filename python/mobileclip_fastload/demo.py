@@ -34,7 +34,9 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
         data = make_dataset(root / "src", num_shards=shards, samples_per_shard=samples // shards, layout="joined",
                             image_size=(96, 256), photos=load_all())
         print("2. converting them into a DR store")
-        report = convert(sorted(glob.glob(str(root / "src" / "dr" / "*.tar"))), root / "store", workers=threads, progress=False)
+        # The demo remakes its own inputs each run, so it replaces the store of an earlier run in --workdir.
+        report = convert(sorted(glob.glob(str(root / "src" / "dr" / "*.tar"))), root / "store", workers=threads,
+                         progress=False, overwrite=True)
         print("   " + report.summary().replace("\n", "\n   "))
         store = Store(root / "store")
         problems = store.verify()

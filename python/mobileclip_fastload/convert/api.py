@@ -21,8 +21,9 @@ from mobileclip_fastload.convert.options import (
 from mobileclip_fastload.convert.probe import probe
 from mobileclip_fastload.convert.progress import Progress
 from mobileclip_fastload.convert.report import CONVERTED, RESUMED, ConvertReport, ShardReport
-from mobileclip_fastload.convert.shard_task import DONE_DIR
+from mobileclip_fastload.convert.shard_task import DONE_DIR, done_record_path, task_fingerprint
 from mobileclip_fastload.convert.store_io import remove_stale_temporaries
+from mobileclip_fastload.store import output_folder
 
 REPORT_NAME = "convert_report.json"
 
@@ -54,6 +55,7 @@ def convert(
     max_image_pixels: int = DEFAULT_MAX_PIXELS,
     max_embedding_bytes: int = DEFAULT_MAX_EMBEDDING_BYTES,
     metadata: dict | None = None,
+    overwrite: bool = False,
 ) -> ConvertReport:
     """Convert DataCompDR shards into a DR store at ``output`` and return the report.
 
@@ -76,6 +78,9 @@ def convert(
     dims: (J, S, K, D) to skip inferring them from the first usable sample.
     verify_resumed: ``"checksum"`` (size + whole-file xxh3) or ``"size"``: how an
         earlier run's outputs are checked before its shard is skipped.
+    overwrite: replace what ``output`` holds (a finished store, another tool's run);
+        without it those are refused with ``StoreExistsError`` (see
+        ``mobileclip_fastload.store.output_folder``). Files of no store are never deleted.
 
     Resumable: each input shard's outputs and done record are written atomically;
     re-running skips finished shards and first removes the temporary files of
@@ -91,9 +96,8 @@ def convert(
         raise ValueError("max_augmentations must be >= 1")
     if num_teachers < 1:
         raise ValueError("num_teachers must be >= 1")
-    os.makedirs(output, exist_ok=True)
-    for d in (output, os.path.join(output, DONE_DIR)):  # left by a run that was killed
-        remove_stale_temporaries(d)
+    folder = output_folder.survey(output, "convert")
+    output_folder.check_before_reading(folder, overwrite)
     tasks = make_tasks(inputs, output, layout=layout, image_shards=image_shards)
 
     if dims is None:
@@ -116,6 +120,12 @@ def convert(
         max_image_pixels=int(max_image_pixels),
         max_embedding_bytes=int(max_embedding_bytes),
     )
+
+    output_folder.check_rerun(folder, overwrite, lambda: _same_run(output, tasks, opts))
+    # Created only now: a run that fails on its inputs leaves no folder behind.
+    output_folder.prepare(folder, overwrite)
+    for d in (output, os.path.join(output, DONE_DIR)):  # left by a run that was killed
+        remove_stale_temporaries(d)
 
     workers = default_workers() if workers is None else max(1, int(workers))
     if executor == "inline":
@@ -173,6 +183,22 @@ def convert(
     report.seconds = time.perf_counter() - t0
     report.write_json(os.path.join(output, REPORT_NAME))
     return report
+
+
+def _same_run(output: str, tasks: list, opts: ConvertOptions) -> bool:
+    """Whether the finished store in ``output`` was made by this run or a part of it (every done
+    record is one of this run's tasks, same inputs and options): re-running it checks, repairs, adds."""
+
+    def check(task):
+        def matches(earlier: dict) -> bool:
+            try:
+                return earlier == task_fingerprint(task, opts)
+            except OSError:  # input deleted since: the same options still make it the same run
+                return earlier.get("options") == opts.fingerprint()
+        return matches
+
+    expected = {os.path.basename(done_record_path(output, t.task_id)): check(t) for t in tasks}
+    return output_folder.done_records_match(os.path.join(output, DONE_DIR), expected)
 
 
 def _explicit_syn_key(syn_key: str | None) -> str:

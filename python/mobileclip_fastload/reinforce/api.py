@@ -18,7 +18,9 @@ from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
 from mobileclip_fastload.reinforce.options import DEFAULT_BATCH_AUGMENTED_IMAGES, DEFAULT_MIN_IMAGE_SIZE, ReinforceOptions
 from mobileclip_fastload.reinforce.report import CONVERTED, RESUMED, ReinforceReport, report_path
 from mobileclip_fastload.reinforce.shard_task import run_reinforce_task
+from mobileclip_fastload.reinforce.resume import DONE_DIR, done_record_path, task_fingerprint
 from mobileclip_fastload.reinforce.teachers import embed_dim
+from mobileclip_fastload.store import output_folder
 
 EXECUTORS = ("inline", "process", "ray", "torchrun")
 #: DataCompDR's teachers, two ViT-L-14 (768-d each, concatenated); resolved (downloaded) by open_clip where
@@ -54,6 +56,7 @@ def reinforce(
     verify_resumed: str = "checksum",
     progress: bool = True,
     metadata: dict | None = None,
+    overwrite: bool = False,
 ) -> ReinforceReport:
     """Reinforce image-text pairs as MobileCLIP's dataset reinforcement does; returns the report.
 
@@ -72,6 +75,9 @@ def reinforce(
         torchvision draws them, entry j seeded by (seed, uid, j)).
     stage: ``"all"`` or ``"captions"`` (only caption, into ``<output>/_captions``; a later
         ``"all"`` run joins them by uid instead of captioning again).
+    overwrite: replace what ``output`` holds (a finished store, another tool's run);
+        without it those are refused with ``StoreExistsError``
+        (``mobileclip_fastload.store.output_folder``). Files of no store are never deleted.
     executor: ``"inline"``, ``"process"`` (``workers`` processes; call under
         ``if __name__ == "__main__":``), ``"ray"`` (one task per shard; a GPU each when
         ``device`` is CUDA) or ``"torchrun"`` (this process is one rank of
@@ -92,6 +98,8 @@ def reinforce(
     output = os.fspath(output)
     check_choice("executor", executor, EXECUTORS)
     check_choice("verify_resumed", verify_resumed, VERIFY_RESUMED)
+    folder = output_folder.survey(output, "reinforce")
+    output_folder.check_before_reading(folder, overwrite)  # before any model is loaded
     if num_augmentations < 1:
         raise ValueError("num_augmentations must be >= 1")
     teacher_specs = tuple(t if isinstance(t, OpenClipSpec) else OpenClipSpec.parse(t) for t in teachers)
@@ -125,8 +133,11 @@ def reinforce(
         stage=stage, device=device, precision=precision, batch_augmented_images=int(batch_augmented_images),
         threads=worker_plan.threads,
     )
-    os.makedirs(output, exist_ok=True)
     tasks = make_tasks(inputs, output, image_root=os.fspath(image_root) if image_root else None, rows_per_shard=rows_per_shard)
+    # Only stage "all" writes a manifest: the captions stage replaces no store.
+    output_folder.check_rerun(folder, overwrite, lambda: stage != "all" or _same_run(output, tasks, opts))
+    # Created only now: a run that fails on its inputs leaves no folder behind.
+    output_folder.prepare(folder, overwrite)
     mine = tasks[rank::world]
 
     planned = {t.index: _size(t.input) if not t.is_table else 0 for t in mine}
@@ -174,6 +185,22 @@ def reinforce(
         report.write_json(report_path(output, stage))
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _same_run(output: str, tasks: list, opts: ReinforceOptions) -> bool:
+    """Whether the finished store in ``output`` was made by exactly this run (the same tasks,
+    inputs and options at stage "all"), so that re-running it only checks and repairs."""
+    def check(task):
+        return lambda earlier: earlier == task_fingerprint(task, opts, "all")
+
+    names = {os.path.basename(done_record_path(output, t.task_id, "all")): check(t) for t in tasks}
+    done = os.path.join(output, DONE_DIR)
+    try:  # records of the captions stage sit beside them and are no other run
+        captions = {n for n in os.listdir(done) if n.endswith(".captions.json")}
+    except OSError:
+        captions = set()
+    names.update({n: (lambda earlier: True) for n in captions})
+    return output_folder.done_records_match(done, names)
 
 
 def _provenance(opts: ReinforceOptions, num_tasks: int, extra: dict | None) -> dict:

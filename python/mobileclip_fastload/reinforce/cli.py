@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("inputs", nargs="+", help="WebDataset tars (brace patterns, globs, folders) or caption tables (.csv/.jsonl)")
     p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished store or another tool's run in --output (refused otherwise)")
     p.add_argument("--teacher", action="append", default=None, metavar="NAME[:PRETRAINED]",
                    help="open_clip teacher; repeat for an ensemble (default: ViT-L-14:openai and "
                         "ViT-L-14:datacomp_xl_s13b_b90k). PRETRAINED: a tag or a weights file; none = random init")
@@ -99,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers, threads=args.threads, device=args.device, precision=args.precision,
             batch_augmented_images=args.batch_augmented_images, image_root=args.image_root, rows_per_shard=args.rows_per_shard,
             min_image_size=args.min_image_size, target_shard_bytes=args.target_shard_size,
-            verify_resumed=args.verify_resumed, progress=not args.no_progress,
+            verify_resumed=args.verify_resumed, progress=not args.no_progress, overwrite=args.overwrite,
         )
-    except (ValueError, ImportError, FileNotFoundError) as e:
+    except (ValueError, ImportError, FileNotFoundError, FileExistsError) as e:
         print(f"reinforce: error: {e}", file=sys.stderr)
         return 2
     if not args.quiet:

@@ -16,7 +16,7 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::batch::{Batch, BatchShape};
 use super::fill::BatchFiller;
-use super::sampler::rank_indices;
+use super::sampler::EpochPlan;
 use super::stats::Stats;
 use super::LoaderConfig;
 use crate::error::{panic_message, Error, Result};
@@ -105,7 +105,7 @@ impl EpochRun {
         start: usize,
         end: usize,
     ) -> Result<EpochRun> {
-        let indices: Arc<Vec<u64>> = Arc::new(rank_indices(&cfg.sampler, epoch));
+        let plan = Arc::new(EpochPlan::new(&cfg.sampler, epoch));
         let (tx, rx) = unbounded();
         let window = Arc::new(Window {
             delivered: Mutex::new(start),
@@ -131,7 +131,7 @@ impl EpochRun {
                 epoch,
                 end,
                 batch_size: cfg.sampler.batch_size,
-                indices: indices.clone(),
+                plan: plan.clone(),
                 next_job: next_job.clone(),
                 window: window.clone(),
                 stop: stop.clone(),
@@ -223,7 +223,8 @@ struct Worker {
     epoch: u64,
     end: usize,
     batch_size: usize,
-    indices: Arc<Vec<u64>>,
+    /// This rank's epoch order, evaluated a batch at a time.
+    plan: Arc<EpochPlan>,
     next_job: Arc<AtomicUsize>,
     window: Arc<Window>,
     stop: Arc<AtomicBool>,
@@ -234,6 +235,7 @@ struct Worker {
 
 impl Worker {
     fn run(self, filler: &mut BatchFiller) {
+        let mut rows: Vec<u64> = Vec::with_capacity(self.batch_size.min(self.plan.len()));
         loop {
             let b = self.next_job.fetch_add(1, Ordering::SeqCst);
             if b >= self.end || !self.wait_for_window(b) {
@@ -241,9 +243,9 @@ impl Worker {
             }
             let outcome = self.pool.take().and_then(|mut batch| {
                 let bs = self.batch_size;
-                let n = self.indices.len();
-                let rows = &self.indices[b.saturating_mul(bs).min(n)..(b + 1).saturating_mul(bs).min(n)];
-                let filled = catch_unwind(AssertUnwindSafe(|| filler.fill(&mut batch, self.epoch, b, rows)))
+                rows.clear();
+                self.plan.extend(b.saturating_mul(bs)..(b + 1).saturating_mul(bs), &mut rows);
+                let filled = catch_unwind(AssertUnwindSafe(|| filler.fill(&mut batch, self.epoch, b, &rows)))
                     .unwrap_or_else(|panic| {
                         Err(Error::Internal(format!("loader worker panicked on batch {b}: {}", panic_message(&panic))))
                     });

@@ -131,6 +131,14 @@ pub fn count(setting: &str, value: i128, minimum: u64) -> Result<usize> {
     usize::try_from(v).map_err(|_| Error::InvalidArgument(format!("{setting} {v} does not fit this machine's address space")))
 }
 
+/// A count with a stated bound below 2**64 (the message gives the real range).
+pub fn count_at_most(setting: &str, value: i128, minimum: usize, maximum: usize) -> Result<usize> {
+    if value < minimum as i128 || value > maximum as i128 {
+        return Err(Error::InvalidArgument(format!("{setting} must be an integer in [{minimum}, {maximum}], got {value}")));
+    }
+    Ok(value as usize)
+}
+
 /// The side of a square output image (the loader's `image_size`, a replay's
 /// `size`): at least 1, at most the pixels one decoded image may have
 /// (Pillow's decompression-bomb limit), since buffers scale with its square.
@@ -258,7 +266,8 @@ mod tests {
         assert!(rejected(|s| s.seed = -1).starts_with("seed must be an integer in [0, 2**64 - 1]"));
         assert!(rejected(|s| s.seed = u64::MAX as i128 + 1).starts_with("seed must be"));
         assert!(rejected(|s| s.image_size = 1 << 20).starts_with("image_size 1048576 is too large"));
-        assert!(rejected(|s| s.num_threads = Some(1025)).starts_with("num_threads must be in [1, 1024]"));
+        assert!(rejected(|s| s.num_threads = Some(1025)).starts_with("num_threads must be an integer in [1, 1024], got 1025"));
+        assert!(rejected(|s| s.num_threads = Some(0)).starts_with("num_threads must be an integer in [1, 1024], got 0"));
         assert!(rejected(|s| s.rank = 1).starts_with("rank must be < world_size"));
         assert!(rejected(|s| s.shuffle_window = 0).starts_with("shuffle_window must be"));
         assert!(rejected(|s| s.mix_probability = f64::NAN).starts_with("mix_probability must be in [0, 1]"));

@@ -468,7 +468,14 @@ fn store_shard_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, 
     Ok(dict)
 }
 
+/// Whether `location` is an object store URL (`scheme://...`) rather than a local path.
+#[pyfunction]
+fn is_url(location: &str) -> bool {
+    crate::store::is_url(location)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(is_url, m)?)?;
     m.add_class::<PyStore>()?;
     m.add_class::<MappedShard>()?;
     m.add_function(wrap_pyfunction!(verify_store, m)?)?;

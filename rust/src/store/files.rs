@@ -44,7 +44,8 @@ pub fn open_regular(path: &Path, missing: impl FnOnce() -> Error) -> Result<File
         options.custom_flags(libc::O_NONBLOCK);
     }
     let file = options.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => missing(),
+        // A path through a file (`<file>/manifest.json`) finds no store either.
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => missing(),
         _ => Error::io(path, e),
     })?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;

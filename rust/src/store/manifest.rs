@@ -44,6 +44,12 @@ impl Manifest {
     /// Parse and validate manifest text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
         let bad = |msg: String| Error::format(path, msg);
+        // serde_json keeps the last of two equal keys: a manifest that says two things is refused.
+        if let Err(e) = super::json_keys::reject_duplicate_keys(text).map_err(bad) {
+            if e.to_string().contains("duplicate key") {
+                return Err(e);
+            }
+        }
         // Fast path (large manifests: one pass, no intermediate JSON tree); any
         // problem falls through to the careful path below for its message.
         if let Ok(manifest) = serde_json::from_str::<Manifest>(text) {
@@ -146,6 +152,9 @@ impl Manifest {
             let name = &shard.file;
             if !is_plain_file_name(name) {
                 return Err(bad(format!("shard {n}: file {name:?} must be a plain file name inside the store directory")));
+            }
+            if shard.num_samples == 0 {
+                return Err(bad(format!("{name}: num_samples is 0; a shard holds at least one sample")));
             }
             if !seen.insert(name.as_str()) {
                 return Err(bad(format!("shard file {name:?} is listed twice")));

@@ -12,6 +12,7 @@ mod dims;
 mod dtype;
 mod encode;
 mod files;
+mod json_keys;
 mod layout;
 mod location;
 mod manifest;

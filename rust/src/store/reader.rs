@@ -289,6 +289,8 @@ impl Store {
                     let pinned = self.slots[n].lock();
                     match remote.fetch(n) {
                         Ok(_) => problems.extend(verify_file(&self.dir, &self.manifest, entry, true)),
+                        // The problem names the shard's URL already: the message says only what went wrong.
+                        Err(Error::Remote { msg, .. }) => problems.push(Problem { shard: self.shard_location(n).into(), column: None, message: msg }),
                         Err(e) => problems.push(Problem { shard: self.shard_location(n).into(), column: None, message: e.to_string() }),
                     }
                     drop(pinned);

@@ -164,7 +164,26 @@ fn local_failure(tmp: &Path, e: std::io::Error) -> Failure {
 fn describe(object: &str, e: object_store::Error) -> Error {
     let msg = match e {
         object_store::Error::NotFound { .. } => "object not found".to_string(),
-        other => other.to_string(),
+        other => with_causes(&other),
     };
     Error::Remote { object: object.to_string(), msg }
+}
+
+/// An error and its causes ("builder error" alone names none), with what to do
+/// about the one users meet most: plain http refused.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        source = cause.source();
+    }
+    if msg.contains("scheme is not allowed") || msg.contains("builder error") {
+        msg.push_str(" (a plain http:// endpoint is refused unless allowed: storage option allow_http=true, \
+                     or --allow-http on the command line)");
+    }
+    msg
 }

@@ -15,12 +15,24 @@
 //!   passed already, least recently used first (the
 //!   store's slot for it is released and the file removed; a mapping still
 //!   held elsewhere stays valid until dropped, as unlinked files do on Linux).
-//! - Files left in the cache by an earlier run are checked against the
-//!   manifest's xxh3 before their first use.
+//! - Files left in the cache by an earlier run, or placed by another process,
+//!   are checked against the manifest's xxh3 before their first use.
+//! - Several processes may share one cache folder (the ranks of a node): they
+//!   coordinate through a lock file per shard (`.locks/<shard>.lock`, `flock`).
+//!   A process holds a shared lock on every shard file it has checked and may
+//!   read; a download, or a removal, takes the exclusive lock, and only after
+//!   re-checking whether the file is already there (another process downloaded
+//!   it: it is checked, not downloaded again). So a file is never removed under
+//!   a process that may still map it, and a shard is downloaded once per host.
+//!   `cache_size` bounds what each process keeps: the shards it holds plus the
+//!   files nobody holds; files other processes hold are theirs (so P processes
+//!   keep at most P x cache_size together). Temporaries are removed only when
+//!   the process that wrote them is gone.
 
 mod client;
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -29,7 +41,7 @@ use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::xxh3_64;
 
 use self::client::ObjectClient;
-use super::atomic::{publish, temp_path, Durability};
+use super::atomic::{publish, remove_stale_temporaries, temp_name_pid, temp_path, Durability};
 use super::location::RemoteOptions;
 use super::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
 use super::reader::Slot;
@@ -37,6 +49,15 @@ use crate::error::{Error, Result};
 
 /// How long a download waits for room held by shards in use before it fails.
 const ROOM_WAIT: Duration = Duration::from_secs(10);
+
+/// The folder (inside a store's cache folder) of the per-shard lock files.
+const LOCK_DIR: &str = ".locks";
+
+/// How often a process retries a shard's lock that another process holds.
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
+/// How long a damaged cached file held by another process is waited for before failing.
+const DAMAGED_WAIT: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug, PartialEq)]
 enum Status {
@@ -54,9 +75,12 @@ enum Status {
 
 struct CacheState {
     status: Vec<Status>,
-    /// Bytes of the shard files in the cache, counting reservations of downloads under way.
+    /// Bytes this process keeps in the cache: the files it holds (`Ready`),
+    /// reservations of its downloads under way, and files nobody holds (`Unchecked`).
     used: u64,
     plan: Arc<Vec<usize>>,
+    /// The shared lock this process holds on each `Ready` shard's file.
+    held: HashMap<usize, File>,
 }
 
 /// Counters for benches and tests.
@@ -73,6 +97,8 @@ pub struct RemoteShards {
     options: RemoteOptions,
     cache_dir: PathBuf,
     entries: Vec<ShardEntry>,
+    /// Shard file name -> shard number (to recognise files other processes placed).
+    names: HashMap<String, usize>,
     xxh3: Vec<u64>,
     state: Mutex<CacheState>,
     changed: Condvar,
@@ -106,30 +132,39 @@ impl RemoteShards {
             .map_err(|_| Error::format(&manifest_url, "not valid UTF-8"))?;
         let manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
         let root = match &options.cache_dir {
+            // An empty path would be the working directory: a mistake, not a choice.
+            Some(dir) if dir.as_os_str().is_empty() => {
+                return Err(Error::InvalidArgument("cache_dir is empty: give a folder, or None for the default".into()))
+            }
             Some(dir) => dir.clone(),
             None => default_cache_root(),
         };
         // One directory per store URL, so that stores can share a cache root.
         let cache_dir = root.join(format!("{:016x}", xxh3_64(url.as_bytes())));
-        std::fs::create_dir_all(&cache_dir).map_err(|e| Error::io(&cache_dir, e))?;
-        let names: HashMap<&str, usize> = manifest.shards.iter().enumerate().map(|(n, e)| (e.file.as_str(), n)).collect();
+        std::fs::create_dir_all(cache_dir.join(LOCK_DIR)).map_err(|e| Error::io(&cache_dir, e))?;
+        let names: HashMap<String, usize> = manifest.shards.iter().enumerate().map(|(n, e)| (e.file.clone(), n)).collect();
         let mut status = vec![Status::Absent; manifest.shards.len()];
         let mut used = 0;
         for item in std::fs::read_dir(&cache_dir).map_err(|e| Error::io(&cache_dir, e))? {
             let item = item.map_err(|e| Error::io(&cache_dir, e))?;
             let name = item.file_name().to_string_lossy().into_owned();
-            let size = item.metadata().map(|m| m.len()).unwrap_or(0);
-            match names.get(name.as_str()) {
-                Some(&n) if size == manifest.shards[n].file_bytes => {
+            let Ok(meta) = item.metadata() else { continue };
+            if meta.is_dir() || temp_name_pid(&name).is_some() {
+                continue; // the lock folder; downloads of other processes (stale ones go below)
+            }
+            match names.get(&name) {
+                Some(&n) if meta.len() == manifest.shards[n].file_bytes => {
                     status[n] = Status::Unchecked;
-                    used += size;
+                    used += meta.len();
                 }
-                // Temp files of an interrupted run, files of another version of the store.
+                // Files of another version of the store (never a partial download: those are temporaries).
                 _ => {
                     let _ = std::fs::remove_file(item.path());
                 }
             }
         }
+        // Temporaries of downloads whose process is gone (a live process's are its own).
+        remove_stale_temporaries(&cache_dir)?;
         let xxh3 = manifest
             .shards
             .iter()
@@ -141,8 +176,9 @@ impl RemoteShards {
             options: options.clone(),
             cache_dir,
             entries: manifest.shards.clone(),
+            names,
             xxh3,
-            state: Mutex::new(CacheState { status, used, plan: Arc::new(Vec::new()) }),
+            state: Mutex::new(CacheState { status, used, plan: Arc::new(Vec::new()), held: HashMap::new() }),
             changed: Condvar::new(),
             last_use: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             plan_position: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
@@ -187,6 +223,43 @@ impl RemoteShards {
 
     fn path(&self, n: usize) -> PathBuf {
         self.cache_dir.join(&self.entries[n].file)
+    }
+
+    fn lock_path(&self, n: usize) -> PathBuf {
+        self.cache_dir.join(LOCK_DIR).join(format!("{}.lock", self.entries[n].file))
+    }
+
+    /// Bring this process's view of the cache up to date with the folder, which
+    /// other processes share: files they placed and nobody holds count (and may
+    /// be evicted); files they hold are theirs; files gone are absent.
+    fn rescan(&self, st: &mut CacheState) {
+        let mut on_disk = vec![false; self.entries.len()];
+        if let Ok(items) = std::fs::read_dir(&self.cache_dir) {
+            for item in items.flatten() {
+                let name = item.file_name();
+                if let Some(&n) = name.to_str().and_then(|name| self.names.get(name)) {
+                    on_disk[n] = item.metadata().is_ok_and(|m| m.is_file() && m.len() == self.entries[n].file_bytes);
+                }
+            }
+        }
+        let mut used = 0;
+        for (n, present) in on_disk.into_iter().enumerate() {
+            let bytes = self.entries[n].file_bytes;
+            match st.status[n] {
+                Status::Ready | Status::Fetching => used += bytes,
+                Status::Failed(_) => {}
+                Status::Absent | Status::Unchecked if present => {
+                    if lock_file(&self.lock_path(n), libc::LOCK_EX).is_some() {
+                        st.status[n] = Status::Unchecked;
+                        used += bytes;
+                    } else {
+                        st.status[n] = Status::Absent; // held by another process
+                    }
+                }
+                Status::Absent | Status::Unchecked => st.status[n] = Status::Absent,
+            }
+        }
+        st.used = used;
     }
 
     /// The order in which this process will read shards this epoch (prefetch follows it).
@@ -288,6 +361,9 @@ impl RemoteShards {
     /// with `done_only`, may still be read this epoch). An `Unchecked` shard's
     /// bytes are counted already.
     fn fits(&self, st: &mut CacheState, n: usize, done_only: bool) -> bool {
+        if st.used + self.entries[n].file_bytes > self.options.cache_size {
+            self.rescan(st);
+        }
         let need = if st.status[n] == Status::Unchecked { 0 } else { self.entries[n].file_bytes };
         while st.used + need > self.options.cache_size {
             if !self.evict_one(st, n, done_only) {
@@ -316,10 +392,15 @@ impl RemoteShards {
         candidates.sort_by_key(|&m| (self.plan_position[m].load(Ordering::Relaxed) > reached, self.last_use[m].load(Ordering::Relaxed)));
         for m in candidates {
             if slots[m].release_if_unused() {
-                let _ = std::fs::remove_file(self.path(m));
+                // Our shared lock goes first; the file goes only if nobody else holds it
+                // (else it is theirs now, and no longer counts as ours).
+                st.held.remove(&m);
+                if let Some(_exclusive) = lock_file(&self.lock_path(m), libc::LOCK_EX) {
+                    let _ = std::fs::remove_file(self.path(m));
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
+                }
                 st.status[m] = Status::Absent;
-                st.used -= self.entries[m].file_bytes;
-                self.evictions.fetch_add(1, Ordering::Relaxed);
+                st.used = st.used.saturating_sub(self.entries[m].file_bytes);
                 return true;
             }
         }
@@ -328,8 +409,7 @@ impl RemoteShards {
 
     /// Start fetching shard `n` in the background (room has been made).
     fn start(self: &Arc<Self>, st: &mut CacheState, n: usize) {
-        let unchecked = st.status[n] == Status::Unchecked;
-        if !unchecked {
+        if st.status[n] != Status::Unchecked {
             st.used += self.entries[n].file_bytes;
         }
         st.status[n] = Status::Fetching;
@@ -337,13 +417,16 @@ impl RemoteShards {
         self.last_use[n].store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         let this = self.clone();
         self.client.runtime().spawn(async move {
-            let result = this.fill(n, unchecked).await;
+            let result = this.fill(n).await;
             let mut st = this.lock();
             match result {
-                Ok(()) => st.status[n] = Status::Ready,
+                Ok(shared) => {
+                    st.status[n] = Status::Ready;
+                    st.held.insert(n, shared);
+                }
                 Err(msg) => {
                     st.status[n] = Status::Failed(msg);
-                    st.used -= this.entries[n].file_bytes;
+                    st.used = st.used.saturating_sub(this.entries[n].file_bytes);
                 }
             }
             drop(st);
@@ -351,15 +434,55 @@ impl RemoteShards {
         });
     }
 
-    /// Put a checked copy of shard `n` at its cache path.
-    async fn fill(&self, n: usize, unchecked: bool) -> std::result::Result<(), String> {
-        let (entry, want, path) = (&self.entries[n], self.xxh3[n], self.path(n));
-        if unchecked {
-            if file_xxh3(&path).is_ok_and(|h| h == want) {
-                return Ok(());
+    /// Put a checked copy of shard `n` at its cache path and return the shared
+    /// lock that keeps it there: a copy another process placed is checked and
+    /// used; otherwise this process downloads it under the exclusive lock (any
+    /// other process wanting it waits, then finds it there).
+    async fn fill(&self, n: usize) -> std::result::Result<File, String> {
+        let (want, path, lock_path) = (self.xxh3[n], self.path(n), self.lock_path(n));
+        let intact = |path: &Path| {
+            std::fs::metadata(path).is_ok_and(|m| m.len() == self.entries[n].file_bytes)
+                && file_xxh3(path).is_ok_and(|h| h == want)
+        };
+        let mut damaged_since: Option<Instant> = None;
+        loop {
+            if let Some(shared) = lock_file(&lock_path, libc::LOCK_SH) {
+                if std::fs::metadata(&path).is_ok() {
+                    if intact(&path) {
+                        return Ok(shared);
+                    }
+                    // Damaged: replacing it needs the exclusive lock, once its other readers let go.
+                    let since = *damaged_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > DAMAGED_WAIT {
+                        return Err(format!("the cached copy {} is damaged and another process keeps it open", path.display()));
+                    }
+                }
             }
-            let _ = std::fs::remove_file(&path);
+            if let Some(exclusive) = lock_file(&lock_path, libc::LOCK_EX) {
+                if std::fs::metadata(&path).is_ok() && !intact(&path) {
+                    let _ = std::fs::remove_file(&path);
+                }
+                if std::fs::metadata(&path).is_err() {
+                    self.download(n).await?;
+                }
+                // Exclusive -> shared is not atomic (flock drops, then takes): check it is still there.
+                // SAFETY: flock on a file descriptor we own.
+                if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&exclusive), libc::LOCK_SH | libc::LOCK_NB) } == 0
+                    && std::fs::metadata(&path).is_ok()
+                {
+                    return Ok(exclusive);
+                }
+                continue;
+            }
+            // Another process downloads or removes it right now.
+            tokio::time::sleep(LOCK_POLL).await;
         }
+    }
+
+    /// Download shard `n` to its cache path (checked on the way, retried); the
+    /// caller holds its exclusive lock.
+    async fn download(&self, n: usize) -> std::result::Result<(), String> {
+        let (entry, want, path) = (&self.entries[n], self.xxh3[n], self.path(n));
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let tmp = temp_path(&path);
         let attempts = self.options.max_attempts.max(1);
@@ -388,6 +511,16 @@ impl RemoteShards {
         }
         Err(format!("{} (after {attempts} attempts)", strip_object(&last, &self.object_url(n))))
     }
+}
+
+/// `path` (created if missing) opened and locked with `how` (`LOCK_SH` or
+/// `LOCK_EX`) without waiting; `None` when another process's lock is in the
+/// way (or the file cannot be opened). Dropping the file releases the lock.
+fn lock_file(path: &Path, how: libc::c_int) -> Option<File> {
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).ok()?;
+    // SAFETY: flock on a file descriptor we own.
+    let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), how | libc::LOCK_NB) } == 0;
+    locked.then_some(file)
 }
 
 /// The small tokio runtime a remote store's downloads run on. Owned by the
