@@ -248,6 +248,7 @@ def _reinforce(args: argparse.Namespace) -> int:
 def _show_arguments(p: argparse.ArgumentParser) -> None:
     from mobileclip_fastload.show.cli import add_arguments
 
+    _store_arguments(p)
     add_arguments(p)
 
 
@@ -256,7 +257,7 @@ def _show(args: argparse.Namespace) -> int:
         return 2
     from mobileclip_fastload.show.cli import run
 
-    return run(args)
+    return run(args, _open_store(args))
 
 
 # --- demo ----------------------------------------------------------------------
