@@ -13,6 +13,28 @@ use crate::error::{Error, Result};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// Default for the largest `manifest.json` a reader accepts (docs/FORMAT.md, "Bounds").
+pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// Environment variable that overrides `DEFAULT_MAX_MANIFEST_BYTES` (a byte count).
+pub const MAX_MANIFEST_BYTES_ENV: &str = "MOBILECLIP_FASTLOAD_MAX_MANIFEST_BYTES";
+
+/// The manifest size limit in force: `MOBILECLIP_FASTLOAD_MAX_MANIFEST_BYTES` or the default.
+/// A value that is not a positive byte count is an `InvalidArgument` naming the variable.
+pub fn max_manifest_bytes() -> Result<u64> {
+    match std::env::var(MAX_MANIFEST_BYTES_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_MAX_MANIFEST_BYTES),
+        Ok(v) => v.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+            Error::InvalidArgument(format!("{MAX_MANIFEST_BYTES_ENV}={v:?} is not a positive number of bytes"))
+        }),
+        Err(e) => Err(Error::InvalidArgument(format!("{MAX_MANIFEST_BYTES_ENV}: {e}"))),
+    }
+}
+
+/// How the limit is described in a refusal: its value and how to change it.
+pub fn manifest_limit_hint(limit: u64) -> String {
+    format!("the manifest size limit is {limit} bytes; set {MAX_MANIFEST_BYTES_ENV} to raise it")
+}
+
 /// One shard's entry: where it is and what its bytes must hash to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardEntry {
@@ -117,7 +139,9 @@ impl Manifest {
     /// The manifest file's text and path, unparsed.
     pub fn read_text(dir: &Path) -> Result<(String, PathBuf)> {
         let path = dir.join(MANIFEST_FILE);
-        let text = read_regular_to_string(&path, || Error::StoreNotFound { dir: dir.to_path_buf() })?;
+        let limit = max_manifest_bytes()?;
+        let text =
+            read_regular_to_string(&path, limit, &manifest_limit_hint(limit), || Error::StoreNotFound { dir: dir.to_path_buf() })?;
         Ok((text, path))
     }
 
@@ -136,7 +160,18 @@ impl Manifest {
         let dtype = EmbeddingDtype::parse(&self.embedding_dtype).ok_or_else(|| {
             bad(format!("embedding_dtype {:?} is not one of float16, bfloat16, int8", self.embedding_dtype))
         })?;
-        let total: usize = self.shards.iter().map(|s| s.num_samples).sum();
+        let min_row = self.dims().min_row_bytes(dtype.itemsize()).ok_or_else(|| bad("dims overflow a row's size".into()))?;
+        let (mut total, mut total_bytes) = (0usize, 0u64);
+        for (n, shard) in self.shards.iter().enumerate() {
+            check_claimed_rows(shard.num_samples, shard.file_bytes, min_row)
+                .map_err(|msg| bad(format!("shard {n} ({:?}): {msg}", shard.file)))?;
+            total = total.checked_add(shard.num_samples).ok_or_else(|| {
+                bad(format!("the shards' num_samples overflow a 64-bit sum at shard {n} ({:?})", shard.file))
+            })?;
+            total_bytes = total_bytes.checked_add(shard.file_bytes).ok_or_else(|| {
+                bad(format!("the shards' file_bytes overflow a 64-bit sum at shard {n} ({:?})", shard.file))
+            })?;
+        }
         if total != self.num_samples {
             return Err(bad(format!("num_samples is {} but the shards hold {total}", self.num_samples)));
         }
@@ -165,6 +200,20 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+/// A shard of `file_bytes` bytes holds at most `file_bytes / min_row_bytes` rows
+/// (docs/FORMAT.md, "Bounds"): a claim of more is refused before anything is sized from it.
+pub fn check_claimed_rows(num_samples: usize, file_bytes: u64, min_row_bytes: u64) -> Result<(), String> {
+    let needed = (num_samples as u64).checked_mul(min_row_bytes);
+    match needed {
+        Some(needed) if needed <= file_bytes => Ok(()),
+        _ => Err(format!(
+            "claims {num_samples} samples, but {file_bytes} bytes hold at most {} \
+             (every sample takes at least {min_row_bytes} bytes)",
+            file_bytes / min_row_bytes.max(1)
+        )),
     }
 }
 
@@ -212,7 +261,7 @@ mod tests {
             r#"{{"magic": "{MAGIC}", "schema_version": {version},
                "dims": {{"J": 2, "S": 5, "K": 2, "D": 8}}, "embedding_dtype": "{dtype}",
                "tokenizer": "openai-clip-bpe", "num_samples": 3,
-               "shards": [{{"file": "shard-00000.arrow", "num_samples": 3, "file_bytes": 100,
+               "shards": [{{"file": "shard-00000.arrow", "num_samples": 3, "file_bytes": 100000,
                             "file_xxh3": "00000000000000ff", "columns": {{{}}}}}],
                "metadata": {{"source": "test"}}}}"#,
             cols.join(", ")
@@ -259,6 +308,47 @@ mod tests {
                 other => panic!("case {n}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn crafted_counts_are_refused_before_use() {
+        let p = Path::new("m.json");
+        // min_row_bytes for J=2 S=5 K=2 D=8 float16: 2*40 + (2+6)*16*2 = 336; file_bytes 100 holds none.
+        let base = sample_json(1, "float16", false).replace("\"file_bytes\": 100000", "\"file_bytes\": 1008");
+        assert!(Manifest::parse(&base, p).is_ok());
+        for claim in [4u64, 1 << 36, 1 << 62, u64::MAX] {
+            let text = base.replace("\"num_samples\": 3", &format!("\"num_samples\": {claim}"));
+            let err = Manifest::parse(&text, p).unwrap_err().to_string();
+            assert!(err.contains(&format!("claims {claim} samples")), "{claim}: {err}");
+        }
+    }
+
+    #[test]
+    fn wrapping_sums_are_refused() {
+        // Two shards whose counts wrap past 2^64 to the stated total 3; each within its (huge) file_bytes.
+        let min_row = Dims { j: 2, s: 5, k: 2, d: 8 }.min_row_bytes(2).unwrap();
+        let half = (u64::MAX / min_row) as usize;
+        let wrapped = half.wrapping_add(half).wrapping_add(3);
+        let bytes = half as u64 * min_row;
+        let shard = |name: &str, n: usize| {
+            let cols: Vec<String> = column_names(EmbeddingDtype::Float16)
+                .iter()
+                .map(|c| format!("\"{c}\": \"0123456789abcdef\""))
+                .collect();
+            format!(
+                r#"{{"file": "{name}", "num_samples": {n}, "file_bytes": {bytes}, "file_xxh3": "00000000000000ff",
+                   "columns": {{{}}}}}"#,
+                cols.join(", ")
+            )
+        };
+        let text = format!(
+            r#"{{"magic": "{MAGIC}", "schema_version": 1, "dims": {{"J": 2, "S": 5, "K": 2, "D": 8}},
+               "embedding_dtype": "float16", "num_samples": {wrapped}, "shards": [{}, {}]}}"#,
+            shard("a.arrow", half),
+            shard("b.arrow", half)
+        );
+        let err = Manifest::parse(&text, Path::new("m.json")).unwrap_err().to_string();
+        assert!(err.contains("overflow a 64-bit sum"), "{err}");
     }
 
     #[test]

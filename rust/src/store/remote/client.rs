@@ -103,14 +103,28 @@ impl ObjectClient {
         &self.runtime
     }
 
-    /// A small object (the manifest) in memory; blocks the calling thread.
-    pub fn get_small(&self, name: &str) -> Result<Vec<u8>> {
+    /// A small object (the manifest) in memory, read as a stream and refused (a
+    /// format error, after at most `limit + 1` bytes) when larger than `limit`;
+    /// `what_limit` says where the limit comes from. Blocks the calling thread.
+    pub fn get_bounded(&self, name: &str, limit: u64, what_limit: &str) -> Result<Vec<u8>> {
         let path = self.path(name);
         let object = self.object_url(name);
         self.runtime.block_on(async {
             let result = self.store.get(&path).await.map_err(|e| describe(&object, e))?;
-            let bytes = result.bytes().await.map_err(|e| describe(&object, e))?;
-            Ok(bytes.to_vec())
+            let too_big = || Error::format(&object, format!("larger than {limit} bytes ({what_limit})"));
+            if result.meta.size > limit {
+                return Err(too_big());
+            }
+            let mut bytes = Vec::new();
+            let mut stream = result.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| describe(&object, e))?;
+                if (bytes.len() + chunk.len()) as u64 > limit {
+                    return Err(too_big());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
         })
     }
 

@@ -31,7 +31,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use self::client::ObjectClient;
 use super::atomic::{publish, temp_path, Durability};
 use super::location::RemoteOptions;
-use super::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
+use super::manifest::{manifest_limit_hint, max_manifest_bytes, Manifest, ShardEntry, MANIFEST_FILE};
 use super::reader::Slot;
 use crate::error::{Error, Result};
 
@@ -101,7 +101,8 @@ impl RemoteShards {
         let url = url.trim_end_matches('/');
         let client = ObjectClient::new(url, &options.object_store_options, runtime.handle())?;
         let manifest_url = client.object_url(MANIFEST_FILE);
-        let bytes = client.get_small(MANIFEST_FILE)?;
+        let limit = max_manifest_bytes()?;
+        let bytes = client.get_bounded(MANIFEST_FILE, limit, &manifest_limit_hint(limit))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::format(&manifest_url, "not valid UTF-8"))?;
         let manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
