@@ -48,6 +48,16 @@ pub struct ShardEntry {
     pub columns: BTreeMap<String, String>,
 }
 
+/// Schema 2: where the shard index is and what its head hashes to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexRef {
+    pub file: String,
+    pub file_bytes: u64,
+    /// xxh3-64 of the index's header and head (what open reads), 16 lowercase hex digits.
+    pub head_xxh3: String,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {
     pub magic: String,
@@ -57,7 +67,15 @@ pub struct Manifest {
     #[serde(default)]
     pub tokenizer: Option<String>,
     pub num_samples: usize,
+    /// Schema 1: every shard's entry. Schema 2: empty (the entries are in `shard_index`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardEntry>,
+    /// Schema 2: how many shards the index lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_shards: Option<u64>,
+    /// Schema 2: the shard index file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_index: Option<IndexRef>,
     #[serde(default)]
     pub metadata: serde_json::Value,
 }
@@ -106,16 +124,65 @@ impl Manifest {
     ) -> Result<Manifest> {
         let manifest = Manifest {
             magic: MAGIC.into(),
-            schema_version: SCHEMA_VERSION,
+            schema_version: 1,
             dims,
             embedding_dtype: dtype.name().into(),
             tokenizer: Some(tokenizer.into()),
-            num_samples: shards.iter().map(|s| s.num_samples).sum(),
+            num_samples: shards.iter().fold(0usize, |a, s| a.wrapping_add(s.num_samples)),
             shards,
+            num_shards: None,
+            shard_index: None,
             metadata,
         };
         manifest.validate(Path::new(MANIFEST_FILE)).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         Ok(manifest)
+    }
+
+    /// Write the store's table of contents in `schema_version` (1: every entry in
+    /// `manifest.json`; 2: `shards.idx`, then a small `manifest.json` naming it),
+    /// atomically, manifest last. Schema 2 requires the shards to be named by
+    /// position (`shard_file_name(n)`), as `StoreWriter` names them.
+    pub fn write_version(&self, dir: &Path, schema_version: u32) -> Result<PathBuf> {
+        match schema_version {
+            1 => self.write(dir),
+            2 => self.indexed()?.write(dir),
+            v => Err(Error::InvalidArgument(format!("schema_version must be 1 or 2, got {v}"))),
+        }
+    }
+
+    /// This schema-1 manifest as schema 2, with its index written into `dir`... see `write_version`.
+    fn indexed(&self) -> Result<IndexedManifest> {
+        use super::shard_index::{encode_index, head_hash, IndexEntry, IndexShape, INDEX_FILE};
+        let cols = column_names(self.dtype());
+        let mut entries = Vec::with_capacity(self.shards.len());
+        for (n, e) in self.shards.iter().enumerate() {
+            if e.file != super::shard_writer::shard_file_name(n) {
+                return Err(Error::InvalidArgument(format!(
+                    "schema 2 names shards by position: shard {n} is {:?}, expected {:?}",
+                    e.file,
+                    super::shard_writer::shard_file_name(n)
+                )));
+            }
+            let hex = |h: &str| u64::from_str_radix(h, 16).expect("validated");
+            entries.push(IndexEntry { file_xxh3: hex(&e.file_xxh3), columns: cols.iter().map(|c| hex(&e.columns[*c])).collect() });
+        }
+        let sizes: Vec<u64> = self.shards.iter().map(|e| e.num_samples as u64).collect();
+        let bytes: Vec<u64> = self.shards.iter().map(|e| e.file_bytes).collect();
+        let index = encode_index(&sizes, &bytes, &entries, cols.len() as u32);
+        let shape = IndexShape { shards: sizes.len() as u64, columns: cols.len() as u32 };
+        let head = &index[..shape.head_range().end as usize];
+        let manifest = Manifest {
+            schema_version: 2,
+            shards: Vec::new(),
+            num_shards: Some(shape.shards),
+            shard_index: Some(IndexRef {
+                file: INDEX_FILE.into(),
+                file_bytes: index.len() as u64,
+                head_xxh3: hex64(head_hash(head)),
+            }),
+            ..self.clone()
+        };
+        Ok(IndexedManifest { manifest, index })
     }
 
     /// Write `dir/manifest.json` atomically. Writing it is what makes a directory
@@ -160,6 +227,23 @@ impl Manifest {
         let dtype = EmbeddingDtype::parse(&self.embedding_dtype).ok_or_else(|| {
             bad(format!("embedding_dtype {:?} is not one of float16, bfloat16, int8", self.embedding_dtype))
         })?;
+        if self.schema_version >= 2 {
+            // The counts are checked against the index's head when it is read (ShardTable::indexed).
+            let index = self.shard_index.as_ref().ok_or_else(|| bad("schema 2 needs \"shard_index\"".into()))?;
+            if self.num_shards.is_none() || !self.shards.is_empty() {
+                return Err(bad("schema 2 has \"num_shards\" and no \"shards\" list".into()));
+            }
+            if index.file != super::shard_index::INDEX_FILE {
+                return Err(bad(format!("shard_index file is {:?}, expected {:?}", index.file, super::shard_index::INDEX_FILE)));
+            }
+            if !is_hex64(&index.head_xxh3) {
+                return Err(bad(format!("shard_index head_xxh3 {:?} is not 16 hex digits", index.head_xxh3)));
+            }
+            return Ok(());
+        }
+        if self.num_shards.is_some() || self.shard_index.is_some() {
+            return Err(bad("schema 1 lists its shards in \"shards\"; \"num_shards\"/\"shard_index\" are schema 2".into()));
+        }
         let min_row = self.dims().min_row_bytes(dtype.itemsize()).ok_or_else(|| bad("dims overflow a row's size".into()))?;
         let (mut total, mut total_bytes) = (0usize, 0u64);
         for (n, shard) in self.shards.iter().enumerate() {
@@ -200,6 +284,20 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+/// A schema-2 manifest with the bytes of its index, ready to write.
+struct IndexedManifest {
+    manifest: Manifest,
+    index: Vec<u8>,
+}
+
+impl IndexedManifest {
+    fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let index = self.manifest.shard_index.as_ref().expect("built with one");
+        write_bytes_atomic(&dir.join(&index.file), &self.index)?;
+        self.manifest.write(dir)
     }
 }
 
@@ -280,9 +378,9 @@ mod tests {
 
     #[test]
     fn newer_version_is_a_version_error_even_with_unknown_fields() {
-        let text = sample_json(2, "float16", false).replace("\"metadata\"", "\"new_thing\": 1, \"metadata\"");
+        let text = sample_json(3, "float16", false).replace("\"metadata\"", "\"new_thing\": 1, \"metadata\"");
         match Manifest::parse(&text, Path::new("m.json")) {
-            Err(Error::Version { found: 2, supported: 1, .. }) => {}
+            Err(Error::Version { found: 3, supported: 2, .. }) => {}
             other => panic!("{other:?}"),
         }
     }

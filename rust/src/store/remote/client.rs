@@ -128,6 +128,21 @@ impl ObjectClient {
         })
     }
 
+    /// Bytes `range` of object `name` (one ranged GET); blocks the calling thread,
+    /// which must not be one of the runtime's own.
+    pub fn get_range(&self, name: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        let path = self.path(name);
+        let object = self.object_url(name);
+        let want = range.end - range.start;
+        self.runtime.block_on(async {
+            let bytes = self.store.get_range(&path, range.clone()).await.map_err(|e| describe(&object, e))?;
+            if bytes.len() as u64 != want {
+                return Err(Error::format(&object, format!("bytes {range:?}: got {} bytes, expected {want}", bytes.len())));
+            }
+            Ok(bytes.to_vec())
+        })
+    }
+
     /// Stream object `name` into `tmp`, checking its size and whole-file xxh3
     /// on the way; `tmp` is left for the caller to rename or remove.
     pub async fn download_once(&self, name: &str, tmp: &Path, size: u64, xxh3: u64) -> std::result::Result<(), Failure> {

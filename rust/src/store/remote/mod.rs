@@ -20,7 +20,6 @@
 
 mod client;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -31,7 +30,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use self::client::ObjectClient;
 use super::atomic::{publish, temp_path, Durability};
 use super::location::RemoteOptions;
-use super::manifest::{manifest_limit_hint, max_manifest_bytes, Manifest, ShardEntry, MANIFEST_FILE};
+use super::manifest::{manifest_limit_hint, max_manifest_bytes, Manifest, MANIFEST_FILE};
+use super::shard_table::{RangeReader, ShardTable};
 use super::reader::Slot;
 use crate::error::{Error, Result};
 
@@ -69,11 +69,11 @@ pub struct CacheStats {
 }
 
 pub struct RemoteShards {
-    client: ObjectClient,
+    client: Arc<ObjectClient>,
     options: RemoteOptions,
     cache_dir: PathBuf,
-    entries: Vec<ShardEntry>,
-    xxh3: Vec<u64>,
+    /// Names, sizes and (read on demand) checksums of the shards.
+    table: Arc<ShardTable>,
     state: Mutex<CacheState>,
     changed: Condvar,
     /// Last use of each shard (a logical clock), for LRU eviction.
@@ -97,15 +97,28 @@ pub struct RemoteShards {
 impl RemoteShards {
     /// Connect, read the manifest and prepare the cache directory. The
     /// downloads run on `runtime`, which the caller owns.
-    pub fn open(url: &str, options: &RemoteOptions, runtime: &DownloadRuntime) -> Result<(RemoteShards, Manifest, String)> {
+    pub fn open(
+        url: &str,
+        options: &RemoteOptions,
+        runtime: &DownloadRuntime,
+    ) -> Result<(RemoteShards, Manifest, String, Arc<ShardTable>)> {
         let url = url.trim_end_matches('/');
-        let client = ObjectClient::new(url, &options.object_store_options, runtime.handle())?;
+        let client = Arc::new(ObjectClient::new(url, &options.object_store_options, runtime.handle())?);
         let manifest_url = client.object_url(MANIFEST_FILE);
         let limit = max_manifest_bytes()?;
         let bytes = client.get_bounded(MANIFEST_FILE, limit, &manifest_limit_hint(limit))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::format(&manifest_url, "not valid UTF-8"))?;
-        let manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
+        let mut manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
+        let table = Arc::new(match manifest.shard_index.clone() {
+            None => ShardTable::inline(&mut manifest),
+            Some(index) => {
+                let reader = client.clone();
+                let name = index.file.clone();
+                let read: RangeReader = Box::new(move |range| reader.get_range(&name, range));
+                ShardTable::indexed(&manifest, client.object_url(&index.file), read)?
+            }
+        });
         let root = match &options.cache_dir {
             Some(dir) => dir.clone(),
             None => default_cache_root(),
@@ -113,15 +126,14 @@ impl RemoteShards {
         // One directory per store URL, so that stores can share a cache root.
         let cache_dir = root.join(format!("{:016x}", xxh3_64(url.as_bytes())));
         std::fs::create_dir_all(&cache_dir).map_err(|e| Error::io(&cache_dir, e))?;
-        let names: HashMap<&str, usize> = manifest.shards.iter().enumerate().map(|(n, e)| (e.file.as_str(), n)).collect();
-        let mut status = vec![Status::Absent; manifest.shards.len()];
+        let mut status = vec![Status::Absent; table.len()];
         let mut used = 0;
         for item in std::fs::read_dir(&cache_dir).map_err(|e| Error::io(&cache_dir, e))? {
             let item = item.map_err(|e| Error::io(&cache_dir, e))?;
             let name = item.file_name().to_string_lossy().into_owned();
             let size = item.metadata().map(|m| m.len()).unwrap_or(0);
-            match names.get(name.as_str()) {
-                Some(&n) if size == manifest.shards[n].file_bytes => {
+            match table.position_of(&name) {
+                Some(n) if size == table.file_bytes(n) => {
                     status[n] = Status::Unchecked;
                     used += size;
                 }
@@ -131,18 +143,12 @@ impl RemoteShards {
                 }
             }
         }
-        let xxh3 = manifest
-            .shards
-            .iter()
-            .map(|e| u64::from_str_radix(&e.file_xxh3, 16).expect("validated by Manifest::parse"))
-            .collect();
-        let shards = manifest.shards.len();
+        let shards = table.len();
         let remote = RemoteShards {
             client,
             options: options.clone(),
             cache_dir,
-            entries: manifest.shards.clone(),
-            xxh3,
+            table: table.clone(),
             state: Mutex::new(CacheState { status, used, plan: Arc::new(Vec::new()) }),
             changed: Condvar::new(),
             last_use: (0..shards).map(|_| AtomicU64::new(0)).collect(),
@@ -157,7 +163,7 @@ impl RemoteShards {
             failed_attempts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
         };
-        Ok((remote, manifest, text))
+        Ok((remote, manifest, text, table))
     }
 
     /// The store's shard slots, which eviction releases.
@@ -170,7 +176,7 @@ impl RemoteShards {
     }
 
     pub fn object_url(&self, n: usize) -> String {
-        self.client.object_url(&self.entries[n].file)
+        self.client.object_url(&self.table.file_name(n))
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -187,7 +193,7 @@ impl RemoteShards {
     }
 
     fn path(&self, n: usize) -> PathBuf {
-        self.cache_dir.join(&self.entries[n].file)
+        self.cache_dir.join(self.table.file_name(n))
     }
 
     /// The order in which this process will read shards this epoch (prefetch follows it).
@@ -225,7 +231,7 @@ impl RemoteShards {
         for &next in plan.iter().skip(p + 1).take(self.options.prefetch_shards) {
             if matches!(st.status[next], Status::Absent | Status::Unchecked | Status::Failed(_)) {
                 // Best effort: no room now means no prefetch, not an error.
-                if self.entries[next].file_bytes <= self.options.cache_size && self.fits(&mut st, next, true) {
+                if self.table.file_bytes(next) <= self.options.cache_size && self.fits(&mut st, next, true) {
                     self.start(&mut st, next);
                 }
             }
@@ -257,12 +263,12 @@ impl RemoteShards {
     /// Evict until shard `n` fits, waiting a while for shards in use to be released.
     fn make_room<'a>(&'a self, mut st: MutexGuard<'a, CacheState>, n: usize) -> Result<MutexGuard<'a, CacheState>> {
         let limit = self.options.cache_size;
-        if self.entries[n].file_bytes > limit {
+        if self.table.file_bytes(n) > limit {
             return Err(Error::Remote {
                 object: self.object_url(n),
                 msg: format!(
                     "the cache cannot hold this shard: it is {} bytes, cache_size is {limit} bytes ({})",
-                    self.entries[n].file_bytes,
+                    self.table.file_bytes(n),
                     self.cache_dir.display()
                 ),
             });
@@ -275,7 +281,7 @@ impl RemoteShards {
                     msg: format!(
                         "no room in the cache: {} of cache_size {limit} bytes are held by shards in use or being downloaded, this shard needs {} ({})",
                         st.used,
-                        self.entries[n].file_bytes,
+                        self.table.file_bytes(n),
                         self.cache_dir.display()
                     ),
                 });
@@ -289,7 +295,7 @@ impl RemoteShards {
     /// with `done_only`, may still be read this epoch). An `Unchecked` shard's
     /// bytes are counted already.
     fn fits(&self, st: &mut CacheState, n: usize, done_only: bool) -> bool {
-        let need = if st.status[n] == Status::Unchecked { 0 } else { self.entries[n].file_bytes };
+        let need = if st.status[n] == Status::Unchecked { 0 } else { self.table.file_bytes(n) };
         while st.used + need > self.options.cache_size {
             if !self.evict_one(st, n, done_only) {
                 return false;
@@ -308,7 +314,7 @@ impl RemoteShards {
             let p = self.plan_position[m].load(Ordering::Relaxed);
             p == 0 || p + keep_behind < reached
         };
-        let mut candidates: Vec<usize> = (0..self.entries.len())
+        let mut candidates: Vec<usize> = (0..self.table.len())
             .filter(|&m| m != keep && matches!(st.status[m], Status::Ready | Status::Unchecked))
             .filter(|&m| !done_only || done(m))
             .collect();
@@ -319,7 +325,7 @@ impl RemoteShards {
             if slots[m].release_if_unused() {
                 let _ = std::fs::remove_file(self.path(m));
                 st.status[m] = Status::Absent;
-                st.used -= self.entries[m].file_bytes;
+                st.used -= self.table.file_bytes(m);
                 self.evictions.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
@@ -331,20 +337,26 @@ impl RemoteShards {
     fn start(self: &Arc<Self>, st: &mut CacheState, n: usize) {
         let unchecked = st.status[n] == Status::Unchecked;
         if !unchecked {
-            st.used += self.entries[n].file_bytes;
+            st.used += self.table.file_bytes(n);
         }
         st.status[n] = Status::Fetching;
         // Counts as a use: a shard fetched ahead of need is not the first to go.
         self.last_use[n].store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        // The expected checksum, read here on the caller's thread (a schema-2 index
+        // read blocks, which a download task must not do).
+        let want = self.table.entry(n).map(|e| u64::from_str_radix(&e.file_xxh3, 16).expect("validated"));
         let this = self.clone();
         self.client.runtime().spawn(async move {
-            let result = this.fill(n, unchecked).await;
+            let result = match want {
+                Ok(want) => this.fill(n, unchecked, want).await,
+                Err(e) => Err(e.to_string()),
+            };
             let mut st = this.lock();
             match result {
                 Ok(()) => st.status[n] = Status::Ready,
                 Err(msg) => {
                     st.status[n] = Status::Failed(msg);
-                    st.used -= this.entries[n].file_bytes;
+                    st.used -= this.table.file_bytes(n);
                 }
             }
             drop(st);
@@ -353,8 +365,8 @@ impl RemoteShards {
     }
 
     /// Put a checked copy of shard `n` at its cache path.
-    async fn fill(&self, n: usize, unchecked: bool) -> std::result::Result<(), String> {
-        let (entry, want, path) = (&self.entries[n], self.xxh3[n], self.path(n));
+    async fn fill(&self, n: usize, unchecked: bool, want: u64) -> std::result::Result<(), String> {
+        let (file, file_bytes, path) = (self.table.file_name(n), self.table.file_bytes(n), self.path(n));
         if unchecked {
             if file_xxh3(&path).is_ok_and(|h| h == want) {
                 return Ok(());
@@ -366,11 +378,11 @@ impl RemoteShards {
         let attempts = self.options.max_attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
-            match self.client.download_once(&entry.file, &tmp, entry.file_bytes, want).await {
+            match self.client.download_once(&file, &tmp, file_bytes, want).await {
                 Ok(()) => {
                     // A cache entry is rechecked on use: no fsync needed, only an atomic rename.
                     publish(&tmp, &path, Durability::CacheOnly).map_err(|e| format!("cannot place {}: {e}", path.display()))?;
-                    self.bytes_downloaded.fetch_add(entry.file_bytes, Ordering::Relaxed);
+                    self.bytes_downloaded.fetch_add(file_bytes, Ordering::Relaxed);
                     self.downloads.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
