@@ -40,7 +40,7 @@ CHILD = textwrap.dedent("""
 
 def run_child(location: str, options: dict | None = None, env: dict | None = None) -> dict:
     child_env = {**os.environ, "PYTHONPATH": PYTHON_DIR, **(env or {})}
-    done = subprocess.run([sys.executable, "-c", CHILD, location, json.dumps(options or {})],
+    done = subprocess.run(check=False, args=[sys.executable, "-c", CHILD, location, json.dumps(options or {})],
                           capture_output=True, text=True, timeout=120, env=child_env)
     assert done.returncode == 0, f"child died (rc {done.returncode}): {done.stderr[-2000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -86,7 +86,7 @@ def _inspect(args: argparse.Namespace) -> int:
     store = Store(args.store)
     m = store.manifest
     dims = store.dims
-    total = sum(s["file_bytes"] for s in m["shards"])
+    total = store.file_bytes
     print(f"store          {store.path}")
     print(f"schema         {m['magic']} v{m['schema_version']}, tokenizer {m.get('tokenizer')}")
     print(f"dims           J={dims['J']} augmentations, S={dims['S']} synthetic captions, K={dims['K']} teachers x D={dims['D']}")
@@ -132,8 +132,6 @@ def _verify_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    import json
-
     from mobileclip_fastload import Store, _core
 
     if "://" in args.store:
@@ -151,10 +149,9 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"DAMAGED {problem}", file=sys.stderr)
         print(f"verify: {len(problems)} problem(s) in {args.store}", file=sys.stderr)
         return 1
-    manifest = json.loads((args.store / "manifest.json").read_text(encoding="utf-8"))
-    total = sum(s["file_bytes"] for s in manifest["shards"])
-    print(f"OK {args.store}: {len(manifest['shards'])} shards, {manifest['num_samples']} samples, "
-          f"{_human(total)}, every checksum matches")
+    store = Store(args.store)
+    print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, "
+          f"{_human(store.file_bytes)}, every checksum matches")
     return 0
 
 
