@@ -172,6 +172,8 @@ class Store:
         """Read-ahead hint for the embedding columns: "random" (default), "sequential" or "normal"."""
     def verify(self) -> list[str]:
         """Recheck every checksum; one message per problem, empty when intact."""
+    def verify_shards(self, shards: list[int]) -> list[list[str]]:
+        """`verify` for these shards only: one list of problem messages per shard, in the order given."""
 
 @final
 class MappedShard:

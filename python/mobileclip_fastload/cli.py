@@ -129,12 +129,23 @@ def _inspect(args: argparse.Namespace) -> int:
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", help="store directory, or URL (s3://, gs://, az://, http(s)://; "
                    "credentials from the usual environment variables)")
+    p.add_argument("--state", metavar="FILE", help="resumable: record the shards checked and the problems found "
+                   "in FILE after every block of shards; a rerun with the same FILE skips them (progress bar on a "
+                   "terminal)")
 
 
 def _verify(args: argparse.Namespace) -> int:
     from mobileclip_fastload import Store, _core
 
-    if "://" in args.store:
+    if args.state:
+        from mobileclip_fastload.store.verify_progress import verify
+
+        problems = verify(args.store, state=args.state)
+        if not problems:
+            store = Store(args.store)
+            print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, every checksum matches")
+            return 0
+    elif "://" in args.store:
         # Remote: every shard is downloaded through the cache (checked on the way), then verified.
         store = Store(args.store)
         problems = store.verify()

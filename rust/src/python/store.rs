@@ -463,6 +463,15 @@ impl PyStore {
         let store = self.inner.clone();
         py.detach(move || store.verify().iter().map(|p| p.to_string()).collect())
     }
+
+    /// `verify` for these shards only: one list of problem messages per shard, in the order given
+    /// (a resumable verify runs it a block at a time; `mobileclip_fastload.store.verify_progress`).
+    fn verify_shards(&self, py: Python<'_>, shards: Vec<usize>) -> Vec<Vec<String>> {
+        let store = self.inner.clone();
+        py.detach(move || {
+            store.verify_shards(&shards).into_iter().map(|(_, p)| p.iter().map(|p| p.to_string()).collect()).collect()
+        })
+    }
 }
 
 /// Verify a store directory without opening it (a shard that no longer opens is

@@ -301,31 +301,42 @@ impl Store {
     /// downloads each shard into its cache first (the download itself is
     /// checked against the whole-file checksum; a failed one is reported).
     pub fn verify(&self) -> Vec<Problem> {
-        match &self.source {
-            Source::Local => {
-                let shards: Vec<usize> = (0..self.num_shards()).collect();
-                parallel_map(&shards, |&n| match self.table.entry(n) {
+        let all: Vec<usize> = (0..self.num_shards()).collect();
+        self.verify_shards(&all).into_iter().flat_map(|(_, p)| p).collect()
+    }
+
+    /// `verify` for the given shards only, each with its problems (empty: intact), in the
+    /// order given: what a resumable, progress-reporting verify runs a block at a time.
+    /// Local shards are checked in parallel; remote ones are downloaded and checked in turn.
+    pub fn verify_shards(&self, shards: &[usize]) -> Vec<(usize, Vec<Problem>)> {
+        let one = |n: usize| -> Vec<Problem> {
+            if n >= self.num_shards() {
+                return vec![Problem { shard: self.dir.clone(), column: None, message: format!("no shard {n}") }];
+            }
+            let fail = |e: Error| vec![Problem { shard: self.shard_location(n).into(), column: None, message: e.to_string() }];
+            match &self.source {
+                Source::Local => match self.table.entry(n) {
                     Ok(entry) => verify_file(&self.dir, self.dims, self.dtype, &entry, true),
-                    Err(e) => vec![Problem { shard: self.shard_location(n).into(), column: None, message: e.to_string() }],
-                })
-                .into_iter()
-                .flatten()
-                .collect()
-            }
-            #[cfg(feature = "remote")]
-            Source::Remote(remote, _) => {
-                let mut problems = Vec::new();
-                for n in 0..self.num_shards() {
+                    Err(e) => fail(e),
+                },
+                #[cfg(feature = "remote")]
+                Source::Remote(remote, _) => {
                     let pinned = self.slots[n].lock();
-                    match remote.fetch(n).and_then(|_| self.table.entry(n)) {
-                        Ok(entry) => problems.extend(verify_file(&self.dir, self.dims, self.dtype, &entry, true)),
-                        Err(e) => problems.push(Problem { shard: self.shard_location(n).into(), column: None, message: e.to_string() }),
-                    }
+                    let problems = match remote.fetch(n).and_then(|_| self.table.entry(n)) {
+                        Ok(entry) => verify_file(&self.dir, self.dims, self.dtype, &entry, true),
+                        Err(e) => fail(e),
+                    };
                     drop(pinned);
+                    problems
                 }
-                problems
             }
-        }
+        };
+        let problems = match &self.source {
+            Source::Local => parallel_map(shards, |&n| one(n)),
+            #[cfg(feature = "remote")]
+            Source::Remote(..) => shards.iter().map(|&n| one(n)).collect(),
+        };
+        shards.iter().copied().zip(problems).collect()
     }
 }
 
