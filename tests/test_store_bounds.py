@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tiny_png
+
 PYTHON_DIR = str(Path(__file__).resolve().parents[1] / "python")
 TESTS_DIR = str(Path(__file__).resolve().parent)
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_region": "us-east-1"}
@@ -48,7 +50,7 @@ def run_child(location: str, options: dict | None = None, env: dict | None = Non
 
 @pytest.fixture
 def two_shard_store(make_store) -> Path:
-    path = make_store(12, J=2, S=2, K=2, D=4, shard_samples=6)
+    path = make_store(12, J=2, S=2, K=2, D=4, shard_samples=6, image_fn=tiny_png)
     assert len(json.loads((path / "manifest.json").read_text())["shards"]) >= 2
     return path
 

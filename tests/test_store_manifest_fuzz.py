@@ -113,7 +113,7 @@ def test_inner_manifest_mutations(pristine_store, data):
 
 @pytest.fixture(scope="module")
 def pristine_store(tmp_path_factory) -> Path:
-    from conftest import synthetic_sample
+    from conftest import synthetic_sample, tiny_png
     from mobileclip_fastload.store import StoreWriter
 
     path = tmp_path_factory.mktemp("manifest-fuzz") / "store"
@@ -121,5 +121,6 @@ def pristine_store(tmp_path_factory) -> Path:
     target = (len(first.image) + first.image_emb.size * 2 + first.text_emb.size * 2) * 3
     with StoreWriter(path, J=2, S=2, K=2, D=3, embedding_dtype="float16", target_shard_bytes=target) as w:
         for i in range(7):
-            w.add(synthetic_sample(i, J=2, S=2, K=2, D=3))
+            image, width, height = tiny_png(i)
+            w.add(synthetic_sample(i, J=2, S=2, K=2, D=3, image=image, size=(width, height)))
     return path
