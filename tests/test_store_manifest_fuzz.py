@@ -56,6 +56,9 @@ json_values = st.recursive(leaf_values, lambda inner: st.one_of(st.lists(inner, 
                                                                    st.dictionaries(st.text(max_size=6), inner, max_size=3)),
                            max_leaves=6)
 actions = st.one_of(
+    # A shard count changed with num_samples kept equal to the sum (wrapping as a u64 would), so that the
+    # claim reaches the checks behind the sum check.
+    st.tuples(st.just("consistent count"), st.sampled_from(CRAFTED_INTS[1:10]) | st.integers(0, 2**64 - 1)),
     st.tuples(st.just("set"), json_values),
     st.tuples(st.just("delete"), st.none()),
     st.tuples(st.just("wrap"), st.none()),
@@ -65,6 +68,11 @@ actions = st.one_of(
 
 def mutate(manifest: dict, path: tuple, action: str, value) -> dict:
     m = copy.deepcopy(manifest)
+    if action == "consistent count":
+        shard = path[1] if len(path) > 1 and path[0] == "shards" else 0
+        m["shards"][shard]["num_samples"] = value
+        m["num_samples"] = sum(s["num_samples"] for s in m["shards"]) % 2**64
+        return m
     if not path:
         return value if action == "set" else [m] if action == "wrap" else m
     parent = m
