@@ -67,8 +67,8 @@ pub struct Manifest {
     #[serde(default)]
     pub tokenizer: Option<String>,
     pub num_samples: usize,
-    /// Schema 1: every shard's entry. Schema 2: empty (the entries are in `shard_index`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Schema 1: every shard's entry. Schema 2: empty and not written (the entries are in `shard_index`).
+    #[serde(default)]
     pub shards: Vec<ShardEntry>,
     /// Schema 2: how many shards the index lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,7 +192,15 @@ impl Manifest {
         let mut text = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
         let mut ser = serde_json::Serializer::with_formatter(&mut text, formatter);
-        self.serialize(&mut ser).map_err(|e| Error::InvalidArgument(format!("manifest: {e}")))?;
+        let written = if self.schema_version >= 2 {
+            // Schema 2 has no shard list (an empty one would be misread as "no shards").
+            let mut value = serde_json::to_value(self).map_err(|e| Error::InvalidArgument(format!("manifest: {e}")))?;
+            value.as_object_mut().map(|o| o.remove("shards"));
+            value.serialize(&mut ser)
+        } else {
+            self.serialize(&mut ser)
+        };
+        written.map_err(|e| Error::InvalidArgument(format!("manifest: {e}")))?;
         text.push(b'\n');
         write_bytes_atomic(&path, &text)?;
         Ok(path)
