@@ -4,7 +4,8 @@ manifest.json plus shards.idx, whose head is read at open and whose entries are 
 For each size (1k..400k shards, 1e6..1.28e9 samples) one real shard of R tiny rows (J=S=K=D=1) is written
 and hard-linked N times (`shard-00000.arrow` ...), so every order can really read a batch; the manifest
 or index states the real counts and sizes. Each measurement runs in a fresh child process:
-- open: wall time of `Store(location)` and the growth of peak RSS (ru_maxrss) it causes;
+- open: wall time of `Store(location)`, the RSS it adds (held) and the growth of peak RSS (after torch is
+  imported, as in a training script; "peak +0" means below the import's own peak);
 - first batch (local only): `FastReinforcedLoader(path, order=..., rank=0, world_size=8)`, construction
   plus the first `next()`, and peak-RSS growth. The epoch plan comes from the sampler of this checkout
   (the Feistel planner is another branch): `global` on main's sampler builds the whole permutation, so it
@@ -31,11 +32,14 @@ SIZES = [(1_000, 1_000_000), (10_000, 10_000_000), (100_000, 128_000_000), (400_
 ORDERS = ("shard_block", "global")
 TINY = {"J": 1, "S": 1, "K": 1, "D": 1}
 CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 location, what, order, opts = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 from mobileclip_fastload import FastReinforcedLoader, Store
+import torch  # imported before the clock starts, as a training script has it
 kw = {"cache_dir": opts.pop("cache_dir"), "storage_options": opts} if opts else {}
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+before, peak_before = rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 if what == "open":
     store = Store(location, **kw)
@@ -45,7 +49,8 @@ else:
                                   world_size=8, output="uint8", **kw)
     next(iter(loader))
 seconds = time.perf_counter() - t
-print(json.dumps({"s": seconds, "mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}))
+peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+print(json.dumps({"s": seconds, "mb": rss_mb() - before, "peak": peak}))
 """
 
 
@@ -59,7 +64,7 @@ def child(location: str, what: str, order: str = "", options: dict | None = None
     if done.returncode != 0:
         return "error: " + done.stderr.strip().splitlines()[-1][:80]
     r = json.loads(done.stdout.strip().splitlines()[-1])
-    return f"{r['s']:.3f} s / {r['mb']:.0f} MB"
+    return f"{r['s']:.3f} s / +{r['mb']:.0f} MB (peak +{r['peak']:.0f})"
 
 
 def make_store(root: Path, shards: int, samples: int, schema_version: int) -> Path:
@@ -80,7 +85,13 @@ def make_store(root: Path, shards: int, samples: int, schema_version: int) -> Pa
     if not base.exists():
         aug, _ = aug_records([None], width=4, height=4)
         one = np.ones((1, 1), np.float32)
-        sample = [Sample(uid=f"{i:010d}", image=b"", width=4, height=4, orig_width=4, orig_height=4, caption="",
+        import io
+
+        from PIL import Image
+
+        png = io.BytesIO()
+        Image.new("RGB", (4, 4), (10, 200, 30)).save(png, format="PNG")
+        sample = [Sample(uid=f"{i:010d}", image=png.getvalue(), width=4, height=4, orig_width=4, orig_height=4, caption="",
                          caption_tokens=np.array([49406, 49407], np.uint16), syn_captions=["s"],
                          syn_tokens=[np.array([49406, 49407], np.uint16)], aug=aug, image_emb=one,
                          text_emb=np.ones((2, 1), np.float32)) for i in range(rows)]
@@ -100,7 +111,7 @@ def make_store(root: Path, shards: int, samples: int, schema_version: int) -> Pa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default=",".join(f"{a}:{b}" for a, b in SIZES))
-    ap.add_argument("--max-global-samples", type=int, default=200_000_000)
+    ap.add_argument("--max-global-samples", type=int, default=20_000_000)
     ap.add_argument("--no-remote", action="store_true")
     args = ap.parse_args()
     sizes = [tuple(int(x) for x in s.split(":")) for s in args.sizes.split(",")]
@@ -118,7 +129,7 @@ def main() -> None:
                           aws_secret_access_key="testing")
         s3.create_bucket(Bucket="bench")
         remote = (s3, endpoint)
-    header = ["shards", "samples", "schema", "manifest.json", "open (local)", "open (S3)",
+    header = ["shards", "samples", "schema", "manifest.json (+ shards.idx)", "open (local)", "open (S3)",
               *(f"first batch, {o}" for o in ORDERS)]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -129,7 +140,10 @@ def main() -> None:
                 path = make_store(root, shards, samples, version)
                 env = big_limit if version == 1 else None
                 manifest_bytes = (path / "manifest.json").stat().st_size
-                cells = [f"{shards:,}", f"{samples:.3g}", str(version), f"{manifest_bytes / 1e6:.3g} MB",
+                index = path / "shards.idx"
+                sizes_text = f"{manifest_bytes / 1e6:.3g} MB" + (f" + {index.stat().st_size / 1e6:.3g} MB idx"
+                                                                 if index.exists() else "")
+                cells = [f"{shards:,}", f"{samples:.3g}", str(version), sizes_text,
                          child(str(path), "open", env=env)]
                 if remote:
                     s3, endpoint = remote

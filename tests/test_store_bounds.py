@@ -137,6 +137,7 @@ def remote_options(endpoint: str, cache: Path) -> dict:
     return {"aws_endpoint": endpoint, "allow_http": "true", **CREDENTIALS, "cache_dir": str(cache)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_crafted_counts_from_object_storage(two_shard_store, s3_endpoint, tmp_path, case):
     rewrite(two_shard_store, CASES[case])
@@ -146,6 +147,7 @@ def test_crafted_counts_from_object_storage(two_shard_store, s3_endpoint, tmp_pa
     assert url in outcome["message"]
 
 
+@pytest.mark.slow
 def test_a_large_remote_manifest_is_refused_without_reading_it(two_shard_store, s3_endpoint, tmp_path):
     rewrite(two_shard_store, lambda m: m["metadata"].update(padding="x" * (80 << 20)))  # > the 64 MiB default
     url = upload(s3_endpoint, two_shard_store, "large-manifest")

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 CHILD_FLAG = "MOBILECLIP_FASTLOAD_MANIFEST_FUZZ_CHILD"
 
 
+@pytest.mark.slow
 def test_manifest_fuzz_never_aborts():
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, CHILD_FLAG: "1", "PYTHONPATH": str(root / "python")}
