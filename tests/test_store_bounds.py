@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import tiny_png
 
 PYTHON_DIR = str(Path(__file__).resolve().parents[1] / "python")
