@@ -302,7 +302,7 @@ class StoreWriter:
         target_shard_bytes: int = 268435456,
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
-        schema_version: int = 1,
+        schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
     ) -> StoreWriter: ...
     def add(self, sample: Sample) -> None:
         """Validate and buffer one sample (ValueError names it); writes a shard when enough is buffered."""
@@ -346,7 +346,7 @@ def write_manifest(
     metadata: Mapping[str, Any] | None = None,
     *,
     tokenizer: str = "openai-clip-bpe",
-    schema_version: int = 1,
+    schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
 ) -> Path:
     """Write `manifest.json` atomically (schema 2: `shards.idx` first); shards in (global) order. Write it last."""
 
