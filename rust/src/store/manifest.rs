@@ -323,13 +323,19 @@ pub fn check_claimed_rows(num_samples: usize, file_bytes: u64, min_row_bytes: u6
     }
 }
 
-/// Version gate shared by the manifest and the shard schema metadata.
+/// Version gate of the manifest (`SCHEMA_VERSION`); shards use `check_version_up_to`
+/// with `SHARD_SCHEMA_VERSION`.
 pub fn check_version(found: u64, path: &Path) -> Result<()> {
-    if found > SCHEMA_VERSION as u64 {
+    check_version_up_to(found, SCHEMA_VERSION, path)
+}
+
+/// `found` must be a version from 1 to `supported`.
+pub fn check_version_up_to(found: u64, supported: u32, path: &Path) -> Result<()> {
+    if found > supported as u64 {
         return Err(Error::Version {
             path: path.into(),
             found: found.min(u32::MAX as u64) as u32,
-            supported: SCHEMA_VERSION,
+            supported,
         });
     }
     if found == 0 {
