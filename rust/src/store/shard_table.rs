@@ -111,7 +111,8 @@ impl ShardTable {
         }
     }
 
-    /// Whether `name` is one of the store's shard files, and which.
+    /// Whether `name` is one of the store's shard files, and which (the remote cache's scan).
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub fn position_of(&self, name: &str) -> Option<usize> {
         match &self.entries {
             Entries::Inline(e) => e.iter().position(|e| e.file == name),
