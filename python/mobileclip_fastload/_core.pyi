@@ -132,8 +132,14 @@ class Store:
     def embedding_dtype(self) -> str: ...
     @property
     def num_shards(self) -> int: ...
+    def shard_entry(self, n: int) -> dict[str, Any]:
+        """Shard n's entry: {"file", "num_samples", "file_bytes", "file_xxh3", "columns"} (schema 2: from shards.idx)."""
     @property
-    def manifest(self) -> dict[str, Any]: ...
+    def file_bytes(self) -> int:
+        """Bytes of all shard files together, as the manifest (or shard index) states them."""
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The parsed manifest.json (schema 2: the header; shard entries via `shard_entry`)."""
     def column_bytes(self) -> dict[str, int]: ...
     def cache_stats(self) -> dict[str, int] | None:
         """Remote stores: {"bytes_downloaded", "downloads", "failed_attempts", "evictions"}; else None."""
@@ -168,6 +174,8 @@ class Store:
         """Read-ahead hint for the embedding columns: "random" (default), "sequential" or "normal"."""
     def verify(self) -> list[str]:
         """Recheck every checksum; one message per problem, empty when intact."""
+    def verify_shards(self, shards: list[int]) -> list[list[str]]:
+        """`verify` for these shards only: one list of problem messages per shard, in the order given."""
 
 @final
 class MappedShard:
@@ -317,6 +325,7 @@ class StoreWriter:
         target_shard_bytes: int = 268435456,
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
+        schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
     ) -> StoreWriter: ...
     def add(self, sample: Sample) -> None:
         """Validate and buffer one sample (ValueError names it); writes a shard when enough is buffered."""
@@ -360,8 +369,9 @@ def write_manifest(
     metadata: Mapping[str, Any] | None = None,
     *,
     tokenizer: str = "openai-clip-bpe",
+    schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
 ) -> Path:
-    """Write `manifest.json` atomically; shards are listed in the given (global) order. Write it last."""
+    """Write `manifest.json` atomically (schema 2: `shards.idx` first); shards in (global) order. Write it last."""
 
 def encode_embeddings(
     x: npt.ArrayLike,

@@ -58,20 +58,26 @@ def _is_url(location: str) -> bool:
     return _core.is_url(location)
 
 
-def _open_store(args: argparse.Namespace):
-    """`Store(args.store, ...)` with the command line's remote options; they are an error for a local path."""
-    from mobileclip_fastload import Store
-
-    options = dict(args.storage_option)
-    if args.allow_http:
-        options["allow_http"] = "true"
+def _store_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of `Store` that the command line's remote options give; they are an error for a
+    local path."""
     if not _is_url(args.store):
         given = [flag for flag, used in (("--allow-http", args.allow_http), ("--storage-option", args.storage_option),
                                           ("--cache-dir", args.cache_dir)) if used]
         if given:
             raise ValueError(f"{', '.join(given)}: only for a store URL, and {args.store} is a local path")
-        return Store(args.store)
-    return Store(args.store, cache_dir=args.cache_dir, storage_options=options or None)
+        return {}
+    options = dict(args.storage_option)
+    if args.allow_http:
+        options["allow_http"] = "true"
+    return {"cache_dir": args.cache_dir, "storage_options": options or None}
+
+
+def _open_store(args: argparse.Namespace):
+    """`Store(args.store, ...)` with the command line's remote options."""
+    from mobileclip_fastload import Store
+
+    return Store(args.store, **_store_options(args))
 
 
 def _inspect_arguments(p: argparse.ArgumentParser) -> None:
@@ -125,7 +131,7 @@ def _inspect(args: argparse.Namespace) -> int:
     store = _open_store(args)
     m = store.manifest
     dims = store.dims
-    total = sum(s["file_bytes"] for s in m["shards"])
+    total = store.file_bytes
     print(f"store          {store.path}")
     print(f"schema         {m['magic']} v{m['schema_version']}, tokenizer {m.get('tokenizer')}")
     print(f"dims           J={dims['J']} augmentations, S={dims['S']}"
@@ -170,14 +176,23 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
     _store_arguments(p)
+    p.add_argument("--state", metavar="FILE", help="resumable: record the shards checked and the problems found "
+                   "in FILE after every block of shards; a rerun with the same FILE skips them (progress bar on a "
+                   "terminal)")
 
 
 def _verify(args: argparse.Namespace) -> int:
-    import json
-
     from mobileclip_fastload import Store, _core
 
-    if _is_url(args.store):
+    if args.state:
+        from mobileclip_fastload.store.verify_progress import verify
+
+        problems = verify(args.store, state=args.state, **_store_options(args))
+        if not problems:
+            store = _open_store(args)
+            print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, every checksum matches")
+            return 0
+    elif _is_url(args.store):
         # Remote: every shard is downloaded through the cache (checked on the way), then verified.
         store = _open_store(args)
         problems = store.verify()
@@ -192,10 +207,9 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"DAMAGED {problem}", file=sys.stderr)
         print(f"verify: {len(problems)} problem(s) in {args.store}", file=sys.stderr)
         return 1
-    manifest = json.loads((args.store / "manifest.json").read_text(encoding="utf-8"))
-    total = sum(s["file_bytes"] for s in manifest["shards"])
-    print(f"OK {args.store}: {len(manifest['shards'])} shards, {manifest['num_samples']} samples, "
-          f"{_human(total)}, every checksum matches")
+    store = Store(args.store)
+    print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, "
+          f"{_human(store.file_bytes)}, every checksum matches")
     return 0
 
 

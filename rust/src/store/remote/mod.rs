@@ -43,7 +43,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use self::client::ObjectClient;
 use super::atomic::{publish, remove_stale_temporaries, temp_name_pid, temp_path, Durability};
 use super::location::RemoteOptions;
-use super::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
+use super::manifest::{manifest_limit_hint, max_manifest_bytes, Manifest, MANIFEST_FILE};
+use super::shard_table::{RangeReader, ShardTable};
 use super::reader::Slot;
 use crate::error::{Error, Result};
 
@@ -93,13 +94,11 @@ pub struct CacheStats {
 }
 
 pub struct RemoteShards {
-    client: ObjectClient,
+    client: Arc<ObjectClient>,
     options: RemoteOptions,
     cache_dir: PathBuf,
-    entries: Vec<ShardEntry>,
-    /// Shard file name -> shard number (to recognise files other processes placed).
-    names: HashMap<String, usize>,
-    xxh3: Vec<u64>,
+    /// Names, sizes and (read on demand) checksums of the shards.
+    table: Arc<ShardTable>,
     state: Mutex<CacheState>,
     changed: Condvar,
     /// Last use of each shard (a logical clock), for LRU eviction.
@@ -123,14 +122,28 @@ pub struct RemoteShards {
 impl RemoteShards {
     /// Connect, read the manifest and prepare the cache directory. The
     /// downloads run on `runtime`, which the caller owns.
-    pub fn open(url: &str, options: &RemoteOptions, runtime: &DownloadRuntime) -> Result<(RemoteShards, Manifest, String)> {
+    pub fn open(
+        url: &str,
+        options: &RemoteOptions,
+        runtime: &DownloadRuntime,
+    ) -> Result<(RemoteShards, Manifest, String, Arc<ShardTable>)> {
         let url = url.trim_end_matches('/');
-        let client = ObjectClient::new(url, &options.object_store_options, runtime.handle())?;
+        let client = Arc::new(ObjectClient::new(url, &options.object_store_options, runtime.handle())?);
         let manifest_url = client.object_url(MANIFEST_FILE);
-        let bytes = client.get_small(MANIFEST_FILE)?;
+        let limit = max_manifest_bytes()?;
+        let bytes = client.get_bounded(MANIFEST_FILE, limit, &manifest_limit_hint(limit))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::format(&manifest_url, "not valid UTF-8"))?;
-        let manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
+        let mut manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
+        let table = Arc::new(match manifest.shard_index.clone() {
+            None => ShardTable::inline(&mut manifest),
+            Some(index) => {
+                let reader = client.clone();
+                let name = index.file.clone();
+                let read: RangeReader = Box::new(move |range| reader.get_range(&name, range));
+                ShardTable::indexed(&manifest, client.object_url(&index.file), read)?
+            }
+        });
         let root = match &options.cache_dir {
             // An empty path would be the working directory: a mistake, not a choice.
             Some(dir) if dir.as_os_str().is_empty() => {
@@ -142,8 +155,7 @@ impl RemoteShards {
         // One directory per store URL, so that stores can share a cache root.
         let cache_dir = root.join(format!("{:016x}", xxh3_64(url.as_bytes())));
         std::fs::create_dir_all(cache_dir.join(LOCK_DIR)).map_err(|e| Error::io(&cache_dir, e))?;
-        let names: HashMap<String, usize> = manifest.shards.iter().enumerate().map(|(n, e)| (e.file.clone(), n)).collect();
-        let mut status = vec![Status::Absent; manifest.shards.len()];
+                let mut status = vec![Status::Absent; table.len()];
         let mut used = 0;
         for item in std::fs::read_dir(&cache_dir).map_err(|e| Error::io(&cache_dir, e))? {
             let item = item.map_err(|e| Error::io(&cache_dir, e))?;
@@ -152,8 +164,8 @@ impl RemoteShards {
             if meta.is_dir() || temp_name_pid(&name).is_some() {
                 continue; // the lock folder; downloads of other processes (stale ones go below)
             }
-            match names.get(&name) {
-                Some(&n) if meta.len() == manifest.shards[n].file_bytes => {
+            match table.position_of(&name) {
+                Some(n) if meta.len() == table.file_bytes(n) => {
                     status[n] = Status::Unchecked;
                     used += meta.len();
                 }
@@ -165,19 +177,12 @@ impl RemoteShards {
         }
         // Temporaries of downloads whose process is gone (a live process's are its own).
         remove_stale_temporaries(&cache_dir)?;
-        let xxh3 = manifest
-            .shards
-            .iter()
-            .map(|e| u64::from_str_radix(&e.file_xxh3, 16).expect("validated by Manifest::parse"))
-            .collect();
-        let shards = manifest.shards.len();
+        let shards = table.len();
         let remote = RemoteShards {
             client,
             options: options.clone(),
             cache_dir,
-            entries: manifest.shards.clone(),
-            names,
-            xxh3,
+            table: table.clone(),
             state: Mutex::new(CacheState { status, used, plan: Arc::new(Vec::new()), held: HashMap::new() }),
             changed: Condvar::new(),
             last_use: (0..shards).map(|_| AtomicU64::new(0)).collect(),
@@ -192,7 +197,7 @@ impl RemoteShards {
             failed_attempts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
         };
-        Ok((remote, manifest, text))
+        Ok((remote, manifest, text, table))
     }
 
     /// The store's shard slots, which eviction releases.
@@ -205,7 +210,7 @@ impl RemoteShards {
     }
 
     pub fn object_url(&self, n: usize) -> String {
-        self.client.object_url(&self.entries[n].file)
+        self.client.object_url(&self.table.file_name(n))
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -222,29 +227,29 @@ impl RemoteShards {
     }
 
     fn path(&self, n: usize) -> PathBuf {
-        self.cache_dir.join(&self.entries[n].file)
+        self.cache_dir.join(self.table.file_name(n))
     }
 
     fn lock_path(&self, n: usize) -> PathBuf {
-        self.cache_dir.join(LOCK_DIR).join(format!("{}.lock", self.entries[n].file))
+        self.cache_dir.join(LOCK_DIR).join(format!("{}.lock", self.table.file_name(n)))
     }
 
     /// Bring this process's view of the cache up to date with the folder, which
     /// other processes share: files they placed and nobody holds count (and may
     /// be evicted); files they hold are theirs; files gone are absent.
     fn rescan(&self, st: &mut CacheState) {
-        let mut on_disk = vec![false; self.entries.len()];
+        let mut on_disk = vec![false; self.table.len()];
         if let Ok(items) = std::fs::read_dir(&self.cache_dir) {
             for item in items.flatten() {
                 let name = item.file_name();
-                if let Some(&n) = name.to_str().and_then(|name| self.names.get(name)) {
-                    on_disk[n] = item.metadata().is_ok_and(|m| m.is_file() && m.len() == self.entries[n].file_bytes);
+                if let Some(n) = name.to_str().and_then(|name| self.table.position_of(name)) {
+                    on_disk[n] = item.metadata().is_ok_and(|m| m.is_file() && m.len() == self.table.file_bytes(n));
                 }
             }
         }
         let mut used = 0;
         for (n, present) in on_disk.into_iter().enumerate() {
-            let bytes = self.entries[n].file_bytes;
+            let bytes = self.table.file_bytes(n);
             match st.status[n] {
                 Status::Ready | Status::Fetching => used += bytes,
                 Status::Failed(_) => {}
@@ -297,7 +302,7 @@ impl RemoteShards {
         for &next in plan.iter().skip(p + 1).take(self.options.prefetch_shards) {
             if matches!(st.status[next], Status::Absent | Status::Unchecked | Status::Failed(_)) {
                 // Best effort: no room now means no prefetch, not an error.
-                if self.entries[next].file_bytes <= self.options.cache_size && self.fits(&mut st, next, true) {
+                if self.table.file_bytes(next) <= self.options.cache_size && self.fits(&mut st, next, true) {
                     self.start(&mut st, next);
                 }
             }
@@ -329,12 +334,12 @@ impl RemoteShards {
     /// Evict until shard `n` fits, waiting a while for shards in use to be released.
     fn make_room<'a>(&'a self, mut st: MutexGuard<'a, CacheState>, n: usize) -> Result<MutexGuard<'a, CacheState>> {
         let limit = self.options.cache_size;
-        if self.entries[n].file_bytes > limit {
+        if self.table.file_bytes(n) > limit {
             return Err(Error::Remote {
                 object: self.object_url(n),
                 msg: format!(
                     "the cache cannot hold this shard: it is {} bytes, cache_size is {limit} bytes ({})",
-                    self.entries[n].file_bytes,
+                    self.table.file_bytes(n),
                     self.cache_dir.display()
                 ),
             });
@@ -347,7 +352,7 @@ impl RemoteShards {
                     msg: format!(
                         "no room in the cache: {} of cache_size {limit} bytes are held by shards in use or being downloaded, this shard needs {} ({})",
                         st.used,
-                        self.entries[n].file_bytes,
+                        self.table.file_bytes(n),
                         self.cache_dir.display()
                     ),
                 });
@@ -361,10 +366,10 @@ impl RemoteShards {
     /// with `done_only`, may still be read this epoch). An `Unchecked` shard's
     /// bytes are counted already.
     fn fits(&self, st: &mut CacheState, n: usize, done_only: bool) -> bool {
-        if st.used + self.entries[n].file_bytes > self.options.cache_size {
+        if st.used + self.table.file_bytes(n) > self.options.cache_size {
             self.rescan(st);
         }
-        let need = if st.status[n] == Status::Unchecked { 0 } else { self.entries[n].file_bytes };
+        let need = if st.status[n] == Status::Unchecked { 0 } else { self.table.file_bytes(n) };
         while st.used + need > self.options.cache_size {
             if !self.evict_one(st, n, done_only) {
                 return false;
@@ -383,7 +388,7 @@ impl RemoteShards {
             let p = self.plan_position[m].load(Ordering::Relaxed);
             p == 0 || p + keep_behind < reached
         };
-        let mut candidates: Vec<usize> = (0..self.entries.len())
+        let mut candidates: Vec<usize> = (0..self.table.len())
             .filter(|&m| m != keep && matches!(st.status[m], Status::Ready | Status::Unchecked))
             .filter(|&m| !done_only || done(m))
             .collect();
@@ -400,7 +405,7 @@ impl RemoteShards {
                     self.evictions.fetch_add(1, Ordering::Relaxed);
                 }
                 st.status[m] = Status::Absent;
-                st.used = st.used.saturating_sub(self.entries[m].file_bytes);
+                st.used = st.used.saturating_sub(self.table.file_bytes(m));
                 return true;
             }
         }
@@ -410,14 +415,20 @@ impl RemoteShards {
     /// Start fetching shard `n` in the background (room has been made).
     fn start(self: &Arc<Self>, st: &mut CacheState, n: usize) {
         if st.status[n] != Status::Unchecked {
-            st.used += self.entries[n].file_bytes;
+            st.used += self.table.file_bytes(n);
         }
         st.status[n] = Status::Fetching;
         // Counts as a use: a shard fetched ahead of need is not the first to go.
         self.last_use[n].store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        // The expected checksum, read here on the caller's thread (a schema-2 index
+        // read blocks, which a download task must not do).
+        let want = self.table.entry(n).map(|e| u64::from_str_radix(&e.file_xxh3, 16).expect("validated"));
         let this = self.clone();
         self.client.runtime().spawn(async move {
-            let result = this.fill(n).await;
+            let result = match want {
+                Ok(want) => this.fill(n, want).await,
+                Err(e) => Err(e.to_string()),
+            };
             let mut st = this.lock();
             match result {
                 Ok(shared) => {
@@ -426,7 +437,7 @@ impl RemoteShards {
                 }
                 Err(msg) => {
                     st.status[n] = Status::Failed(msg);
-                    st.used = st.used.saturating_sub(this.entries[n].file_bytes);
+                    st.used = st.used.saturating_sub(this.table.file_bytes(n));
                 }
             }
             drop(st);
@@ -438,10 +449,10 @@ impl RemoteShards {
     /// lock that keeps it there: a copy another process placed is checked and
     /// used; otherwise this process downloads it under the exclusive lock (any
     /// other process wanting it waits, then finds it there).
-    async fn fill(&self, n: usize) -> std::result::Result<File, String> {
-        let (want, path, lock_path) = (self.xxh3[n], self.path(n), self.lock_path(n));
+    async fn fill(&self, n: usize, want: u64) -> std::result::Result<File, String> {
+        let (path, lock_path) = (self.path(n), self.lock_path(n));
         let intact = |path: &Path| {
-            std::fs::metadata(path).is_ok_and(|m| m.len() == self.entries[n].file_bytes)
+            std::fs::metadata(path).is_ok_and(|m| m.len() == self.table.file_bytes(n))
                 && file_xxh3(path).is_ok_and(|h| h == want)
         };
         let mut damaged_since: Option<Instant> = None;
@@ -482,17 +493,17 @@ impl RemoteShards {
     /// Download shard `n` to its cache path (checked on the way, retried); the
     /// caller holds its exclusive lock.
     async fn download(&self, n: usize) -> std::result::Result<(), String> {
-        let (entry, want, path) = (&self.entries[n], self.xxh3[n], self.path(n));
+        let (file, file_bytes, path) = (self.table.file_name(n), self.table.file_bytes(n), self.path(n));
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let tmp = temp_path(&path);
         let attempts = self.options.max_attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
-            match self.client.download_once(&entry.file, &tmp, entry.file_bytes, want).await {
+            match self.client.download_once(&file, &tmp, file_bytes, want).await {
                 Ok(()) => {
                     // A cache entry is rechecked on use: no fsync needed, only an atomic rename.
                     publish(&tmp, &path, Durability::CacheOnly).map_err(|e| format!("cannot place {}: {e}", path.display()))?;
-                    self.bytes_downloaded.fetch_add(entry.file_bytes, Ordering::Relaxed);
+                    self.bytes_downloaded.fetch_add(file_bytes, Ordering::Relaxed);
                     self.downloads.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
