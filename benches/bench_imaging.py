@@ -24,7 +24,7 @@ from skimage import data as skdata
 
 from mobileclip_fastload import _core
 from mobileclip_fastload.reference import AugParams, reference_replay
-from mobileclip_fastload.reinforce.augmentation import draw_entry, rrc_params, seeded_generator
+from mobileclip_fastload.reinforce.augmentation import draw_entry, rrc_params, torch_generator
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
 
@@ -44,7 +44,7 @@ def make_jpegs(long_side=512, quality=90):
 def make_cases(jpegs, n, seed=0):
     """(jpeg, box, ops): DataCompDR entries (RandomResizedCrop box + RandAugment(2, 9) ops) drawn
     as reinforcement draws them."""
-    g = seeded_generator(seed)
+    g = torch_generator(seed)
     cases = []
     for i in range(n):
         b, (w, h) = jpegs[i % len(jpegs)]
@@ -62,7 +62,7 @@ def soak(n, seed):
     import torch
 
     rng = random.Random(seed)
-    g = seeded_generator(seed)
+    g = torch_generator(seed)
     images = []
     for name in SOAK_PHOTOS:
         im = Image.fromarray(getattr(skdata, name)())

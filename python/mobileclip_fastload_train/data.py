@@ -53,7 +53,7 @@ def as_batch(raw: Any) -> Batch:
     return Batch(**fields)
 
 
-def seeded_generator(*keys: int) -> torch.Generator:
+def keyed_generator(*keys: int) -> torch.Generator:
     """A generator seeded by a tuple of ints, so draws are a pure function of (seed, epoch, ...)."""
     h = 0x9E3779B97F4A7C15
     for k in keys:
@@ -112,7 +112,7 @@ class InMemoryReinforcedSource:
 
     def _rank_indices(self, epoch: int) -> torch.Tensor:
         n = self.num_samples
-        order = torch.randperm(n, generator=seeded_generator(self.seed, epoch, 1)) if self.shuffle else torch.arange(n)
+        order = torch.randperm(n, generator=keyed_generator(self.seed, epoch, 1)) if self.shuffle else torch.arange(n)
         per_rank = n // self.world_size
         if self.drop_last:
             per_rank -= per_rank % self.batch_size
@@ -128,7 +128,7 @@ class InMemoryReinforcedSource:
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         epoch = self.epoch
         indices = self._rank_indices(epoch)
-        g = seeded_generator(self.seed, epoch, 2)
+        g = keyed_generator(self.seed, epoch, 2)
         aug_all = torch.randint(self.images.shape[1], (self.num_samples,), generator=g)
         syn_all = torch.randint(self.syn_text.shape[1], (self.num_samples,), generator=g)
         for b in range(self._position, len(self)):

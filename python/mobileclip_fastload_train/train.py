@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from mobileclip_fastload_train.checkpoint import find_latest, load_checkpoint, save_checkpoint
-from mobileclip_fastload_train.data import Batch, seeded_generator, as_batch, open_store_loader, random_reinforced_source
+from mobileclip_fastload_train.data import Batch, keyed_generator, as_batch, open_store_loader, random_reinforced_source
 from mobileclip_fastload_train.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
 from mobileclip_fastload_train.loss import ReinforcedClipLoss, mix_captions, per_teacher_scales
 from mobileclip_fastload_train.models import CLIPModel, create_model, list_models
@@ -334,7 +334,7 @@ def train(
 
     def stage(host: tuple[int, list[Any], dict[str, Any], int]) -> _StepBatches:
         number, raw, loader_state, batch_epoch = host
-        mix_gen = seeded_generator(cfg.seed, number, info.rank, 3)
+        mix_gen = keyed_generator(cfg.seed, number, info.rank, 3)
         prepared = [_prepare(as_batch(b), model, cfg, device, mix_gen, memory_format) for b in raw]
         return _StepBatches(number, prepared, loader_state, batch_epoch)
 

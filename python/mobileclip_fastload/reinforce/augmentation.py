@@ -45,7 +45,7 @@ def entry_seed(seed: int, uid: str, j: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def seeded_generator(seed: int) -> torch.Generator:
+def torch_generator(seed: int) -> torch.Generator:
     import torch
 
     g = torch.Generator()
@@ -127,4 +127,4 @@ def draw_augmentations(seed: int, uid: str, count: int, width: int, height: int,
     """``count`` entries for sample ``uid`` of a ``width`` x ``height`` image, entry j seeded by ``entry_seed``."""
     if width < 1 or height < 1:
         raise ValueError(f"image size {width}x{height} is empty")
-    return [draw_entry(seeded_generator(entry_seed(seed, uid, j)), width, height, aug_size) for j in range(count)]
+    return [draw_entry(torch_generator(entry_seed(seed, uid, j)), width, height, aug_size) for j in range(count)]

@@ -118,9 +118,9 @@ def draw_param_aug_entries(orig_width: int, orig_height: int, count: int, seed: 
     RandomResizedCrop.get_params runs on the original image; RandAugment runs on
     the 224x224 teacher crop, so translate magnitudes use image_size (224, 224).
     """
-    from mobileclip_fastload.reinforce.augmentation import draw_entry, seeded_generator
+    from mobileclip_fastload.reinforce.augmentation import draw_entry, torch_generator
 
-    g = seeded_generator(seed)
+    g = torch_generator(seed)
     return [draw_entry(g, orig_width, orig_height, TEACHER_CROP_SIZE) for _ in range(count)]
 
 
