@@ -202,7 +202,7 @@ def open_store_loader(
     interpolation: str,
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
-    caption_mode: str,
+    loss_captions: str,
     mix_probability: float,
     seed: int,
     num_threads: int | None,
@@ -225,7 +225,7 @@ def open_store_loader(
         seed=seed,
         shuffle=True,
         drop_last=True,  # equal per-rank batches: the local x global loss needs them
-        caption_mode="mix" if caption_mode == "mix" else "both",
+        caption_mode="mix" if loss_captions == "mix" else "both",
         mix_probability=mix_probability,
         num_threads=num_threads,
         pin_memory=pin_memory,

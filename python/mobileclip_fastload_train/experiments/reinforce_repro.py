@@ -68,7 +68,7 @@ from mobileclip_fastload_train.train import TrainConfig, train
 EVAL_INTERPOLATION = "bilinear"
 
 ARMS = {
-    # name: (lambda, caption mode)
+    # name: (lambda, loss captions)
     "clip": (0.0, "real"),
     "clip+syn": (0.0, "both"),
     "reinforced": (1.0, "both"),
@@ -300,7 +300,7 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
         source = InMemoryReinforcedSource(teacher_split.views, teacher_split.text, teacher_split.syn_text, None, None,
                                           batch_size=cfg.teacher_batch, seed=cfg.seed + 10 + k)
         tcfg = TrainConfig(steps=cfg.teacher_steps, lr=cfg.teacher_lr, warmup=max(1, cfg.teacher_steps // 10),
-                           precision="fp32", lam=0.0, caption_mode="mix", mix_probability=0.5,
+                           precision="fp32", lam=0.0, loss_captions="mix", mix_probability=0.5,
                            seed=cfg.seed + k, progress=False)
         history = train(tcfg, teacher, source).history
         teacher.eval()
@@ -326,14 +326,14 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
         torch.manual_seed(cfg.seed + 100)  # same initial student for every arm
         student = student_model(cfg)
         scfg = TrainConfig(steps=cfg.student_steps, lr=cfg.student_lr, warmup=max(1, cfg.student_steps // 10),
-                           precision="fp32", lam=lam, caption_mode=mode, num_teachers=len(teachers),
+                           precision="fp32", lam=lam, loss_captions=mode, num_teachers=len(teachers),
                            eval_every=cfg.eval_every, seed=cfg.seed, progress=False)
         history = train(scfg, student, student_source(cfg, student_split, image_emb, text_emb, store),
                         eval_fn=evaluate).history
         curve = [{"step": r["step"], **{k[len("eval/"):]: v for k, v in r.items() if k.startswith("eval/")}}
                  for r in history if any(k.startswith("eval/") for k in r)]
         losses = [r for r in history if "loss" in r]
-        results["students"][arm] = {"lambda": lam, "caption_mode": mode, "curve": curve,
+        results["students"][arm] = {"lambda": lam, "loss_captions": mode, "curve": curve,
                                     "loss": [(r["step"], r["loss"]) for r in losses[:: max(1, len(losses) // 50)]]}
         timings[f"student_{arm}_s"] = time.perf_counter() - t0
         (out / "results.json").write_text(json.dumps({**results, "timings": timings}, indent=1))
