@@ -63,7 +63,7 @@ def cpu_per_core(samples, J: int, size: int) -> dict:
     from mobileclip_fastload.reinforce.options import ReinforceOptions
     from mobileclip_fastload.reinforce.prepare import prepare_sample
     from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
-    from mobileclip_fastload.reference import OP_NAMES
+    from mobileclip_fastload._core import AUG_OP_NAMES
 
     opts = ReinforceOptions(dims=Dims(J, 1, 1, 1), seed=0, teachers=(OpenClipSpec("none"),), captioners=(OpenClipCaptioner(),))
     views = [(size, "bicubic")]
@@ -84,7 +84,7 @@ def cpu_per_core(samples, J: int, size: int) -> dict:
         for (top, left, h, w), ops in p.entries:
             x = F.resized_crop(img, top, left, h, w, [size, size], InterpolationMode.BICUBIC)
             for op, m in ops:
-                x = _apply_op(x, OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
+                x = _apply_op(x, AUG_OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
     pil = time.thread_time() - t0
     n = len(samples) * J
     return {
@@ -116,7 +116,7 @@ class PillowAugDataset:
         from torchvision.transforms import functional as F
         from torchvision.transforms.autoaugment import _apply_op
 
-        from mobileclip_fastload.reference import OP_NAMES
+        from mobileclip_fastload._core import AUG_OP_NAMES
 
         data, entries = self.items[i]
         with Image.open(io.BytesIO(data)) as im:
@@ -127,7 +127,7 @@ class PillowAugDataset:
             for (top, left, h, w), ops in entries:
                 x = F.resized_crop(img, top, left, h, w, [size, size], InterpolationMode.BICUBIC)
                 for op, m in ops:
-                    x = _apply_op(x, OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
+                    x = _apply_op(x, AUG_OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
                 view.append(F.normalize(F.to_tensor(x), mean, std))
             out.append(torch.stack(view))
         return tuple(out)

@@ -413,7 +413,7 @@ def replay_augmentation(
     ("bicubic", the training replay's resampling for students and teachers, or
     "bilinear"), optional horizontal flip, then up to two RandAugment
     ``(op_index, magnitude)`` pairs in order (op indices as in
-    ``reference.OP_NAMES``). Returns [size, size, 3] uint8, bit-identical to
+    ``AUG_OP_NAMES``). Returns [size, size, 3] uint8, bit-identical to
     ``mobileclip_fastload.reference.reference_replay``. The GIL is released.
     JPEGs are decoded only around the crop (pixel-identical to a full decode);
     ``partial_decode=False`` decodes them whole (for benchmarking).

@@ -39,7 +39,6 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE as TEACHER_CROP_SIZE
-from mobileclip_fastload.reinforce.augmentation import RANDAUGMENT_OPS  # noqa: F401  (re-exported for tests)
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
           "immunohistochemistry", "retina", "camera")
 IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
