@@ -39,6 +39,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE as TEACHER_CROP_SIZE
+from mobileclip_fastload.store import Dims
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
           "immunohistochemistry", "retina", "camera")
 IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -50,15 +51,8 @@ _WORDS = (
 ).split()
 _UNICODE_WORDS = ("café", "naïve", "Straße", "日本", "東京タワー", "über", "niño", "😀", "—", "&amp;", "İstanbul")
 
-
-@dataclass(frozen=True)
-class DRDims:
-    """Reinforcement sizes: J augmentations, S synthetic captions, K teachers of D dims each."""
-
-    J: int = 4
-    S: int = 3
-    K: int = 2
-    D: int = 16
+#: Reinforcement sizes of generated data: J augmentations, S synthetic captions, K teachers of D dims each.
+DEFAULT_DIMS = Dims(J=4, S=3, K=2, D=16)
 
 
 @dataclass
@@ -190,7 +184,7 @@ def img2dataset_resize(image: bytes, max_side: int) -> tuple[bytes, int, int]:
 def make_samples(
     n: int,
     *,
-    dims: DRDims = DRDims(),
+    dims: Dims = DEFAULT_DIMS,
     seed: int = 0,
     start_index: int = 0,
     image_size: tuple[int, int] = (40, 120),
