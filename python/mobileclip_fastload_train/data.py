@@ -30,7 +30,7 @@ FIELDS = ("images", "text", "syn_text", "image_emb", "text_emb", "syn_text_emb",
 
 
 @dataclass
-class Batch:
+class TrainingBatch:
     images: torch.Tensor
     text: torch.Tensor
     syn_text: torch.Tensor | None
@@ -44,13 +44,13 @@ class Batch:
         return int(self.images.shape[0])
 
 
-def as_batch(raw: Any) -> Batch:
-    """Normalise a mapping or attribute-style batch to :class:`Batch`."""
+def as_batch(raw: Any) -> TrainingBatch:
+    """Normalise a mapping or attribute-style batch to :class:`TrainingBatch`."""
     get = raw.get if isinstance(raw, Mapping) else (lambda k: getattr(raw, k, None))
     fields = {k: get(k) for k in (*FIELDS, "text_is_syn")}
     if fields["images"] is None or fields["text"] is None:
         raise KeyError("a batch needs at least 'images' and 'text'")
-    return Batch(**fields)
+    return TrainingBatch(**fields)
 
 
 def keyed_generator(*keys: int) -> torch.Generator:

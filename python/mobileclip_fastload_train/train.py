@@ -36,7 +36,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from mobileclip_fastload_train.checkpoint import find_latest, load_checkpoint, save_checkpoint
-from mobileclip_fastload_train.data import Batch, keyed_generator, as_batch, open_store_loader, random_reinforced_source
+from mobileclip_fastload_train.data import (
+    TrainingBatch, as_batch, keyed_generator, open_store_loader, random_reinforced_source,
+)
 from mobileclip_fastload_train.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
 from mobileclip_fastload_train.loss import ReinforcedClipLoss, mix_captions, per_teacher_scales
 from mobileclip_fastload_train.models import CLIPModel, create_model, list_models
@@ -161,7 +163,7 @@ def _images_on_device(images: torch.Tensor, model: CLIPModel, device: torch.devi
     return images
 
 
-def _prepare(batch: Batch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator,
+def _prepare(batch: TrainingBatch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator,
              memory_format: torch.memory_format = torch.contiguous_format) -> _Prepared:
     """One micro-batch on the device. Caption choices are made on the host (no device
     round trip); the copies are ``non_blocking`` and concatenation happens on the device,

@@ -14,7 +14,7 @@ pub mod stats;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use batch::{Batch, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
+pub use batch::{BatchMemory, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
 pub use pipeline::{BatchPool, EpochRun, PoolSender};
 pub use stats::{SkippedSample, Stats};
 pub use sampler::{CaptionMode, Order, SamplerConfig};
