@@ -26,7 +26,7 @@ use crate::store::Store;
 
 /// More worker threads than this is a mistake, not a configuration: each
 /// holds its own decoder and image buffers.
-pub const MAX_THREADS: usize = 1024;
+pub const MAX_LOADER_THREADS: usize = 1024;
 
 /// What to do with a sample whose image no longer decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +71,8 @@ impl LoaderConfig {
             Some(n) => count("num_threads", n, 1)?,
             None => settings::default_threads(),
         };
-        if num_threads > MAX_THREADS {
-            return Err(Error::InvalidArgument(format!("num_threads must be in [1, {MAX_THREADS}], got {num_threads}")));
+        if num_threads > MAX_LOADER_THREADS {
+            return Err(Error::InvalidArgument(format!("num_threads must be in [1, {MAX_LOADER_THREADS}], got {num_threads}")));
         }
         let prefetch = match s.prefetch {
             Some(n) => count("prefetch", n, 1)?,

@@ -100,7 +100,7 @@ pub struct LoaderSettings {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
     pub embedding_dtype: EmbeddingOutput,
-    /// None: every core, at most `MAX_THREADS`.
+    /// None: every core, at most `MAX_LOADER_THREADS`.
     pub num_threads: Option<i128>,
     /// None: twice `num_threads`.
     pub prefetch: Option<i128>,
@@ -198,7 +198,7 @@ pub(super) fn probability(setting: &str, p: f64) -> Result<f64> {
 
 /// Worker threads when the user names no number: one per core.
 pub(super) fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(super::MAX_THREADS)
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(super::MAX_LOADER_THREADS)
 }
 
 #[cfg(test)]
@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn defaults_and_auto_order_resolve() {
         let local = LoaderConfig::new(&settings(), false).unwrap();
-        assert!(local.num_threads >= 1 && local.num_threads <= crate::loader::MAX_THREADS);
+        assert!(local.num_threads >= 1 && local.num_threads <= crate::loader::MAX_LOADER_THREADS);
         assert_eq!(local.prefetch, 2 * local.num_threads);
         assert_eq!(local.sampler.order, Order::Global);
         assert_eq!(local.caption_mode, CaptionMode::Both);

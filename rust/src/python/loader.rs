@@ -28,7 +28,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLoaderCore>()?;
     m.add_class::<PyEpochRun>()?;
     m.add_class::<PyBatchMemory>()?;
-    m.add("MAX_LOADER_THREADS", crate::loader::MAX_THREADS)?;
+    m.add("MAX_LOADER_THREADS", crate::loader::MAX_LOADER_THREADS)?;
     Ok(())
 }
 
