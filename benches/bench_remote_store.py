@@ -106,7 +106,7 @@ def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> Non
         for f in local.iterdir():
             s3.upload_file(str(f), "bench", f"photos/{f.name}")
         opts = {"aws_endpoint": endpoint, "allow_http": "true", "aws_region": "us-east-1", **creds}
-        common = dict(batch_size=32, image_size=224, num_threads=threads, output="uint8", order="shard_block",
+        common = dict(batch_size=32, image_size=224, num_threads=threads, image_dtype="uint8", order="shard_block",
                       shuffle_window=2, seed=0)
         print(f"\nloader: {samples} samples, {len(shard_bytes)} shards of ~{np.mean(shard_bytes) / 1e6:.1f} MB, "
               f"{threads} threads, batch 32, 224 px, shard_block window 2")

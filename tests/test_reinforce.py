@@ -106,7 +106,7 @@ def test_loader_replays_the_pixels_the_teachers_saw(reinforced, models):
         teacher = Teacher(spec, "cpu", "fp32")
         loader = FastReinforcedLoader(
             root / "store", batch_size=len(store), image_size=teacher.view.size,
-            interpolation=teacher.view.interpolation, output="uint8", shuffle=False, num_threads=2, seed=k,
+            interpolation=teacher.view.interpolation, image_dtype="uint8", shuffle=False, num_threads=2, seed=k,
         )
         batch = next(iter(loader))
         pixels = batch.images.permute(0, 2, 3, 1).numpy()  # uint8 [B, H, W, 3]

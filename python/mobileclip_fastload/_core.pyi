@@ -450,12 +450,12 @@ def bench_stage_times(
     cases: list[tuple[bytes, int, int, int, int, list[tuple[int, float]]]],
     size: int,
     interpolation: str,
-    output: str,
+    image_dtype: str,
     rounds: int,
 ) -> dict[str, float]:
     """Benchmark hook (benches/bench_per_core.py): replay each case ``rounds``
     times as the loader does and return seconds per sample of each stage
-    ("decode", "resize", "ops", "write" of a batch row in ``output``
+    ("decode", "resize", "ops", "write" of a batch row in ``image_dtype``
     "float32" or "uint8") and in total, plus "samples"."""
 
 # -- loader -------------------------------------------------------------------
@@ -481,7 +481,7 @@ class LoaderCore:
         interpolation: str,
         mean: Sequence[float],
         std: Sequence[float],
-        output: str,
+        image_dtype: str,
         embedding_dtype: str,
         num_threads: int | None,
         seed: int,
@@ -501,7 +501,7 @@ class LoaderCore:
         shuffle_window: int,
     ) -> LoaderCore: ...
     def config(self) -> dict[str, Any]:
-        """The checked settings: batch_size, image_size, output, embedding_dtype, seed,
+        """The checked settings: batch_size, image_size, image_dtype, embedding_dtype, seed,
         shuffle, drop_last, rank, world_size, num_threads, prefetch."""
     def check_epoch(self, epoch: int) -> int:
         """`epoch` as the loader counts epochs (ValueError unless in [0, 2**64 - 1])."""

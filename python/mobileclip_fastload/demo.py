@@ -46,7 +46,7 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
             return 1
         by_uid = data.by_uid()
         print(f"4. FastReinforcedLoader: batch {batch_size}, 256 px {TRAINING_INTERPOLATION}, {threads} threads")
-        loader = FastReinforcedLoader(root / "store", batch_size, image_size=256, output="uint8", num_threads=threads, seed=0)
+        loader = FastReinforcedLoader(root / "store", batch_size, image_size=256, image_dtype="uint8", num_threads=threads, seed=0)
         t0 = time.perf_counter()
         checked = worst = delivered = 0
         for n, batch in enumerate(loader):

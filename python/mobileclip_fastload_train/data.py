@@ -206,7 +206,7 @@ def open_store_loader(
     mix_probability: float,
     seed: int,
     num_threads: int | None,
-    output: str = "float32",
+    image_dtype: str = "float32",
     pin_memory: bool = False,
     prefetch: int | None = None,
 ) -> Any:
@@ -221,7 +221,7 @@ def open_store_loader(
         interpolation=interpolation,
         mean=mean,
         std=std,
-        output=output,
+        image_dtype=image_dtype,
         seed=seed,
         shuffle=True,
         drop_last=True,  # equal per-rank batches: the local x global loss needs them

@@ -437,7 +437,7 @@ def train(
 
 
 # ---------------------------------------------------------------- command line
-def default_loader_output(device: torch.device) -> str:
+def default_loader_image_dtype(device: torch.device) -> str:
     """uint8 on CUDA: a quarter of the bytes page-locked and copied, normalised on the GPU
     (``_images_on_device``); float32 on the CPU, where the loader's threads normalise."""
     return "uint8" if device.type == "cuda" else "float32"
@@ -479,8 +479,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --output")
     p.add_argument("--stop-at", type=int, default=None, help="end after this step (the schedule still uses --steps)")
     p.add_argument("--num-threads", type=int, default=None, help="loader decode threads (FastReinforcedLoader num_threads)")
-    p.add_argument("--loader-output", choices=("float32", "uint8"), default=None,
-                   help="loader image output (default: uint8 on CUDA, normalised there; float32 on the CPU)")
+    p.add_argument("--loader-image-dtype", choices=("float32", "uint8"), default=None,
+                   help="loader image dtype (default: uint8 on CUDA, normalised there; float32 on the CPU)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="image tower in channels_last (default: on CUDA only; see python/mobileclip_fastload_train/step.py)")
@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
             source = open_store_loader(
                 args.store, args.batch_size, pre.image_size, pre.interpolation, pre.mean, pre.std,
                 args.loss_captions, args.mix_probability, args.seed, args.num_threads,
-                args.loader_output or default_loader_output(info.device),
+                args.loader_image_dtype or default_loader_image_dtype(info.device),
                 pin_memory=info.device.type == "cuda",
             )
             num_teachers = args.num_teachers or int(source.dims["K"])

@@ -18,7 +18,7 @@ pub use batch::{BatchMemory, BatchShape, EmbeddingData, EmbeddingOutput, ImageDa
 pub use pipeline::{BatchPool, EpochRun, PoolSender};
 pub use stats::{SkippedSample, Stats};
 pub use sampler::{CaptionMode, Order, SamplerConfig};
-pub use settings::{CaptionSetting, LoaderSettings, Named, OrderSetting, OutputSetting};
+pub use settings::{CaptionSetting, ImageDtype, LoaderSettings, Named, OrderSetting};
 
 use crate::error::{Error, Result};
 use crate::imaging::Interpolation;
@@ -100,12 +100,12 @@ impl LoaderConfig {
             CaptionSetting::Both => CaptionMode::Both,
             CaptionSetting::Mix => CaptionMode::Mix(mix_probability),
         };
-        let image = match s.output {
-            OutputSetting::Uint8 => {
+        let image = match s.image_dtype {
+            ImageDtype::Uint8 => {
                 settings::rgb_lengths(&s.mean, &s.std)?;
                 ImageOutput::Uint8
             }
-            OutputSetting::Float32 => {
+            ImageDtype::Float32 => {
                 let (mean, std) = settings::normalisation(&s.mean, &s.std)?;
                 ImageOutput::Float32 { mean, std }
             }

@@ -11,7 +11,7 @@ use crate::store::AccessPattern;
 use super::batch::EmbeddingOutput;
 use super::OnError;
 
-/// A setting whose value is one of a few names (`output="uint8"`, ...).
+/// A setting whose value is one of a few names (`image_dtype="uint8"`, ...).
 pub trait Named: Copy + PartialEq + 'static {
     /// The setting (keyword) this is the value of, for error messages.
     const SETTING: &'static str;
@@ -32,7 +32,7 @@ pub trait Named: Copy + PartialEq + 'static {
 
 /// What `images` holds: raw pixels, or pixels normalised with `mean` / `std`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputSetting {
+pub enum ImageDtype {
     Uint8,
     Float32,
 }
@@ -57,9 +57,9 @@ impl Named for Interpolation {
     const NAMES: &'static [(&'static str, Self)] = &[("bicubic", Interpolation::Bicubic), ("bilinear", Interpolation::Bilinear)];
 }
 
-impl Named for OutputSetting {
-    const SETTING: &'static str = "output";
-    const NAMES: &'static [(&'static str, Self)] = &[("float32", OutputSetting::Float32), ("uint8", OutputSetting::Uint8)];
+impl Named for ImageDtype {
+    const SETTING: &'static str = "image_dtype";
+    const NAMES: &'static [(&'static str, Self)] = &[("float32", ImageDtype::Float32), ("uint8", ImageDtype::Uint8)];
 }
 
 impl Named for EmbeddingOutput {
@@ -96,7 +96,7 @@ pub struct LoaderSettings {
     pub batch_size: i128,
     pub image_size: i128,
     pub interpolation: Interpolation,
-    pub output: OutputSetting,
+    pub image_dtype: ImageDtype,
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
     pub embedding_dtype: EmbeddingOutput,
@@ -211,7 +211,7 @@ mod tests {
             batch_size: 4,
             image_size: 8,
             interpolation: Interpolation::Bicubic,
-            output: OutputSetting::Float32,
+            image_dtype: ImageDtype::Float32,
             mean: vec![0.0; 3],
             std: vec![1.0; 3],
             embedding_dtype: EmbeddingOutput::Float16,
@@ -267,7 +267,7 @@ mod tests {
         assert!(rejected(|s| s.dct_scaling = Some(0.0)).starts_with("dct_scaling must be"));
         // Raw output does not normalise: mean/std need only their three values.
         let mut raw = settings();
-        raw.output = OutputSetting::Uint8;
+        raw.image_dtype = ImageDtype::Uint8;
         raw.std[0] = 0.0;
         assert!(LoaderConfig::new(&raw, false).is_ok());
     }

@@ -19,8 +19,8 @@ use crate::error::Error;
 use crate::imaging::Interpolation;
 use crate::loader::settings::integer;
 use crate::loader::{
-    BatchMemory, CaptionSetting, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageOutput, Loader,
-    LoaderConfig, LoaderSettings, Named, OnError, Order, OrderSetting, OutputSetting, PoolSender, CONTEXT_LENGTH,
+    BatchMemory, CaptionSetting, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageDtype, ImageOutput,
+    Loader, LoaderConfig, LoaderSettings, Named, OnError, Order, OrderSetting, PoolSender, CONTEXT_LENGTH,
 };
 use crate::store::{is_url, open_location};
 
@@ -107,7 +107,7 @@ impl PyLoaderCore {
     /// concern), each required: the Python signature holds the defaults.
     /// `LoaderConfig::new` checks them all.
     #[new]
-    #[pyo3(signature = (store, *, batch_size, image_size, interpolation, mean, std, output, embedding_dtype,
+    #[pyo3(signature = (store, *, batch_size, image_size, interpolation, mean, std, image_dtype, embedding_dtype,
                         num_threads, seed, shuffle, drop_last, rank, world_size, caption_mode, mix_probability,
                         prefetch, on_error, dct_scaling, cache_dir, cache_size, storage_options, order, shuffle_window))]
     #[allow(clippy::too_many_arguments)]
@@ -119,7 +119,7 @@ impl PyLoaderCore {
         interpolation: Interpolation,
         mean: Vec<f64>,
         std: Vec<f64>,
-        output: OutputSetting,
+        image_dtype: ImageDtype,
         embedding_dtype: EmbeddingOutput,
         num_threads: Option<Integer>,
         seed: Integer,
@@ -144,7 +144,7 @@ impl PyLoaderCore {
                 batch_size: batch_size.0,
                 image_size: image_size.0,
                 interpolation,
-                output,
+                image_dtype,
                 mean,
                 std,
                 embedding_dtype,
@@ -172,7 +172,7 @@ impl PyLoaderCore {
     }
 
     /// The checked settings a resumed run must match, and those the Python
-    /// side reports: batch_size, image_size, output, embedding_dtype, seed,
+    /// side reports: batch_size, image_size, image_dtype, embedding_dtype, seed,
     /// shuffle, drop_last, rank, world_size, num_threads, prefetch.
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = &self.loader.cfg;
@@ -180,11 +180,11 @@ impl PyLoaderCore {
         let out = PyDict::new(py);
         out.set_item("batch_size", s.batch_size)?;
         out.set_item("image_size", c.image_size)?;
-        let output = match c.image {
-            ImageOutput::Uint8 => OutputSetting::Uint8,
-            ImageOutput::Float32 { .. } => OutputSetting::Float32,
+        let image_dtype = match c.image {
+            ImageOutput::Uint8 => ImageDtype::Uint8,
+            ImageOutput::Float32 { .. } => ImageDtype::Float32,
         };
-        out.set_item("output", output.name())?;
+        out.set_item("image_dtype", image_dtype.name())?;
         out.set_item("embedding_dtype", c.embedding.name())?;
         out.set_item("seed", s.seed)?;
         out.set_item("shuffle", s.shuffle)?;
