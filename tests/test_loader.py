@@ -63,7 +63,7 @@ def test_pixels_and_rows_match_the_reference(store_path, interpolation):
 
 
 def test_tuple_unpacking_and_float32_embeddings(store_path):
-    loader = FastReinforcedLoader(store_path, 5, image_size=16, embedding_dtype="float32", num_threads=1)
+    loader = FastReinforcedLoader(store_path, 5, image_size=16, embedding_output_dtype="float32", num_threads=1)
     batch = next(iter(loader))
     image, text, image_emb, _text_emb, syn_text, _syn_text_emb = batch
     assert image.shape == (5, 3, 16, 16) and text.shape == (5, 77) and syn_text.dtype == torch.int64
@@ -263,7 +263,7 @@ def test_bf16_and_int8_stores_are_decoded_to_the_stored_values(tmp_path, dtype):
                 dequantize_int8(store.text_emb(i), store.text_emb_scales(i)))
 
     for out in ("float32", "float16"):
-        loader = FastReinforcedLoader(path, 4, image_size=8, embedding_dtype=out, num_threads=2, seed=2)
+        loader = FastReinforcedLoader(path, 4, image_size=8, embedding_output_dtype=out, num_threads=2, seed=2)
         for b in loader:
             for r in range(len(b)):
                 i, j, s = int(b.index[r]), int(b.aug_index[r]), int(b.syn_index[r])

@@ -110,7 +110,7 @@ def test_invalid_numbers_are_value_errors_naming_the_argument(store_path, kwargs
         ("mix_probability", 1.5, r"mix_probability must be in \[0, 1\], got 1.5"),
         ("image_dtype", "float", r"image_dtype must be one of \"float32\", \"uint8\", got \"float\""),
         ("interpolation", "BICUBIC", r"interpolation must be one of \"bicubic\", \"bilinear\", got \"BICUBIC\""),
-        ("embedding_dtype", "bfloat16", r"embedding_dtype must be one of \"float16\", \"float32\""),
+        ("embedding_output_dtype", "bfloat16", r"embedding_output_dtype must be one of \"float16\", \"float32\""),
         ("caption_mode", "syn", r"caption_mode must be one of \"both\", \"mix\""),
         ("on_error", "ignore", r"on_error must be one of \"skip\", \"raise\""),
         ("order", "random", r"order must be one of \"auto\", \"global\", \"shard_block\""),

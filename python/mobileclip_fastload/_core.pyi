@@ -482,7 +482,7 @@ class LoaderCore:
         mean: Sequence[float],
         std: Sequence[float],
         image_dtype: str,
-        embedding_dtype: str,
+        embedding_output_dtype: str,
         num_threads: int | None,
         seed: int,
         shuffle: bool,
@@ -501,7 +501,7 @@ class LoaderCore:
         shuffle_window: int,
     ) -> LoaderCore: ...
     def config(self) -> dict[str, Any]:
-        """The checked settings: batch_size, image_size, image_dtype, embedding_dtype, seed,
+        """The checked settings: batch_size, image_size, image_dtype, embedding_output_dtype, seed,
         shuffle, drop_last, rank, world_size, num_threads, prefetch."""
     def check_epoch(self, epoch: int) -> int:
         """`epoch` as the loader counts epochs (ValueError unless in [0, 2**64 - 1])."""

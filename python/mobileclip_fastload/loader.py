@@ -103,7 +103,7 @@ class FastReinforcedLoader:
         mean, std: per-channel normalisation for float32 output (default 0 / 1, as MobileCLIP).
         image_dtype: "float32" (ToTensor + Normalize, bit-identical to torchvision) or
             "uint8" (raw pixels; normalise on the GPU).
-        embedding_dtype: "float16" or "float32" for the teacher embeddings.
+        embedding_output_dtype: "float16" or "float32" for the teacher embeddings.
         num_threads: decode/augment threads (default: all cores; at most MAX_LOADER_THREADS, 1024).
         seed, shuffle, drop_last: as a seeded DistributedSampler + DataLoader.
         rank, world_size: DDP sharding (default: from torch.distributed, else 0/1).
@@ -166,7 +166,7 @@ class FastReinforcedLoader:
         mean: tuple[float, float, float] = (0.0, 0.0, 0.0),
         std: tuple[float, float, float] = (1.0, 1.0, 1.0),
         image_dtype: str = "float32",
-        embedding_dtype: str = "float16",
+        embedding_output_dtype: str = "float16",
         num_threads: int | None = None,
         seed: int = 0,
         shuffle: bool = True,
@@ -194,7 +194,7 @@ class FastReinforcedLoader:
             mean=mean,
             std=std,
             image_dtype=image_dtype,
-            embedding_dtype=embedding_dtype,
+            embedding_output_dtype=embedding_output_dtype,
             num_threads=num_threads,
             seed=seed,
             shuffle=shuffle,
@@ -236,9 +236,9 @@ class FastReinforcedLoader:
         return self._config["image_dtype"]
 
     @property
-    def embedding_dtype(self) -> str:
+    def embedding_output_dtype(self) -> str:
         """Teacher-row output dtype: "float16" or "float32"."""
-        return self._config["embedding_dtype"]
+        return self._config["embedding_output_dtype"]
 
     @property
     def num_batches(self) -> int:

@@ -125,7 +125,7 @@ impl LoaderConfig {
             image_size,
             interpolation: s.interpolation,
             image,
-            embedding: s.embedding_dtype,
+            embedding: s.embedding_output_dtype,
             num_threads,
             prefetch,
             caption_mode,

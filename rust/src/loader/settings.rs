@@ -63,7 +63,7 @@ impl Named for ImageDtype {
 }
 
 impl Named for EmbeddingOutput {
-    const SETTING: &'static str = "embedding_dtype";
+    const SETTING: &'static str = "embedding_output_dtype";
     const NAMES: &'static [(&'static str, Self)] = &[("float16", EmbeddingOutput::Float16), ("float32", EmbeddingOutput::Float32)];
 }
 
@@ -99,7 +99,7 @@ pub struct LoaderSettings {
     pub image_dtype: ImageDtype,
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
-    pub embedding_dtype: EmbeddingOutput,
+    pub embedding_output_dtype: EmbeddingOutput,
     /// None: every core, at most `MAX_LOADER_THREADS`.
     pub num_threads: Option<i128>,
     /// None: twice `num_threads`.
@@ -214,7 +214,7 @@ mod tests {
             image_dtype: ImageDtype::Float32,
             mean: vec![0.0; 3],
             std: vec![1.0; 3],
-            embedding_dtype: EmbeddingOutput::Float16,
+            embedding_output_dtype: EmbeddingOutput::Float16,
             num_threads: None,
             prefetch: None,
             seed: 0,

@@ -107,9 +107,10 @@ impl PyLoaderCore {
     /// concern), each required: the Python signature holds the defaults.
     /// `LoaderConfig::new` checks them all.
     #[new]
-    #[pyo3(signature = (store, *, batch_size, image_size, interpolation, mean, std, image_dtype, embedding_dtype,
-                        num_threads, seed, shuffle, drop_last, rank, world_size, caption_mode, mix_probability,
-                        prefetch, on_error, dct_scaling, cache_dir, cache_size, storage_options, order, shuffle_window))]
+    #[pyo3(signature = (store, *, batch_size, image_size, interpolation, mean, std, image_dtype,
+                        embedding_output_dtype, num_threads, seed, shuffle, drop_last, rank, world_size, caption_mode,
+                        mix_probability, prefetch, on_error, dct_scaling, cache_dir, cache_size, storage_options, order,
+                        shuffle_window))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -120,7 +121,7 @@ impl PyLoaderCore {
         mean: Vec<f64>,
         std: Vec<f64>,
         image_dtype: ImageDtype,
-        embedding_dtype: EmbeddingOutput,
+        embedding_output_dtype: EmbeddingOutput,
         num_threads: Option<Integer>,
         seed: Integer,
         shuffle: bool,
@@ -147,7 +148,7 @@ impl PyLoaderCore {
                 image_dtype,
                 mean,
                 std,
-                embedding_dtype,
+                embedding_output_dtype,
                 num_threads: num_threads.map(|n| n.0),
                 prefetch: prefetch.map(|n| n.0),
                 seed: seed.0,
@@ -172,8 +173,8 @@ impl PyLoaderCore {
     }
 
     /// The checked settings a resumed run must match, and those the Python
-    /// side reports: batch_size, image_size, image_dtype, embedding_dtype, seed,
-    /// shuffle, drop_last, rank, world_size, num_threads, prefetch.
+    /// side reports: batch_size, image_size, image_dtype, embedding_output_dtype,
+    /// seed, shuffle, drop_last, rank, world_size, num_threads, prefetch.
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = &self.loader.cfg;
         let s = &c.sampler;
@@ -185,7 +186,7 @@ impl PyLoaderCore {
             ImageOutput::Float32 { .. } => ImageDtype::Float32,
         };
         out.set_item("image_dtype", image_dtype.name())?;
-        out.set_item("embedding_dtype", c.embedding.name())?;
+        out.set_item("embedding_output_dtype", c.embedding.name())?;
         out.set_item("seed", s.seed)?;
         out.set_item("shuffle", s.shuffle)?;
         out.set_item("drop_last", s.drop_last)?;
