@@ -20,6 +20,7 @@ __all__ = [
     "AUG_RECORD_SIZE",
     "BatchMemory",
     "ChecksumError",
+    "DECODE_MAX_PIXELS",
     "Dims",
     "EMBEDDING_DTYPES",
     "EpochRun",
@@ -384,14 +385,16 @@ def remove_stale_temporaries(directory: str | PathLike[str]) -> list[str]:
 
 PIXEL_REFERENCE: dict[str, str]
 """The distributions and versions whose pixels the replay equals, e.g. {"pillow": "13.0.0", "torchvision": "0.29.2"}."""
+DECODE_MAX_PIXELS: int
+"""Decoders refuse images with more pixels: Pillow's ``DecompressionBombError`` limit, 2 * MAX_IMAGE_PIXELS."""
 
 def decode_rgb(data: bytes, /, *, max_pixels: int | None = None) -> npt.NDArray[np.uint8]:
     """Decode JPEG/PNG bytes to [H, W, 3] uint8, identical to
     ``np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))``.
 
     Raises ImageDecodeError for undecodable, truncated, unsupported (not JPEG/PNG)
-    or oversized images (more than ``max_pixels``, default Pillow's bomb limit
-    2 * Image.MAX_IMAGE_PIXELS). The GIL is released while decoding.
+    or oversized images (more than ``max_pixels``, default ``DECODE_MAX_PIXELS``,
+    Pillow's bomb limit). The GIL is released while decoding.
     """
 
 def replay_augmentation(

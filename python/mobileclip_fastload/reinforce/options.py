@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
 from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, Dims
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE
 from mobileclip_fastload.reinforce.captioners import Captioner
@@ -30,7 +30,7 @@ class ReinforceOptions:
     min_image_size: int = DEFAULT_MIN_IMAGE_SIZE  # shorter side below this: skipped as image_too_small
     target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES
     image_formats: tuple[str, ...] = DEFAULT_FORMATS
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     datacompdr_dir: str | None = None  # also write DataCompDR-format tars here
     stage: str = "all"  # "captions": only caption every shard (a separate pass, joined by uid later)
     device: str = "cpu"

@@ -5,7 +5,7 @@
 //! Python objects into these types (strings into the enums below).
 
 use crate::error::{Error, Result};
-use crate::imaging::{Interpolation, DEFAULT_MAX_PIXELS};
+use crate::imaging::{Interpolation, DECODE_MAX_PIXELS};
 use crate::store::AccessPattern;
 
 use super::batch::EmbeddingOutput;
@@ -136,9 +136,9 @@ pub fn count(setting: &str, value: i128, minimum: u64) -> Result<usize> {
 /// (Pillow's decompression-bomb limit), since buffers scale with its square.
 pub fn output_side(setting: &str, value: i128) -> Result<usize> {
     let side = count(setting, value, 1)?;
-    if (side as u128).pow(2) > DEFAULT_MAX_PIXELS as u128 {
+    if (side as u128).pow(2) > DECODE_MAX_PIXELS as u128 {
         return Err(Error::InvalidArgument(format!(
-            "{setting} {side} is too large: {side}x{side} is more than {DEFAULT_MAX_PIXELS} pixels"
+            "{setting} {side} is too large: {side}x{side} is more than {DECODE_MAX_PIXELS} pixels"
         )));
     }
     Ok(side)
