@@ -5,7 +5,7 @@ DataCompDR augmentation per image (RandomResizedCrop box + 2 RandAugment ops
 at magnitude 9, drawn by ``reinforce.augmentation``). Also checks that every
 replayed image is bit-identical.
 
-    PYTHONPATH=python python benches/bench_imaging.py [--seconds 3] [--threads 2]
+    PYTHONPATH=python python benches/bench_imaging.py [--seconds 3] [--num-threads 2]
     PYTHONPATH=python python benches/bench_imaging.py --soak 3000   # exactness soak only
 """
 
@@ -165,7 +165,7 @@ def rate(fn, items, seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--num-threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--interpolation", default="bicubic")
     ap.add_argument("--soak", type=int, default=0, help="only run N random exactness checks")
@@ -233,14 +233,14 @@ def main():
     for name, r in rows:
         print(f"  {name:44s} {r:8.0f} img/s")
 
-    if args.threads > 1:
-        with ThreadPoolExecutor(args.threads) as pool:
+    if args.num_threads > 1:
+        with ThreadPoolExecutor(args.num_threads) as pool:
             t0 = time.perf_counter()
             n = 0
             while time.perf_counter() - t0 < s:
                 list(pool.map(our_replay, cases))
                 n += len(cases)
-            print(f"  _core replay, {args.threads} Python threads (GIL"
+            print(f"  _core replay, {args.num_threads} Python threads (GIL"
                   f" released): {n / (time.perf_counter() - t0):8.0f} img/s")
 
 

@@ -175,7 +175,7 @@ def teachers_throughput(args, device: str, teachers=None, work: str | None = Non
     captioner = OpenClipCaptioner(coca, tag="tiny", num_captions=5, seq_len=8)
     device = resolve_device(device)  # one name for the device: the models built here are the ones reinforce uses
     common = dict(teachers=teachers, captioners=[captioner], num_augmentations=args.J, device=device,
-                  batch_augmented_images=args.batch_augmented_images, threads=args.threads, progress=False)
+                  batch_augmented_images=args.batch_augmented_images, num_threads=args.num_threads, progress=False)
     for store in ("warm-up", "store"):  # captions first (not timed); the warm-up run builds and warms the models
         require_finished(reinforce(shards, os.path.join(work, store), stage="captions", **common))
     require_finished(reinforce(shards, os.path.join(work, "warm-up"), **common))
@@ -203,7 +203,7 @@ def teachers_throughput(args, device: str, teachers=None, work: str | None = Non
     views = list(dict.fromkeys((t.view.size, t.view.mean, t.view.std) for t in models))
     loader = torch.utils.data.DataLoader(
         PillowAugDataset(items, views), batch_size=max(1, args.batch_augmented_images // args.J),
-        num_workers=args.threads, pin_memory=device.startswith("cuda"),
+        num_workers=args.num_threads, pin_memory=device.startswith("cuda"),
     )
     n = 0
     with sampler() as baseline_util:
@@ -239,7 +239,7 @@ def main() -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--shards", type=int, default=2)
     p.add_argument("--batch-augmented-images", type=int, default=480)
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="default: the usable cores")
+    p.add_argument("--num-threads", type=int, default=len(os.sched_getaffinity(0)), help="default: the usable cores")
     p.add_argument("--cpu-part", action=argparse.BooleanOptionalAction, default=None,
                    help="the per-core CPU comparison (default: only without CUDA)")
     p.add_argument("--json", default=None, help="also write the results here")

@@ -154,14 +154,14 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samples", type=int, default=480)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--num-threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--epochs", type=int, default=4, help="warm epochs per loader")
     p.add_argument("--skip-open", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_open:
             bench_open(Path(tmp))
-        bench_loader(Path(tmp), args.samples, args.threads, args.epochs)
+        bench_loader(Path(tmp), args.samples, args.num_threads, args.epochs)
 
 
 if __name__ == "__main__":

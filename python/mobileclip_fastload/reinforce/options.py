@@ -36,7 +36,7 @@ class ReinforceOptions:
     device: str = "cpu"
     precision: str = "auto"
     batch_augmented_images: int = DEFAULT_BATCH_AUGMENTED_IMAGES  # per teacher forward (a chunk: this // J images)
-    threads: int = 1  # decode + augment + replay threads per task
+    num_threads: int = 1  # decode + augment + replay threads per task
     max_listed_per_reason: int = 10_000
 
     def __post_init__(self):
@@ -50,8 +50,8 @@ class ReinforceOptions:
             raise ValueError("at least one captioner is needed (the store holds S >= 1 synthetic captions)")
         if len({c.tag for c in self.captioners}) != len(self.captioners):
             raise ValueError(f"captioner tags must differ: {[c.tag for c in self.captioners]}")
-        if self.batch_augmented_images < 1 or self.threads < 1 or self.target_shard_bytes <= 0:
-            raise ValueError("batch_augmented_images, threads and target_shard_bytes must be positive")
+        if self.batch_augmented_images < 1 or self.num_threads < 1 or self.target_shard_bytes <= 0:
+            raise ValueError("batch_augmented_images, num_threads and target_shard_bytes must be positive")
 
     @property
     def images_per_chunk(self) -> int:
@@ -73,7 +73,7 @@ class ReinforceOptions:
                 "max_image_pixels": self.max_image_pixels}
 
     def fingerprint(self) -> dict:
-        """What determines a shard's store output (not: threads, device index, listing caps)."""
+        """What determines a shard's store output (not: num_threads, device index, listing caps)."""
         return {
             **self.captions_fingerprint(),
             "dims": self.dims.as_dict(),

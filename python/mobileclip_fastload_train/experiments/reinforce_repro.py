@@ -98,7 +98,7 @@ class ExperimentConfig:
     student_lr: float = 1e-3
     eval_every: int = 100
     arms: tuple[str, ...] = tuple(ARMS)
-    threads: int = 1
+    num_threads: int = 1
     data: str = "store" if store_available() else "memory"  # student data path: DR store + loader, or memory
 
     @classmethod
@@ -228,7 +228,7 @@ def student_source(cfg: ExperimentConfig, split: Split, image_emb: torch.Tensor,
         from mobileclip_fastload import FastReinforcedLoader
 
         return FastReinforcedLoader(store, cfg.student_batch, image_size=cfg.image_size, interpolation=cfg.interpolation,
-                                    num_threads=cfg.threads, seed=cfg.seed, shuffle=True, drop_last=True,
+                                    num_threads=cfg.num_threads, seed=cfg.seed, shuffle=True, drop_last=True,
                                     caption_mode="both")
     return InMemoryReinforcedSource(split.views, split.text, split.syn_text, image_emb, text_emb,
                                     batch_size=cfg.student_batch, seed=cfg.seed)
@@ -278,7 +278,7 @@ def _plot(results: dict[str, Any], path: Path) -> None:
 
 # ---------------------------------------------------------------- pipeline
 def run(cfg: ExperimentConfig) -> dict[str, Any]:
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.num_threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -354,14 +354,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--teacher-steps", type=int, default=None)
     p.add_argument("--teachers", nargs="+", default=None, choices=("tiny-S1", "tiny-S0"),
                    help="teacher architectures (K = how many); default: tiny-S1")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--num-threads", type=int, default=1)
     p.add_argument("--interpolation", choices=("bicubic", "bilinear"), default=None,
                    help="training replay of the stored boxes (default bicubic; bilinear reproduces the old results)")
     p.add_argument("--data", choices=("store", "memory"), default=None,
                    help="student data path (default: store when the extension is built)")
     args = p.parse_args(argv)
     cfg = ExperimentConfig.quick(args.out) if args.quick else ExperimentConfig(out=args.out)
-    cfg.seed, cfg.threads = args.seed, args.threads
+    cfg.seed, cfg.num_threads = args.seed, args.num_threads
     if args.student_steps:
         cfg.student_steps = args.student_steps
     if args.teacher_steps:
