@@ -506,14 +506,14 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=330.0, help="no run starts after this many seconds")
     ap.add_argument("--e2e-samples", type=int, default=4096)
     ap.add_argument("--e2e-window", type=int, default=10, help="steps per read-back window (2 windows run)")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    ap.add_argument("--num-threads", type=int, default=None, help="torch intra-op threads (CPU)")
     ap.add_argument("--out", type=Path, default=Path("bench-out/train-step"))
     args = ap.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     args.precision = args.precision or ("bf16" if cuda else "fp32")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
     args.out.mkdir(parents=True, exist_ok=True)
     runs = parse_runs(args.runs or (CUDA_RUNS if cuda else CPU_RUNS), args.models, args.variants)
     device_name = (torch.cuda.get_device_name(device) if cuda

@@ -52,7 +52,8 @@ CUDA_TESTS = ["tests/test_training_fast_step.py"]  # the files holding `-m cuda`
 DEVICE_BENCH = ["--batch", "256", "--precision", "bf16", "--steps", "10", "--warmup", "3", "--e2e-samples", "4096"]
 DRY_BENCH = ["--device", "cpu", "--batch", "2", "--precision", "fp32", "--steps", "1", "--warmup", "1",
              "--e2e-samples", "16", "--e2e-window", "1", "--memory-budget-gib", "4", "--no-profile",
-             "--threads", "1", "--runs", "S0:plain,S0:cudagraphs,vit,e2e"]  # one thread: no spinning on small machines
+             "--num-threads", "1",  # one thread: no spinning on small machines
+             "--runs", "S0:plain,S0:cudagraphs,vit,e2e"]
 
 
 def install_wheels(wheels: Path, site: Path) -> list[str]:

@@ -26,10 +26,10 @@ def store_path(tmp_path_factory):
     return make_store(tmp_path_factory.mktemp("pinned") / "store", n=10, J=2, S=2, K=2, D=4, seed=1)
 
 
-@pytest.mark.parametrize("output", ["uint8", "float32"])
-def test_every_batch_field_starts_on_a_page_of_its_own(store_path, output):
+@pytest.mark.parametrize("image_dtype", ["uint8", "float32"])
+def test_every_batch_field_starts_on_a_page_of_its_own(store_path, image_dtype):
     # Small fields (a few hundred bytes each) are what a heap allocator puts side by side.
-    for b in FastReinforcedLoader(store_path, 3, image_size=8, num_threads=1, output=output):
+    for b in FastReinforcedLoader(store_path, 3, image_size=8, num_threads=1, image_dtype=image_dtype):
         pages = {}
         for name in VIEWS:
             t = getattr(b, name)

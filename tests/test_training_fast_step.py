@@ -32,7 +32,9 @@ from mobileclip_fastload_train.loss import ReinforcedClipLoss
 from mobileclip_fastload_train.models import create_model
 from mobileclip_fastload_train.prefetch import DevicePrefetcher
 from mobileclip_fastload_train.step import FastPath, compile_regions, prepare_model, set_grad_checkpointing
-from mobileclip_fastload_train.train import TrainConfig, _parse, _prepare, _train_step, default_loader_output, train
+from mobileclip_fastload_train.train import (
+    TrainConfig, _parse, _prepare, _train_step, default_loader_image_dtype, train,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")
@@ -234,11 +236,11 @@ def test_the_step_makes_no_host_synchronising_call(monkeypatch):
     assert len(eight) - len(four) == 0, f"{len(eight) - len(four)} more syncing calls for 4 more steps: {eight}"
 
 
-def test_loader_output_is_uint8_on_cuda_unless_asked():
+def test_loader_image_dtype_is_uint8_on_cuda_unless_asked():
     """Float32 would page-lock and copy 4x the bytes (~7 GB at the default prefetch) and normalise on the CPU."""
-    assert _parse(["--fake-data", "8", "--output", "x"]).loader_output is None
-    assert default_loader_output(torch.device("cuda", 0)) == "uint8"
-    assert default_loader_output(CPU) == "float32"
+    assert _parse(["--fake-data", "8", "--output", "x"]).loader_image_dtype is None
+    assert default_loader_image_dtype(torch.device("cuda", 0)) == "uint8"
+    assert default_loader_image_dtype(CPU) == "float32"
 
 
 # ---------------------------------------------------------------------------- CUDA only
@@ -318,7 +320,7 @@ def test_loader_pins_its_recycled_buffers_once_without_copying(tmp_path):
     from mobileclip_fastload.testing.synthetic_store import make_store
 
     store = make_store(tmp_path / "store", n=48, J=3, S=2, K=2, D=8)  # 2 epochs x 6 batches
-    loader = FastReinforcedLoader(store, 8, image_size=256, num_threads=1, prefetch=1, output="uint8",
+    loader = FastReinforcedLoader(store, 8, image_size=256, num_threads=1, prefetch=1, image_dtype="uint8",
                                   drop_last=True, pin_memory=True)
     pinned = loader._pinned
     fields = ("images", "text", "syn_text", "image_emb", "text_emb", "syn_text_emb")
@@ -351,9 +353,9 @@ def test_a_dropped_batch_is_not_refilled_while_its_copy_runs(tmp_path):
 
     store = make_store(tmp_path / "store", n=64, J=3, S=2, K=2, D=8)
     reference = [b.images.clone() for b in FastReinforcedLoader(store, 4, image_size=64, num_threads=2,
-                                                                  shuffle=False, output="uint8")]
+                                                                  shuffle=False, image_dtype="uint8")]
     for via_to in (False, True):
-        loader = FastReinforcedLoader(store, 4, image_size=64, num_threads=2, shuffle=False, output="uint8",
+        loader = FastReinforcedLoader(store, 4, image_size=64, num_threads=2, shuffle=False, image_dtype="uint8",
                                       pin_memory=True, prefetch=2)
         copies = []
         for batch in loader:

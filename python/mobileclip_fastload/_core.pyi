@@ -20,6 +20,7 @@ __all__ = [
     "AUG_RECORD_SIZE",
     "BatchMemory",
     "ChecksumError",
+    "DECODE_MAX_PIXELS",
     "Dims",
     "EMBEDDING_DTYPES",
     "EpochRun",
@@ -416,14 +417,16 @@ def remove_stale_temporaries(directory: str | PathLike[str]) -> list[str]:
 
 PIXEL_REFERENCE: dict[str, str]
 """The distributions and versions whose pixels the replay equals, e.g. {"pillow": "13.0.0", "torchvision": "0.29.2"}."""
+DECODE_MAX_PIXELS: int
+"""Decoders refuse images with more pixels: Pillow's ``DecompressionBombError`` limit, 2 * MAX_IMAGE_PIXELS."""
 
 def decode_rgb(data: bytes, /, *, max_pixels: int | None = None) -> npt.NDArray[np.uint8]:
     """Decode JPEG/PNG bytes to [H, W, 3] uint8, identical to
     ``np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))``.
 
     Raises ImageDecodeError for undecodable, truncated, unsupported (not JPEG/PNG)
-    or oversized images (more than ``max_pixels``, default Pillow's bomb limit
-    2 * Image.MAX_IMAGE_PIXELS). The GIL is released while decoding.
+    or oversized images (more than ``max_pixels``, default ``DECODE_MAX_PIXELS``,
+    Pillow's bomb limit). The GIL is released while decoding.
     """
 
 def replay_augmentation(
@@ -445,7 +448,7 @@ def replay_augmentation(
     ("bicubic", the training replay's resampling for students and teachers, or
     "bilinear"), optional horizontal flip, then up to two RandAugment
     ``(op_index, magnitude)`` pairs in order (op indices as in
-    ``reference.OP_NAMES``). Returns [size, size, 3] uint8, bit-identical to
+    ``AUG_OP_NAMES``). Returns [size, size, 3] uint8, bit-identical to
     ``mobileclip_fastload.reference.reference_replay``. The GIL is released.
     JPEGs are decoded only around the crop (pixel-identical to a full decode);
     ``partial_decode=False`` decodes them whole (for benchmarking).
@@ -482,12 +485,12 @@ def bench_stage_times(
     cases: list[tuple[bytes, int, int, int, int, list[tuple[int, float]]]],
     size: int,
     interpolation: str,
-    output: str,
+    image_dtype: str,
     rounds: int,
 ) -> dict[str, float]:
     """Benchmark hook (benches/bench_per_core.py): replay each case ``rounds``
     times as the loader does and return seconds per sample of each stage
-    ("decode", "resize", "ops", "write" of a batch row in ``output``
+    ("decode", "resize", "ops", "write" of a batch row in ``image_dtype``
     "float32" or "uint8") and in total, plus "samples"."""
 
 # -- loader -------------------------------------------------------------------
@@ -513,8 +516,8 @@ class LoaderCore:
         interpolation: str,
         mean: Sequence[float],
         std: Sequence[float],
-        output: str,
-        embedding_dtype: str,
+        image_dtype: str,
+        embedding_output_dtype: str,
         num_threads: int | None,
         seed: int,
         shuffle: bool,
@@ -533,7 +536,7 @@ class LoaderCore:
         shuffle_window: int,
     ) -> LoaderCore: ...
     def config(self) -> dict[str, Any]:
-        """The checked settings: batch_size, image_size, output, embedding_dtype, seed,
+        """The checked settings: batch_size, image_size, image_dtype, embedding_output_dtype, seed,
         shuffle, drop_last, rank, world_size, num_threads, prefetch."""
     def check_epoch(self, epoch: int) -> int:
         """`epoch` as the loader counts epochs (ValueError unless in [0, 2**64 - 1])."""

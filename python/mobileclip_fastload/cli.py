@@ -280,13 +280,14 @@ def _show(args: argparse.Namespace) -> int:
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", type=Path, default=None, help="keep the generated shards and store here (default: a temporary directory)")
     p.add_argument("--samples", type=int, default=48, help="number of samples to generate (default 48)")
-    p.add_argument("--threads", type=int, default=2, help="converter processes and loader threads (default 2)")
+    p.add_argument("-j", "--workers", type=int, default=2, help="converter worker processes (default 2)")
+    p.add_argument("--num-threads", type=int, default=2, help="loader threads (default 2)")
 
 
 def _demo(args: argparse.Namespace) -> int:
     from mobileclip_fastload.demo import run_demo
 
-    return run_demo(args.workdir, samples=args.samples, threads=args.threads)
+    return run_demo(args.workdir, samples=args.samples, workers=args.workers, num_threads=args.num_threads)
 
 
 # --- train (the `mobileclip_fastload_train` package; the `train` extra installs its dependencies) ---

@@ -101,9 +101,9 @@ class FastReinforcedLoader:
         interpolation: "bicubic" (default: what Apple's pipeline replays, for students and
             teachers alike, see `TRAINING_INTERPOLATION`) or "bilinear"; Pillow-exact.
         mean, std: per-channel normalisation for float32 output (default 0 / 1, as MobileCLIP).
-        output: "float32" (ToTensor + Normalize, bit-identical to torchvision) or
+        image_dtype: "float32" (ToTensor + Normalize, bit-identical to torchvision) or
             "uint8" (raw pixels; normalise on the GPU).
-        embedding_dtype: "float16" or "float32" for the teacher embeddings.
+        embedding_output_dtype: "float16" or "float32" for the teacher embeddings.
         num_threads: decode/augment threads (default: all cores; at most MAX_LOADER_THREADS, 1024).
         seed, shuffle, drop_last: as a seeded DistributedSampler + DataLoader.
         rank, world_size: DDP sharding (default: from torch.distributed, else 0/1).
@@ -165,8 +165,8 @@ class FastReinforcedLoader:
         interpolation: str = TRAINING_INTERPOLATION,
         mean: tuple[float, float, float] = (0.0, 0.0, 0.0),
         std: tuple[float, float, float] = (1.0, 1.0, 1.0),
-        output: str = "float32",
-        embedding_dtype: str = "float16",
+        image_dtype: str = "float32",
+        embedding_output_dtype: str = "float16",
         num_threads: int | None = None,
         seed: int = 0,
         shuffle: bool = True,
@@ -193,8 +193,8 @@ class FastReinforcedLoader:
             interpolation=interpolation,
             mean=mean,
             std=std,
-            output=output,
-            embedding_dtype=embedding_dtype,
+            image_dtype=image_dtype,
+            embedding_output_dtype=embedding_output_dtype,
             num_threads=num_threads,
             seed=seed,
             shuffle=shuffle,
@@ -231,14 +231,14 @@ class FastReinforcedLoader:
         return self._config["batch_size"]
 
     @property
-    def output(self) -> str:
-        """Image output: "float32" (normalised) or "uint8"."""
-        return self._config["output"]
+    def image_dtype(self) -> str:
+        """Image dtype: "float32" (normalised) or "uint8"."""
+        return self._config["image_dtype"]
 
     @property
-    def embedding_dtype(self) -> str:
+    def embedding_output_dtype(self) -> str:
         """Teacher-row output dtype: "float16" or "float32"."""
-        return self._config["embedding_dtype"]
+        return self._config["embedding_output_dtype"]
 
     @property
     def num_batches(self) -> int:

@@ -36,7 +36,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from mobileclip_fastload_train.checkpoint import find_latest, load_checkpoint, save_checkpoint
-from mobileclip_fastload_train.data import Batch, seeded_generator, as_batch, open_store_loader, random_reinforced_source
+from mobileclip_fastload_train.data import (
+    TrainingBatch, as_batch, keyed_generator, open_store_loader, random_reinforced_source,
+)
 from mobileclip_fastload_train.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
 from mobileclip_fastload_train.loss import ReinforcedClipLoss, mix_captions, per_teacher_scales
 from mobileclip_fastload_train.models import CLIPModel, create_model, list_models
@@ -47,7 +49,7 @@ from mobileclip_fastload_train.prefetch import DevicePrefetcher
 from mobileclip_fastload_train.run_logging import WANDB_MODES, Loggers, open_loggers
 from mobileclip_fastload_train.step import COMPILE_MODES, FastPath, image_memory_format, prepare_model
 
-CAPTION_MODES = ("both", "real", "mix")
+LOSS_CAPTIONS = ("both", "real", "mix")
 
 
 @dataclass
@@ -66,7 +68,7 @@ class TrainConfig:
     num_teachers: int = 2
     # One distillation logit scale per teacher (one value = all teachers); stored as K values.
     teacher_logit_scale: float | tuple[float, ...] = 100.0
-    caption_mode: str = "both"  # both: real + synthetic terms; real: real only; mix: one caption, synthetic w.p. p
+    loss_captions: str = "both"  # both: real + synthetic terms; real: real only; mix: one caption, synthetic w.p. p
     mix_probability: float = 0.5
     seed: int = 0
     output_dir: str | None = None
@@ -92,8 +94,8 @@ class TrainConfig:
                                     grad_checkpointing=self.grad_checkpointing)
 
     def __post_init__(self) -> None:
-        if self.caption_mode not in CAPTION_MODES:
-            raise ValueError(f"caption_mode must be one of {CAPTION_MODES}, got {self.caption_mode!r}")
+        if self.loss_captions not in LOSS_CAPTIONS:
+            raise ValueError(f"loss_captions must be one of {LOSS_CAPTIONS}, got {self.loss_captions!r}")
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
         if self.accum_steps < 1 or self.steps < 1:
@@ -161,16 +163,16 @@ def _images_on_device(images: torch.Tensor, model: CLIPModel, device: torch.devi
     return images
 
 
-def _prepare(batch: Batch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator,
+def _prepare(batch: TrainingBatch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator,
              memory_format: torch.memory_format = torch.contiguous_format) -> _Prepared:
     """One micro-batch on the device. Caption choices are made on the host (no device
     round trip); the copies are ``non_blocking`` and concatenation happens on the device,
     so pinned loader memory is copied as it is."""
     images = _images_on_device(batch.images, model, device, memory_format)
     text, text_emb = batch.text, batch.text_emb
-    if cfg.caption_mode == "mix" and batch.text_is_syn is None:
+    if cfg.loss_captions == "mix" and batch.text_is_syn is None:
         text, text_emb, _ = mix_captions(text, text_emb, batch.syn_text, batch.syn_text_emb, cfg.mix_probability, mix_gen)
-    has_syn = cfg.caption_mode == "both"
+    has_syn = cfg.loss_captions == "both"
     host_texts = [text, batch.syn_text] if has_syn else [text]
     context = model.preprocess.context_length
     # A model with a shorter context (small experiments) takes the stored 77-token rows
@@ -334,7 +336,7 @@ def train(
 
     def stage(host: tuple[int, list[Any], dict[str, Any], int]) -> _StepBatches:
         number, raw, loader_state, batch_epoch = host
-        mix_gen = seeded_generator(cfg.seed, number, info.rank, 3)
+        mix_gen = keyed_generator(cfg.seed, number, info.rank, 3)
         prepared = [_prepare(as_batch(b), model, cfg, device, mix_gen, memory_format) for b in raw]
         return _StepBatches(number, prepared, loader_state, batch_epoch)
 
@@ -435,7 +437,7 @@ def train(
 
 
 # ---------------------------------------------------------------- command line
-def default_loader_output(device: torch.device) -> str:
+def default_loader_image_dtype(device: torch.device) -> str:
     """uint8 on CUDA: a quarter of the bytes page-locked and copied, normalised on the GPU
     (``_images_on_device``); float32 on the CPU, where the loader's threads normalise."""
     return "uint8" if device.type == "cuda" else "float32"
@@ -468,7 +470,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--teacher-logit-scale", type=float, nargs="+", default=list(d.teacher_logit_scale[:1]),
                    metavar="ALPHA", help="distillation logit scale: one for all teachers (DataCompDR: 100) "
                    "or one per teacher (MobileCLIP2's DFN teachers: 70 60)")
-    p.add_argument("--caption-mode", choices=CAPTION_MODES, default=d.caption_mode)
+    p.add_argument("--loss-captions", choices=LOSS_CAPTIONS, default=d.loss_captions)
     p.add_argument("--mix-probability", type=float, default=d.mix_probability)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--output", required=True, help="run directory (metrics.jsonl, checkpoints/)")
@@ -477,8 +479,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --output")
     p.add_argument("--stop-at", type=int, default=None, help="end after this step (the schedule still uses --steps)")
     p.add_argument("--num-threads", type=int, default=None, help="loader decode threads (FastReinforcedLoader num_threads)")
-    p.add_argument("--loader-output", choices=("float32", "uint8"), default=None,
-                   help="loader image output (default: uint8 on CUDA, normalised there; float32 on the CPU)")
+    p.add_argument("--loader-image-dtype", choices=("float32", "uint8"), default=None,
+                   help="loader image dtype (default: uint8 on CUDA, normalised there; float32 on the CPU)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="image tower in channels_last (default: on CUDA only; see python/mobileclip_fastload_train/step.py)")
@@ -561,8 +563,8 @@ def main(argv: list[str] | None = None) -> TrainResult:
         if args.store:
             source = open_store_loader(
                 args.store, args.batch_size, pre.image_size, pre.interpolation, pre.mean, pre.std,
-                args.caption_mode, args.mix_probability, args.seed, args.num_threads,
-                args.loader_output or default_loader_output(info.device),
+                args.loss_captions, args.mix_probability, args.seed, args.num_threads,
+                args.loader_image_dtype or default_loader_image_dtype(info.device),
                 pin_memory=info.device.type == "cuda",
             )
             num_teachers = args.num_teachers or int(source.dims["K"])
@@ -576,7 +578,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
             steps=args.steps, lr=args.lr, weight_decay=args.wd, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
             warmup=args.warmup, grad_clip=args.grad_clip, precision=args.precision, accum_steps=args.accum_steps,
             lam=args.lam, num_teachers=num_teachers, teacher_logit_scale=args.teacher_logit_scale,
-            caption_mode=args.caption_mode, mix_probability=args.mix_probability, seed=args.seed,
+            loss_captions=args.loss_captions, mix_probability=args.mix_probability, seed=args.seed,
             output_dir=args.output, save_every=args.save_every, log_every=args.log_every,
             resume=not args.no_resume, stop_at=args.stop_at, progress=not args.no_progress,
             channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from mobileclip_fastload.convert.executors import EXECUTORS, run_tasks
-from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
 from mobileclip_fastload.convert.inputs import make_tasks
 from mobileclip_fastload.convert.options import (
     DEFAULT_MAX_EMBEDDING_BYTES,
@@ -52,7 +52,7 @@ def convert(
     dims: tuple[int, int, int, int] | Dims | None = None,
     verify_resumed: str = "checksum",
     image_formats: Iterable[str] = DEFAULT_FORMATS,
-    max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     max_embedding_bytes: int = DEFAULT_MAX_EMBEDDING_BYTES,
     metadata: dict | None = None,
     overwrite: bool = False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from mobileclip_fastload._core import EMBEDDING_DTYPES, Dims
-from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
 
 LAYOUTS = ("joined", "separate")
 #: How a re-run checks the outputs of a task it finds done: whole-file xxh3, or sizes only.
@@ -32,7 +32,7 @@ class ConvertOptions:
     truncate_augmentations: bool = False
     target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES
     image_formats: tuple[str, ...] = DEFAULT_FORMATS
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_embedding_bytes: int = DEFAULT_MAX_EMBEDDING_BYTES
     # Every skipped sample is listed with its uid; ``max_listed_per_reason`` caps the
     # list per reason and shard (the counts stay exact).

@@ -44,7 +44,7 @@ def reinforce(
     stage: str = "all",
     executor: str = "inline",
     workers: int | None = None,
-    threads: int | None = None,
+    num_threads: int | None = None,
     device: str = "auto",
     precision: str = "auto",
     batch_augmented_images: int = DEFAULT_BATCH_AUGMENTED_IMAGES,
@@ -83,7 +83,7 @@ def reinforce(
         ``device`` is CUDA) or ``"torchrun"`` (this process is one rank of
         ``torchrun --nproc-per-node=G``: it takes every G-th shard on ``cuda:LOCAL_RANK``;
         rank 0 writes the manifest once all ranks finished).
-    threads: decode + augment + replay threads (and torch threads) per worker (default: the
+    num_threads: decode + augment + replay threads (and torch threads) per worker (default: the
         cores, split between the process workers or the node's torchrun ranks; Ray: 1 per
         CPU task, the cluster's CPUs per GPU for GPU tasks).
     device / precision: ``"auto"`` = CUDA with bf16 autocast when available, else CPU fp32.
@@ -115,13 +115,13 @@ def reinforce(
     cores = default_workers()
     ray_options = None
     if executor == "ray":
-        worker_plan, ray_options = devices.ray_plan(device, ray_cluster_resources(), threads)
+        worker_plan, ray_options = devices.ray_plan(device, ray_cluster_resources(), num_threads)
     else:
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        worker_plan = devices.plan(executor, device, cores=cores, gpu_count=gpus, workers=workers, threads=threads,
-                                   local_rank=local_rank, local_world_size=local_world)
+        worker_plan = devices.plan(executor, device, cores=cores, gpu_count=gpus, workers=workers,
+                                   num_threads=num_threads, local_rank=local_rank, local_world_size=local_world)
     device = worker_plan.devices[0]
     if world > 1:  # before the work: a rank that finishes early then waits, within a timeout we chose
         _init_process_group(device)
@@ -131,7 +131,7 @@ def reinforce(
         target_shard_bytes=int(target_shard_bytes),
         datacompdr_dir=os.path.abspath(os.fspath(datacompdr_output)) if datacompdr_output is not None else None,
         stage=stage, device=device, precision=precision, batch_augmented_images=int(batch_augmented_images),
-        threads=worker_plan.threads,
+        num_threads=worker_plan.num_threads,
     )
     tasks = make_tasks(inputs, output, image_root=os.fspath(image_root) if image_root else None, rows_per_shard=rows_per_shard)
     # Only stage "all" writes a manifest: the captions stage replaces no store.

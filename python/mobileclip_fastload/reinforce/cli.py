@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=EXECUTORS, default="inline",
                    help="inline; process (-j workers); ray (one task per shard); torchrun (run under torchrun, one rank per GPU)")
     p.add_argument("-j", "--workers", type=int, default=None, help="worker processes for --executor process")
-    p.add_argument("--threads", type=int, default=None, help="decode + augment + replay threads per task")
+    p.add_argument("--num-threads", type=int, default=None, help="decode + augment + replay threads per task")
     p.add_argument("--device", default="auto", help="auto / cpu / cuda (torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--batch-augmented-images", type=int, default=DEFAULT_BATCH_AUGMENTED_IMAGES,
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             args.inputs, args.output, teachers=teachers, captioners=_captioners(args),
             num_augmentations=args.num_augmentations, seed=args.seed, embedding_dtype=args.embedding_dtype,
             datacompdr_output=args.datacompdr_output, stage=args.stage, executor=args.executor,
-            workers=args.workers, threads=args.threads, device=args.device, precision=args.precision,
+            workers=args.workers, num_threads=args.num_threads, device=args.device, precision=args.precision,
             batch_augmented_images=args.batch_augmented_images, image_root=args.image_root, rows_per_shard=args.rows_per_shard,
             min_image_size=args.min_image_size, target_shard_bytes=args.target_shard_size,
             verify_resumed=args.verify_resumed, progress=not args.no_progress, overwrite=args.overwrite,

@@ -115,7 +115,7 @@ impl BatchShape {
 /// One batch: fields are full-capacity; `len` rows are valid (the last batch
 /// of an epoch may be short). Every field starts on a page of its own and owns whole pages
 /// (`PageBuf`), so each can be page-locked on its own.
-pub struct Batch {
+pub struct BatchMemory {
     pub shape: BatchShape,
     pub len: usize,
     /// Position of this batch in the rank's epoch.
@@ -143,7 +143,7 @@ pub struct Batch {
     normalize: Option<planar::Normalize>,
 }
 
-impl Batch {
+impl BatchMemory {
     /// A zeroed batch; `Error::OutOfMemory` (never an abort) if its memory cannot be had.
     pub fn try_new(shape: BatchShape) -> Result<Self> {
         let b = shape.batch_size;
@@ -154,7 +154,7 @@ impl Batch {
             .ok_or_else(too_big)?;
         let emb = b.checked_mul(shape.emb_width).ok_or_else(too_big)?;
         let tokens = b.checked_mul(CONTEXT_LENGTH).ok_or_else(too_big)?;
-        Ok(Batch {
+        Ok(BatchMemory {
             shape,
             len: 0,
             batch_number: 0,
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn put_image_transposes_to_chw() {
-        let mut b = Batch::try_new(shape(ImageOutput::Uint8)).unwrap();
+        let mut b = BatchMemory::try_new(shape(ImageOutput::Uint8)).unwrap();
         let hwc: Vec<u8> = (0..12).collect();
         b.put_image(1, &hwc);
         let ImageData::Uint8(buf) = &b.images else { panic!() };
@@ -241,11 +241,11 @@ mod tests {
         let mut huge = shape(ImageOutput::Float32 { mean: [0.0; 3], std: [1.0; 3] });
         huge.batch_size = usize::MAX / 2;
         assert!(huge.bytes().is_none());
-        assert!(matches!(Batch::try_new(huge), Err(Error::OutOfMemory(_))));
+        assert!(matches!(BatchMemory::try_new(huge), Err(Error::OutOfMemory(_))));
         huge.batch_size = 1 << 44; // fits in usize, not in any address space
         assert!(huge.bytes().is_some());
-        assert!(matches!(Batch::try_new(huge), Err(Error::OutOfMemory(_))));
-        let ok = Batch::try_new(shape(ImageOutput::Uint8)).unwrap();
+        assert!(matches!(BatchMemory::try_new(huge), Err(Error::OutOfMemory(_))));
+        let ok = BatchMemory::try_new(shape(ImageOutput::Uint8)).unwrap();
         assert_eq!(shape(ImageOutput::Uint8).bytes(), Some(2 * 3 * 4 + 2 * 4 * 4 * 3 + 2 * (2 * 77 * 8 + 25)));
         assert!(ok.text.iter().all(|&t| t == 0));
     }
@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn every_field_starts_on_its_own_page() {
         let page = super::super::page_buf::page_size();
-        let b = Batch::try_new(shape(ImageOutput::Uint8)).unwrap();
+        let b = BatchMemory::try_new(shape(ImageOutput::Uint8)).unwrap();
         let ImageData::Uint8(images) = &b.images else { panic!() };
         let EmbeddingData::Float32(image_emb) = &b.image_emb else { panic!() };
         let EmbeddingData::Float32(text_emb) = &b.text_emb else { panic!() };
@@ -279,11 +279,11 @@ mod tests {
     #[test]
     fn put_tokens_pads_and_truncates() {
         let mut field = vec![9i64; 2 * CONTEXT_LENGTH];
-        Batch::put_tokens(&mut field, 1, &[49406, 5, 49407]);
+        BatchMemory::put_tokens(&mut field, 1, &[49406, 5, 49407]);
         assert_eq!(&field[CONTEXT_LENGTH..CONTEXT_LENGTH + 4], &[49406, 5, 49407, 0]);
         assert!(field[CONTEXT_LENGTH + 3..].iter().all(|&t| t == 0));
         let long: Vec<u16> = (0..100).collect();
-        Batch::put_tokens(&mut field, 0, &long);
+        BatchMemory::put_tokens(&mut field, 0, &long);
         assert_eq!(field[76], 76);
     }
 }

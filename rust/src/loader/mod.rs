@@ -15,11 +15,11 @@ pub mod stats;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use batch::{Batch, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
+pub use batch::{BatchMemory, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
 pub use pipeline::{BatchPool, EpochRun, PoolSender};
 pub use stats::{SkippedSample, Stats};
 pub use sampler::{CaptionMode, Order, SamplerConfig};
-pub use settings::{CaptionSetting, LoaderSettings, Named, OrderSetting, OutputSetting};
+pub use settings::{CaptionSetting, ImageDtype, LoaderSettings, Named, OrderSetting};
 
 use crate::error::{Error, Result};
 use crate::imaging::Interpolation;
@@ -27,7 +27,7 @@ use crate::store::Store;
 
 /// More worker threads than this is a mistake, not a configuration: each
 /// holds its own decoder and image buffers.
-pub const MAX_THREADS: usize = 1024;
+pub const MAX_LOADER_THREADS: usize = 1024;
 
 /// What to do with a sample whose image no longer decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +69,7 @@ impl LoaderConfig {
         let batch_size = count("batch_size", s.batch_size, 1)?;
         let image_size = settings::output_side("image_size", s.image_size)?;
         let num_threads = match s.num_threads {
-            Some(n) => settings::count_at_most("num_threads", n, 1, MAX_THREADS)?,
+            Some(n) => settings::count_at_most("num_threads", n, 1, MAX_LOADER_THREADS)?,
             None => settings::default_threads(),
         };
         let prefetch = match s.prefetch {
@@ -98,12 +98,12 @@ impl LoaderConfig {
             CaptionSetting::Both => CaptionMode::Both,
             CaptionSetting::Mix => CaptionMode::Mix(mix_probability),
         };
-        let image = match s.output {
-            OutputSetting::Uint8 => {
+        let image = match s.image_dtype {
+            ImageDtype::Uint8 => {
                 settings::rgb_lengths(&s.mean, &s.std)?;
                 ImageOutput::Uint8
             }
-            OutputSetting::Float32 => {
+            ImageDtype::Float32 => {
                 let (mean, std) = settings::normalisation(&s.mean, &s.std)?;
                 ImageOutput::Float32 { mean, std }
             }
@@ -123,7 +123,7 @@ impl LoaderConfig {
             image_size,
             interpolation: s.interpolation,
             image,
-            embedding: s.embedding_dtype,
+            embedding: s.embedding_output_dtype,
             num_threads,
             prefetch,
             caption_mode,

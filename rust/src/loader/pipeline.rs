@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use super::batch::{Batch, BatchShape};
+use super::batch::{BatchMemory, BatchShape};
 use super::fill::BatchFiller;
 use super::sampler::EpochPlan;
 use super::stats::Stats;
@@ -23,13 +23,13 @@ use crate::error::{panic_message, Error, Result};
 use crate::store::Store;
 
 /// Returns released batch memory for reuse.
-pub type PoolSender = Sender<Box<Batch>>;
+pub type PoolSender = Sender<Box<BatchMemory>>;
 
 /// Recycled batch memory, shared by every pass of a loader.
 pub struct BatchPool {
     shape: BatchShape,
     tx: PoolSender,
-    rx: Receiver<Box<Batch>>,
+    rx: Receiver<Box<BatchMemory>>,
     allocated: AtomicUsize,
 }
 
@@ -45,16 +45,16 @@ impl BatchPool {
     }
 
     /// A free batch: a recycled one, else newly allocated (`Error::OutOfMemory` if that fails).
-    pub fn take(&self) -> Result<Box<Batch>> {
+    pub fn take(&self) -> Result<Box<BatchMemory>> {
         if let Ok(b) = self.rx.try_recv() {
             return Ok(b);
         }
-        let b = Box::new(Batch::try_new(self.shape)?);
+        let b = Box::new(BatchMemory::try_new(self.shape)?);
         self.allocated.fetch_add(1, Ordering::SeqCst);
         Ok(b)
     }
 
-    pub fn give_back(&self, b: Box<Batch>) {
+    pub fn give_back(&self, b: Box<BatchMemory>) {
         let _ = self.tx.send(b);
     }
 
@@ -78,7 +78,7 @@ struct Window {
     moved: Condvar,
 }
 
-type Outcome = (usize, Result<Box<Batch>>);
+type Outcome = (usize, Result<Box<BatchMemory>>);
 
 /// One running pass over batches `start..end` of one epoch. Dropping it stops
 /// its workers.
@@ -87,7 +87,7 @@ pub struct EpochRun {
     end: usize,
     results: Receiver<Outcome>,
     /// Batches (or errors) that arrived before an earlier batch.
-    reorder: BTreeMap<usize, Result<Box<Batch>>>,
+    reorder: BTreeMap<usize, Result<Box<BatchMemory>>>,
     window: Arc<Window>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -150,7 +150,7 @@ impl EpochRun {
 
     /// The next batch in order, `None` at the end of the pass. Blocks. An error
     /// is returned only after every batch before it was delivered, and ends the pass.
-    pub fn next_batch(&mut self) -> Result<Option<Box<Batch>>> {
+    pub fn next_batch(&mut self) -> Result<Option<Box<BatchMemory>>> {
         if self.next >= self.end {
             self.stop();
             return Ok(None);
