@@ -177,7 +177,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # the reference first, ViT-L/14 (the slowest) last
     p.add_argument("--models", nargs="+", default=[REFERENCE, *MOBILECLIP, *mobileclip2, "ViT-L-14"])
-    p.add_argument("--threads", nargs="+", type=int, default=None,
+    p.add_argument("--num-threads", nargs="+", type=int, default=None,
                    help="thread counts (default: 1 and all of this process's cores)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
@@ -190,7 +190,7 @@ def main() -> None:
         _print_tables([r for run in runs for r in run["results"]], runs[0]["threads"])
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    thread_counts = args.threads or sorted({1, cores})
+    thread_counts = args.num_threads or sorted({1, cores})
     print(f"torch {torch.__version__}, {cores} cores, threads {thread_counts}, batch 1, "
           f"median of {args.repeats} interleaved rounds after {args.warmup} warm-up calls")
     torch.manual_seed(0)

@@ -46,7 +46,7 @@ if what == "open":
     assert len(store) > 0
 else:
     loader = FastReinforcedLoader(location, batch_size=64, image_size=16, num_threads=2, order=order, rank=0,
-                                  world_size=8, output="uint8", **kw)
+                                  world_size=8, image_dtype="uint8", **kw)
     next(iter(loader))
 seconds = time.perf_counter() - t
 peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024

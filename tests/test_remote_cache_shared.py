@@ -24,7 +24,7 @@ CHILD = textwrap.dedent("""
     import json, sys, torch
     from mobileclip_fastload import FastReinforcedLoader
     url, local, cache, cache_size, storage, seed, epochs = json.loads(sys.argv[1])
-    kw = dict(batch_size=5, image_size=32, num_threads=2, seed=seed, output="uint8", order="shard_block",
+    kw = dict(batch_size=5, image_size=32, num_threads=2, seed=seed, image_dtype="uint8", order="shard_block",
               shuffle_window=1, prefetch=2)
     remote = FastReinforcedLoader(url, **kw, cache_dir=cache, cache_size=cache_size, storage_options=storage)
     reference = FastReinforcedLoader(local, **kw)
@@ -78,7 +78,7 @@ def test_three_processes_share_one_cache_folder_for_several_rounds(s3, s3_endpoi
 
 def test_a_shard_another_process_placed_is_checked_not_downloaded(s3, s3_endpoint, local_store, tmp_path):
     url = upload(s3, local_store, "placed")
-    kw = dict(batch_size=5, image_size=32, num_threads=1, seed=1, output="uint8", order="shard_block")
+    kw = dict(batch_size=5, image_size=32, num_threads=1, seed=1, image_dtype="uint8", order="shard_block")
     first = FastReinforcedLoader(url, **kw, cache_dir=tmp_path, storage_options=options(s3_endpoint))
     list(first)
     # A second loader in this process opens the folder while the first still holds its shards.
