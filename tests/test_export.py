@@ -148,7 +148,7 @@ def test_onnx_matches_pytorch(exported, name: str, precision: str) -> None:
     _check_onnx(exported, name, precision)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("name", ["MobileCLIP-S0", "MobileCLIP-S1"])  # full-size MCi0 + MCt / MCi1 + open_clip text
 def test_onnx_matches_pytorch_full_size(exported, name: str, precision: str) -> None:
@@ -175,7 +175,7 @@ def _feature(description, name: str):
 
 
 # fp16 is what ships to a phone; fp32 is the same conversion path, so only it is `slow`
-@pytest.mark.parametrize("precision", ["fp16", pytest.param("fp32", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("precision", ["fp16", pytest.param("fp32", marks=pytest.mark.heavy)])
 def test_coreml_package_has_the_expected_inputs_and_outputs(exported, precision: str) -> None:
     ct = pytest.importorskip("coremltools")
     from coremltools.proto import FeatureTypes_pb2

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 WHEELS = REPO / ".whl"
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_gpu_check_dry_run_in_a_device_like_venv(tmp_path):
     if not sorted(WHEELS.glob("*.whl")):
         pytest.skip(f"no carried wheels in {WHEELS}: build them with the command in benches/gpu_check.py")
