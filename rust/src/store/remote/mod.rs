@@ -474,7 +474,7 @@ impl RemoteShards {
                     let _ = std::fs::remove_file(&path);
                 }
                 if std::fs::metadata(&path).is_err() {
-                    self.download(n).await?;
+                    self.download(n, want).await?;
                 }
                 // Exclusive -> shared is not atomic (flock drops, then takes): check it is still there.
                 // SAFETY: flock on a file descriptor we own.
@@ -492,7 +492,7 @@ impl RemoteShards {
 
     /// Download shard `n` to its cache path (checked on the way, retried); the
     /// caller holds its exclusive lock.
-    async fn download(&self, n: usize) -> std::result::Result<(), String> {
+    async fn download(&self, n: usize, want: u64) -> std::result::Result<(), String> {
         let (file, file_bytes, path) = (self.table.file_name(n), self.table.file_bytes(n), self.path(n));
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let tmp = temp_path(&path);
