@@ -53,11 +53,14 @@ def small_store(path: Path, n: int, per_shard: int) -> Path:
 
 
 def synthetic_12m_manifest(path: Path, template: Path) -> Path:
-    """A manifest of 12.8M samples in 7,500 shard entries of 1,700 (files absent)."""
+    """A schema-1 manifest of 12.8M samples in 7,500 shard entries of 1,700 (files absent)."""
+    from mobileclip_fastload import Store
+
     m = json.loads((template / "manifest.json").read_text())
-    entry = m["shards"][0]
+    entry = Store(template).shard_entry(0)
     shards = [{**entry, "file": f"shard-{k:05d}.arrow", "num_samples": 1700, "file_bytes": 256 << 20} for k in range(7500)]
-    m.update(shards=shards, num_samples=1700 * len(shards))
+    m = {k: v for k, v in m.items() if k not in ("num_shards", "shard_index")}  # the template is schema 2
+    m.update(schema_version=1, shards=shards, num_samples=1700 * len(shards))
     path.mkdir(parents=True)
     (path / "manifest.json").write_text(json.dumps(m, indent=1))
     return path

@@ -120,7 +120,7 @@ def test_a_billion_sample_epoch_is_planned_per_position():
 def test_the_loader_reads_in_exactly_this_order(tmp_path):
     make_store(tmp_path / "s", n=37, J=1, S=1, K=1, D=4, seed=2, target_shard_bytes=6_000)
     store = Store(tmp_path / "s")
-    sizes = [s["num_samples"] for s in store.manifest["shards"]]
+    sizes = [store.shard_entry(n)["num_samples"] for n in range(store.num_shards)]
     assert len(sizes) > 3
     for order, extra in (("global", {}), ("shard_block", {"shard_sizes": sizes, "window": 2})):
         loader = FastReinforcedLoader(tmp_path / "s", batch_size=4, image_size=8, seed=9, rank=1, world_size=2,

@@ -133,7 +133,7 @@ def test_missing_object_is_a_clear_error(s3, s3_endpoint, local_store, tmp_path)
     url = upload(s3, local_store, "missing")
     s3.delete_object(Bucket="stores", Key="missing/shard-00001.arrow")
     store = Store(url, cache_dir=tmp_path, storage_options=options(s3_endpoint))
-    first_of_shard1 = store.manifest["shards"][0]["num_samples"]
+    first_of_shard1 = store.shard_entry(0)["num_samples"]
     assert store.uid(0)  # other shards still read
     with pytest.raises(RemoteStoreError, match=r"missing/shard-00001\.arrow: object not found") as info:
         store.uid(first_of_shard1)

@@ -49,7 +49,8 @@ def run_child(location: str, options: dict | None = None, env: dict | None = Non
 
 @pytest.fixture
 def two_shard_store(make_store) -> Path:
-    path = make_store(12, J=2, S=2, K=2, D=4, shard_samples=6, image_fn=tiny_png)
+    # Schema 1: these cases edit the shard entries of manifest.json (schema 2's are in shards.idx).
+    path = make_store(12, J=2, S=2, K=2, D=4, shard_samples=6, image_fn=tiny_png, schema_version=1)
     assert len(json.loads((path / "manifest.json").read_text())["shards"]) >= 2
     return path
 

@@ -186,3 +186,26 @@ def test_fixture_is_what_the_writer_makes(tmp_path):
         for i in range(5):
             w.add(synthetic_sample(i, **DIMS))
     assert everything(Store(again)) == everything(Store(V1_FIXTURE))
+
+
+def test_writers_write_schema_2_unless_asked_for_1(tmp_path):
+    """Schema 2 is what every writer produces by default (a store of any size opens from a small header)."""
+    from mobileclip_fastload._core import DEFAULT_WRITE_SCHEMA, INDEX_FILE
+    from mobileclip_fastload.store import write_manifest, write_shard
+
+    assert DEFAULT_WRITE_SCHEMA == 2
+    with StoreWriter(tmp_path / "w", **DIMS) as w:
+        w.add(synthetic_sample(0, **DIMS))
+    (tmp_path / "m").mkdir()
+    info = write_shard(tmp_path / "m" / "shard-00000.arrow", [synthetic_sample(1, **DIMS)], dims=DIMS)
+    write_manifest(tmp_path / "m", [info], DIMS, "float16")
+    for path in (tmp_path / "w", tmp_path / "m"):
+        header = json.loads((path / "manifest.json").read_text())
+        assert header["schema_version"] == 2 and "shards" not in header and (path / INDEX_FILE).is_file()
+        store = Store(path)
+        assert (len(store), store.num_shards, store.shard_entry(0)["file"]) == (1, 1, "shard-00000.arrow")
+    # Schema 1 only when asked: one entry per shard in manifest.json, no index.
+    with StoreWriter(tmp_path / "v1", **DIMS, schema_version=1) as w:
+        w.add(synthetic_sample(0, **DIMS))
+    header = json.loads((tmp_path / "v1" / "manifest.json").read_text())
+    assert header["schema_version"] == 1 and len(header["shards"]) == 1 and not (tmp_path / "v1" / INDEX_FILE).exists()

@@ -30,7 +30,7 @@ def test_pyarrow_polars_and_duckdb_read_a_store(tmp_path, dtype):
         for s in samples:
             w.add(s)
     store = Store(tmp_path)
-    shard = str(tmp_path / store.manifest["shards"][0]["file"])
+    shard = str(tmp_path / store.shard_entry(0)["file"])
     row, want = 3, samples[3]
     stored_image_emb = store.image_embs(row)
 

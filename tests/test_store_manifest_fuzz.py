@@ -128,7 +128,9 @@ def pristine_store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("manifest-fuzz") / "store"
     first = synthetic_sample(0, J=2, S=2, K=2, D=3)
     target = (len(first.image) + first.image_emb.size * 2 + first.text_emb.size * 2) * 3
-    with StoreWriter(path, J=2, S=2, K=2, D=3, embedding_dtype="float16", target_shard_bytes=target) as w:
+    # Schema 1: the fuzz mutates manifest.json's shard entries (schema 2 keeps them in shards.idx).
+    with StoreWriter(path, J=2, S=2, K=2, D=3, embedding_dtype="float16", target_shard_bytes=target,
+                     schema_version=1) as w:
         for i in range(7):
             image, width, height = tiny_png(i)
             w.add(synthetic_sample(i, J=2, S=2, K=2, D=3, image=image, size=(width, height)))

@@ -116,7 +116,8 @@ def assert_same_sample(got: Sample, want: Sample, dtype: str, k: int) -> None:
 
 def pyarrow_rows(store_dir: Path) -> list[dict]:
     rows = []
-    for shard in Store(store_dir).manifest["shards"]:
+    store = Store(store_dir)
+    for shard in map(store.shard_entry, range(store.num_shards)):
         with pa.memory_map(str(store_dir / shard["file"])) as source:
             rows += pa.ipc.open_file(source).read_all().to_pylist()
     return rows
@@ -190,8 +191,8 @@ def test_store_metadata_and_indexing(make_store):
     store = Store(path)
     assert store.num_shards >= 2
     assert store.manifest["num_samples"] == 9
-    assert sum(s["num_samples"] for s in store.manifest["shards"]) == 9
-    assert str(store.shard_path(-1)).endswith(store.manifest["shards"][-1]["file"])
+    assert sum(store.shard_entry(n)["num_samples"] for n in range(store.num_shards)) == 9
+    assert str(store.shard_path(-1)).endswith(store.shard_entry(store.num_shards - 1)["file"])
     assert store.uid(-9) == store.uid(0)
     for bad in (9, -10, 2**40):
         with pytest.raises(SampleIndexError, match="out of range"):

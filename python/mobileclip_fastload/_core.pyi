@@ -32,6 +32,8 @@ __all__ = [
     "LoaderCore",
     "MAGIC",
     "MANIFEST_FILE",
+    "INDEX_FILE",
+    "DEFAULT_WRITE_SCHEMA",
     "MAX_LOADER_THREADS",
     "MAX_TOKENS",
     "MappedShard",
@@ -244,6 +246,8 @@ def decode_aug_record(record: bytes) -> dict[str, Any]:
 MAGIC: str
 SCHEMA_VERSION: int
 MANIFEST_FILE: str
+INDEX_FILE: str  # schema 2's shard index, beside manifest.json
+DEFAULT_WRITE_SCHEMA: int  # the manifest schema writers produce unless told otherwise
 MAX_TOKENS: int
 EMBEDDING_DTYPES: tuple[str, ...]
 FLAG_BOXES_RESCALED: int
@@ -326,7 +330,7 @@ class StoreWriter:
         target_shard_bytes: int = 268435456,
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
-        schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
+        schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (2)
     ) -> StoreWriter: ...
     def add(self, sample: Sample) -> None:
         """Validate and buffer one sample (ValueError names it); writes a shard when enough is buffered."""
@@ -370,7 +374,7 @@ def write_manifest(
     metadata: Mapping[str, Any] | None = None,
     *,
     tokenizer: str = "openai-clip-bpe",
-    schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
+    schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (2)
 ) -> Path:
     """Write `manifest.json` atomically (schema 2: `shards.idx` first); shards in (global) order. Write it last."""
 

@@ -32,7 +32,7 @@ def is_remote(store) -> bool:
 def shard_ranges(store) -> list[range]:
     """The sample indices of each shard, in store order."""
     ranges, start = [], 0
-    for shard in store.manifest["shards"]:
+    for shard in map(store.shard_entry, range(store.num_shards)):
         ranges.append(range(start, start + shard["num_samples"]))
         start += shard["num_samples"]
     return ranges

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from mobileclip_fastload import StoreExistsError
-from mobileclip_fastload._core import MANIFEST_FILE
+from mobileclip_fastload._core import INDEX_FILE, MANIFEST_FILE
 
 # Each tool's run state in its output folder: done records, and what else it writes.
 TOOL_DIRS = {"convert": ("_convert_done",), "reinforce": ("_reinforce_done", "_captions")}
@@ -82,7 +82,7 @@ def _manifest_maker(path: str) -> str | None:
 
 def _is_store_file(name: str) -> bool:
     return (
-        name == MANIFEST_FILE
+        name in (MANIFEST_FILE, INDEX_FILE)
         or name.endswith(".arrow")
         or any(name in files for files in TOOL_FILES.values())
         or _is_temporary(name)
