@@ -212,10 +212,10 @@ def test_empty_store_and_empty_shard(tmp_path):
     assert len(Store(w.path)) == 0
     info = write_shard(tmp_path / "shard-00000.arrow", [], dims={"J": 2, "S": 1, "K": 1, "D": 3})
     assert info.num_samples == 0
-    write_manifest(tmp_path, [info], {"J": 2, "S": 1, "K": 1, "D": 3}, "float16", {"note": "empty"})
-    store = Store(tmp_path)
-    assert len(store) == 0 and store.manifest["metadata"] == {"note": "empty"}
-    assert store.verify() == []
+    # A store lists only shards that hold samples: a manifest naming an empty one is refused, never skipped.
+    with pytest.raises(mobileclip_fastload.StoreFormatError, match="shard-00000.arrow: num_samples is 0"):
+        write_manifest(tmp_path, [info], {"J": 2, "S": 1, "K": 1, "D": 3}, "float16", {"note": "empty"})
+    assert not (tmp_path / "manifest.json").exists()
 
 
 def test_writer_refuses_a_non_empty_directory_unless_overwriting(tmp_path, make_store):
