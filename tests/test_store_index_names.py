@@ -105,7 +105,7 @@ def test_a_crafted_name_is_refused_at_use(tmp_path, craft):
 
 
 def test_a_remote_named_store_reads_like_the_local_one(s3, s3_endpoint, tmp_path):  # noqa: F811
-    positional = make_store(tmp_path / "positional", n=24, **DIMS, seed=5, target_shard_bytes=40_000)
+    positional = Path(make_store(tmp_path / "positional", n=24, **DIMS, seed=5, target_shard_bytes=40_000))
     source = Store(positional)
     assert source.num_shards >= 3
     local = tmp_path / "named"
