@@ -150,7 +150,8 @@ def main() -> None:
                 index = path / "shards.idx"
                 sizes_text = f"{manifest_bytes / 1e6:.3g} MB" + (f" + {index.stat().st_size / 1e6:.3g} MB idx"
                                                                  if index.exists() else "")
-                cells = [f"{shards:,}", f"{samples:.3g}", f"{version}{' (task names)' if args.task_names else ''}", sizes_text,
+                schema = f"{version} (task names)" if args.task_names else str(version)
+                cells = [f"{shards:,}", f"{samples:.3g}", schema, sizes_text,
                          child(str(path), "open", env=env)]
                 if remote:
                     s3, endpoint = remote

@@ -171,7 +171,7 @@ impl Manifest {
         let sizes: Vec<u64> = self.shards.iter().map(|e| e.num_samples as u64).collect();
         let bytes: Vec<u64> = self.shards.iter().map(|e| e.file_bytes).collect();
         let positional = self.shards.iter().enumerate().all(|(n, e)| e.file == super::shard_writer::shard_file_name(n));
-        let names: Vec<String> = if positional { Vec::new() } else { self.shards.iter().map(|e| e.file.clone()).collect() };
+        let names: Vec<String> = self.shards.iter().map(|e| e.file.clone()).collect();
         let names = (!positional).then_some(names.as_slice());
         let index = encode_index(&sizes, &bytes, &entries, cols.len() as u32, names).map_err(Error::InvalidArgument)?;
         let shape = IndexShape { shards: sizes.len() as u64, columns: cols.len() as u32, names: !positional };

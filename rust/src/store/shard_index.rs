@@ -356,7 +356,8 @@ mod tests {
     /// An index of `names.len()` one-row shards with these names (2 columns).
     fn named(names: &[String]) -> Result<(Vec<u8>, IndexShape), String> {
         let k = names.len();
-        let entries: Vec<IndexEntry> = (0..k as u64).map(|n| IndexEntry { file_xxh3: n, columns: vec![n, n] }).collect();
+        let entries: Vec<IndexEntry> =
+            (0..k as u64).map(|n| IndexEntry { file_xxh3: n, columns: vec![n, n] }).collect();
         let idx = encode_index(&vec![1; k], &vec![100; k], &entries, 2, Some(names))?;
         Ok((idx, IndexShape { shards: k as u64, columns: 2, names: true }))
     }

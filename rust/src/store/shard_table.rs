@@ -94,7 +94,8 @@ impl ShardTable {
         }
         let blocks = (0..shape.blocks()).map(|_| OnceLock::new()).collect();
         let (starts, file_bytes) = (std::mem::take(&mut head.starts), std::mem::take(&mut head.file_bytes));
-        Ok(ShardTable { starts, file_bytes, entries: Entries::Indexed { shape, location, read, head, columns, blocks } })
+        let entries = Entries::Indexed { shape, location, read, head, columns, blocks };
+        Ok(ShardTable { starts, file_bytes, entries })
     }
 
     pub fn len(&self) -> usize {

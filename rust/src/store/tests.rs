@@ -272,7 +272,8 @@ fn a_schema_2_store_keeps_its_shards_own_names() {
         shards.push(write_synthetic_shard(&dir.path().join(name), DIMS, EmbeddingDtype::Float16, first, size));
         first += size;
     }
-    let manifest = Manifest::new(DIMS, EmbeddingDtype::Float16, DEFAULT_TOKENIZER, shards, serde_json::json!({})).unwrap();
+    let manifest =
+        Manifest::new(DIMS, EmbeddingDtype::Float16, DEFAULT_TOKENIZER, shards, serde_json::json!({})).unwrap();
     manifest.write_version(dir.path(), 2).unwrap();
     let header: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap()).unwrap();
