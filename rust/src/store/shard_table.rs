@@ -38,6 +38,9 @@ enum Entries {
         head: IndexHead,
         columns: Vec<&'static str>,
         blocks: Vec<OnceLock<Arc<[ShardEntry]>>>,
+        /// With names: each block's names, read on their own (opening a shard needs its name, not its
+        /// entry's checksums).
+        names: Vec<OnceLock<Arc<[String]>>>,
     },
 }
 
@@ -93,8 +96,9 @@ impl ShardTable {
             )));
         }
         let blocks = (0..shape.blocks()).map(|_| OnceLock::new()).collect();
+        let names = (0..if shape.names { shape.blocks() } else { 0 }).map(|_| OnceLock::new()).collect();
         let (starts, file_bytes) = (std::mem::take(&mut head.starts), std::mem::take(&mut head.file_bytes));
-        let entries = Entries::Indexed { shape, location, read, head, columns, blocks };
+        let entries = Entries::Indexed { shape, location, read, head, columns, blocks, names };
         Ok(ShardTable { starts, file_bytes, entries })
     }
 
@@ -119,7 +123,10 @@ impl ShardTable {
     pub fn file_name(&self, n: usize) -> Result<String> {
         match &self.entries {
             Entries::Inline(e) => Ok(e[n].file.clone()),
-            Entries::Indexed { shape, .. } if shape.names => Ok(self.entry(n)?.file),
+            Entries::Indexed { shape, .. } if shape.names => {
+                let b = n as u64 / BLOCK;
+                Ok(self.name_block(b)?[(n as u64 - b * BLOCK) as usize].clone())
+            }
             Entries::Indexed { .. } => Ok(shard_file_name(n)),
         }
     }
@@ -157,7 +164,7 @@ impl ShardTable {
     pub fn entry(&self, n: usize) -> Result<ShardEntry> {
         match &self.entries {
             Entries::Inline(e) => Ok(e[n].clone()),
-            Entries::Indexed { shape, location, read, head, columns, blocks } => {
+            Entries::Indexed { shape, location, read, columns, blocks, .. } => {
                 let b = n as u64 / BLOCK;
                 let block = match blocks[b as usize].get() {
                     Some(block) => block.clone(),
@@ -165,14 +172,11 @@ impl ShardTable {
                         let range = shape.block_shards(b);
                         let bytes = read(shape.entries_range(range.clone()))?;
                         let decoded = parse_entries(&bytes, *shape, range.start).map_err(|m| Error::format(location, m))?;
-                        let mut names = match shape.names {
-                            true => {
-                                let bytes = read(shape.names_range(head, b))?;
-                                parse_names(&bytes, *shape, b).map_err(|m| Error::format(location, m))?
-                            }
+                        let names: Vec<String> = match shape.names {
+                            true => self.name_block(b)?.to_vec(),
                             false => range.clone().map(|m| shard_file_name(m as usize)).collect(),
-                        }
-                        .into_iter();
+                        };
+                        let mut names = names.into_iter();
                         let entries: Arc<[ShardEntry]> = decoded
                             .into_iter()
                             .enumerate()
@@ -193,6 +197,19 @@ impl ShardTable {
                 Ok(block[(n as u64 - b * BLOCK) as usize].clone())
             }
         }
+    }
+
+    /// Name block `b` of an index with names: read and checked on first use, then kept.
+    fn name_block(&self, b: u64) -> Result<Arc<[String]>> {
+        let Entries::Indexed { shape, location, read, head, names, .. } = &self.entries else {
+            unreachable!("only indexed tables with names have name blocks")
+        };
+        if let Some(block) = names[b as usize].get() {
+            return Ok(block.clone());
+        }
+        let bytes = read(shape.names_range(head, b))?;
+        let decoded: Arc<[String]> = parse_names(&bytes, *shape, b).map_err(|m| Error::format(location, m))?.into();
+        Ok(names[b as usize].get_or_init(|| decoded).clone())
     }
 }
 
