@@ -475,8 +475,8 @@ def tables(
                 f"{m['estimate_gib']:.1f} | {_fmt(m['budget_gib'], '.1f')} |"
             )
         lines.append(
-            "Estimate: mobileclip_fastload_train.memory (16 B/parameter + saved activations measured at batches 2 and 4, "
-            "extrapolated); chosen with x1.25 headroom. Compare with the measured peak GiB above."
+            "Estimate: mobileclip_fastload_train.memory (16 B/parameter + saved activations measured at batches 2 "
+            "and 4, extrapolated); chosen with x1.25 headroom. Compare with the measured peak GiB above."
         )
     if skipped:
         lines.append("Skipped: " + "; ".join(skipped) + ".")
@@ -484,8 +484,10 @@ def tables(
         ref = e2e_rows[0]["samples_per_s"]
         lines += [
             "",
-            "| mobileclip_fastload_train.train, MobileCLIP-S0, fed by | batch | samples/s | vs in-memory (pinned) | ms/step | "
-            "data wait ms (median / max) |",
+            (
+                "| mobileclip_fastload_train.train, MobileCLIP-S0, fed by | batch | samples/s | vs in-memory (pinned) "
+                "| ms/step | data wait ms (median / max) |"
+            ),
             "|---|---|---|---|---|---|",
         ]
         for r in e2e_rows:

@@ -33,6 +33,7 @@ Steps, each recorded in ``OUT/gpu_check.json`` and ``OUT/gpu_check.md``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -186,10 +187,8 @@ def bench_lines(log: Path) -> list[dict]:
     rows = []
     for line in log.read_text().splitlines() if log.exists() else []:
         if line.startswith("{"):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
     return rows
 
 
@@ -198,8 +197,10 @@ def markdown(report: dict, bench_md: str | None) -> str:
     lines = [
         f"# GPU check ({'dry run, CPU' if report['dry_run'] else 'device run'})",
         "",
-        f"Device: {env.get('device')}; torch {env.get('torch')}; timm {env.get('timm')}; "
-        f"open_clip {env.get('open_clip')}; Python {env.get('python')}; wheels: {', '.join(report['wheels'])}.",
+        (
+            f"Device: {env.get('device')}; torch {env.get('torch')}; timm {env.get('timm')}; "
+            f"open_clip {env.get('open_clip')}; Python {env.get('python')}; wheels: {', '.join(report['wheels'])}."
+        ),
         f"Command: `{report['command']}`; total {report['total_s']:.0f} s.",
         "",
         "## CUDA tests",
@@ -207,8 +208,9 @@ def markdown(report: dict, bench_md: str | None) -> str:
         f"exit code {report['tests']['exit']} in {report['tests']['seconds']:.0f} s",
         "",
     ]
-    for case in report["tests"].get("cases", []):
-        lines.append(f"- {case['test']}: {case['outcome']} ({case['seconds']:.1f} s)")
+    lines += [
+        f"- {case['test']}: {case['outcome']} ({case['seconds']:.1f} s)" for case in report["tests"].get("cases", [])
+    ]
     bench = report["bench"]
     lines += ["", "## bench_train_step", "", f"exit code {bench['exit']} in {bench['seconds']:.0f} s", ""]
     if bench_md:
@@ -241,7 +243,7 @@ def main() -> None:
     sys.path[:0] = paths
     env = dict(
         os.environ,
-        PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        PYTHONPATH=os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         PYTHONUNBUFFERED="1",
     )
     report: dict = {

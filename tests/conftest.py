@@ -21,6 +21,9 @@ except ImportError as e:
 from mobileclip_fastload._core import DEFAULT_WRITE_SCHEMA
 from mobileclip_fastload.store import Sample, StoreWriter, aug_records
 
+# The remote-store fixtures (a moto S3 server on 127.0.0.1): importing them here registers them for every test module.
+from remote_s3 import local_store, s3, s3_endpoint  # noqa: F401
+
 
 def synthetic_sample(
     i: int,

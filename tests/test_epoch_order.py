@@ -102,7 +102,7 @@ def looks_random(perm) -> bool:
     )
 
 
-@pytest.mark.parametrize("n, seed", [(20_000, 0), (65_537, 1), (100_003, 7), (2**17, 3)])
+@pytest.mark.parametrize(("n", "seed"), [(20_000, 0), (65_537, 1), (100_003, 7), (2**17, 3)])
 def test_the_order_passes_statistics_that_structured_orders_fail(n, seed):
     assert looks_random(_core.epoch_indices(n, seed=seed, epoch=2))
     # Each rank's share is random-looking too (its values spread over the whole store).

@@ -40,6 +40,12 @@ def test_every_batch_field_starts_on_a_page_of_its_own(store_path, image_dtype):
             pages[name] = (first, end)
 
 
+def drain(loader) -> None:
+    """Iterate to the end holding no batch: each is dropped before the next is asked for."""
+    for b in loader:
+        del b
+
+
 def test_the_pool_keeps_its_buffers_after_fill_errors(tmp_path):
     """Every pass fails on the same undecodable image; a failed batch's buffer goes back to the
     pool, so the pool stays at its bound however many passes fail (it used to free that buffer
@@ -50,8 +56,7 @@ def test_the_pool_keeps_its_buffers_after_fill_errors(tmp_path):
     for _ in range(10):
         loader.set_epoch(0)
         with pytest.raises(ImageDecodeError):
-            for b in loader:
-                del b
+            drain(loader)
         gc.collect()
         counts.append(loader._core.buffers_allocated())
     # prefetch window (1) + the batch the consumer holds + the one the worker fills (timing decides

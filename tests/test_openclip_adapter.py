@@ -175,7 +175,7 @@ def _stream(loader, epochs):
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")
 @pytest.mark.parametrize(
-    "num_samples, batch_size, world_size, workers",
+    ("num_samples", "batch_size", "world_size", "workers"),
     [(6, 4, 1, 1), (12, 4, 1, 1), (13, 4, 1, 1), (1000, 7, 3, 4), (5, 8, 2, 3), (65_536_000, 256, 256, 24)],
 )
 def test_epoch_size_is_openclips_own_for_train_num_samples(num_samples, batch_size, world_size, workers):
@@ -237,7 +237,7 @@ def test_train_num_samples_larger_than_the_store_spans_passes(store_path):
 
 
 @pytest.mark.parametrize(
-    "flags, flag",
+    ("flags", "flag"),
     [
         (["--dataset-resampled"], "--dataset-resampled"),
         (["--dataset-resampled", "--train-data-upsampling-factors", "1"], "--dataset-resampled"),
@@ -284,7 +284,7 @@ def test_apples_mix_synthetic_flag_sets_the_loaders_mix_mode(store_path):
 
 
 @pytest.mark.parametrize(
-    "name, value, flag",
+    ("name", "value", "flag"),
     [
         ("dataset_reinforcement_sample_sequential", True, "--dataset-reinforcement-sample-sequential"),
         ("dataset_reinforcement_filter_image_size", 64, "--dataset-reinforcement-filter-image-size"),

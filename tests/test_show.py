@@ -178,7 +178,7 @@ def planted_store(path: Path) -> tuple[str, list[list[str]]]:
                     text_emb=unit(text).astype(np.float16),
                 )
             )
-    return str(path), [[real_flags] + syn_flags for real_flags, syn_flags in zip(expected_real, expected)]
+    return str(path), [[real_flags, *syn_flags] for real_flags, syn_flags in zip(expected_real, expected)]
 
 
 def test_degenerate_captions_and_agreement_outlier_are_flagged(tmp_path):
@@ -302,6 +302,7 @@ def test_a_remote_store_gives_the_local_page(store_path, tmp_path):
     remote, local = remote_out.read_text(encoding="utf-8"), local_out.read_text(encoding="utf-8")
     assert page_data(remote)["samples"] == page_data(local)["samples"]
     for i in (2, 19):
-        r, l = shown_augmentations(sections(remote)[i]), shown_augmentations(sections(local)[i])
-        assert sorted(r) == [0, 1, 2] and all(np.array_equal(r[j], l[j]) for j in r)
+        from_remote, from_local = shown_augmentations(sections(remote)[i]), shown_augmentations(sections(local)[i])
+        assert sorted(from_remote) == [0, 1, 2]
+        assert all(np.array_equal(from_remote[j], from_local[j]) for j in from_remote)
     assert "s3://stores/show" in remote

@@ -10,7 +10,7 @@ pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 
 from mobileclip_fastload.cli import main
-from test_remote_store import CREDENTIALS, local_store, s3, s3_endpoint, upload  # noqa: F401
+from remote_s3 import CREDENTIALS, upload
 
 
 def remote_args(endpoint: str, cache) -> list[str]:

@@ -26,7 +26,7 @@ def test_saved_activations_match_an_analytic_count():
     mlp = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8))
     for batch in (1, 5):
         x = torch.randn(batch, 16)
-        measured = saved_activation_bytes(lambda: mlp(x).sum(), list(mlp.parameters()))
+        measured = saved_activation_bytes(lambda x=x: mlp(x).sum(), list(mlp.parameters()))
         assert measured == batch * (16 + 32) * 4
 
 

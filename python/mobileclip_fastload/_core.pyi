@@ -137,7 +137,8 @@ class Store:
     @property
     def num_shards(self) -> int: ...
     def shard_entry(self, n: int) -> dict[str, Any]:
-        """Shard n's entry: {"file", "num_samples", "file_bytes", "file_xxh3", "columns"} (schema 2: from shards.idx)."""
+        """Shard n's entry: {"file", "num_samples", "file_bytes", "file_xxh3", "columns"}
+        (schema 2: from shards.idx)."""
     @property
     def file_bytes(self) -> int:
         """Bytes of all shard files together, as the manifest (or shard index) states them."""

@@ -80,7 +80,7 @@ def measure_step_memory(
     models on a few cores, a fraction of a second on a GPU); ``captions_per_image`` caption rows
     per image go through the text tower (2: the real and the synthetic caption, as
     ``mobileclip_fastload_train.train`` does)."""
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     device = device or params[0].device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     was_training = model.training

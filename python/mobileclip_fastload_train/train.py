@@ -558,7 +558,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--recipe",
         choices=sorted(RECIPES),
         default=None,
-        help="a named preset of the values above (python/mobileclip_fastload_train/recipes.py); flags given here override it",
+        help=(
+            "a named preset of the values above (python/mobileclip_fastload_train/recipes.py); "
+            "flags given here override it"
+        ),
     )
     args = p.parse_args(argv)
     if args.recipe is not None:  # the recipe's values become the defaults: flags given explicitly still win

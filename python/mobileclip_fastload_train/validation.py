@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ def _shard(n: int, info: DistInfo) -> range:
 
 def _gathered(local: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """The ranks' slices, concatenated in rank order (so in the order of the full set)."""
-    return torch.cat([t for t in all_gather_objects(local.cpu(), info)])  # type: ignore[misc]
+    return torch.cat(cast("list[torch.Tensor]", all_gather_objects(local.cpu(), info)))
 
 
 class _Encoder:
@@ -122,7 +122,7 @@ class Validation:
     batch_size: int = 64
     workers: int = 0
     autocast: bool = False  # bf16 autocast for the encoders (as clip_benchmark's --amp)
-    info: DistInfo = DistInfo()
+    info: DistInfo = field(default_factory=DistInfo)
 
     def __call__(self, model: CLIPModel) -> dict[str, float]:
         from mobileclip_fastload_train.evaluate import default_tokenizer

@@ -56,9 +56,11 @@ def sample_html(
         f'<section class="sample" id="sample-{i}" data-index="{i}">',
         f"<h2>#{i} {uid} {flags_html(outliers, 'flag outlier')}</h2>",
         '<div class="images">',
-        f'<figure class="stored"><img class="stored" alt="stored image" src="{stored_uri}">'
-        f"<figcaption>stored {view['size'][0]}x{view['size'][1]} "
-        f"(original {view['orig_size'][0]}x{view['orig_size'][1]})</figcaption></figure>",
+        (
+            f'<figure class="stored"><img class="stored" alt="stored image" src="{stored_uri}">'
+            f"<figcaption>stored {view['size'][0]}x{view['size'][1]} "
+            f"(original {view['orig_size'][0]}x{view['orig_size'][1]})</figcaption></figure>"
+        ),
     ]
     if replay_error is not None:  # the loader skips such a sample; the page says why
         out.append(

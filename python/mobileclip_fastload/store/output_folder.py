@@ -16,6 +16,7 @@ A store is someone's data. A tool:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -170,11 +171,9 @@ def prepare(folder: OutputFolder, overwrite: bool) -> None:
         # The manifest first: an interrupted cleanup never leaves a manifest without its shards.
         names = sorted(folder.store_files, key=lambda n: n != MANIFEST_FILE)
         for name in names:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(path, name))
-            except FileNotFoundError:
-                pass
-        for tool in [folder.tool] + folder.other_tools:
+        for tool in [folder.tool, *folder.other_tools]:
             for d in TOOL_DIRS[tool]:
                 shutil.rmtree(os.path.join(path, d), ignore_errors=True)
     os.makedirs(path, exist_ok=True)
