@@ -106,7 +106,7 @@ def test_parameter_counts_equal_apples(name):
     "name",
     _params(
         ["MobileCLIP2-S0", "MobileCLIP2-S2", "MobileCLIP2-B", "MobileCLIP2-S3", "MobileCLIP2-S4"],
-        slow={"MobileCLIP2-S3", "MobileCLIP2-S4"},
+        heavy={"MobileCLIP2-S3", "MobileCLIP2-S4"},
     ),
 )
 def test_reparameterised_image_towers_have_apples_counts_to_the_decimal(name):
