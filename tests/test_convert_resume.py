@@ -92,7 +92,7 @@ def test_killed_process_leaves_only_complete_shards(dataset, tmp_path):
     out = str(tmp_path / "store")
     script = (
         "import sys, time\n"
-        "from mobileclip_fastload.convert import store_io\n"
+        "from mobileclip_fastload.ingest import store_io\n"
         "real = store_io.write_json_atomic\n"
         "def slow(path, obj):\n"
         "    real(path, obj)\n"

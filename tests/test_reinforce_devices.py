@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mobileclip_fastload.convert.executors import run_tasks
+from mobileclip_fastload.ingest.executors import run_tasks
 from mobileclip_fastload.reinforce import devices
 from mobileclip_fastload.reinforce.api import TORCHRUN_GATHER_TIMEOUT_S
 from reinforce_worker_probe import ProbeOptions, ProbeTask, probe_task

@@ -7,9 +7,8 @@ import time
 from datetime import datetime, timezone
 from typing import Iterable
 
-from mobileclip_fastload.convert.executors import EXECUTORS, run_tasks
-from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
-from mobileclip_fastload.convert.inputs import make_tasks
+from mobileclip_fastload.ingest.executors import EXECUTORS, run_tasks
+from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 from mobileclip_fastload.convert.options import (
     DEFAULT_MAX_EMBEDDING_BYTES,
     DEFAULT_TARGET_SHARD_BYTES,
@@ -19,12 +18,15 @@ from mobileclip_fastload.convert.options import (
     check_choice,
 )
 from mobileclip_fastload.convert.probe import probe
-from mobileclip_fastload.convert.progress import Progress
+from mobileclip_fastload.ingest.progress import Progress
 from mobileclip_fastload.convert.report import CONVERTED, RESUMED, ConvertReport, ShardReport
-from mobileclip_fastload.convert.shard_task import DONE_DIR
-from mobileclip_fastload.convert.store_io import remove_stale_temporaries
+from mobileclip_fastload.convert.shard_task import DONE_DIR, make_tasks, run_shard_task
+from mobileclip_fastload.ingest.store_io import remove_stale_temporaries
 
 REPORT_NAME = "convert_report.json"
+
+#: what the process pool's forkserver imports once, so its workers start warm
+WORKER_PRELOAD = ("mobileclip_fastload.convert.worker_preload",)
 
 
 def default_workers() -> int:
@@ -136,7 +138,8 @@ def convert(
         bar.shard_done()
 
     try:
-        run_tasks(executor, tasks, opts, workers=workers, verify=verify_resumed, on_done=on_done, on_progress=on_progress)
+        run_tasks(executor, tasks, opts, workers=workers, verify=verify_resumed, on_done=on_done, on_progress=on_progress,
+                  task_fn=run_shard_task, preload=WORKER_PRELOAD)
     finally:
         bar.close()
 
@@ -151,7 +154,7 @@ def convert(
         workers=workers,
         executor=executor,
     )
-    from mobileclip_fastload.convert.store_io import write_store_manifest
+    from mobileclip_fastload.ingest.store_io import write_store_manifest
 
     finished = [r for r in ordered if r.status in (CONVERTED, RESUMED)]
     meta = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from mobileclip_fastload._core import EMBEDDING_DTYPES, Dims
-from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 
 LAYOUTS = ("joined", "separate")
 #: How a re-run checks the outputs of a task it finds done: whole-file xxh3, or sizes only.

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from mobileclip_fastload.convert.precision import CosineError
+from mobileclip_fastload.ingest.precision import CosineError
 
 CONVERTED = "converted"  # converted in this run
 RESUMED = "resumed"  # finished and verified by an earlier run; not redone

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Callable, TypeVar
 
-from mobileclip_fastload.convert.images import IMAGE_EXTENSIONS
+from mobileclip_fastload.ingest.images import IMAGE_EXTENSIONS
+from mobileclip_fastload.ingest.inputs import expand_inputs, pair_image_shards, task_ids
 from mobileclip_fastload.convert.options import ConvertOptions
-from mobileclip_fastload.convert.precision import CosineError
+from mobileclip_fastload.ingest.precision import CosineError
 from mobileclip_fastload.convert.report import CONVERTED, FAILED, RESUMED, UNREADABLE, ShardReport
 from mobileclip_fastload.convert.sample_builder import ImagePart, build_sample
-from mobileclip_fastload.convert.skips import DUPLICATE_KEY, TRUNCATED_SAMPLE, SkipSample
-from mobileclip_fastload.convert.tar_samples import ShardUnreadable, TarIndex, TarSampleReader
+from mobileclip_fastload.ingest.skips import DUPLICATE_KEY, TRUNCATED_SAMPLE, SkipSample
+from mobileclip_fastload.ingest.tar_samples import ShardUnreadable, TarIndex, TarSampleReader
 
 DONE_DIR = "_convert_done"
 DONE_SCHEMA = 1
@@ -41,6 +42,25 @@ class ShardTask:
     input: str
     image_input: str | None
     output_dir: str
+
+
+def make_tasks(inputs, output: str, *, layout: str, image_shards=None) -> list[ShardTask]:
+    """One task per input shard (paired with its image shard when ``layout='separate'``)."""
+    paths = expand_inputs(inputs)
+    if not paths:
+        raise ValueError(f"no input shards match {inputs!r}")
+    image_paths: list[str | None] = [None] * len(paths)
+    if layout == "separate":
+        if image_shards is None:
+            raise ValueError("layout='separate' needs image_shards (img2dataset tars)")
+        expanded = expand_inputs(image_shards)
+        if not expanded:
+            raise ValueError(f"no image shards match {image_shards!r}")
+        image_paths = pair_image_shards(paths, expanded)
+    elif image_shards is not None:
+        raise ValueError("image_shards is only used with layout='separate'")
+    ids = task_ids(paths)
+    return [ShardTask(i, ids[i], p, image_paths[i], output) for i, p in enumerate(paths)]
 
 
 def output_name(task_id: str, part: int) -> str:
@@ -88,7 +108,7 @@ def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> Shard
         fingerprint = {**earlier, "schema": DONE_SCHEMA, "options": opts.fingerprint()}
     if earlier != fingerprint:
         return None
-    from mobileclip_fastload.convert.store_io import verify_output
+    from mobileclip_fastload.ingest.store_io import verify_output
 
     for info in report.outputs:
         if not verify_output(os.path.join(task.output_dir, info["file"]), info, checksum=(verify == "checksum")):
@@ -186,7 +206,7 @@ def run_shard_task(
         _convert(task, opts, report, throttle)
 
     def write_done(report: ShardReport) -> None:
-        from mobileclip_fastload.convert.store_io import write_json_atomic
+        from mobileclip_fastload.ingest.store_io import write_json_atomic
 
         write_json_atomic(
             done_record_path(task.output_dir, task.task_id),
@@ -204,7 +224,7 @@ def run_shard_task(
 
 
 def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttle: Throttle) -> None:
-    from mobileclip_fastload.convert.store_io import write_part
+    from mobileclip_fastload.ingest.store_io import write_part
     from mobileclip_fastload.tokenizer import default_tokenizer
 
     tokenizer = default_tokenizer()

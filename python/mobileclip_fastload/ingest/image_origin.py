@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mobileclip_fastload.convert.skips import (
+from mobileclip_fastload.ingest.skips import (
     SHA256_MISMATCH,
     SHAPE_MISMATCH,
     UNKNOWN_ORIGINAL_SIZE,

@@ -7,9 +7,9 @@ import time
 from typing import Iterable, Sequence
 
 from mobileclip_fastload.convert.api import default_workers
-from mobileclip_fastload.convert.executors import ray_cluster_resources, run_tasks
+from mobileclip_fastload.ingest.executors import ray_cluster_resources, run_tasks
 from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, VERIFY_RESUMED, Dims, check_choice
-from mobileclip_fastload.convert.progress import Progress
+from mobileclip_fastload.ingest.progress import Progress
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE, RRC_RATIO, RRC_SCALE
 from mobileclip_fastload.reinforce import devices
 from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
@@ -150,7 +150,7 @@ def reinforce(
             "inline" if executor == "torchrun" else executor, mine, opts, workers=worker_plan.workers,
             verify=verify_resumed, on_done=on_done, on_progress=on_progress, task_fn=run_reinforce_task,
             ray_options=ray_options, worker_setup=devices.place if executor == "inline" else devices.on_worker,
-            worker_devices=worker_plan.devices,
+            worker_devices=worker_plan.devices, preload=("mobileclip_fastload.ingest.worker_preload",),
         )
     finally:
         bar.close()
@@ -165,7 +165,7 @@ def reinforce(
     report.metadata = _provenance(opts, len(tasks), metadata)
     if rank == 0:
         if stage == "all":
-            from mobileclip_fastload.convert.store_io import write_store_manifest
+            from mobileclip_fastload.ingest.store_io import write_store_manifest
 
             finished = [r for r in ordered if r.status in (CONVERTED, RESUMED)]
             write_store_manifest(output, [info for r in finished for info in r.outputs], opts, report.metadata)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
 from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, Dims
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE
 from mobileclip_fastload.reinforce.captioners import Captioner

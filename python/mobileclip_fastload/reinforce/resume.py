@@ -52,7 +52,7 @@ def finished_report(task: ReinforceTask, opts: ReinforceOptions, verify: str, st
     """An earlier run's report of this task at ``stage`` if it finished under the same input
     and options and its outputs are intact; else None. ``any_device``: the captioning pass may
     have run on another device (joining a finished pass made elsewhere, not resuming one)."""
-    from mobileclip_fastload.convert.store_io import verify_output
+    from mobileclip_fastload.ingest.store_io import verify_output
 
     try:
         with open(done_record_path(task.output_dir, task.task_id, stage)) as f:
