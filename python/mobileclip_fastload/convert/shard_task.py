@@ -14,25 +14,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
-import traceback
 from dataclasses import dataclass
-from collections.abc import Sequence
-from typing import Callable, TypeVar
 
 from mobileclip_fastload.ingest.images import IMAGE_EXTENSIONS
 from mobileclip_fastload.ingest.inputs import expand_inputs, pair_image_shards, task_ids
 from mobileclip_fastload.convert.options import ConvertOptions
 from mobileclip_fastload.ingest.precision import CosineError
-from mobileclip_fastload.convert.report import CONVERTED, FAILED, RESUMED, UNREADABLE, ShardReport
+from mobileclip_fastload.convert.report import RESUMED, ShardReport
 from mobileclip_fastload.convert.sample_builder import ImagePart, build_sample
 from mobileclip_fastload.ingest.skips import DUPLICATE_KEY, TRUNCATED_SAMPLE, SkipSample
 from mobileclip_fastload.ingest.tar_samples import ShardUnreadable, TarIndex, TarSampleReader
+from mobileclip_fastload.ingest.task import ProgressFn, Throttle, run_task
 
 DONE_DIR = "_convert_done"
 DONE_SCHEMA = 1
-ProgressFn = Callable[[int, int], None]  # (input bytes done since last call, samples done since last call)
-R = TypeVar("R", bound=ShardReport)
 
 
 @dataclass(frozen=True)
@@ -130,66 +125,6 @@ def _remove_stale_outputs(task: ShardTask) -> None:
     for name in os.listdir(task.output_dir):
         if pattern.fullmatch(name):
             os.unlink(os.path.join(task.output_dir, name))
-
-
-class Throttle:
-    """Calls ``fn`` with accumulated deltas at most every ``interval`` seconds."""
-
-    def __init__(self, fn: ProgressFn | None, interval: float = 0.2):
-        self.fn, self.interval = fn, interval
-        self.bytes = self.samples = 0
-        self.last = time.monotonic()
-
-    def add(self, nbytes: int, nsamples: int, force: bool = False) -> None:
-        if self.fn is None:
-            return
-        self.bytes += nbytes
-        self.samples += nsamples
-        now = time.monotonic()
-        if force or now - self.last >= self.interval:
-            if self.bytes or self.samples:
-                self.fn(self.bytes, self.samples)
-            self.bytes = self.samples = 0
-            self.last = now
-
-
-def run_task(
-    finished: Callable[[], R | None],
-    new_report: Callable[[], R],
-    inputs: Sequence[str | None],
-    work: Callable[[R, Throttle], None],
-    write_done: Callable[[R], None],
-    progress: ProgressFn | None,
-) -> R:
-    """One task's life, for convert and reinforce alike: a task that finished before is
-    reported as it was; otherwise its `inputs` must exist (checked before `work` removes
-    any earlier output), `work` runs, an unreadable input or any failure is recorded in
-    the report instead of raised, and a converted task's done record is written last
-    (`write_done`)."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    done = finished()
-    if done is not None:
-        if progress:
-            progress(done.bytes_in, done.samples_in)
-        return done
-    report = new_report()
-    throttle = Throttle(progress)
-    try:
-        for path in inputs:
-            if path is not None and not os.path.isfile(path):  # before any earlier output is removed
-                raise ShardUnreadable(f"cannot read {path}: no such file")
-        work(report, throttle)
-    except ShardUnreadable as e:
-        report.status, report.error = UNREADABLE, str(e)
-    except Exception as e:  # a bug (or a model failure) must not take the other shards down
-        report.status = FAILED
-        report.error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
-    throttle.add(0, 0, force=True)
-    report.seconds = time.perf_counter() - t0
-    report.cpu_seconds = time.process_time() - c0
-    if report.status == CONVERTED:
-        write_done(report)
-    return report
 
 
 def run_shard_task(

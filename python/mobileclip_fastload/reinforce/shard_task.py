@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from mobileclip_fastload.convert.shard_task import ProgressFn, Throttle, run_task
 from mobileclip_fastload.ingest.skips import DUPLICATE_KEY, SkipSample
+from mobileclip_fastload.ingest.task import ProgressFn, Throttle, run_task
 from mobileclip_fastload.reinforce.captioners import caption_seed
 from mobileclip_fastload.reinforce.inputs import ReinforceTask, open_reader
 from mobileclip_fastload.reinforce.options import ReinforceOptions
