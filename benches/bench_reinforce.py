@@ -57,7 +57,7 @@ def cpu_per_core(samples, J: int, size: int) -> dict:
     from torchvision.transforms import functional as F
     from torchvision.transforms.autoaugment import _apply_op
 
-    from mobileclip_fastload.convert.options import Dims
+    from mobileclip_fastload.ingest.options import Dims
     from mobileclip_fastload.reinforce.augmentation import draw_augmentations
     from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
     from mobileclip_fastload.reinforce.options import ReinforceOptions

@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 
 from mobileclip_fastload.convert.api import default_workers
 from mobileclip_fastload.ingest.executors import ray_cluster_resources, run_tasks
-from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, VERIFY_RESUMED, Dims, check_choice
+from mobileclip_fastload.ingest.options import DEFAULT_TARGET_SHARD_BYTES, VERIFY_RESUMED, Dims, check_choice
 from mobileclip_fastload.ingest.progress import Progress
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE, RRC_RATIO, RRC_SCALE
 from mobileclip_fastload.reinforce import devices
