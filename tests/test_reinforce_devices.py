@@ -14,7 +14,7 @@ import pytest
 
 from mobileclip_fastload.ingest.executors import run_tasks
 from mobileclip_fastload.reinforce import devices
-from mobileclip_fastload.reinforce.api import TORCHRUN_GATHER_TIMEOUT_S
+from mobileclip_fastload.ingest.torchrun import GATHER_TIMEOUT_S as TORCHRUN_GATHER_TIMEOUT_S
 from reinforce_worker_probe import ProbeOptions, ProbeTask, probe_task
 
 ROOT = Path(__file__).resolve().parents[1]

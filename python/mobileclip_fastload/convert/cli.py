@@ -28,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="joined: image+txt+DR members per sample; separate: DR shards + --image-shards")
     p.add_argument("--image-shards", nargs="+", help="img2dataset image shards (separate layout), paired by file name")
     p.add_argument("-j", "--workers", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--executor", choices=EXECUTORS, default="process")
+    p.add_argument("--executor", choices=EXECUTORS, default="process",
+                   help="process (-j workers); ray (one task per shard); inline; torchrun (run under torchrun, one "
+                        "rank per process: each converts its share, rank 0 writes the manifest)")
     p.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float16")
     p.add_argument("--max-augmentations", type=int, default=None, help="keep only the first N augmentations")
     p.add_argument("--target-shard-size", type=parse_size, default=DEFAULT_TARGET_SHARD_BYTES,

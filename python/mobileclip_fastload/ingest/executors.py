@@ -1,6 +1,6 @@
-"""Running shard tasks: in this process, on a local process pool, or on Ray.
+"""Running shard tasks: in this process, on a local process pool, on Ray, or as torchrun ranks.
 
-All three run the same task function (``run_shard_task`` for ``convert``;
+All of them run the same task function (``run_shard_task`` for ``convert``;
 ``reinforce`` passes its own, a module-level function called as
 ``task_fn(task, opts, verify=..., progress=...)``); results come back as report
 objects in completion order through ``on_done`` and progress deltas through
@@ -15,6 +15,8 @@ objects in completion order through ``on_done`` and progress deltas through
   ``ray.init`` connects to (an existing one, or a local instance it starts).
   Progress is per finished shard. Needs the optional ``ray`` extra.
 * ``"inline"``: sequential, in this process (debugging, tiny inputs).
+* ``"torchrun"``: this process is one rank; it runs the share of the tasks it is given
+  (``torchrun.Ranks.mine``) inline; the tool gathers the reports (``Ranks.gather``).
 
 ``worker_setup(opts, device)`` (a module-level function; reinforce's
 ``devices.on_worker``) runs in the worker before each task and returns the options
@@ -35,7 +37,7 @@ from typing import Any, Callable, Sequence
 
 from mobileclip_fastload.ingest.parent_watch import exit_when_gone
 
-EXECUTORS = ("process", "ray", "inline")
+EXECUTORS = ("inline", "process", "ray", "torchrun")
 OnDone = Callable[[Any, Any], None]  # (task, its report)
 OnProgress = Callable[[int, int, int], None]
 TaskFn = Callable[..., Any]
@@ -60,7 +62,7 @@ def run_tasks(
     """``ray_options``: extra ``ray.remote`` options per task (e.g. ``{"num_gpus": 1, "max_calls": 0}``).
     ``preload``: modules the process pool's forkserver imports once, so its workers start with them loaded."""
     devices = tuple(worker_devices or (None,))
-    if executor == "inline" or (executor == "process" and (workers <= 1 or len(tasks) <= 1)):
+    if executor in ("inline", "torchrun") or (executor == "process" and (workers <= 1 or len(tasks) <= 1)):
         if worker_setup is not None:
             opts = worker_setup(opts, devices[0])
         for t in tasks:
@@ -73,6 +75,14 @@ def run_tasks(
                  ray_options=ray_options, worker_setup=worker_setup)
     else:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 # ----------------------------------------------------------------------------- process pool

@@ -5,7 +5,9 @@ Shown only on a terminal: when stderr is not a TTY (logs, CI, pytest) it stays q
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
 
 class Progress:
@@ -43,3 +45,33 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def input_bytes(path: str | None) -> int:
+    """A task input's size for the progress total; 0 when there is none or it cannot be read."""
+    if path is None:
+        return 0
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+class TaskProgress:
+    """``run_tasks``'s ``on_progress`` / ``on_done`` over a ``Progress`` bar: each task's bytes are clamped
+    to what was planned for it (a finished task tops its share up), and the reports are kept by task index."""
+
+    def __init__(self, planned: dict[int, int], bar: Progress):
+        self.planned, self.bar = planned, bar
+        self.reported = dict.fromkeys(planned, 0)
+        self.reports: dict[int, Any] = {}
+
+    def on_progress(self, index: int, nbytes: int, nsamples: int) -> None:
+        nbytes = max(0, min(nbytes, self.planned[index] - self.reported[index]))
+        self.reported[index] += nbytes
+        self.bar.advance(nbytes, nsamples)
+
+    def on_done(self, task, report) -> None:
+        self.reports[task.index] = report
+        self.on_progress(task.index, self.planned[task.index] - self.reported[task.index], 0)
+        self.bar.shard_done()
