@@ -16,13 +16,15 @@ import os
 import re
 from dataclasses import dataclass
 
+from mobileclip_fastload.ingest import resume
 from mobileclip_fastload.ingest.images import IMAGE_EXTENSIONS
 from mobileclip_fastload.ingest.inputs import expand_inputs, pair_image_shards, task_ids
 from mobileclip_fastload.convert.options import ConvertOptions
 from mobileclip_fastload.ingest.precision import CosineError
-from mobileclip_fastload.convert.report import RESUMED, ShardReport
+from mobileclip_fastload.convert.report import ShardReport
 from mobileclip_fastload.convert.sample_builder import ImagePart, build_sample
 from mobileclip_fastload.ingest.skips import DUPLICATE_KEY, TRUNCATED_SAMPLE, SkipSample
+from mobileclip_fastload.ingest.resume import input_fingerprint
 from mobileclip_fastload.ingest.tar_samples import ShardUnreadable, TarIndex, TarSampleReader
 from mobileclip_fastload.ingest.task import ProgressFn, Throttle, run_task
 
@@ -58,19 +60,8 @@ def make_tasks(inputs, output: str, *, layout: str, image_shards=None) -> list[S
     return [ShardTask(i, ids[i], p, image_paths[i], output) for i, p in enumerate(paths)]
 
 
-def output_name(task_id: str, part: int) -> str:
-    return f"{task_id}-{part:03d}.arrow"
-
-
 def done_record_path(output_dir: str, task_id: str) -> str:
-    return os.path.join(output_dir, DONE_DIR, f"{task_id}.json")
-
-
-def input_fingerprint(path: str | None) -> dict | None:
-    if path is None:
-        return None
-    st = os.stat(path)
-    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return resume.done_record_path(output_dir, DONE_DIR, task_id)
 
 
 def task_fingerprint(task: ShardTask, opts: ConvertOptions) -> dict:
@@ -84,47 +75,19 @@ def task_fingerprint(task: ShardTask, opts: ConvertOptions) -> dict:
 
 def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> ShardReport | None:
     """The report of an earlier run of this task, if it finished under the same inputs and
-    options and its outputs are intact; else None (the task must run)."""
-    path = done_record_path(task.output_dir, task.task_id)
-    try:
-        with open(path) as f:
-            record = json.load(f)
-        earlier = record["fingerprint"]
-        report = ShardReport.from_dict(record["report"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    input_gone = False
-    try:
-        fingerprint = task_fingerprint(task, opts)
-    except OSError:
-        # The input was deleted after it was converted: keep that conversion if it was made
-        # under the same options, rather than lose it.
-        input_gone = True
-        fingerprint = {**earlier, "schema": DONE_SCHEMA, "options": opts.fingerprint()}
-    if earlier != fingerprint:
-        return None
-    from mobileclip_fastload.ingest.store_io import verify_output
-
-    for info in report.outputs:
-        if not verify_output(os.path.join(task.output_dir, info["file"]), info, checksum=(verify == "checksum")):
-            return None
-    report.status = RESUMED
-    if input_gone:
-        note = "input no longer readable; the earlier conversion of it is kept"
-        report.tar_problem = f"{report.tar_problem}; {note}" if report.tar_problem else note
-    return report
+    options and its outputs are intact; else None (the task must run). An input deleted after it
+    was converted keeps its conversion if that was made under the same options."""
+    return resume.finished_report(
+        done_record_path(task.output_dir, task.task_id), ShardReport, task.output_dir, verify,
+        lambda: task_fingerprint(task, opts),
+        when_input_gone=lambda earlier: {**earlier, "schema": DONE_SCHEMA, "options": opts.fingerprint()},
+    )
 
 
 def _remove_stale_outputs(task: ShardTask) -> None:
-    # Our outputs, and the store writer's hidden temporaries of them (".<name>.tmp-...").
-    pattern = re.compile(r"\.?" + re.escape(task.task_id) + r"-\d{3,}\.arrow(\.tmp-.*)?")
-    try:
-        os.unlink(done_record_path(task.output_dir, task.task_id))
-    except FileNotFoundError:
-        pass
-    for name in os.listdir(task.output_dir):
-        if pattern.fullmatch(name):
-            os.unlink(os.path.join(task.output_dir, name))
+    """The task's done record, store parts and the temporaries of a killed run."""
+    resume.remove_done_record(done_record_path(task.output_dir, task.task_id))
+    resume.remove_task_files(task.output_dir, lambda name: resume.is_store_part(name, task.task_id))
 
 
 def run_shard_task(
@@ -141,12 +104,7 @@ def run_shard_task(
         _convert(task, opts, report, throttle)
 
     def write_done(report: ShardReport) -> None:
-        from mobileclip_fastload.ingest.store_io import write_json_atomic
-
-        write_json_atomic(
-            done_record_path(task.output_dir, task.task_id),
-            {"fingerprint": task_fingerprint(task, opts), "report": report.as_dict()},
-        )
+        resume.write_done_record(done_record_path(task.output_dir, task.task_id), task_fingerprint(task, opts), report)
 
     return run_task(
         lambda: finished_report(task, opts, verify),
@@ -159,7 +117,7 @@ def run_shard_task(
 
 
 def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttle: Throttle) -> None:
-    from mobileclip_fastload.ingest.store_io import write_part
+    from mobileclip_fastload.ingest.store_io import output_name, write_part
     from mobileclip_fastload.tokenizer import default_tokenizer
 
     tokenizer = default_tokenizer()

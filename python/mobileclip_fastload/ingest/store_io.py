@@ -12,6 +12,11 @@ from typing import Any
 from mobileclip_fastload.store.atomic import remove_stale_temporaries, write_json_atomic  # noqa: F401
 
 
+def output_name(task_id: str, part: int) -> str:
+    """A task's store part file: ``<task_id>-<part:03d>.arrow``."""
+    return f"{task_id}-{part:03d}.arrow"
+
+
 def write_part(path: str, samples: list, opts: Any) -> dict:
     """Write one store shard atomically (the writer validates it); its ShardInfo as JSON."""
     from mobileclip_fastload.store import write_shard

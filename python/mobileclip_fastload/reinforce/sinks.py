@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mobileclip_fastload.ingest.precision import CosineError, encode
-from mobileclip_fastload.convert.shard_task import output_name
+from mobileclip_fastload.ingest.store_io import output_name
 from mobileclip_fastload.ingest.skips import NON_FINITE_EMBEDDING
 from mobileclip_fastload.reinforce.datacompdr_export import DataCompDRTarWriter
 from mobileclip_fastload.reinforce.inputs import ReinforceTask
