@@ -1,5 +1,6 @@
-"""The runs the executor tests compare, importable by the test and by each torchrun rank (run as a script:
-``python -m torch.distributed.run --nproc-per-node=2 tests/ingest_executor_runs.py TOOL OUT CONFIGS INPUT...``)."""
+"""The runs the executor tests compare, importable by the test, and run as a script in a fresh process
+(``python tests/ingest_executor_runs.py TOOL EXECUTOR OUT CONFIGS INPUT...``, under
+``python -m torch.distributed.run --nproc-per-node=2`` for torchrun)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ if __name__ == "__main__":
     import torch
 
     torch.set_num_threads(1)
-    tool, out, configs, *inputs = sys.argv[1:]
+    tool, executor, out, configs, *inputs = sys.argv[1:]
     if tool == "convert":
-        run_convert(inputs, out, "torchrun")
+        run_convert(inputs, out, executor)
     else:
-        run_reinforce(inputs, out, "torchrun", configs)
+        run_reinforce(inputs, out, executor, configs)

@@ -67,15 +67,10 @@ def pairs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reinforced(tmp_path_factory, pairs, configs):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = tmp_path_factory.mktemp("reinforce") / "inline"
-        run_reinforce(pairs, out, "inline", configs)
-    finally:
-        torch.set_num_threads(before)
+    # In a fresh process, as every other executor's workers are: the CoCa captions of an inline run in a
+    # long-lived process depend on what ran there before (seen after a Ray driver started and stopped).
+    out = tmp_path_factory.mktemp("reinforce") / "inline"
+    fresh_process(["reinforce", "inline", str(out), configs, *pairs])
     return out
 
 
@@ -91,15 +86,20 @@ def local_ray():
     ray.shutdown()
 
 
+def fresh_process(args: list[str], launcher: tuple[str, ...] = ()) -> None:
+    """``tests/ingest_executor_runs.py ARGS`` in a fresh interpreter (under ``launcher``, e.g. torchrun)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"), str(ROOT / "tests")])}
+    cmd = [sys.executable, *launcher, str(ROOT / "tests" / "ingest_executor_runs.py"), *map(str, args)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def torchrun(tool: str, out, configs: str, inputs) -> None:
     with socket.socket() as s:  # a free port for the ranks' rendezvous
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"), str(ROOT / "tests")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}",
-           str(ROOT / "tests" / "ingest_executor_runs.py"), tool, str(out), configs, *map(str, inputs)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    launcher = ("-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}")
+    fresh_process([tool, "torchrun", str(out), configs, *map(str, inputs)], launcher)
 
 
 # ----------------------------------------------------------------------------- convert

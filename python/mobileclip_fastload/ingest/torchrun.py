@@ -9,7 +9,7 @@ rank 0 alone writes the manifest and the report. Device placement (a rank's GPU)
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence, TypeVar
 
 T = TypeVar("T")
@@ -18,12 +18,13 @@ T = TypeVar("T")
 GATHER_TIMEOUT_S = 24 * 3600
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ranks:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
     local_world: int = 1
+    owns_group: bool = field(default=False, repr=False, compare=False)  # join() made it: leave() ends it
 
     @classmethod
     def of(cls, executor: str) -> "Ranks":
@@ -55,15 +56,27 @@ class Ranks:
 
         if not dist.is_initialized():
             dist.init_process_group("gloo", timeout=timedelta(seconds=GATHER_TIMEOUT_S))
+            self.owns_group = True
+
+    def leave(self) -> None:
+        """End the group ``join`` made (a rank exiting with a live gloo group aborts: its threads are still
+        running); a caller's own group is left to the caller."""
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+            self.owns_group = False
 
     def gather(self, local: dict) -> dict:
-        """All ranks' ``{task index: report}`` on every rank."""
+        """All ranks' ``{task index: report}`` on every rank; the last collective: the group ``join`` made is
+        ended here."""
         if self.world <= 1:
             return local
         import torch.distributed as dist
 
         gathered: list = [None] * dist.get_world_size()
         dist.all_gather_object(gathered, local)
+        self.leave()
         out: dict = {}
         for part in gathered:
             out.update(part)
