@@ -102,6 +102,16 @@ def torchrun(tool: str, out, configs: str, inputs) -> None:
     fresh_process([tool, "torchrun", str(out), configs, *map(str, inputs)], launcher)
 
 
+def assert_torchrun_gives(tool: str, inputs, reference, out, configs: str) -> None:
+    """``tool`` under torchrun with two CPU ranks: all three shards done, rank 0's report and manifest, the
+    inline store."""
+    torchrun(tool, out, configs, inputs)
+    report = json.loads((out / f"{tool}_report.json").read_text())
+    done = "converted" if tool == "convert" else "done"
+    assert report["executor"] == "torchrun" and report["workers"] == 2 and report["shards"][done] == 3
+    assert_same_store(out, reference)
+
+
 # ----------------------------------------------------------------------------- convert
 def test_convert_process_pool_gives_the_inline_store(dr_shards, converted, tmp_path):
     report = run_convert(dr_shards, tmp_path / "process", "process", workers=2)
@@ -118,10 +128,7 @@ def test_convert_ray_gives_the_inline_store(dr_shards, converted, tmp_path, loca
 
 @pytest.mark.slow
 def test_convert_torchrun_two_cpu_ranks_give_the_inline_store(dr_shards, converted, tmp_path, configs):
-    torchrun("convert", tmp_path / "torchrun", configs, dr_shards)
-    report = json.loads((tmp_path / "torchrun" / "convert_report.json").read_text())
-    assert report["executor"] == "torchrun" and report["workers"] == 2 and report["shards"]["converted"] == 3
-    assert_same_store(tmp_path / "torchrun", converted)
+    assert_torchrun_gives("convert", dr_shards, converted, tmp_path / "torchrun", configs)
 
 
 # ----------------------------------------------------------------------------- reinforce
@@ -142,7 +149,4 @@ def test_reinforce_ray_gives_the_inline_store(pairs, configs, reinforced, tmp_pa
 
 @pytest.mark.slow
 def test_reinforce_torchrun_two_cpu_ranks_give_the_inline_store(pairs, configs, reinforced, tmp_path):
-    torchrun("reinforce", tmp_path / "torchrun", configs, pairs)
-    report = json.loads((tmp_path / "torchrun" / "reinforce_report.json").read_text())
-    assert report["executor"] == "torchrun" and report["workers"] == 2 and report["shards"]["done"] == 3
-    assert_same_store(tmp_path / "torchrun", reinforced)
+    assert_torchrun_gives("reinforce", pairs, reinforced, tmp_path / "torchrun", configs)

@@ -40,13 +40,6 @@ class ConvertReport(RunReport):
     def skipped_uids(self, reason: str) -> list[str]:
         return [e["uid"] or e["key"] for e in self.skipped_samples(reason)]
 
-    def _image_kinds(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for s in self.shards:
-            for kind, n in s.image_kinds.items():
-                out[kind] = out.get(kind, 0) + n
-        return dict(sorted(out.items()))
-
     @property
     def bytes_in(self) -> int:
         return self._sum("bytes_in")
@@ -68,7 +61,7 @@ class ConvertReport(RunReport):
             "img2dataset_sha256_verified": self._sum("img2dataset_sha256_verified"),
             "unverified": self._sum("unverified"),
             "boxes_outside_original": self._sum("boxes_outside_original"),
-            "image_kinds": self._image_kinds(),
+            "image_kinds": self._sum_counts("image_kinds"),
             "cosine_error": self.cosine_error,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,

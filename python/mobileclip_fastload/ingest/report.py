@@ -77,13 +77,17 @@ class ShardTotals:
     def samples_written(self) -> int:
         return self._sum("samples_written")
 
-    @property
-    def skipped(self) -> dict[str, int]:
+    def _sum_counts(self, name: str) -> dict[str, int]:
+        """A per-shard ``{name: count}`` field summed over the shards, sorted by name."""
         out: dict[str, int] = {}
         for s in self.shards:
-            for reason, n in s.skipped.items():
-                out[reason] = out.get(reason, 0) + n
+            for key, n in getattr(s, name).items():
+                out[key] = out.get(key, 0) + n
         return dict(sorted(out.items()))
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return self._sum_counts("skipped")
 
     @property
     def samples_skipped(self) -> int:
