@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ingest_executor_runs import run_convert, run_reinforce
 from mobileclip_fastload.testing.datacompdr import make_dataset
 from mobileclip_fastload.testing.image_text_pairs import make_pair_shards

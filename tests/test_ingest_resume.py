@@ -8,7 +8,6 @@ import os
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from mobileclip_fastload import _core
 from mobileclip_fastload.ingest import resume
 from mobileclip_fastload.store.atomic import temp_name

@@ -8,7 +8,6 @@ import threading
 
 import pytest
 import torch
-
 from mobileclip_fastload_train.checkpoint import LATEST, load_checkpoint, save_checkpoint
 
 
@@ -22,7 +21,7 @@ def test_a_checkpoint_round_trips_and_leaves_only_itself(tmp_path):
 
 def test_a_failed_save_keeps_the_previous_checkpoint_and_no_temporary(tmp_path):
     save_checkpoint(tmp_path, {"step": 1})
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError, match="pickle"):
         save_checkpoint(tmp_path, {"step": 2, "unpicklable": threading.Lock()})
     assert load_checkpoint(tmp_path / LATEST) == {"step": 1}
     assert os.listdir(tmp_path) == [LATEST]

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from mobileclip_fastload.store.atomic import publishing
 
 LATEST = "latest.pt"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: what an ingest API raises for bad arguments or inputs: the CLI prints it and exits with 2
 USER_ERRORS = (ValueError, ImportError, FileNotFoundError)

@@ -56,7 +56,7 @@ class ShardReport:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ShardReport":
+    def from_dict(cls, d: dict) -> ShardReport:
         return cls(**d)
 
 
@@ -161,19 +161,18 @@ class RunReport(ShardTotals):
 
     def _summary_lines(self, d: dict, verb: str) -> list[str]:
         """The header, skipped, unreadable and partially read lines of ``summary()``."""
-        lines = [
+        header = (
             f"{verb} {d['samples_written']}/{d['samples_in']} samples into {self.output} "
             f"({d['shards'][self.DONE_KEY]} shards {self.DONE_KEY}, {d['shards']['resumed']} resumed, "
-            f"{len(d['shards']['unreadable'])} unreadable) in {self.seconds:.1f} s",
-        ]
+            f"{len(d['shards']['unreadable'])} unreadable) in {self.seconds:.1f} s"
+        )
+        lines = [header]
         for reason, n in d["skipped"].items():
             listed = self.skipped_samples(reason)
             shown = ", ".join(str(e["uid"] or e["key"]) for e in listed[:3]) + (" ..." if len(listed) > 3 else "")
             lines.append(f"  skipped {n:>8} {reason}: {shown}")
-        for u in d["shards"]["unreadable"]:
-            lines.append(f"  UNREADABLE {u['input']}: {u['error']}")
-        for p in d["shards"]["partially_read"]:
-            lines.append(f"  partially read {p['input']}: {p['problem']}")
+        lines += [f"  UNREADABLE {u['input']}: {u['error']}" for u in d["shards"]["unreadable"]]
+        lines += [f"  partially read {p['input']}: {p['problem']}" for p in d["shards"]["partially_read"]]
         return lines
 
     def write_json(self, path: str) -> None:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from mobileclip_fastload import _core
 from mobileclip_fastload.ingest.report import RESUMED, ShardReport
@@ -124,7 +126,4 @@ def remove_task_files(folder: str, is_task_file: Callable[[str], bool], *, final
 
 
 def remove_done_record(record_path: str) -> None:
-    try:
-        os.unlink(record_path)
-    except FileNotFoundError:
-        pass
+    Path(record_path).unlink(missing_ok=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Sequence
-from typing import Callable, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from mobileclip_fastload.ingest.report import CONVERTED, FAILED, UNREADABLE, ShardReport
 from mobileclip_fastload.ingest.tar_samples import ShardUnreadable

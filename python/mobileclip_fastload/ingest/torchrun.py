@@ -9,8 +9,9 @@ rank 0 alone writes the manifest and the report. Device placement (a rank's GPU)
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 #: how long a rank that finished its shards waits for the others in the report gather (ranks finish at
@@ -27,7 +28,7 @@ class Ranks:
     owns_group: bool = field(default=False, repr=False, compare=False)  # join() made it: leave() ends it
 
     @classmethod
-    def of(cls, executor: str) -> "Ranks":
+    def of(cls, executor: str) -> Ranks:
         """torchrun's RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE for ``executor="torchrun"``; else one rank."""
         if executor != "torchrun":
             return cls()

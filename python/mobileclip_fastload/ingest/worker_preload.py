@@ -1,7 +1,7 @@
 """Imported once by a process pool's forkserver (``run_tasks(preload=...)``), so every forked worker starts
 with the store writer, Pillow's decoders and the CLIP tokenizer (~0.5 s) already loaded."""
 
-import PIL.Image  # noqa: F401
+import PIL.Image
 
 import mobileclip_fastload.store  # noqa: F401
 from mobileclip_fastload.tokenizer import default_tokenizer
