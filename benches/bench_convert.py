@@ -21,7 +21,8 @@ import tempfile
 import time
 
 from mobileclip_fastload.convert import convert
-from mobileclip_fastload.testing.datacompdr import DRDims, make_dataset
+from mobileclip_fastload.store import Dims
+from mobileclip_fastload.testing.datacompdr import make_dataset
 
 
 def dir_bytes(path: str, suffix: str = "") -> int:
@@ -66,7 +67,7 @@ def main() -> None:
         ds = make_dataset(
             os.path.join(work, "src"), num_shards=args.shards, samples_per_shard=args.samples_per_shard,
             layout="joined", emb_format=args.emb_format, json_mode="merged",
-            dims=DRDims(J=args.J, S=5, K=2, D=768), image_size=(300, 1000),
+            dims=Dims(J=args.J, S=5, K=2, D=768), image_size=(300, 1000),
             resized_fraction=1.0, resize_to=512, long_caption_fraction=0.05, seed=0,
         )
         gen_s = time.perf_counter() - t

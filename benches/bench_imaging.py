@@ -5,7 +5,7 @@ DataCompDR augmentation per image (RandomResizedCrop box + 2 RandAugment ops
 at magnitude 9, drawn by ``reinforce.augmentation``). Also checks that every
 replayed image is bit-identical.
 
-    PYTHONPATH=python python benches/bench_imaging.py [--seconds 3] [--threads 2]
+    PYTHONPATH=python python benches/bench_imaging.py [--seconds 3] [--num-threads 2]
     PYTHONPATH=python python benches/bench_imaging.py --soak 3000   # exactness soak only
 """
 
@@ -24,7 +24,7 @@ from skimage import data as skdata
 
 from mobileclip_fastload import _core
 from mobileclip_fastload.reference import AugParams, reference_replay
-from mobileclip_fastload.reinforce.augmentation import draw_entry, rrc_params, seeded_generator
+from mobileclip_fastload.reinforce.augmentation import draw_entry, rrc_params, torch_generator
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
 
@@ -44,7 +44,7 @@ def make_jpegs(long_side=512, quality=90):
 def make_cases(jpegs, n, seed=0):
     """(jpeg, box, ops): DataCompDR entries (RandomResizedCrop box + RandAugment(2, 9) ops) drawn
     as reinforcement draws them."""
-    g = seeded_generator(seed)
+    g = torch_generator(seed)
     cases = []
     for i in range(n):
         b, (w, h) = jpegs[i % len(jpegs)]
@@ -62,7 +62,7 @@ def soak(n, seed):
     import torch
 
     rng = random.Random(seed)
-    g = seeded_generator(seed)
+    g = torch_generator(seed)
     images = []
     for name in SOAK_PHOTOS:
         im = Image.fromarray(getattr(skdata, name)())
@@ -165,7 +165,7 @@ def rate(fn, items, seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--num-threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--interpolation", default="bicubic")
     ap.add_argument("--soak", type=int, default=0, help="only run N random exactness checks")
@@ -233,14 +233,14 @@ def main():
     for name, r in rows:
         print(f"  {name:44s} {r:8.0f} img/s")
 
-    if args.threads > 1:
-        with ThreadPoolExecutor(args.threads) as pool:
+    if args.num_threads > 1:
+        with ThreadPoolExecutor(args.num_threads) as pool:
             t0 = time.perf_counter()
             n = 0
             while time.perf_counter() - t0 < s:
                 list(pool.map(our_replay, cases))
                 n += len(cases)
-            print(f"  _core replay, {args.threads} Python threads (GIL"
+            print(f"  _core replay, {args.num_threads} Python threads (GIL"
                   f" released): {n / (time.perf_counter() - t0):8.0f} img/s")
 
 

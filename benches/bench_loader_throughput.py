@@ -232,17 +232,18 @@ def run_reference(data: Path, workers: int, batch: int) -> tuple[int, float, flo
     return _drain(reference_pipeline(tars, batch, workers), t0)
 
 
-def run_fast(data: Path, threads: int, batch: int, output: str = "float32") -> tuple[int, float, float]:
+def run_fast(data: Path, threads: int, batch: int, image_dtype: str = "float32") -> tuple[int, float, float]:
     from mobileclip_fastload import FastReinforcedLoader
 
     t0 = _start()
-    loader = FastReinforcedLoader(data / "store", batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0, output=output)
+    loader = FastReinforcedLoader(data / "store", batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0,
+                                  image_dtype=image_dtype)
     return _drain(loader, t0)
 
 
 def run_fast_uint8(data: Path, threads: int, batch: int) -> tuple[int, float, float]:
     """Same, with uint8 images (normalisation left to the GPU, 4x less to copy to it)."""
-    return run_fast(data, threads, batch, output="uint8")
+    return run_fast(data, threads, batch, image_dtype="uint8")
 
 
 # CPU time of this process and its reaped children (DataLoader workers), less the RSS sampler's.
@@ -392,7 +393,8 @@ def pixel_cases(data: Path, n: int, batch: int) -> tuple[list[tuple[bytes, objec
     from mobileclip_fastload import FastReinforcedLoader
 
     members = _tar_members(data, ("jpg", "paug.json"))
-    loader = FastReinforcedLoader(data / "store", batch, image_size=IMAGE_SIZE, num_threads=1, seed=0, output="uint8")
+    loader = FastReinforcedLoader(data / "store", batch, image_size=IMAGE_SIZE, num_threads=1, seed=0,
+                                  image_dtype="uint8")
     cases, images = [], []
     for b in loader:
         for r in range(len(b)):

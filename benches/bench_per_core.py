@@ -80,7 +80,7 @@ def write_cases(cases: list, path: Path) -> None:
 
 # Symbol whose inclusive count is each stage's (the driver never inlines them).
 CALLGRIND_STAGES = {"decode": "Decoder::decode_region", "resize": "Resampler::crop_resize",
-                    "ops": "randaugment::apply_op", "write": "Batch::put_image", "total": "replay_stages::main"}
+                    "ops": "randaugment::apply_op", "write": "BatchMemory::put_image", "total": "replay_stages::main"}
 
 
 def callgrind_counts(binary: str, cases_file: Path, n: int, tmp: Path) -> dict:

@@ -63,7 +63,7 @@ def cpu_per_core(samples, J: int, size: int) -> dict:
     from mobileclip_fastload.reinforce.options import ReinforceOptions
     from mobileclip_fastload.reinforce.prepare import prepare_sample
     from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
-    from mobileclip_fastload.reference import OP_NAMES
+    from mobileclip_fastload._core import AUG_OP_NAMES
 
     opts = ReinforceOptions(dims=Dims(J, 1, 1, 1), seed=0, teachers=(OpenClipSpec("none"),), captioners=(OpenClipCaptioner(),))
     views = [(size, "bicubic")]
@@ -84,7 +84,7 @@ def cpu_per_core(samples, J: int, size: int) -> dict:
         for (top, left, h, w), ops in p.entries:
             x = F.resized_crop(img, top, left, h, w, [size, size], InterpolationMode.BICUBIC)
             for op, m in ops:
-                x = _apply_op(x, OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
+                x = _apply_op(x, AUG_OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
     pil = time.thread_time() - t0
     n = len(samples) * J
     return {
@@ -116,7 +116,7 @@ class PillowAugDataset:
         from torchvision.transforms import functional as F
         from torchvision.transforms.autoaugment import _apply_op
 
-        from mobileclip_fastload.reference import OP_NAMES
+        from mobileclip_fastload._core import AUG_OP_NAMES
 
         data, entries = self.items[i]
         with Image.open(io.BytesIO(data)) as im:
@@ -127,7 +127,7 @@ class PillowAugDataset:
             for (top, left, h, w), ops in entries:
                 x = F.resized_crop(img, top, left, h, w, [size, size], InterpolationMode.BICUBIC)
                 for op, m in ops:
-                    x = _apply_op(x, OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
+                    x = _apply_op(x, AUG_OP_NAMES[op], m, interpolation=InterpolationMode.NEAREST, fill=None)
                 view.append(F.normalize(F.to_tensor(x), mean, std))
             out.append(torch.stack(view))
         return tuple(out)
@@ -175,7 +175,7 @@ def teachers_throughput(args, device: str, teachers=None, work: str | None = Non
     captioner = OpenClipCaptioner(coca, tag="tiny", num_captions=5, seq_len=8)
     device = resolve_device(device)  # one name for the device: the models built here are the ones reinforce uses
     common = dict(teachers=teachers, captioners=[captioner], num_augmentations=args.J, device=device,
-                  batch_augmented_images=args.batch_augmented_images, threads=args.threads, progress=False)
+                  batch_augmented_images=args.batch_augmented_images, num_threads=args.num_threads, progress=False)
     for store in ("warm-up", "store"):  # captions first (not timed); the warm-up run builds and warms the models
         require_finished(reinforce(shards, os.path.join(work, store), stage="captions", **common))
     require_finished(reinforce(shards, os.path.join(work, "warm-up"), **common))
@@ -203,7 +203,7 @@ def teachers_throughput(args, device: str, teachers=None, work: str | None = Non
     views = list(dict.fromkeys((t.view.size, t.view.mean, t.view.std) for t in models))
     loader = torch.utils.data.DataLoader(
         PillowAugDataset(items, views), batch_size=max(1, args.batch_augmented_images // args.J),
-        num_workers=args.threads, pin_memory=device.startswith("cuda"),
+        num_workers=args.num_threads, pin_memory=device.startswith("cuda"),
     )
     n = 0
     with sampler() as baseline_util:
@@ -239,7 +239,7 @@ def main() -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--shards", type=int, default=2)
     p.add_argument("--batch-augmented-images", type=int, default=480)
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="default: the usable cores")
+    p.add_argument("--num-threads", type=int, default=len(os.sched_getaffinity(0)), help="default: the usable cores")
     p.add_argument("--cpu-part", action=argparse.BooleanOptionalAction, default=None,
                    help="the per-core CPU comparison (default: only without CUDA)")
     p.add_argument("--json", default=None, help="also write the results here")

@@ -106,7 +106,7 @@ def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> Non
         for f in local.iterdir():
             s3.upload_file(str(f), "bench", f"photos/{f.name}")
         opts = {"aws_endpoint": endpoint, "allow_http": "true", "aws_region": "us-east-1", **creds}
-        common = dict(batch_size=32, image_size=224, num_threads=threads, output="uint8", order="shard_block",
+        common = dict(batch_size=32, image_size=224, num_threads=threads, image_dtype="uint8", order="shard_block",
                       shuffle_window=2, seed=0)
         print(f"\nloader: {samples} samples, {len(shard_bytes)} shards of ~{np.mean(shard_bytes) / 1e6:.1f} MB, "
               f"{threads} threads, batch 32, 224 px, shard_block window 2")
@@ -154,14 +154,14 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samples", type=int, default=480)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--num-threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--epochs", type=int, default=4, help="warm epochs per loader")
     p.add_argument("--skip-open", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_open:
             bench_open(Path(tmp))
-        bench_loader(Path(tmp), args.samples, args.threads, args.epochs)
+        bench_loader(Path(tmp), args.samples, args.num_threads, args.epochs)
 
 
 if __name__ == "__main__":

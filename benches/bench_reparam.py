@@ -1,6 +1,6 @@
 """Inference speed of MobileCLIP towers before and after reparameterisation (CPU).
 
-    PYTHONPATH=python python benches/bench_reparam.py [--model MobileCLIP-S0] [--threads 1]
+    PYTHONPATH=python python benches/bench_reparam.py [--model MobileCLIP-S0] [--num-threads 1]
 
 Reports, per tower, the CPU time per batch (process time, so that other
 processes on a shared machine inflate it less than wall time; single-threaded
@@ -32,13 +32,13 @@ def _median_time(fn, repeats: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="MobileCLIP-S0", choices=list_models())  # MobileCLIP2-S3/S4: MCi3/MCi4
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--num-threads", type=int, default=1)
     p.add_argument("--image-batch", type=int, default=8)
     p.add_argument("--text-batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.num_threads)
     torch.manual_seed(0)
     model = create_model(args.model).eval()
     folded = reparameterize(model)
@@ -51,7 +51,7 @@ def main() -> None:
         "image": (lambda m: m.visual(images), args.image_batch),
         "text": (lambda m: m.text(tokens), args.text_batch),
     }
-    print(f"{args.model}, {args.threads} thread(s), torch {torch.__version__}")
+    print(f"{args.model}, {args.num_threads} thread(s), torch {torch.__version__}")
     with torch.inference_mode():
         for name, (run, n) in towers.items():
             diff = (run(model) - run(folded)).abs().max().item()

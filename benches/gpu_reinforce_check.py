@@ -152,12 +152,13 @@ def replay_rate(shards, J: int, threads: int, size: int) -> dict:
 def teacher_pass(args, teachers, device: str, work: str) -> dict:
     """reinforce() (Rust replay feed) vs a Pillow + torchvision DataLoader feed, same teachers."""
     bench_args = argparse.Namespace(teachers="given", images=args.images, shards=args.shards, side=args.side,
-                                    J=args.J, batch_augmented_images=args.batch_augmented_images, threads=args.threads)
+                                    J=args.J, batch_augmented_images=args.batch_augmented_images,
+                                    num_threads=args.num_threads)
     result = bench_reinforce.teachers_throughput(bench_args, device, teachers=teachers, work=work,
                                                  sampler=lambda: GpuSampler(device))
     result["gpu_util_ours_pct"], result["gpu_util_dataloader_pct"] = result.pop("sampled")
     shards = sorted(str(p) for p in Path(work, "pairs").glob("*.tar"))
-    result["replay_alone"] = replay_rate(shards, args.J, args.threads, 224 if not args.tiny else 32)
+    result["replay_alone"] = replay_rate(shards, args.J, args.num_threads, 224 if not args.tiny else 32)
     return result
 
 
@@ -268,7 +269,7 @@ def main() -> int:
     p.add_argument("--shards", type=int, default=2)
     p.add_argument("--side", type=int, default=512)
     p.add_argument("--batch-augmented-images", type=int, default=480)
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--num-threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--caption-ladder", default=None, help="images_per_call values (default 1,16,64,128; tiny: 1,2)")
     p.add_argument("--caption-images", type=int, default=None, help="images at images_per_call=1 (default 8; tiny: 2)")
     p.add_argument("--e2e-pairs", type=int, default=None,
@@ -290,7 +291,7 @@ def main() -> int:
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="gpu-reinforce-check-")
     coca, teachers = model_specs(args.tiny, work)
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU ({args.threads} threads)"
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU ({args.num_threads} threads)"
     result: dict = {"device": device, "device_name": name, "command": " ".join([sys.executable, *sys.argv]),
                     "models": {"captioner": coca.describe(), "teachers": [t.describe() for t in teachers],
                                "teachers_quick_gelu": [t.quick_gelu for t in teachers], "teacher_precision": "bf16"

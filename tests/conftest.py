@@ -61,6 +61,17 @@ def synthetic_sample(
     )
 
 
+def tiny_png(i: int, size: tuple[int, int] = (20, 14)) -> tuple[bytes, int, int]:
+    """A small decodable PNG (its colour depends on i), as `make_store`'s image_fn wants it."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, (i * 20 % 256, 90, 30)).save(out, format="PNG")
+    return out.getvalue(), *size
+
+
 @pytest.fixture
 def make_store(tmp_path: Path) -> Callable[..., Path]:
     """`make_store(n, J=3, S=2, K=2, D=4, embedding_dtype="float16", shard_samples=None, name="store",

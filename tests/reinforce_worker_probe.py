@@ -18,7 +18,7 @@ class ProbeTask:
 @dataclass(frozen=True)
 class ProbeOptions:
     device: str
-    threads: int
+    num_threads: int
 
 
 @dataclass(frozen=True)

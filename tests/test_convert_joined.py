@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from mobileclip_fastload.convert import REPORT_NAME, convert
+from mobileclip_fastload.store import Dims
 from mobileclip_fastload.testing.datacompdr import (
-    DRDims,
     assert_store_matches,
     make_dataset,
     open_store,
@@ -81,7 +81,7 @@ def test_pth_gz_bfloat16_paug_string_null_entries(tmp_path, open_clip_ids):
 
 def test_int8_reports_cosine_error_and_first_n_augmentations(tmp_path):
     ds = make_dataset(tmp_path / "src", num_shards=1, samples_per_shard=5, layout="joined",
-                      emb_format="npz-deflated", seed=3, dims=DRDims(J=6, S=2, K=2, D=32))
+                      emb_format="npz-deflated", seed=3, dims=Dims(J=6, S=2, K=2, D=32))
     out = str(tmp_path / "store")
     report = convert(ds.dr_shards, out, executor="inline", progress=False, embedding_dtype="int8", max_augmentations=3)
     assert report.dims == {"J": 3, "S": 2, "K": 2, "D": 32}

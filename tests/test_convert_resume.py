@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mobileclip_fastload import _core
+from mobileclip_fastload import StoreExistsError, _core
 from mobileclip_fastload.convert import convert
 from mobileclip_fastload.testing.datacompdr import make_dataset, open_store
 
@@ -62,8 +62,11 @@ def test_rerun_skips_finished_shards_and_redoes_damaged_ones(dataset, tmp_path):
     assert [s.status for s in gone.shards] == ["resumed"] * 3 and "no longer readable" in gone.shards[2].tar_problem
     assert shard_files(out) == files
 
-    # other options: every shard is redone
-    bf16 = convert(dataset.dr_shards, out, executor="inline", progress=False, embedding_dtype="bfloat16")
+    # other options replace the finished store only when told to; then every shard is redone
+    with pytest.raises(StoreExistsError, match="finished store"):
+        convert(dataset.dr_shards, out, executor="inline", progress=False, embedding_dtype="bfloat16")
+    bf16 = convert(dataset.dr_shards, out, executor="inline", progress=False, embedding_dtype="bfloat16",
+                   overwrite=True)
     assert [s.status for s in bf16.shards] == ["converted"] * 3
     assert open_store(out).embedding_dtype == "bfloat16"
 

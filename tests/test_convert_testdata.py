@@ -5,7 +5,8 @@ import torchvision.transforms.autoaugment as autoaugment
 from PIL import Image
 from torchvision.transforms import RandAugment, RandomResizedCrop
 
-from mobileclip_fastload.testing.datacompdr import RANDAUGMENT_OPS, draw_param_aug_entries
+from mobileclip_fastload._core import AUG_OP_NAMES
+from mobileclip_fastload.testing.datacompdr import draw_param_aug_entries
 
 
 def test_entries_equal_torchvision_draws(monkeypatch):
@@ -15,7 +16,7 @@ def test_entries_equal_torchvision_draws(monkeypatch):
     applied = []
 
     def record(img, op_name, magnitude, interpolation, fill):
-        applied.append([RANDAUGMENT_OPS.index(op_name), magnitude])
+        applied.append([AUG_OP_NAMES.index(op_name), magnitude])
         return img
 
     monkeypatch.setattr(autoaugment, "_apply_op", record)

@@ -61,7 +61,7 @@ def test_loader_pixels_equal_reference_on_source_images(tmp_path, layout):
     for i, fmt in enumerate(formats):
         assert bool(store.flags(i) & FLAG_IMAGE_TRANSCODED) == (fmt == "WEBP"), fmt
 
-    loader = FastReinforcedLoader(tmp_path / "store", 5, image_size=32, output="uint8", num_threads=2, seed=3)
+    loader = FastReinforcedLoader(tmp_path / "store", 5, image_size=32, image_dtype="uint8", num_threads=2, seed=3)
     J = store.dims["J"]
     unseen = {(i, j) for i in range(len(store)) for j in range(J)}
     for epoch in range(MAX_EPOCHS):

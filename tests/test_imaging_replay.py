@@ -20,7 +20,8 @@ from PIL import Image
 from skimage import data as skdata
 
 from mobileclip_fastload import _core
-from mobileclip_fastload.reference import OP_NAMES, AugParams, reference_replay
+from mobileclip_fastload._core import AUG_OP_NAMES
+from mobileclip_fastload.reference import AugParams, reference_replay
 
 NUM_BINS = 31  # RandAugment(num_magnitude_bins=31), DataCompDR uses magnitude 9 of these
 
@@ -161,7 +162,7 @@ def test_resize_pass_order_and_edge_boxes(box, size, interp):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [64, 224])
-@pytest.mark.parametrize("op", range(len(OP_NAMES)), ids=OP_NAMES)
+@pytest.mark.parametrize("op", range(len(AUG_OP_NAMES)), ids=AUG_OP_NAMES)
 def test_every_op_at_every_bin_both_signs(op, size):
     """Deterministic and exhaustive: the 31 bins of each op, both signs where signed."""
     b = dict(encoded_images())["coffee-q90-420"]
@@ -169,7 +170,7 @@ def test_every_op_at_every_bin_both_signs(op, size):
     for m in magnitude_bins(op, size):
         for sign in (1.0, -1.0) if op in SIGNED else (1.0,):
             ours, ref = replay_both(b, box, [(op, sign * m)], size, "bicubic")
-            assert_exact(ours, ref, f"{OP_NAMES[op]}({sign * m!r}) size={size}")
+            assert_exact(ours, ref, f"{AUG_OP_NAMES[op]}({sign * m!r}) size={size}")
 
 
 @pytest.mark.parametrize(
@@ -185,7 +186,7 @@ def test_every_op_at_every_bin_both_signs(op, size):
 def test_op_magnitudes_outside_the_bins(op, m):
     b = dict(encoded_images())["rocket-q95-444"]
     ours, ref = replay_both(b, (0, 0, 107, 160), [(op, m)], 96, "bilinear")
-    assert_exact(ours, ref, f"{OP_NAMES[op]}({m!r})")
+    assert_exact(ours, ref, f"{AUG_OP_NAMES[op]}({m!r})")
 
 
 @pytest.mark.parametrize("m", [0.0, 0.5, 9.0, -3.0])
@@ -207,7 +208,7 @@ def test_op_pairs_match_reference(data):
     size = data.draw(st.sampled_from([17, 64, 128, 224]), label="size")
     ops = []
     for _ in range(data.draw(st.integers(0, 2), label="n_ops")):
-        op = data.draw(st.integers(0, len(OP_NAMES) - 1), label="op")
+        op = data.draw(st.integers(0, len(AUG_OP_NAMES) - 1), label="op")
         m = data.draw(st.sampled_from(magnitude_bins(op, size)), label="bin")
         if op in SIGNED and data.draw(st.booleans(), label="negative"):
             m = -m
@@ -394,7 +395,7 @@ def test_portable_and_simd_kernels_both_match_reference(data):
     size = data.draw(st.sampled_from([9, 64, 224, 256]), label="size")
     ops = []
     for _ in range(data.draw(st.integers(0, 2), label="n_ops")):
-        op = data.draw(st.integers(0, len(OP_NAMES) - 1), label="op")
+        op = data.draw(st.integers(0, len(AUG_OP_NAMES) - 1), label="op")
         m = data.draw(st.sampled_from(magnitude_bins(op, size)), label="bin")
         ops.append((op, -m if op in SIGNED and data.draw(st.booleans()) else m))
     interp = data.draw(st.sampled_from(["bilinear", "bicubic"]), label="interp")
@@ -432,7 +433,7 @@ def test_replay_augmentations_decodes_once_same_pixels(data):
             continue
         height, width = data.draw(st.integers(1, h)), data.draw(st.integers(1, w))
         top, left = data.draw(st.integers(-h // 4, h - 1)), data.draw(st.integers(-w // 4, w - 1))
-        op = data.draw(st.integers(0, len(OP_NAMES) - 1), label="op")
+        op = data.draw(st.integers(0, len(AUG_OP_NAMES) - 1), label="op")
         ops = [(op, data.draw(st.sampled_from(magnitude_bins(op, size))))]
         entries.append((top, left, height, width, ops, data.draw(st.booleans())))
     got = _core.replay_augmentations(b, entries, size, interp)

@@ -41,7 +41,8 @@ def test_pixels_and_rows_match_the_reference(store_path, interpolation):
     store = Store(store_path)
     mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
     loader = FastReinforcedLoader(store_path, 8, image_size=40, interpolation=interpolation, mean=mean, std=std, num_threads=2, seed=3)
-    u8 = FastReinforcedLoader(store_path, 8, image_size=40, interpolation=interpolation, output="uint8", num_threads=2, seed=3)
+    u8 = FastReinforcedLoader(store_path, 8, image_size=40, interpolation=interpolation, image_dtype="uint8",
+                              num_threads=2, seed=3)
     seen = 0
     for fb, ub in zip(loader, u8):
         assert fb.images.dtype == torch.float32 and ub.images.dtype == torch.uint8
@@ -62,7 +63,7 @@ def test_pixels_and_rows_match_the_reference(store_path, interpolation):
 
 
 def test_tuple_unpacking_and_float32_embeddings(store_path):
-    loader = FastReinforcedLoader(store_path, 5, image_size=16, embedding_dtype="float32", num_threads=1)
+    loader = FastReinforcedLoader(store_path, 5, image_size=16, embedding_output_dtype="float32", num_threads=1)
     batch = next(iter(loader))
     image, text, image_emb, _text_emb, syn_text, _syn_text_emb = batch
     assert image.shape == (5, 3, 16, 16) and text.shape == (5, 77) and syn_text.dtype == torch.int64
@@ -165,7 +166,7 @@ def test_mix_mode_swaps_text_for_a_synthetic_caption(store_path):
 
 
 def test_tensors_view_loader_memory_and_are_not_overwritten_while_held(store_path):
-    loader = FastReinforcedLoader(store_path, 4, image_size=16, output="uint8", num_threads=2, prefetch=2, seed=8)
+    loader = FastReinforcedLoader(store_path, 4, image_size=16, image_dtype="uint8", num_threads=2, prefetch=2, seed=8)
     held, copies = [], []
     for b in loader:
         assert b.images.data_ptr() == b.memory.images_address, "images must be a view, not a copy"
@@ -217,7 +218,7 @@ def test_undecodable_image_raises_in_the_iterating_thread_when_asked(bad_store_p
         dict(rank=2, world_size=2),
         dict(num_threads=0),
         dict(interpolation="lanczos"),
-        dict(output="uint16"),
+        dict(image_dtype="uint16"),
         dict(caption_mode="neither"),
         dict(mix_probability=1.5),
         dict(std=(1.0, 0.0, 1.0)),
@@ -236,7 +237,7 @@ def test_missing_store_is_a_clear_error(tmp_path):
 
 
 def test_inexact_fast_mode_stays_close_to_exact(store_path):
-    kwargs = dict(image_size=24, output="uint8", num_threads=2, seed=6)
+    kwargs = dict(image_size=24, image_dtype="uint8", num_threads=2, seed=6)
     exact = collect_batches(FastReinforcedLoader(store_path, 8, **kwargs))
     fast = collect_batches(FastReinforcedLoader(store_path, 8, dct_scaling=1.0, **kwargs))
     assert any(not torch.equal(a["images"], b["images"]) for a, b in zip(exact, fast)), "fast mode never engaged"
@@ -262,7 +263,7 @@ def test_bf16_and_int8_stores_are_decoded_to_the_stored_values(tmp_path, dtype):
                 dequantize_int8(store.text_emb(i), store.text_emb_scales(i)))
 
     for out in ("float32", "float16"):
-        loader = FastReinforcedLoader(path, 4, image_size=8, embedding_dtype=out, num_threads=2, seed=2)
+        loader = FastReinforcedLoader(path, 4, image_size=8, embedding_output_dtype=out, num_threads=2, seed=2)
         for b in loader:
             for r in range(len(b)):
                 i, j, s = int(b.index[r]), int(b.aug_index[r]), int(b.syn_index[r])

@@ -104,13 +104,14 @@ def test_invalid_numbers_are_value_errors_naming_the_argument(store_path, kwargs
         ("batch_size", -1, r"batch_size must be an integer in \[1, 2\*\*64 - 1\], got -1"),
         ("batch_size", 0, r"batch_size must be an integer in \[1, 2\*\*64 - 1\], got 0"),
         ("seed", -(2**200), r"seed must be an integer in \[0, 2\*\*64 - 1\]"),
-        ("num_threads", 1025, r"num_threads must be in \[1, 1024\], got 1025"),
+        ("num_threads", 1025, r"num_threads must be an integer in \[1, 1024\], got 1025"),
+        ("num_threads", 0, r"num_threads must be an integer in \[1, 1024\], got 0"),  # the real bound, not 2**64 - 1
         ("rank", 2, r"rank must be < world_size \(got rank 2, world_size 1\)"),
         ("mean", (0.0, 0.0), r"mean must have 3 values \(one per RGB channel\), got 2"),
         ("mix_probability", 1.5, r"mix_probability must be in \[0, 1\], got 1.5"),
-        ("output", "float", r"output must be one of \"float32\", \"uint8\", got \"float\""),
+        ("image_dtype", "float", r"image_dtype must be one of \"float32\", \"uint8\", got \"float\""),
         ("interpolation", "BICUBIC", r"interpolation must be one of \"bicubic\", \"bilinear\", got \"BICUBIC\""),
-        ("embedding_dtype", "bfloat16", r"embedding_dtype must be one of \"float16\", \"float32\""),
+        ("embedding_output_dtype", "bfloat16", r"embedding_output_dtype must be one of \"float16\", \"float32\""),
         ("caption_mode", "syn", r"caption_mode must be one of \"both\", \"mix\""),
         ("on_error", "ignore", r"on_error must be one of \"skip\", \"raise\""),
         ("order", "random", r"order must be one of \"auto\", \"global\", \"shard_block\""),
@@ -123,7 +124,7 @@ def test_bad_values_name_the_argument_and_the_valid_ones(store_path, name, value
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("batch_size", 4.0), ("batch_size", True), ("seed", "1"), ("output", 8), ("shuffle", 1),
+    [("batch_size", 4.0), ("batch_size", True), ("seed", "1"), ("image_dtype", 8), ("shuffle", 1),
      ("mean", "abc"), ("mix_probability", "0.5"), ("storage_options", {"allow_http": True})],
 )
 def test_values_of_the_wrong_type_are_type_errors_naming_the_argument(store_path, name, value):
@@ -191,15 +192,15 @@ WILD = dict(
 @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "80")), deadline=None, database=None)
 @given(data=st.data(), wild=st.sets(st.sampled_from(sorted(WILD)), max_size=3),
        flags=st.tuples(st.booleans(), st.booleans()),
-       output=st.sampled_from(["float32", "uint8"]), caption_mode=st.sampled_from(["both", "mix"]))
-def fuzz_constructor(store, data, wild, flags, output, caption_mode):
+       image_dtype=st.sampled_from(["float32", "uint8"]), caption_mode=st.sampled_from(["both", "mix"]))
+def fuzz_constructor(store, data, wild, flags, image_dtype, caption_mode):
     """Every call works or raises ValueError / MemoryError; a PanicException (a
     BaseException) or an abort fails it. Up to three arguments per call are wild."""
     args = {k: data.draw(WILD[k] if k in wild else VALID[k], label=k) for k in sorted(VALID)}
     args["rank"], args["world_size"] = args.pop("rank_world")
     epoch = args.pop("epoch")
     drop_last, shuffle = flags
-    kwargs = dict(args, drop_last=drop_last, shuffle=shuffle, output=output, caption_mode=caption_mode)
+    kwargs = dict(args, drop_last=drop_last, shuffle=shuffle, image_dtype=image_dtype, caption_mode=caption_mode)
     print("trying epoch", epoch, kwargs, flush=True)  # the last line names the culprit of an abort
     try:
         loader = FastReinforcedLoader(store, **kwargs)

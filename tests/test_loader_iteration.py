@@ -19,7 +19,7 @@ from mobileclip_fastload.testing.synthetic_store import make_store
 N = 13
 BATCH = 3
 BATCHES = 5  # ceil(13 / 3)
-KWARGS = dict(image_size=8, output="uint8", num_threads=2, prefetch=2, seed=7)
+KWARGS = dict(image_size=8, image_dtype="uint8", num_threads=2, prefetch=2, seed=7)
 FIELDS = ("images", "text", "index", "aug_index", "syn_index", "text_is_syn")
 
 

@@ -108,7 +108,8 @@ def test_openclips_own_datainfo_reaches_the_loader_through_loader_epoch(store_pa
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [(dict(output="uint8"), "output='float32'"), (dict(embedding_dtype="float16"), "embedding_dtype='float32'")],
+    [(dict(image_dtype="uint8"), "image_dtype='float32'"),
+     (dict(embedding_output_dtype="float16"), "embedding_output_dtype='float32'")],
 )
 def test_outputs_the_loop_would_misread_are_refused(store_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -124,7 +125,7 @@ def test_the_loader_takes_size_interpolation_and_normalisation_from_openclips_tr
     assert loader_options_from_transform(tf) == {
         "image_size": 256, "interpolation": "bicubic", "mean": (0.0,) * 3, "std": (1.0,) * 3}
     loader = open_clip_dr_loader(store_path, BATCH, tf, num_threads=1)
-    assert (loader.output, loader.embedding_dtype) == ("float32", "float32")
+    assert (loader.image_dtype, loader.embedding_output_dtype) == ("float32", "float32")
     assert next(iter(loader)).images.shape == (BATCH, 3, 256, 256)
 
     custom = T.Compose([T.RandomResizedCrop(40, interpolation=InterpolationMode.BILINEAR), T.ToTensor(),

@@ -33,7 +33,7 @@ def run(inputs, out, models, **kw):
     kw.setdefault("datacompdr_output", None)
     return reinforce(
         inputs, out, teachers=teachers, captioners=[OpenClipCaptioner(coca, tag="tiny", num_captions=S, seq_len=8)],
-        num_augmentations=J, seed=11, threads=2, batch_augmented_images=12, device="cpu", progress=False, **kw,
+        num_augmentations=J, seed=11, num_threads=2, batch_augmented_images=12, device="cpu", progress=False, **kw,
     )
 
 
@@ -106,7 +106,7 @@ def test_loader_replays_the_pixels_the_teachers_saw(reinforced, models):
         teacher = Teacher(spec, "cpu", "fp32")
         loader = FastReinforcedLoader(
             root / "store", batch_size=len(store), image_size=teacher.view.size,
-            interpolation=teacher.view.interpolation, output="uint8", shuffle=False, num_threads=2, seed=k,
+            interpolation=teacher.view.interpolation, image_dtype="uint8", shuffle=False, num_threads=2, seed=k,
         )
         batch = next(iter(loader))
         pixels = batch.images.permute(0, 2, 3, 1).numpy()  # uint8 [B, H, W, 3]
@@ -199,7 +199,7 @@ def reinforce_in_child(models, shards, out, die_after_first_shard=False) -> subp
         "from mobileclip_fastload.reinforce import reinforce, OpenClipCaptioner, OpenClipSpec\n"
         f"r = reinforce({[str(s) for s in shards]!r}, {str(out)!r}, teachers=[{ta!r}, {tb!r}],\n"
         f"    captioners=[OpenClipCaptioner({coca!r}, tag='tiny', num_captions={S}, seq_len=8)],\n"
-        f"    num_augmentations={J}, seed=11, threads=2, batch_augmented_images=12, device='cpu', progress=False)\n"
+        f"    num_augmentations={J}, seed=11, num_threads=2, batch_augmented_images=12, device='cpu', progress=False)\n"
         "print(json.dumps([s.status for s in r.shards]))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -265,7 +265,7 @@ def test_cli_on_an_image_folder_with_a_csv(tmp_path, models, capsys, one_torch_t
         "reinforce", str(tmp_path / "captions.csv"), "-o", str(tmp_path / "store"), "--image-root", str(images),
         "--model-config", coca.config_file, "--model-config", ta.config_file, "--model-config", tb.config_file,
         "--teacher", ta.name, "--teacher", tb.name, "--captioner", f"tiny={coca.name}",
-        "-J", "2", "-S", "2", "--caption-length", "8", "--device", "cpu", "--threads", "2", "--rows-per-shard", "3",
+        "-J", "2", "-S", "2", "--caption-length", "8", "--device", "cpu", "--num-threads", "2", "--rows-per-shard", "3",
         "--no-progress",
     ])
     assert args._run(args) == 0
@@ -301,7 +301,7 @@ def test_several_captioners_give_several_caption_sets(models, shards, tmp_path, 
     captioners = [OpenClipCaptioner(coca, tag="first", num_captions=S, seq_len=8),
                   OpenClipCaptioner(coca, tag="second", num_captions=S, seq_len=10)]
     reinforce(shards[1:], tmp_path / "store", teachers=teachers, captioners=captioners, num_augmentations=J,
-              datacompdr_output=tmp_path / "dr", threads=2, device="cpu", progress=False)
+              datacompdr_output=tmp_path / "dr", num_threads=2, device="cpu", progress=False)
     with tarfile.open(tmp_path / "dr" / "00001.tar") as tf:
         syn = [json.loads(tf.extractfile(m).read()) for m in tf.getmembers() if m.name.endswith(".syn.json")]
     assert all(set(s) == {"syn_text", "syn_text_second"} and s["syn_text"] != s["syn_text_second"] for s in syn)

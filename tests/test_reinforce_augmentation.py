@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from torchvision.transforms import RandAugment, RandomResizedCrop
 
-from mobileclip_fastload.reinforce.augmentation import RANDAUGMENT_OPS, draw_augmentations, entry_seed
+from mobileclip_fastload._core import AUG_OP_NAMES
+from mobileclip_fastload.reinforce.augmentation import draw_augmentations, entry_seed
 
 
 def torchvision_entry(seed: int, width: int, height: int, aug_size: int, monkeypatch) -> list:
@@ -18,7 +19,7 @@ def torchvision_entry(seed: int, width: int, height: int, aug_size: int, monkeyp
     applied = []
 
     def record(img, op_name, magnitude, interpolation, fill):
-        applied.append([RANDAUGMENT_OPS.index(op_name), magnitude])
+        applied.append([AUG_OP_NAMES.index(op_name), magnitude])
         return img
 
     monkeypatch.setattr(autoaugment, "_apply_op", record)

@@ -54,7 +54,7 @@ def test_a_run_embeds_chunks_of_batch_augmented_images(tmp_path, J, chunks, one_
     shards = make_pair_shards(tmp_path / "pairs", num_shards=1, samples_per_shard=6, seed=2)
     recorder = ChunkRecorder()
     report = reinforce(shards, tmp_path / "store", teachers=[teacher], captioners=[recorder], num_augmentations=J,
-                       batch_augmented_images=8, device="cpu", threads=1, progress=False)
+                       batch_augmented_images=8, device="cpu", num_threads=1, progress=False)
     assert recorder.calls == chunks and report.as_dict()["augmented_images"] == 6 * J
 
 
@@ -84,7 +84,7 @@ def test_a_resumed_captioning_pass_redoes_shards_captioned_on_another_device(tmp
 
     _, (teacher, _) = tiny_specs(tmp_path / "configs")
     shards = make_pair_shards(tmp_path / "pairs", num_shards=1, samples_per_shard=2, seed=6)
-    kw = dict(teachers=[teacher], captioners=[ChunkRecorder()], num_augmentations=1, device="cpu", threads=1,
+    kw = dict(teachers=[teacher], captioners=[ChunkRecorder()], num_augmentations=1, device="cpu", num_threads=1,
               progress=False)
     reinforce(shards, tmp_path / "store", stage="captions", **kw)
     record_path = done_record_path(str(tmp_path / "store"), "00000", "captions")

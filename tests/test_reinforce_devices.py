@@ -22,24 +22,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_process_workers_are_spread_over_the_gpus_with_a_share_of_the_cores():
     p = devices.plan("process", "cuda", cores=16, gpu_count=4)
-    assert (p.workers, p.threads, p.devices) == (4, 4, ("cuda:0", "cuda:1", "cuda:2", "cuda:3"))
+    assert (p.workers, p.num_threads, p.devices) == (4, 4, ("cuda:0", "cuda:1", "cuda:2", "cuda:3"))
     p = devices.plan("process", "auto", cores=16, gpu_count=2, workers=4)
-    assert (p.workers, p.threads, p.devices) == (4, 4, ("cuda:0", "cuda:1", "cuda:0", "cuda:1"))
+    assert (p.workers, p.num_threads, p.devices) == (4, 4, ("cuda:0", "cuda:1", "cuda:0", "cuda:1"))
     p = devices.plan("process", "auto", cores=16, gpu_count=0)
-    assert (p.workers, p.threads, p.devices) == (16, 1, ("cpu",))
+    assert (p.workers, p.num_threads, p.devices) == (16, 1, ("cpu",))
 
 
 def test_torchrun_rank_takes_its_local_gpu_and_its_share_of_the_cores():
     for device in ("auto", "cuda"):
         p = devices.plan("torchrun", device, cores=16, gpu_count=2, local_rank=1, local_world_size=2)
-        assert (p.threads, p.devices) == (8, ("cuda:1",))
+        assert (p.num_threads, p.devices) == (8, ("cuda:1",))
     assert devices.plan("torchrun", "auto", cores=16, gpu_count=0, local_world_size=2).devices == ("cpu",)
     assert devices.plan("inline", "cuda", cores=16, gpu_count=1).devices == ("cuda:0",)  # one name: cuda:0
 
 
 def test_ray_gpu_tasks_keep_their_worker_and_get_the_cores_of_a_gpu():
     plan, options = devices.ray_plan("auto", {"CPU": 32.0, "GPU": 4.0})
-    assert options == {"num_cpus": 8, "num_gpus": 1, "max_calls": 0} and plan.threads == 8
+    assert options == {"num_cpus": 8, "num_gpus": 1, "max_calls": 0} and plan.num_threads == 8
     assert plan.devices == ("cuda",)  # resolved in the task: Ray makes its GPU cuda:0 there
     plan, options = devices.ray_plan("auto", {"CPU": 8.0})
     assert options == {"num_cpus": 1} and plan.devices == ("auto",)  # resolved where the task runs
@@ -55,7 +55,7 @@ def run_probe(executor: str, opts: ProbeOptions, workers: int, **kw) -> list[dic
 
 def test_process_pool_worker_slots_get_their_own_device_and_thread_count():
     # two distinct device names that need no GPU stand in for cuda:0 / cuda:1 (same mapping code)
-    got = run_probe("process", ProbeOptions("cpu", threads=1), workers=2, worker_devices=("cpu", "meta"))
+    got = run_probe("process", ProbeOptions("cpu", num_threads=1), workers=2, worker_devices=("cpu", "meta"))
     by_pid: dict[int, set] = {}
     for r in got:
         by_pid.setdefault(r["pid"], set()).add(r["device"])
@@ -74,8 +74,8 @@ def test_ray_tasks_resolve_auto_where_they_run_with_their_threads():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
     try:
-        plan, options = devices.ray_plan("auto", ray.cluster_resources(), threads=2)
-        got = run_probe("ray", ProbeOptions(plan.devices[0], plan.threads), workers=1, ray_options=options)
+        plan, options = devices.ray_plan("auto", ray.cluster_resources(), num_threads=2)
+        got = run_probe("ray", ProbeOptions(plan.devices[0], plan.num_threads), workers=1, ray_options=options)
     finally:
         ray.shutdown()
     assert {r["device"] for r in got} == {"cpu"} and {r["torch_threads"] for r in got} == {2}

@@ -20,7 +20,8 @@ from mobileclip_fastload.testing.synthetic_store import make_store
 import contextlib
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_region": "us-east-1"}
-LOADER = dict(batch_size=5, image_size=32, num_threads=2, seed=3, output="uint8", order="shard_block", shuffle_window=2)
+LOADER = dict(batch_size=5, image_size=32, num_threads=2, seed=3, image_dtype="uint8", order="shard_block",
+              shuffle_window=2)
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,7 @@ def test_page_numbers_equal_those_computed_from_the_store(tmp_path, embedding_dt
 
 def test_replayed_images_equal_the_loaders_pixels(store_path, tmp_path):
     size = 40
-    loader = FastReinforcedLoader(store_path, batch_size=24, image_size=size, output="uint8", shuffle=False,
+    loader = FastReinforcedLoader(store_path, batch_size=24, image_size=size, image_dtype="uint8", shuffle=False,
                                   num_threads=2, seed=11)
     seen = 0
     for epoch in range(3):  # several epochs: the loader picks other augmentations

@@ -32,7 +32,7 @@ from mobileclip_fastload.store import (
     quantize_int8,
     rescale_box,
 )
-from mobileclip_fastload.store.aug import MAX_OPS_PER_ENTRY, NUM_OPS
+from mobileclip_fastload.store.aug import AUG_NUM_OPS, MAX_OPS_PER_ENTRY
 
 
 def test_record_layout_is_the_rust_one():
@@ -167,7 +167,7 @@ RECORD_STRUCT = struct.Struct("<ddiiiiBBBB4x")
 
 int32 = st.integers(-(2**31), 2**31 - 1)
 positive_int32 = st.integers(1, 2**31 - 1)
-ops_st = st.lists(st.tuples(st.integers(0, NUM_OPS - 1), st.floats(allow_nan=False, allow_infinity=False)),
+ops_st = st.lists(st.tuples(st.integers(0, AUG_NUM_OPS - 1), st.floats(allow_nan=False, allow_infinity=False)),
                   max_size=MAX_OPS_PER_ENTRY)
 
 
@@ -175,7 +175,7 @@ def test_dtype_is_built_from_the_rust_layout():
     assert AUG_DTYPE.itemsize == RECORD_STRUCT.size == _core.AUG_RECORD_SIZE == 40
     assert AUG_DTYPE.names == tuple(name for name, _, _ in _core.AUG_RECORD_FIELDS)
     assert [AUG_DTYPE.fields[n][1] for n in AUG_DTYPE.names] == [off for _, _, off in _core.AUG_RECORD_FIELDS]
-    assert (NUM_OPS, MAX_OPS_PER_ENTRY, AUG_FLAG_NULL, AUG_FLAG_HFLIP) == (14, 2, 1, 2)
+    assert (AUG_NUM_OPS, MAX_OPS_PER_ENTRY, AUG_FLAG_NULL, AUG_FLAG_HFLIP) == (14, 2, 1, 2)
 
 
 @settings(max_examples=300, deadline=None)

@@ -208,17 +208,17 @@ def test_a_missing_store_is_one_file_not_found_error_from_store_and_loader(tmp_p
         _core.verify_store(str(path))
 
 
-def test_an_os_error_is_a_store_io_error_naming_the_file(tmp_path):
-    # A regular file where the store directory should be: opening its manifest fails with ENOTDIR.
+def test_a_file_where_the_store_should_be_is_store_not_found(tmp_path):
+    # A regular file where the store directory should be: no store there (README: "no store at the
+    # path"), a StoreNotFoundError like a missing directory, not a bare StoreIOError (ENOTDIR).
     path = tmp_path / "a-file"
     path.write_text("")
     for open_store in (Store, lambda p: FastReinforcedLoader(p, 4)):
-        with pytest.raises(StoreIOError, match=r"a-file/manifest\.json: Not a directory") as info:
+        with pytest.raises(StoreNotFoundError, match=r"a-file: no DR store here") as info:
             open_store(path)
         e = info.value
-        assert isinstance(e, OSError) and isinstance(e, FastloadError) and not isinstance(e, FileNotFoundError)
-        assert (e.errno, e.filename) == (errno.ENOTDIR, str(path / "manifest.json"))
-        assert e.strerror == "Not a directory"
+        assert isinstance(e, StoreIOError) and isinstance(e, FastloadError) and isinstance(e, FileNotFoundError)
+        assert e.filename == str(path)
 
 
 def test_a_sample_index_error_is_an_index_error(make_store):

@@ -57,7 +57,7 @@ def test_the_training_loader_replays_bit_for_bit_like_pillow_bicubic(store_path,
     trained = open_store_loader(store_path, 4, pre.image_size, pre.interpolation, pre.mean, pre.std,
                                 "both", 0.5, seed=5, num_threads=2)
     # ... and the loader with nothing but the size given: the same pixels.
-    plain = FastReinforcedLoader(store_path, 4, image_size=pre.image_size, output="uint8", num_threads=2, seed=5,
+    plain = FastReinforcedLoader(store_path, 4, image_size=pre.image_size, image_dtype="uint8", num_threads=2, seed=5,
                                  drop_last=True)
     seen, differs_from_bilinear = 0, 0
     for fb, ub in zip(trained, plain):

@@ -32,11 +32,18 @@ from mobileclip_fastload_train.loss import ReinforcedClipLoss
 from mobileclip_fastload_train.models import create_model
 from mobileclip_fastload_train.prefetch import DevicePrefetcher
 from mobileclip_fastload_train.step import FastPath, compile_regions, prepare_model, set_grad_checkpointing
-from mobileclip_fastload_train.train import TrainConfig, _prepare, _train_step, train
+from mobileclip_fastload_train.train import (
+    TrainConfig, _parse, _prepare, _train_step, default_loader_image_dtype, train,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def cuda(test):
+    """Runs only where a GPU is present; ``benches/gpu_check.py`` selects these with ``-m cuda``."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")(test))
+
 
 # Tolerances, against a float64 run of the plain step (both float32 steps must meet them).
 # channels_last and compiled regions only change the summation order; a layout mistake gives
@@ -193,6 +200,49 @@ def test_prefetcher_reads_one_step_ahead_only_when_asked():
     assert pf.next(more=False) == 20 and produced == [0, 1, 2]
 
 
+# Calls that would block the host on CUDA: a tensor made from Python values (a pageable
+# host-to-device copy) and every read-back of a tensor's value.
+_SYNCING_CALLS = (("torch", "tensor"), ("Tensor", "item"), ("Tensor", "tolist"), ("Tensor", "__bool__"),
+                  ("Tensor", "__float__"), ("Tensor", "__int__"), ("Tensor", "cpu"), ("Tensor", "numpy"))
+
+
+def test_the_step_makes_no_host_synchronising_call(monkeypatch):
+    """Counted on the CPU by instrumenting what would synchronise on CUDA: 4 more steps within
+    one read-back window add none (the teacher scales were once a new tensor in every call)."""
+    calls: list[str] = []
+
+    def counted(owner, name):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+        return wrapper
+
+    for owner_name, name in _SYNCING_CALLS:
+        owner = torch if owner_name == "torch" else torch.Tensor
+        monkeypatch.setattr(owner, name, counted(owner, name))
+
+    def count(steps: int) -> list[str]:
+        source = random_reinforced_source(64, batch_size=8, image_size=32, seed=7)
+        model = _model("tiny-S0")
+        calls.clear()
+        train(_cfg(steps=steps, log_every=100), model, source)
+        return list(calls)
+
+    count(1)  # what is made once per process (cached on the device) is made here
+    four, eight = count(4), count(8)
+    assert eight == four == ["tolist"], "the one read-back at the end is the only one"
+    assert len(eight) - len(four) == 0, f"{len(eight) - len(four)} more syncing calls for 4 more steps: {eight}"
+
+
+def test_loader_image_dtype_is_uint8_on_cuda_unless_asked():
+    """Float32 would page-lock and copy 4x the bytes (~7 GB at the default prefetch) and normalise on the CPU."""
+    assert _parse(["--fake-data", "8", "--output", "x"]).loader_image_dtype is None
+    assert default_loader_image_dtype(torch.device("cuda", 0)) == "uint8"
+    assert default_loader_image_dtype(CPU) == "float32"
+
+
 # ---------------------------------------------------------------------------- CUDA only
 @cuda
 def test_cuda_step_has_no_host_synchronisation():
@@ -218,8 +268,35 @@ def test_cuda_step_has_no_host_synchronisation():
     assert extra < 4, f"{extra} synchronisations for 4 more steps"
 
 
+@contextlib.contextmanager
+def _no_tf32():
+    """cuDNN convolutions (and, where enabled, matmuls) run in TF32 by default: 10-bit mantissas,
+    far outside this comparison's tolerances (emulated on the CPU, 91 of 193 gradients miss them,
+    the stem first). The comparison is of the fast path's layout and kernels, in full float32."""
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=True, benchmark=True, allow_tf32=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
+def test_the_cuda_comparison_runs_without_tf32():
+    """Checked here (the settings exist without a GPU): inside, cuDNN and matmuls are full float32."""
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    with _no_tf32():
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
 @cuda
 def test_cuda_fast_step_matches_cpu_plain_step():
+    with _no_tf32():
+        _cuda_fast_step_matches_cpu_plain_step()
+
+
+def _cuda_fast_step_matches_cpu_plain_step():
     batch = _batch(8)
     plain_loss, plain_grads, _ = _loss_and_grads(_model("tiny-S0"), batch)
     model = _model("tiny-S0")
@@ -237,14 +314,15 @@ def test_cuda_fast_step_matches_cpu_plain_step():
 
 @cuda
 def test_loader_pins_its_recycled_buffers_once_without_copying(tmp_path):
-    """Registered ranges are exactly the memory torch views; buffers whose pages a registered
-    buffer already covers stay pageable (small heap buffers), the rest are pinned once."""
+    """Every copied field is page-locked on its own (each starts on a page of its own), once per
+    recycled buffer; close() waits for the copies, unpins, and later batches stay pageable."""
     from mobileclip_fastload import FastReinforcedLoader
     from mobileclip_fastload.testing.synthetic_store import make_store
 
     store = make_store(tmp_path / "store", n=48, J=3, S=2, K=2, D=8)  # 2 epochs x 6 batches
-    loader = FastReinforcedLoader(store, 8, image_size=256, num_threads=1, prefetch=1, output="uint8",
+    loader = FastReinforcedLoader(store, 8, image_size=256, num_threads=1, prefetch=1, image_dtype="uint8",
                                   drop_last=True, pin_memory=True)
+    pinned = loader._pinned
     fields = ("images", "text", "syn_text", "image_emb", "text_emb", "syn_text_emb")
     views = set()
     for _ in range(2):
@@ -253,12 +331,39 @@ def test_loader_pins_its_recycled_buffers_once_without_copying(tmp_path):
             for f in fields:
                 t = getattr(b, f)
                 views.add((t.data_ptr(), t.untyped_storage().nbytes()))
-                assert t.is_pinned() == (t.data_ptr() in loader._pinned._ranges)
+                assert t.is_pinned() and t.data_ptr() in pinned._ranges, f
                 on_gpu = t.to("cuda", non_blocking=True)
                 torch.cuda.synchronize()
                 assert torch.equal(on_gpu.cpu(), t)
-    registered = {(addr, r[0]) for addr, r in loader._pinned._ranges.items()}
+    registered = {(addr, r[0]) for addr, r in pinned._ranges.items()}
     assert registered and registered <= views
     assert len(views) <= 6 * 6  # recycled: a handful of buffers, not one per batch (12 batches)
     loader.close()
-    assert not loader._pinned._ranges and not b.images.is_pinned()
+    assert not pinned._ranges and not b.images.is_pinned()
+    assert not next(iter(loader)).images.is_pinned()  # no registration left for later batches
+
+
+@cuda
+def test_a_dropped_batch_is_not_refilled_while_its_copy_runs(tmp_path):
+    """Apple's loop through the OpenCLIP adapter: queue a non_blocking copy of batch[0], drop the
+    batch, ask for the next one. The copies are queued behind a long GPU kernel, so they run
+    well after the loader could have refilled the memory; they must still see their own pixels."""
+    from mobileclip_fastload import FastReinforcedLoader
+    from mobileclip_fastload.testing.synthetic_store import make_store
+
+    store = make_store(tmp_path / "store", n=64, J=3, S=2, K=2, D=8)
+    reference = [b.images.clone() for b in FastReinforcedLoader(store, 4, image_size=64, num_threads=2,
+                                                                  shuffle=False, image_dtype="uint8")]
+    for via_to in (False, True):
+        loader = FastReinforcedLoader(store, 4, image_size=64, num_threads=2, shuffle=False, image_dtype="uint8",
+                                      pin_memory=True, prefetch=2)
+        copies = []
+        for batch in loader:
+            torch.cuda._sleep(20_000_000)  # ~10 ms of GPU time ahead of the copy
+            copies.append(batch.to("cuda", non_blocking=True).images if via_to
+                          else batch[0].to("cuda", non_blocking=True))
+            del batch
+        torch.cuda.synchronize()
+        for i, (got, want) in enumerate(zip(copies, reference)):
+            assert torch.equal(got.cpu(), want), f"batch {i} (via to: {via_to}) was refilled during its copy"
+        loader.close()

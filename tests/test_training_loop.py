@@ -48,20 +48,20 @@ def test_a_few_steps_reduce_the_loss_on_a_tiny_dataset():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("stop_at", "caption_mode"), [(3, "both"), (5, "mix")])
-def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, stop_at, caption_mode):
+@pytest.mark.parametrize(("stop_at", "loss_captions"), [(3, "both"), (5, "mix")])
+def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(tmp_path, stop_at, loss_captions):
     """40 samples / batch 8 = 5 batches per epoch: stop mid-epoch and exactly at an epoch end."""
 
     def source():
         return random_reinforced_source(40, batch_size=8, image_size=32, num_augs=3, num_syn=2, seed=2)
 
     steps = 8
-    full = train(_cfg(steps=steps, caption_mode=caption_mode), _tiny(), source())
+    full = train(_cfg(steps=steps, loss_captions=loss_captions), _tiny(), source())
     out = str(tmp_path / "run")
-    first = train(_cfg(steps=steps, caption_mode=caption_mode, output_dir=out, stop_at=stop_at), _tiny(), source())
+    first = train(_cfg(steps=steps, loss_captions=loss_captions, output_dir=out, stop_at=stop_at), _tiny(), source())
     assert first.step == stop_at
     # A fresh process would rebuild the model with another init: resume must overwrite it.
-    resumed = train(_cfg(steps=steps, caption_mode=caption_mode, output_dir=out), _tiny(seed=123), source())
+    resumed = train(_cfg(steps=steps, loss_captions=loss_captions, output_dir=out), _tiny(seed=123), source())
     full_losses = [r["loss"] for r in full.history]
     assert [r["loss"] for r in first.history] == full_losses[:stop_at]
     assert [r["step"] for r in resumed.history] == list(range(stop_at + 1, steps + 1))

@@ -23,11 +23,11 @@ APPLE_PARAMS_M = {
     "MobileCLIP2-S0": (11.4, 63.4), "MobileCLIP2-S2": (35.7, 63.4), "MobileCLIP2-B": (86.3, 63.4),
     "MobileCLIP2-S3": (125.1, 123.6), "MobileCLIP2-S4": (321.6, 123.6), "MobileCLIP2-L-14": (304.3, 123.6),
 }
-SLOW = {"MobileCLIP2-S2", "MobileCLIP2-B", "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14"}
+HEAVY = {"MobileCLIP2-S2", "MobileCLIP2-B", "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14"}
 
 
-def _params(names, slow=SLOW):
-    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
+def _params(names, heavy=HEAVY):
+    return [pytest.param(n, marks=pytest.mark.heavy) if n in heavy else n for n in names]
 
 
 def _tokens(batch: int, seed: int = 0) -> torch.Tensor:
@@ -146,7 +146,7 @@ def test_reparameterize_folds_five_stage_mci3_mci4_towers(variant):
     _assert_reparameterised_equal(model, torch.rand(2, 3, 64, 64), _tokens(2), 1e-4)
 
 
-@pytest.mark.parametrize("name", _params(MOBILECLIP2, slow=SLOW - {"MobileCLIP2-S0"}))
+@pytest.mark.parametrize("name", _params(MOBILECLIP2, heavy=HEAVY - {"MobileCLIP2-S0"}))
 def test_reparameterised_features_equal_train_time_features(name):
     torch.manual_seed(0)
     model = create_model(name)

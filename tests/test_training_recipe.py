@@ -16,7 +16,7 @@ BASE = ["--fake-data", "8", "--output", "unused"]
 def test_the_recipe_sets_apples_v2_values_and_every_flag_overrides_it(capsys):
     args = vars(_parse([*BASE, "--recipe", "mobileclip2"]))
     assert {k: args[k] for k in RECIPES["mobileclip2"]} == {
-        "lam": 1.0, "teacher_logit_scale": [70.0, 60.0], "caption_mode": "both", "lr": 1e-3, "beta2": 0.95,
+        "lam": 1.0, "teacher_logit_scale": [70.0, 60.0], "loss_captions": "both", "lr": 1e-3, "beta2": 0.95,
         "wd": 0.2, "warmup": 1000, "grad_clip": 1.0, "precision": "bf16"}
     assert "recipe mobileclip2: lam=1.0, teacher_logit_scale=[70.0, 60.0]" in capsys.readouterr().out
     overridden = vars(_parse([*BASE, "--recipe", "mobileclip2", "--teacher-logit-scale", "100", "--lr", "5e-4",

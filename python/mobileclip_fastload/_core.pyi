@@ -20,6 +20,7 @@ __all__ = [
     "AUG_RECORD_SIZE",
     "BatchMemory",
     "ChecksumError",
+    "DECODE_MAX_PIXELS",
     "Dims",
     "EMBEDDING_DTYPES",
     "EpochRun",
@@ -57,7 +58,9 @@ __all__ = [
     "encode_aug_record",
     "encode_aug_records",
     "encode_embeddings",
+    "epoch_indices",
     "float_to_bf16_bits",
+    "is_url",
     "kernel_level",
     "parse_param_aug",
     "publish_file",
@@ -131,8 +134,14 @@ class Store:
     def embedding_dtype(self) -> str: ...
     @property
     def num_shards(self) -> int: ...
+    def shard_entry(self, n: int) -> dict[str, Any]:
+        """Shard n's entry: {"file", "num_samples", "file_bytes", "file_xxh3", "columns"} (schema 2: from shards.idx)."""
     @property
-    def manifest(self) -> dict[str, Any]: ...
+    def file_bytes(self) -> int:
+        """Bytes of all shard files together, as the manifest (or shard index) states them."""
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The parsed manifest.json (schema 2: the header; shard entries via `shard_entry`)."""
     def column_bytes(self) -> dict[str, int]: ...
     def cache_stats(self) -> dict[str, int] | None:
         """Remote stores: {"bytes_downloaded", "downloads", "failed_attempts", "evictions"}; else None."""
@@ -167,10 +176,32 @@ class Store:
         """Read-ahead hint for the embedding columns: "random" (default), "sequential" or "normal"."""
     def verify(self) -> list[str]:
         """Recheck every checksum; one message per problem, empty when intact."""
+    def verify_shards(self, shards: list[int]) -> list[list[str]]:
+        """`verify` for these shards only: one list of problem messages per shard, in the order given."""
 
 @final
 class MappedShard:
     """Keeps one mapped shard alive while numpy views into it exist (the base of those arrays)."""
+
+def is_url(location: str) -> bool:
+    """Whether `location` is an object store URL (`scheme://...`) rather than a local path."""
+
+def epoch_indices(
+    num_samples: int,
+    *,
+    seed: int = 0,
+    epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    start: int = 0,
+    count: int | None = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    shard_sizes: list[int] | None = None,
+    window: int = 1,
+) -> list[int]:
+    """The loader's order: rank `rank`'s sample indices at epoch positions [start, start + count); with
+    `shard_sizes`, the shard_block order with `window`, else the global order. O(count) work and memory."""
 
 def verify_store(path: str | PathLike[str]) -> list[str]:
     """Verify a store directory without opening it; one message per problem (shard, column, what)."""
@@ -296,6 +327,7 @@ class StoreWriter:
         target_shard_bytes: int = 268435456,
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
+        schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
     ) -> StoreWriter: ...
     def add(self, sample: Sample) -> None:
         """Validate and buffer one sample (ValueError names it); writes a shard when enough is buffered."""
@@ -339,8 +371,9 @@ def write_manifest(
     metadata: Mapping[str, Any] | None = None,
     *,
     tokenizer: str = "openai-clip-bpe",
+    schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
 ) -> Path:
-    """Write `manifest.json` atomically; shards are listed in the given (global) order. Write it last."""
+    """Write `manifest.json` atomically (schema 2: `shards.idx` first); shards in (global) order. Write it last."""
 
 def encode_embeddings(
     x: npt.ArrayLike,
@@ -388,14 +421,16 @@ def remove_stale_temporaries(directory: str | PathLike[str]) -> list[str]:
 
 PIXEL_REFERENCE: dict[str, str]
 """The distributions and versions whose pixels the replay equals, e.g. {"pillow": "13.0.0", "torchvision": "0.29.2"}."""
+DECODE_MAX_PIXELS: int
+"""Decoders refuse images with more pixels: Pillow's ``DecompressionBombError`` limit, 2 * MAX_IMAGE_PIXELS."""
 
 def decode_rgb(data: bytes, /, *, max_pixels: int | None = None) -> npt.NDArray[np.uint8]:
     """Decode JPEG/PNG bytes to [H, W, 3] uint8, identical to
     ``np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))``.
 
     Raises ImageDecodeError for undecodable, truncated, unsupported (not JPEG/PNG)
-    or oversized images (more than ``max_pixels``, default Pillow's bomb limit
-    2 * Image.MAX_IMAGE_PIXELS). The GIL is released while decoding.
+    or oversized images (more than ``max_pixels``, default ``DECODE_MAX_PIXELS``,
+    Pillow's bomb limit). The GIL is released while decoding.
     """
 
 def replay_augmentation(
@@ -417,7 +452,7 @@ def replay_augmentation(
     ("bicubic", the training replay's resampling for students and teachers, or
     "bilinear"), optional horizontal flip, then up to two RandAugment
     ``(op_index, magnitude)`` pairs in order (op indices as in
-    ``reference.OP_NAMES``). Returns [size, size, 3] uint8, bit-identical to
+    ``AUG_OP_NAMES``). Returns [size, size, 3] uint8, bit-identical to
     ``mobileclip_fastload.reference.reference_replay``. The GIL is released.
     JPEGs are decoded only around the crop (pixel-identical to a full decode);
     ``partial_decode=False`` decodes them whole (for benchmarking).
@@ -454,12 +489,12 @@ def bench_stage_times(
     cases: list[tuple[bytes, int, int, int, int, list[tuple[int, float]]]],
     size: int,
     interpolation: str,
-    output: str,
+    image_dtype: str,
     rounds: int,
 ) -> dict[str, float]:
     """Benchmark hook (benches/bench_per_core.py): replay each case ``rounds``
     times as the loader does and return seconds per sample of each stage
-    ("decode", "resize", "ops", "write" of a batch row in ``output``
+    ("decode", "resize", "ops", "write" of a batch row in ``image_dtype``
     "float32" or "uint8") and in total, plus "samples"."""
 
 # -- loader -------------------------------------------------------------------
@@ -485,8 +520,8 @@ class LoaderCore:
         interpolation: str,
         mean: Sequence[float],
         std: Sequence[float],
-        output: str,
-        embedding_dtype: str,
+        image_dtype: str,
+        embedding_output_dtype: str,
         num_threads: int | None,
         seed: int,
         shuffle: bool,
@@ -505,7 +540,7 @@ class LoaderCore:
         shuffle_window: int,
     ) -> LoaderCore: ...
     def config(self) -> dict[str, Any]:
-        """The checked settings: batch_size, image_size, output, embedding_dtype, seed,
+        """The checked settings: batch_size, image_size, image_dtype, embedding_output_dtype, seed,
         shuffle, drop_last, rank, world_size, num_threads, prefetch."""
     def check_epoch(self, epoch: int) -> int:
         """`epoch` as the loader counts epochs (ValueError unless in [0, 2**64 - 1])."""

@@ -33,8 +33,55 @@ class Subcommand:
 # --- inspect -----------------------------------------------------------------
 
 
+def _store_arguments(p: argparse.ArgumentParser) -> None:
+    """The store to read, local or remote, with the options `Store` takes (one set for every command)."""
+    p.add_argument("store", help="store directory, or URL (s3://, gs://, az://, http(s)://, file://; "
+                   "credentials from the usual environment variables)")
+    p.add_argument("--allow-http", action="store_true",
+                   help="allow plain http:// to the object store (a local S3 server, say); https only otherwise")
+    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
+                   help="object_store option, repeatable (aws_endpoint=http://127.0.0.1:9000, aws_region=..., timeout=...)")
+    p.add_argument("--cache-dir", default=None, help="where a remote store's shards are cached "
+                   "(default ~/.cache/mobileclip-fastload)")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _is_url(location: str) -> bool:
+    from mobileclip_fastload import _core
+
+    return _core.is_url(location)
+
+
+def _store_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of `Store` that the command line's remote options give; they are an error for a
+    local path."""
+    if not _is_url(args.store):
+        given = [flag for flag, used in (("--allow-http", args.allow_http), ("--storage-option", args.storage_option),
+                                          ("--cache-dir", args.cache_dir)) if used]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only for a store URL, and {args.store} is a local path")
+        return {}
+    options = dict(args.storage_option)
+    if args.allow_http:
+        options["allow_http"] = "true"
+    return {"cache_dir": args.cache_dir, "storage_options": options or None}
+
+
+def _open_store(args: argparse.Namespace):
+    """`Store(args.store, ...)` with the command line's remote options."""
+    from mobileclip_fastload import Store
+
+    return Store(args.store, **_store_options(args))
+
+
 def _inspect_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", type=Path, help="store directory")
+    _store_arguments(p)
     p.add_argument("--sample", type=int, default=0, help="index of the sample to show (default 0; negative counts from the end)")
 
 
@@ -81,12 +128,10 @@ def _image_kind(data: bytes) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from mobileclip_fastload import Store
-
-    store = Store(args.store)
+    store = _open_store(args)
     m = store.manifest
     dims = store.dims
-    total = sum(s["file_bytes"] for s in m["shards"])
+    total = store.file_bytes
     print(f"store          {store.path}")
     print(f"schema         {m['magic']} v{m['schema_version']}, tokenizer {m.get('tokenizer')}")
     print(f"dims           J={dims['J']} augmentations, S={dims['S']}"
@@ -130,18 +175,26 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", help="store directory, or URL (s3://, gs://, az://, http(s)://; "
-                   "credentials from the usual environment variables)")
+    _store_arguments(p)
+    p.add_argument("--state", metavar="FILE", help="resumable: record the shards checked and the problems found "
+                   "in FILE after every block of shards; a rerun with the same FILE skips them (progress bar on a "
+                   "terminal)")
 
 
 def _verify(args: argparse.Namespace) -> int:
-    import json
-
     from mobileclip_fastload import Store, _core
 
-    if "://" in args.store:
+    if args.state:
+        from mobileclip_fastload.store.verify_progress import verify
+
+        problems = verify(args.store, state=args.state, **_store_options(args))
+        if not problems:
+            store = _open_store(args)
+            print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, every checksum matches")
+            return 0
+    elif _is_url(args.store):
         # Remote: every shard is downloaded through the cache (checked on the way), then verified.
-        store = Store(args.store)
+        store = _open_store(args)
         problems = store.verify()
         if not problems:
             print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, every checksum matches")
@@ -154,10 +207,9 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"DAMAGED {problem}", file=sys.stderr)
         print(f"verify: {len(problems)} problem(s) in {args.store}", file=sys.stderr)
         return 1
-    manifest = json.loads((args.store / "manifest.json").read_text(encoding="utf-8"))
-    total = sum(s["file_bytes"] for s in manifest["shards"])
-    print(f"OK {args.store}: {len(manifest['shards'])} shards, {manifest['num_samples']} samples, "
-          f"{_human(total)}, every checksum matches")
+    store = Store(args.store)
+    print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, "
+          f"{_human(store.file_bytes)}, every checksum matches")
     return 0
 
 
@@ -210,6 +262,7 @@ def _reinforce(args: argparse.Namespace) -> int:
 def _show_arguments(p: argparse.ArgumentParser) -> None:
     from mobileclip_fastload.show.cli import add_arguments
 
+    _store_arguments(p)
     add_arguments(p)
 
 
@@ -218,7 +271,7 @@ def _show(args: argparse.Namespace) -> int:
         return 2
     from mobileclip_fastload.show.cli import run
 
-    return run(args)
+    return run(args, _open_store(args))
 
 
 # --- demo ----------------------------------------------------------------------
@@ -227,13 +280,14 @@ def _show(args: argparse.Namespace) -> int:
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", type=Path, default=None, help="keep the generated shards and store here (default: a temporary directory)")
     p.add_argument("--samples", type=int, default=48, help="number of samples to generate (default 48)")
-    p.add_argument("--threads", type=int, default=2, help="converter processes and loader threads (default 2)")
+    p.add_argument("-j", "--workers", type=int, default=2, help="converter worker processes (default 2)")
+    p.add_argument("--num-threads", type=int, default=2, help="loader threads (default 2)")
 
 
 def _demo(args: argparse.Namespace) -> int:
     from mobileclip_fastload.demo import run_demo
 
-    return run_demo(args.workdir, samples=args.samples, threads=args.threads)
+    return run_demo(args.workdir, samples=args.samples, workers=args.workers, num_threads=args.num_threads)
 
 
 # --- train (the `mobileclip_fastload_train` package; the `train` extra installs its dependencies) ---
@@ -252,6 +306,57 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- evaluate / plot (the `mobileclip_fastload_train` package; evaluate needs the `eval` extra) -----
+
+
+def _forwarded_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("forwarded", nargs=argparse.REMAINDER)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    if _missing_extra("train", ("timm", "open_clip")) or _missing_extra("eval", ("clip_benchmark",)):
+        return 2
+    from mobileclip_fastload_train.benchmark_suite import main as evaluate_main
+
+    return evaluate_main(args.forwarded)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    if _missing_extra("train", ("matplotlib",)):
+        return 2
+    from mobileclip_fastload_train.plot import main as plot_main
+
+    return plot_main(args.forwarded)
+
+
+# --- export (mobileclip_fastload_train.export; needs the `train` and `export` extras) ---------------
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", type=Path, help="training checkpoint (this project's, an open_clip state dict "
+                   "or Apple's MobileCLIP-S0 layout)")
+    p.add_argument("--model", required=True, help="model name as mobileclip_fastload_train.models.create_model knows it")
+    p.add_argument("--format", choices=("onnx", "coreml"), default="onnx", help="graph format (default onnx; "
+                   "Core ML converts on Linux, runs on macOS/iOS)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="weights and compute (default fp32)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="directory for the two encoders and runtime.json")
+
+
+def _export(args: argparse.Namespace) -> int:
+    runtime = {"onnx": ("onnx", "onnxruntime"), "coreml": ("coremltools",)}[args.format]
+    if _missing_extra("train", ("timm", "open_clip")) or _missing_extra("export", runtime):
+        return 2
+    from mobileclip_fastload_train.export import export_model
+
+    try:
+        path = export_model(args.checkpoint, args.model, args.output, args.format, args.precision)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {args.model} ({args.format}, {args.precision}) to {path.parent}; runtime config {path}")
+    return 0
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand("demo", "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked", _demo_arguments, _demo),
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
@@ -264,6 +369,12 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand("train",
                "train a MobileCLIP model on a DR store (python -m mobileclip_fastload_train.train; needs the `train` extra)",
                _train_arguments, _train, forwards_arguments=True),
+    Subcommand("evaluate", "run clip_benchmark's suite on a checkpoint (python -m mobileclip_fastload_train.evaluate; needs the "
+               "`eval` extra)", _forwarded_arguments, _evaluate, forwards_arguments=True),
+    Subcommand("plot", "draw a run's curves from RUN_DIR/metrics.jsonl into a PNG (python -m mobileclip_fastload_train.plot)",
+               _forwarded_arguments, _plot, forwards_arguments=True),
+    Subcommand("export", "export a checkpoint's folded image and text encoders (ONNX or Core ML) and runtime.json",
+               _export_arguments, _export),
 ]
 
 
@@ -288,6 +399,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args))
-    except (FastloadError, OSError) as e:
+    except (FastloadError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 
-def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48, batch_size: int = 16, threads: int = 2, check_batches: int = 2) -> int:
+def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48, batch_size: int = 16,
+             workers: int = 2, num_threads: int = 2, check_batches: int = 2) -> int:
     from mobileclip_fastload import FastReinforcedLoader, Store
     from mobileclip_fastload.convert import convert
     from mobileclip_fastload.loader import TRAINING_INTERPOLATION
@@ -34,7 +35,9 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
         data = make_dataset(root / "src", num_shards=shards, samples_per_shard=samples // shards, layout="joined",
                             image_size=(96, 256), photos=load_all())
         print("2. converting them into a DR store")
-        report = convert(sorted(glob.glob(str(root / "src" / "dr" / "*.tar"))), root / "store", workers=threads, progress=False)
+        # The demo remakes its own inputs each run, so it replaces the store of an earlier run in --workdir.
+        report = convert(sorted(glob.glob(str(root / "src" / "dr" / "*.tar"))), root / "store", workers=workers,
+                         progress=False, overwrite=True)
         print("   " + report.summary().replace("\n", "\n   "))
         store = Store(root / "store")
         problems = store.verify()
@@ -45,8 +48,9 @@ def run_demo(workdir: str | os.PathLike[str] | None = None, *, samples: int = 48
                 print("   " + p)
             return 1
         by_uid = data.by_uid()
-        print(f"4. FastReinforcedLoader: batch {batch_size}, 256 px {TRAINING_INTERPOLATION}, {threads} threads")
-        loader = FastReinforcedLoader(root / "store", batch_size, image_size=256, output="uint8", num_threads=threads, seed=0)
+        print(f"4. FastReinforcedLoader: batch {batch_size}, 256 px {TRAINING_INTERPOLATION}, {num_threads} threads")
+        loader = FastReinforcedLoader(root / "store", batch_size, image_size=256, image_dtype="uint8",
+                                      num_threads=num_threads, seed=0)
         t0 = time.perf_counter()
         checked = worst = delivered = 0
         for n, batch in enumerate(loader):

@@ -11,6 +11,7 @@ and a run resumed from `state_dict()` yields exactly the remaining batches.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from mobileclip_fastload._core import LoaderCore
+from mobileclip_fastload.pinned import InFlightCopies, PinnedBuffers
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,20 @@ class ReinforcedBatch:
     text_is_syn: torch.Tensor  # [B] bool, True where `text` is synthetic (mix mode)
     epoch: int
     batch_number: int
-    memory: Any = field(repr=False)  # owner of the buffers the tensors view
+    memory: Any = field(repr=False)  # owner of the buffers the tensors view (None once on a device)
+    # The loader's record of copies in flight from its page-locked memory (None when not pinned).
+    copies: InFlightCopies | None = field(default=None, repr=False, compare=False)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ReinforcedBatch:
+        """This batch with every tensor on ``device``. With ``non_blocking`` from page-locked loader
+        memory the copies run after this returns; the host memory is then held (not recycled)
+        until they have run on the GPU, so the batch may be dropped at once."""
+        device = torch.device(device)
+        tensors = {f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                   for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
+        if self.copies is not None and self.memory is not None and non_blocking and device.type == "cuda":
+            self.copies.hold(self.memory)  # an event after the copies just queued on the current stream
+        return ReinforcedBatch(epoch=self.epoch, batch_number=self.batch_number, memory=None, **tensors)
 
     def as_tuple(self) -> tuple[torch.Tensor, ...]:
         return (self.images, self.text, self.image_emb, self.text_emb, self.syn_text, self.syn_text_emb)
@@ -66,45 +81,6 @@ class ReinforcedBatch:
 
 # Fields a training step copies to the GPU (the rest are bookkeeping, or copies like text_is_syn).
 _COPIED_TO_DEVICE = ("images", "text", "syn_text", "image_emb", "text_emb", "syn_text_emb")
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-class _PinnedBuffers:
-    """Page-locks the recycled batch buffers, each once, exactly as torch sees them.
-
-    The Rust pool hands out the same buffers again and again, and frees them only when the
-    loader core is dropped, so a buffer registered at its first delivery stays valid until
-    :meth:`unregister_all` (called by ``close`` / ``__del__``). A registration covers whole
-    pages; CUDA refuses a range whose pages overlap an already registered one, which small
-    heap buffers sharing a page would do: those are left pageable (they are tiny)."""
-
-    def __init__(self) -> None:
-        self._ranges: dict[int, tuple[int, int, int]] = {}  # address -> (bytes, first page, end page)
-
-    def register(self, t: torch.Tensor) -> None:
-        addr, size = t.data_ptr(), t.untyped_storage().nbytes()
-        known = self._ranges.get(addr)
-        if size == 0 or (known is not None and known[0] >= size):
-            return
-        if known is not None:  # first seen in a short last batch: widen the registration
-            self._unregister(addr)
-        first, end = addr // _PAGE, -(-(addr + size) // _PAGE)
-        if any(first < e and f < end for _, f, e in self._ranges.values()):
-            return
-        cudart = torch.cuda.cudart()
-        torch.cuda.check_error(cudart.cudaHostRegister(addr, size, 0))
-        self._ranges[addr] = (size, first, end)
-
-    def _unregister(self, addr: int) -> None:
-        self._ranges.pop(addr)
-        torch.cuda.check_error(torch.cuda.cudart().cudaHostUnregister(addr))
-
-    def unregister_all(self) -> None:
-        for addr in list(self._ranges):
-            try:
-                self._unregister(addr)
-            except Exception as e:  # interpreter shutdown: the CUDA context may be gone already
-                log.debug("cudaHostUnregister failed: %s", e)
 
 
 def _default_rank_world() -> tuple[int, int]:
@@ -125,9 +101,9 @@ class FastReinforcedLoader:
         interpolation: "bicubic" (default: what Apple's pipeline replays, for students and
             teachers alike, see `TRAINING_INTERPOLATION`) or "bilinear"; Pillow-exact.
         mean, std: per-channel normalisation for float32 output (default 0 / 1, as MobileCLIP).
-        output: "float32" (ToTensor + Normalize, bit-identical to torchvision) or
+        image_dtype: "float32" (ToTensor + Normalize, bit-identical to torchvision) or
             "uint8" (raw pixels; normalise on the GPU).
-        embedding_dtype: "float16" or "float32" for the teacher embeddings.
+        embedding_output_dtype: "float16" or "float32" for the teacher embeddings.
         num_threads: decode/augment threads (default: all cores; at most MAX_LOADER_THREADS, 1024).
         seed, shuffle, drop_last: as a seeded DistributedSampler + DataLoader.
         rank, world_size: DDP sharding (default: from torch.distributed, else 0/1).
@@ -136,7 +112,12 @@ class FastReinforcedLoader:
         prefetch: batches assembled ahead of the consumer (default 2 * num_threads).
         pin_memory: page-lock (``cudaHostRegister``) the loader's recycled batch memory
             the first time each buffer is delivered, so ``tensor.to("cuda", non_blocking=True)``
-            copies straight from it, asynchronously, with no per-batch copy (CUDA only).
+            copies straight from it, asynchronously, with no per-batch copy (CUDA only). The
+            memory of a batch is then recycled only after the copies queued on the current CUDA
+            stream before the next ``next()`` (or ``batch.to(device, non_blocking=True)``) have
+            run: dropping a batch right after queuing its copy is safe. Copies queued on another
+            stream must keep the batch themselves until they have run (``training``'s
+            ``DevicePrefetcher`` does).
         on_error: "skip" (replace an undecodable image deterministically, count
             and log it; `skipped` lists each such sample once) or "raise" (the
             error comes from `next()` after every batch before it, in order).
@@ -184,8 +165,8 @@ class FastReinforcedLoader:
         interpolation: str = TRAINING_INTERPOLATION,
         mean: tuple[float, float, float] = (0.0, 0.0, 0.0),
         std: tuple[float, float, float] = (1.0, 1.0, 1.0),
-        output: str = "float32",
-        embedding_dtype: str = "float16",
+        image_dtype: str = "float32",
+        embedding_output_dtype: str = "float16",
         num_threads: int | None = None,
         seed: int = 0,
         shuffle: bool = True,
@@ -212,8 +193,8 @@ class FastReinforcedLoader:
             interpolation=interpolation,
             mean=mean,
             std=std,
-            output=output,
-            embedding_dtype=embedding_dtype,
+            image_dtype=image_dtype,
+            embedding_output_dtype=embedding_output_dtype,
             num_threads=num_threads,
             seed=seed,
             shuffle=shuffle,
@@ -234,7 +215,8 @@ class FastReinforcedLoader:
         self._config = self._core.config()  # the checked settings
         self.store_path = os.fspath(store)
         self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
-        self._pinned = _PinnedBuffers() if self.pin_memory else None
+        self._pinned = PinnedBuffers() if self.pin_memory else None
+        self._in_flight = InFlightCopies() if self.pin_memory else None
         self.epoch = 0
         self._position = 0  # batches of `epoch` already delivered
         self._generation = 0  # which iterator (if any) moves the position
@@ -249,14 +231,14 @@ class FastReinforcedLoader:
         return self._config["batch_size"]
 
     @property
-    def output(self) -> str:
-        """Image output: "float32" (normalised) or "uint8"."""
-        return self._config["output"]
+    def image_dtype(self) -> str:
+        """Image dtype: "float32" (normalised) or "uint8"."""
+        return self._config["image_dtype"]
 
     @property
-    def embedding_dtype(self) -> str:
+    def embedding_output_dtype(self) -> str:
         """Teacher-row output dtype: "float16" or "float32"."""
-        return self._config["embedding_dtype"]
+        return self._config["embedding_output_dtype"]
 
     @property
     def num_batches(self) -> int:
@@ -331,9 +313,18 @@ class FastReinforcedLoader:
         self._reported_skips = len(skipped)
 
     def close(self) -> None:
-        """Unpin the batch memory (the loader's buffers stay valid as ordinary memory)."""
-        if self._pinned is not None:
-            self._pinned.unregister_all()
+        """Wait for the copies still reading the batch memory, then unpin it (the loader's buffers
+        stay valid as ordinary memory). Batches delivered afterwards are not page-locked."""
+        pinned, in_flight = getattr(self, "_pinned", None), getattr(self, "_in_flight", None)
+        self._pinned = self._in_flight = None
+        self.pin_memory = False
+        if in_flight is not None:
+            try:
+                in_flight.wait_all()
+            except Exception as e:  # interpreter shutdown: the CUDA context may be gone already
+                log.debug("waiting for copies failed: %s", e)
+        if pinned is not None:
+            pinned.unregister_all()
 
     def __del__(self) -> None:
         # Registrations must end before the Rust side can free the buffers (when the core goes);
@@ -351,7 +342,14 @@ class FastReinforcedLoader:
         if self._pinned is not None:
             for name in _COPIED_TO_DEVICE:
                 self._pinned.register(tensors[name])
-        return ReinforcedBatch(epoch=raw["epoch"], batch_number=raw["batch_number"], memory=raw["memory"], **tensors)
+        return ReinforcedBatch(epoch=raw["epoch"], batch_number=raw["batch_number"], memory=raw["memory"],
+                               copies=self._in_flight, **tensors)
+
+    def _hold_until_copied(self, memory: Any) -> None:
+        """Keep a delivered batch's memory until what the current stream has queued so far (its
+        copies, made before the caller asked for the next batch) has run."""
+        if memory is not None and self._in_flight is not None and torch.cuda.is_initialized():
+            self._in_flight.hold(memory)
 
 
 class _LoaderIterator:
@@ -364,12 +362,14 @@ class _LoaderIterator:
         loader._generation += 1
         self._generation = loader._generation
         self._lock = threading.Lock()  # one next() at a time on this iterator
+        self._delivered: Any = None  # memory of the batch delivered last (see FastReinforcedLoader's pin_memory)
 
     def __iter__(self) -> _LoaderIterator:
         return self
 
     def __next__(self) -> ReinforcedBatch:
         with self._lock:
+            self._retire_delivered()
             if self._run is None:
                 raise StopIteration
             try:
@@ -388,10 +388,21 @@ class _LoaderIterator:
                 done = self._next == len(loader)
                 loader.epoch, loader._position = (self._epoch + 1, 0) if done else (self._epoch, self._next)
             loader._log_new_skips()
+            if loader._in_flight is not None:
+                self._delivered = raw["memory"]
             return loader._to_batch(raw)
+
+    def _retire_delivered(self) -> None:
+        memory, self._delivered = self._delivered, None
+        self._loader._hold_until_copied(memory)
 
     def close(self) -> None:
         """Stop this iterator's workers now (dropping it does the same)."""
+        self._retire_delivered()
         run, self._run = self._run, None
         if run is not None:
             run.stop()
+
+    def __del__(self) -> None:
+        if getattr(self, "_delivered", None) is not None:
+            self._retire_delivered()

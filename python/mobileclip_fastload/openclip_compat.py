@@ -71,12 +71,12 @@ class FixedSizeEpochs:
         return self.loader.batch_size
 
     @property
-    def output(self) -> str:
-        return self.loader.output
+    def image_dtype(self) -> str:
+        return self.loader.image_dtype
 
     @property
-    def embedding_dtype(self) -> str:
-        return self.loader.embedding_dtype
+    def embedding_output_dtype(self) -> str:
+        return self.loader.embedding_output_dtype
 
     def set_epoch(self, epoch: int) -> None:
         if epoch < 0:
@@ -160,15 +160,16 @@ def dr_data_info(
     (``--dataset-resampled``) is refused: see ``RESAMPLED_REFUSAL``."""
     if dataset_resampled:
         raise ValueError(RESAMPLED_REFUSAL)
-    if loader.output != "float32":
+    if loader.image_dtype != "float32":
         raise ValueError(
             f"OpenCLIP's loop feeds batch[0] to the model as normalised float images, but this loader delivers "
-            f"output={loader.output!r} (raw pixels); build it with output='float32' (open_clip_dr_loader does)"
+            f"image_dtype={loader.image_dtype!r} (raw pixels); build it with image_dtype='float32' "
+            "(open_clip_dr_loader does)"
         )
-    if loader.embedding_dtype != "float32":
+    if loader.embedding_output_dtype != "float32":
         raise ValueError(
             f"Apple's DR pipeline hands the loss float32 teacher rows, but this loader delivers "
-            f"embedding_dtype={loader.embedding_dtype!r}; build it with embedding_dtype='float32' "
+            f"embedding_output_dtype={loader.embedding_output_dtype!r}; build it with embedding_output_dtype='float32' "
             "(open_clip_dr_loader does)"
         )
     if train_num_samples is None:
@@ -242,8 +243,13 @@ def open_clip_dr_loader(
     """A ``FastReinforcedLoader`` set up as OpenCLIP's DR pipeline delivers: float32 images
     and teacher rows, equal batches on every rank (``drop_last``), and the image size,
     interpolation, mean and std of ``preprocess_train`` when given. ``loader_kwargs``
-    (``num_threads``, ``seed``, ``caption_mode``, ...) override these."""
-    options: dict[str, Any] = dict(output="float32", embedding_dtype="float32", drop_last=True)
+    (``num_threads``, ``seed``, ``caption_mode``, ``pin_memory``, ...) override these.
+
+    With ``pin_memory=True`` the loop's ``images.to(device, non_blocking=True)`` copies straight
+    from the loader's page-locked memory, and dropping the batch right after is safe: the loader
+    recycles a batch's memory only once the copies queued before the next batch was asked for
+    have run (``FastReinforcedLoader``'s ``pin_memory``)."""
+    options: dict[str, Any] = dict(image_dtype="float32", embedding_output_dtype="float32", drop_last=True)
     if preprocess_train is not None:
         options.update(loader_options_from_transform(preprocess_train))
     options.update(loader_kwargs)

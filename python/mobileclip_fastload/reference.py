@@ -26,9 +26,6 @@ from torchvision.transforms.autoaugment import _apply_op
 from mobileclip_fastload._core import AUG_OP_NAMES, decode_aug_record, parse_param_aug
 from mobileclip_fastload.loader import TRAINING_INTERPOLATION
 
-#: RandAugment op names by stored index (rust/src/aug/op.rs `Op`, torchvision order).
-OP_NAMES = AUG_OP_NAMES
-
 
 @dataclass(frozen=True)
 class AugParams:
@@ -97,5 +94,5 @@ def reference_replay(
     if aug.hflip:
         img = F.hflip(img)
     for op, magnitude in ops:
-        img = _apply_op(img, OP_NAMES[op], magnitude, interpolation=InterpolationMode.NEAREST, fill=None)
+        img = _apply_op(img, AUG_OP_NAMES[op], magnitude, interpolation=InterpolationMode.NEAREST, fill=None)
     return np.array(img, dtype=np.uint8)

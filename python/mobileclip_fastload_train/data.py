@@ -30,7 +30,7 @@ FIELDS = ("images", "text", "syn_text", "image_emb", "text_emb", "syn_text_emb",
 
 
 @dataclass
-class Batch:
+class TrainingBatch:
     images: torch.Tensor
     text: torch.Tensor
     syn_text: torch.Tensor | None
@@ -44,16 +44,16 @@ class Batch:
         return int(self.images.shape[0])
 
 
-def as_batch(raw: Any) -> Batch:
-    """Normalise a mapping or attribute-style batch to :class:`Batch`."""
+def as_batch(raw: Any) -> TrainingBatch:
+    """Normalise a mapping or attribute-style batch to :class:`TrainingBatch`."""
     get = raw.get if isinstance(raw, Mapping) else (lambda k: getattr(raw, k, None))
     fields = {k: get(k) for k in (*FIELDS, "text_is_syn")}
     if fields["images"] is None or fields["text"] is None:
         raise KeyError("a batch needs at least 'images' and 'text'")
-    return Batch(**fields)
+    return TrainingBatch(**fields)
 
 
-def seeded_generator(*keys: int) -> torch.Generator:
+def keyed_generator(*keys: int) -> torch.Generator:
     """A generator seeded by a tuple of ints, so draws are a pure function of (seed, epoch, ...)."""
     h = 0x9E3779B97F4A7C15
     for k in keys:
@@ -112,7 +112,7 @@ class InMemoryReinforcedSource:
 
     def _rank_indices(self, epoch: int) -> torch.Tensor:
         n = self.num_samples
-        order = torch.randperm(n, generator=seeded_generator(self.seed, epoch, 1)) if self.shuffle else torch.arange(n)
+        order = torch.randperm(n, generator=keyed_generator(self.seed, epoch, 1)) if self.shuffle else torch.arange(n)
         per_rank = n // self.world_size
         if self.drop_last:
             per_rank -= per_rank % self.batch_size
@@ -128,7 +128,7 @@ class InMemoryReinforcedSource:
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         epoch = self.epoch
         indices = self._rank_indices(epoch)
-        g = seeded_generator(self.seed, epoch, 2)
+        g = keyed_generator(self.seed, epoch, 2)
         aug_all = torch.randint(self.images.shape[1], (self.num_samples,), generator=g)
         syn_all = torch.randint(self.syn_text.shape[1], (self.num_samples,), generator=g)
         for b in range(self._position, len(self)):
@@ -202,11 +202,11 @@ def open_store_loader(
     interpolation: str,
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
-    caption_mode: str,
+    loss_captions: str,
     mix_probability: float,
     seed: int,
     num_threads: int | None,
-    output: str = "float32",
+    image_dtype: str = "float32",
     pin_memory: bool = False,
     prefetch: int | None = None,
 ) -> Any:
@@ -221,11 +221,11 @@ def open_store_loader(
         interpolation=interpolation,
         mean=mean,
         std=std,
-        output=output,
+        image_dtype=image_dtype,
         seed=seed,
         shuffle=True,
         drop_last=True,  # equal per-rank batches: the local x global loss needs them
-        caption_mode="mix" if caption_mode == "mix" else "both",
+        caption_mode="mix" if loss_captions == "mix" else "both",
         mix_probability=mix_probability,
         num_threads=num_threads,
         pin_memory=pin_memory,

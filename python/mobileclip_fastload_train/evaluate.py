@@ -1,5 +1,12 @@
 """Evaluation of a CLIP model: zero-shot classification and image-text retrieval.
 
+    python -m mobileclip_fastload_train.evaluate --checkpoint runs/s0/checkpoints/latest.pt \\
+        --dataset imagenet1k-unverified mscoco_captions --dataset-root /data/{dataset} --output runs/s0/eval
+
+runs clip_benchmark's suite on a checkpoint (``mobileclip_fastload_train.benchmark_suite``). The functions below
+evaluate in-memory tensors (experiments, tests); during training ``mobileclip_fastload_train.validation`` evaluates
+benchmark layouts (``mobileclip_fastload_train.eval_data``).
+
 * Zero-shot: each class's text embedding is the normalised mean of the
   normalised embeddings of its prompts (``template.format(class_name)``);
   an image is assigned the class of highest cosine similarity. Top-1/top-5.
@@ -21,11 +28,11 @@ from mobileclip_fastload_train.models import CLIPModel
 Tokenizer = Callable[[Sequence[str]], torch.Tensor]
 
 
-def default_tokenizer() -> Tokenizer:
-    """OpenAI CLIP BPE (open_clip's ``SimpleTokenizer``), context 77; ships with open_clip, no download."""
+def default_tokenizer(context_length: int = 77) -> Tokenizer:
+    """OpenAI CLIP BPE (open_clip's ``SimpleTokenizer``); ships with open_clip, no download."""
     from open_clip.tokenizer import SimpleTokenizer
 
-    return SimpleTokenizer()
+    return SimpleTokenizer(context_length=context_length)
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -113,3 +120,9 @@ def retrieval_recall(
     ks: Sequence[int] = (1, 5),
 ) -> dict[str, float]:
     return retrieval_recall_from_features(encode_images(model, images), encode_texts(model, tokens), caption_image, ks)
+
+
+if __name__ == "__main__":
+    from mobileclip_fastload_train.benchmark_suite import main
+
+    raise SystemExit(main())

@@ -29,6 +29,7 @@ Logits and softmaxes are computed in float32 (float64 if given) even under autoc
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -109,6 +110,13 @@ def per_teacher_scales(teacher_logit_scale: float | Sequence[float], num_teacher
     return tuple(float(s) for s in scales)
 
 
+@functools.lru_cache(maxsize=32)
+def _scales_on(scales: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The K scales as a ``[K, 1, 1]`` tensor, made once per (scales, dtype, device): a tensor built
+    from a list in every step would be a blocking host-to-device copy (a synchronisation) on CUDA."""
+    return torch.tensor(scales, dtype=dtype, device=device).view(len(scales), 1, 1)
+
+
 def teacher_targets(
     queries: torch.Tensor,
     keys: torch.Tensor,
@@ -127,7 +135,7 @@ def teacher_targets(
     scales = per_teacher_scales(teacher_logit_scale, num_teachers)
     q = _at_least_fp32(queries).unflatten(1, (num_teachers, -1))  # [b, K, D]
     k = _at_least_fp32(keys).unflatten(1, (num_teachers, -1)).to(q.dtype)  # [n, K, D]
-    alpha = torch.tensor(scales, dtype=q.dtype, device=q.device).view(num_teachers, 1, 1)
+    alpha = _scales_on(scales, q.dtype, q.device)
     logits = alpha * torch.einsum("bkd,nkd->kbn", q, k)
     return logits.softmax(dim=-1).mean(dim=0)
 

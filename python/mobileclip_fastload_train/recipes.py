@@ -20,7 +20,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "mobileclip2": {
         "lam": 1.0,
         "teacher_logit_scale": [70.0, 60.0],
-        "caption_mode": "both",
+        "loss_captions": "both",
         "lr": 1e-3,
         "beta2": 0.95,
         "wd": 0.2,

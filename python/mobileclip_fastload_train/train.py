@@ -36,7 +36,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from mobileclip_fastload_train.checkpoint import find_latest, load_checkpoint, save_checkpoint
-from mobileclip_fastload_train.data import Batch, seeded_generator, as_batch, open_store_loader, random_reinforced_source
+from mobileclip_fastload_train.data import (
+    TrainingBatch, as_batch, keyed_generator, open_store_loader, random_reinforced_source,
+)
 from mobileclip_fastload_train.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
 from mobileclip_fastload_train.loss import ReinforcedClipLoss, mix_captions, per_teacher_scales
 from mobileclip_fastload_train.models import CLIPModel, create_model, list_models
@@ -44,9 +46,10 @@ from mobileclip_fastload_train.models.checkpoints import load_pretrained
 from mobileclip_fastload_train.optim import build_optimizer, lr_at
 from mobileclip_fastload_train.recipes import RECIPES, describe
 from mobileclip_fastload_train.prefetch import DevicePrefetcher
+from mobileclip_fastload_train.run_logging import WANDB_MODES, Loggers, open_loggers
 from mobileclip_fastload_train.step import COMPILE_MODES, FastPath, image_memory_format, prepare_model
 
-CAPTION_MODES = ("both", "real", "mix")
+LOSS_CAPTIONS = ("both", "real", "mix")
 
 
 @dataclass
@@ -65,13 +68,16 @@ class TrainConfig:
     num_teachers: int = 2
     # One distillation logit scale per teacher (one value = all teachers); stored as K values.
     teacher_logit_scale: float | tuple[float, ...] = 100.0
-    caption_mode: str = "both"  # both: real + synthetic terms; real: real only; mix: one caption, synthetic w.p. p
+    loss_captions: str = "both"  # both: real + synthetic terms; real: real only; mix: one caption, synthetic w.p. p
     mix_probability: float = 0.5
     seed: int = 0
     output_dir: str | None = None
     save_every: int = 0  # steps between checkpoints (0: only at the end)
     log_every: int = 1
-    eval_every: int = 0
+    eval_every: int = 0  # steps between evaluations (eval_fn); with an eval_fn it also runs at the end
+    tensorboard: bool = False  # scalars to <output_dir>/tensorboard (mobileclip_fastload_train.run_logging)
+    wandb_project: str | None = None  # W&B run in this project (needs wandb), files under <output_dir>/wandb
+    wandb_mode: str = "offline"
     resume: bool = True  # continue from <output_dir>/checkpoints/latest.pt when present
     stop_at: int | None = None  # end this invocation after this step (as if killed); the schedule still uses `steps`
     progress: bool = True
@@ -88,8 +94,8 @@ class TrainConfig:
                                     grad_checkpointing=self.grad_checkpointing)
 
     def __post_init__(self) -> None:
-        if self.caption_mode not in CAPTION_MODES:
-            raise ValueError(f"caption_mode must be one of {CAPTION_MODES}, got {self.caption_mode!r}")
+        if self.loss_captions not in LOSS_CAPTIONS:
+            raise ValueError(f"loss_captions must be one of {LOSS_CAPTIONS}, got {self.loss_captions!r}")
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
         if self.accum_steps < 1 or self.steps < 1:
@@ -157,16 +163,16 @@ def _images_on_device(images: torch.Tensor, model: CLIPModel, device: torch.devi
     return images
 
 
-def _prepare(batch: Batch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator,
+def _prepare(batch: TrainingBatch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator,
              memory_format: torch.memory_format = torch.contiguous_format) -> _Prepared:
     """One micro-batch on the device. Caption choices are made on the host (no device
     round trip); the copies are ``non_blocking`` and concatenation happens on the device,
     so pinned loader memory is copied as it is."""
     images = _images_on_device(batch.images, model, device, memory_format)
     text, text_emb = batch.text, batch.text_emb
-    if cfg.caption_mode == "mix" and batch.text_is_syn is None:
+    if cfg.loss_captions == "mix" and batch.text_is_syn is None:
         text, text_emb, _ = mix_captions(text, text_emb, batch.syn_text, batch.syn_text_emb, cfg.mix_probability, mix_gen)
-    has_syn = cfg.caption_mode == "both"
+    has_syn = cfg.loss_captions == "both"
     host_texts = [text, batch.syn_text] if has_syn else [text]
     context = model.preprocess.context_length
     # A model with a shorter context (small experiments) takes the stored 77-token rows
@@ -269,7 +275,10 @@ def train(
     device tensors and are read back (one synchronisation) when a record is written, every
     ``cfg.log_every`` steps and before checkpoints and evaluations. ``samples_per_s`` and
     ``step_s`` of a record are the averages over the steps since the previous read-back;
-    ``data_s`` is each step's own wait for its batches (plus queueing their copy)."""
+    ``data_s`` is each step's own wait for its batches (plus queueing their copy).
+
+    ``eval_fn`` runs on every rank (``mobileclip_fastload_train.validation`` shards its work over them);
+    rank 0 records what it returns."""
     info = info or DistInfo()
     device = info.device
     fast = cfg.fast_path(device)
@@ -280,6 +289,8 @@ def train(
     metrics_path = out_dir / "metrics.jsonl" if out_dir and info.is_main else None
     if out_dir and info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+    loggers = (open_loggers(out_dir, cfg.tensorboard, cfg.wandb_project, cfg.wandb_mode, dataclasses.asdict(cfg))
+               if info.is_main else Loggers([]))
 
     step, epoch = 0, 0
     latest = find_latest(ckpt_dir) if ckpt_dir and cfg.resume else None
@@ -297,8 +308,12 @@ def train(
         source.set_epoch(0)
 
     net: nn.Module = model
-    if info.world_size > 1:
-        # Gradients live in DDP's buckets (no copy); a single forward per step keeps the graph static.
+    # DDP's gradient_as_bucket_view: a gradient set to None is re-created by autograd and copied
+    # into its bucket at every backward; zeroed in place it stays the bucket's view.
+    grads_in_buckets = info.world_size > 1
+    if grads_in_buckets:
+        # Gradients live in DDP's buckets (no copy) as long as they are zeroed in place, never set to
+        # None (see the loop); a single forward per step keeps the graph static.
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                       gradient_as_bucket_view=True, static_graph=cfg.accum_steps == 1)
     loss_fn = ReinforcedClipLoss(cfg.lam, cfg.num_teachers, cfg.teacher_logit_scale)
@@ -321,7 +336,7 @@ def train(
 
     def stage(host: tuple[int, list[Any], dict[str, Any], int]) -> _StepBatches:
         number, raw, loader_state, batch_epoch = host
-        mix_gen = seeded_generator(cfg.seed, number, info.rank, 3)
+        mix_gen = keyed_generator(cfg.seed, number, info.rank, 3)
         prepared = [_prepare(as_batch(b), model, cfg, device, mix_gen, memory_format) for b in raw]
         return _StepBatches(number, prepared, loader_state, batch_epoch)
 
@@ -361,6 +376,7 @@ def train(
             result.history.append(record)
             if record["step"] % cfg.log_every == 0 or record["step"] == end or compiled:
                 _log_line(metrics_path, record)
+                loggers.log(record)
         bar.set_postfix(loss=f"{pending[-1][0]['loss']:.4f}", lr=f"{pending[-1][0]['lr']:.2e}")
         pending.clear()
         window.update(t0=time.perf_counter(), samples=0)
@@ -381,7 +397,7 @@ def train(
             stats = _train_step(net, loss_fn, batches.prepared, autocast)
             stats["grad_norm"] = _grad_norm(model, cfg.grad_clip)
             optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=not grads_in_buckets)
             model.clamp_logit_scale()
             stats["logit_scale"] = model.logit_scale.detach().exp()
             step += 1
@@ -391,7 +407,7 @@ def train(
             pending.append(({"step": step, "epoch": batches.epoch, "lr": lr, "data_s": t_data}, stats))
             bar.update(1)
             saving = bool(cfg.save_every and step % cfg.save_every == 0)
-            evaluating = eval_fn is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == end)
+            evaluating = eval_fn is not None and (bool(cfg.eval_every and step % cfg.eval_every == 0) or step == end)
             compiled_now = fast.compile and step == first_step  # its time is the compile time: report it
             if step % cfg.log_every == 0 or step == end or saving or evaluating or compiled_now:
                 read_back()
@@ -399,26 +415,35 @@ def train(
             if saving:
                 checkpoint()
             if evaluating:
+                model.eval()
+                t_eval = time.perf_counter()
+                evals = eval_fn(model)  # type: ignore[misc]
+                model.train()
                 if info.is_main:
-                    model.eval()
-                    evals = eval_fn(model)
-                    model.train()
-                    eval_record = {"step": step, **{f"eval/{k}": v for k, v in evals.items()}}
+                    eval_record = {"step": step, **{f"eval/{k}": v for k, v in evals.items()},
+                                   "eval/seconds": time.perf_counter() - t_eval}
                     result.history.append(eval_record)
                     _log_line(metrics_path, eval_record)
-                if info.world_size > 1:
-                    torch.distributed.barrier()
+                    loggers.log(eval_record)
                 window.update(t0=time.perf_counter(), samples=0)
         read_back()
     finally:
         prefetcher.close()
         bar.close()
+        loggers.close()
     checkpoint()
     result.step = step
     return result
 
 
 # ---------------------------------------------------------------- command line
+def default_loader_image_dtype(device: torch.device) -> str:
+    """uint8 on CUDA: a quarter of the bytes page-locked and copied, normalised on the GPU
+    (``_images_on_device``); float32 on the CPU, where the loader's threads normalise."""
+    return "uint8" if device.type == "cuda" else "float32"
+
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -445,7 +470,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--teacher-logit-scale", type=float, nargs="+", default=list(d.teacher_logit_scale[:1]),
                    metavar="ALPHA", help="distillation logit scale: one for all teachers (DataCompDR: 100) "
                    "or one per teacher (MobileCLIP2's DFN teachers: 70 60)")
-    p.add_argument("--caption-mode", choices=CAPTION_MODES, default=d.caption_mode)
+    p.add_argument("--loss-captions", choices=LOSS_CAPTIONS, default=d.loss_captions)
     p.add_argument("--mix-probability", type=float, default=d.mix_probability)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--output", required=True, help="run directory (metrics.jsonl, checkpoints/)")
@@ -454,7 +479,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --output")
     p.add_argument("--stop-at", type=int, default=None, help="end after this step (the schedule still uses --steps)")
     p.add_argument("--num-threads", type=int, default=None, help="loader decode threads (FastReinforcedLoader num_threads)")
-    p.add_argument("--loader-output", choices=("float32", "uint8"), default="float32")
+    p.add_argument("--loader-image-dtype", choices=("float32", "uint8"), default=None,
+                   help="loader image dtype (default: uint8 on CUDA, normalised there; float32 on the CPU)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="image tower in channels_last (default: on CUDA only; see python/mobileclip_fastload_train/step.py)")
@@ -463,6 +489,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="reduce-overhead: CUDA graphs in every compiled region")
     p.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in backward")
     p.add_argument("--no-progress", action="store_true")
+    _evaluation_arguments(p)
+    _logging_arguments(p)
     p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
                    help="a named preset of the values above (python/mobileclip_fastload_train/recipes.py); flags given here override it")
     args = p.parse_args(argv)
@@ -474,8 +502,57 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _evaluation_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation during training (mobileclip_fastload_train.validation; needs the `eval` extra)")
+    g.add_argument("--val-zeroshot", metavar="DIR", help="zero-shot set: an ImageNet-style folder of class folders")
+    g.add_argument("--val-classnames", metavar="FILE", help="class names for --val-zeroshot (JSON list, JSON object "
+                   "folder->name, or one per line; default: open_clip's ImageNet names for 1000 folders, else folder names)")
+    g.add_argument("--val-templates", metavar="FILE", help="prompt templates ({} = class name; default: open_clip's "
+                   "OpenAI ImageNet templates)")
+    g.add_argument("--val-retrieval", metavar="JSON", help="retrieval set: captions JSON (Karpathy split or COCO captions)")
+    g.add_argument("--val-retrieval-images", metavar="DIR", help="image root of --val-retrieval (default: its folder)")
+    g.add_argument("--val-retrieval-split", default="test", help="Karpathy split to evaluate (default test)")
+    g.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: only at the end)")
+    g.add_argument("--val-batch-size", type=int, default=64)
+    g.add_argument("--val-workers", type=int, default=2, help="image decoding processes per rank")
+
+
+def _logging_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("logging (metrics.jsonl always; mobileclip_fastload_train.run_logging)")
+    g.add_argument("--tensorboard", action="store_true", help="TensorBoard scalars in <output>/tensorboard")
+    g.add_argument("--wandb", metavar="PROJECT", default=None, help="log to W&B project PROJECT (needs wandb)")
+    g.add_argument("--wandb-mode", choices=WANDB_MODES, default="offline",
+                   help="offline (default; upload later with `wandb sync`), online or disabled")
+
+
+def _validation(args: argparse.Namespace, model: CLIPModel, info: DistInfo):
+    """The evaluation ``--val-zeroshot`` / ``--val-retrieval`` ask for (None when neither is given)."""
+    if not (args.val_zeroshot or args.val_retrieval):
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("clip_benchmark") is None:  # its metrics; fail now, not at the first evaluation
+        raise SystemExit("error: --val-zeroshot/--val-retrieval need clip_benchmark: pip install 'mobileclip-fastload[eval]'")
+    from mobileclip_fastload_train.eval_data import eval_transform, load_captions, load_class_folder
+    from mobileclip_fastload_train.validation import Validation
+
+    transform = eval_transform(model.preprocess)
+    zero_shot = retrieval = None
+    if args.val_zeroshot:
+        zero_shot = load_class_folder(args.val_zeroshot, transform, args.val_classnames, args.val_templates)
+    if args.val_retrieval:
+        images = args.val_retrieval_images or str(Path(args.val_retrieval).parent)
+        retrieval = load_captions(images, args.val_retrieval, transform, args.val_retrieval_split)
+    return Validation(zero_shot, retrieval, batch_size=args.val_batch_size, workers=args.val_workers,
+                      autocast=args.precision == "bf16" and info.device.type == "cuda", info=info)
+
+
 def main(argv: list[str] | None = None) -> TrainResult:
     args = _parse(argv)
+    import importlib.util
+
+    if args.wandb and importlib.util.find_spec("wandb") is None:  # say so before any work, not at the first log
+        raise SystemExit("error: --wandb needs the wandb package: pip install wandb")
     info = init_distributed(args.device)
     try:
         torch.manual_seed(args.seed)
@@ -486,7 +563,8 @@ def main(argv: list[str] | None = None) -> TrainResult:
         if args.store:
             source = open_store_loader(
                 args.store, args.batch_size, pre.image_size, pre.interpolation, pre.mean, pre.std,
-                args.caption_mode, args.mix_probability, args.seed, args.num_threads, args.loader_output,
+                args.loss_captions, args.mix_probability, args.seed, args.num_threads,
+                args.loader_image_dtype or default_loader_image_dtype(info.device),
                 pin_memory=info.device.type == "cuda",
             )
             num_teachers = args.num_teachers or int(source.dims["K"])
@@ -500,13 +578,15 @@ def main(argv: list[str] | None = None) -> TrainResult:
             steps=args.steps, lr=args.lr, weight_decay=args.wd, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
             warmup=args.warmup, grad_clip=args.grad_clip, precision=args.precision, accum_steps=args.accum_steps,
             lam=args.lam, num_teachers=num_teachers, teacher_logit_scale=args.teacher_logit_scale,
-            caption_mode=args.caption_mode, mix_probability=args.mix_probability, seed=args.seed,
+            loss_captions=args.loss_captions, mix_probability=args.mix_probability, seed=args.seed,
             output_dir=args.output, save_every=args.save_every, log_every=args.log_every,
             resume=not args.no_resume, stop_at=args.stop_at, progress=not args.no_progress,
             channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,
             grad_checkpointing=args.grad_checkpointing,
+            eval_every=args.eval_every, tensorboard=args.tensorboard, wandb_project=args.wandb,
+            wandb_mode=args.wandb_mode,
         )
-        return train(cfg, model, source, info)
+        return train(cfg, model, source, info, eval_fn=_validation(args, model, info))
     finally:
         cleanup()
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from mobileclip_fastload.ingest.executors import EXECUTORS, default_workers, run_tasks
-from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
 from mobileclip_fastload.convert.options import (
     DEFAULT_MAX_EMBEDDING_BYTES,
     DEFAULT_TARGET_SHARD_BYTES,
@@ -20,9 +20,10 @@ from mobileclip_fastload.convert.options import (
 from mobileclip_fastload.convert.probe import probe
 from mobileclip_fastload.ingest.progress import Progress, TaskProgress, input_bytes
 from mobileclip_fastload.convert.report import CONVERTED, RESUMED, ConvertReport, ShardReport
-from mobileclip_fastload.convert.shard_task import DONE_DIR, make_tasks, run_shard_task
+from mobileclip_fastload.convert.shard_task import DONE_DIR, done_record_path, make_tasks, run_shard_task, task_fingerprint
 from mobileclip_fastload.ingest.store_io import remove_stale_temporaries
 from mobileclip_fastload.ingest.torchrun import Ranks
+from mobileclip_fastload.store import output_folder
 
 REPORT_NAME = "convert_report.json"
 
@@ -47,9 +48,10 @@ def convert(
     dims: tuple[int, int, int, int] | Dims | None = None,
     verify_resumed: str = "checksum",
     image_formats: Iterable[str] = DEFAULT_FORMATS,
-    max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     max_embedding_bytes: int = DEFAULT_MAX_EMBEDDING_BYTES,
     metadata: dict | None = None,
+    overwrite: bool = False,
 ) -> ConvertReport:
     """Convert DataCompDR shards into a DR store at ``output`` and return the report.
 
@@ -74,6 +76,9 @@ def convert(
     dims: (J, S, K, D) to skip inferring them from the first usable sample.
     verify_resumed: ``"checksum"`` (size + whole-file xxh3) or ``"size"``: how an
         earlier run's outputs are checked before its shard is skipped.
+    overwrite: replace what ``output`` holds (a finished store, another tool's run);
+        without it those are refused with ``StoreExistsError`` (see
+        ``mobileclip_fastload.store.output_folder``). Files of no store are never deleted.
 
     Resumable: each input shard's outputs and done record are written atomically;
     re-running skips finished shards and first removes the temporary files of
@@ -89,9 +94,8 @@ def convert(
         raise ValueError("max_augmentations must be >= 1")
     if num_teachers < 1:
         raise ValueError("num_teachers must be >= 1")
-    os.makedirs(output, exist_ok=True)
-    for d in (output, os.path.join(output, DONE_DIR)):  # left by a run that was killed
-        remove_stale_temporaries(d)
+    folder = output_folder.survey(output, "convert")
+    output_folder.check_before_reading(folder, overwrite)
     tasks = make_tasks(inputs, output, layout=layout, image_shards=image_shards)
 
     if dims is None:
@@ -117,6 +121,13 @@ def convert(
 
     ranks = Ranks.of(executor)
     ranks.join()
+    output_folder.check_rerun(folder, overwrite, lambda: _same_run(output, tasks, opts))
+    # Created only now: a run that fails on its inputs leaves no folder behind.
+    output_folder.prepare(folder, overwrite)
+    ranks.barrier()  # every rank has checked the folder before any writes into it
+    for d in (output, os.path.join(output, DONE_DIR)):  # left by a run that was killed
+        remove_stale_temporaries(d)
+
     mine = ranks.mine(tasks)
     workers = default_workers() if workers is None else max(1, int(workers))
     if executor in ("inline", "torchrun"):
@@ -167,6 +178,22 @@ def convert(
     report.seconds = time.perf_counter() - t0
     report.write_json(os.path.join(output, REPORT_NAME))
     return report
+
+
+def _same_run(output: str, tasks: list, opts: ConvertOptions) -> bool:
+    """Whether the finished store in ``output`` was made by this run or a part of it (every done
+    record is one of this run's tasks, same inputs and options): re-running it checks, repairs, adds."""
+
+    def check(task):
+        def matches(earlier: dict) -> bool:
+            try:
+                return earlier == task_fingerprint(task, opts)
+            except OSError:  # input deleted since: the same options still make it the same run
+                return earlier.get("options") == opts.fingerprint()
+        return matches
+
+    expected = {os.path.basename(done_record_path(output, t.task_id)): check(t) for t in tasks}
+    return output_folder.done_records_match(os.path.join(output, DONE_DIR), expected)
 
 
 def _explicit_syn_key(syn_key: str | None) -> str:

@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("inputs", nargs="+", help="DR shards: brace patterns (shards/{00000000..00001023}.tar), paths or folders")
     p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished store or another tool's run in --output (refused otherwise)")
     p.add_argument("--layout", choices=LAYOUTS, default="joined",
                    help="joined: image+txt+DR members per sample; separate: DR shards + --image-shards")
     p.add_argument("--image-shards", nargs="+", help="img2dataset image shards (separate layout), paired by file name")
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         num_teachers=args.num_teachers,
         dims=args.dims,
         verify_resumed=args.verify_resumed,
+        overwrite=args.overwrite,
     ), show)
 
 

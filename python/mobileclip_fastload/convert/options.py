@@ -8,7 +8,7 @@ from mobileclip_fastload.ingest.options import (  # noqa: F401 (re-exported: con
     DEFAULT_FORMATS,
     DEFAULT_MAX_EMBEDDING_BYTES,
     DEFAULT_MAX_LISTED_PER_REASON,
-    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_IMAGE_PIXELS,
     DEFAULT_TARGET_SHARD_BYTES,
     EMBEDDING_DTYPES,
     VERIFY_RESUMED,
@@ -31,7 +31,7 @@ class ConvertOptions:
     truncate_augmentations: bool = False
     target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES
     image_formats: tuple[str, ...] = DEFAULT_FORMATS
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_embedding_bytes: int = DEFAULT_MAX_EMBEDDING_BYTES
     max_listed_per_reason: int = DEFAULT_MAX_LISTED_PER_REASON
 

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-#: what an ingest API raises for bad arguments or inputs: the CLI prints it and exits with 2
-USER_ERRORS = (ValueError, ImportError, FileNotFoundError)
+#: what an ingest API raises for bad arguments or inputs, or an output folder it refuses to replace
+#: (``StoreExistsError`` is a ``FileExistsError``): the CLI prints it and exits with 2
+USER_ERRORS = (ValueError, ImportError, FileNotFoundError, FileExistsError)
 
 
 def parse_size(text: str) -> int:

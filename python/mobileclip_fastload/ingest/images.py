@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mobileclip_fastload._core import DECODE_MAX_PIXELS
 from mobileclip_fastload.ingest.skips import (
     DECOMPRESSION_BOMB,
     UNDECODABLE_IMAGE,
@@ -24,8 +25,9 @@ from mobileclip_fastload.ingest.skips import (
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 DEFAULT_FORMATS = ("JPEG", "PNG", "WEBP")
-# Pillow's own default limit (it warns above it and refuses above twice it).
-DEFAULT_MAX_PIXELS = 89_478_485
+# Pillow's Image.MAX_IMAGE_PIXELS (89,478,485): it warns above it and refuses above twice it,
+# DECODE_MAX_PIXELS, the limit the core's decoders apply.
+DEFAULT_MAX_IMAGE_PIXELS = DECODE_MAX_PIXELS // 2
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def find_image(members: dict[str, bytes]) -> tuple[str, bytes] | None:
     return None
 
 
-def check_image(data: bytes, *, formats=DEFAULT_FORMATS, max_pixels: int = DEFAULT_MAX_PIXELS) -> CheckedImage:
+def check_image(data: bytes, *, formats=DEFAULT_FORMATS, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> CheckedImage:
     from PIL import Image, ImageFile
 
     truncated_setting = ImageFile.LOAD_TRUNCATED_IMAGES

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from mobileclip_fastload._core import EMBEDDING_DTYPES, Dims
-from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS
+from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
 
 __all__ = [
-    "DEFAULT_FORMATS", "DEFAULT_MAX_EMBEDDING_BYTES", "DEFAULT_MAX_LISTED_PER_REASON", "DEFAULT_MAX_PIXELS",
+    "DEFAULT_FORMATS", "DEFAULT_MAX_EMBEDDING_BYTES", "DEFAULT_MAX_LISTED_PER_REASON", "DEFAULT_MAX_IMAGE_PIXELS",
     "DEFAULT_TARGET_SHARD_BYTES", "EMBEDDING_DTYPES", "VERIFY_RESUMED", "Dims", "check_choice",
     "check_shared_options",
 ]

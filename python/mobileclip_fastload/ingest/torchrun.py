@@ -59,6 +59,13 @@ class Ranks:
             dist.init_process_group("gloo", timeout=timedelta(seconds=GATHER_TIMEOUT_S))
             self.owns_group = True
 
+    def barrier(self) -> None:
+        """Wait for every rank (after each checked and prepared the output folder, before any writes in it)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def leave(self) -> None:
         """End the group ``join`` made (a rank exiting with a live gloo group aborts: its threads are still
         running); a caller's own group is left to the caller."""

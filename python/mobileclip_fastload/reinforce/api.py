@@ -18,7 +18,9 @@ from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
 from mobileclip_fastload.reinforce.options import DEFAULT_BATCH_AUGMENTED_IMAGES, DEFAULT_MIN_IMAGE_SIZE, ReinforceOptions
 from mobileclip_fastload.reinforce.report import CONVERTED, RESUMED, ReinforceReport, report_path
 from mobileclip_fastload.reinforce.shard_task import run_reinforce_task
+from mobileclip_fastload.reinforce.resume import DONE_DIR, done_record_path, task_fingerprint
 from mobileclip_fastload.reinforce.teachers import embed_dim
+from mobileclip_fastload.store import output_folder
 
 #: DataCompDR's teachers, two ViT-L-14 (768-d each, concatenated); resolved (downloaded) by open_clip where
 #: the network allows.
@@ -38,7 +40,7 @@ def reinforce(
     stage: str = "all",
     executor: str = "inline",
     workers: int | None = None,
-    threads: int | None = None,
+    num_threads: int | None = None,
     device: str = "auto",
     precision: str = "auto",
     batch_augmented_images: int = DEFAULT_BATCH_AUGMENTED_IMAGES,
@@ -50,6 +52,7 @@ def reinforce(
     verify_resumed: str = "checksum",
     progress: bool = True,
     metadata: dict | None = None,
+    overwrite: bool = False,
 ) -> ReinforceReport:
     """Reinforce image-text pairs as MobileCLIP's dataset reinforcement does; returns the report.
 
@@ -68,12 +71,15 @@ def reinforce(
         torchvision draws them, entry j seeded by (seed, uid, j)).
     stage: ``"all"`` or ``"captions"`` (only caption, into ``<output>/_captions``; a later
         ``"all"`` run joins them by uid instead of captioning again).
+    overwrite: replace what ``output`` holds (a finished store, another tool's run);
+        without it those are refused with ``StoreExistsError``
+        (``mobileclip_fastload.store.output_folder``). Files of no store are never deleted.
     executor: ``"inline"``, ``"process"`` (``workers`` processes; call under
         ``if __name__ == "__main__":``), ``"ray"`` (one task per shard; a GPU each when
         ``device`` is CUDA) or ``"torchrun"`` (this process is one rank of
         ``torchrun --nproc-per-node=G``: it takes every G-th shard on ``cuda:LOCAL_RANK``;
         rank 0 writes the manifest once all ranks finished).
-    threads: decode + augment + replay threads (and torch threads) per worker (default: the
+    num_threads: decode + augment + replay threads (and torch threads) per worker (default: the
         cores, split between the process workers or the node's torchrun ranks; Ray: 1 per
         CPU task, the cluster's CPUs per GPU for GPU tasks).
     device / precision: ``"auto"`` = CUDA with bf16 autocast when available, else CPU fp32.
@@ -88,6 +94,8 @@ def reinforce(
     output = os.fspath(output)
     check_choice("executor", executor, EXECUTORS)
     check_choice("verify_resumed", verify_resumed, VERIFY_RESUMED)
+    folder = output_folder.survey(output, "reinforce")
+    output_folder.check_before_reading(folder, overwrite)  # before any model is loaded
     if num_augmentations < 1:
         raise ValueError("num_augmentations must be >= 1")
     teacher_specs = tuple(t if isinstance(t, OpenClipSpec) else OpenClipSpec.parse(t) for t in teachers)
@@ -103,13 +111,13 @@ def reinforce(
     cores = default_workers()
     ray_options = None
     if executor == "ray":
-        worker_plan, ray_options = devices.ray_plan(device, ray_cluster_resources(), threads)
+        worker_plan, ray_options = devices.ray_plan(device, ray_cluster_resources(), num_threads)
     else:
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        worker_plan = devices.plan(executor, device, cores=cores, gpu_count=gpus, workers=workers, threads=threads,
-                                   local_rank=ranks.local_rank, local_world_size=ranks.local_world)
+        worker_plan = devices.plan(executor, device, cores=cores, gpu_count=gpus, workers=workers,
+                                   num_threads=num_threads, local_rank=ranks.local_rank, local_world_size=ranks.local_world)
     device = worker_plan.devices[0]
     if ranks.world > 1:  # the rank's GPU current before the group is made (ingest.torchrun makes it)
         devices.make_current(device)
@@ -120,10 +128,14 @@ def reinforce(
         target_shard_bytes=int(target_shard_bytes),
         datacompdr_dir=os.path.abspath(os.fspath(datacompdr_output)) if datacompdr_output is not None else None,
         stage=stage, device=device, precision=precision, batch_augmented_images=int(batch_augmented_images),
-        threads=worker_plan.threads,
+        num_threads=worker_plan.num_threads,
     )
-    os.makedirs(output, exist_ok=True)
     tasks = make_tasks(inputs, output, image_root=os.fspath(image_root) if image_root else None, rows_per_shard=rows_per_shard)
+    # Only stage "all" writes a manifest: the captions stage replaces no store.
+    output_folder.check_rerun(folder, overwrite, lambda: stage != "all" or _same_run(output, tasks, opts))
+    # Created only now: a run that fails on its inputs leaves no folder behind.
+    output_folder.prepare(folder, overwrite)
+    ranks.barrier()  # every rank has checked the folder before any writes into it
     mine = ranks.mine(tasks)
 
     # bytes of input tars; caption tables count samples only (their image sizes are not known up front)
@@ -159,6 +171,22 @@ def reinforce(
         report.write_json(report_path(output, stage))
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _same_run(output: str, tasks: list, opts: ReinforceOptions) -> bool:
+    """Whether the finished store in ``output`` was made by exactly this run (the same tasks,
+    inputs and options at stage "all"), so that re-running it only checks and repairs."""
+    def check(task):
+        return lambda earlier: earlier == task_fingerprint(task, opts, "all")
+
+    names = {os.path.basename(done_record_path(output, t.task_id, "all")): check(t) for t in tasks}
+    done = os.path.join(output, DONE_DIR)
+    try:  # records of the captions stage sit beside them and are no other run
+        captions = {n for n in os.listdir(done) if n.endswith(".captions.json")}
+    except OSError:
+        captions = set()
+    names.update({n: (lambda earlier: True) for n in captions})
+    return output_folder.done_records_match(done, names)
 
 
 def _provenance(opts: ReinforceOptions, num_tasks: int, extra: dict | None) -> dict:

@@ -27,9 +27,6 @@ from mobileclip_fastload._core import AUG_OP_NAMES
 if TYPE_CHECKING:
     import torch
 
-#: RandAugment op names in torchvision's ``_augmentation_space`` order: the index is the stored op id
-#: (defined with the record, rust/src/aug/op.rs; `_op_table` checks it against torchvision).
-RANDAUGMENT_OPS = AUG_OP_NAMES
 RRC_SCALE = (0.08, 1.0)
 RRC_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 RANDAUGMENT_NUM_OPS = 2
@@ -45,7 +42,7 @@ def entry_seed(seed: int, uid: str, j: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def seeded_generator(seed: int) -> torch.Generator:
+def torch_generator(seed: int) -> torch.Generator:
     import torch
 
     g = torch.Generator()
@@ -95,7 +92,7 @@ def _op_table(aug_size: int) -> tuple[tuple[float, bool], ...]:
 
     ra = RandAugment(num_ops=RANDAUGMENT_NUM_OPS, magnitude=RANDAUGMENT_MAGNITUDE, num_magnitude_bins=RANDAUGMENT_BINS)
     space = ra._augmentation_space(ra.num_magnitude_bins, (aug_size, aug_size))
-    if tuple(space) != RANDAUGMENT_OPS:
+    if tuple(space) != AUG_OP_NAMES:
         raise RuntimeError(f"torchvision's RandAugment ops changed: {tuple(space)}")
     return tuple(
         (float(m[ra.magnitude].item()) if m.ndim > 0 else 0.0, bool(signed)) for m, signed in space.values()
@@ -127,4 +124,4 @@ def draw_augmentations(seed: int, uid: str, count: int, width: int, height: int,
     """``count`` entries for sample ``uid`` of a ``width`` x ``height`` image, entry j seeded by ``entry_seed``."""
     if width < 1 or height < 1:
         raise ValueError(f"image size {width}x{height} is empty")
-    return [draw_entry(seeded_generator(entry_seed(seed, uid, j)), width, height, aug_size) for j in range(count)]
+    return [draw_entry(torch_generator(entry_seed(seed, uid, j)), width, height, aug_size) for j in range(count)]

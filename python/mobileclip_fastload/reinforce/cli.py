@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("inputs", nargs="+", help="WebDataset tars (brace patterns, globs, folders) or caption tables (.csv/.jsonl)")
     p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished store or another tool's run in --output (refused otherwise)")
     p.add_argument("--teacher", action="append", default=None, metavar="NAME[:PRETRAINED]",
                    help="open_clip teacher; repeat for an ensemble (default: ViT-L-14:openai and "
                         "ViT-L-14:datacomp_xl_s13b_b90k). PRETRAINED: a tag or a weights file; none = random init")
@@ -46,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=EXECUTORS, default="inline",
                    help="inline; process (-j workers); ray (one task per shard); torchrun (run under torchrun, one rank per GPU)")
     p.add_argument("-j", "--workers", type=int, default=None, help="worker processes for --executor process")
-    p.add_argument("--threads", type=int, default=None, help="decode + augment + replay threads per task")
+    p.add_argument("--num-threads", type=int, default=None, help="decode + augment + replay threads per task")
     p.add_argument("--device", default="auto", help="auto / cpu / cuda (torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--batch-augmented-images", type=int, default=DEFAULT_BATCH_AUGMENTED_IMAGES,
@@ -98,11 +100,11 @@ def run(args: argparse.Namespace) -> int:
             args.inputs, args.output, teachers=teachers, captioners=_captioners(args),
             num_augmentations=args.num_augmentations, seed=args.seed, embedding_dtype=args.embedding_dtype,
             datacompdr_output=args.datacompdr_output, stage=args.stage, executor=args.executor,
-            workers=args.workers, threads=args.threads, device=args.device, precision=args.precision,
+            workers=args.workers, num_threads=args.num_threads, device=args.device, precision=args.precision,
             batch_augmented_images=args.batch_augmented_images, image_root=args.image_root,
             rows_per_shard=args.rows_per_shard, min_image_size=args.min_image_size,
             target_shard_bytes=args.target_shard_size, verify_resumed=args.verify_resumed,
-            progress=not args.no_progress,
+            progress=not args.no_progress, overwrite=args.overwrite,
         )
 
     def show(report) -> None:

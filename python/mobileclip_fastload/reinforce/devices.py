@@ -23,7 +23,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class WorkerPlan:
     workers: int  # processes (process executor); 1 otherwise
-    threads: int  # replay threads and torch intra-op threads per worker
+    num_threads: int  # replay threads and torch intra-op threads per worker
     devices: tuple[str, ...]  # worker slot i runs on devices[i % len(devices)]
 
 
@@ -45,7 +45,7 @@ def is_cuda(device: str) -> bool:
 
 
 def plan(executor: str, device: str, *, cores: int, gpu_count: int, workers: int | None = None,
-         threads: int | None = None, local_rank: int = 0, local_world_size: int = 1) -> WorkerPlan:
+         num_threads: int | None = None, local_rank: int = 0, local_world_size: int = 1) -> WorkerPlan:
     """Workers, threads and devices for ``executor`` on a node with ``cores`` CPUs and ``gpu_count`` GPUs."""
     if executor == "process":
         on_gpu = is_cuda(resolve_device(device, 0, gpu_count))
@@ -53,16 +53,16 @@ def plan(executor: str, device: str, *, cores: int, gpu_count: int, workers: int
         n = max(1, n)
         devices = tuple(resolve_device(device, i, gpu_count) for i in range(n)) if on_gpu else (
             resolve_device(device, 0, gpu_count),)
-        return WorkerPlan(n, _threads(threads, cores, n), devices)
+        return WorkerPlan(n, _threads(num_threads, cores, n), devices)
     if executor == "ray":
-        return ray_plan(device, {"CPU": cores, "GPU": gpu_count}, threads)[0]
+        return ray_plan(device, {"CPU": cores, "GPU": gpu_count}, num_threads)[0]
     if executor == "torchrun":
-        return WorkerPlan(1, _threads(threads, cores, local_world_size),
+        return WorkerPlan(1, _threads(num_threads, cores, local_world_size),
                           (resolve_device(device, local_rank, gpu_count),))
-    return WorkerPlan(1, _threads(threads, cores, 1), (resolve_device(device, 0, gpu_count),))
+    return WorkerPlan(1, _threads(num_threads, cores, 1), (resolve_device(device, 0, gpu_count),))
 
 
-def ray_plan(device: str, resources: dict, threads: int | None = None) -> tuple[WorkerPlan, dict]:
+def ray_plan(device: str, resources: dict, num_threads: int | None = None) -> tuple[WorkerPlan, dict]:
     """(plan, ``ray.remote`` options) for a cluster with ``resources`` (``ray.cluster_resources()``).
     GPU tasks (CUDA asked, or ``"auto"`` on a cluster with GPUs) take one GPU, the cluster's CPUs per GPU
     as replay threads (one thread cannot feed a GPU), and ``max_calls=0``: Ray's default of 1 for GPU
@@ -70,17 +70,17 @@ def ray_plan(device: str, resources: dict, threads: int | None = None) -> tuple[
     unresolved: the task resolves it where it runs (the driver may have no GPU)."""
     gpus = int(resources.get("GPU", 0))
     on_gpu = is_cuda(device) or (device == "auto" and gpus > 0)
-    if threads is None:
-        threads = max(1, int(resources.get("CPU", 1)) // gpus) if on_gpu and gpus else 1
-    threads = max(1, int(threads))
-    options: dict = {"num_cpus": threads}
+    if num_threads is None:
+        num_threads = max(1, int(resources.get("CPU", 1)) // gpus) if on_gpu and gpus else 1
+    num_threads = max(1, int(num_threads))
+    options: dict = {"num_cpus": num_threads}
     if on_gpu:
         options.update(num_gpus=1, max_calls=0)
-    return WorkerPlan(1, threads, ("cuda" if on_gpu and device == "auto" else device,)), options
+    return WorkerPlan(1, num_threads, ("cuda" if on_gpu and device == "auto" else device,)), options
 
 
-def _threads(threads: int | None, cores: int, sharing: int) -> int:
-    return max(1, int(threads)) if threads is not None else max(1, cores // max(1, sharing))
+def _threads(num_threads: int | None, cores: int, sharing: int) -> int:
+    return max(1, int(num_threads)) if num_threads is not None else max(1, cores // max(1, sharing))
 
 
 def place(opts, device: str | None = None):
@@ -103,12 +103,12 @@ def make_current(device: str) -> None:
 
 def on_worker(opts, device: str | None = None):
     """In a worker process (process pool, Ray task, torchrun rank), before its tasks: ``place`` it, and
-    torch's intra-op threads = ``opts.threads`` (its share of the cores, not all of them)."""
+    torch's intra-op threads = ``opts.num_threads`` (its share of the cores, not all of them)."""
     import torch
 
     opts = place(opts, device)
-    if torch.get_num_threads() != opts.threads:
-        torch.set_num_threads(opts.threads)
+    if torch.get_num_threads() != opts.num_threads:
+        torch.set_num_threads(opts.num_threads)
     return opts
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from mobileclip_fastload.ingest.options import (
     DEFAULT_FORMATS,
     DEFAULT_MAX_LISTED_PER_REASON,
-    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_IMAGE_PIXELS,
     DEFAULT_TARGET_SHARD_BYTES,
     Dims,
     check_choice,
@@ -37,13 +37,13 @@ class ReinforceOptions:
     min_image_size: int = DEFAULT_MIN_IMAGE_SIZE  # shorter side below this: skipped as image_too_small
     target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES
     image_formats: tuple[str, ...] = DEFAULT_FORMATS
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     datacompdr_dir: str | None = None  # also write DataCompDR-format tars here
     stage: str = "all"  # "captions": only caption every shard (a separate pass, joined by uid later)
     device: str = "cpu"
     precision: str = "auto"
     batch_augmented_images: int = DEFAULT_BATCH_AUGMENTED_IMAGES  # per teacher forward (a chunk: this // J images)
-    threads: int = 1  # decode + augment + replay threads per task
+    num_threads: int = 1  # decode + augment + replay threads per task
     max_listed_per_reason: int = DEFAULT_MAX_LISTED_PER_REASON
 
     def __post_init__(self):
@@ -54,8 +54,8 @@ class ReinforceOptions:
             raise ValueError("at least one captioner is needed (the store holds S >= 1 synthetic captions)")
         if len({c.tag for c in self.captioners}) != len(self.captioners):
             raise ValueError(f"captioner tags must differ: {[c.tag for c in self.captioners]}")
-        if self.batch_augmented_images < 1 or self.threads < 1:
-            raise ValueError("batch_augmented_images and threads must be positive")
+        if self.batch_augmented_images < 1 or self.num_threads < 1:
+            raise ValueError("batch_augmented_images and num_threads must be positive")
 
     @property
     def images_per_chunk(self) -> int:
@@ -77,7 +77,7 @@ class ReinforceOptions:
                 "max_image_pixels": self.max_image_pixels}
 
     def fingerprint(self) -> dict:
-        """What determines a shard's store output (not: threads, device index, listing caps)."""
+        """What determines a shard's store output (not: num_threads, device index, listing caps)."""
         return {
             **self.captions_fingerprint(),
             "dims": self.dims.as_dict(),

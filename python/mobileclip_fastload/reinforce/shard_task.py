@@ -108,7 +108,7 @@ def _run(task: ReinforceTask, opts: ReinforceOptions, report: ReinforceShardRepo
         if chunk:
             yield chunk
 
-    with ThreadPoolExecutor(opts.threads) as pool:
+    with ThreadPoolExecutor(opts.num_threads) as pool:
         it = chunks(pool)
         current = next(it, None)
         try:

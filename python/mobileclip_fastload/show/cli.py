@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from mobileclip_fastload.show.summary import SUMMARY_SHARDS
 from mobileclip_fastload.show.view import DEFAULT_AUGMENTATIONS, DEFAULT_SAMPLES, DEFAULT_SUMMARY_SIZE
+
+if TYPE_CHECKING:
+    from mobileclip_fastload import Store
 
 
 def _indices(text: str) -> list[int]:
@@ -16,15 +20,8 @@ def _indices(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated sample indices, got {text!r}") from None
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", help="store directory, or URL (s3://, gs://, az://, http(s)://)")
+    """The view's own options (the store and its remote options are the CLI's, as for every command)."""
     p.add_argument("-o", "--output", required=True, help="the HTML file to write")
     which = p.add_mutually_exclusive_group()
     which.add_argument("-n", type=int, default=DEFAULT_SAMPLES,
@@ -38,19 +35,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"samples the header's plots and the outlier flags summarise (default {DEFAULT_SUMMARY_SIZE}; "
                         f"drawn from at most {SUMMARY_SHARDS} shards, or a remote store's shown shards)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random choices (default 0)")
-    p.add_argument("--cache-dir", default=None, help="remote stores: where downloaded shards are kept")
-    p.add_argument("--storage-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="remote stores: an object_store setting (repeatable), e.g. aws_endpoint=http://...")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, store: Store) -> int:
     from mobileclip_fastload.show.view import write_view
 
     try:
-        report = write_view(args.store, args.output, samples=args.samples, n=args.n,
+        report = write_view(store, args.output, samples=args.samples, n=args.n,
                             augmentations=args.augmentations, image_size=args.image_size,
-                            interpolation=args.interpolation, summary_size=args.summary_samples, seed=args.seed,
-                            cache_dir=args.cache_dir, storage_options=dict(args.storage_option) or None)
+                            interpolation=args.interpolation, summary_size=args.summary_samples, seed=args.seed)
     except (ValueError, IndexError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -24,18 +24,17 @@ from typing import Any
 import numpy as np
 
 from mobileclip_fastload import _core
-from mobileclip_fastload._core import AUG_FLAG_HFLIP, AUG_FLAG_NULL, parse_param_aug, rescale_box
+from mobileclip_fastload._core import AUG_FLAG_HFLIP, AUG_FLAG_NULL, AUG_NUM_OPS, parse_param_aug, rescale_box
 from mobileclip_fastload.store.sample import AUG_DTYPE
 
-#: RandAugment op indices are 0..NUM_OPS-1 (torchvision order); an entry holds at most MAX_OPS_PER_ENTRY.
-NUM_OPS = _core.AUG_NUM_OPS
+#: RandAugment op indices are 0..AUG_NUM_OPS-1 (torchvision order); an entry holds at most MAX_OPS_PER_ENTRY.
 MAX_OPS_PER_ENTRY = _core.AUG_MAX_OPS_PER_ENTRY
 
 __all__ = [
     "AUG_FLAG_HFLIP",
     "AUG_FLAG_NULL",
+    "AUG_NUM_OPS",
     "MAX_OPS_PER_ENTRY",
-    "NUM_OPS",
     "aug_record",
     "aug_records",
     "check_aug",

@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE as TEACHER_CROP_SIZE
-from mobileclip_fastload.reinforce.augmentation import RANDAUGMENT_OPS  # noqa: F401  (re-exported for tests)
+from mobileclip_fastload.store import Dims
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
           "immunohistochemistry", "retina", "camera")
 IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -51,15 +51,8 @@ _WORDS = (
 ).split()
 _UNICODE_WORDS = ("café", "naïve", "Straße", "日本", "東京タワー", "über", "niño", "😀", "—", "&amp;", "İstanbul")
 
-
-@dataclass(frozen=True)
-class DRDims:
-    """Reinforcement sizes: J augmentations, S synthetic captions, K teachers of D dims each."""
-
-    J: int = 4
-    S: int = 3
-    K: int = 2
-    D: int = 16
+#: Reinforcement sizes of generated data: J augmentations, S synthetic captions, K teachers of D dims each.
+DEFAULT_DIMS = Dims(J=4, S=3, K=2, D=16)
 
 
 @dataclass
@@ -118,9 +111,9 @@ def draw_param_aug_entries(orig_width: int, orig_height: int, count: int, seed: 
     RandomResizedCrop.get_params runs on the original image; RandAugment runs on
     the 224x224 teacher crop, so translate magnitudes use image_size (224, 224).
     """
-    from mobileclip_fastload.reinforce.augmentation import draw_entry, seeded_generator
+    from mobileclip_fastload.reinforce.augmentation import draw_entry, torch_generator
 
-    g = seeded_generator(seed)
+    g = torch_generator(seed)
     return [draw_entry(g, orig_width, orig_height, TEACHER_CROP_SIZE) for _ in range(count)]
 
 
@@ -191,7 +184,7 @@ def img2dataset_resize(image: bytes, max_side: int) -> tuple[bytes, int, int]:
 def make_samples(
     n: int,
     *,
-    dims: DRDims = DRDims(),
+    dims: Dims = DEFAULT_DIMS,
     seed: int = 0,
     start_index: int = 0,
     image_size: tuple[int, int] = (40, 120),

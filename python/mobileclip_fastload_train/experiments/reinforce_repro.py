@@ -68,7 +68,7 @@ from mobileclip_fastload_train.train import TrainConfig, train
 EVAL_INTERPOLATION = "bilinear"
 
 ARMS = {
-    # name: (lambda, caption mode)
+    # name: (lambda, loss captions)
     "clip": (0.0, "real"),
     "clip+syn": (0.0, "both"),
     "reinforced": (1.0, "both"),
@@ -98,7 +98,7 @@ class ExperimentConfig:
     student_lr: float = 1e-3
     eval_every: int = 100
     arms: tuple[str, ...] = tuple(ARMS)
-    threads: int = 1
+    num_threads: int = 1
     data: str = "store" if store_available() else "memory"  # student data path: DR store + loader, or memory
 
     @classmethod
@@ -228,7 +228,7 @@ def student_source(cfg: ExperimentConfig, split: Split, image_emb: torch.Tensor,
         from mobileclip_fastload import FastReinforcedLoader
 
         return FastReinforcedLoader(store, cfg.student_batch, image_size=cfg.image_size, interpolation=cfg.interpolation,
-                                    num_threads=cfg.threads, seed=cfg.seed, shuffle=True, drop_last=True,
+                                    num_threads=cfg.num_threads, seed=cfg.seed, shuffle=True, drop_last=True,
                                     caption_mode="both")
     return InMemoryReinforcedSource(split.views, split.text, split.syn_text, image_emb, text_emb,
                                     batch_size=cfg.student_batch, seed=cfg.seed)
@@ -278,7 +278,7 @@ def _plot(results: dict[str, Any], path: Path) -> None:
 
 # ---------------------------------------------------------------- pipeline
 def run(cfg: ExperimentConfig) -> dict[str, Any]:
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.num_threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -300,7 +300,7 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
         source = InMemoryReinforcedSource(teacher_split.views, teacher_split.text, teacher_split.syn_text, None, None,
                                           batch_size=cfg.teacher_batch, seed=cfg.seed + 10 + k)
         tcfg = TrainConfig(steps=cfg.teacher_steps, lr=cfg.teacher_lr, warmup=max(1, cfg.teacher_steps // 10),
-                           precision="fp32", lam=0.0, caption_mode="mix", mix_probability=0.5,
+                           precision="fp32", lam=0.0, loss_captions="mix", mix_probability=0.5,
                            seed=cfg.seed + k, progress=False)
         history = train(tcfg, teacher, source).history
         teacher.eval()
@@ -326,14 +326,14 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
         torch.manual_seed(cfg.seed + 100)  # same initial student for every arm
         student = student_model(cfg)
         scfg = TrainConfig(steps=cfg.student_steps, lr=cfg.student_lr, warmup=max(1, cfg.student_steps // 10),
-                           precision="fp32", lam=lam, caption_mode=mode, num_teachers=len(teachers),
+                           precision="fp32", lam=lam, loss_captions=mode, num_teachers=len(teachers),
                            eval_every=cfg.eval_every, seed=cfg.seed, progress=False)
         history = train(scfg, student, student_source(cfg, student_split, image_emb, text_emb, store),
                         eval_fn=evaluate).history
         curve = [{"step": r["step"], **{k[len("eval/"):]: v for k, v in r.items() if k.startswith("eval/")}}
                  for r in history if any(k.startswith("eval/") for k in r)]
         losses = [r for r in history if "loss" in r]
-        results["students"][arm] = {"lambda": lam, "caption_mode": mode, "curve": curve,
+        results["students"][arm] = {"lambda": lam, "loss_captions": mode, "curve": curve,
                                     "loss": [(r["step"], r["loss"]) for r in losses[:: max(1, len(losses) // 50)]]}
         timings[f"student_{arm}_s"] = time.perf_counter() - t0
         (out / "results.json").write_text(json.dumps({**results, "timings": timings}, indent=1))
@@ -354,14 +354,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--teacher-steps", type=int, default=None)
     p.add_argument("--teachers", nargs="+", default=None, choices=("tiny-S1", "tiny-S0"),
                    help="teacher architectures (K = how many); default: tiny-S1")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--num-threads", type=int, default=1)
     p.add_argument("--interpolation", choices=("bicubic", "bilinear"), default=None,
                    help="training replay of the stored boxes (default bicubic; bilinear reproduces the old results)")
     p.add_argument("--data", choices=("store", "memory"), default=None,
                    help="student data path (default: store when the extension is built)")
     args = p.parse_args(argv)
     cfg = ExperimentConfig.quick(args.out) if args.quick else ExperimentConfig(out=args.out)
-    cfg.seed, cfg.threads = args.seed, args.threads
+    cfg.seed, cfg.num_threads = args.seed, args.num_threads
     if args.student_steps:
         cfg.student_steps = args.student_steps
     if args.teacher_steps:

@@ -55,7 +55,7 @@ def _check_train_time_form(state_dict: Mapping[str, Any], what: str) -> None:
         raise ValueError(
             f"{what} is reparameterised (inference form, e.g. {folded[0]!r}); fine-tuning and this model need "
             "the train-time form (Apple's mobileclip2_*.pt and timm's re-hosts are in it). Reparameterise after "
-            "loading instead: training.models.reparameterize(model)"
+            "loading instead: mobileclip_fastload_train.models.reparameterize(model)"
         )
 
 

@@ -4,7 +4,7 @@
 //! with a clear error.
 
 use super::crop::CropBox;
-use super::decoded::{Decoded, Region, DEFAULT_MAX_PIXELS};
+use super::decoded::{Decoded, Region, DECODE_MAX_PIXELS};
 use super::jpeg_decode::JpegDecoder;
 use super::png_decode;
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ impl Default for Decoder {
         Decoder {
             jpeg: None,
             png_raw: Vec::new(),
-            max_pixels: DEFAULT_MAX_PIXELS,
+            max_pixels: DECODE_MAX_PIXELS,
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 
 /// Pillow refuses images above `2 * Image.MAX_IMAGE_PIXELS`
 /// (`DecompressionBombError`); same default here.
-pub const DEFAULT_MAX_PIXELS: u64 = 2 * (1024 * 1024 * 1024 / 4 / 3);
+pub const DECODE_MAX_PIXELS: u64 = 2 * (1024 * 1024 * 1024 / 4 / 3);
 
 /// Refuse a header whose pixel count exceeds the limit, before allocating.
 pub(crate) fn check_pixels(key: &str, w: usize, h: usize, max_pixels: u64) -> Result<()> {

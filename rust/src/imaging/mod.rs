@@ -51,7 +51,7 @@ mod transpose;
 
 pub use crop::CropBox;
 pub use decode::{Decoder, ImageFormat};
-pub use decoded::{Decoded, Region, DEFAULT_MAX_PIXELS};
+pub use decoded::{Decoded, Region, DECODE_MAX_PIXELS};
 pub use replay::{Replayer, StageTimes};
 pub use resample::{Interpolation, Resampler};
 

@@ -56,7 +56,7 @@ impl Replayer {
     }
 
     /// Largest image (and crop box) accepted, in pixels; default
-    /// [`super::DEFAULT_MAX_PIXELS`] (Pillow's bomb limit).
+    /// [`super::DECODE_MAX_PIXELS`] (Pillow's bomb limit).
     pub fn set_max_pixels(&mut self, max_pixels: u64) {
         self.decoder.max_pixels = max_pixels;
     }

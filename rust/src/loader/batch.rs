@@ -7,6 +7,7 @@ use std::alloc::{alloc_zeroed, Layout};
 
 use half::f16;
 
+use super::page_buf::PageBuf;
 use crate::error::{Error, Result};
 use crate::imaging::planar;
 
@@ -72,21 +73,21 @@ pub struct BatchShape {
 
 /// Image pixels, in the loader's output type.
 pub enum ImageData {
-    Uint8(Vec<u8>),
-    Float32(Vec<f32>),
+    Uint8(PageBuf<u8>),
+    Float32(PageBuf<f32>),
 }
 
 /// Embedding rows, in the loader's output type.
 pub enum EmbeddingData {
-    Float16(Vec<f16>),
-    Float32(Vec<f32>),
+    Float16(PageBuf<f16>),
+    Float32(PageBuf<f32>),
 }
 
 impl EmbeddingData {
     fn zeros(kind: EmbeddingOutput, n: usize) -> Result<Self> {
         Ok(match kind {
-            EmbeddingOutput::Float16 => EmbeddingData::Float16(try_zeroed_vec(n, "batch embeddings")?),
-            EmbeddingOutput::Float32 => EmbeddingData::Float32(try_zeroed_vec(n, "batch embeddings")?),
+            EmbeddingOutput::Float16 => EmbeddingData::Float16(PageBuf::zeroed(n, "batch embeddings")?),
+            EmbeddingOutput::Float32 => EmbeddingData::Float32(PageBuf::zeroed(n, "batch embeddings")?),
         })
     }
 }
@@ -112,8 +113,9 @@ impl BatchShape {
 }
 
 /// One batch: fields are full-capacity; `len` rows are valid (the last batch
-/// of an epoch may be short).
-pub struct Batch {
+/// of an epoch may be short). Every field starts on a page of its own and owns whole pages
+/// (`PageBuf`), so each can be page-locked on its own.
+pub struct BatchMemory {
     pub shape: BatchShape,
     pub len: usize,
     /// Position of this batch in the rank's epoch.
@@ -122,26 +124,26 @@ pub struct Batch {
     /// [B, 3, H, W]
     pub images: ImageData,
     /// [B, 77] real caption (or, in mix mode, the chosen caption), zero padded.
-    pub text: Vec<i64>,
+    pub text: PageBuf<i64>,
     /// [B, 77] synthetic caption.
-    pub syn_text: Vec<i64>,
+    pub syn_text: PageBuf<i64>,
     /// [B, K*D] each.
     pub image_emb: EmbeddingData,
     pub text_emb: EmbeddingData,
     pub syn_text_emb: EmbeddingData,
     /// [B] global sample index actually delivered (after any replacement).
-    pub index: Vec<i64>,
+    pub index: PageBuf<i64>,
     /// [B] augmentation index used.
-    pub aug_index: Vec<i64>,
+    pub aug_index: PageBuf<i64>,
     /// [B] synthetic caption index used (0-based among the S).
-    pub syn_index: Vec<i64>,
+    pub syn_index: PageBuf<i64>,
     /// [B] 1 where the `text` slot holds a synthetic caption (mix mode).
-    pub text_is_syn: Vec<u8>,
+    pub text_is_syn: PageBuf<u8>,
     /// Float output: ToTensor + Normalize of each channel level.
     normalize: Option<planar::Normalize>,
 }
 
-impl Batch {
+impl BatchMemory {
     /// A zeroed batch; `Error::OutOfMemory` (never an abort) if its memory cannot be had.
     pub fn try_new(shape: BatchShape) -> Result<Self> {
         let b = shape.batch_size;
@@ -152,24 +154,24 @@ impl Batch {
             .ok_or_else(too_big)?;
         let emb = b.checked_mul(shape.emb_width).ok_or_else(too_big)?;
         let tokens = b.checked_mul(CONTEXT_LENGTH).ok_or_else(too_big)?;
-        Ok(Batch {
+        Ok(BatchMemory {
             shape,
             len: 0,
             batch_number: 0,
             epoch: 0,
             images: match shape.image {
-                ImageOutput::Uint8 => ImageData::Uint8(try_zeroed_vec(pixels, "batch images")?),
-                ImageOutput::Float32 { .. } => ImageData::Float32(try_zeroed_vec(pixels, "batch images")?),
+                ImageOutput::Uint8 => ImageData::Uint8(PageBuf::zeroed(pixels, "batch images")?),
+                ImageOutput::Float32 { .. } => ImageData::Float32(PageBuf::zeroed(pixels, "batch images")?),
             },
-            text: try_zeroed_vec(tokens, "batch tokens")?,
-            syn_text: try_zeroed_vec(tokens, "batch tokens")?,
+            text: PageBuf::zeroed(tokens, "batch tokens")?,
+            syn_text: PageBuf::zeroed(tokens, "batch tokens")?,
             image_emb: EmbeddingData::zeros(shape.embedding, emb)?,
             text_emb: EmbeddingData::zeros(shape.embedding, emb)?,
             syn_text_emb: EmbeddingData::zeros(shape.embedding, emb)?,
-            index: try_zeroed_vec(b, "batch indices")?,
-            aug_index: try_zeroed_vec(b, "batch indices")?,
-            syn_index: try_zeroed_vec(b, "batch indices")?,
-            text_is_syn: try_zeroed_vec(b, "batch flags")?,
+            index: PageBuf::zeroed(b, "batch indices")?,
+            aug_index: PageBuf::zeroed(b, "batch indices")?,
+            syn_index: PageBuf::zeroed(b, "batch indices")?,
+            text_is_syn: PageBuf::zeroed(b, "batch flags")?,
             normalize: match shape.image {
                 ImageOutput::Uint8 => None,
                 ImageOutput::Float32 { mean, std } => Some(planar::Normalize::new(mean, std)),
@@ -227,7 +229,7 @@ mod tests {
 
     #[test]
     fn put_image_transposes_to_chw() {
-        let mut b = Batch::try_new(shape(ImageOutput::Uint8)).unwrap();
+        let mut b = BatchMemory::try_new(shape(ImageOutput::Uint8)).unwrap();
         let hwc: Vec<u8> = (0..12).collect();
         b.put_image(1, &hwc);
         let ImageData::Uint8(buf) = &b.images else { panic!() };
@@ -239,23 +241,49 @@ mod tests {
         let mut huge = shape(ImageOutput::Float32 { mean: [0.0; 3], std: [1.0; 3] });
         huge.batch_size = usize::MAX / 2;
         assert!(huge.bytes().is_none());
-        assert!(matches!(Batch::try_new(huge), Err(Error::OutOfMemory(_))));
+        assert!(matches!(BatchMemory::try_new(huge), Err(Error::OutOfMemory(_))));
         huge.batch_size = 1 << 44; // fits in usize, not in any address space
         assert!(huge.bytes().is_some());
-        assert!(matches!(Batch::try_new(huge), Err(Error::OutOfMemory(_))));
-        let ok = Batch::try_new(shape(ImageOutput::Uint8)).unwrap();
+        assert!(matches!(BatchMemory::try_new(huge), Err(Error::OutOfMemory(_))));
+        let ok = BatchMemory::try_new(shape(ImageOutput::Uint8)).unwrap();
         assert_eq!(shape(ImageOutput::Uint8).bytes(), Some(2 * 3 * 4 + 2 * 4 * 4 * 3 + 2 * (2 * 77 * 8 + 25)));
         assert!(ok.text.iter().all(|&t| t == 0));
     }
 
     #[test]
+    fn every_field_starts_on_its_own_page() {
+        let page = super::super::page_buf::page_size();
+        let b = BatchMemory::try_new(shape(ImageOutput::Uint8)).unwrap();
+        let ImageData::Uint8(images) = &b.images else { panic!() };
+        let EmbeddingData::Float32(image_emb) = &b.image_emb else { panic!() };
+        let EmbeddingData::Float32(text_emb) = &b.text_emb else { panic!() };
+        let EmbeddingData::Float32(syn_text_emb) = &b.syn_text_emb else { panic!() };
+        let fields = [
+            (images.as_ptr() as usize, images.capacity_bytes()),
+            (b.text.as_ptr() as usize, b.text.capacity_bytes()),
+            (b.syn_text.as_ptr() as usize, b.syn_text.capacity_bytes()),
+            (image_emb.as_ptr() as usize, image_emb.capacity_bytes()),
+            (text_emb.as_ptr() as usize, text_emb.capacity_bytes()),
+            (syn_text_emb.as_ptr() as usize, syn_text_emb.capacity_bytes()),
+            (b.index.as_ptr() as usize, b.index.capacity_bytes()),
+            (b.text_is_syn.as_ptr() as usize, b.text_is_syn.capacity_bytes()),
+        ];
+        for (i, &(addr, bytes)) in fields.iter().enumerate() {
+            assert!(addr % page == 0 && bytes % page == 0 && bytes > 0, "field {i}");
+            for &(other, other_bytes) in &fields[i + 1..] {
+                assert!(addr + bytes <= other || other + other_bytes <= addr, "fields share a page");
+            }
+        }
+    }
+
+    #[test]
     fn put_tokens_pads_and_truncates() {
         let mut field = vec![9i64; 2 * CONTEXT_LENGTH];
-        Batch::put_tokens(&mut field, 1, &[49406, 5, 49407]);
+        BatchMemory::put_tokens(&mut field, 1, &[49406, 5, 49407]);
         assert_eq!(&field[CONTEXT_LENGTH..CONTEXT_LENGTH + 4], &[49406, 5, 49407, 0]);
         assert!(field[CONTEXT_LENGTH + 3..].iter().all(|&t| t == 0));
         let long: Vec<u16> = (0..100).collect();
-        Batch::put_tokens(&mut field, 0, &long);
+        BatchMemory::put_tokens(&mut field, 0, &long);
         assert_eq!(field[76], 76);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use half::f16;
 
-use super::batch::{try_zeroed_vec, Batch, EmbeddingData};
+use super::batch::{try_zeroed_vec, BatchMemory, EmbeddingData};
 use super::stats::{SkippedSample, Stats};
 use super::sampler::{augmentation_choice, mix_takes_synthetic, syn_caption_choice, CaptionMode};
 use super::{LoaderConfig, OnError};
@@ -80,7 +80,7 @@ impl BatchFiller {
     }
 
     /// Fill `batch` with batch number `number` of `epoch`, whose samples are `rows`.
-    pub fn fill(&mut self, batch: &mut Batch, epoch: u64, number: usize, rows: &[u64]) -> Result<()> {
+    pub fn fill(&mut self, batch: &mut BatchMemory, epoch: u64, number: usize, rows: &[u64]) -> Result<()> {
         batch.len = rows.len();
         batch.batch_number = number;
         batch.epoch = epoch;
@@ -127,12 +127,12 @@ impl BatchFiller {
         Ok(())
     }
 
-    fn put_text_and_embeddings(&self, batch: &mut Batch, row: usize, c: &Choice, shard: &Shard, r: usize) {
+    fn put_text_and_embeddings(&self, batch: &mut BatchMemory, row: usize, c: &Choice, shard: &Shard, r: usize) {
         let syn_t = 1 + c.syn;
         let text_t = if c.text_is_syn { syn_t } else { 0 };
         let text_tokens = if c.text_is_syn { shard.syn_tokens(r, c.syn) } else { shard.caption_tokens(r) };
-        Batch::put_tokens(&mut batch.text, row, text_tokens);
-        Batch::put_tokens(&mut batch.syn_text, row, shard.syn_tokens(r, c.syn));
+        BatchMemory::put_tokens(&mut batch.text, row, text_tokens);
+        BatchMemory::put_tokens(&mut batch.syn_text, row, shard.syn_tokens(r, c.syn));
 
         let w = batch.shape.emb_width;
         let dtype = shard.dtype();

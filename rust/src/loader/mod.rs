@@ -3,6 +3,8 @@
 
 pub mod batch;
 mod fill;
+pub mod page_buf;
+pub mod permutation;
 pub mod pipeline;
 pub mod rng;
 pub mod sampler;
@@ -13,11 +15,11 @@ pub mod stats;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use batch::{Batch, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
+pub use batch::{BatchMemory, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
 pub use pipeline::{BatchPool, EpochRun, PoolSender};
 pub use stats::{SkippedSample, Stats};
 pub use sampler::{CaptionMode, Order, SamplerConfig};
-pub use settings::{CaptionSetting, LoaderSettings, Named, OrderSetting, OutputSetting};
+pub use settings::{CaptionSetting, ImageDtype, LoaderSettings, Named, OrderSetting};
 
 use crate::error::{Error, Result};
 use crate::imaging::Interpolation;
@@ -25,7 +27,7 @@ use crate::store::Store;
 
 /// More worker threads than this is a mistake, not a configuration: each
 /// holds its own decoder and image buffers.
-pub const MAX_THREADS: usize = 1024;
+pub const MAX_LOADER_THREADS: usize = 1024;
 
 /// What to do with a sample whose image no longer decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,12 +69,9 @@ impl LoaderConfig {
         let batch_size = count("batch_size", s.batch_size, 1)?;
         let image_size = settings::output_side("image_size", s.image_size)?;
         let num_threads = match s.num_threads {
-            Some(n) => count("num_threads", n, 1)?,
+            Some(n) => settings::count_at_most("num_threads", n, 1, MAX_LOADER_THREADS)?,
             None => settings::default_threads(),
         };
-        if num_threads > MAX_THREADS {
-            return Err(Error::InvalidArgument(format!("num_threads must be in [1, {MAX_THREADS}], got {num_threads}")));
-        }
         let prefetch = match s.prefetch {
             Some(n) => count("prefetch", n, 1)?,
             None => 2 * num_threads,
@@ -99,12 +98,12 @@ impl LoaderConfig {
             CaptionSetting::Both => CaptionMode::Both,
             CaptionSetting::Mix => CaptionMode::Mix(mix_probability),
         };
-        let image = match s.output {
-            OutputSetting::Uint8 => {
+        let image = match s.image_dtype {
+            ImageDtype::Uint8 => {
                 settings::rgb_lengths(&s.mean, &s.std)?;
                 ImageOutput::Uint8
             }
-            OutputSetting::Float32 => {
+            ImageDtype::Float32 => {
                 let (mean, std) = settings::normalisation(&s.mean, &s.std)?;
                 ImageOutput::Float32 { mean, std }
             }
@@ -124,7 +123,7 @@ impl LoaderConfig {
             image_size,
             interpolation: s.interpolation,
             image,
-            embedding: s.embedding_dtype,
+            embedding: s.embedding_output_dtype,
             num_threads,
             prefetch,
             caption_mode,
@@ -135,12 +134,22 @@ impl LoaderConfig {
     }
 }
 
-/// Bytes of physical memory (0 if unknown).
-fn physical_memory() -> u128 {
+/// Bytes of memory a new allocation can have now: Linux's `MemAvailable`
+/// (free memory plus what the kernel can reclaim), else the physical memory not
+/// in use (`_SC_AVPHYS_PAGES`); 0 if unknown.
+fn available_memory() -> u128 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u128>().ok());
+    if let Some(kib) = kib {
+        return kib * 1024;
+    }
     #[cfg(unix)]
     {
         // SAFETY: sysconf has no preconditions.
-        let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        let (pages, page) = unsafe { (libc::sysconf(libc::_SC_AVPHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
         if pages > 0 && page > 0 {
             return pages as u128 * page as u128;
         }
@@ -160,8 +169,8 @@ pub struct Loader {
 impl Loader {
     /// Open `store_dir` and validate `cfg` against it; `cfg.sampler.num_samples` is filled in.
     /// Batch memory is sized to what a batch can hold (never more rows than this
-    /// rank's samples per epoch); memory the configuration would need beyond the
-    /// machine's is an `Error::OutOfMemory` here, not an abort later.
+    /// rank's samples per epoch); memory the configuration would need beyond what
+    /// is available is an `Error::OutOfMemory` here, not an abort later.
     pub fn open(store_dir: &Path, cfg: LoaderConfig) -> Result<Loader> {
         Loader::with_store(Arc::new(Store::open(store_dir)?), cfg)
     }
@@ -228,7 +237,7 @@ impl Loader {
     }
 }
 
-/// Refuse a configuration whose steady-state buffers exceed physical memory:
+/// Refuse a configuration whose steady-state buffers exceed the memory available now:
 /// `prefetch` batches in flight plus one held, and each worker's image buffer.
 fn check_memory(cfg: &LoaderConfig, shape: &BatchShape, num_batches: usize) -> Result<()> {
     let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
@@ -241,16 +250,16 @@ fn check_memory(cfg: &LoaderConfig, shape: &BatchShape, num_batches: usize) -> R
     let buffers = cfg.prefetch.min(num_batches) as u128 + 1;
     let workers = cfg.num_threads.min(num_batches).max(1) as u128;
     let needed = batch as u128 * buffers + workers * 3 * (shape.image_size as u128).pow(2);
-    let physical = physical_memory();
-    if physical > 0 && needed > physical {
+    let available = available_memory();
+    if available > 0 && needed > available {
         return Err(Error::OutOfMemory(format!(
             "the loader needs {needed:.1} GiB ({buffers} batch buffers of {rows} rows at {size}x{size}, {each:.2} GiB \
-             each), more than this machine's {have:.1} GiB; lower batch_size, image_size or prefetch",
+             each), more than the {have:.1} GiB of memory available now; lower batch_size, image_size or prefetch",
             needed = gib(needed),
             rows = shape.batch_size,
             size = shape.image_size,
             each = gib(batch as u128),
-            have = gib(physical)
+            have = gib(available)
         )));
     }
     Ok(())

@@ -14,22 +14,22 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use super::batch::{Batch, BatchShape};
+use super::batch::{BatchMemory, BatchShape};
 use super::fill::BatchFiller;
-use super::sampler::rank_indices;
+use super::sampler::EpochPlan;
 use super::stats::Stats;
 use super::LoaderConfig;
 use crate::error::{panic_message, Error, Result};
 use crate::store::Store;
 
 /// Returns released batch memory for reuse.
-pub type PoolSender = Sender<Box<Batch>>;
+pub type PoolSender = Sender<Box<BatchMemory>>;
 
 /// Recycled batch memory, shared by every pass of a loader.
 pub struct BatchPool {
     shape: BatchShape,
     tx: PoolSender,
-    rx: Receiver<Box<Batch>>,
+    rx: Receiver<Box<BatchMemory>>,
     allocated: AtomicUsize,
 }
 
@@ -45,16 +45,16 @@ impl BatchPool {
     }
 
     /// A free batch: a recycled one, else newly allocated (`Error::OutOfMemory` if that fails).
-    pub fn take(&self) -> Result<Box<Batch>> {
+    pub fn take(&self) -> Result<Box<BatchMemory>> {
         if let Ok(b) = self.rx.try_recv() {
             return Ok(b);
         }
-        let b = Box::new(Batch::try_new(self.shape)?);
+        let b = Box::new(BatchMemory::try_new(self.shape)?);
         self.allocated.fetch_add(1, Ordering::SeqCst);
         Ok(b)
     }
 
-    pub fn give_back(&self, b: Box<Batch>) {
+    pub fn give_back(&self, b: Box<BatchMemory>) {
         let _ = self.tx.send(b);
     }
 
@@ -78,7 +78,7 @@ struct Window {
     moved: Condvar,
 }
 
-type Outcome = (usize, Result<Box<Batch>>);
+type Outcome = (usize, Result<Box<BatchMemory>>);
 
 /// One running pass over batches `start..end` of one epoch. Dropping it stops
 /// its workers.
@@ -87,7 +87,7 @@ pub struct EpochRun {
     end: usize,
     results: Receiver<Outcome>,
     /// Batches (or errors) that arrived before an earlier batch.
-    reorder: BTreeMap<usize, Result<Box<Batch>>>,
+    reorder: BTreeMap<usize, Result<Box<BatchMemory>>>,
     window: Arc<Window>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -105,7 +105,7 @@ impl EpochRun {
         start: usize,
         end: usize,
     ) -> Result<EpochRun> {
-        let indices: Arc<Vec<u64>> = Arc::new(rank_indices(&cfg.sampler, epoch));
+        let plan = Arc::new(EpochPlan::new(&cfg.sampler, epoch));
         let (tx, rx) = unbounded();
         let window = Arc::new(Window {
             delivered: Mutex::new(start),
@@ -131,7 +131,7 @@ impl EpochRun {
                 epoch,
                 end,
                 batch_size: cfg.sampler.batch_size,
-                indices: indices.clone(),
+                plan: plan.clone(),
                 next_job: next_job.clone(),
                 window: window.clone(),
                 stop: stop.clone(),
@@ -150,7 +150,7 @@ impl EpochRun {
 
     /// The next batch in order, `None` at the end of the pass. Blocks. An error
     /// is returned only after every batch before it was delivered, and ends the pass.
-    pub fn next_batch(&mut self) -> Result<Option<Box<Batch>>> {
+    pub fn next_batch(&mut self) -> Result<Option<Box<BatchMemory>>> {
         if self.next >= self.end {
             self.stop();
             return Ok(None);
@@ -223,7 +223,8 @@ struct Worker {
     epoch: u64,
     end: usize,
     batch_size: usize,
-    indices: Arc<Vec<u64>>,
+    /// This rank's epoch order, evaluated a batch at a time.
+    plan: Arc<EpochPlan>,
     next_job: Arc<AtomicUsize>,
     window: Arc<Window>,
     stop: Arc<AtomicBool>,
@@ -234,6 +235,7 @@ struct Worker {
 
 impl Worker {
     fn run(self, filler: &mut BatchFiller) {
+        let mut rows: Vec<u64> = Vec::with_capacity(self.batch_size.min(self.plan.len()));
         loop {
             let b = self.next_job.fetch_add(1, Ordering::SeqCst);
             if b >= self.end || !self.wait_for_window(b) {
@@ -241,13 +243,21 @@ impl Worker {
             }
             let outcome = self.pool.take().and_then(|mut batch| {
                 let bs = self.batch_size;
-                let n = self.indices.len();
-                let rows = &self.indices[b.saturating_mul(bs).min(n)..(b + 1).saturating_mul(bs).min(n)];
-                catch_unwind(AssertUnwindSafe(|| filler.fill(&mut batch, self.epoch, b, rows)))
+                rows.clear();
+                self.plan.extend(b.saturating_mul(bs)..(b + 1).saturating_mul(bs), &mut rows);
+                let filled = catch_unwind(AssertUnwindSafe(|| filler.fill(&mut batch, self.epoch, b, &rows)))
                     .unwrap_or_else(|panic| {
                         Err(Error::Internal(format!("loader worker panicked on batch {b}: {}", panic_message(&panic))))
-                    })
-                    .map(|()| batch)
+                    });
+                match filled {
+                    Ok(()) => Ok(batch),
+                    Err(e) => {
+                        // Back to the pool, not freed: its memory may be page-locked, and a later
+                        // allocation at the same address would be taken for the registered one.
+                        self.pool.give_back(batch);
+                        Err(e)
+                    }
+                }
             });
             let failed = outcome.is_err();
             // After a failure this worker stops: every batch before `b` is already

@@ -15,11 +15,17 @@
 //! boundaries. Each rank's block is cut into windows of `window` consecutive
 //! shards and the samples of each window are shuffled, so a rank reads (and
 //! downloads) a window of shards at a time.
+//!
+//! Every permutation (of samples, of shards, of a window's samples) is a keyed
+//! `Permutation` evaluated per position, so planning an epoch costs O(1) memory
+//! (global) or O(the rank's shards) (shard blocks), never O(N), and a resumed
+//! epoch computes the indices of its next batch directly.
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::rng::{below, hash_key, unit_f64, SplitMix64};
+use super::permutation::Permutation;
+use super::rng::{below, hash_key, unit_f64};
 
 /// Stream ids keep independent draws for the same sample apart.
 const STREAM_PERMUTATION: u64 = 1;
@@ -58,30 +64,108 @@ pub struct SamplerConfig {
     pub shard_sizes: Arc<Vec<usize>>,
 }
 
-/// This rank's indices for one epoch.
-pub fn rank_indices(cfg: &SamplerConfig, epoch: u64) -> Vec<u64> {
-    match cfg.order {
-        Order::Global => global_rank_indices(cfg, epoch),
-        Order::ShardBlock { window } => shard_block_rank_indices(cfg, epoch, window.max(1)),
+/// This rank's order for one epoch, evaluated per position: O(1) memory for
+/// `Order::Global` and O(the rank's shards) for `Order::ShardBlock`, whatever
+/// the number of samples, so the first batch needs no whole-epoch pass.
+#[derive(Clone, Debug)]
+pub struct EpochPlan {
+    len: usize,
+    kind: PlanKind,
+}
+
+#[derive(Clone, Debug)]
+enum PlanKind {
+    /// Position k of rank r is global position (r + kW) mod N of the (shuffled) order.
+    Global { n: u64, rank: u64, world: u64, shuffle: Option<Permutation> },
+    /// The rank's block as pieces of shards, grouped in windows shuffled within.
+    ShardBlock { pieces: Vec<Piece>, windows: Vec<Window> },
+}
+
+/// Consecutive samples of one shard in a rank's block, starting at rank position `at`.
+#[derive(Clone, Debug)]
+struct Piece {
+    at: u64,
+    shard: usize,
+    indices: Range<u64>,
+}
+
+/// `window` consecutive pieces (from `first_piece`), starting at rank position `at`.
+#[derive(Clone, Debug)]
+struct Window {
+    at: u64,
+    first_piece: usize,
+    shuffle: Option<Permutation>,
+}
+
+impl EpochPlan {
+    pub fn new(cfg: &SamplerConfig, epoch: u64) -> EpochPlan {
+        let len = samples_per_rank(cfg);
+        let kind = match cfg.order {
+            Order::Global => {
+                let n = cfg.num_samples as u64;
+                let shuffle = cfg.shuffle.then(|| Permutation::new(n, hash_key(&[cfg.seed, epoch, STREAM_PERMUTATION])));
+                PlanKind::Global { n, rank: cfg.rank as u64, world: cfg.world_size as u64, shuffle }
+            }
+            Order::ShardBlock { window } => {
+                let pieces = rank_block(cfg, epoch);
+                let mut windows = Vec::with_capacity(pieces.len().div_ceil(window.max(1)));
+                for (w, first_piece) in (0..pieces.len()).step_by(window.max(1)).enumerate() {
+                    let at = pieces[first_piece].at;
+                    let end = pieces.get(first_piece + window.max(1)).map_or(len as u64, |p| p.at);
+                    let key = hash_key(&[cfg.seed, epoch, STREAM_WINDOW, cfg.rank as u64, w as u64]);
+                    let shuffle = cfg.shuffle.then(|| Permutation::new(end - at, key));
+                    windows.push(Window { at, first_piece, shuffle });
+                }
+                PlanKind::ShardBlock { pieces, windows }
+            }
+        };
+        EpochPlan { len, kind }
+    }
+
+    /// Samples this rank sees this epoch.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The global sample index at rank position `k` (`k < len`).
+    pub fn index(&self, k: usize) -> u64 {
+        debug_assert!(k < self.len);
+        match &self.kind {
+            PlanKind::Global { n, rank, world, shuffle } => {
+                // Counted in u128 so that a huge world size cannot overflow.
+                let p = ((*rank as u128 + k as u128 * *world as u128) % (*n).max(1) as u128) as u64;
+                shuffle.as_ref().map_or(p, |perm| perm.apply(p))
+            }
+            PlanKind::ShardBlock { pieces, windows } => {
+                let w = windows.partition_point(|w| w.at <= k as u64) - 1;
+                let window = &windows[w];
+                let offset = k as u64 - window.at;
+                let p = window.at + window.shuffle.as_ref().map_or(offset, |perm| perm.apply(offset));
+                let own = &pieces[window.first_piece..windows.get(w + 1).map_or(pieces.len(), |next| next.first_piece)];
+                let piece = &own[own.partition_point(|piece| piece.at <= p) - 1];
+                piece.indices.start + (p - piece.at)
+            }
+        }
+    }
+
+    /// The indices of rank positions `range` (clipped to the epoch), appended to `out`.
+    pub fn extend(&self, range: Range<usize>, out: &mut Vec<u64>) {
+        let range = range.start.min(self.len)..range.end.min(self.len);
+        out.extend(range.map(|k| self.index(k)));
     }
 }
 
-fn global_rank_indices(cfg: &SamplerConfig, epoch: u64) -> Vec<u64> {
-    let n = cfg.num_samples;
-    let mut order: Vec<u64> = (0..n as u64).collect();
-    if cfg.shuffle {
-        let mut rng = SplitMix64::new(hash_key(&[cfg.seed, epoch, STREAM_PERMUTATION]));
-        for i in (1..n).rev() {
-            let j = rng.below(i as u64 + 1) as usize;
-            order.swap(i, j);
-        }
-    }
-    let w = cfg.world_size;
-    // Positions rank, rank + W, ... of the padded (or cut) order; counted, so
-    // that a huge world size cannot overflow `per_rank * W`.
-    (0..samples_per_rank(cfg))
-        .map(|k| order[((cfg.rank as u128 + k as u128 * w as u128) % n.max(1) as u128) as usize])
-        .collect()
+/// This rank's indices for one epoch, all at once (tests and small tools; the
+/// loader evaluates an `EpochPlan` a batch at a time).
+pub fn rank_indices(cfg: &SamplerConfig, epoch: u64) -> Vec<u64> {
+    let plan = EpochPlan::new(cfg, epoch);
+    let mut out = Vec::with_capacity(plan.len());
+    plan.extend(0..plan.len(), &mut out);
+    out
 }
 
 /// Samples this rank sees per epoch (the padded or cut shard length).
@@ -94,68 +178,65 @@ pub fn samples_per_rank(cfg: &SamplerConfig) -> usize {
     }
 }
 
-/// Runs of consecutive global indices (one per non-empty shard) in this epoch's shard order.
-fn shard_runs(cfg: &SamplerConfig, epoch: u64) -> Vec<(usize, Range<u64>)> {
-    let mut start = 0u64;
-    let mut runs: Vec<(usize, Range<u64>)> = Vec::with_capacity(cfg.shard_sizes.len());
-    for (n, &len) in cfg.shard_sizes.iter().enumerate() {
-        if len > 0 {
-            runs.push((n, start..start + len as u64));
+/// This rank's contiguous block of the epoch's shard-ordered sequence, as
+/// pieces. The non-empty shards are permuted lazily and scanned once with a
+/// running offset, so only this rank's pieces are kept.
+fn rank_block(cfg: &SamplerConfig, epoch: u64) -> Vec<Piece> {
+    let sizes = &cfg.shard_sizes;
+    // Global start of each shard's samples is needed per shard: one prefix pass.
+    let nonempty: Vec<(usize, u64)> = {
+        let mut start = 0u64;
+        let mut runs = Vec::new();
+        for (n, &len) in sizes.iter().enumerate() {
+            if len > 0 {
+                runs.push((n, start));
+            }
+            start += len as u64;
         }
-        start += len as u64;
-    }
-    if cfg.shuffle {
-        let mut rng = SplitMix64::new(hash_key(&[cfg.seed, epoch, STREAM_SHARD_PERMUTATION]));
-        for i in (1..runs.len()).rev() {
-            let j = rng.below(i as u64 + 1) as usize;
-            runs.swap(i, j);
-        }
-    }
-    runs
-}
-
-/// This rank's contiguous block of the shard-ordered sequence, as (shard, indices) pieces.
-fn rank_block(cfg: &SamplerConfig, epoch: u64) -> Vec<(usize, Range<u64>)> {
-    let runs = shard_runs(cfg, epoch);
-    // offsets[k]: where run k starts in the epoch's sequence.
-    let mut offsets = Vec::with_capacity(runs.len());
-    let mut total = 0u64;
-    for (_, run) in &runs {
-        offsets.push(total);
-        total += run.end - run.start;
-    }
+        runs
+    };
+    let total: u64 = sizes.iter().map(|&n| n as u64).sum();
+    let order = cfg
+        .shuffle
+        .then(|| Permutation::new(nonempty.len() as u64, hash_key(&[cfg.seed, epoch, STREAM_SHARD_PERMUTATION])));
+    let run_at = |k: u64| -> (usize, Range<u64>) {
+        let (shard, start) = nonempty[order.as_ref().map_or(k, |p| p.apply(k)) as usize];
+        (shard, start..start + sizes[shard] as u64)
+    };
     let per = samples_per_rank(cfg) as u64;
-    let (mut pos, to) = (cfg.rank as u64 * per, (cfg.rank as u64 + 1) * per);
+    let from = (cfg.rank as u64).saturating_mul(per);
     let mut pieces = Vec::new();
-    while pos < to && total > 0 {
-        // Positions past the end wrap around to the start (padding, as in Order::Global).
-        let p = pos % total;
-        let k = offsets.partition_point(|&o| o <= p) - 1;
-        let (shard, run) = &runs[k];
-        let skip = p - offsets[k];
-        let take = (run.end - run.start - skip).min(to - pos);
-        pieces.push((*shard, run.start + skip..run.start + skip + take));
-        pos += take;
+    if total == 0 || per == 0 {
+        return pieces;
+    }
+    // A block is at most N long, so it wraps past the end (padding, as in
+    // Order::Global) at most once: find the run holding `from mod N`, then walk on.
+    let (mut k, mut offset) = (0u64, 0u64);
+    let start = from % total;
+    loop {
+        let run = run_at(k).1;
+        let len = run.end - run.start;
+        if offset + len > start {
+            break;
+        }
+        offset += len;
+        k += 1;
+    }
+    let (mut at, mut p) = (0u64, start);
+    while at < per {
+        let (shard, run) = run_at(k);
+        let skip = p - offset;
+        let take = (run.end - run.start - skip).min(per - at);
+        pieces.push(Piece { at, shard, indices: run.start + skip..run.start + skip + take });
+        at += take;
+        offset += run.end - run.start;
+        p = offset;
+        k += 1;
+        if k == nonempty.len() as u64 {
+            (k, offset, p) = (0, 0, 0);
+        }
     }
     pieces
-}
-
-fn shard_block_rank_indices(cfg: &SamplerConfig, epoch: u64, window: usize) -> Vec<u64> {
-    let pieces = rank_block(cfg, epoch);
-    let mut out = Vec::with_capacity(samples_per_rank(cfg));
-    for (w, group) in pieces.chunks(window).enumerate() {
-        let first = out.len();
-        out.extend(group.iter().flat_map(|(_, r)| r.clone()));
-        if cfg.shuffle {
-            let block = &mut out[first..];
-            let mut rng = SplitMix64::new(hash_key(&[cfg.seed, epoch, STREAM_WINDOW, cfg.rank as u64, w as u64]));
-            for i in (1..block.len()).rev() {
-                let j = rng.below(i as u64 + 1) as usize;
-                block.swap(i, j);
-            }
-        }
-    }
-    out
 }
 
 /// The shards this rank reads this epoch, in the order it first reads them
@@ -164,13 +245,10 @@ pub fn shard_plan(cfg: &SamplerConfig, epoch: u64) -> Vec<usize> {
     match cfg.order {
         Order::Global => (0..cfg.shard_sizes.len()).filter(|&n| cfg.shard_sizes[n] > 0).collect(),
         Order::ShardBlock { .. } => {
-            let mut seen = vec![false; cfg.shard_sizes.len()];
-            let mut plan: Vec<usize> = Vec::new();
-            for (shard, _) in rank_block(cfg, epoch) {
-                if !std::mem::replace(&mut seen[shard], true) {
-                    plan.push(shard);
-                }
-            }
+            let mut plan: Vec<usize> = rank_block(cfg, epoch).into_iter().map(|piece| piece.shard).collect();
+            // A shard appears twice only when a padded block wraps onto its own start.
+            let mut seen = std::collections::HashSet::with_capacity(plan.len());
+            plan.retain(|&shard| seen.insert(shard));
             plan
         }
     }
@@ -336,6 +414,69 @@ mod tests {
         let mut b = cfg(10, 0, 1, false);
         b.batch_size = usize::MAX;
         assert_eq!(num_batches(&b), 1);
+    }
+
+    #[test]
+    fn a_resumed_epoch_starts_at_its_position_without_the_ones_before() {
+        for c in [cfg(1000, 1, 3, false), blocks(&[30, 0, 45, 12, 80, 7, 66, 90], 2, 3, false, 2)] {
+            let full = rank_indices(&c, 4);
+            let plan = EpochPlan::new(&c, 4);
+            for start in [0, 1, 17, full.len() - 1] {
+                let mut tail = Vec::new();
+                plan.extend(start..full.len() + 10, &mut tail);
+                assert_eq!(tail, full[start..]);
+            }
+        }
+        // A billion-sample epoch: any position is computed directly, in range.
+        let huge = cfg(1_280_000_000, 5, 8, false);
+        let plan = EpochPlan::new(&huge, 0);
+        assert_eq!(plan.len(), 160_000_000);
+        let mut tail = Vec::new();
+        plan.extend(plan.len() - 256..plan.len(), &mut tail);
+        assert!(tail.iter().all(|&i| i < 1_280_000_000));
+    }
+
+    #[test]
+    fn ranks_are_disjoint_and_cover_for_many_sizes_and_orders() {
+        for n in [1usize, 2, 7, 64, 97, 1000] {
+            for world in [1usize, 2, 3, 8] {
+                let sizes: Vec<usize> = (0..n.div_ceil(5)).map(|s| if s % 3 == 1 { 0 } else { (n - s * 5).min(5) }).collect();
+                let sizes: Vec<usize> = {
+                    let mut v = sizes;
+                    let short = n - v.iter().sum::<usize>();
+                    v.push(short);
+                    v
+                };
+                for order_blocks in [false, true] {
+                    let make = |r, drop| if order_blocks { blocks(&sizes, r, world, drop, 3) } else { cfg(n, r, world, drop) };
+                    let dropped: Vec<u64> = (0..world).flat_map(|r| rank_indices(&make(r, true), 1)).collect();
+                    let mut unique = dropped.clone();
+                    unique.sort_unstable();
+                    unique.dedup();
+                    assert_eq!(unique.len(), dropped.len(), "n {n} world {world}: ranks overlap with drop_last");
+                    assert_eq!(dropped.len(), n / world * world);
+                    let mut padded: Vec<u64> = (0..world).flat_map(|r| rank_indices(&make(r, false), 1)).collect();
+                    assert_eq!(padded.len(), n.div_ceil(world) * world);
+                    padded.sort_unstable();
+                    padded.dedup();
+                    assert_eq!(padded, (0..n as u64).collect::<Vec<_>>(), "n {n} world {world}: not every sample");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_global_order_passes_the_permutation_statistics_and_unshuffled_is_the_identity() {
+        let order = rank_indices(&cfg(50_000, 0, 1, false), 3);
+        crate::loader::permutation::quality::looks_random(&order).unwrap();
+        let mut c = cfg(50_000, 0, 1, false);
+        c.shuffle = false;
+        let identity = rank_indices(&c, 3);
+        assert_eq!(identity, (0..50_000).collect::<Vec<u64>>());
+        assert!(crate::loader::permutation::quality::looks_random(&identity).is_err());
+        // Epochs are independent draws.
+        let next = rank_indices(&cfg(50_000, 0, 1, false), 4);
+        assert!(order.iter().zip(&next).filter(|(a, b)| a == b).count() < 20);
     }
 
     #[test]

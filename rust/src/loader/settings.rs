@@ -5,13 +5,13 @@
 //! Python objects into these types (strings into the enums below).
 
 use crate::error::{Error, Result};
-use crate::imaging::{Interpolation, DEFAULT_MAX_PIXELS};
+use crate::imaging::{Interpolation, DECODE_MAX_PIXELS};
 use crate::store::AccessPattern;
 
 use super::batch::EmbeddingOutput;
 use super::OnError;
 
-/// A setting whose value is one of a few names (`output="uint8"`, ...).
+/// A setting whose value is one of a few names (`image_dtype="uint8"`, ...).
 pub trait Named: Copy + PartialEq + 'static {
     /// The setting (keyword) this is the value of, for error messages.
     const SETTING: &'static str;
@@ -32,7 +32,7 @@ pub trait Named: Copy + PartialEq + 'static {
 
 /// What `images` holds: raw pixels, or pixels normalised with `mean` / `std`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputSetting {
+pub enum ImageDtype {
     Uint8,
     Float32,
 }
@@ -57,13 +57,13 @@ impl Named for Interpolation {
     const NAMES: &'static [(&'static str, Self)] = &[("bicubic", Interpolation::Bicubic), ("bilinear", Interpolation::Bilinear)];
 }
 
-impl Named for OutputSetting {
-    const SETTING: &'static str = "output";
-    const NAMES: &'static [(&'static str, Self)] = &[("float32", OutputSetting::Float32), ("uint8", OutputSetting::Uint8)];
+impl Named for ImageDtype {
+    const SETTING: &'static str = "image_dtype";
+    const NAMES: &'static [(&'static str, Self)] = &[("float32", ImageDtype::Float32), ("uint8", ImageDtype::Uint8)];
 }
 
 impl Named for EmbeddingOutput {
-    const SETTING: &'static str = "embedding_dtype";
+    const SETTING: &'static str = "embedding_output_dtype";
     const NAMES: &'static [(&'static str, Self)] = &[("float16", EmbeddingOutput::Float16), ("float32", EmbeddingOutput::Float32)];
 }
 
@@ -96,11 +96,11 @@ pub struct LoaderSettings {
     pub batch_size: i128,
     pub image_size: i128,
     pub interpolation: Interpolation,
-    pub output: OutputSetting,
+    pub image_dtype: ImageDtype,
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
-    pub embedding_dtype: EmbeddingOutput,
-    /// None: every core, at most `MAX_THREADS`.
+    pub embedding_output_dtype: EmbeddingOutput,
+    /// None: every core, at most `MAX_LOADER_THREADS`.
     pub num_threads: Option<i128>,
     /// None: twice `num_threads`.
     pub prefetch: Option<i128>,
@@ -131,14 +131,22 @@ pub fn count(setting: &str, value: i128, minimum: u64) -> Result<usize> {
     usize::try_from(v).map_err(|_| Error::InvalidArgument(format!("{setting} {v} does not fit this machine's address space")))
 }
 
+/// A count with a stated bound below 2**64 (the message gives the real range).
+pub fn count_at_most(setting: &str, value: i128, minimum: usize, maximum: usize) -> Result<usize> {
+    if value < minimum as i128 || value > maximum as i128 {
+        return Err(Error::InvalidArgument(format!("{setting} must be an integer in [{minimum}, {maximum}], got {value}")));
+    }
+    Ok(value as usize)
+}
+
 /// The side of a square output image (the loader's `image_size`, a replay's
 /// `size`): at least 1, at most the pixels one decoded image may have
 /// (Pillow's decompression-bomb limit), since buffers scale with its square.
 pub fn output_side(setting: &str, value: i128) -> Result<usize> {
     let side = count(setting, value, 1)?;
-    if (side as u128).pow(2) > DEFAULT_MAX_PIXELS as u128 {
+    if (side as u128).pow(2) > DECODE_MAX_PIXELS as u128 {
         return Err(Error::InvalidArgument(format!(
-            "{setting} {side} is too large: {side}x{side} is more than {DEFAULT_MAX_PIXELS} pixels"
+            "{setting} {side} is too large: {side}x{side} is more than {DECODE_MAX_PIXELS} pixels"
         )));
     }
     Ok(side)
@@ -198,7 +206,7 @@ pub(super) fn probability(setting: &str, p: f64) -> Result<f64> {
 
 /// Worker threads when the user names no number: one per core.
 pub(super) fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(super::MAX_THREADS)
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(super::MAX_LOADER_THREADS)
 }
 
 #[cfg(test)]
@@ -211,10 +219,10 @@ mod tests {
             batch_size: 4,
             image_size: 8,
             interpolation: Interpolation::Bicubic,
-            output: OutputSetting::Float32,
+            image_dtype: ImageDtype::Float32,
             mean: vec![0.0; 3],
             std: vec![1.0; 3],
-            embedding_dtype: EmbeddingOutput::Float16,
+            embedding_output_dtype: EmbeddingOutput::Float16,
             num_threads: None,
             prefetch: None,
             seed: 0,
@@ -243,7 +251,7 @@ mod tests {
     #[test]
     fn defaults_and_auto_order_resolve() {
         let local = LoaderConfig::new(&settings(), false).unwrap();
-        assert!(local.num_threads >= 1 && local.num_threads <= crate::loader::MAX_THREADS);
+        assert!(local.num_threads >= 1 && local.num_threads <= crate::loader::MAX_LOADER_THREADS);
         assert_eq!(local.prefetch, 2 * local.num_threads);
         assert_eq!(local.sampler.order, Order::Global);
         assert_eq!(local.caption_mode, CaptionMode::Both);
@@ -258,7 +266,8 @@ mod tests {
         assert!(rejected(|s| s.seed = -1).starts_with("seed must be an integer in [0, 2**64 - 1]"));
         assert!(rejected(|s| s.seed = u64::MAX as i128 + 1).starts_with("seed must be"));
         assert!(rejected(|s| s.image_size = 1 << 20).starts_with("image_size 1048576 is too large"));
-        assert!(rejected(|s| s.num_threads = Some(1025)).starts_with("num_threads must be in [1, 1024]"));
+        assert!(rejected(|s| s.num_threads = Some(1025)).starts_with("num_threads must be an integer in [1, 1024], got 1025"));
+        assert!(rejected(|s| s.num_threads = Some(0)).starts_with("num_threads must be an integer in [1, 1024], got 0"));
         assert!(rejected(|s| s.rank = 1).starts_with("rank must be < world_size"));
         assert!(rejected(|s| s.shuffle_window = 0).starts_with("shuffle_window must be"));
         assert!(rejected(|s| s.mix_probability = f64::NAN).starts_with("mix_probability must be in [0, 1]"));
@@ -267,7 +276,7 @@ mod tests {
         assert!(rejected(|s| s.dct_scaling = Some(0.0)).starts_with("dct_scaling must be"));
         // Raw output does not normalise: mean/std need only their three values.
         let mut raw = settings();
-        raw.output = OutputSetting::Uint8;
+        raw.image_dtype = ImageDtype::Uint8;
         raw.std[0] = 0.0;
         assert!(LoaderConfig::new(&raw, false).is_ok());
     }

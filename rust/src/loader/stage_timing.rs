@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Batch, BatchShape, EmbeddingOutput, ImageOutput};
+use super::{BatchMemory, BatchShape, EmbeddingOutput, ImageOutput};
 use crate::aug::AugParams;
 use crate::error::Result;
 use crate::imaging::{Interpolation, Replayer};
@@ -30,7 +30,7 @@ pub fn time_stages(
     rounds: usize,
 ) -> Result<StageReport> {
     const ROWS: usize = 32;
-    let mut batch = Batch::try_new(BatchShape {
+    let mut batch = BatchMemory::try_new(BatchShape {
         batch_size: ROWS,
         image_size: size,
         emb_width: 1,

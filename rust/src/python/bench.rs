@@ -11,7 +11,7 @@ use super::errors::IntoPyResult;
 use super::imaging::parse_entry;
 use crate::imaging::Interpolation;
 use crate::loader::stage_timing::time_stages;
-use crate::loader::{ImageOutput, OutputSetting};
+use crate::loader::{ImageDtype, ImageOutput};
 
 /// One case: (jpeg bytes, top, left, height, width, [(op, magnitude), ...]).
 type Case = (Vec<u8>, i32, i32, i32, i32, Vec<(u8, f64)>);
@@ -20,18 +20,18 @@ type Case = (Vec<u8>, i32, i32, i32, i32, Vec<(u8, f64)>);
 /// rows written into a 32-row batch in turn); returns seconds per sample of
 /// each stage and of the whole ("total").
 #[pyfunction]
-#[pyo3(signature = (cases, size, interpolation, output, rounds))]
+#[pyo3(signature = (cases, size, interpolation, image_dtype, rounds))]
 fn bench_stage_times<'py>(
     py: Python<'py>,
     cases: Vec<Case>,
     size: usize,
     interpolation: Interpolation,
-    output: OutputSetting,
+    image_dtype: ImageDtype,
     rounds: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let image = match output {
-        OutputSetting::Uint8 => ImageOutput::Uint8,
-        OutputSetting::Float32 => ImageOutput::Float32 {
+    let image = match image_dtype {
+        ImageDtype::Uint8 => ImageOutput::Uint8,
+        ImageDtype::Float32 => ImageOutput::Float32 {
             mean: [0.0; 3],
             std: [1.0; 3],
         },

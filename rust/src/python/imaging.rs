@@ -186,5 +186,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         reference.set_item(distribution, version)?;
     }
     m.add("PIXEL_REFERENCE", reference)?;
+    m.add("DECODE_MAX_PIXELS", crate::imaging::DECODE_MAX_PIXELS)?;
     Ok(())
 }

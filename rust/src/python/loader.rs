@@ -19,28 +19,28 @@ use crate::error::Error;
 use crate::imaging::Interpolation;
 use crate::loader::settings::integer;
 use crate::loader::{
-    Batch, CaptionSetting, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageOutput, Loader, LoaderConfig,
-    LoaderSettings, Named, OnError, Order, OrderSetting, OutputSetting, PoolSender, CONTEXT_LENGTH,
+    BatchMemory, CaptionSetting, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageDtype, ImageOutput,
+    Loader, LoaderConfig, LoaderSettings, Named, OnError, Order, OrderSetting, PoolSender, CONTEXT_LENGTH,
 };
 use crate::store::{is_url, open_location};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLoaderCore>()?;
     m.add_class::<PyEpochRun>()?;
-    m.add_class::<BatchMemory>()?;
-    m.add("MAX_LOADER_THREADS", crate::loader::MAX_THREADS)?;
+    m.add_class::<PyBatchMemory>()?;
+    m.add("MAX_LOADER_THREADS", crate::loader::MAX_LOADER_THREADS)?;
     Ok(())
 }
 
 /// Owner of one batch's memory while Python holds views of it.
-#[pyclass(module = "mobileclip_fastload._core", frozen)]
-pub struct BatchMemory {
-    batch: Option<Box<Batch>>,
+#[pyclass(name = "BatchMemory", module = "mobileclip_fastload._core", frozen)]
+pub struct PyBatchMemory {
+    batch: Option<Box<BatchMemory>>,
     pool: PoolSender,
 }
 
 #[pymethods]
-impl BatchMemory {
+impl PyBatchMemory {
     /// Address of the image buffer (lets tests check that tensors are views, not copies).
     #[getter]
     fn images_address(&self) -> usize {
@@ -52,7 +52,7 @@ impl BatchMemory {
     }
 }
 
-impl Drop for BatchMemory {
+impl Drop for PyBatchMemory {
     fn drop(&mut self) {
         if let Some(b) = self.batch.take() {
             // The loader may be gone already; then the memory is simply freed.
@@ -73,11 +73,11 @@ pub struct PyEpochRun {
 }
 
 /// A zero-copy numpy view of `data` (shape `dims`), kept alive by `owner`.
-fn view<'py, T: Element, const N: usize>(owner: &Bound<'py, BatchMemory>, data: &[T], dims: [usize; N]) -> PyResult<Bound<'py, PyAny>> {
+fn view<'py, T: Element, const N: usize>(owner: &Bound<'py, PyBatchMemory>, data: &[T], dims: [usize; N]) -> PyResult<Bound<'py, PyAny>> {
     let n: usize = dims.iter().product();
     let data = &data[..n];
     let any = owner.clone().into_any();
-    // SAFETY: `data` lives inside the Box<Batch> owned by `owner`, which never
+    // SAFETY: `data` lives inside the Box<BatchMemory> owned by `owner`, which never
     // mutates or moves it while alive, and numpy keeps `owner` as the array's base.
     let arr = unsafe {
         match N {
@@ -94,7 +94,7 @@ fn view<'py, T: Element, const N: usize>(owner: &Bound<'py, BatchMemory>, data: 
     Ok(arr)
 }
 
-fn embedding_view<'py>(owner: &Bound<'py, BatchMemory>, data: &EmbeddingData, rows: usize, width: usize) -> PyResult<Bound<'py, PyAny>> {
+fn embedding_view<'py>(owner: &Bound<'py, PyBatchMemory>, data: &EmbeddingData, rows: usize, width: usize) -> PyResult<Bound<'py, PyAny>> {
     match data {
         EmbeddingData::Float16(v) => view(owner, v, [rows, width]),
         EmbeddingData::Float32(v) => view(owner, v, [rows, width]),
@@ -107,9 +107,10 @@ impl PyLoaderCore {
     /// concern), each required: the Python signature holds the defaults.
     /// `LoaderConfig::new` checks them all.
     #[new]
-    #[pyo3(signature = (store, *, batch_size, image_size, interpolation, mean, std, output, embedding_dtype,
-                        num_threads, seed, shuffle, drop_last, rank, world_size, caption_mode, mix_probability,
-                        prefetch, on_error, dct_scaling, cache_dir, cache_size, storage_options, order, shuffle_window))]
+    #[pyo3(signature = (store, *, batch_size, image_size, interpolation, mean, std, image_dtype,
+                        embedding_output_dtype, num_threads, seed, shuffle, drop_last, rank, world_size, caption_mode,
+                        mix_probability, prefetch, on_error, dct_scaling, cache_dir, cache_size, storage_options, order,
+                        shuffle_window))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -119,8 +120,8 @@ impl PyLoaderCore {
         interpolation: Interpolation,
         mean: Vec<f64>,
         std: Vec<f64>,
-        output: OutputSetting,
-        embedding_dtype: EmbeddingOutput,
+        image_dtype: ImageDtype,
+        embedding_output_dtype: EmbeddingOutput,
         num_threads: Option<Integer>,
         seed: Integer,
         shuffle: bool,
@@ -144,10 +145,10 @@ impl PyLoaderCore {
                 batch_size: batch_size.0,
                 image_size: image_size.0,
                 interpolation,
-                output,
+                image_dtype,
                 mean,
                 std,
-                embedding_dtype,
+                embedding_output_dtype,
                 num_threads: num_threads.map(|n| n.0),
                 prefetch: prefetch.map(|n| n.0),
                 seed: seed.0,
@@ -172,20 +173,20 @@ impl PyLoaderCore {
     }
 
     /// The checked settings a resumed run must match, and those the Python
-    /// side reports: batch_size, image_size, output, embedding_dtype, seed,
-    /// shuffle, drop_last, rank, world_size, num_threads, prefetch.
+    /// side reports: batch_size, image_size, image_dtype, embedding_output_dtype,
+    /// seed, shuffle, drop_last, rank, world_size, num_threads, prefetch.
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = &self.loader.cfg;
         let s = &c.sampler;
         let out = PyDict::new(py);
         out.set_item("batch_size", s.batch_size)?;
         out.set_item("image_size", c.image_size)?;
-        let output = match c.image {
-            ImageOutput::Uint8 => OutputSetting::Uint8,
-            ImageOutput::Float32 { .. } => OutputSetting::Float32,
+        let image_dtype = match c.image {
+            ImageOutput::Uint8 => ImageDtype::Uint8,
+            ImageOutput::Float32 { .. } => ImageDtype::Float32,
         };
-        out.set_item("output", output.name())?;
-        out.set_item("embedding_dtype", c.embedding.name())?;
+        out.set_item("image_dtype", image_dtype.name())?;
+        out.set_item("embedding_output_dtype", c.embedding.name())?;
         out.set_item("seed", s.seed)?;
         out.set_item("shuffle", s.shuffle)?;
         out.set_item("drop_last", s.drop_last)?;
@@ -313,8 +314,8 @@ impl PyEpochRun {
 }
 
 /// A delivered batch as a dict of zero-copy numpy views owned by a `BatchMemory`.
-fn batch_dict(py: Python<'_>, batch: Box<Batch>, pool: PoolSender) -> PyResult<Bound<'_, PyDict>> {
-    let owner = Bound::new(py, BatchMemory { batch: Some(batch), pool })?;
+fn batch_dict(py: Python<'_>, batch: Box<BatchMemory>, pool: PoolSender) -> PyResult<Bound<'_, PyDict>> {
+    let owner = Bound::new(py, PyBatchMemory { batch: Some(batch), pool })?;
     let b = owner.get().batch.as_ref().expect("set just above");
     let (n, size, width) = (b.len, b.shape.image_size, b.shape.emb_width);
     let out = PyDict::new(py);

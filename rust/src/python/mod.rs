@@ -10,6 +10,7 @@ mod imaging;
 mod loader;
 mod settings;
 mod sample_input;
+mod sampler;
 mod store;
 mod writer;
 
@@ -26,6 +27,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     imaging::register(m)?;
     loader::register(m)?;
     bench::register(m)?;
+    sampler::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Python objects into the core's setting types, at the boundary, one way per
-//! type: a named setting (`output="uint8"`) becomes its Rust enum (an unknown
+//! type: a named setting (`image_dtype="uint8"`) becomes its Rust enum (an unknown
 //! name is a ValueError listing the valid ones), an integer setting becomes an
 //! `Integer` the core checks. Wrong types are TypeErrors, which pyo3 prefixes
 //! with the argument's name.
@@ -10,7 +10,7 @@ use pyo3::types::{PyBool, PyString};
 
 use super::errors::IntoPyResult;
 use crate::imaging::Interpolation;
-use crate::loader::{CaptionSetting, EmbeddingOutput, Named, OnError, OrderSetting, OutputSetting};
+use crate::loader::{CaptionSetting, EmbeddingOutput, ImageDtype, Named, OnError, OrderSetting};
 use crate::store::AccessPattern;
 
 /// A named setting from a Python `str`.
@@ -36,7 +36,7 @@ macro_rules! named_from_py {
     )+};
 }
 
-named_from_py!(Interpolation, OutputSetting, EmbeddingOutput, CaptionSetting, OnError, OrderSetting, AccessPattern);
+named_from_py!(Interpolation, ImageDtype, EmbeddingOutput, CaptionSetting, OnError, OrderSetting, AccessPattern);
 
 /// Any Python integer (numpy integers too; not a bool, not a float), saturated
 /// to the i128 range: the core checks each integer setting's own range.

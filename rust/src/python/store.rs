@@ -241,7 +241,37 @@ impl PyStore {
         self.inner.num_shards()
     }
 
-    /// The parsed manifest.json.
+    /// Shard `n`'s entry: {"file", "num_samples", "file_bytes", "file_xxh3", "columns": {column: xxh3}}.
+    /// A schema-2 store reads it from its shard index (a block of entries at a time).
+    fn shard_entry<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyDict>> {
+        if n >= self.inner.num_shards() {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "shard {n} out of range for a store of {} shards",
+                self.inner.num_shards()
+            )));
+        }
+        let store = &self.inner;
+        let entry = py.detach(|| store.shard_entry(n)).py_err()?;
+        let dict = PyDict::new(py);
+        dict.set_item("file", &entry.file)?;
+        dict.set_item("num_samples", entry.num_samples)?;
+        dict.set_item("file_bytes", entry.file_bytes)?;
+        dict.set_item("file_xxh3", &entry.file_xxh3)?;
+        let columns = PyDict::new(py);
+        for (c, x) in &entry.columns {
+            columns.set_item(c, x)?;
+        }
+        dict.set_item("columns", columns)?;
+        Ok(dict)
+    }
+
+    /// Bytes of all shard files together, as the manifest (or shard index) states them.
+    #[getter]
+    fn file_bytes(&self) -> u64 {
+        (0..self.inner.num_shards()).map(|n| self.inner.shard_file_bytes(n)).sum()
+    }
+
+    /// The parsed manifest.json (schema 2: the header; shard entries via `shard_entry`).
     #[getter]
     fn manifest<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         py.import("json")?.call_method1("loads", (self.inner.manifest_text(),))
@@ -433,6 +463,15 @@ impl PyStore {
         let store = self.inner.clone();
         py.detach(move || store.verify().iter().map(|p| p.to_string()).collect())
     }
+
+    /// `verify` for these shards only: one list of problem messages per shard, in the order given
+    /// (a resumable verify runs it a block at a time; `mobileclip_fastload.store.verify_progress`).
+    fn verify_shards(&self, py: Python<'_>, shards: Vec<usize>) -> Vec<Vec<String>> {
+        let store = self.inner.clone();
+        py.detach(move || {
+            store.verify_shards(&shards).into_iter().map(|(_, p)| p.iter().map(|p| p.to_string()).collect()).collect()
+        })
+    }
 }
 
 /// Verify a store directory without opening it (a shard that no longer opens is
@@ -468,7 +507,14 @@ fn store_shard_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, 
     Ok(dict)
 }
 
+/// Whether `location` is an object store URL (`scheme://...`) rather than a local path.
+#[pyfunction]
+fn is_url(location: &str) -> bool {
+    crate::store::is_url(location)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(is_url, m)?)?;
     m.add_class::<PyStore>()?;
     m.add_class::<MappedShard>()?;
     m.add_function(wrap_pyfunction!(verify_store, m)?)?;

@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::errors::to_py;
 use super::format::{dims_of, dtype_of, PyDims, PyShardInfo};
 use super::sample_input::HeldSample;
-use crate::store::{write_shard as core_write_shard, Dims, EmbeddingDtype, Manifest, StoreWriter, StoreWriterOptions};
+use crate::store::{write_shard as core_write_shard, Dims, EmbeddingDtype, Manifest, StoreWriter, StoreWriterOptions, DEFAULT_WRITE_SCHEMA};
 
 
 fn aug_dtype(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
@@ -44,7 +44,7 @@ pub struct PyStoreWriter {
 impl PyStoreWriter {
     #[new]
     #[allow(non_snake_case, clippy::too_many_arguments)]
-    #[pyo3(signature = (path, *, J, S, K, D, embedding_dtype="float16", target_shard_bytes=268_435_456, metadata=None, overwrite=false))]
+    #[pyo3(signature = (path, *, J, S, K, D, embedding_dtype="float16", target_shard_bytes=268_435_456, metadata=None, overwrite=false, schema_version=DEFAULT_WRITE_SCHEMA))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -56,7 +56,9 @@ impl PyStoreWriter {
         target_shard_bytes: i64,
         metadata: Option<&Bound<'_, PyAny>>,
         overwrite: bool,
+        schema_version: u32,
     ) -> PyResult<Self> {
+        check_write_schema(schema_version)?;
         let dims = dims_of(PyTuple::new(py, [J, S, K, D])?.as_any())?;
         let dtype = dtype_of(embedding_dtype)?;
         if target_shard_bytes < 1 {
@@ -68,6 +70,7 @@ impl PyStoreWriter {
             target_shard_bytes: target_shard_bytes as u64,
             metadata: metadata_json(py, metadata)?,
             overwrite,
+            schema_version,
         };
         let inner = py.detach(|| StoreWriter::create(&path, options)).map_err(to_py)?;
         Ok(PyStoreWriter { inner, aug_dtype: aug_dtype(py)?.unbind() })
@@ -176,7 +179,8 @@ fn write_shard(
 ///
 /// Writing the manifest is what makes a directory a store: write it last.
 #[pyfunction]
-#[pyo3(signature = (store_dir, shard_infos, dims, embedding_dtype, metadata=None, *, tokenizer="openai-clip-bpe"))]
+#[pyo3(signature = (store_dir, shard_infos, dims, embedding_dtype, metadata=None, *, tokenizer="openai-clip-bpe", schema_version=DEFAULT_WRITE_SCHEMA))]
+#[allow(clippy::too_many_arguments)]
 fn write_manifest(
     py: Python<'_>,
     store_dir: PathBuf,
@@ -185,14 +189,24 @@ fn write_manifest(
     embedding_dtype: &str,
     metadata: Option<&Bound<'_, PyAny>>,
     tokenizer: &str,
+    schema_version: u32,
 ) -> PyResult<PathBuf> {
+    check_write_schema(schema_version)?;
     let (dims, dtype) = (dims_of(dims)?, dtype_of(embedding_dtype)?);
     let shards = shard_infos
         .try_iter()?
         .map(|s| Ok(s?.cast::<PyShardInfo>()?.get().0.clone()))
         .collect::<PyResult<Vec<_>>>()?;
     let metadata = metadata_json(py, metadata)?;
-    py.detach(|| Manifest::new(dims, dtype, tokenizer, shards, metadata)?.write(&store_dir)).map_err(to_py)
+    py.detach(|| Manifest::new(dims, dtype, tokenizer, shards, metadata)?.write_version(&store_dir, schema_version))
+        .map_err(to_py)
+}
+
+fn check_write_schema(version: u32) -> PyResult<()> {
+    match version {
+        1 | 2 => Ok(()),
+        v => Err(pyo3::exceptions::PyValueError::new_err(format!("schema_version must be 1 or 2, got {v}"))),
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -28,6 +28,16 @@ impl Dims {
         1 + self.s
     }
 
+    /// Bytes every row of a shard occupies at least, whatever its variable-size
+    /// columns hold: its J aug records and its image and text embedding rows.
+    /// Bounds how many rows a shard of a given byte size can have. `None` on overflow.
+    pub fn min_row_bytes(&self, itemsize: usize) -> Option<u64> {
+        let aug = (self.j as u64).checked_mul(crate::aug::AUG_RECORD_SIZE as u64)?;
+        let rows = (self.j as u64).checked_add(self.text_rows() as u64)?;
+        let emb = rows.checked_mul(self.row_len() as u64)?.checked_mul(itemsize as u64)?;
+        aug.checked_add(emb)
+    }
+
     /// Every size must be at least 1 (an empty fixed-size list cannot carry rows) and
     /// the per-sample element counts must fit Arrow's i32 list sizes.
     pub fn check(&self) -> Result<(), String> {

@@ -44,7 +44,8 @@ pub fn open_regular(path: &Path, missing: impl FnOnce() -> Error) -> Result<File
         options.custom_flags(libc::O_NONBLOCK);
     }
     let file = options.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => missing(),
+        // A path through a file (`<file>/manifest.json`) finds no store either.
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => missing(),
         _ => Error::io(path, e),
     })?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
@@ -54,11 +55,20 @@ pub fn open_regular(path: &Path, missing: impl FnOnce() -> Error) -> Result<File
     Ok(file)
 }
 
-/// The whole text of a regular file (text that is not UTF-8 is a format error).
-pub fn read_regular_to_string(path: &Path, missing: impl FnOnce() -> Error) -> Result<String> {
+/// The whole text of a regular file of at most `limit` bytes (a larger file is a
+/// format error, found after reading at most `limit + 1` bytes; text that is not
+/// UTF-8 is a format error). `what_limit` says where the limit comes from.
+pub fn read_regular_to_string(
+    path: &Path,
+    limit: u64,
+    what_limit: &str,
+    missing: impl FnOnce() -> Error,
+) -> Result<String> {
+    let file = open_regular(path, missing)?;
     let mut bytes = Vec::new();
-    open_regular(path, missing)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::format(path, format!("larger than {limit} bytes ({what_limit})")));
+    }
     String::from_utf8(bytes).map_err(|e| Error::format(path, format!("not UTF-8 text: {e}")))
 }

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::manifest::Manifest;
+use super::manifest::{Manifest, ShardEntry};
 use super::parallel::parallel_map;
+use super::shard_table::{local_range_reader, ShardTable};
 use super::shard::{AccessPattern, Shard, ShardExpect};
 use super::verify::{verify_file, Problem};
 use super::{Dims, EmbeddingDtype};
@@ -58,13 +59,13 @@ pub struct Store {
     location: String,
     /// The directory the shard files are mapped from (for remote stores: the cache).
     dir: PathBuf,
+    /// The manifest's header (schema 1: its shard list moved into `table`).
     manifest: Manifest,
     manifest_text: String,
     dims: Dims,
     dtype: EmbeddingDtype,
     slots: Arc<[Slot]>,
-    /// `starts[n]` is the global index of shard n's first row; `starts[shards]` is `len`.
-    starts: Vec<usize>,
+    table: Arc<ShardTable>,
     source: Source,
     /// The `AccessPattern` given to shards as they are mapped (see `advise`).
     pattern: AtomicU8,
@@ -76,8 +77,15 @@ impl Store {
     /// Open a store directory on a local filesystem (reads only `manifest.json`).
     pub fn open(dir: &Path) -> Result<Store> {
         let (manifest_text, manifest_path) = Manifest::read_text(dir)?;
-        let manifest = Manifest::parse(&manifest_text, &manifest_path)?;
-        Ok(Store::from_parts(dir.display().to_string(), dir.to_path_buf(), manifest, manifest_text, Source::Local))
+        let mut manifest = Manifest::parse(&manifest_text, &manifest_path)?;
+        let table = match &manifest.shard_index {
+            None => ShardTable::inline(&mut manifest),
+            Some(index) => {
+                let path = dir.join(&index.file);
+                ShardTable::indexed(&manifest, path.display().to_string(), local_range_reader(&path, index.file_bytes)?)?
+            }
+        };
+        Ok(Store::from_parts(dir.display().to_string(), dir.to_path_buf(), manifest, manifest_text, Arc::new(table), Source::Local))
     }
 
     /// Open a remote store (`s3://`, `gs://`, `az://`, `http(s)://`, `file://`)
@@ -85,24 +93,24 @@ impl Store {
     #[cfg(feature = "remote")]
     pub fn open_remote(url: &str, options: &super::RemoteOptions) -> Result<Store> {
         let runtime = super::remote::DownloadRuntime::new(url)?;
-        let (remote, manifest, manifest_text) = super::remote::RemoteShards::open(url, options, &runtime)?;
+        let (remote, manifest, manifest_text, table) = super::remote::RemoteShards::open(url, options, &runtime)?;
         let dir = remote.cache_dir().to_path_buf();
         let remote = Arc::new(remote);
         let source = Source::Remote(remote.clone(), runtime);
-        let store = Store::from_parts(url.to_string(), dir, manifest, manifest_text, source);
+        let store = Store::from_parts(url.to_string(), dir, manifest, manifest_text, table, source);
         remote.attach(store.slots.clone());
         Ok(store)
     }
 
-    fn from_parts(location: String, dir: PathBuf, manifest: Manifest, manifest_text: String, source: Source) -> Store {
-        let mut starts = Vec::with_capacity(manifest.shards.len() + 1);
-        let mut total = 0;
-        for entry in &manifest.shards {
-            starts.push(total);
-            total += entry.num_samples;
-        }
-        starts.push(total);
-        let slots: Arc<[Slot]> = manifest.shards.iter().map(|_| Slot::default()).collect();
+    fn from_parts(
+        location: String,
+        dir: PathBuf,
+        manifest: Manifest,
+        manifest_text: String,
+        table: Arc<ShardTable>,
+        source: Source,
+    ) -> Store {
+        let slots: Arc<[Slot]> = (0..table.len()).map(|_| Slot::default()).collect();
         Store {
             location,
             dir,
@@ -111,7 +119,7 @@ impl Store {
             manifest,
             manifest_text,
             slots,
-            starts,
+            table,
             source,
             pattern: AtomicU8::new(pattern_code(AccessPattern::Random)),
             mapped: AtomicUsize::new(0),
@@ -130,7 +138,7 @@ impl Store {
         !matches!(self.source, Source::Local)
     }
     pub fn len(&self) -> usize {
-        *self.starts.last().expect("starts is never empty")
+        *self.table.starts().last().expect("starts is never empty") as usize
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -147,13 +155,25 @@ impl Store {
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
+    /// Shard n's manifest entry (name, counts, checksums); a schema-2 store reads it from its index.
+    pub fn shard_entry(&self, n: usize) -> Result<ShardEntry> {
+        self.table.entry(n)
+    }
+    /// Shard n's file name inside the store.
+    pub fn shard_file(&self, n: usize) -> String {
+        self.table.file_name(n)
+    }
+    /// Shard n's byte size, as the manifest (or index) states it.
+    pub fn shard_file_bytes(&self, n: usize) -> u64 {
+        self.table.file_bytes(n)
+    }
     /// The manifest exactly as stored (for bindings that parse it themselves).
     pub fn manifest_text(&self) -> &str {
         &self.manifest_text
     }
     /// Number of samples in each shard, in store order (from the manifest).
     pub fn shard_sizes(&self) -> Vec<usize> {
-        self.manifest.shards.iter().map(|e| e.num_samples).collect()
+        (0..self.table.len()).map(|n| self.table.num_samples(n)).collect()
     }
     /// How many times a shard was mapped and validated so far (0 right after open).
     pub fn shards_mapped(&self) -> usize {
@@ -170,10 +190,14 @@ impl Store {
             self.touched(n);
             return Ok(shard);
         }
-        let entry = &self.manifest.shards[n];
-        let expect = ShardExpect { dims: self.dims, dtype: self.dtype, num_samples: entry.num_samples, file_bytes: entry.file_bytes };
+        let expect = ShardExpect {
+            dims: self.dims,
+            dtype: self.dtype,
+            num_samples: self.table.num_samples(n),
+            file_bytes: self.table.file_bytes(n),
+        };
         let path = match &self.source {
-            Source::Local => self.dir.join(&entry.file),
+            Source::Local => self.dir.join(self.table.file_name(n)),
             #[cfg(feature = "remote")]
             Source::Remote(remote, _) => remote.fetch(n)?,
         };
@@ -208,8 +232,9 @@ impl Store {
         }
         // The last shard starting at or before `i` (which skips empty shards,
         // whose start equals the next one's).
-        let n = self.starts.partition_point(|&s| s <= i) - 1;
-        Ok((n, i - self.starts[n]))
+        let starts = self.table.starts();
+        let n = starts.partition_point(|&s| s <= i as u64) - 1;
+        Ok((n, i - starts[n] as usize))
     }
 
     /// The order in which this process will read shards (a remote store downloads ahead along it).
@@ -232,9 +257,8 @@ impl Store {
 
     /// Where shard `n` lives, for messages: the file, or the object URL for a remote store.
     pub fn shard_location(&self, n: usize) -> String {
-        let file = &self.manifest.shards[n].file;
         match &self.source {
-            Source::Local => self.dir.join(file).display().to_string(),
+            Source::Local => self.dir.join(self.table.file_name(n)).display().to_string(),
             #[cfg(feature = "remote")]
             Source::Remote(remote, _) => remote.object_url(n),
         }
@@ -277,25 +301,49 @@ impl Store {
     /// downloads each shard into its cache first (the download itself is
     /// checked against the whole-file checksum; a failed one is reported).
     pub fn verify(&self) -> Vec<Problem> {
-        match &self.source {
-            Source::Local => parallel_map(&self.manifest.shards, |entry| verify_file(&self.dir, &self.manifest, entry, true))
-                .into_iter()
-                .flatten()
-                .collect(),
-            #[cfg(feature = "remote")]
-            Source::Remote(remote, _) => {
-                let mut problems = Vec::new();
-                for (n, entry) in self.manifest.shards.iter().enumerate() {
-                    let pinned = self.slots[n].lock();
-                    match remote.fetch(n) {
-                        Ok(_) => problems.extend(verify_file(&self.dir, &self.manifest, entry, true)),
-                        Err(e) => problems.push(Problem { shard: self.shard_location(n).into(), column: None, message: e.to_string() }),
-                    }
-                    drop(pinned);
-                }
-                problems
+        let all: Vec<usize> = (0..self.num_shards()).collect();
+        self.verify_shards(&all).into_iter().flat_map(|(_, p)| p).collect()
+    }
+
+    /// `verify` for the given shards only, each with its problems (empty: intact), in the
+    /// order given: what a resumable, progress-reporting verify runs a block at a time.
+    /// Local shards are checked in parallel; remote ones are downloaded and checked in turn.
+    pub fn verify_shards(&self, shards: &[usize]) -> Vec<(usize, Vec<Problem>)> {
+        let one = |n: usize| -> Vec<Problem> {
+            if n >= self.num_shards() {
+                return vec![Problem { shard: self.dir.clone(), column: None, message: format!("no shard {n}") }];
             }
-        }
+            let fail = |e: Error| {
+                let message = match e {
+                    // The problem names the shard's URL already: the message says only what went wrong.
+                    Error::Remote { msg, .. } => msg,
+                    e => e.to_string(),
+                };
+                vec![Problem { shard: self.shard_location(n).into(), column: None, message }]
+            };
+            match &self.source {
+                Source::Local => match self.table.entry(n) {
+                    Ok(entry) => verify_file(&self.dir, self.dims, self.dtype, &entry, true),
+                    Err(e) => fail(e),
+                },
+                #[cfg(feature = "remote")]
+                Source::Remote(remote, _) => {
+                    let pinned = self.slots[n].lock();
+                    let problems = match remote.fetch(n).and_then(|_| self.table.entry(n)) {
+                        Ok(entry) => verify_file(&self.dir, self.dims, self.dtype, &entry, true),
+                        Err(e) => fail(e),
+                    };
+                    drop(pinned);
+                    problems
+                }
+            }
+        };
+        let problems = match &self.source {
+            Source::Local => parallel_map(shards, |&n| one(n)),
+            #[cfg(feature = "remote")]
+            Source::Remote(..) => shards.iter().map(|&n| one(n)).collect(),
+        };
+        shards.iter().copied().zip(problems).collect()
     }
 }
 

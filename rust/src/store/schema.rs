@@ -11,8 +11,12 @@ use crate::aug::AUG_RECORD_SIZE;
 
 /// Identifies a store (manifest `magic` and shard schema metadata `magic`).
 pub const MAGIC: &str = "mobileclip-fastload/dr-store";
-/// The newest schema version this reader understands.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The newest schema version this reader understands (and the one its writer writes).
+/// Version 2 (docs/FORMAT.md) changed the manifest (a header plus `shards.idx`); a reader reads 1 and 2.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The version written into shard schema metadata: the shard layout is the same in 1 and 2,
+/// so shards stay readable by a version-1 reader (which still refuses the version-2 manifest).
+pub const SHARD_SCHEMA_VERSION: u32 = 1;
 /// Longest token sequence (CLIP's context length, SOT and EOT included).
 pub const MAX_TOKENS: usize = 77;
 
@@ -114,7 +118,7 @@ pub fn expected_fields(dims: Dims, dtype: EmbeddingDtype) -> Vec<Field> {
 pub fn shard_schema(dims: Dims, dtype: EmbeddingDtype) -> Schema {
     let metadata: HashMap<String, String> = [
         (meta_keys::MAGIC, MAGIC.to_string()),
-        (meta_keys::SCHEMA_VERSION, SCHEMA_VERSION.to_string()),
+        (meta_keys::SCHEMA_VERSION, SHARD_SCHEMA_VERSION.to_string()),
         (meta_keys::J, dims.j.to_string()),
         (meta_keys::S, dims.s.to_string()),
         (meta_keys::K, dims.k.to_string()),

@@ -19,7 +19,7 @@ use memmap2::{Advice, Mmap};
 use super::checksum::{self, ShardChecksums};
 use super::files::open_regular;
 use super::layout::{read_layout, FileLayout};
-use super::manifest::check_version;
+use super::manifest::check_version_up_to;
 use super::schema::{check_fields, col, meta_keys, MAGIC};
 use super::{Dims, EmbeddingDtype};
 use crate::aug::{AugParams, AUG_RECORD_SIZE};
@@ -292,7 +292,8 @@ fn read_identity(schema: &Schema, path: &Path) -> Result<(Dims, EmbeddingDtype)>
     let version: u64 = version_text
         .parse()
         .map_err(|_| bad(format!("schema_version {version_text:?} is not an integer")))?;
-    check_version(version, path)?;
+    // The shard layout has its own version (unchanged by the schema-2 manifest).
+    check_version_up_to(version, super::schema::SHARD_SCHEMA_VERSION, path)?;
     let size = |key: &str| -> Result<usize> {
         let text = get(key)?;
         text.parse().map_err(|_| bad(format!("schema metadata {key}={text:?} is not a size")))

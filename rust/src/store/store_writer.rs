@@ -24,7 +24,15 @@ pub struct StoreWriterOptions {
     pub metadata: serde_json::Value,
     /// Replace a store already in the directory (only store files are ever deleted).
     pub overwrite: bool,
+    /// Manifest schema to write: 1 (every shard entry in manifest.json) or 2 (a small
+    /// manifest.json plus shards.idx, for stores of any size; docs/FORMAT.md).
+    pub schema_version: u32,
 }
+
+/// The schema `StoreWriter` and `write_manifest` write unless told otherwise. Schema 1 is
+/// kept as the default until every caller that reads `manifest.json["shards"]` uses
+/// `Store.shard_entry` instead; schema 2 is what a large store should be written as.
+pub const DEFAULT_WRITE_SCHEMA: u32 = 1;
 
 pub struct StoreWriter {
     dir: PathBuf,
@@ -43,7 +51,7 @@ pub fn is_store_file(name: &str) -> bool {
             .is_some_and(|n| n.len() >= 5 && n.bytes().all(|b| b.is_ascii_digit()))
     }
     fn is_final(name: &str) -> bool {
-        name == MANIFEST_FILE || is_shard(name)
+        name == MANIFEST_FILE || name == super::shard_index::INDEX_FILE || is_shard(name)
     }
     if is_final(name) {
         return true;
@@ -175,7 +183,7 @@ impl StoreWriter {
             self.flush()?;
             let o = &self.options;
             let manifest = Manifest::new(o.dims, o.dtype, DEFAULT_TOKENIZER, self.shards.clone(), o.metadata.clone())?;
-            manifest.write(&self.dir)?;
+            manifest.write_version(&self.dir, o.schema_version)?;
             self.closed = true;
         }
         Ok(self.dir.clone())

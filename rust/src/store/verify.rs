@@ -14,6 +14,8 @@ use super::layout::read_layout;
 use super::manifest::{hex64, Manifest, ShardEntry};
 use super::parallel::parallel_map;
 use super::shard::{Shard, ShardExpect};
+use super::shard_table::{local_range_reader, ShardTable};
+use super::{Dims, EmbeddingDtype};
 use crate::error::{Error, Result};
 
 /// One thing wrong with one shard.
@@ -38,14 +40,27 @@ impl fmt::Display for Problem {
 /// that no longer opens is reported alongside the others. Only an unreadable
 /// manifest is an `Err`.
 pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
-    let manifest = Manifest::read(dir)?;
-    let per_shard = parallel_map(&manifest.shards, |entry| verify_file(dir, &manifest, entry, true));
+    let (text, path) = Manifest::read_text(dir)?;
+    let mut manifest = Manifest::parse(&text, &path)?;
+    let (dims, dtype) = (manifest.dims(), manifest.dtype());
+    let table = match &manifest.shard_index {
+        None => ShardTable::inline(&mut manifest),
+        Some(index) => {
+            let path = dir.join(&index.file);
+            ShardTable::indexed(&manifest, path.display().to_string(), local_range_reader(&path, index.file_bytes)?)?
+        }
+    };
+    let shards: Vec<usize> = (0..table.len()).collect();
+    let per_shard = parallel_map(&shards, |&n| match table.entry(n) {
+        Ok(entry) => verify_file(dir, dims, dtype, &entry, true),
+        Err(e) => vec![Problem { shard: dir.join(table.file_name(n)), column: None, message: e.to_string() }],
+    });
     Ok(per_shard.into_iter().flatten().collect())
 }
 
 /// Check one shard file against its manifest entry; with `validate`, also run the
 /// open-time checks when the checksums match.
-pub(crate) fn verify_file(dir: &Path, manifest: &Manifest, entry: &ShardEntry, validate: bool) -> Vec<Problem> {
+pub(crate) fn verify_file(dir: &Path, dims: Dims, dtype: EmbeddingDtype, entry: &ShardEntry, validate: bool) -> Vec<Problem> {
     let path = dir.join(&entry.file);
     let problem = |column: Option<&str>, message: String| Problem {
         shard: path.clone(),
@@ -77,8 +92,8 @@ pub(crate) fn verify_file(dir: &Path, manifest: &Manifest, entry: &ShardEntry, v
     // for a bad file); the open-time checks catch that.
     if validate && problems.is_empty() {
         let expect = ShardExpect {
-            dims: manifest.dims(),
-            dtype: manifest.dtype(),
+            dims,
+            dtype,
             num_samples: entry.num_samples,
             file_bytes: entry.file_bytes,
         };

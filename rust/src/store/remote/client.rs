@@ -103,13 +103,42 @@ impl ObjectClient {
         &self.runtime
     }
 
-    /// A small object (the manifest) in memory; blocks the calling thread.
-    pub fn get_small(&self, name: &str) -> Result<Vec<u8>> {
+    /// A small object (the manifest) in memory, read as a stream and refused (a
+    /// format error, after at most `limit + 1` bytes) when larger than `limit`;
+    /// `what_limit` says where the limit comes from. Blocks the calling thread.
+    pub fn get_bounded(&self, name: &str, limit: u64, what_limit: &str) -> Result<Vec<u8>> {
         let path = self.path(name);
         let object = self.object_url(name);
         self.runtime.block_on(async {
             let result = self.store.get(&path).await.map_err(|e| describe(&object, e))?;
-            let bytes = result.bytes().await.map_err(|e| describe(&object, e))?;
+            let too_big = || Error::format(&object, format!("larger than {limit} bytes ({what_limit})"));
+            if result.meta.size > limit {
+                return Err(too_big());
+            }
+            let mut bytes = Vec::new();
+            let mut stream = result.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| describe(&object, e))?;
+                if (bytes.len() + chunk.len()) as u64 > limit {
+                    return Err(too_big());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
+        })
+    }
+
+    /// Bytes `range` of object `name` (one ranged GET); blocks the calling thread,
+    /// which must not be one of the runtime's own.
+    pub fn get_range(&self, name: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        let path = self.path(name);
+        let object = self.object_url(name);
+        let want = range.end - range.start;
+        self.runtime.block_on(async {
+            let bytes = self.store.get_range(&path, range.clone()).await.map_err(|e| describe(&object, e))?;
+            if bytes.len() as u64 != want {
+                return Err(Error::format(&object, format!("bytes {range:?}: got {} bytes, expected {want}", bytes.len())));
+            }
             Ok(bytes.to_vec())
         })
     }
@@ -164,7 +193,26 @@ fn local_failure(tmp: &Path, e: std::io::Error) -> Failure {
 fn describe(object: &str, e: object_store::Error) -> Error {
     let msg = match e {
         object_store::Error::NotFound { .. } => "object not found".to_string(),
-        other => other.to_string(),
+        other => with_causes(&other),
     };
     Error::Remote { object: object.to_string(), msg }
+}
+
+/// An error and its causes ("builder error" alone names none), with what to do
+/// about the one users meet most: plain http refused.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        source = cause.source();
+    }
+    if msg.contains("scheme is not allowed") || msg.contains("builder error") {
+        msg.push_str(" (a plain http:// endpoint is refused unless allowed: storage option allow_http=true, \
+                     or --allow-http on the command line)");
+    }
+    msg
 }

@@ -15,12 +15,24 @@
 //!   passed already, least recently used first (the
 //!   store's slot for it is released and the file removed; a mapping still
 //!   held elsewhere stays valid until dropped, as unlinked files do on Linux).
-//! - Files left in the cache by an earlier run are checked against the
-//!   manifest's xxh3 before their first use.
+//! - Files left in the cache by an earlier run, or placed by another process,
+//!   are checked against the manifest's xxh3 before their first use.
+//! - Several processes may share one cache folder (the ranks of a node): they
+//!   coordinate through a lock file per shard (`.locks/<shard>.lock`, `flock`).
+//!   A process holds a shared lock on every shard file it has checked and may
+//!   read; a download, or a removal, takes the exclusive lock, and only after
+//!   re-checking whether the file is already there (another process downloaded
+//!   it: it is checked, not downloaded again). So a file is never removed under
+//!   a process that may still map it, and a shard is downloaded once per host.
+//!   `cache_size` bounds what each process keeps: the shards it holds plus the
+//!   files nobody holds; files other processes hold are theirs (so P processes
+//!   keep at most P x cache_size together). Temporaries are removed only when
+//!   the process that wrote them is gone.
 
 mod client;
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -29,14 +41,24 @@ use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::xxh3_64;
 
 use self::client::ObjectClient;
-use super::atomic::{publish, temp_path, Durability};
+use super::atomic::{publish, remove_stale_temporaries, temp_name_pid, temp_path, Durability};
 use super::location::RemoteOptions;
-use super::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
+use super::manifest::{manifest_limit_hint, max_manifest_bytes, Manifest, MANIFEST_FILE};
+use super::shard_table::{RangeReader, ShardTable};
 use super::reader::Slot;
 use crate::error::{Error, Result};
 
 /// How long a download waits for room held by shards in use before it fails.
 const ROOM_WAIT: Duration = Duration::from_secs(10);
+
+/// The folder (inside a store's cache folder) of the per-shard lock files.
+const LOCK_DIR: &str = ".locks";
+
+/// How often a process retries a shard's lock that another process holds.
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
+/// How long a damaged cached file held by another process is waited for before failing.
+const DAMAGED_WAIT: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug, PartialEq)]
 enum Status {
@@ -54,9 +76,12 @@ enum Status {
 
 struct CacheState {
     status: Vec<Status>,
-    /// Bytes of the shard files in the cache, counting reservations of downloads under way.
+    /// Bytes this process keeps in the cache: the files it holds (`Ready`),
+    /// reservations of its downloads under way, and files nobody holds (`Unchecked`).
     used: u64,
     plan: Arc<Vec<usize>>,
+    /// The shared lock this process holds on each `Ready` shard's file.
+    held: HashMap<usize, File>,
 }
 
 /// Counters for benches and tests.
@@ -69,11 +94,11 @@ pub struct CacheStats {
 }
 
 pub struct RemoteShards {
-    client: ObjectClient,
+    client: Arc<ObjectClient>,
     options: RemoteOptions,
     cache_dir: PathBuf,
-    entries: Vec<ShardEntry>,
-    xxh3: Vec<u64>,
+    /// Names, sizes and (read on demand) checksums of the shards.
+    table: Arc<ShardTable>,
     state: Mutex<CacheState>,
     changed: Condvar,
     /// Last use of each shard (a logical clock), for LRU eviction.
@@ -97,52 +122,68 @@ pub struct RemoteShards {
 impl RemoteShards {
     /// Connect, read the manifest and prepare the cache directory. The
     /// downloads run on `runtime`, which the caller owns.
-    pub fn open(url: &str, options: &RemoteOptions, runtime: &DownloadRuntime) -> Result<(RemoteShards, Manifest, String)> {
+    pub fn open(
+        url: &str,
+        options: &RemoteOptions,
+        runtime: &DownloadRuntime,
+    ) -> Result<(RemoteShards, Manifest, String, Arc<ShardTable>)> {
         let url = url.trim_end_matches('/');
-        let client = ObjectClient::new(url, &options.object_store_options, runtime.handle())?;
+        let client = Arc::new(ObjectClient::new(url, &options.object_store_options, runtime.handle())?);
         let manifest_url = client.object_url(MANIFEST_FILE);
-        let bytes = client.get_small(MANIFEST_FILE)?;
+        let limit = max_manifest_bytes()?;
+        let bytes = client.get_bounded(MANIFEST_FILE, limit, &manifest_limit_hint(limit))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::format(&manifest_url, "not valid UTF-8"))?;
-        let manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
+        let mut manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
+        let table = Arc::new(match manifest.shard_index.clone() {
+            None => ShardTable::inline(&mut manifest),
+            Some(index) => {
+                let reader = client.clone();
+                let name = index.file.clone();
+                let read: RangeReader = Box::new(move |range| reader.get_range(&name, range));
+                ShardTable::indexed(&manifest, client.object_url(&index.file), read)?
+            }
+        });
         let root = match &options.cache_dir {
+            // An empty path would be the working directory: a mistake, not a choice.
+            Some(dir) if dir.as_os_str().is_empty() => {
+                return Err(Error::InvalidArgument("cache_dir is empty: give a folder, or None for the default".into()))
+            }
             Some(dir) => dir.clone(),
             None => default_cache_root(),
         };
         // One directory per store URL, so that stores can share a cache root.
         let cache_dir = root.join(format!("{:016x}", xxh3_64(url.as_bytes())));
-        std::fs::create_dir_all(&cache_dir).map_err(|e| Error::io(&cache_dir, e))?;
-        let names: HashMap<&str, usize> = manifest.shards.iter().enumerate().map(|(n, e)| (e.file.as_str(), n)).collect();
-        let mut status = vec![Status::Absent; manifest.shards.len()];
+        std::fs::create_dir_all(cache_dir.join(LOCK_DIR)).map_err(|e| Error::io(&cache_dir, e))?;
+                let mut status = vec![Status::Absent; table.len()];
         let mut used = 0;
         for item in std::fs::read_dir(&cache_dir).map_err(|e| Error::io(&cache_dir, e))? {
             let item = item.map_err(|e| Error::io(&cache_dir, e))?;
             let name = item.file_name().to_string_lossy().into_owned();
-            let size = item.metadata().map(|m| m.len()).unwrap_or(0);
-            match names.get(name.as_str()) {
-                Some(&n) if size == manifest.shards[n].file_bytes => {
+            let Ok(meta) = item.metadata() else { continue };
+            if meta.is_dir() || temp_name_pid(&name).is_some() {
+                continue; // the lock folder; downloads of other processes (stale ones go below)
+            }
+            match table.position_of(&name) {
+                Some(n) if meta.len() == table.file_bytes(n) => {
                     status[n] = Status::Unchecked;
-                    used += size;
+                    used += meta.len();
                 }
-                // Temp files of an interrupted run, files of another version of the store.
+                // Files of another version of the store (never a partial download: those are temporaries).
                 _ => {
                     let _ = std::fs::remove_file(item.path());
                 }
             }
         }
-        let xxh3 = manifest
-            .shards
-            .iter()
-            .map(|e| u64::from_str_radix(&e.file_xxh3, 16).expect("validated by Manifest::parse"))
-            .collect();
-        let shards = manifest.shards.len();
+        // Temporaries of downloads whose process is gone (a live process's are its own).
+        remove_stale_temporaries(&cache_dir)?;
+        let shards = table.len();
         let remote = RemoteShards {
             client,
             options: options.clone(),
             cache_dir,
-            entries: manifest.shards.clone(),
-            xxh3,
-            state: Mutex::new(CacheState { status, used, plan: Arc::new(Vec::new()) }),
+            table: table.clone(),
+            state: Mutex::new(CacheState { status, used, plan: Arc::new(Vec::new()), held: HashMap::new() }),
             changed: Condvar::new(),
             last_use: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             plan_position: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
@@ -156,7 +197,7 @@ impl RemoteShards {
             failed_attempts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
         };
-        Ok((remote, manifest, text))
+        Ok((remote, manifest, text, table))
     }
 
     /// The store's shard slots, which eviction releases.
@@ -169,7 +210,7 @@ impl RemoteShards {
     }
 
     pub fn object_url(&self, n: usize) -> String {
-        self.client.object_url(&self.entries[n].file)
+        self.client.object_url(&self.table.file_name(n))
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -186,7 +227,44 @@ impl RemoteShards {
     }
 
     fn path(&self, n: usize) -> PathBuf {
-        self.cache_dir.join(&self.entries[n].file)
+        self.cache_dir.join(self.table.file_name(n))
+    }
+
+    fn lock_path(&self, n: usize) -> PathBuf {
+        self.cache_dir.join(LOCK_DIR).join(format!("{}.lock", self.table.file_name(n)))
+    }
+
+    /// Bring this process's view of the cache up to date with the folder, which
+    /// other processes share: files they placed and nobody holds count (and may
+    /// be evicted); files they hold are theirs; files gone are absent.
+    fn rescan(&self, st: &mut CacheState) {
+        let mut on_disk = vec![false; self.table.len()];
+        if let Ok(items) = std::fs::read_dir(&self.cache_dir) {
+            for item in items.flatten() {
+                let name = item.file_name();
+                if let Some(n) = name.to_str().and_then(|name| self.table.position_of(name)) {
+                    on_disk[n] = item.metadata().is_ok_and(|m| m.is_file() && m.len() == self.table.file_bytes(n));
+                }
+            }
+        }
+        let mut used = 0;
+        for (n, present) in on_disk.into_iter().enumerate() {
+            let bytes = self.table.file_bytes(n);
+            match st.status[n] {
+                Status::Ready | Status::Fetching => used += bytes,
+                Status::Failed(_) => {}
+                Status::Absent | Status::Unchecked if present => {
+                    if lock_file(&self.lock_path(n), libc::LOCK_EX).is_some() {
+                        st.status[n] = Status::Unchecked;
+                        used += bytes;
+                    } else {
+                        st.status[n] = Status::Absent; // held by another process
+                    }
+                }
+                Status::Absent | Status::Unchecked => st.status[n] = Status::Absent,
+            }
+        }
+        st.used = used;
     }
 
     /// The order in which this process will read shards this epoch (prefetch follows it).
@@ -224,7 +302,7 @@ impl RemoteShards {
         for &next in plan.iter().skip(p + 1).take(self.options.prefetch_shards) {
             if matches!(st.status[next], Status::Absent | Status::Unchecked | Status::Failed(_)) {
                 // Best effort: no room now means no prefetch, not an error.
-                if self.entries[next].file_bytes <= self.options.cache_size && self.fits(&mut st, next, true) {
+                if self.table.file_bytes(next) <= self.options.cache_size && self.fits(&mut st, next, true) {
                     self.start(&mut st, next);
                 }
             }
@@ -256,12 +334,12 @@ impl RemoteShards {
     /// Evict until shard `n` fits, waiting a while for shards in use to be released.
     fn make_room<'a>(&'a self, mut st: MutexGuard<'a, CacheState>, n: usize) -> Result<MutexGuard<'a, CacheState>> {
         let limit = self.options.cache_size;
-        if self.entries[n].file_bytes > limit {
+        if self.table.file_bytes(n) > limit {
             return Err(Error::Remote {
                 object: self.object_url(n),
                 msg: format!(
                     "the cache cannot hold this shard: it is {} bytes, cache_size is {limit} bytes ({})",
-                    self.entries[n].file_bytes,
+                    self.table.file_bytes(n),
                     self.cache_dir.display()
                 ),
             });
@@ -274,7 +352,7 @@ impl RemoteShards {
                     msg: format!(
                         "no room in the cache: {} of cache_size {limit} bytes are held by shards in use or being downloaded, this shard needs {} ({})",
                         st.used,
-                        self.entries[n].file_bytes,
+                        self.table.file_bytes(n),
                         self.cache_dir.display()
                     ),
                 });
@@ -288,7 +366,10 @@ impl RemoteShards {
     /// with `done_only`, may still be read this epoch). An `Unchecked` shard's
     /// bytes are counted already.
     fn fits(&self, st: &mut CacheState, n: usize, done_only: bool) -> bool {
-        let need = if st.status[n] == Status::Unchecked { 0 } else { self.entries[n].file_bytes };
+        if st.used + self.table.file_bytes(n) > self.options.cache_size {
+            self.rescan(st);
+        }
+        let need = if st.status[n] == Status::Unchecked { 0 } else { self.table.file_bytes(n) };
         while st.used + need > self.options.cache_size {
             if !self.evict_one(st, n, done_only) {
                 return false;
@@ -307,7 +388,7 @@ impl RemoteShards {
             let p = self.plan_position[m].load(Ordering::Relaxed);
             p == 0 || p + keep_behind < reached
         };
-        let mut candidates: Vec<usize> = (0..self.entries.len())
+        let mut candidates: Vec<usize> = (0..self.table.len())
             .filter(|&m| m != keep && matches!(st.status[m], Status::Ready | Status::Unchecked))
             .filter(|&m| !done_only || done(m))
             .collect();
@@ -316,10 +397,15 @@ impl RemoteShards {
         candidates.sort_by_key(|&m| (self.plan_position[m].load(Ordering::Relaxed) > reached, self.last_use[m].load(Ordering::Relaxed)));
         for m in candidates {
             if slots[m].release_if_unused() {
-                let _ = std::fs::remove_file(self.path(m));
+                // Our shared lock goes first; the file goes only if nobody else holds it
+                // (else it is theirs now, and no longer counts as ours).
+                st.held.remove(&m);
+                if let Some(_exclusive) = lock_file(&self.lock_path(m), libc::LOCK_EX) {
+                    let _ = std::fs::remove_file(self.path(m));
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
+                }
                 st.status[m] = Status::Absent;
-                st.used -= self.entries[m].file_bytes;
-                self.evictions.fetch_add(1, Ordering::Relaxed);
+                st.used = st.used.saturating_sub(self.table.file_bytes(m));
                 return true;
             }
         }
@@ -328,22 +414,30 @@ impl RemoteShards {
 
     /// Start fetching shard `n` in the background (room has been made).
     fn start(self: &Arc<Self>, st: &mut CacheState, n: usize) {
-        let unchecked = st.status[n] == Status::Unchecked;
-        if !unchecked {
-            st.used += self.entries[n].file_bytes;
+        if st.status[n] != Status::Unchecked {
+            st.used += self.table.file_bytes(n);
         }
         st.status[n] = Status::Fetching;
         // Counts as a use: a shard fetched ahead of need is not the first to go.
         self.last_use[n].store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        // The expected checksum, read here on the caller's thread (a schema-2 index
+        // read blocks, which a download task must not do).
+        let want = self.table.entry(n).map(|e| u64::from_str_radix(&e.file_xxh3, 16).expect("validated"));
         let this = self.clone();
         self.client.runtime().spawn(async move {
-            let result = this.fill(n, unchecked).await;
+            let result = match want {
+                Ok(want) => this.fill(n, want).await,
+                Err(e) => Err(e.to_string()),
+            };
             let mut st = this.lock();
             match result {
-                Ok(()) => st.status[n] = Status::Ready,
+                Ok(shared) => {
+                    st.status[n] = Status::Ready;
+                    st.held.insert(n, shared);
+                }
                 Err(msg) => {
                     st.status[n] = Status::Failed(msg);
-                    st.used -= this.entries[n].file_bytes;
+                    st.used = st.used.saturating_sub(this.table.file_bytes(n));
                 }
             }
             drop(st);
@@ -351,25 +445,65 @@ impl RemoteShards {
         });
     }
 
-    /// Put a checked copy of shard `n` at its cache path.
-    async fn fill(&self, n: usize, unchecked: bool) -> std::result::Result<(), String> {
-        let (entry, want, path) = (&self.entries[n], self.xxh3[n], self.path(n));
-        if unchecked {
-            if file_xxh3(&path).is_ok_and(|h| h == want) {
-                return Ok(());
+    /// Put a checked copy of shard `n` at its cache path and return the shared
+    /// lock that keeps it there: a copy another process placed is checked and
+    /// used; otherwise this process downloads it under the exclusive lock (any
+    /// other process wanting it waits, then finds it there).
+    async fn fill(&self, n: usize, want: u64) -> std::result::Result<File, String> {
+        let (path, lock_path) = (self.path(n), self.lock_path(n));
+        let intact = |path: &Path| {
+            std::fs::metadata(path).is_ok_and(|m| m.len() == self.table.file_bytes(n))
+                && file_xxh3(path).is_ok_and(|h| h == want)
+        };
+        let mut damaged_since: Option<Instant> = None;
+        loop {
+            if let Some(shared) = lock_file(&lock_path, libc::LOCK_SH) {
+                if std::fs::metadata(&path).is_ok() {
+                    if intact(&path) {
+                        return Ok(shared);
+                    }
+                    // Damaged: replacing it needs the exclusive lock, once its other readers let go.
+                    let since = *damaged_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > DAMAGED_WAIT {
+                        return Err(format!("the cached copy {} is damaged and another process keeps it open", path.display()));
+                    }
+                }
             }
-            let _ = std::fs::remove_file(&path);
+            if let Some(exclusive) = lock_file(&lock_path, libc::LOCK_EX) {
+                if std::fs::metadata(&path).is_ok() && !intact(&path) {
+                    let _ = std::fs::remove_file(&path);
+                }
+                if std::fs::metadata(&path).is_err() {
+                    self.download(n, want).await?;
+                }
+                // Exclusive -> shared is not atomic (flock drops, then takes): check it is still there.
+                // SAFETY: flock on a file descriptor we own.
+                if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&exclusive), libc::LOCK_SH | libc::LOCK_NB) } == 0
+                    && std::fs::metadata(&path).is_ok()
+                {
+                    return Ok(exclusive);
+                }
+                continue;
+            }
+            // Another process downloads or removes it right now.
+            tokio::time::sleep(LOCK_POLL).await;
         }
+    }
+
+    /// Download shard `n` to its cache path (checked on the way, retried); the
+    /// caller holds its exclusive lock.
+    async fn download(&self, n: usize, want: u64) -> std::result::Result<(), String> {
+        let (file, file_bytes, path) = (self.table.file_name(n), self.table.file_bytes(n), self.path(n));
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let tmp = temp_path(&path);
         let attempts = self.options.max_attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
-            match self.client.download_once(&entry.file, &tmp, entry.file_bytes, want).await {
+            match self.client.download_once(&file, &tmp, file_bytes, want).await {
                 Ok(()) => {
                     // A cache entry is rechecked on use: no fsync needed, only an atomic rename.
                     publish(&tmp, &path, Durability::CacheOnly).map_err(|e| format!("cannot place {}: {e}", path.display()))?;
-                    self.bytes_downloaded.fetch_add(entry.file_bytes, Ordering::Relaxed);
+                    self.bytes_downloaded.fetch_add(file_bytes, Ordering::Relaxed);
                     self.downloads.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
@@ -388,6 +522,16 @@ impl RemoteShards {
         }
         Err(format!("{} (after {attempts} attempts)", strip_object(&last, &self.object_url(n))))
     }
+}
+
+/// `path` (created if missing) opened and locked with `how` (`LOCK_SH` or
+/// `LOCK_EX`) without waiting; `None` when another process's lock is in the
+/// way (or the file cannot be opened). Dropping the file releases the lock.
+fn lock_file(path: &Path, how: libc::c_int) -> Option<File> {
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).ok()?;
+    // SAFETY: flock on a file descriptor we own.
+    let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), how | libc::LOCK_NB) } == 0;
+    locked.then_some(file)
 }
 
 /// The small tokio runtime a remote store's downloads run on. Owned by the

@@ -1,0 +1,188 @@
+"""Schema 2 (docs/FORMAT.md): a small manifest.json plus shards.idx, whose head is read at open and whose
+entries are read when a shard is first used. Same samples as schema 1; damage to the index is refused with
+the file named; a schema-1 store (committed fixture) still reads; the previous release refuses schema 2
+by its version."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import collect_batches, synthetic_sample, tiny_png
+from mobileclip_fastload import FastReinforcedLoader, Store, StoreFormatError
+from mobileclip_fastload.store import StoreWriter, aug_records
+
+V1_FIXTURE = Path(__file__).parent / "data" / "store-v1"
+DIMS = {"J": 2, "S": 2, "K": 2, "D": 4}
+
+
+def write(path: Path, n: int, schema_version: int, per_shard: int = 4) -> Path:
+    first = synthetic_sample(0, **DIMS)
+    target = (len(first.image) + first.image_emb.size * 2 + first.text_emb.size * 2) * per_shard
+    with StoreWriter(path, **DIMS, target_shard_bytes=target, schema_version=schema_version) as w:
+        for i in range(n):
+            image, width, height = tiny_png(i)
+            sample = synthetic_sample(i, **DIMS, image=image, size=(width, height))
+            # Whole-image boxes, no ops: the random magnitudes of synthetic ops are not all valid to replay.
+            w.add(dataclasses.replace(sample, aug=aug_records([None] * DIMS["J"], width=width, height=height)[0]))
+    return path
+
+
+def everything(store: Store) -> list:
+    out = []
+    for i in range(len(store)):
+        s = store.sample(i)
+        out.append((s.uid, s.image, s.caption, s.syn_captions, s.caption_tokens.tobytes(), s.aug.tobytes(),
+                    s.image_emb.tobytes(), s.text_emb.tobytes(), s.sha256, s.flags))
+    return out
+
+
+@pytest.fixture
+def both(tmp_path) -> tuple[Path, Path]:
+    return write(tmp_path / "v1", 19, 1), write(tmp_path / "v2", 19, 2)
+
+
+def test_schema_2_reads_as_schema_1(both):
+    v1, v2 = both
+    header = json.loads((v2 / "manifest.json").read_text())
+    assert header["schema_version"] == 2 and "shards" not in header
+    assert header["shard_index"]["file"] == "shards.idx" and (v2 / "shards.idx").is_file()
+    a, b = Store(v1), Store(v2)
+    assert len(a) == len(b) == 19 and a.num_shards == b.num_shards >= 4
+    assert b.shards_mapped == 0
+    assert [a.shard_entry(n) for n in range(a.num_shards)] == [b.shard_entry(n) for n in range(b.num_shards)]
+    assert a.file_bytes == b.file_bytes
+    assert everything(a) == everything(b)
+    assert a.verify() == b.verify() == []
+    kw = {"batch_size": 4, "image_size": 16, "num_threads": 1, "seed": 2, "output": "uint8"}
+    for x, y in zip(collect_batches(FastReinforcedLoader(v1, **kw)), collect_batches(FastReinforcedLoader(v2, **kw)),
+                    strict=True):
+        assert x.keys() == y.keys() and all(bool((x[k] == y[k]).all()) for k in x)
+
+
+def test_index_entries_are_read_only_when_their_shard_is_used(both):
+    _, v2 = both
+    idx = v2 / "shards.idx"
+    data = bytearray(idx.read_bytes())
+    data[-20] ^= 0x40  # inside the last shard's entry
+    idx.write_bytes(bytes(data))
+    store = Store(v2)  # the head is intact: opens
+    last = store.num_shards - 1
+    assert store.sample(0).uid == "00000000"
+    with pytest.raises(StoreFormatError, match=rf"shards\.idx.*entry of shard {last} is damaged"):
+        store.shard_entry(last)
+    assert any("shards.idx" in p and f"shard {last}" in p for p in store.verify())
+
+
+@pytest.mark.parametrize("damage", ["head byte", "truncated", "missing"])
+def test_a_damaged_index_is_refused_at_open(both, damage):
+    _, v2 = both
+    idx = v2 / "shards.idx"
+    data = bytearray(idx.read_bytes())
+    if damage == "head byte":
+        data[40] ^= 1
+        idx.write_bytes(bytes(data))
+    elif damage == "truncated":
+        idx.write_bytes(bytes(data[:-3]))
+    else:
+        idx.unlink()
+    with pytest.raises(StoreFormatError, match=r"shards\.idx"):
+        Store(v2)
+
+
+def test_crafted_counts_in_the_index_are_refused(both):
+    """A consistent head (its xxh3 updated in the manifest) claiming 2^36 samples in shard 0."""
+    xxh3_64_intdigest = pytest.importorskip("xxhash").xxh3_64_intdigest
+
+    _, v2 = both
+    header = json.loads((v2 / "manifest.json").read_text())
+    shards = header["num_shards"]
+    data = bytearray((v2 / "shards.idx").read_bytes())
+    starts = list(struct.unpack_from(f"<{shards + 1}Q", data, 32))
+    delta = 2**36 - (starts[1] - starts[0])
+    starts = [starts[0]] + [s + delta for s in starts[1:]]
+    struct.pack_into(f"<{shards + 1}Q", data, 32, *starts)
+    (v2 / "shards.idx").write_bytes(bytes(data))
+    header["num_samples"] = starts[-1]
+    header["shard_index"]["head_xxh3"] = f"{xxh3_64_intdigest(bytes(data[:32 + 16 * shards + 8])):016x}"
+    (v2 / "manifest.json").write_text(json.dumps(header))
+    with pytest.raises(StoreFormatError, match=r"shards\.idx.*shard 0: claims 68719476736 samples"):
+        Store(v2)
+
+
+def test_the_committed_schema_1_store_still_reads():
+    store = Store(V1_FIXTURE)
+    manifest = json.loads((V1_FIXTURE / "manifest.json").read_text())
+    assert manifest["schema_version"] == 1 and len(manifest["shards"]) == store.num_shards == 2
+    assert len(store) == 5 and store.verify() == []
+    assert [store.sample(i).uid for i in range(5)] == [f"{i:08d}" for i in range(5)]
+    assert store.sample(3).syn_captions == ["synthetic caption 0 of 3", "synthetic caption 1 of 3"]
+    assert store.shard_entry(1) == {k: manifest["shards"][1][k] for k in
+                                    ("file", "num_samples", "file_bytes", "file_xxh3", "columns")}
+
+
+def test_the_previous_reader_refuses_schema_2_by_its_version(both):
+    """The installed release (the editable install of the main checkout, without this branch's PYTHONPATH)."""
+    _, v2 = both
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = ("import sys\nfrom mobileclip_fastload import Store, _core\n"
+            "assert _core.SCHEMA_VERSION == 1, 'not an older reader'\n"
+            "try:\n    Store(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+    done = subprocess.run(check=False, args=[sys.executable, "-c", code, str(v2)], capture_output=True, text=True, timeout=120,
+                          env=env, cwd="/")
+    if "not an older reader" in done.stderr:
+        pytest.skip("the installed package is not an older release")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("SchemaVersionError"), done.stdout
+    assert "schema version 2 is newer than the newest this reader supports (1)" in done.stdout
+
+
+def test_shards_must_be_named_by_position_for_schema_2(tmp_path):
+    from mobileclip_fastload.store import write_manifest, write_shard
+
+    info = write_shard(tmp_path / "part-a.arrow", [synthetic_sample(0, **DIMS)], dims=DIMS)
+    with pytest.raises(ValueError, match="names shards by position"):
+        write_manifest(tmp_path, [info], DIMS, "float16", schema_version=2)
+    with pytest.raises(ValueError, match="schema_version must be 1 or 2"):
+        write_manifest(tmp_path, [info], DIMS, "float16", schema_version=3)
+
+
+def test_a_schema_2_store_from_object_storage(both, tmp_path):
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    _, v2 = both
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client.create_bucket(Bucket="stores")
+        for f in sorted(v2.iterdir()):
+            client.upload_file(str(f), "stores", f"v2/{f.name}")
+        options = {"aws_endpoint": endpoint, "allow_http": "true", "aws_access_key_id": "testing",
+                   "aws_secret_access_key": "testing", "aws_region": "us-east-1"}
+        remote = Store("s3://stores/v2", cache_dir=tmp_path / "cache", storage_options=options)
+        assert remote.cache_stats()["downloads"] == 0
+        assert everything(remote) == everything(Store(v2))
+        assert remote.shard_entry(2) == Store(v2).shard_entry(2)
+        assert remote.verify() == []
+    finally:
+        server.stop()
+
+
+def test_fixture_is_what_the_writer_makes(tmp_path):
+    """The committed fixture (written by the schema-1 release, main at ac2bb96) holds synthetic samples 0..4:
+    today's writer, asked for schema 1, writes the same samples."""
+    again = tmp_path / "store-v1"
+    with StoreWriter(again, **DIMS, target_shard_bytes=1200, schema_version=1) as w:
+        for i in range(5):
+            w.add(synthetic_sample(i, **DIMS))
+    assert everything(Store(again)) == everything(Store(V1_FIXTURE))
