@@ -1,6 +1,5 @@
 """Resumable, crash-safe conversion; the process pool and Ray give the same store."""
 
-import json
 import os
 import signal
 import subprocess
@@ -18,8 +17,8 @@ DONE = "_convert_done"
 
 
 def shard_files(out):
-    with open(os.path.join(out, "manifest.json")) as f:
-        return [(s["file"], s["file_xxh3"]) for s in json.load(f)["shards"]]
+    store = open_store(out)
+    return [(s["file"], s["file_xxh3"]) for s in map(store.shard_entry, range(store.num_shards))]
 
 
 @pytest.fixture(scope="module")

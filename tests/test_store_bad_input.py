@@ -11,12 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import synthetic_sample
-
 from mobileclip_fastload import (
     FastloadError,
+    FastReinforcedLoader,
     SampleIndexError,
     SchemaVersionError,
-    FastReinforcedLoader,
     Store,
     StoreFormatError,
     StoreIOError,
@@ -39,6 +38,7 @@ def read_all(path: Path) -> None:
 
 
 def edit_manifest(path: Path, edit) -> None:
+    # Tests that edit shard entries write schema 1 (`schema_version=1`): schema 2 keeps them in shards.idx.
     m = json.loads((path / "manifest.json").read_text())
     edit(m)
     (path / "manifest.json").write_text(json.dumps(m))
@@ -56,7 +56,7 @@ def test_truncated_shard(make_store):
 
 def test_truncated_shard_with_matching_manifest_size(make_store):
     # A truncated file whose manifest entry was "fixed" to match: the Arrow trailer is gone.
-    path = make_store(3)
+    path = make_store(3, schema_version=1)
     data = shard(path).read_bytes()[:-7]
     shard(path).write_bytes(data)
     edit_manifest(path, lambda m: m["shards"][0].update(file_bytes=len(data)))
@@ -81,7 +81,7 @@ def test_not_an_arrow_file(make_store):
 
 def test_foreign_arrow_file(make_store, tmp_path):
     # A valid Arrow file that is not a store shard.
-    path = make_store(2)
+    path = make_store(2, schema_version=1)
     table = pa.table({"x": [1, 2]})
     with pa.OSFile(str(shard(path)), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
@@ -100,7 +100,7 @@ def test_newer_schema_version_in_manifest(make_store):
 
 
 def test_newer_schema_version_in_shard(make_store):
-    path = make_store(2)
+    path = make_store(2, schema_version=1)
     table = pa.ipc.open_file(str(shard(path))).read_all()
     meta = dict(table.schema.metadata)
     meta[b"schema_version"] = b"2"
@@ -141,7 +141,7 @@ def test_dims_inconsistent_with_manifest(make_store, key, value):
 
 
 def test_manifest_sample_counts_inconsistent(make_store):
-    path = make_store(4)
+    path = make_store(4, schema_version=1)
     edit_manifest(path, lambda m: (m["shards"][0].update(num_samples=5), m.update(num_samples=5)))
     with pytest.raises(StoreFormatError, match=r"shard-00000\.arrow.*4 rows.*manifest says 5"):
         read_all(path)
@@ -158,22 +158,34 @@ def test_dtype_inconsistent_with_manifest(make_store):
 
 
 def test_shards_of_different_dims_cannot_be_mixed(make_store, tmp_path):
-    a = make_store(2, name="a")
+    a = make_store(2, name="a", schema_version=1)
     b = make_store(2, D=5, name="b")
     shutil.copy(shard(b), a / "shard-00001.arrow")
     info = _core.store_shard_info(str(a / "shard-00001.arrow"))
-    edit_manifest(a, lambda m: (m["shards"].append({"file": "shard-00001.arrow", **{k: info[k] for k in
-                  ("num_samples", "file_bytes", "file_xxh3", "columns")}}), m.update(num_samples=4)))
+    edit_manifest(
+        a,
+        lambda m: (
+            m["shards"].append(
+                {
+                    "file": "shard-00001.arrow",
+                    **{k: info[k] for k in ("num_samples", "file_bytes", "file_xxh3", "columns")},
+                }
+            ),
+            m.update(num_samples=4),
+        ),
+    )
     with pytest.raises(StoreFormatError, match=r"shard-00001\.arrow.*D=5.*D=4"):
         read_all(a)
 
 
 def test_invalid_aug_record_in_shard(make_store):
-    path = make_store(3)
+    path = make_store(3, schema_version=1)
     table = pa.ipc.open_file(str(shard(path))).read_all()
     aug = np.frombuffer(bytearray(table.column("aug")[1].as_py()), dtype=AUG_DTYPE).copy()
     aug[2]["op1"] = 14
-    col = pa.array([table.column("aug")[0].as_py(), aug.tobytes(), table.column("aug")[2].as_py()], table.schema.field("aug").type)
+    col = pa.array(
+        [table.column("aug")[0].as_py(), aug.tobytes(), table.column("aug")[2].as_py()], table.schema.field("aug").type
+    )
     table = table.set_column(table.schema.get_field_index("aug"), table.schema.field("aug"), col)
     with pa.OSFile(str(shard(path)), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
@@ -271,7 +283,7 @@ def test_aug_helpers_reject_bad_param_aug():
 
 
 def test_open_reads_only_the_manifest_and_a_shard_is_checked_on_first_use(make_store):
-    path = make_store(12, shard_samples=2)
+    path = make_store(12, shard_samples=2, schema_version=1)
     manifest = json.loads((path / "manifest.json").read_text())
     starts = np.cumsum([0] + [e["num_samples"] for e in manifest["shards"]])
     assert len(manifest["shards"]) >= 4

@@ -41,15 +41,22 @@ CHILD = textwrap.dedent("""
 
 def run_child(location: str, options: dict | None = None, env: dict | None = None) -> dict:
     child_env = {**os.environ, "PYTHONPATH": PYTHON_DIR, **(env or {})}
-    done = subprocess.run(check=False, args=[sys.executable, "-c", CHILD, location, json.dumps(options or {})],
-                          capture_output=True, text=True, timeout=120, env=child_env)
+    done = subprocess.run(
+        check=False,
+        args=[sys.executable, "-c", CHILD, location, json.dumps(options or {})],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env,
+    )
     assert done.returncode == 0, f"child died (rc {done.returncode}): {done.stderr[-2000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture
 def two_shard_store(make_store) -> Path:
-    path = make_store(12, J=2, S=2, K=2, D=4, shard_samples=6, image_fn=tiny_png)
+    # Schema 1: these cases edit the shard entries of manifest.json (schema 2's are in shards.idx).
+    path = make_store(12, J=2, S=2, K=2, D=4, shard_samples=6, image_fn=tiny_png, schema_version=1)
     assert len(json.loads((path / "manifest.json").read_text())["shards"]) >= 2
     return path
 
@@ -64,6 +71,7 @@ def claim(count: int):
     def change(m: dict) -> None:
         m["num_samples"] += count - m["shards"][0]["num_samples"]
         m["shards"][0]["num_samples"] = count
+
     return change
 
 
@@ -123,8 +131,13 @@ def s3_endpoint():
 
 def upload(endpoint: str, store: Path, prefix: str) -> str:
     boto3 = pytest.importorskip("boto3")
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     if not client.list_buckets()["Buckets"]:
         client.create_bucket(Bucket="stores")
     for f in sorted(store.iterdir()):

@@ -38,8 +38,20 @@ def everything(store: Store) -> list:
     out = []
     for i in range(len(store)):
         s = store.sample(i)
-        out.append((s.uid, s.image, s.caption, s.syn_captions, s.caption_tokens.tobytes(), s.aug.tobytes(),
-                    s.image_emb.tobytes(), s.text_emb.tobytes(), s.sha256, s.flags))
+        out.append(
+            (
+                s.uid,
+                s.image,
+                s.caption,
+                s.syn_captions,
+                s.caption_tokens.tobytes(),
+                s.aug.tobytes(),
+                s.image_emb.tobytes(),
+                s.text_emb.tobytes(),
+                s.sha256,
+                s.flags,
+            )
+        )
     return out
 
 
@@ -61,8 +73,9 @@ def test_schema_2_reads_as_schema_1(both):
     assert everything(a) == everything(b)
     assert a.verify() == b.verify() == []
     kw = {"batch_size": 4, "image_size": 16, "num_threads": 1, "seed": 2, "output": "uint8"}
-    for x, y in zip(collect_batches(FastReinforcedLoader(v1, **kw)), collect_batches(FastReinforcedLoader(v2, **kw)),
-                    strict=True):
+    for x, y in zip(
+        collect_batches(FastReinforcedLoader(v1, **kw)), collect_batches(FastReinforcedLoader(v2, **kw)), strict=True
+    ):
         assert x.keys() == y.keys() and all(bool((x[k] == y[k]).all()) for k in x)
 
 
@@ -110,7 +123,7 @@ def test_crafted_counts_in_the_index_are_refused(both):
     struct.pack_into(f"<{shards + 1}Q", data, 32, *starts)
     (v2 / "shards.idx").write_bytes(bytes(data))
     header["num_samples"] = starts[-1]
-    header["shard_index"]["head_xxh3"] = f"{xxh3_64_intdigest(bytes(data[:32 + 16 * shards + 8])):016x}"
+    header["shard_index"]["head_xxh3"] = f"{xxh3_64_intdigest(bytes(data[: 32 + 16 * shards + 8])):016x}"
     (v2 / "manifest.json").write_text(json.dumps(header))
     with pytest.raises(StoreFormatError, match=r"shards\.idx.*shard 0: claims 68719476736 samples"):
         Store(v2)
@@ -123,19 +136,29 @@ def test_the_committed_schema_1_store_still_reads():
     assert len(store) == 5 and store.verify() == []
     assert [store.sample(i).uid for i in range(5)] == [f"{i:08d}" for i in range(5)]
     assert store.sample(3).syn_captions == ["synthetic caption 0 of 3", "synthetic caption 1 of 3"]
-    assert store.shard_entry(1) == {k: manifest["shards"][1][k] for k in
-                                    ("file", "num_samples", "file_bytes", "file_xxh3", "columns")}
+    assert store.shard_entry(1) == {
+        k: manifest["shards"][1][k] for k in ("file", "num_samples", "file_bytes", "file_xxh3", "columns")
+    }
 
 
 def test_the_previous_reader_refuses_schema_2_by_its_version(both):
     """The installed release (the editable install of the main checkout, without this branch's PYTHONPATH)."""
     _, v2 = both
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    code = ("import sys\nfrom mobileclip_fastload import Store, _core\n"
-            "assert _core.SCHEMA_VERSION == 1, 'not an older reader'\n"
-            "try:\n    Store(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
-    done = subprocess.run(check=False, args=[sys.executable, "-c", code, str(v2)], capture_output=True, text=True, timeout=120,
-                          env=env, cwd="/")
+    code = (
+        "import sys\nfrom mobileclip_fastload import Store, _core\n"
+        "assert _core.SCHEMA_VERSION == 1, 'not an older reader'\n"
+        "try:\n    Store(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+    )
+    done = subprocess.run(
+        check=False,
+        args=[sys.executable, "-c", code, str(v2)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd="/",
+    )
     if "not an older reader" in done.stderr:
         pytest.skip("the installed package is not an older release")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -162,13 +185,23 @@ def test_a_schema_2_store_from_object_storage(both, tmp_path):
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         client.create_bucket(Bucket="stores")
         for f in sorted(v2.iterdir()):
             client.upload_file(str(f), "stores", f"v2/{f.name}")
-        options = {"aws_endpoint": endpoint, "allow_http": "true", "aws_access_key_id": "testing",
-                   "aws_secret_access_key": "testing", "aws_region": "us-east-1"}
+        options = {
+            "aws_endpoint": endpoint,
+            "allow_http": "true",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+            "aws_region": "us-east-1",
+        }
         remote = Store("s3://stores/v2", cache_dir=tmp_path / "cache", storage_options=options)
         assert remote.cache_stats()["downloads"] == 0
         assert everything(remote) == everything(Store(v2))
@@ -186,3 +219,26 @@ def test_fixture_is_what_the_writer_makes(tmp_path):
         for i in range(5):
             w.add(synthetic_sample(i, **DIMS))
     assert everything(Store(again)) == everything(Store(V1_FIXTURE))
+
+
+def test_writers_write_schema_2_unless_asked_for_1(tmp_path):
+    """Schema 2 is what every writer produces by default (a store of any size opens from a small header)."""
+    from mobileclip_fastload._core import DEFAULT_WRITE_SCHEMA, INDEX_FILE
+    from mobileclip_fastload.store import write_manifest, write_shard
+
+    assert DEFAULT_WRITE_SCHEMA == 2
+    with StoreWriter(tmp_path / "w", **DIMS) as w:
+        w.add(synthetic_sample(0, **DIMS))
+    (tmp_path / "m").mkdir()
+    info = write_shard(tmp_path / "m" / "shard-00000.arrow", [synthetic_sample(1, **DIMS)], dims=DIMS)
+    write_manifest(tmp_path / "m", [info], DIMS, "float16")
+    for path in (tmp_path / "w", tmp_path / "m"):
+        header = json.loads((path / "manifest.json").read_text())
+        assert header["schema_version"] == 2 and "shards" not in header and (path / INDEX_FILE).is_file()
+        store = Store(path)
+        assert (len(store), store.num_shards, store.shard_entry(0)["file"]) == (1, 1, "shard-00000.arrow")
+    # Schema 1 only when asked: one entry per shard in manifest.json, no index.
+    with StoreWriter(tmp_path / "v1", **DIMS, schema_version=1) as w:
+        w.add(synthetic_sample(0, **DIMS))
+    header = json.loads((tmp_path / "v1" / "manifest.json").read_text())
+    assert header["schema_version"] == 1 and len(header["shards"]) == 1 and not (tmp_path / "v1" / INDEX_FILE).exists()

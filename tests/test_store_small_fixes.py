@@ -5,17 +5,16 @@ compares with the memory available now, not the machine's total."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
-
 from mobileclip_fastload import FastReinforcedLoader, Store, StoreFormatError, StoreNotFoundError
 from mobileclip_fastload.testing.synthetic_store import make_store
 
 
 @pytest.fixture
 def store(tmp_path):
-    make_store(tmp_path / "s", n=9, J=1, S=1, K=1, D=4, seed=1)
+    # Schema 1: these tests edit manifest.json's shard entries (schema 2 keeps them in shards.idx).
+    make_store(tmp_path / "s", n=9, J=1, S=1, K=1, D=4, seed=1, schema_version=1)
     return tmp_path / "s"
 
 

@@ -1,13 +1,14 @@
 """Type stubs for the compiled module ``mobileclip_fastload._core``."""
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any, final
 
-from pathlib import Path
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from mobileclip_fastload.store.sample import Sample
 import numpy as np
 import numpy.typing as npt
+
+from mobileclip_fastload.store.sample import Sample
 
 __version__: str
 __all__ = [
@@ -18,26 +19,28 @@ __all__ = [
     "AUG_OP_NAMES",
     "AUG_RECORD_FIELDS",
     "AUG_RECORD_SIZE",
-    "BatchMemory",
-    "ChecksumError",
     "DECODE_MAX_PIXELS",
-    "Dims",
+    "DEFAULT_WRITE_SCHEMA",
     "EMBEDDING_DTYPES",
-    "EpochRun",
     "FLAG_BOXES_RESCALED",
     "FLAG_IMAGE_TRANSCODED",
     "FLAG_SHA256_VERIFIED",
-    "FastloadError",
-    "ImageDecodeError",
-    "LoaderCore",
+    "INDEX_FILE",
     "MAGIC",
     "MANIFEST_FILE",
     "MAX_LOADER_THREADS",
     "MAX_TOKENS",
-    "MappedShard",
     "PIXEL_REFERENCE",
-    "RemoteStoreError",
     "SCHEMA_VERSION",
+    "BatchMemory",
+    "ChecksumError",
+    "Dims",
+    "EpochRun",
+    "FastloadError",
+    "ImageDecodeError",
+    "LoaderCore",
+    "MappedShard",
+    "RemoteStoreError",
     "SampleIndexError",
     "SchemaVersionError",
     "ShardInfo",
@@ -209,7 +212,6 @@ def verify_store(path: str | PathLike[str]) -> list[str]:
 def store_shard_info(path: str | PathLike[str]) -> dict[str, Any]:
     """Validate one shard file; {"num_samples", "file_bytes", "file_xxh3", "columns", "dims", "embedding_dtype"}."""
 
-
 # --- augmentation record (rust/src/python/aug.rs) ----------------------------
 
 AUG_RECORD_SIZE: int
@@ -222,21 +224,24 @@ AUG_NUM_OPS: int
 AUG_OP_NAMES: tuple[str, ...]
 AUG_MAX_OPS_PER_ENTRY: int
 
-def encode_aug_record(
-    box: Any, ops: Any = None, *, null: bool = False, hflip: bool = False
-) -> npt.NDArray[np.uint8]:
+def encode_aug_record(box: Any, ops: Any = None, *, null: bool = False, hflip: bool = False) -> npt.NDArray[np.uint8]:
     """One record's 40 bytes from a box (top, left, height, width) and up to two (op index, magnitude)."""
+
 def encode_aug_records(
     param_aug: Any, *, width: int, height: int, orig_width: int | None = None, orig_height: int | None = None
 ) -> tuple[npt.NDArray[np.uint8], bool]:
     """40 bytes per entry of a `param_aug` list or its JSON text, boxes rescaled to the stored size;
     and whether rescaled."""
+
 def parse_param_aug(param_aug: Any) -> list[Any]:
     """Checked, normalised entries: None or [[top, left, height, width], [[op, magnitude], ...]]."""
+
 def rescale_box(box: Any, orig_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
     """Map (top, left, height, width) between (width, height) sizes: edges rounded half up, exact."""
+
 def check_aug_records(data: bytes) -> None:
     """ValueError naming the first invalid 40-byte record."""
+
 def decode_aug_record(record: bytes) -> dict[str, Any]:
     """{"top", "left", "height", "width", "ops", "is_null", "hflip"} of one valid record."""
 
@@ -245,6 +250,8 @@ def decode_aug_record(record: bytes) -> dict[str, Any]:
 MAGIC: str
 SCHEMA_VERSION: int
 MANIFEST_FILE: str
+INDEX_FILE: str  # schema 2's shard index, beside manifest.json
+DEFAULT_WRITE_SCHEMA: int  # the manifest schema writers produce unless told otherwise
 MAX_TOKENS: int
 EMBEDDING_DTYPES: tuple[str, ...]
 FLAG_BOXES_RESCALED: int
@@ -327,7 +334,7 @@ class StoreWriter:
         target_shard_bytes: int = 268435456,
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
-        schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
+        schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (2)
     ) -> StoreWriter: ...
     def add(self, sample: Sample) -> None:
         """Validate and buffer one sample (ValueError names it); writes a shard when enough is buffered."""
@@ -371,7 +378,7 @@ def write_manifest(
     metadata: Mapping[str, Any] | None = None,
     *,
     tokenizer: str = "openai-clip-bpe",
-    schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (1)
+    schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (2)
 ) -> Path:
     """Write `manifest.json` atomically (schema 2: `shards.idx` first); shards in (global) order. Write it last."""
 
@@ -499,6 +506,7 @@ def bench_stage_times(
 
 # -- loader -------------------------------------------------------------------
 MAX_LOADER_THREADS: int
+
 @final
 class BatchMemory:
     """Owns one batch's memory while numpy arrays / tensors view it."""

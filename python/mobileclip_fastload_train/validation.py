@@ -12,8 +12,9 @@ logged here and one from ``python -m mobileclip_fastload_train.evaluate`` (clip_
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +43,7 @@ class _Encoder:
     def __init__(self, model: CLIPModel, tokenizer: Tokenizer, batch_size: int, autocast: bool) -> None:
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.device = next(model.parameters()).device
-        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if autocast
-                         else contextlib.nullcontext())
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
 
     @torch.no_grad()
     def texts(self, texts: Sequence[str], dim: int) -> torch.Tensor:
@@ -89,8 +89,9 @@ def zero_shot_metrics(enc: _Encoder, data: ClassFolderSet, info: DistInfo, dim: 
     return {f"acc{k}": v for k, v in zip(ks, accuracy(logits, targets, topk=ks))}
 
 
-def retrieval_metrics(enc: _Encoder, data: RetrievalSet, info: DistInfo, dim: int, workers: int,
-                      ks: Sequence[int] = RECALL_KS) -> dict[str, float]:
+def retrieval_metrics(
+    enc: _Encoder, data: RetrievalSet, info: DistInfo, dim: int, workers: int, ks: Sequence[int] = RECALL_KS
+) -> dict[str, float]:
     from clip_benchmark.metrics.zeroshot_retrieval import recall_at_k
 
     images = _gathered(enc.images(data.images, _shard(len(data.images), info), dim, workers), info)
@@ -102,8 +103,12 @@ def retrieval_metrics(enc: _Encoder, data: RetrievalSet, info: DistInfo, dim: in
     out = {}
     for k in ks:
         # recall@k as CLIP papers count it: a hit when any positive is in the top k (clip_benchmark's "> 0")
-        out[f"image_retrieval_recall@{k}"] = (recall_at_k(scores, positive, min(k, len(images))) > 0).float().mean().item()
-        out[f"text_retrieval_recall@{k}"] = (recall_at_k(scores.T, positive.T, min(k, len(texts))) > 0).float().mean().item()
+        out[f"image_retrieval_recall@{k}"] = (
+            (recall_at_k(scores, positive, min(k, len(images))) > 0).float().mean().item()
+        )
+        out[f"text_retrieval_recall@{k}"] = (
+            (recall_at_k(scores.T, positive.T, min(k, len(texts))) > 0).float().mean().item()
+        )
     return out
 
 

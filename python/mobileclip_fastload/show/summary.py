@@ -32,7 +32,7 @@ def is_remote(store) -> bool:
 def shard_ranges(store) -> list[range]:
     """The sample indices of each shard, in store order."""
     ranges, start = [], 0
-    for shard in store.manifest["shards"]:
+    for shard in map(store.shard_entry, range(store.num_shards)):
         ranges.append(range(start, start + shard["num_samples"]))
         start += shard["num_samples"]
     return ranges
@@ -59,9 +59,19 @@ def draw_subset(store, size: int, seed: int, shown: list[int]) -> tuple[np.ndarr
     chosen = np.sort(rng.choice(pool, size=min(size, len(pool)), replace=False))
     if len(chosen) == len(store):
         return chosen, f"all {len(store)} samples"
-    where = "all shards" if len(holding) == len(ranges) else (
-        f"{len(holding)} of {len(ranges)} shards (" + ("those holding the shown samples" if is_remote(store)
-                                                      else "those holding the shown samples, then random ones") + ")")
+    where = (
+        "all shards"
+        if len(holding) == len(ranges)
+        else (
+            f"{len(holding)} of {len(ranges)} shards ("
+            + (
+                "those holding the shown samples"
+                if is_remote(store)
+                else "those holding the shown samples, then random ones"
+            )
+            + ")"
+        )
+    )
     return chosen, f"{len(chosen)} of {len(store)} samples drawn at random from {where}"
 
 

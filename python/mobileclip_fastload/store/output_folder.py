@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from mobileclip_fastload import StoreExistsError
-from mobileclip_fastload._core import MANIFEST_FILE
+from mobileclip_fastload._core import INDEX_FILE, MANIFEST_FILE
 
 # Each tool's run state in its output folder: done records, and what else it writes.
 TOOL_DIRS = {"convert": ("_convert_done",), "reinforce": ("_reinforce_done", "_captions")}
@@ -82,7 +82,7 @@ def _manifest_maker(path: str) -> str | None:
 
 def _is_store_file(name: str) -> bool:
     return (
-        name == MANIFEST_FILE
+        name in (MANIFEST_FILE, INDEX_FILE)
         or name.endswith(".arrow")
         or any(name in files for files in TOOL_FILES.values())
         or _is_temporary(name)
@@ -132,23 +132,35 @@ def check_before_reading(folder: OutputFolder, overwrite: bool) -> None:
     if folder.unknown:
         listed = ", ".join(repr(n) for n in sorted(folder.unknown)[:3])
         more = f" and {len(folder.unknown) - 3} more" if len(folder.unknown) > 3 else ""
-        raise _refuse(folder, f"files that are not part of a store ({listed}{more})",
-                      "never deletes them: choose an empty or new folder")
+        raise _refuse(
+            folder,
+            f"files that are not part of a store ({listed}{more})",
+            "never deletes them: choose an empty or new folder",
+        )
     if folder.other_tools and not overwrite:
-        raise _refuse(folder, folder.describe(),
-                      "does not replace another tool's files: pass overwrite=True (--overwrite) to replace them")
+        raise _refuse(
+            folder,
+            folder.describe(),
+            "does not replace another tool's files: pass overwrite=True (--overwrite) to replace them",
+        )
     if not folder.own_run and not overwrite and (folder.finished or folder.store_files):
-        raise _refuse(folder, folder.describe(),
-                      "does not replace a store it did not start: pass overwrite=True (--overwrite) to replace it")
+        raise _refuse(
+            folder,
+            folder.describe(),
+            "does not replace a store it did not start: pass overwrite=True (--overwrite) to replace it",
+        )
 
 
 def check_rerun(folder: OutputFolder, overwrite: bool, same_run: Callable[[], bool]) -> None:
     """A finished store of this tool is re-run only as the same run (`same_run`: every done
     record matches this run's inputs and options, and there are no others)."""
     if folder.finished and not overwrite and not same_run():
-        raise _refuse(folder, folder.describe(),
-                      "replaces a finished store only when told to (its inputs or options differ from this run's): "
-                      "pass overwrite=True (--overwrite) to replace it")
+        raise _refuse(
+            folder,
+            folder.describe(),
+            "replaces a finished store only when told to (its inputs or options differ from this run's): "
+            "pass overwrite=True (--overwrite) to replace it",
+        )
 
 
 def prepare(folder: OutputFolder, overwrite: bool) -> None:

@@ -223,10 +223,12 @@ fn shard_schema_ipc<'py>(py: Python<'py>, dims: &Bound<'py, PyAny>, embedding_dt
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    use crate::store::{MAGIC, MANIFEST_FILE, MAX_TOKENS, SCHEMA_VERSION};
+    use crate::store::{DEFAULT_WRITE_SCHEMA, INDEX_FILE, MAGIC, MANIFEST_FILE, MAX_TOKENS, SCHEMA_VERSION};
     m.add("MAGIC", MAGIC)?;
     m.add("SCHEMA_VERSION", SCHEMA_VERSION)?;
     m.add("MANIFEST_FILE", MANIFEST_FILE)?;
+    m.add("INDEX_FILE", INDEX_FILE)?;
+    m.add("DEFAULT_WRITE_SCHEMA", DEFAULT_WRITE_SCHEMA)?;
     m.add("MAX_TOKENS", MAX_TOKENS)?;
     m.add("EMBEDDING_DTYPES", PyTuple::new(m.py(), embedding_dtype_names())?)?;
     m.add("FLAG_BOXES_RESCALED", sample_flags::BOXES_RESCALED)?;
