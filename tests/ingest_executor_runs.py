@@ -29,10 +29,20 @@ def run_reinforce(inputs, out, executor: str, configs: str, **kw):
     from mobileclip_fastload.reinforce import OpenClipCaptioner, reinforce
 
     coca, teachers = tiny_models(configs)
-    return reinforce(inputs, out, teachers=teachers,
-                     captioners=[OpenClipCaptioner(coca, tag="tiny", num_captions=2, seq_len=8)],
-                     num_augmentations=2, seed=11, num_threads=1, batch_augmented_images=8, device="cpu",
-                     executor=executor, progress=False, **kw)
+    return reinforce(
+        inputs,
+        out,
+        teachers=teachers,
+        captioners=[OpenClipCaptioner(coca, tag="tiny", num_captions=2, seq_len=8)],
+        num_augmentations=2,
+        seed=11,
+        num_threads=1,
+        batch_augmented_images=8,
+        device="cpu",
+        executor=executor,
+        progress=False,
+        **kw,
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ def assert_same_store(out, reference) -> None:
 
 @pytest.fixture(scope="module")
 def dr_shards(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("dr") / "src", num_shards=3, samples_per_shard=4, layout="joined",
-                        seed=31).dr_shards
+    return make_dataset(
+        tmp_path_factory.mktemp("dr") / "src", num_shards=3, samples_per_shard=4, layout="joined", seed=31
+    ).dr_shards
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,9 @@ def configs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
-    return [str(p) for p in make_pair_shards(tmp_path_factory.mktemp("pairs"), num_shards=3, samples_per_shard=3,
-                                             seed=3)]
+    return [
+        str(p) for p in make_pair_shards(tmp_path_factory.mktemp("pairs"), num_shards=3, samples_per_shard=3, seed=3)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +81,9 @@ def local_ray():
     import ray
 
     pythonpath = os.pathsep.join(p for p in sys.path if p)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}
+    )
     yield
     ray.shutdown()
 

@@ -32,8 +32,9 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from mobileclip_fastload.ingest.parent_watch import exit_when_gone
 
@@ -68,11 +69,29 @@ def run_tasks(
         for t in tasks:
             on_done(t, task_fn(t, opts, verify=verify, progress=lambda b, s, i=t.index: on_progress(i, b, s)))
     elif executor == "process":
-        _run_process_pool(tasks, opts, workers=workers, verify=verify, on_done=on_done, on_progress=on_progress,
-                          task_fn=task_fn, worker_setup=worker_setup, devices=devices, preload=preload)
+        _run_process_pool(
+            tasks,
+            opts,
+            workers=workers,
+            verify=verify,
+            on_done=on_done,
+            on_progress=on_progress,
+            task_fn=task_fn,
+            worker_setup=worker_setup,
+            devices=devices,
+            preload=preload,
+        )
     elif executor == "ray":
-        _run_ray(tasks, opts, verify=verify, on_done=on_done, on_progress=on_progress, task_fn=task_fn,
-                 ray_options=ray_options, worker_setup=worker_setup)
+        _run_ray(
+            tasks,
+            opts,
+            verify=verify,
+            on_done=on_done,
+            on_progress=on_progress,
+            task_fn=task_fn,
+            ray_options=ray_options,
+            worker_setup=worker_setup,
+        )
     else:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
 
@@ -118,8 +137,19 @@ def _context(preload: Sequence[str] = ()):
     return mp.get_context("spawn")
 
 
-def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress, task_fn, worker_setup=None,
-                      devices=(None,), preload: Sequence[str] = ()) -> None:
+def _run_process_pool(
+    tasks,
+    opts,
+    *,
+    workers,
+    verify,
+    on_done,
+    on_progress,
+    task_fn,
+    worker_setup=None,
+    devices=(None,),
+    preload: Sequence[str] = (),
+) -> None:
     ctx = _context(preload)
     q = ctx.Queue()
     n = min(workers, len(tasks))

@@ -94,7 +94,9 @@ def decide_origin(
             )
         if dr_sha256 is not None and downloaded_sha256 is not None:
             if downloaded_sha256 != dr_sha256:
-                raise SkipSample(SHA256_MISMATCH, "img2dataset's sha256 of the downloaded original differs from the DR sha256")
+                raise SkipSample(
+                    SHA256_MISMATCH, "img2dataset's sha256 of the downloaded original differs from the DR sha256"
+                )
             return ImageOrigin(orig[0], orig[1], FLAG_BOXES_RESCALED, "img2dataset_sha256")
         return ImageOrigin(orig[0], orig[1], FLAG_BOXES_RESCALED, "unverified")
     if dr_sha256 is None:

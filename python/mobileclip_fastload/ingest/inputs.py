@@ -11,7 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from braceexpand import UnbalancedBracesError, braceexpand
 
@@ -94,4 +94,3 @@ def pair_image_shards(dr_paths: Sequence[str], image_paths: Sequence[str]) -> li
         f"cannot pair {len(dr_paths)} DR shards with {len(image_paths)} image shards: "
         "give image shards with the same file names (stems) or the same number in the same order"
     )
-

@@ -11,8 +11,15 @@ from mobileclip_fastload._core import EMBEDDING_DTYPES, Dims
 from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
 
 __all__ = [
-    "DEFAULT_FORMATS", "DEFAULT_MAX_EMBEDDING_BYTES", "DEFAULT_MAX_LISTED_PER_REASON", "DEFAULT_MAX_IMAGE_PIXELS",
-    "DEFAULT_TARGET_SHARD_BYTES", "EMBEDDING_DTYPES", "VERIFY_RESUMED", "Dims", "check_choice",
+    "DEFAULT_FORMATS",
+    "DEFAULT_MAX_EMBEDDING_BYTES",
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "DEFAULT_MAX_LISTED_PER_REASON",
+    "DEFAULT_TARGET_SHARD_BYTES",
+    "EMBEDDING_DTYPES",
+    "VERIFY_RESUMED",
+    "Dims",
+    "check_choice",
     "check_shared_options",
 ]
 

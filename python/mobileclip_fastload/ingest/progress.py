@@ -20,15 +20,22 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(
-                total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=desc, dynamic_ncols=True, smoothing=0.05,
+                total=total_bytes,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=desc,
+                dynamic_ncols=True,
+                smoothing=0.05,
             )
             self._postfix()
 
     def _postfix(self) -> None:
         if self.bar is not None:
             rate = self.samples / max(self.bar.format_dict.get("elapsed", 0) or 1e-9, 1e-9)
-            self.bar.set_postfix_str(f"{self.samples} samples ({rate:.0f}/s), shards {self.shards}/{self.total_shards}", refresh=False)
+            self.bar.set_postfix_str(
+                f"{self.samples} samples ({rate:.0f}/s), shards {self.shards}/{self.total_shards}", refresh=False
+            )
 
     def advance(self, nbytes: int, nsamples: int) -> None:
         self.samples += nsamples

@@ -148,8 +148,11 @@ class RunReport(ShardTotals):
                 self.DONE_KEY: len(self._done()),
                 "resumed": sum(s.status == RESUMED for s in self.shards),
                 "unreadable": [self._unreadable_entry(s) for s in self.unreadable_shards],
-                "partially_read": [{"input": s.input, "problem": s.tar_problem or s.image_tar_problem}
-                                   for s in self.shards if s.tar_problem or s.image_tar_problem],
+                "partially_read": [
+                    {"input": s.input, "problem": s.tar_problem or s.image_tar_problem}
+                    for s in self.shards
+                    if s.tar_problem or s.image_tar_problem
+                ],
             },
             "samples_in": self.samples_in,
             "samples_written": self.samples_written,

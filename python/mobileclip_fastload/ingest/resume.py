@@ -116,7 +116,7 @@ def remove_task_files(folder: str, is_task_file: Callable[[str], bool], *, final
     removed = []
     for name in names:
         target = _core.temp_target(name)
-        if (is_task_file(target) if target is not None else finals and is_task_file(name)):
+        if is_task_file(target) if target is not None else finals and is_task_file(name):
             try:
                 os.unlink(os.path.join(folder, name))
             except FileNotFoundError:

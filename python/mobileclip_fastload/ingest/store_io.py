@@ -64,4 +64,3 @@ def write_store_manifest(output: str, infos: list[dict], opts: Any, metadata: di
         # the shard index can carry those names.
         schema_version=1,
     )
-

@@ -34,8 +34,9 @@ class Ranks:
             return cls()
         env = os.environ
         world = int(env.get("WORLD_SIZE", 1))
-        return cls(int(env.get("RANK", 0)), world, int(env.get("LOCAL_RANK", 0)),
-                   int(env.get("LOCAL_WORLD_SIZE", world)))
+        return cls(
+            int(env.get("RANK", 0)), world, int(env.get("LOCAL_RANK", 0)), int(env.get("LOCAL_WORLD_SIZE", world))
+        )
 
     @property
     def writes_store(self) -> bool:
@@ -44,7 +45,7 @@ class Ranks:
 
     def mine(self, tasks: Sequence[T]) -> list[T]:
         """This rank's share of the tasks: every world-th one, starting at its rank."""
-        return list(tasks[self.rank::self.world])
+        return list(tasks[self.rank :: self.world])
 
     def join(self) -> None:
         """Make the ranks' group for the report gather, unless the caller made one (before the work: a rank
