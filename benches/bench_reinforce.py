@@ -37,7 +37,7 @@ import numpy as np
 
 def sample_pairs(n: int, max_side: int, seed: int = 0):
     """img2dataset-like JPEGs (sides in [max_side*3/4, max_side]) as RawSamples."""
-    from mobileclip_fastload.convert.tar_samples import RawSample
+    from mobileclip_fastload.ingest.tar_samples import RawSample
     from mobileclip_fastload.testing.image_text_pairs import pair_members
 
     rng = np.random.default_rng(seed)
@@ -57,7 +57,7 @@ def cpu_per_core(samples, J: int, size: int) -> dict:
     from torchvision.transforms import functional as F
     from torchvision.transforms.autoaugment import _apply_op
 
-    from mobileclip_fastload.convert.options import Dims
+    from mobileclip_fastload.ingest.options import Dims
     from mobileclip_fastload.reinforce.augmentation import draw_augmentations
     from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
     from mobileclip_fastload.reinforce.options import ReinforceOptions
@@ -187,7 +187,7 @@ def teachers_throughput(args, device: str, teachers=None, work: str | None = Non
     ours = d["this_run"]["augmented_images_per_s"]
 
     # baseline: the same augmentations, Pillow + torchvision in DataLoader workers
-    from mobileclip_fastload.convert.tar_samples import TarSampleReader
+    from mobileclip_fastload.ingest.tar_samples import TarSampleReader
 
     items = []
     for path in shards:

@@ -13,7 +13,7 @@ import numpy as np
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from bench_reinforce import sample_pairs
 from mobileclip_fastload import _core
-from mobileclip_fastload.convert.images import check_image
+from mobileclip_fastload.ingest.images import check_image
 from mobileclip_fastload.reinforce.augmentation import draw_augmentations
 from mobileclip_fastload.reinforce.prepare import find_image
 

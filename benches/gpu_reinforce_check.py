@@ -130,8 +130,8 @@ class GpuSampler:
 # ----------------------------------------------------------------------------- 1. teachers
 def replay_rate(shards, J: int, threads: int, size: int) -> dict:
     """The CPU side alone: decode + J draws + J Rust replays per image on ``threads`` threads (wall clock)."""
-    from mobileclip_fastload.convert.options import Dims
-    from mobileclip_fastload.convert.tar_samples import TarSampleReader
+    from mobileclip_fastload.ingest.options import Dims
+    from mobileclip_fastload.ingest.tar_samples import TarSampleReader
     from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
     from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
     from mobileclip_fastload.reinforce.options import ReinforceOptions

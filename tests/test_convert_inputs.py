@@ -2,8 +2,8 @@
 
 import pytest
 
-from mobileclip_fastload.convert.inputs import expand_braces, expand_inputs, pair_image_shards, task_ids
-from mobileclip_fastload.convert.tar_samples import split_name
+from mobileclip_fastload.ingest.inputs import expand_braces, expand_inputs, pair_image_shards, task_ids
+from mobileclip_fastload.ingest.tar_samples import split_name
 
 
 def test_expand_braces():

@@ -94,12 +94,12 @@ def test_killed_process_leaves_only_complete_shards(dataset, tmp_path):
     out = str(tmp_path / "store")
     script = (
         "import sys, time\n"
-        "from mobileclip_fastload.convert import store_io\n"
-        "real = store_io.write_json_atomic\n"
+        "from mobileclip_fastload.ingest import resume\n"
+        "real = resume.write_json_atomic\n"
         "def slow(path, obj):\n"
         "    real(path, obj)\n"
         "    time.sleep(30)  # park after the first done record, so the kill lands mid-run\n"
-        "store_io.write_json_atomic = slow\n"
+        "resume.write_json_atomic = slow  # the done records' writer\n"
         "from mobileclip_fastload.convert import convert\n"
         f"convert({dataset.dr_shards!r}, {out!r}, executor='inline', progress=False)\n"
     )

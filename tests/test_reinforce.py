@@ -191,11 +191,11 @@ def reinforce_in_child(models, shards, out, die_after_first_shard=False) -> subp
     coca, (ta, tb) = models
     script = (
         "import json, os, signal, torch; torch.set_num_threads(1)\n"
-        "import mobileclip_fastload.reinforce.shard_task as st\n"
-        "write = st.write_json_atomic\n"
+        "import mobileclip_fastload.ingest.resume as resume\n"
+        "write = resume.write_json_atomic\n"
         "def write_then_die(*a, **k):\n"
         "    write(*a, **k); os.kill(os.getpid(), signal.SIGKILL)\n"
-        f"if {die_after_first_shard!r}: st.write_json_atomic = write_then_die\n"
+        f"if {die_after_first_shard!r}: resume.write_json_atomic = write_then_die\n"
         "from mobileclip_fastload.reinforce import reinforce, OpenClipCaptioner, OpenClipSpec\n"
         f"r = reinforce({[str(s) for s in shards]!r}, {str(out)!r}, teachers=[{ta!r}, {tb!r}],\n"
         f"    captioners=[OpenClipCaptioner({coca!r}, tag='tiny', num_captions={S}, seq_len=8)],\n"

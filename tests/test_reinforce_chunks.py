@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mobileclip_fastload.convert.options import Dims
+from mobileclip_fastload.ingest.options import Dims
 from mobileclip_fastload.reinforce import reinforce
 from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
 from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec

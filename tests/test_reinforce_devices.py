@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mobileclip_fastload.convert.executors import run_tasks
+from mobileclip_fastload.ingest.executors import run_tasks
 from mobileclip_fastload.reinforce import devices
-from mobileclip_fastload.reinforce.api import TORCHRUN_GATHER_TIMEOUT_S
+from mobileclip_fastload.ingest.torchrun import GATHER_TIMEOUT_S as TORCHRUN_GATHER_TIMEOUT_S
 from reinforce_worker_probe import ProbeOptions, ProbeTask, probe_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +89,10 @@ def test_torchrun_two_cpu_ranks_group_first_threads_shared(tmp_path, models_dir)
 
     shards = make_pair_shards(tmp_path / "pairs", num_shards=2, samples_per_shard=3, seed=5)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"), str(ROOT / "tests")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-port=29561",
+    with socket.socket() as sock:  # a free port: a fixed one collides with another run of this suite
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}",
            str(ROOT / "tests" / "reinforce_worker_probe.py"), str(tmp_path), str(models_dir), *map(str, shards)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

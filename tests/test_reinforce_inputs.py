@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from mobileclip_fastload.convert.options import Dims
-from mobileclip_fastload.convert.skips import SkipSample
+from mobileclip_fastload.ingest.options import Dims
+from mobileclip_fastload.ingest.skips import SkipSample
 from mobileclip_fastload.reference import reference_replay
 from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
 from mobileclip_fastload.reinforce.inputs import TableSampleReader, make_tasks

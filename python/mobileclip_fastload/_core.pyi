@@ -77,6 +77,7 @@ __all__ = [
     "shard_schema_ipc",
     "store_shard_info",
     "temp_path",
+    "temp_target",
     "verify_store",
     "write_file_atomic",
     "write_manifest",
@@ -411,6 +412,9 @@ def dequantize_int8(q: npt.ArrayLike, scales: npt.ArrayLike) -> npt.NDArray[np.f
 
 def temp_path(final_path: str | PathLike[str]) -> Path:
     """A hidden, unique sibling of `final_path` to write before `publish_file` (it carries this process's id)."""
+
+def temp_target(name: str) -> str | None:
+    """The final name a temp file named `name` is for (`.<name>.tmp-<pid>-<8 hex>` or `<name>.tmp-<pid>`); else None."""
 
 def publish_file(tmp: str | PathLike[str], final_path: str | PathLike[str]) -> None:
     """fsync `tmp`, rename it to `final_path`, fsync the directory; on failure `tmp` is removed."""

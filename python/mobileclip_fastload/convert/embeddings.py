@@ -20,7 +20,7 @@ import zlib
 
 import numpy as np
 
-from mobileclip_fastload.convert.skips import (
+from mobileclip_fastload.ingest.skips import (
     BAD_EMBEDDING_FILE,
     MISSING_FIELD,
     NON_FINITE_EMBEDDING,

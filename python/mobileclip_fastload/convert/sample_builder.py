@@ -11,12 +11,12 @@ from typing import Callable
 
 from mobileclip_fastload.convert import fields
 from mobileclip_fastload.convert.embeddings import load_embeddings, select_embeddings
-from mobileclip_fastload.convert.image_origin import decide_origin
-from mobileclip_fastload.convert.images import check_image, find_image, loader_ready
+from mobileclip_fastload.ingest.image_origin import decide_origin
+from mobileclip_fastload.ingest.images import check_image, find_image, loader_ready
 from mobileclip_fastload.convert.options import ConvertOptions
-from mobileclip_fastload.convert.precision import CosineError, encode
+from mobileclip_fastload.ingest.precision import CosineError, encode
 from mobileclip_fastload.store import FLAG_IMAGE_TRANSCODED
-from mobileclip_fastload.convert.skips import BAD_AUGMENTATION, MISSING_IMAGE, NON_FINITE_EMBEDDING, SHAPE_MISMATCH, SkipSample
+from mobileclip_fastload.ingest.skips import BAD_AUGMENTATION, MISSING_IMAGE, NON_FINITE_EMBEDDING, SHAPE_MISMATCH, SkipSample
 from mobileclip_fastload.tokenizer import ClipTokenizer
 
 

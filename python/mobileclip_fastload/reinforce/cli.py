@@ -9,9 +9,9 @@ HELP = "reinforce image-text pairs (WebDataset tars or an image folder + CSV/JSO
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mobileclip_fastload.convert.cli import _size
-    from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, VERIFY_RESUMED
-    from mobileclip_fastload.reinforce.api import EXECUTORS
+    from mobileclip_fastload.ingest.cli_args import parse_size
+    from mobileclip_fastload.ingest.executors import EXECUTORS
+    from mobileclip_fastload.ingest.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, VERIFY_RESUMED
     from mobileclip_fastload.reinforce.captioners import DEFAULT_CAPTIONER, DEFAULT_CAPTIONER_PRETRAINED
     from mobileclip_fastload.reinforce.inputs import DEFAULT_ROWS_PER_SHARD
     from mobileclip_fastload.reinforce.options import DEFAULT_BATCH_AUGMENTED_IMAGES, DEFAULT_MIN_IMAGE_SIZE, STAGES
@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-root", default=None, help="where the image paths of a caption table start (default: its folder)")
     p.add_argument("--rows-per-shard", type=int, default=DEFAULT_ROWS_PER_SHARD, help="caption-table rows per task")
     p.add_argument("--min-image-size", type=int, default=DEFAULT_MIN_IMAGE_SIZE, help="skip images whose shorter side is smaller")
-    p.add_argument("--target-shard-size", type=_size, default=DEFAULT_TARGET_SHARD_BYTES)
+    p.add_argument("--target-shard-size", type=parse_size, default=DEFAULT_TARGET_SHARD_BYTES)
     p.add_argument("--verify-resumed", choices=VERIFY_RESUMED, default="checksum")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the report summary")
@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
     from mobileclip_fastload.reinforce.report import report_path
 
-    try:
+    from mobileclip_fastload.ingest.cli_args import run_tool
+
+    def call():
         teachers = DATACOMPDR_TEACHERS
         if args.teacher:
             teachers = []
@@ -94,22 +96,23 @@ def run(args: argparse.Namespace) -> int:
                 spec = OpenClipSpec.parse(text, tuple(args.model_config))
                 # distinct random inits for two random teachers of one architecture
                 teachers.append(OpenClipSpec(spec.name, spec.pretrained, spec.config_file, args.init_seed + 1 + k))
-        report = reinforce(
+        return reinforce(
             args.inputs, args.output, teachers=teachers, captioners=_captioners(args),
             num_augmentations=args.num_augmentations, seed=args.seed, embedding_dtype=args.embedding_dtype,
             datacompdr_output=args.datacompdr_output, stage=args.stage, executor=args.executor,
             workers=args.workers, num_threads=args.num_threads, device=args.device, precision=args.precision,
-            batch_augmented_images=args.batch_augmented_images, image_root=args.image_root, rows_per_shard=args.rows_per_shard,
-            min_image_size=args.min_image_size, target_shard_bytes=args.target_shard_size,
-            verify_resumed=args.verify_resumed, progress=not args.no_progress, overwrite=args.overwrite,
+            batch_augmented_images=args.batch_augmented_images, image_root=args.image_root,
+            rows_per_shard=args.rows_per_shard, min_image_size=args.min_image_size,
+            target_shard_bytes=args.target_shard_size, verify_resumed=args.verify_resumed,
+            progress=not args.no_progress, overwrite=args.overwrite,
         )
-    except (ValueError, ImportError, FileNotFoundError, FileExistsError) as e:
-        print(f"reinforce: error: {e}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        print(report.summary())
-        print(f"report: {report_path(args.output, args.stage)}")
-    return 2 if report.unreadable_shards else 0
+
+    def show(report) -> None:
+        if not args.quiet:
+            print(report.summary())
+            print(f"report: {report_path(args.output, args.stage)}")
+
+    return run_tool("reinforce", call, show)
 
 
 def main(argv: list[str] | None = None) -> int:

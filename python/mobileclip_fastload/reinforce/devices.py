@@ -93,6 +93,14 @@ def place(opts, device: str | None = None):
     return dataclasses.replace(opts, device=device) if device != opts.device else opts
 
 
+def make_current(device: str) -> None:
+    """On CUDA, make ``device`` the current GPU (a torchrun rank's, before its process group is made)."""
+    if is_cuda(device):
+        import torch
+
+        torch.cuda.set_device(device)
+
+
 def on_worker(opts, device: str | None = None):
     """In a worker process (process pool, Ray task, torchrun rank), before its tasks: ``place`` it, and
     torch's intra-op threads = ``opts.num_threads`` (its share of the cores, not all of them)."""

@@ -22,9 +22,9 @@ import os
 from dataclasses import dataclass
 from typing import Iterator
 
-from mobileclip_fastload.convert.images import IMAGE_EXTENSIONS
-from mobileclip_fastload.convert.inputs import expand_inputs, task_ids
-from mobileclip_fastload.convert.tar_samples import RawSample, ShardUnreadable, TarSampleReader
+from mobileclip_fastload.ingest.images import IMAGE_EXTENSIONS
+from mobileclip_fastload.ingest.inputs import expand_inputs, task_ids
+from mobileclip_fastload.ingest.tar_samples import RawSample, ShardUnreadable, TarSampleReader
 
 TABLE_SUFFIXES = (".csv", ".jsonl")
 DEFAULT_ROWS_PER_SHARD = 10_000

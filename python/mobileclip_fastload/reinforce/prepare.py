@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mobileclip_fastload.convert import fields
-from mobileclip_fastload.convert.image_origin import decide_origin
-from mobileclip_fastload.convert.images import check_image, find_image, loader_ready
-from mobileclip_fastload.convert.skips import (
+from mobileclip_fastload.ingest.image_origin import decide_origin
+from mobileclip_fastload.ingest.images import check_image, find_image, loader_ready
+from mobileclip_fastload.ingest.skips import (
     BAD_JSON,
     DUPLICATE_KEY,
     EMPTY_CAPTION,
@@ -31,7 +31,7 @@ from mobileclip_fastload.convert.skips import (
     UNDECODABLE_IMAGE,
     SkipSample,
 )
-from mobileclip_fastload.convert.tar_samples import RawSample
+from mobileclip_fastload.ingest.tar_samples import RawSample
 from mobileclip_fastload.reinforce.augmentation import draw_augmentations
 from mobileclip_fastload.reinforce.options import ReinforceOptions
 from mobileclip_fastload.store import AUG_FLAG_HFLIP, FLAG_IMAGE_TRANSCODED, aug_records

@@ -18,8 +18,9 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from mobileclip_fastload.convert.shard_task import ProgressFn, Throttle, run_task
-from mobileclip_fastload.convert.skips import DUPLICATE_KEY, SkipSample
+from mobileclip_fastload.ingest.resume import write_done_record
+from mobileclip_fastload.ingest.skips import DUPLICATE_KEY, SkipSample
+from mobileclip_fastload.ingest.task import ProgressFn, Throttle, run_task
 from mobileclip_fastload.reinforce.captioners import caption_seed
 from mobileclip_fastload.reinforce.inputs import ReinforceTask, open_reader
 from mobileclip_fastload.reinforce.options import ReinforceOptions
@@ -33,7 +34,6 @@ from mobileclip_fastload.reinforce.resume import (
     task_fingerprint,
 )
 from mobileclip_fastload.reinforce.sinks import CaptionSink, StoreSink
-from mobileclip_fastload.store.atomic import write_json_atomic
 
 
 def run_reinforce_task(
@@ -47,10 +47,8 @@ def run_reinforce_task(
         _run(task, opts, report, throttle, files)
 
     def write_done(report: ReinforceShardReport) -> None:
-        write_json_atomic(
-            done_record_path(task.output_dir, task.task_id, opts.stage),
-            {"fingerprint": task_fingerprint(task, opts, opts.stage), "report": report.as_dict(), "files": files},
-        )
+        write_done_record(done_record_path(task.output_dir, task.task_id, opts.stage),
+                          task_fingerprint(task, opts, opts.stage), report, files)
 
     return run_task(
         lambda: finished_report(task, opts, verify, opts.stage),

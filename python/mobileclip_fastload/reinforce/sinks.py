@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mobileclip_fastload.convert.precision import CosineError, encode
-from mobileclip_fastload.convert.shard_task import output_name
-from mobileclip_fastload.convert.skips import NON_FINITE_EMBEDDING
+from mobileclip_fastload.ingest.precision import CosineError, encode
+from mobileclip_fastload.ingest.store_io import output_name
+from mobileclip_fastload.ingest.skips import NON_FINITE_EMBEDDING
 from mobileclip_fastload.reinforce.datacompdr_export import DataCompDRTarWriter
 from mobileclip_fastload.reinforce.inputs import ReinforceTask
 from mobileclip_fastload.reinforce.options import ReinforceOptions
@@ -176,7 +176,7 @@ class StoreSink:
         return skipped
 
     def _flush(self) -> None:
-        from mobileclip_fastload.convert.store_io import write_part
+        from mobileclip_fastload.ingest.store_io import write_part
 
         if not self.pending:
             return
