@@ -9,7 +9,6 @@ import json
 import os
 
 import pytest
-
 from mobileclip_fastload import StoreExistsError
 from mobileclip_fastload.cli import main as cli_main
 from mobileclip_fastload.convert import convert
@@ -23,8 +22,11 @@ def dataset(tmp_path_factory):
 
 
 def snapshot(folder) -> dict[str, bytes]:
-    return {n: open(os.path.join(folder, n), "rb").read() for n in sorted(os.listdir(folder))
-            if os.path.isfile(os.path.join(folder, n))}
+    return {
+        n: open(os.path.join(folder, n), "rb").read()
+        for n in sorted(os.listdir(folder))
+        if os.path.isfile(os.path.join(folder, n))
+    }
 
 
 def run(dataset, out, **kw):
@@ -96,7 +98,7 @@ def test_cli_refuses_then_overwrites(dataset, tmp_path, capsys):
     assert cli_main(args) == 2
     err = capsys.readouterr().err
     assert str(out) in err and "finished store" in err and "--overwrite" in err
-    assert cli_main(args + ["--overwrite"]) == 0
+    assert cli_main([*args, "--overwrite"]) == 0
     assert json.loads((out / "manifest.json").read_text())["num_samples"] == 6
 
 

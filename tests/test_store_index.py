@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import collect_batches, synthetic_sample, tiny_png
-from mobileclip_fastload import SchemaVersionError, FastReinforcedLoader, Store, StoreFormatError
+from mobileclip_fastload import FastReinforcedLoader, SchemaVersionError, Store, StoreFormatError
 from mobileclip_fastload.store import StoreWriter, aug_records
 
 V1_FIXTURE = Path(__file__).parent / "data" / "store-v1"
@@ -152,8 +149,11 @@ def test_a_reader_refuses_a_newer_schema_by_its_version(both):
     newer = _core.SCHEMA_VERSION + 1
     header["schema_version"] = newer
     (v2 / "manifest.json").write_text(json.dumps(header))
-    with pytest.raises(SchemaVersionError, match=rf"schema version {newer} is newer than the newest this reader "
-                       rf"supports \({_core.SCHEMA_VERSION}\)"):
+    with pytest.raises(
+        SchemaVersionError,
+        match=rf"schema version {newer} is newer than the newest this reader "
+        rf"supports \({_core.SCHEMA_VERSION}\)",
+    ):
         Store(v2)
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Iterable
 
-from mobileclip_fastload.ingest.executors import EXECUTORS, default_workers, run_tasks
-from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
 from mobileclip_fastload.convert.options import (
     DEFAULT_MAX_EMBEDDING_BYTES,
     DEFAULT_TARGET_SHARD_BYTES,
@@ -18,9 +16,17 @@ from mobileclip_fastload.convert.options import (
     check_choice,
 )
 from mobileclip_fastload.convert.probe import probe
-from mobileclip_fastload.ingest.progress import Progress, TaskProgress, input_bytes
 from mobileclip_fastload.convert.report import CONVERTED, RESUMED, ConvertReport, ShardReport
-from mobileclip_fastload.convert.shard_task import DONE_DIR, done_record_path, make_tasks, run_shard_task, task_fingerprint
+from mobileclip_fastload.convert.shard_task import (
+    DONE_DIR,
+    done_record_path,
+    make_tasks,
+    run_shard_task,
+    task_fingerprint,
+)
+from mobileclip_fastload.ingest.executors import EXECUTORS, default_workers, run_tasks
+from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
+from mobileclip_fastload.ingest.progress import Progress, TaskProgress, input_bytes
 from mobileclip_fastload.ingest.store_io import remove_stale_temporaries
 from mobileclip_fastload.ingest.torchrun import Ranks
 from mobileclip_fastload.store import output_folder
@@ -136,8 +142,17 @@ def convert(
     bar = Progress(sum(planned.values()), len(mine), enabled=progress and ranks.writes_store)
     tracked = TaskProgress(planned, bar)
     try:
-        run_tasks(executor, mine, opts, workers=workers, verify=verify_resumed, on_done=tracked.on_done,
-                  on_progress=tracked.on_progress, task_fn=run_shard_task, preload=WORKER_PRELOAD)
+        run_tasks(
+            executor,
+            mine,
+            opts,
+            workers=workers,
+            verify=verify_resumed,
+            on_done=tracked.on_done,
+            on_progress=tracked.on_progress,
+            task_fn=run_shard_task,
+            preload=WORKER_PRELOAD,
+        )
     finally:
         bar.close()
     reports: dict[int, ShardReport] = ranks.gather(tracked.reports)
@@ -190,6 +205,7 @@ def _same_run(output: str, tasks: list, opts: ConvertOptions) -> bool:
                 return earlier == task_fingerprint(task, opts)
             except OSError:  # input deleted since: the same options still make it the same run
                 return earlier.get("options") == opts.fingerprint()
+
         return matches
 
     expected = {os.path.basename(done_record_path(output, t.task_id)): check(t) for t in tasks}
@@ -200,4 +216,3 @@ def _explicit_syn_key(syn_key: str | None) -> str:
     if not syn_key:
         return "syn_text"
     return syn_key if syn_key.startswith("syn_text") else f"syn_text_{syn_key}"
-

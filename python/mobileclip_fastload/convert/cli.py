@@ -22,34 +22,57 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from mobileclip_fastload.ingest.executors import EXECUTORS
     from mobileclip_fastload.ingest.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, VERIFY_RESUMED
 
-    p.add_argument("inputs", nargs="+", help="DR shards: brace patterns (shards/{00000000..00001023}.tar), paths or folders")
+    p.add_argument(
+        "inputs", nargs="+", help="DR shards: brace patterns (shards/{00000000..00001023}.tar), paths or folders"
+    )
     p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a finished store or another tool's run in --output (refused otherwise)")
-    p.add_argument("--layout", choices=LAYOUTS, default="joined",
-                   help="joined: image+txt+DR members per sample; separate: DR shards + --image-shards")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished store or another tool's run in --output (refused otherwise)",
+    )
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="joined",
+        help="joined: image+txt+DR members per sample; separate: DR shards + --image-shards",
+    )
     p.add_argument("--image-shards", nargs="+", help="img2dataset image shards (separate layout), paired by file name")
     p.add_argument("-j", "--workers", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--executor", choices=EXECUTORS, default="process",
-                   help="process (-j workers); ray (one task per shard); inline; torchrun (run under torchrun, one "
-                        "rank per process: each converts its share, rank 0 writes the manifest)")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="process",
+        help="process (-j workers); ray (one task per shard); inline; torchrun (run under torchrun, one "
+        "rank per process: each converts its share, rank 0 writes the manifest)",
+    )
     p.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float16")
     p.add_argument("--max-augmentations", type=int, default=None, help="keep only the first N augmentations")
-    p.add_argument("--target-shard-size", type=parse_size, default=DEFAULT_TARGET_SHARD_BYTES,
-                   help="split an input shard into store shards of about this size (default 512M)")
-    p.add_argument("--syn-key", default=None,
-                   help="synthetic caption set to store when syn.json has several (syn_text_<tag> or <tag>)")
+    p.add_argument(
+        "--target-shard-size",
+        type=parse_size,
+        default=DEFAULT_TARGET_SHARD_BYTES,
+        help="split an input shard into store shards of about this size (default 512M)",
+    )
+    p.add_argument(
+        "--syn-key",
+        default=None,
+        help="synthetic caption set to store when syn.json has several (syn_text_<tag> or <tag>)",
+    )
     p.add_argument("--num-teachers", type=int, default=2, help="K: teachers concatenated in the embeddings (default 2)")
     p.add_argument("--dims", type=_dims, default=None, help="J,S,K,D instead of inferring them from the first sample")
-    p.add_argument("--verify-resumed", choices=VERIFY_RESUMED, default="checksum",
-                   help="how finished shards of an earlier run are checked before being skipped")
+    p.add_argument(
+        "--verify-resumed",
+        choices=VERIFY_RESUMED,
+        default="checksum",
+        help="how finished shards of an earlier run are checked before being skipped",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the report summary")
 
 
 def run(args: argparse.Namespace) -> int:
     from mobileclip_fastload.convert import REPORT_NAME, convert
-
     from mobileclip_fastload.ingest.cli_args import run_tool
 
     def show(report) -> None:
@@ -57,23 +80,27 @@ def run(args: argparse.Namespace) -> int:
             print(report.summary())
             print(f"report: {args.output}/{REPORT_NAME}")
 
-    return run_tool("convert", lambda: convert(
-        args.inputs,
-        args.output,
-        layout=args.layout,
-        image_shards=args.image_shards,
-        workers=args.workers,
-        embedding_dtype=args.embedding_dtype,
-        max_augmentations=args.max_augmentations,
-        target_shard_bytes=args.target_shard_size,
-        executor=args.executor,
-        progress=not args.no_progress,
-        syn_key=args.syn_key,
-        num_teachers=args.num_teachers,
-        dims=args.dims,
-        verify_resumed=args.verify_resumed,
-        overwrite=args.overwrite,
-    ), show)
+    return run_tool(
+        "convert",
+        lambda: convert(
+            args.inputs,
+            args.output,
+            layout=args.layout,
+            image_shards=args.image_shards,
+            workers=args.workers,
+            embedding_dtype=args.embedding_dtype,
+            max_augmentations=args.max_augmentations,
+            target_shard_bytes=args.target_shard_size,
+            executor=args.executor,
+            progress=not args.no_progress,
+            syn_key=args.syn_key,
+            num_teachers=args.num_teachers,
+            dims=args.dims,
+            verify_resumed=args.verify_resumed,
+            overwrite=args.overwrite,
+        ),
+        show,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from mobileclip_fastload.ingest.options import (  # noqa: F401 (re-exported: convert's public names)
     DEFAULT_FORMATS,
     DEFAULT_MAX_EMBEDDING_BYTES,
-    DEFAULT_MAX_LISTED_PER_REASON,
     DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_LISTED_PER_REASON,
     DEFAULT_TARGET_SHARD_BYTES,
     EMBEDDING_DTYPES,
     VERIFY_RESUMED,

@@ -52,26 +52,33 @@ class ConvertReport(RunReport):
         converted = self._done()
         secs = max(self.seconds, 1e-9)
         new_in = sum(s.bytes_in for s in converted)
-        head = {"layout": self.layout, "embedding_dtype": self.embedding_dtype, "dims": self.dims,
-                "syn_key": self.syn_key}
-        return self._as_dict(head, {
-            "images_without_dr_record": self._sum("images_without_dr_record"),
-            "rescaled": self._sum("rescaled"),
-            "sha256_verified": self._sum("sha256_verified"),
-            "img2dataset_sha256_verified": self._sum("img2dataset_sha256_verified"),
-            "unverified": self._sum("unverified"),
-            "boxes_outside_original": self._sum("boxes_outside_original"),
-            "image_kinds": self._sum_counts("image_kinds"),
-            "cosine_error": self.cosine_error,
-            "bytes_in": self.bytes_in,
-            "bytes_out": self.bytes_out,
-            "store_to_source_ratio": self.bytes_out / self.bytes_in if self.bytes_in else None,
-            "seconds": self.seconds,
-            "this_run": {
-                "samples_per_s": sum(s.samples_in for s in converted) / secs,
-                "mb_in_per_s": new_in / 1e6 / secs,
+        head = {
+            "layout": self.layout,
+            "embedding_dtype": self.embedding_dtype,
+            "dims": self.dims,
+            "syn_key": self.syn_key,
+        }
+        return self._as_dict(
+            head,
+            {
+                "images_without_dr_record": self._sum("images_without_dr_record"),
+                "rescaled": self._sum("rescaled"),
+                "sha256_verified": self._sum("sha256_verified"),
+                "img2dataset_sha256_verified": self._sum("img2dataset_sha256_verified"),
+                "unverified": self._sum("unverified"),
+                "boxes_outside_original": self._sum("boxes_outside_original"),
+                "image_kinds": self._sum_counts("image_kinds"),
+                "cosine_error": self.cosine_error,
+                "bytes_in": self.bytes_in,
+                "bytes_out": self.bytes_out,
+                "store_to_source_ratio": self.bytes_out / self.bytes_in if self.bytes_in else None,
+                "seconds": self.seconds,
+                "this_run": {
+                    "samples_per_s": sum(s.samples_in for s in converted) / secs,
+                    "mb_in_per_s": new_in / 1e6 / secs,
+                },
             },
-        })
+        )
 
     def summary(self) -> str:
         d = self.as_dict()
@@ -84,6 +91,8 @@ class ConvertReport(RunReport):
         ce = d["cosine_error"]
         lines.append(f"  {self.embedding_dtype} cosine error: max {ce['max']:.3g}, mean {ce['mean']:.3g}")
         if d["store_to_source_ratio"] is not None:
-            lines.append(f"  store/source size: {d['bytes_out'] / 1e6:.1f} MB / {d['bytes_in'] / 1e6:.1f} MB = "
-                         f"{d['store_to_source_ratio']:.3f}")
+            lines.append(
+                f"  store/source size: {d['bytes_out'] / 1e6:.1f} MB / {d['bytes_in'] / 1e6:.1f} MB = "
+                f"{d['store_to_source_ratio']:.3f}"
+            )
         return "\n".join(lines)

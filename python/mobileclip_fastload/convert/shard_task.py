@@ -16,15 +16,15 @@ import os
 import re
 from dataclasses import dataclass
 
+from mobileclip_fastload.convert.options import ConvertOptions
+from mobileclip_fastload.convert.report import ShardReport
+from mobileclip_fastload.convert.sample_builder import ImagePart, build_sample
 from mobileclip_fastload.ingest import resume
 from mobileclip_fastload.ingest.images import IMAGE_EXTENSIONS
 from mobileclip_fastload.ingest.inputs import expand_inputs, pair_image_shards, task_ids
-from mobileclip_fastload.convert.options import ConvertOptions
 from mobileclip_fastload.ingest.precision import CosineError
-from mobileclip_fastload.convert.report import ShardReport
-from mobileclip_fastload.convert.sample_builder import ImagePart, build_sample
-from mobileclip_fastload.ingest.skips import DUPLICATE_KEY, TRUNCATED_SAMPLE, SkipSample
 from mobileclip_fastload.ingest.resume import input_fingerprint
+from mobileclip_fastload.ingest.skips import DUPLICATE_KEY, TRUNCATED_SAMPLE, SkipSample
 from mobileclip_fastload.ingest.tar_samples import ShardUnreadable, TarIndex, TarSampleReader
 from mobileclip_fastload.ingest.task import ProgressFn, Throttle, run_task
 
@@ -78,7 +78,10 @@ def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> Shard
     options and its outputs are intact; else None (the task must run). An input deleted after it
     was converted keeps its conversion if that was made under the same options."""
     return resume.finished_report(
-        done_record_path(task.output_dir, task.task_id), ShardReport, task.output_dir, verify,
+        done_record_path(task.output_dir, task.task_id),
+        ShardReport,
+        task.output_dir,
+        verify,
         lambda: task_fingerprint(task, opts),
         when_input_gone=lambda earlier: {**earlier, "schema": DONE_SCHEMA, "options": opts.fingerprint()},
     )

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from mobileclip_fastload.ingest.executors import EXECUTORS, default_workers, ray_cluster_resources, run_tasks
 from mobileclip_fastload.ingest.options import DEFAULT_TARGET_SHARD_BYTES, VERIFY_RESUMED, Dims, check_choice
 from mobileclip_fastload.ingest.progress import Progress, TaskProgress, input_bytes
 from mobileclip_fastload.ingest.torchrun import Ranks
-from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE, RRC_RATIO, RRC_SCALE
 from mobileclip_fastload.reinforce import devices
+from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE, RRC_RATIO, RRC_SCALE
 from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
 from mobileclip_fastload.reinforce.inputs import DEFAULT_ROWS_PER_SHARD, make_tasks
 from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
-from mobileclip_fastload.reinforce.options import DEFAULT_BATCH_AUGMENTED_IMAGES, DEFAULT_MIN_IMAGE_SIZE, ReinforceOptions
+from mobileclip_fastload.reinforce.options import (
+    DEFAULT_BATCH_AUGMENTED_IMAGES,
+    DEFAULT_MIN_IMAGE_SIZE,
+    ReinforceOptions,
+)
 from mobileclip_fastload.reinforce.report import CONVERTED, RESUMED, ReinforceReport, report_path
-from mobileclip_fastload.reinforce.shard_task import run_reinforce_task
 from mobileclip_fastload.reinforce.resume import DONE_DIR, done_record_path, task_fingerprint
+from mobileclip_fastload.reinforce.shard_task import run_reinforce_task
 from mobileclip_fastload.reinforce.teachers import embed_dim
 from mobileclip_fastload.store import output_folder
 
@@ -116,21 +120,39 @@ def reinforce(
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        worker_plan = devices.plan(executor, device, cores=cores, gpu_count=gpus, workers=workers,
-                                   num_threads=num_threads, local_rank=ranks.local_rank, local_world_size=ranks.local_world)
+        worker_plan = devices.plan(
+            executor,
+            device,
+            cores=cores,
+            gpu_count=gpus,
+            workers=workers,
+            num_threads=num_threads,
+            local_rank=ranks.local_rank,
+            local_world_size=ranks.local_world,
+        )
     device = worker_plan.devices[0]
     if ranks.world > 1:  # the rank's GPU current before the group is made (ingest.torchrun makes it)
         devices.make_current(device)
     ranks.join()
     opts = ReinforceOptions(
-        dims=dims, seed=int(seed), teachers=teacher_specs, captioners=captioners,
-        embedding_dtype=embedding_dtype, aug_size=int(aug_size), min_image_size=int(min_image_size),
+        dims=dims,
+        seed=int(seed),
+        teachers=teacher_specs,
+        captioners=captioners,
+        embedding_dtype=embedding_dtype,
+        aug_size=int(aug_size),
+        min_image_size=int(min_image_size),
         target_shard_bytes=int(target_shard_bytes),
         datacompdr_dir=os.path.abspath(os.fspath(datacompdr_output)) if datacompdr_output is not None else None,
-        stage=stage, device=device, precision=precision, batch_augmented_images=int(batch_augmented_images),
+        stage=stage,
+        device=device,
+        precision=precision,
+        batch_augmented_images=int(batch_augmented_images),
         num_threads=worker_plan.num_threads,
     )
-    tasks = make_tasks(inputs, output, image_root=os.fspath(image_root) if image_root else None, rows_per_shard=rows_per_shard)
+    tasks = make_tasks(
+        inputs, output, image_root=os.fspath(image_root) if image_root else None, rows_per_shard=rows_per_shard
+    )
     # Only stage "all" writes a manifest: the captions stage replaces no store.
     output_folder.check_rerun(folder, overwrite, lambda: stage != "all" or _same_run(output, tasks, opts))
     # Created only now: a run that fails on its inputs leaves no folder behind.
@@ -140,15 +162,24 @@ def reinforce(
 
     # bytes of input tars; caption tables count samples only (their image sizes are not known up front)
     planned = {t.index: input_bytes(t.input) if not t.is_table else 0 for t in mine}
-    bar = Progress(sum(planned.values()) or None, len(mine), enabled=progress and ranks.writes_store,
-                   desc=f"reinforce:{stage}")
+    bar = Progress(
+        sum(planned.values()) or None, len(mine), enabled=progress and ranks.writes_store, desc=f"reinforce:{stage}"
+    )
     tracked = TaskProgress(planned, bar)
     try:
         run_tasks(
-            executor, mine, opts, workers=worker_plan.workers, verify=verify_resumed,
-            on_done=tracked.on_done, on_progress=tracked.on_progress, task_fn=run_reinforce_task,
-            ray_options=ray_options, worker_setup=devices.place if executor == "inline" else devices.on_worker,
-            worker_devices=worker_plan.devices, preload=("mobileclip_fastload.ingest.worker_preload",),
+            executor,
+            mine,
+            opts,
+            workers=worker_plan.workers,
+            verify=verify_resumed,
+            on_done=tracked.on_done,
+            on_progress=tracked.on_progress,
+            task_fn=run_reinforce_task,
+            ray_options=ray_options,
+            worker_setup=devices.place if executor == "inline" else devices.on_worker,
+            worker_devices=worker_plan.devices,
+            preload=("mobileclip_fastload.ingest.worker_preload",),
         )
     finally:
         bar.close()
@@ -156,8 +187,13 @@ def reinforce(
 
     ordered = [reports[t.index] for t in tasks if t.index in reports]
     report = ReinforceReport(
-        output=output, stage=stage, embedding_dtype=embedding_dtype, dims=dims.as_dict(), shards=ordered,
-        executor=executor, workers=worker_plan.workers if executor != "torchrun" else ranks.world,
+        output=output,
+        stage=stage,
+        embedding_dtype=embedding_dtype,
+        dims=dims.as_dict(),
+        shards=ordered,
+        executor=executor,
+        workers=worker_plan.workers if executor != "torchrun" else ranks.world,
     )
     report.metadata = _provenance(opts, len(tasks), metadata)
     if ranks.writes_store:
@@ -176,6 +212,7 @@ def reinforce(
 def _same_run(output: str, tasks: list, opts: ReinforceOptions) -> bool:
     """Whether the finished store in ``output`` was made by exactly this run (the same tasks,
     inputs and options at stage "all"), so that re-running it only checks and repairs."""
+
     def check(task):
         return lambda earlier: earlier == task_fingerprint(task, opts, "all")
 
@@ -200,8 +237,10 @@ def _provenance(opts: ReinforceOptions, num_tasks: int, extra: dict | None) -> d
                 "rand_augment": {"num_ops": 2, "magnitude": 9, "num_magnitude_bins": 31, "image_size": opts.aug_size},
                 "seeding": "torch.Generator seeded by blake2b-64(seed, uid, j) >> 1, per entry",
             },
-            "teachers": [{"model": t.name, "pretrained": t.pretrained, "init_seed": None if t.pretrained else t.init_seed}
-                         for t in opts.teachers],
+            "teachers": [
+                {"model": t.name, "pretrained": t.pretrained, "init_seed": None if t.pretrained else t.init_seed}
+                for t in opts.teachers
+            ],
             "caption_sets": [c.tag for c in opts.captioners],
             "syn_captions_in_store": opts.captioners[0].tag,
             "captioners": [c.fingerprint() for c in opts.captioners],
@@ -210,4 +249,3 @@ def _provenance(opts: ReinforceOptions, num_tasks: int, extra: dict | None) -> d
         },
         **(extra or {}),
     }
-

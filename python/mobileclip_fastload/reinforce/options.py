@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from mobileclip_fastload.ingest.options import (
     DEFAULT_FORMATS,
-    DEFAULT_MAX_LISTED_PER_REASON,
     DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_LISTED_PER_REASON,
     DEFAULT_TARGET_SHARD_BYTES,
     Dims,
     check_choice,
@@ -69,12 +69,16 @@ class ReinforceOptions:
         type, GPU model, resolved precision: CUDA's sampling stream and bf16 numerics depend on them)."""
         from mobileclip_fastload.reinforce.devices import device_fingerprint
 
-        return {"seed": self.seed, "captioners": [c.fingerprint() for c in self.captioners],
-                "caption_device": device_fingerprint(self.device),
-                "caption_precision": [c.resolved_precision(self.device) for c in self.captioners],
-                "images_per_chunk": self.images_per_chunk,
-                "min_image_size": self.min_image_size, "image_formats": list(self.image_formats),
-                "max_image_pixels": self.max_image_pixels}
+        return {
+            "seed": self.seed,
+            "captioners": [c.fingerprint() for c in self.captioners],
+            "caption_device": device_fingerprint(self.device),
+            "caption_precision": [c.resolved_precision(self.device) for c in self.captioners],
+            "images_per_chunk": self.images_per_chunk,
+            "min_image_size": self.min_image_size,
+            "image_formats": list(self.image_formats),
+            "max_image_pixels": self.max_image_pixels,
+        }
 
     def fingerprint(self) -> dict:
         """What determines a shard's store output (not: num_threads, device index, listing caps)."""

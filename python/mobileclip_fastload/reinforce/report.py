@@ -46,30 +46,36 @@ class ReinforceReport(RunReport):
         done = self._done()
         secs = max(self.seconds, 1e-9)
         head = {"stage": self.stage, "embedding_dtype": self.embedding_dtype, "dims": self.dims}
-        return self._as_dict(head, {
-            "augmented_images": self._sum("augmented_images"),
-            "captions_generated": self._sum("captions_generated"),
-            "captions_from_pass": self._sum("captions_from_pass"),
-            "cosine_error": self.cosine_error,
-            "seconds": self.seconds,
-            "this_run": {
-                "samples_per_s": sum(s.samples_in for s in done) / secs,
-                "augmented_images_per_s": sum(s.augmented_images for s in done) / secs,
-                "cpu_replay_seconds": sum(s.cpu_replay_seconds for s in done),
-                "teacher_seconds": sum(s.teacher_seconds for s in done),
-                "caption_seconds": sum(s.caption_seconds for s in done),
+        return self._as_dict(
+            head,
+            {
+                "augmented_images": self._sum("augmented_images"),
+                "captions_generated": self._sum("captions_generated"),
+                "captions_from_pass": self._sum("captions_from_pass"),
+                "cosine_error": self.cosine_error,
+                "seconds": self.seconds,
+                "this_run": {
+                    "samples_per_s": sum(s.samples_in for s in done) / secs,
+                    "augmented_images_per_s": sum(s.augmented_images for s in done) / secs,
+                    "cpu_replay_seconds": sum(s.cpu_replay_seconds for s in done),
+                    "teacher_seconds": sum(s.teacher_seconds for s in done),
+                    "caption_seconds": sum(s.caption_seconds for s in done),
+                },
+                "metadata": self.metadata,
             },
-            "metadata": self.metadata,
-        })
+        )
 
     def summary(self) -> str:
         d = self.as_dict()
         lines = self._summary_lines(d, "captioned" if self.stage == "captions" else "reinforced")
         if self.stage != "captions":
             ce = d["cosine_error"]
-            lines.append(f"  {d['augmented_images']} augmented images embedded; {self.embedding_dtype} cosine error: "
-                         f"max {ce['max']:.3g}, mean {ce['mean']:.3g}")
+            lines.append(
+                f"  {d['augmented_images']} augmented images embedded; {self.embedding_dtype} cosine error: "
+                f"max {ce['max']:.3g}, mean {ce['mean']:.3g}"
+            )
         return "\n".join(lines)
+
 
 def report_path(output: str, stage: str) -> str:
     return os.path.join(output, "reinforce_report.json" if stage == "all" else f"reinforce_{stage}_report.json")

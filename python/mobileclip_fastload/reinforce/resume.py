@@ -41,13 +41,17 @@ def _without_caption_device(fingerprint: dict) -> dict:
     return {**fingerprint, "options": options}
 
 
-def finished_report(task: ReinforceTask, opts: ReinforceOptions, verify: str, stage: str,
-                    any_device: bool = False) -> ReinforceShardReport | None:
+def finished_report(
+    task: ReinforceTask, opts: ReinforceOptions, verify: str, stage: str, any_device: bool = False
+) -> ReinforceShardReport | None:
     """An earlier run's report of this task at ``stage`` if it finished under the same input
     and options and its outputs are intact; else None. ``any_device``: the captioning pass may
     have run on another device (joining a finished pass made elsewhere, not resuming one)."""
     return resume.finished_report(
-        done_record_path(task.output_dir, task.task_id, stage), ReinforceShardReport, task.output_dir, verify,
+        done_record_path(task.output_dir, task.task_id, stage),
+        ReinforceShardReport,
+        task.output_dir,
+        verify,
         lambda: task_fingerprint(task, opts, stage),
         compared=_without_caption_device if any_device else (lambda f: f),
     )
@@ -62,8 +66,9 @@ def remove_stale_outputs(task: ReinforceTask, opts: ReinforceOptions) -> None:
         if opts.datacompdr_dir:
             resume.remove_task_files(opts.datacompdr_dir, lambda name: name == f"{tid}.tar", finals=False)
     else:
-        resume.remove_task_files(os.path.join(task.output_dir, CAPTIONS_DIR), lambda name: name == f"{tid}.jsonl",
-                                 finals=False)
+        resume.remove_task_files(
+            os.path.join(task.output_dir, CAPTIONS_DIR), lambda name: name == f"{tid}.jsonl", finals=False
+        )
 
 
 def load_caption_pass(task: ReinforceTask, opts: ReinforceOptions) -> dict[str, dict[str, list[str]]]:
