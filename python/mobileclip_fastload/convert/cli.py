@@ -18,18 +18,14 @@ def _dims(text: str) -> tuple[int, int, int, int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mobileclip_fastload.convert.options import LAYOUTS
-    from mobileclip_fastload.ingest.cli_args import parse_size
-    from mobileclip_fastload.ingest.executors import EXECUTORS
-    from mobileclip_fastload.ingest.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, VERIFY_RESUMED
+    from mobileclip_fastload.ingest.cli_args import add_ingest_arguments
 
-    p.add_argument(
-        "inputs", nargs="+", help="DR shards: brace patterns (shards/{00000000..00001023}.tar), paths or folders"
-    )
-    p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a finished store or another tool's run in --output (refused otherwise)",
+    add_ingest_arguments(
+        p,
+        inputs_help="DR shards: brace patterns (shards/{00000000..00001023}.tar), paths or folders",
+        default_executor="process",
+        executor_help="process (-j workers); ray (one task per shard); inline; torchrun (run under torchrun, one "
+        "rank per process: each converts its share, rank 0 writes the manifest)",
     )
     p.add_argument(
         "--layout",
@@ -38,22 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="joined: image+txt+DR members per sample; separate: DR shards + --image-shards",
     )
     p.add_argument("--image-shards", nargs="+", help="img2dataset image shards (separate layout), paired by file name")
-    p.add_argument("-j", "--workers", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        default="process",
-        help="process (-j workers); ray (one task per shard); inline; torchrun (run under torchrun, one "
-        "rank per process: each converts its share, rank 0 writes the manifest)",
-    )
-    p.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float16")
     p.add_argument("--max-augmentations", type=int, default=None, help="keep only the first N augmentations")
-    p.add_argument(
-        "--target-shard-size",
-        type=parse_size,
-        default=DEFAULT_TARGET_SHARD_BYTES,
-        help="split an input shard into store shards of about this size (default 512M)",
-    )
     p.add_argument(
         "--syn-key",
         default=None,
@@ -61,14 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--num-teachers", type=int, default=2, help="K: teachers concatenated in the embeddings (default 2)")
     p.add_argument("--dims", type=_dims, default=None, help="J,S,K,D instead of inferring them from the first sample")
-    p.add_argument(
-        "--verify-resumed",
-        choices=VERIFY_RESUMED,
-        default="checksum",
-        help="how finished shards of an earlier run are checked before being skipped",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
-    p.add_argument("-q", "--quiet", action="store_true", help="do not print the report summary")
 
 
 def run(args: argparse.Namespace) -> int:

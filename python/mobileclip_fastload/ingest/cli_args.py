@@ -26,6 +26,42 @@ def parse_size(text: str) -> int:
     return value
 
 
+def add_ingest_arguments(
+    p: argparse.ArgumentParser, *, inputs_help: str, default_executor: str, executor_help: str
+) -> None:
+    """The options `convert` and `reinforce` share, defined once: inputs, output folder, executor and
+    workers, store encoding and shard size, how a resumed run checks its finished shards, output."""
+    from mobileclip_fastload.ingest.executors import EXECUTORS
+    from mobileclip_fastload.ingest.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, VERIFY_RESUMED
+
+    p.add_argument("inputs", nargs="+", help=inputs_help)
+    p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished store or another tool's run in --output (refused otherwise)",
+    )
+    p.add_argument("--executor", choices=EXECUTORS, default=default_executor, help=executor_help)
+    p.add_argument(
+        "-j", "--workers", type=int, default=None, help="worker processes (process executor; default: all cores)"
+    )
+    p.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float16")
+    p.add_argument(
+        "--target-shard-size",
+        type=parse_size,
+        default=DEFAULT_TARGET_SHARD_BYTES,
+        help="split an input shard into store shards of about this size (default 512M)",
+    )
+    p.add_argument(
+        "--verify-resumed",
+        choices=VERIFY_RESUMED,
+        default="checksum",
+        help="how finished shards of an earlier run are checked before being skipped",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the report summary")
+
+
 def run_tool(tool: str, call: Callable[[], Any], show: Callable[[Any], None]) -> int:
     """Run an ingest tool from its CLI: ``call()`` returns the report, ``show(report)`` prints it.
     Exit code 2 after printing ``<tool>: error: ...`` when the call raised a user error, or when some input

@@ -9,21 +9,17 @@ HELP = "reinforce image-text pairs (WebDataset tars or an image folder + CSV/JSO
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mobileclip_fastload.ingest.cli_args import parse_size
-    from mobileclip_fastload.ingest.executors import EXECUTORS
-    from mobileclip_fastload.ingest.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, VERIFY_RESUMED
+    from mobileclip_fastload.ingest.cli_args import add_ingest_arguments
     from mobileclip_fastload.reinforce.captioners import DEFAULT_CAPTIONER, DEFAULT_CAPTIONER_PRETRAINED
     from mobileclip_fastload.reinforce.inputs import DEFAULT_ROWS_PER_SHARD
     from mobileclip_fastload.reinforce.options import DEFAULT_BATCH_AUGMENTED_IMAGES, DEFAULT_MIN_IMAGE_SIZE, STAGES
 
-    p.add_argument(
-        "inputs", nargs="+", help="WebDataset tars (brace patterns, globs, folders) or caption tables (.csv/.jsonl)"
-    )
-    p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a finished store or another tool's run in --output (refused otherwise)",
+    add_ingest_arguments(
+        p,
+        inputs_help="WebDataset tars (brace patterns, globs, folders) or caption tables (.csv/.jsonl)",
+        default_executor="inline",
+        executor_help="inline; process (-j workers); ray (one task per shard); torchrun (run under torchrun, one "
+        "rank per GPU)",
     )
     p.add_argument(
         "--teacher",
@@ -82,14 +78,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="also write DataCompDR-format WebDataset shards (joined layout) here",
     )
-    p.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float16")
-    p.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        default="inline",
-        help="inline; process (-j workers); ray (one task per shard); torchrun (run under torchrun, one rank per GPU)",
-    )
-    p.add_argument("-j", "--workers", type=int, default=None, help="worker processes for --executor process")
     p.add_argument("--num-threads", type=int, default=None, help="decode + augment + replay threads per task")
     p.add_argument("--device", default="auto", help="auto / cpu / cuda (torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
@@ -107,10 +95,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-image-size", type=int, default=DEFAULT_MIN_IMAGE_SIZE, help="skip images whose shorter side is smaller"
     )
-    p.add_argument("--target-shard-size", type=parse_size, default=DEFAULT_TARGET_SHARD_BYTES)
-    p.add_argument("--verify-resumed", choices=VERIFY_RESUMED, default="checksum")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true", help="do not print the report summary")
 
 
 def _captioners(args) -> list:
