@@ -65,16 +65,30 @@ def main() -> None:
     try:
         t = time.perf_counter()
         ds = make_dataset(
-            os.path.join(work, "src"), num_shards=args.shards, samples_per_shard=args.samples_per_shard,
-            layout="joined", emb_format=args.emb_format, json_mode="merged",
-            dims=Dims(J=args.J, S=5, K=2, D=768), image_size=(300, 1000),
-            resized_fraction=1.0, resize_to=512, long_caption_fraction=0.05, seed=0,
+            os.path.join(work, "src"),
+            num_shards=args.shards,
+            samples_per_shard=args.samples_per_shard,
+            layout="joined",
+            emb_format=args.emb_format,
+            json_mode="merged",
+            dims=Dims(J=args.J, S=5, K=2, D=768),
+            image_size=(300, 1000),
+            resized_fraction=1.0,
+            resize_to=512,
+            long_caption_fraction=0.05,
+            seed=0,
         )
         gen_s = time.perf_counter() - t
         src_bytes = sum(os.path.getsize(p) for p in ds.dr_shards)
         n = len(ds.samples)
-        results = {"samples": n, "source_mb": round(src_bytes / 1e6, 2), "generate_s": round(gen_s, 1),
-                   "emb_format": args.emb_format, "J": args.J, "runs": []}
+        results = {
+            "samples": n,
+            "source_mb": round(src_bytes / 1e6, 2),
+            "generate_s": round(gen_s, 1),
+            "emb_format": args.emb_format,
+            "J": args.J,
+            "runs": [],
+        }
 
         def run(name, **kw):
             out = os.path.join(work, name)
@@ -86,13 +100,24 @@ def main() -> None:
             workers = report.workers if kw.get("executor") != "inline" else 1
             store = dir_bytes(out, ".arrow")
             row = {
-                "run": name, "workers": workers, "seconds": round(secs, 2),
-                "samples_per_s": round(n / secs, 1), "samples_per_s_per_core": round(n / secs / workers, 1),
+                "run": name,
+                "workers": workers,
+                "seconds": round(secs, 2),
+                "samples_per_s": round(n / secs, 1),
+                "samples_per_s_per_core": round(n / secs / workers, 1),
                 "mb_per_s_per_core": round(src_bytes / 1e6 / secs / workers, 1),
-                "store_mb": round(store / 1e6, 2), "store_over_source": round(store / src_bytes, 3),
+                "store_mb": round(store / 1e6, 2),
+                "store_over_source": round(store / src_bytes, 3),
                 # inline runs only: this process's CPU time, robust to other load on the machine
-                **({"cpu_seconds": round(cpu, 2), "samples_per_cpu_s": round(n / cpu, 1),
-                    "mb_per_cpu_s": round(src_bytes / 1e6 / cpu, 1)} if kw.get("executor") == "inline" else {}),
+                **(
+                    {
+                        "cpu_seconds": round(cpu, 2),
+                        "samples_per_cpu_s": round(n / cpu, 1),
+                        "mb_per_cpu_s": round(src_bytes / 1e6 / cpu, 1),
+                    }
+                    if kw.get("executor") == "inline"
+                    else {}
+                ),
                 "cosine_error_max": report.cosine_error["max"],
             }
             results["runs"].append(row)

@@ -47,16 +47,21 @@ def main() -> None:
         for order in ("global", "shard_block"):
             for world in (8, 1024):
                 config = json.dumps([n, shards, order, 0, world, args.batch])
-                out = subprocess.run([sys.executable, "-c", CHILD, config],
-                                     check=True, capture_output=True, text=True).stdout
+                out = subprocess.run(
+                    [sys.executable, "-c", CHILD, config], check=True, capture_output=True, text=True
+                ).stdout
                 r = json.loads(out)
                 rows.append((n, shards, order, world, r))
-    print("| samples | shards | order | rank 0 of | first batch (ms) | batch at 3/4 of the epoch (ms) "
-          "| plan memory (MiB) |")
+    print(
+        "| samples | shards | order | rank 0 of | first batch (ms) | batch at 3/4 of the epoch (ms) "
+        "| plan memory (MiB) |"
+    )
     print("|---:|---:|---|---:|---:|---:|---:|")
     for n, shards, order, world, r in rows:
-        print(f"| {n:,} | {shards:,} | {order} | {world} | {r['first_ms']:.2f} | {r['resume_ms']:.2f} "
-              f"| {r['plan_mib']:.1f} |")
+        print(
+            f"| {n:,} | {shards:,} | {order} | {world} | {r['first_ms']:.2f} | {r['resume_ms']:.2f} "
+            f"| {r['plan_mib']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -19,12 +19,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image
-from skimage import data as skdata
-
 from mobileclip_fastload import _core
 from mobileclip_fastload.reference import AugParams, reference_replay
 from mobileclip_fastload.reinforce.augmentation import draw_entry, rrc_params, torch_generator
+from PIL import Image
+from skimage import data as skdata
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
 
@@ -126,8 +125,11 @@ def fast_mode(seconds, size, interp):
             outs = [_core.replay_augmentation(b, *box, [], size, interp, dct_scaling=ratio) for b, box, _ in cases]
             scores = [psnr(o, e) for o, e in zip(outs, exact)]
             changed = [p for p in scores if p != float("inf")]
-            r = rate(lambda it, ratio=ratio: _core.replay_augmentation(it[0], *it[1], [], size, interp, dct_scaling=ratio),
-                     cases, seconds)
+            r = rate(
+                lambda it, ratio=ratio: _core.replay_augmentation(it[0], *it[1], [], size, interp, dct_scaling=ratio),
+                cases,
+                seconds,
+            )
             mean = f"{np.mean(changed):.1f}" if changed else "-"
             low = f"{min(changed):.1f}" if changed else "-"
             print(
@@ -143,12 +145,21 @@ def compare_interpolations(seconds, size, rounds=3):
     rates = {"bilinear": [], "bicubic": []}
     for _ in range(rounds):
         for interp in rates:
-            rates[interp].append(rate(lambda it, interp=interp: _core.replay_augmentation(it[0], *it[1], it[2], size, interp),
-                                      cases, seconds))
-    print(f"decode+RRC+ops -> {size}px, 1 thread, img/s per round: " + ", ".join(
-        f"{k} {' '.join(f'{r:.0f}' for r in v)}" for k, v in rates.items()))
-    print("bicubic / bilinear per round: " + " ".join(
-        f"{bicubic / bilinear:.2f}" for bicubic, bilinear in zip(rates["bicubic"], rates["bilinear"])))
+            rates[interp].append(
+                rate(
+                    lambda it, interp=interp: _core.replay_augmentation(it[0], *it[1], it[2], size, interp),
+                    cases,
+                    seconds,
+                )
+            )
+    print(
+        f"decode+RRC+ops -> {size}px, 1 thread, img/s per round: "
+        + ", ".join(f"{k} {' '.join(f'{r:.0f}' for r in v)}" for k, v in rates.items())
+    )
+    print(
+        "bicubic / bilinear per round: "
+        + " ".join(f"{bicubic / bilinear:.2f}" for bicubic, bilinear in zip(rates["bicubic"], rates["bilinear"]))
+    )
 
 
 def rate(fn, items, seconds):
@@ -240,8 +251,10 @@ def main():
             while time.perf_counter() - t0 < s:
                 list(pool.map(our_replay, cases))
                 n += len(cases)
-            print(f"  _core replay, {args.num_threads} Python threads (GIL"
-                  f" released): {n / (time.perf_counter() - t0):8.0f} img/s")
+            print(
+                f"  _core replay, {args.num_threads} Python threads (GIL"
+                f" released): {n / (time.perf_counter() - t0):8.0f} img/s"
+            )
 
 
 if __name__ == "__main__":

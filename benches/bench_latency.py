@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
 from mobileclip_fastload_train.export import ImageEncoder, TextEncoder, example_image, example_tokens
 from mobileclip_fastload_train.export.to_onnx import export_onnx
 from mobileclip_fastload_train.models import (
@@ -91,8 +90,9 @@ def _onnx_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _median_interleaved(calls: dict[str, Callable[[], object]], warmup: int,
-                        repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+def _median_interleaved(
+    calls: dict[str, Callable[[], object]], warmup: int, repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
     """Median wall ms and median CPU ms of this thread per call (the latter means something at 1 thread only)."""
     for call in calls.values():
         for _ in range(warmup):
@@ -105,8 +105,10 @@ def _median_interleaved(calls: dict[str, Callable[[], object]], warmup: int,
             call()
             wall[name].append(time.perf_counter() - t)
             cpu[name].append(time.thread_time() - c)
-    return ({n: statistics.median(ts) * 1e3 for n, ts in wall.items()},
-            {n: statistics.median(ts) * 1e3 for n, ts in cpu.items()})
+    return (
+        {n: statistics.median(ts) * 1e3 for n, ts in wall.items()},
+        {n: statistics.median(ts) * 1e3 for n, ts in cpu.items()},
+    )
 
 
 def bench_model(name: str, thread_counts: list[int], warmup: int, repeats: int, workdir: Path) -> dict:
@@ -147,8 +149,10 @@ def bench_model(name: str, thread_counts: list[int], warmup: int, repeats: int, 
 
 def _print_table(results: list[dict], thread_counts: list[int], key: str = "ms") -> None:
     ref = next((r for r in results if r["model"] == REFERENCE), None)
-    print(f"\n{'model':<15} {'runtime':<17} {'thr':>3} {'image ms':>9} {'text ms':>8} {'total':>8} "
-          f"{'x ViT-B/16':>10} {'paper x':>7} {'fold gain':>9}")
+    print(
+        f"\n{'model':<15} {'runtime':<17} {'thr':>3} {'image ms':>9} {'text ms':>8} {'total':>8} "
+        f"{'x ViT-B/16':>10} {'paper x':>7} {'fold gain':>9}"
+    )
     for r in results:
         for threads in thread_counts:
             for variant in VARIANTS:
@@ -163,13 +167,19 @@ def _print_table(results: list[dict], thread_counts: list[int], key: str = "ms")
                 if variant == "torch folded" and r["folds"]:
                     before = sum(r[key][f"{tower}/{threads}"]["torch train-time"] for tower in ("image", "text"))
                     gain = f"{before / total:.2f}x"
-                print(f"{r['model']:<15} {variant:<17} {threads:>3} {image:9.1f} {text:8.1f} {total:8.1f} "
-                      f"{ratio:>10} {paper:>7} {gain:>9}")
+                print(
+                    f"{r['model']:<15} {variant:<17} {threads:>3} {image:9.1f} {text:8.1f} {total:8.1f} "
+                    f"{ratio:>10} {paper:>7} {gain:>9}"
+                )
 
 
 def _print_sizes(results: list[dict]) -> None:
-    print("\nONNX graph sizes (fp32, folded): " + ", ".join(
-        f"{r['model']} image {r['onnx_mb']['image']:.1f} MiB + text {r['onnx_mb']['text']:.1f} MiB" for r in results))
+    print(
+        "\nONNX graph sizes (fp32, folded): "
+        + ", ".join(
+            f"{r['model']} image {r['onnx_mb']['image']:.1f} MiB + text {r['onnx_mb']['text']:.1f} MiB" for r in results
+        )
+    )
 
 
 def main() -> None:
@@ -177,13 +187,23 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # the reference first, ViT-L/14 (the slowest) last
     p.add_argument("--models", nargs="+", default=[REFERENCE, *MOBILECLIP, *mobileclip2, "ViT-L-14"])
-    p.add_argument("--num-threads", nargs="+", type=int, default=None,
-                   help="thread counts (default: 1 and all of this process's cores)")
+    p.add_argument(
+        "--num-threads",
+        nargs="+",
+        type=int,
+        default=None,
+        help="thread counts (default: 1 and all of this process's cores)",
+    )
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    p.add_argument("--table-from", type=Path, nargs="+", default=None,
-                   help="print the tables of earlier --json files (one run each, same threads) and exit")
+    p.add_argument(
+        "--table-from",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the tables of earlier --json files (one run each, same threads) and exit",
+    )
     args = p.parse_args()
     if args.table_from:
         runs = [json.loads(path.read_text()) for path in args.table_from]
@@ -191,8 +211,10 @@ def main() -> None:
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     thread_counts = args.num_threads or sorted({1, cores})
-    print(f"torch {torch.__version__}, {cores} cores, threads {thread_counts}, batch 1, "
-          f"median of {args.repeats} interleaved rounds after {args.warmup} warm-up calls")
+    print(
+        f"torch {torch.__version__}, {cores} cores, threads {thread_counts}, batch 1, "
+        f"median of {args.repeats} interleaved rounds after {args.warmup} warm-up calls"
+    )
     torch.manual_seed(0)
     results = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -201,8 +223,9 @@ def main() -> None:
             results.append(bench_model(name, thread_counts, args.warmup, args.repeats, Path(workdir)))
             print(f"  {name}: {time.perf_counter() - t:.0f} s", flush=True)
             if args.json:  # after each model, so that a long run stopped early keeps what it measured
-                args.json.write_text(json.dumps({"threads": thread_counts, "repeats": args.repeats,
-                                                 "results": results}))
+                args.json.write_text(
+                    json.dumps({"threads": thread_counts, "repeats": args.repeats, "results": results})
+                )
     _print_tables(results, thread_counts)
 
 
@@ -210,8 +233,9 @@ def _print_tables(results: list[dict], thread_counts: list[int]) -> None:
     print("\nWall-clock latency (ms):")
     _print_table(results, thread_counts)
     if 1 in thread_counts:
-        print("\nCPU time of the calling thread at 1 thread (ms; what other processes on a shared machine "
-              "disturb least):")
+        print(
+            "\nCPU time of the calling thread at 1 thread (ms; what other processes on a shared machine disturb least):"
+        )
         _print_table(results, [1], key="cpu_ms")
     _print_sizes(results)
 

@@ -36,10 +36,11 @@ reports medians and per-round ratios.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import io
 import json
 import os
-import gc
 import pickle
 import random
 import resource
@@ -52,7 +53,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import contextlib
 
 IMAGE_SIZE = 256
 J, S, K, D = 30, 5, 2, 768
@@ -62,8 +62,15 @@ PILLOW_SIMD = "pillow-simd==12.1.1.post0"
 
 
 # ----------------------------------------------------------------------------- data
-def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | None = None,
-               min_side: int = 384, max_side: int = 512) -> tuple[Path, Path]:
+def build_data(
+    out: Path,
+    n: int,
+    seed: int = 0,
+    shards: int = 1,
+    unique: int | None = None,
+    min_side: int = 384,
+    max_side: int = 512,
+) -> tuple[Path, Path]:
     """The same n samples (JPEG sides in [min_side, max_side]) as DataCompDR-style joined tars
     (``shards`` of them, consecutive samples, ``shard-00000.tar`` ...; the test helper
     ``write_tar``) and as a DR store;
@@ -99,8 +106,10 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | 
                 param_aug = [
                     None
                     if r["flags"] & 1
-                    else [[int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"])],
-                          [[int(r[f"op{k}"]), float(r[f"m{k}"])] for k in range(int(r["n_ops"]))]]
+                    else [
+                        [int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"])],
+                        [[int(r[f"op{k}"]), float(r[f"m{k}"])] for k in range(int(r["n_ops"]))],
+                    ]
                     for r in recs
                 ]
                 image_emb, text_emb = unit_rows(rng, J, K, D), unit_rows(rng, 1 + S, K, D)
@@ -112,16 +121,34 @@ def build_data(out: Path, n: int, seed: int = 0, shards: int = 1, unique: int | 
             syn = [f"synthetic caption {s} describing photo {i}" for s in range(S)]
             npz = io.BytesIO()
             np.savez(npz, image_emb=image_emb, text_emb=text_emb)
-            yield key, [("jpg", jpeg), ("txt", caption.encode()), ("syn.json", json.dumps({"syn_text": syn}).encode()),
-                        ("paug.json", json.dumps({"param_aug": param_aug}).encode()), ("npz", npz.getvalue()),
-                        ("json", json.dumps({"uid": key}).encode())]
+            yield (
+                key,
+                [
+                    ("jpg", jpeg),
+                    ("txt", caption.encode()),
+                    ("syn.json", json.dumps({"syn_text": syn}).encode()),
+                    ("paug.json", json.dumps({"param_aug": param_aug}).encode()),
+                    ("npz", npz.getvalue()),
+                    ("json", json.dumps({"uid": key}).encode()),
+                ],
+            )
             writer.add(
                 Sample(
-                    uid=key, image=jpeg, width=w, height=h, orig_width=w, orig_height=h,
-                    caption=caption, caption_tokens=tokenize(caption),
-                    syn_captions=syn, syn_tokens=[tokenize(t) for t in syn],
-                    aug=aug_records(param_aug, width=w, height=h)[0], image_emb=image_emb, text_emb=text_emb,
-                    sha256=None, flags=0,
+                    uid=key,
+                    image=jpeg,
+                    width=w,
+                    height=h,
+                    orig_width=w,
+                    orig_height=h,
+                    caption=caption,
+                    caption_tokens=tokenize(caption),
+                    syn_captions=syn,
+                    syn_tokens=[tokenize(t) for t in syn],
+                    aug=aug_records(param_aug, width=w, height=h)[0],
+                    image_emb=image_emb,
+                    text_emb=text_emb,
+                    sha256=None,
+                    flags=0,
                 )
             )
 
@@ -165,6 +192,8 @@ def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = 
     import torch
     import torchvision.transforms.functional as TF
     import webdataset as wds
+    from mobileclip_fastload.loader import TRAINING_INTERPOLATION
+    from mobileclip_fastload.reference import reference_replay
     from open_clip import get_tokenizer
     from open_clip_train.data import (
         _SAMPLE_SHUFFLE_INITIAL,
@@ -176,12 +205,11 @@ def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = 
         detshuffle2,
     )
 
-    from mobileclip_fastload.loader import TRAINING_INTERPOLATION
-    from mobileclip_fastload.reference import reference_replay
-
     if not loop and len(tars) < max(1, workers):
-        raise ValueError(f"the reference needs at least one shard per worker (open_clip asserts it): "
-                         f"{len(tars)} shards for {workers} workers")
+        raise ValueError(
+            f"the reference needs at least one shard per worker (open_clip asserts it): "
+            f"{len(tars)} shards for {workers} workers"
+        )
     urls = "::".join(str(t) for t in tars)  # open_clip's --train-data form (ResampledShards2 takes only that)
     tokenizer = get_tokenizer("ViT-B-16")
     epoch = SharedEpoch(0)
@@ -199,15 +227,24 @@ def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = 
         syn = json.loads(sample["syn.json"])["syn_text"]
         text = tokenizer([sample["txt"].decode()])[0]
         syn_text = tokenizer([syn[s]])[0]
-        return (image, text, torch.from_numpy(emb["image_emb"][j]).half(), torch.from_numpy(emb["text_emb"][0]).half(),
-                syn_text, torch.from_numpy(emb["text_emb"][1 + s]).half())
+        return (
+            image,
+            text,
+            torch.from_numpy(emb["image_emb"][j]).half(),
+            torch.from_numpy(emb["text_emb"][0]).half(),
+            syn_text,
+            torch.from_numpy(emb["text_emb"][1 + s]).half(),
+        )
 
     if loop:
         shards = [ResampledShards2(urls, deterministic=True, epoch=epoch)]
     else:
-        shards = [wds.SimpleShardList(urls),
-                  detshuffle2(bufsize=_SHARD_SHUFFLE_SIZE, initial=_SHARD_SHUFFLE_INITIAL, seed=0, epoch=epoch),
-                  wds.split_by_node, wds.split_by_worker]
+        shards = [
+            wds.SimpleShardList(urls),
+            detshuffle2(bufsize=_SHARD_SHUFFLE_SIZE, initial=_SHARD_SHUFFLE_INITIAL, seed=0, epoch=epoch),
+            wds.split_by_node,
+            wds.split_by_worker,
+        ]
     ds = wds.DataPipeline(
         *shards,
         # open_clip's tarfile_to_samples_nothrow fails on the end-of-shard marker webdataset 1.0
@@ -217,8 +254,9 @@ def reference_pipeline(tars: list[Path], batch: int, workers: int, loop: bool = 
         wds.map(dr_sample),
         wds.batched(batch),  # partial last batches: every sample of the pass is counted
     )
-    return wds.WebLoader(ds, batch_size=None, shuffle=False, num_workers=workers, persistent_workers=workers > 0,
-                         pin_memory=pin_memory)
+    return wds.WebLoader(
+        ds, batch_size=None, shuffle=False, num_workers=workers, persistent_workers=workers > 0, pin_memory=pin_memory
+    )
 
 
 # ----------------------------------------------------------------------------- runners
@@ -236,8 +274,9 @@ def run_fast(data: Path, threads: int, batch: int, image_dtype: str = "float32")
     from mobileclip_fastload import FastReinforcedLoader
 
     t0 = _start()
-    loader = FastReinforcedLoader(data / "store", batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0,
-                                  image_dtype=image_dtype)
+    loader = FastReinforcedLoader(
+        data / "store", batch, image_size=IMAGE_SIZE, num_threads=threads, seed=0, image_dtype=image_dtype
+    )
     return _drain(loader, t0)
 
 
@@ -314,8 +353,11 @@ def run_dali(data: Path, threads: int, batch: int) -> tuple[int, float, float]:
 
     @pipeline_def(batch_size=batch, num_threads=threads, device_id=None, prefetch_queue_depth=2)
     def pipe():
-        data = fn.external_source(source=lambda info: [jpegs[(info.iteration * batch + k) % len(jpegs)] for k in range(batch)],
-                                  batch=True, batch_info=True)
+        data = fn.external_source(
+            source=lambda info: [jpegs[(info.iteration * batch + k) % len(jpegs)] for k in range(batch)],
+            batch=True,
+            batch_info=True,
+        )
         img = fn.decoders.image_random_crop(data, device="cpu", output_type=types.RGB)
         return fn.resize(img, resize_x=IMAGE_SIZE, resize_y=IMAGE_SIZE)
 
@@ -331,8 +373,14 @@ def run_dali(data: Path, threads: int, batch: int) -> tuple[int, float, float]:
     return n_batches * batch, first, elapsed
 
 
-RUNNERS = {"reference": run_reference, "fast": run_fast, "fast-uint8": run_fast_uint8, "pillow-decode": run_pillow_decode,
-           "turbo-decode": run_turbo_decode, "dali-cpu": run_dali}
+RUNNERS = {
+    "reference": run_reference,
+    "fast": run_fast,
+    "fast-uint8": run_fast_uint8,
+    "pillow-decode": run_pillow_decode,
+    "turbo-decode": run_turbo_decode,
+    "dali-cpu": run_dali,
+}
 
 
 def _vm_hwm_bytes() -> int:
@@ -381,9 +429,17 @@ def run_one(kind: str, data: Path, parallel: int, batch: int) -> dict:
     done.set()
     sampler.join()
     peak_bytes = max(peak[0], _vm_hwm_bytes())
-    return {"kind": kind, "parallel": parallel, "samples": n, "seconds": elapsed, "samples_per_s": n / elapsed,
-            "time_to_first_batch_s": first, "peak_rss_mb": peak_bytes / 2**20,
-            "cpu_ms_per_sample": 1e3 * _CPU["used"] / n, **_pil()}
+    return {
+        "kind": kind,
+        "parallel": parallel,
+        "samples": n,
+        "seconds": elapsed,
+        "samples_per_s": n / elapsed,
+        "time_to_first_batch_s": first,
+        "peak_rss_mb": peak_bytes / 2**20,
+        "cpu_ms_per_sample": 1e3 * _CPU["used"] / n,
+        **_pil(),
+    }
 
 
 # ----------------------------------------------------------------------------- pixels
@@ -393,8 +449,9 @@ def pixel_cases(data: Path, n: int, batch: int) -> tuple[list[tuple[bytes, objec
     from mobileclip_fastload import FastReinforcedLoader
 
     members = _tar_members(data, ("jpg", "paug.json"))
-    loader = FastReinforcedLoader(data / "store", batch, image_size=IMAGE_SIZE, num_threads=1, seed=0,
-                                  image_dtype="uint8")
+    loader = FastReinforcedLoader(
+        data / "store", batch, image_size=IMAGE_SIZE, num_threads=1, seed=0, image_dtype="uint8"
+    )
     cases, images = [], []
     for b in loader:
         for r in range(len(b)):
@@ -413,7 +470,9 @@ def replay_cases(cases_path: Path, out_path: Path) -> dict:
     from mobileclip_fastload.reference import reference_replay
 
     def replay(entries):
-        return np.stack([reference_replay(jpeg, params, IMAGE_SIZE, TRAINING_INTERPOLATION) for jpeg, params in entries])
+        return np.stack(
+            [reference_replay(jpeg, params, IMAGE_SIZE, TRAINING_INTERPOLATION) for jpeg, params in entries]
+        )
 
     cases = pickle.loads(cases_path.read_bytes())
     no_ops = [(jpeg, None if params is None else [params[0], []]) for jpeg, params in cases]
@@ -424,14 +483,21 @@ def replay_cases(cases_path: Path, out_path: Path) -> dict:
 
 def pixel_difference(a: np.ndarray, b: np.ndarray) -> dict:
     d = np.abs(a.astype(np.int16) - b.astype(np.int16))
-    return {"max_abs": int(d.max()), "differing_fraction": float(np.count_nonzero(d)) / d.size, "mean_abs": float(d.mean()),
-            "images_differing": int(np.count_nonzero(d.reshape(len(d), -1).max(axis=1))), "images": len(d)}
+    return {
+        "max_abs": int(d.max()),
+        "differing_fraction": float(np.count_nonzero(d)) / d.size,
+        "mean_abs": float(d.mean()),
+        "images_differing": int(np.count_nonzero(d.reshape(len(d), -1).max(axis=1))),
+        "images": len(d),
+    }
 
 
 def describe_difference(name: str, base: str, diff: dict) -> str:
     exact = " (bit-exact)" if diff["max_abs"] == 0 else ""
-    return (f"{name} vs {base}: max |diff| {diff['max_abs']}, differing values {100 * diff['differing_fraction']:.2f}%,"
-            f" mean |diff| {diff['mean_abs']:.4f}, images differing {diff['images_differing']} of {diff['images']}{exact}")
+    return (
+        f"{name} vs {base}: max |diff| {diff['max_abs']}, differing values {100 * diff['differing_fraction']:.2f}%,"
+        f" mean |diff| {diff['mean_abs']:.4f}, images differing {diff['images_differing']} of {diff['images']}{exact}"
+    )
 
 
 # ----------------------------------------------------------------------------- variants
@@ -445,16 +511,32 @@ def pil_variants(args) -> dict[str, Path]:
         if name == "pillow-simd" and args.install_pillow_simd and not (where / "PIL").is_dir():
             print(f"building {PILLOW_SIMD} into {where} (from source, a few minutes) ...", flush=True)
             env = dict(os.environ, CC=os.environ.get("CC", "cc -mavx2"))
-            subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-binary", "pillow-simd",
-                            "--target", str(where), PILLOW_SIMD], env=env, check=False)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-deps",
+                    "--no-binary",
+                    "pillow-simd",
+                    "--target",
+                    str(where),
+                    PILLOW_SIMD,
+                ],
+                env=env,
+                check=False,
+            )
         if (where / "PIL").is_dir():
             found[name] = where
         elif name == "pillow-simd":
-            print(f"pillow-simd not found in {where}: skipping its rows. It conflicts with Pillow in one environment,\n"
-                  f"so it goes into a directory of its own (needs a C compiler and libjpeg/zlib headers; Debian:\n"
-                  f"apt-get install libjpeg-dev zlib1g-dev), then rerun, or pass --install-pillow-simd:\n"
-                  f"    CC='cc -mavx2' {sys.executable} -m pip install --no-deps --no-binary pillow-simd"
-                  f" --target {where} '{PILLOW_SIMD}'")
+            print(
+                f"pillow-simd not found in {where}: skipping its rows. It conflicts with Pillow in one environment,\n"
+                f"so it goes into a directory of its own (needs a C compiler and libjpeg/zlib headers; Debian:\n"
+                f"apt-get install libjpeg-dev zlib1g-dev), then rerun, or pass --install-pillow-simd:\n"
+                f"    CC='cc -mavx2' {sys.executable} -m pip install --no-deps --no-binary pillow-simd"
+                f" --target {where} '{PILLOW_SIMD}'"
+            )
         else:
             print(f"{name}: no PIL package in {where}: skipping")
     return found
@@ -468,7 +550,17 @@ def _env(variant_dir: Path | None) -> dict[str, str]:
 
 
 def _child(args, extra: list[str], variant_dir: Path | None) -> dict | None:
-    cmd = [sys.executable, __file__, "--out", str(args.out), "--data", str(args.data), "--batch", str(args.batch), *extra]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--out",
+        str(args.out),
+        "--data",
+        str(args.data),
+        "--batch",
+        str(args.batch),
+        *extra,
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env=_env(variant_dir))
     if res.returncode != 0:
         print(f"{' '.join(extra)} failed:\n{res.stderr[-2000:]}")
@@ -491,20 +583,30 @@ def _summary(runs: list[dict], reference: list[dict]) -> dict:
     """One configuration over the rounds: median rate, per-round ratios to the Pillow reference."""
     ref = {r["round"]: r for r in reference}
     rates = [r["samples_per_s"] for r in runs]
-    return {**runs[0], "rates": rates, "samples_per_s": float(np.median(rates)),
-            "vs_reference": [r["samples_per_s"] / ref[r["round"]]["samples_per_s"] for r in runs if r["round"] in ref],
-            "cpu_vs_reference": [ref[r["round"]]["cpu_ms_per_sample"] / r["cpu_ms_per_sample"] for r in runs if r["round"] in ref],
-            "cpu_ms": [r["cpu_ms_per_sample"] for r in runs],
-            "time_to_first_batch_s": float(np.median([r["time_to_first_batch_s"] for r in runs])),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+    return {
+        **runs[0],
+        "rates": rates,
+        "samples_per_s": float(np.median(rates)),
+        "vs_reference": [r["samples_per_s"] / ref[r["round"]]["samples_per_s"] for r in runs if r["round"] in ref],
+        "cpu_vs_reference": [
+            ref[r["round"]]["cpu_ms_per_sample"] / r["cpu_ms_per_sample"] for r in runs if r["round"] in ref
+        ],
+        "cpu_ms": [r["cpu_ms_per_sample"] for r in runs],
+        "time_to_first_batch_s": float(np.median([r["time_to_first_batch_s"] for r in runs])),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+    }
 
 
 def _label(r: dict) -> str:
     if r["kind"] == "reference":
         return f"reference (WebDataset + {r['pil']} + torchvision)"
-    return {"fast": "FastReinforcedLoader, float32 out", "fast-uint8": "FastReinforcedLoader, uint8 out",
-            "pillow-decode": "Pillow decode only (bound)", "turbo-decode": "libjpeg-turbo decode only, this package (bound)",
-            "dali-cpu": "DALI CPU: decode random crop + resize only"}[r["kind"]]
+    return {
+        "fast": "FastReinforcedLoader, float32 out",
+        "fast-uint8": "FastReinforcedLoader, uint8 out",
+        "pillow-decode": "Pillow decode only (bound)",
+        "turbo-decode": "libjpeg-turbo decode only, this package (bound)",
+        "dali-cpu": "DALI CPU: decode random crop + resize only",
+    }[r["kind"]]
 
 
 # ----------------------------------------------------------------------------- main
@@ -512,15 +614,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=600)
     ap.add_argument("--shards", type=int, help="tar shards of the reference (default: max(16, most workers))")
-    ap.add_argument("--unique", type=int, help="draw only this many distinct images (faster to build; same work per sample)")
+    ap.add_argument(
+        "--unique", type=int, help="draw only this many distinct images (faster to build; same work per sample)"
+    )
     ap.add_argument("--parallel", default=f"1,{os.cpu_count() or 1}", help="workers / threads, comma-separated")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds of every configuration")
     ap.add_argument("--pixel-samples", type=int, default=64)
-    ap.add_argument("--pil-variant", action="append", metavar="NAME=DIR",
-                    help="a PIL installed with pip --target DIR to run the reference under too (repeatable; "
-                         "default pillow-simd=OUT/pillow-simd)")
-    ap.add_argument("--install-pillow-simd", action="store_true", help=f"build {PILLOW_SIMD} into its directory if missing")
+    ap.add_argument(
+        "--pil-variant",
+        action="append",
+        metavar="NAME=DIR",
+        help="a PIL installed with pip --target DIR to run the reference under too (repeatable; "
+        "default pillow-simd=OUT/pillow-simd)",
+    )
+    ap.add_argument(
+        "--install-pillow-simd", action="store_true", help=f"build {PILLOW_SIMD} into its directory if missing"
+    )
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--run-one", nargs=2, metavar=("KIND", "PARALLEL"), help=argparse.SUPPRESS)
@@ -540,8 +650,10 @@ def main() -> None:
     args.data.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     build_data(args.data, args.samples, shards=shards, unique=args.unique)
-    print(f"data: {args.samples} samples (384-512 px JPEG q70-95, J={J} S={S} K={K} D={D}) in {shards} shards"
-          f" + a DR store, ready in {time.perf_counter() - t0:.0f}s; {os.cpu_count()} cores")
+    print(
+        f"data: {args.samples} samples (384-512 px JPEG q70-95, J={J} S={S} K={K} D={D}) in {shards} shards"
+        f" + a DR store, ready in {time.perf_counter() - t0:.0f}s; {os.cpu_count()} cores"
+    )
     variants = pil_variants(args)
 
     # (e) pixels first: a variant that cannot replay is reported before the timed runs
@@ -555,8 +667,12 @@ def main() -> None:
         if info is not None:
             with np.load(npz) as z:
                 replays[f"{name or 'Pillow'} {info['pil_version']}"] = {k: z[k] for k in ("full", "resize")}
-    pixel_lines = [(f"pixels: the first {len(cases)} images the loader yields (uint8, {IMAGE_SIZE} px {TRAINING_INTERPOLATION},"
-                    f" stored crop + RandAugment ops) against the reference replay of the same augmentations:")]
+    pixel_lines = [
+        (
+            f"pixels: the first {len(cases)} images the loader yields (uint8, {IMAGE_SIZE} px {TRAINING_INTERPOLATION},"
+            f" stored crop + RandAugment ops) against the reference replay of the same augmentations:"
+        )
+    ]
     names = list(replays)
     if names:
         base = names[0]
@@ -564,7 +680,7 @@ def main() -> None:
         pixel_lines.append("  " + describe_difference("FastReinforcedLoader", base, ours))
         for part, title in (("full", "crop + resize + ops"), ("resize", "crop + resize only (ops left out)")):
             for k, a in enumerate(names):
-                for b in names[k + 1:]:
+                for b in names[k + 1 :]:
                     diff = pixel_difference(replays[b][part], replays[a][part])
                     pixel_lines.append(f"  {title}: " + describe_difference(b, a, diff))
     print("\n".join(pixel_lines), flush=True)
@@ -590,27 +706,41 @@ def main() -> None:
                 continue
             r["variant"], r["pil"], r["round"] = variant, f"{variant or 'Pillow'} {r['pil_version']}", rnd
             runs.setdefault((kind, par, variant), []).append(r)
-            print(f"round {rnd + 1}/{args.repeats} {_label(r):>58} x{par}: {r['samples_per_s']:8.1f} samples/s"
-                  f"  {r['cpu_ms_per_sample']:.2f} CPU ms/sample  first batch {r['time_to_first_batch_s']:.3f}s"
-                  f"  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"round {rnd + 1}/{args.repeats} {_label(r):>58} x{par}: {r['samples_per_s']:8.1f} samples/s"
+                f"  {r['cpu_ms_per_sample']:.2f} CPU ms/sample  first batch {r['time_to_first_batch_s']:.3f}s"
+                f"  peak RSS {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     rows = [_summary(rs, runs.get(("reference", key[1], None), [])) for key, rs in runs.items()]
-    lines = [(f"median (min-max) over {args.repeats} interleaved round(s); CPU time: the process and its DataLoader"
-              " workers, from the loader's construction to its shutdown"), "",
-             ("| pipeline | workers/threads | samples/s | vs reference with Pillow (same N, same round) |"
-              " CPU ms / sample | reference's CPU / this CPU (same N,"
-              " same round) | time to first batch (s) | peak RSS (MB) |"),
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            f"median (min-max) over {args.repeats} interleaved round(s); CPU time: the process and its DataLoader"
+            " workers, from the loader's construction to its shutdown"
+        ),
+        "",
+        (
+            "| pipeline | workers/threads | samples/s | vs reference with Pillow (same N, same round) |"
+            " CPU ms / sample | reference's CPU / this CPU (same N,"
+            " same round) | time to first batch (s) | peak RSS (MB) |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         compared = r["vs_reference"] and r["kind"] in ("reference", "fast", "fast-uint8")
         ratio = _spread(r["vs_reference"], "{:.2f}x") if compared else ""
         cpu_ratio = _spread(r["cpu_vs_reference"], "{:.2f}x") if compared else ""
-        lines.append(f"| {_label(r)} | {r['parallel']} | {_spread(r['rates'], '{:.0f}')} | {ratio} |"
-                     f" {_spread(r['cpu_ms'], '{:.2f}')} | {cpu_ratio} |"
-                     f" {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| {_label(r)} | {r['parallel']} | {_spread(r['rates'], '{:.0f}')} | {ratio} |"
+            f" {_spread(r['cpu_ms'], '{:.2f}')} | {cpu_ratio} |"
+            f" {r['time_to_first_batch_s']:.3f} | {r['peak_rss_mb']:.0f} |"
+        )
     fast = {key[1]: rs for key, rs in runs.items() if key[0] == "fast"}
     if len(fast) > 1:
         lo, hi = min(fast), max(fast)
-        scale = [b["samples_per_s"] / a["samples_per_s"] for a in fast[lo] for b in fast[hi] if a["round"] == b["round"]]
+        scale = [
+            b["samples_per_s"] / a["samples_per_s"] for a in fast[lo] for b in fast[hi] if a["round"] == b["round"]
+        ]
         lines.append(f"\nFastReinforcedLoader {lo} -> {hi} thread scaling: {_spread(scale, '{:.2f}x')}")
     text = "\n".join([*lines, "", *pixel_lines])
     print(text)
@@ -628,10 +758,16 @@ def _plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 4))
     names = [("reference " + r["pil"] if r["kind"] == "reference" else r["kind"]) for r in rows]
     labels = [n.replace(" ", "\n").replace("-", "-\n") + f"\nx{r['parallel']}" for n, r in zip(names, rows)]
-    ax.bar(labels, [r["samples_per_s"] for r in rows], color=["#d62728" if r["kind"].startswith("fast") else "#888" for r in rows])
+    ax.bar(
+        labels,
+        [r["samples_per_s"] for r in rows],
+        color=["#d62728" if r["kind"].startswith("fast") else "#888" for r in rows],
+    )
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylabel("samples / s")
-    ax.set_title(f"Reinforced-sample loading, {IMAGE_SIZE}px output, {os.cpu_count()} cores (grey: references and bounds)")
+    ax.set_title(
+        f"Reinforced-sample loading, {IMAGE_SIZE}px output, {os.cpu_count()} cores (grey: references and bounds)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"plot: {path}")

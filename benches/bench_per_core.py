@@ -54,7 +54,6 @@ STAGES = ("decode", "resize", "ops", "write", "total")
 def stage_cases(min_side: int, max_side: int, n: int, seed: int = 0) -> list:
     """(jpeg, top, left, height, width, ops) with torchvision-drawn entries."""
     import numpy as np
-
     from mobileclip_fastload.testing.datacompdr import draw_param_aug_entries
     from mobileclip_fastload.testing.synthetic_store import photo_jpeg
 
@@ -62,7 +61,7 @@ def stage_cases(min_side: int, max_side: int, n: int, seed: int = 0) -> list:
     cases = []
     for k in range(n):
         jpeg, w, h = photo_jpeg(rng, min_side=min_side, max_side=max_side)
-        (box, ops), = draw_param_aug_entries(w, h, 1, seed=seed * 100003 + k)
+        ((box, ops),) = draw_param_aug_entries(w, h, 1, seed=seed * 100003 + k)
         cases.append((jpeg, *box, [(int(o), float(m)) for o, m in ops]))
     return cases
 
@@ -79,8 +78,13 @@ def write_cases(cases: list, path: Path) -> None:
 
 
 # Symbol whose inclusive count is each stage's (the driver never inlines them).
-CALLGRIND_STAGES = {"decode": "Decoder::decode_region", "resize": "Resampler::crop_resize",
-                    "ops": "randaugment::apply_op", "write": "BatchMemory::put_image", "total": "replay_stages::main"}
+CALLGRIND_STAGES = {
+    "decode": "Decoder::decode_region",
+    "resize": "Resampler::crop_resize",
+    "ops": "randaugment::apply_op",
+    "write": "BatchMemory::put_image",
+    "total": "replay_stages::main",
+}
 
 
 def callgrind_counts(binary: str, cases_file: Path, n: int, tmp: Path) -> dict:
@@ -88,15 +92,34 @@ def callgrind_counts(binary: str, cases_file: Path, n: int, tmp: Path) -> dict:
     import re
 
     out = tmp / f"callgrind.{os.getpid()}.out"
-    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary, str(cases_file), str(SIZE),
-                    INTERP, "float32", "1"], check=True, capture_output=True)
-    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], check=True, capture_output=True,
-                          text=True).stdout
+    subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            binary,
+            str(cases_file),
+            str(SIZE),
+            INTERP,
+            "float32",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    text = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", str(out)], check=True, capture_output=True, text=True
+    ).stdout
     out.unlink()
     counts = {}
     for stage, sym in CALLGRIND_STAGES.items():
-        vals = [int(m.group(1).replace(",", "")) for line in text.splitlines() if sym in line
-                for m in [re.match(r"\s*([\d,]+)", line)] if m]
+        vals = [
+            int(m.group(1).replace(",", ""))
+            for line in text.splitlines()
+            if sym in line
+            for m in [re.match(r"\s*([\d,]+)", line)]
+            if m
+        ]
         counts[stage] = max(vals, default=0) / n
     return counts
 
@@ -136,8 +159,12 @@ def main() -> None:
     ap.add_argument("--sets", default="512,1k")
     ap.add_argument("--skip-loader", action="store_true")
     ap.add_argument("--skip-stages", action="store_true")
-    ap.add_argument("--callgrind", nargs=2, metavar=("BEFORE_BIN", "AFTER_BIN"),
-                    help="replay_stages example binaries of the two builds")
+    ap.add_argument(
+        "--callgrind",
+        nargs=2,
+        metavar=("BEFORE_BIN", "AFTER_BIN"),
+        help="replay_stages example binaries of the two builds",
+    )
     ap.add_argument("--callgrind-cases", type=int, default=40)
     ap.add_argument("--stage-worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -176,7 +203,7 @@ def main() -> None:
             for s in STAGES:
                 b, a = counts["before"][s], counts["after"][s]
                 lines.append(f"| {s} | {b / 1e6:.2f} | {a / 1e6:.2f} | {a / b if b else float('nan'):.2f} |")
-            print("\n".join(lines[-(len(STAGES) + 3):]), flush=True)
+            print("\n".join(lines[-(len(STAGES) + 3) :]), flush=True)
 
         # (1) stage split, before/after interleaved
         stages = {k: {s: [] for s in STAGES} for k in impls}
@@ -186,14 +213,16 @@ def main() -> None:
                     r = run_sub([__file__, "--stage-worker", str(cases_path), str(args.rounds)], pp)
                     for s in STAGES:
                         stages[k][s].append(r[s] * 1e3)
-            lines.append(f"\n### {name} px JPEGs ({lo}-{hi} px), stage split, ms per sample, median (min-max) of {args.repeats}")
+            lines.append(
+                f"\n### {name} px JPEGs ({lo}-{hi} px), stage split, ms per sample, median (min-max) of {args.repeats}"
+            )
             lines.append("| stage | before | after | after/before |")
             lines.append("|---|---|---|---|")
             for s in STAGES:
                 b, a = stages["before"][s], stages["after"][s]
                 ratio = statistics.median(a) / statistics.median(b) if statistics.median(b) else float("nan")
                 lines.append(f"| {s} | {spread(b)} | {spread(a)} | {ratio:.2f} |")
-            print("\n".join(lines[-(len(STAGES) + 3):]), flush=True)
+            print("\n".join(lines[-(len(STAGES) + 3) :]), flush=True)
 
         # (2) per-core throughput, interleaved
         plan = [("fast", "before"), ("fast", "after"), ("pillow-decode", "after"), ("reference", "after")]
@@ -201,19 +230,37 @@ def main() -> None:
         if not args.skip_loader:
             for _ in range(args.repeats):
                 for kind, impl in plan:
-                    r = run_sub([str(HERE / "bench_loader_throughput.py"), "--out", str(d), "--batch", "32", "--run-one", kind, "1"],
-                                impls[impl])
+                    r = run_sub(
+                        [
+                            str(HERE / "bench_loader_throughput.py"),
+                            "--out",
+                            str(d),
+                            "--batch",
+                            "32",
+                            "--run-one",
+                            kind,
+                            "1",
+                        ],
+                        impls[impl],
+                    )
                     rates.setdefault(f"{kind}:{impl}", []).append(r["samples_per_s"])
             med = {k: statistics.median(v) for k, v in rates.items()}
-            lines.append(f"\n### {name} px JPEGs, 1 core, {args.samples} samples, samples/s median (min-max) of {args.repeats}")
+            lines.append(
+                f"\n### {name} px JPEGs, 1 core, {args.samples} samples, samples/s median (min-max) of {args.repeats}"
+            )
             lines.append("| pipeline | samples/s | vs Pillow decode-only | vs reference |")
             lines.append("|---|---|---|---|")
-            labels = {"fast:before": "FastReinforcedLoader, before", "fast:after": "FastReinforcedLoader, after",
-                      "pillow-decode:after": "Pillow decode only (open + convert RGB)",
-                      "reference:after": "reference (WebDataset + Pillow + torchvision)"}
+            labels = {
+                "fast:before": "FastReinforcedLoader, before",
+                "fast:after": "FastReinforcedLoader, after",
+                "pillow-decode:after": "Pillow decode only (open + convert RGB)",
+                "reference:after": "reference (WebDataset + Pillow + torchvision)",
+            }
             for k, label in labels.items():
-                lines.append(f"| {label} | {spread(rates[k])} | {med[k] / med['pillow-decode:after']:.2f}x"
-                             f" | {med[k] / med['reference:after']:.2f}x |")
+                lines.append(
+                    f"| {label} | {spread(rates[k])} | {med[k] / med['pillow-decode:after']:.2f}x"
+                    f" | {med[k] / med['reference:after']:.2f}x |"
+                )
             # Per-repeat ratios (each from one interleaved round) show the spread of the ratio itself.
             for base in ("pillow-decode:after", "reference:after"):
                 rs = [a / b for a, b in zip(rates["fast:after"], rates[base])]

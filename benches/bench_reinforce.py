@@ -37,7 +37,7 @@ import numpy as np
 
 def sample_pairs(n: int, max_side: int, seed: int = 0):
     """img2dataset-like JPEGs (sides in [max_side*3/4, max_side]) as RawSamples."""
-    from mobileclip_fastload.convert.tar_samples import RawSample
+    from mobileclip_fastload.ingest.tar_samples import RawSample
     from mobileclip_fastload.testing.image_text_pairs import pair_members
 
     rng = np.random.default_rng(seed)
@@ -50,22 +50,23 @@ def sample_pairs(n: int, max_side: int, seed: int = 0):
 
 def cpu_per_core(samples, J: int, size: int) -> dict:
     """Augmented images per CPU-second of one thread: ours and Pillow + torchvision."""
-    from PIL import Image
     import io
 
+    from mobileclip_fastload._core import AUG_OP_NAMES
+    from mobileclip_fastload.ingest.options import Dims
+    from mobileclip_fastload.reinforce.augmentation import draw_augmentations
+    from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
+    from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
+    from mobileclip_fastload.reinforce.options import ReinforceOptions
+    from mobileclip_fastload.reinforce.prepare import prepare_sample
+    from PIL import Image
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
     from torchvision.transforms.autoaugment import _apply_op
 
-    from mobileclip_fastload.convert.options import Dims
-    from mobileclip_fastload.reinforce.augmentation import draw_augmentations
-    from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
-    from mobileclip_fastload.reinforce.options import ReinforceOptions
-    from mobileclip_fastload.reinforce.prepare import prepare_sample
-    from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
-    from mobileclip_fastload._core import AUG_OP_NAMES
-
-    opts = ReinforceOptions(dims=Dims(J, 1, 1, 1), seed=0, teachers=(OpenClipSpec("none"),), captioners=(OpenClipCaptioner(),))
+    opts = ReinforceOptions(
+        dims=Dims(J, 1, 1, 1), seed=0, teachers=(OpenClipSpec("none"),), captioners=(OpenClipCaptioner(),)
+    )
     views = [(size, "bicubic")]
     prepare_sample(samples[0], opts, views, False)  # warm-up: imports, tables, decoder
     t0 = time.thread_time()
@@ -111,12 +112,11 @@ class PillowAugDataset:
         import io
 
         import torch
+        from mobileclip_fastload._core import AUG_OP_NAMES
         from PIL import Image
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as F
         from torchvision.transforms.autoaugment import _apply_op
-
-        from mobileclip_fastload._core import AUG_OP_NAMES
 
         data, entries = self.items[i]
         with Image.open(io.BytesIO(data)) as im:
@@ -151,11 +151,10 @@ def teachers_throughput(args, device: str, teachers=None, work: str | None = Non
     import contextlib
 
     import torch
-
     from mobileclip_fastload.reinforce import OpenClipCaptioner, OpenClipSpec, Teacher, reinforce
+    from mobileclip_fastload.reinforce.augmentation import draw_augmentations
     from mobileclip_fastload.reinforce.devices import resolve_device
     from mobileclip_fastload.reinforce.open_clip_models import quick_gelu_of
-    from mobileclip_fastload.reinforce.augmentation import draw_augmentations
     from mobileclip_fastload.testing.image_text_pairs import make_pair_shards
     from mobileclip_fastload.testing.tiny_models import tiny_specs
 
@@ -165,17 +164,29 @@ def teachers_throughput(args, device: str, teachers=None, work: str | None = Non
     if teachers is not None:
         pass
     elif args.teachers == "vit-l":  # random-init twins of DataCompDR's teachers, with their tags' activations
-        teachers = tuple(OpenClipSpec("ViT-L-14", None, init_seed=k + 1, quick_gelu=quick_gelu_of(spec))
-                         for k, spec in enumerate((OpenClipSpec("ViT-L-14", "openai"),
-                                                   OpenClipSpec("ViT-L-14", "datacomp_xl_s13b_b90k"))))
+        teachers = tuple(
+            OpenClipSpec("ViT-L-14", None, init_seed=k + 1, quick_gelu=quick_gelu_of(spec))
+            for k, spec in enumerate(
+                (OpenClipSpec("ViT-L-14", "openai"), OpenClipSpec("ViT-L-14", "datacomp_xl_s13b_b90k"))
+            )
+        )
     else:
         teachers = tiny
     per_shard = max(1, args.images // args.shards)
-    shards = make_pair_shards(os.path.join(work, "pairs"), num_shards=args.shards, samples_per_shard=per_shard, max_side=args.side)
+    shards = make_pair_shards(
+        os.path.join(work, "pairs"), num_shards=args.shards, samples_per_shard=per_shard, max_side=args.side
+    )
     captioner = OpenClipCaptioner(coca, tag="tiny", num_captions=5, seq_len=8)
     device = resolve_device(device)  # one name for the device: the models built here are the ones reinforce uses
-    common = dict(teachers=teachers, captioners=[captioner], num_augmentations=args.J, device=device,
-                  batch_augmented_images=args.batch_augmented_images, num_threads=args.num_threads, progress=False)
+    common = dict(
+        teachers=teachers,
+        captioners=[captioner],
+        num_augmentations=args.J,
+        device=device,
+        batch_augmented_images=args.batch_augmented_images,
+        num_threads=args.num_threads,
+        progress=False,
+    )
     for store in ("warm-up", "store"):  # captions first (not timed); the warm-up run builds and warms the models
         require_finished(reinforce(shards, os.path.join(work, store), stage="captions", **common))
     require_finished(reinforce(shards, os.path.join(work, "warm-up"), **common))
@@ -187,30 +198,37 @@ def teachers_throughput(args, device: str, teachers=None, work: str | None = Non
     ours = d["this_run"]["augmented_images_per_s"]
 
     # baseline: the same augmentations, Pillow + torchvision in DataLoader workers
-    from mobileclip_fastload.convert.tar_samples import TarSampleReader
+    from mobileclip_fastload.ingest.tar_samples import TarSampleReader
 
     items = []
     for path in shards:
         for raw in TarSampleReader(path):
             uid = json.loads(raw.members["json"])["uid"]
             ext = next(e for e in ("jpg", "png", "webp") if e in raw.members)
-            from PIL import Image
             import io
+
+            from PIL import Image
 
             with Image.open(io.BytesIO(raw.members[ext])) as im:
                 w, h = im.size
             items.append((raw.members[ext], draw_augmentations(0, uid, args.J, w, h)))
     views = list(dict.fromkeys((t.view.size, t.view.mean, t.view.std) for t in models))
     loader = torch.utils.data.DataLoader(
-        PillowAugDataset(items, views), batch_size=max(1, args.batch_augmented_images // args.J),
-        num_workers=args.num_threads, pin_memory=device.startswith("cuda"),
+        PillowAugDataset(items, views),
+        batch_size=max(1, args.batch_augmented_images // args.J),
+        num_workers=args.num_threads,
+        pin_memory=device.startswith("cuda"),
     )
     n = 0
     with sampler() as baseline_util:
         t0 = time.perf_counter()
         for batch in loader:
             for t in models:
-                x = batch[views.index((t.view.size, t.view.mean, t.view.std))].flatten(0, 1).to(device, non_blocking=True)
+                x = (
+                    batch[views.index((t.view.size, t.view.mean, t.view.std))]
+                    .flatten(0, 1)
+                    .to(device, non_blocking=True)
+                )
                 t.embed_images(None, x)
             n += x.shape[0]
         if device.startswith("cuda"):
@@ -233,15 +251,25 @@ def main() -> int:
     p.add_argument("--images", type=int, default=48)
     p.add_argument("-J", type=int, default=30)
     p.add_argument("--size", type=int, default=224)
-    p.add_argument("--side", type=int, default=512, help="longest side of the generated JPEGs (img2dataset's usual 512)")
-    p.add_argument("--teachers", choices=("none", "tiny", "vit-l"), default=None,
-                   help="teacher part: vit-l on CUDA (default there), tiny on CPU; none skips it")
+    p.add_argument(
+        "--side", type=int, default=512, help="longest side of the generated JPEGs (img2dataset's usual 512)"
+    )
+    p.add_argument(
+        "--teachers",
+        choices=("none", "tiny", "vit-l"),
+        default=None,
+        help="teacher part: vit-l on CUDA (default there), tiny on CPU; none skips it",
+    )
     p.add_argument("--device", default=None)
     p.add_argument("--shards", type=int, default=2)
     p.add_argument("--batch-augmented-images", type=int, default=480)
     p.add_argument("--num-threads", type=int, default=len(os.sched_getaffinity(0)), help="default: the usable cores")
-    p.add_argument("--cpu-part", action=argparse.BooleanOptionalAction, default=None,
-                   help="the per-core CPU comparison (default: only without CUDA)")
+    p.add_argument(
+        "--cpu-part",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the per-core CPU comparison (default: only without CUDA)",
+    )
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
     import torch

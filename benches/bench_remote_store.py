@@ -45,10 +45,25 @@ def small_store(path: Path, n: int, per_shard: int) -> Path:
     temb = rng.standard_normal((3, 2 * 4)).astype(np.float32)
     with StoreWriter(path, J=2, S=2, K=2, D=4, target_shard_bytes=per_shard * 400) as w:
         for i in range(n):
-            w.add(Sample(uid=f"s{i}", image=b"", width=8, height=8, orig_width=8, orig_height=8, caption="c",
-                         caption_tokens=np.array([49406, 49407], np.uint16), syn_captions=["a", "b"],
-                         syn_tokens=[np.array([49406, 49407], np.uint16)] * 2, aug=aug, image_emb=emb, text_emb=temb,
-                         sha256=None, flags=0))
+            w.add(
+                Sample(
+                    uid=f"s{i}",
+                    image=b"",
+                    width=8,
+                    height=8,
+                    orig_width=8,
+                    orig_height=8,
+                    caption="c",
+                    caption_tokens=np.array([49406, 49407], np.uint16),
+                    syn_captions=["a", "b"],
+                    syn_tokens=[np.array([49406, 49407], np.uint16)] * 2,
+                    aug=aug,
+                    image_emb=emb,
+                    text_emb=temb,
+                    sha256=None,
+                    flags=0,
+                )
+            )
     return path
 
 
@@ -58,7 +73,9 @@ def synthetic_12m_manifest(path: Path, template: Path) -> Path:
 
     m = json.loads((template / "manifest.json").read_text())
     entry = Store(template).shard_entry(0)
-    shards = [{**entry, "file": f"shard-{k:05d}.arrow", "num_samples": 1700, "file_bytes": 256 << 20} for k in range(7500)]
+    shards = [
+        {**entry, "file": f"shard-{k:05d}.arrow", "num_samples": 1700, "file_bytes": 256 << 20} for k in range(7500)
+    ]
     m = {k: v for k, v in m.items() if k not in ("num_shards", "shard_index")}  # the template is schema 2
     m.update(schema_version=1, shards=shards, num_samples=1700 * len(shards))
     path.mkdir(parents=True)
@@ -85,16 +102,17 @@ def bench_open(tmp: Path) -> None:
             assert st.shards_mapped == 0
         size = (path / "manifest.json").stat().st_size
         data = sum(f.stat().st_size for f in path.glob("shard-*.arrow"))
-        print(f"  {name:30s} {len(st):>10,d} samples {st.num_shards:>6,d} shards  {min(times) * 1e3:7.1f} ms  "
-              f"read {min(reads) / 1e6:7.2f} MB (manifest {size / 1e6:.2f} MB, shard files on disk {data / 1e6:.1f} MB)")
+        print(
+            f"  {name:30s} {len(st):>10,d} samples {st.num_shards:>6,d} shards  {min(times) * 1e3:7.1f} ms  "
+            f"read {min(reads) / 1e6:7.2f} MB (manifest {size / 1e6:.2f} MB, shard files on disk {data / 1e6:.1f} MB)"
+        )
 
 
 def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> None:
     import boto3
-    from moto.server import ThreadedMotoServer
-
     from mobileclip_fastload import FastReinforcedLoader
     from mobileclip_fastload.testing.synthetic_store import make_store
+    from moto.server import ThreadedMotoServer
 
     local = Path(make_store(tmp / "photos", n=samples, J=4, S=3, K=2, D=256, seed=1, target_shard_bytes=512 << 10))
     shard_bytes = [f.stat().st_size for f in local.glob("shard-*.arrow")]
@@ -109,16 +127,30 @@ def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> Non
         for f in local.iterdir():
             s3.upload_file(str(f), "bench", f"photos/{f.name}")
         opts = {"aws_endpoint": endpoint, "allow_http": "true", "aws_region": "us-east-1", **creds}
-        common = dict(batch_size=32, image_size=224, num_threads=threads, image_dtype="uint8", order="shard_block",
-                      shuffle_window=2, seed=0)
-        print(f"\nloader: {samples} samples, {len(shard_bytes)} shards of ~{np.mean(shard_bytes) / 1e6:.1f} MB, "
-              f"{threads} threads, batch 32, 224 px, shard_block window 2")
+        common = dict(
+            batch_size=32,
+            image_size=224,
+            num_threads=threads,
+            image_dtype="uint8",
+            order="shard_block",
+            shuffle_window=2,
+            seed=0,
+        )
+        print(
+            f"\nloader: {samples} samples, {len(shard_bytes)} shards of ~{np.mean(shard_bytes) / 1e6:.1f} MB, "
+            f"{threads} threads, batch 32, 224 px, shard_block window 2"
+        )
         loaders = {
             "local disk": lambda: FastReinforcedLoader(local, **common),
             # A cache of 14 of the 20 shards: window 2 + 7 the 6 batches in flight may span + 4 prefetched + 1
             # (docs/REMOTE.md); every epoch downloads again.
-            "S3 (moto, 127.0.0.1)": lambda: FastReinforcedLoader("s3://bench/photos", **common, storage_options=opts,
-                                                                 cache_dir=tmp / "cache", cache_size=14 * max(shard_bytes)),
+            "S3 (moto, 127.0.0.1)": lambda: FastReinforcedLoader(
+                "s3://bench/photos",
+                **common,
+                storage_options=opts,
+                cache_dir=tmp / "cache",
+                cache_size=14 * max(shard_bytes),
+            ),
         }
         made, rates = {}, {name: [] for name in loaders}
         for name, make in loaders.items():
@@ -129,8 +161,10 @@ def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> Non
             first = time.perf_counter() - t0
             for b in it:
                 n += len(b)
-            print(f"  {name:22s} first batch {first:5.2f} s   epoch 0 (cold,"
-                  f" incl. open) {n / (time.perf_counter() - t0):7.1f} samples/s")
+            print(
+                f"  {name:22s} first batch {first:5.2f} s   epoch 0 (cold,"
+                f" incl. open) {n / (time.perf_counter() - t0):7.1f} samples/s"
+            )
         # Warm epochs, alternating the two so that load from other processes hits both alike.
         for epoch in range(1, 1 + args_epochs):
             for name, loader in made.items():
@@ -142,9 +176,15 @@ def bench_loader(tmp: Path, samples: int, threads: int, args_epochs: int) -> Non
         for name, loader in made.items():
             stats = loader._core.cache_stats()
             delivered = samples * (1 + args_epochs)
-            extra = f"   {stats['bytes_downloaded'] / delivered / 1e3:.1f} KB downloaded per sample delivered" if stats else ""
-            print(f"  {name:22s} warm epochs: best {max(rates[name]):7.1f}"
-                  f" samples/s, median {np.median(rates[name]):7.1f}{extra}")
+            extra = (
+                f"   {stats['bytes_downloaded'] / delivered / 1e3:.1f} KB downloaded per sample delivered"
+                if stats
+                else ""
+            )
+            print(
+                f"  {name:22s} warm epochs: best {max(rates[name]):7.1f}"
+                f" samples/s, median {np.median(rates[name]):7.1f}{extra}"
+            )
         (local_rate, remote_rate) = (max(r) for r in rates.values())
         print(f"  warm remote / local (best of {args_epochs}): {remote_rate / local_rate:.2f}")
     finally:

@@ -16,7 +16,6 @@ import statistics
 import time
 
 import torch
-
 from mobileclip_fastload_train.models import create_model, list_models, reparameterize
 
 

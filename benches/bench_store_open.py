@@ -54,11 +54,23 @@ print(json.dumps({"s": seconds, "mb": rss_mb() - before, "peak": peak}))
 """
 
 
-def child(location: str, what: str, order: str = "", options: dict | None = None, env: dict | None = None,
-          timeout: float = 300) -> str:
+def child(
+    location: str,
+    what: str,
+    order: str = "",
+    options: dict | None = None,
+    env: dict | None = None,
+    timeout: float = 300,
+) -> str:
     try:
-        done = subprocess.run(check=False, args=[sys.executable, "-c", CHILD, location, what, order, json.dumps(options or {})],
-                              capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+        done = subprocess.run(
+            check=False,
+            args=[sys.executable, "-c", CHILD, location, what, order, json.dumps(options or {})],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
     except subprocess.TimeoutExpired:
         return f"> {timeout:.0f} s"
     if done.returncode != 0:
@@ -92,10 +104,24 @@ def make_store(root: Path, shards: int, samples: int, schema_version: int, task_
 
         png = io.BytesIO()
         Image.new("RGB", (4, 4), (10, 200, 30)).save(png, format="PNG")
-        sample = [Sample(uid=f"{i:010d}", image=png.getvalue(), width=4, height=4, orig_width=4, orig_height=4, caption="",
-                         caption_tokens=np.array([49406, 49407], np.uint16), syn_captions=["s"],
-                         syn_tokens=[np.array([49406, 49407], np.uint16)], aug=aug, image_emb=one,
-                         text_emb=np.ones((2, 1), np.float32)) for i in range(rows)]
+        sample = [
+            Sample(
+                uid=f"{i:010d}",
+                image=png.getvalue(),
+                width=4,
+                height=4,
+                orig_width=4,
+                orig_height=4,
+                caption="",
+                caption_tokens=np.array([49406, 49407], np.uint16),
+                syn_captions=["s"],
+                syn_tokens=[np.array([49406, 49407], np.uint16)],
+                aug=aug,
+                image_emb=one,
+                text_emb=np.ones((2, 1), np.float32),
+            )
+            for i in range(rows)
+        ]
         write_shard(base, sample, dims=TINY)
     from mobileclip_fastload import _core
 
@@ -132,12 +158,24 @@ def main() -> None:
         server.start()
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         s3.create_bucket(Bucket="bench")
         remote = (s3, endpoint)
-    header = ["shards", "samples", "schema", "manifest.json (+ shards.idx)", "open (local)", "open (S3)",
-              *(f"first batch, {o}" for o in ORDERS)]
+    header = [
+        "shards",
+        "samples",
+        "schema",
+        "manifest.json (+ shards.idx)",
+        "open (local)",
+        "open (S3)",
+        *(f"first batch, {o}" for o in ORDERS),
+    ]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
@@ -148,20 +186,25 @@ def main() -> None:
                 env = big_limit if version == 1 else None
                 manifest_bytes = (path / "manifest.json").stat().st_size
                 index = path / "shards.idx"
-                sizes_text = f"{manifest_bytes / 1e6:.3g} MB" + (f" + {index.stat().st_size / 1e6:.3g} MB idx"
-                                                                 if index.exists() else "")
+                sizes_text = f"{manifest_bytes / 1e6:.3g} MB" + (
+                    f" + {index.stat().st_size / 1e6:.3g} MB idx" if index.exists() else ""
+                )
                 schema = f"{version} (task names)" if args.task_names else str(version)
-                cells = [f"{shards:,}", f"{samples:.3g}", schema, sizes_text,
-                         child(str(path), "open", env=env)]
+                cells = [f"{shards:,}", f"{samples:.3g}", schema, sizes_text, child(str(path), "open", env=env)]
                 if remote:
                     s3, endpoint = remote
                     prefix = f"v{version}-{shards}"
                     for name in ("manifest.json", "shards.idx"):
                         if (path / name).exists():
                             s3.upload_file(str(path / name), "bench", f"{prefix}/{name}")
-                    opts = {"aws_endpoint": endpoint, "allow_http": "true", "aws_access_key_id": "testing",
-                            "aws_secret_access_key": "testing", "aws_region": "us-east-1",
-                            "cache_dir": str(root / "cache")}
+                    opts = {
+                        "aws_endpoint": endpoint,
+                        "allow_http": "true",
+                        "aws_access_key_id": "testing",
+                        "aws_secret_access_key": "testing",
+                        "aws_region": "us-east-1",
+                        "cache_dir": str(root / "cache"),
+                    }
                     cells.append(child(f"s3://bench/{prefix}", "open", options=opts, env=env))
                 else:
                     cells.append("-")

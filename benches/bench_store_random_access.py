@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from mobileclip_fastload import Store
 from mobileclip_fastload.store import Sample, StoreWriter, aug_records
 from mobileclip_fastload.testing.datacompdr import write_tar
@@ -45,9 +44,18 @@ IMAGE_BYTES = 8 << 10  # stand-in for an encoded image kept in the store (DR tar
 
 
 def param_aug(rng: np.random.Generator) -> list:
-    return [[[int(rng.integers(0, 200)), int(rng.integers(0, 200)), int(rng.integers(50, 300)), int(rng.integers(50, 300))],
-             [[int(rng.integers(0, 14)), float(rng.normal())], [int(rng.integers(0, 14)), float(rng.normal())]]]
-            for _ in range(J)]
+    return [
+        [
+            [
+                int(rng.integers(0, 200)),
+                int(rng.integers(0, 200)),
+                int(rng.integers(50, 300)),
+                int(rng.integers(50, 300)),
+            ],
+            [[int(rng.integers(0, 14)), float(rng.normal())], [int(rng.integers(0, 14)), float(rng.normal())]],
+        ]
+        for _ in range(J)
+    ]
 
 
 def build(root: Path, n: int) -> tuple[Path, list[Path]]:
@@ -64,20 +72,34 @@ def build(root: Path, n: int) -> tuple[Path, list[Path]]:
             syn = [f"synthetic caption {s} of sample {i}" for s in range(S)]
             npz = io.BytesIO()
             np.savez(npz, image_emb=image_emb, text_emb=text_emb)
-            yield key, [
-                ("url.txt", f"https://example.com/{key}.jpg".encode()),
-                ("syn.json", json.dumps({"syn_text": syn}).encode()),
-                ("paug.json", json.dumps({"param_aug": params}).encode()),
-                ("npz", npz.getvalue()),
-                ("json", json.dumps({"uid": key, "sha256": "0" * 64}).encode()),
-            ]
+            yield (
+                key,
+                [
+                    ("url.txt", f"https://example.com/{key}.jpg".encode()),
+                    ("syn.json", json.dumps({"syn_text": syn}).encode()),
+                    ("paug.json", json.dumps({"param_aug": params}).encode()),
+                    ("npz", npz.getvalue()),
+                    ("json", json.dumps({"uid": key, "sha256": "0" * 64}).encode()),
+                ],
+            )
             aug, _ = aug_records(params, width=320, height=320)
-            writer.add(Sample(
-                uid=key, image=rng.integers(0, 256, IMAGE_BYTES, dtype=np.uint8).tobytes(), width=320, height=320,
-                orig_width=320, orig_height=320, caption=f"caption {i}", caption_tokens=np.array([49406, 49407], np.uint16),
-                syn_captions=syn, syn_tokens=[np.array([49406, 49407], np.uint16)] * S, aug=aug,
-                image_emb=image_emb, text_emb=text_emb,
-            ))
+            writer.add(
+                Sample(
+                    uid=key,
+                    image=rng.integers(0, 256, IMAGE_BYTES, dtype=np.uint8).tobytes(),
+                    width=320,
+                    height=320,
+                    orig_width=320,
+                    orig_height=320,
+                    caption=f"caption {i}",
+                    caption_tokens=np.array([49406, 49407], np.uint16),
+                    syn_captions=syn,
+                    syn_tokens=[np.array([49406, 49407], np.uint16)] * S,
+                    aug=aug,
+                    image_emb=image_emb,
+                    text_emb=text_emb,
+                )
+            )
 
     with StoreWriter(store_dir, J=J, S=S, K=K, D=D, embedding_dtype="float16") as writer:
         for first in range(0, n, SAMPLES_PER_TAR):
@@ -177,14 +199,18 @@ def main() -> int:
         store_bytes = sum(p.stat().st_size for p in store_files)
         tar_bytes = sum(p.stat().st_size for p in tars)
         print(f"data: {args.samples} samples, J={J} S={S} K={K} D={D}; built in {build_s:.1f} s")
-        print(f"  store: {len(store_files)} shards, {store_bytes / 2**20:.0f}"
-              f" MiB (float16 embeddings + {IMAGE_BYTES >> 10} KiB images)")
+        print(
+            f"  store: {len(store_files)} shards, {store_bytes / 2**20:.0f}"
+            f" MiB (float16 embeddings + {IMAGE_BYTES >> 10} KiB images)"
+        )
         print(f"  tars:  {len(tars)} tars, {tar_bytes / 2**20:.0f} MiB (float32 npz, no images)")
 
         rng = np.random.default_rng(1)
 
         def accesses(n: int) -> np.ndarray:
-            return np.stack([rng.integers(0, args.samples, n), rng.integers(0, J, n), rng.integers(1, S + 1, n)], axis=1)
+            return np.stack(
+                [rng.integers(0, args.samples, n), rng.integers(0, J, n), rng.integers(1, S + 1, n)], axis=1
+            )
 
         t0 = time.perf_counter()
         tar_reader = TarNpzReader(tars)
@@ -197,8 +223,12 @@ def main() -> int:
 
         row_bytes = K * D * 2
         store_touched = 3 * row_bytes + 40
-        npz_member = np.mean([tar_reader.members[k]["npz"][1].size + tar_reader.members[k]["paug.json"][1].size
-                              for k in tar_reader.keys[:100]])
+        npz_member = np.mean(
+            [
+                tar_reader.members[k]["npz"][1].size + tar_reader.members[k]["paug.json"][1].size
+                for k in tar_reader.keys[:100]
+            ]
+        )
         results = []
         warm = accesses(args.warm_accesses)
         results.append(("store", "warm", *run("store", functools.partial(read_store, store), warm)))
@@ -215,16 +245,20 @@ def main() -> int:
         tar_reader.close()
 
         print()
-        print(f"{'reader':<9} {'cache':<5} {'accesses/s':>11}"
-              f" {'bytes requested/access':>23} {'bytes from storage/access':>26}")
+        print(
+            f"{'reader':<9} {'cache':<5} {'accesses/s':>11}"
+            f" {'bytes requested/access':>23} {'bytes from storage/access':>26}"
+        )
         for reader, cache, rate, io_bytes in results:
             requested = store_touched if reader == "store" else npz_member
             storage = f"{io_bytes / 1024:.1f} KiB" if cache == "cold" else "-"
             print(f"{reader:<9} {cache:<5} {rate:>11,.0f} {requested / 1024:>19.1f} KiB {storage:>26}")
         warm_rates = {r: rate for r, c, rate, _ in results if c == "warm"}
         cold_rates = {r: rate for r, c, rate, _ in results if c == "cold"}
-        print(f"\nstore / tar+npz: {warm_rates['store'] / warm_rates['tar+npz']:.0f}x warm, "
-              f"{cold_rates['store'] / cold_rates['tar+npz']:.0f}x cold")
+        print(
+            f"\nstore / tar+npz: {warm_rates['store'] / warm_rates['tar+npz']:.0f}x warm, "
+            f"{cold_rates['store'] / cold_rates['tar+npz']:.0f}x cold"
+        )
         print("(one access = image row (i, j) + 2 text rows + aug entry j; store rows are float16, npz float32)")
     finally:
         shutil.rmtree(root, ignore_errors=True)

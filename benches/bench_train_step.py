@@ -63,8 +63,13 @@ from mobileclip_fastload_train.optim import build_optimizer  # noqa: E402
 from mobileclip_fastload_train.step import FastPath, image_memory_format, prepare_model  # noqa: E402
 from mobileclip_fastload_train.train import TrainConfig, _grad_norm, _prepare, _train_step, train  # noqa: E402
 
-MODELS = {"S0": "MobileCLIP-S0", "S1": "MobileCLIP-S1", "S2": "MobileCLIP-S2", "B": "MobileCLIP-B",
-          **{f"v2-{v}": f"MobileCLIP2-{v}" for v in ("S0", "S2", "B", "S3", "S4", "L-14")}}  # --models v2-S0,...
+MODELS = {
+    "S0": "MobileCLIP-S0",
+    "S1": "MobileCLIP-S1",
+    "S2": "MobileCLIP-S2",
+    "B": "MobileCLIP-B",
+    **{f"v2-{v}": f"MobileCLIP2-{v}" for v in ("S0", "S2", "B", "S3", "S4", "L-14")},
+}  # --models v2-S0,...
 VARIANTS = {
     "plain": dict(channels_last=False),
     "channels_last": dict(channels_last=True),
@@ -141,8 +146,9 @@ def _top_kernels(step, device: torch.device, k: int = 5) -> tuple[list[tuple[str
 
 def _device_batch(model, batch_size: int, device: torch.device, fast: FastPath):
     pre = model.preprocess
-    source = random_reinforced_source(batch_size, batch_size, pre.image_size, num_teachers=2,
-                                      teacher_dim=TEACHER_DIM, num_augs=1, num_syn=1)
+    source = random_reinforced_source(
+        batch_size, batch_size, pre.image_size, num_teachers=2, teacher_dim=TEACHER_DIM, num_augs=1, num_syn=1
+    )
     cfg = TrainConfig(num_teachers=2)
     return _prepare(as_batch(next(iter(source))), model, cfg, device, torch.Generator(), image_memory_format(fast))
 
@@ -187,6 +193,7 @@ def bench_variant(name: str, variant: str, args, device: torch.device, batch: in
                 out = encode(x)
             out.float().sum().backward()
             model.zero_grad(set_to_none=True)
+
         return run
 
     def timed_tower(encode, x) -> float | None:
@@ -202,14 +209,19 @@ def bench_variant(name: str, variant: str, args, device: torch.device, batch: in
     text_s = timed_tower(model.encode_text, p.texts)
     top, kernels = _top_kernels(step, device) if args.profile else ([], 0)
     row = {
-        "model": name, "variant": variant, "batch": batch, "step_ms": per_step * 1e3,
-        "samples_per_s": batch / per_step, "first_step_s": first,
+        "model": name,
+        "variant": variant,
+        "batch": batch,
+        "step_ms": per_step * 1e3,
+        "samples_per_s": batch / per_step,
+        "first_step_s": first,
         "compile_s": first - per_step if fast.compile else None,
         "peak_mb_per_sample": peak / batch / 2**20 if peak is not None else None,
         "peak_gib": peak / 2**30 if peak is not None else None,
         "image_fwd_bwd_ms": image_s * 1e3 if image_s is not None else None,
         "text_fwd_bwd_ms": text_s * 1e3 if text_s is not None else None,
-        "kernels_per_step": kernels, "top_kernels": top,
+        "kernels_per_step": kernels,
+        "top_kernels": top,
     }
     return row
 
@@ -248,11 +260,21 @@ def bench_open_clip_vit(args, device: torch.device, batch: int) -> dict:
     per_step = timer.time(step, args.steps)
     peak = _peak_bytes(device)
     top, kernels = _top_kernels(step, device) if args.profile else ([], 0)
-    return {"model": "open_clip ViT-B-16 (224 px, 1 caption)", "variant": "default", "batch": batch,
-            "step_ms": per_step * 1e3, "samples_per_s": batch / per_step, "first_step_s": None,
-            "compile_s": None, "peak_mb_per_sample": peak / batch / 2**20 if peak is not None else None,
-            "peak_gib": peak / 2**30 if peak is not None else None,
-            "image_fwd_bwd_ms": None, "text_fwd_bwd_ms": None, "kernels_per_step": kernels, "top_kernels": top}
+    return {
+        "model": "open_clip ViT-B-16 (224 px, 1 caption)",
+        "variant": "default",
+        "batch": batch,
+        "step_ms": per_step * 1e3,
+        "samples_per_s": batch / per_step,
+        "first_step_s": None,
+        "compile_s": None,
+        "peak_mb_per_sample": peak / batch / 2**20 if peak is not None else None,
+        "peak_gib": peak / 2**30 if peak is not None else None,
+        "image_fwd_bwd_ms": None,
+        "text_fwd_bwd_ms": None,
+        "kernels_per_step": kernels,
+        "top_kernels": top,
+    }
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -295,8 +317,11 @@ class PinnedBatches:
     def __init__(self, source, count: int, pin: bool) -> None:
         batches = []
         for b in source:
-            batches.append({k: v.pin_memory() if pin and isinstance(v, torch.Tensor) else v for k, v in b.items()}
-                           if isinstance(b, dict) else b)
+            batches.append(
+                {k: v.pin_memory() if pin and isinstance(v, torch.Tensor) else v for k, v in b.items()}
+                if isinstance(b, dict)
+                else b
+            )
             if len(batches) == count:
                 break
         self.batches = batches
@@ -319,7 +344,6 @@ class PinnedBatches:
 
 def bench_end_to_end(args, device: torch.device, batch: int) -> list[dict]:
     from bench_loader_throughput import build_data, shard_paths
-
     from mobileclip_fastload_train.data import open_store_loader
 
     cores = os.cpu_count() or 1
@@ -330,9 +354,11 @@ def bench_end_to_end(args, device: torch.device, batch: int) -> list[dict]:
     t0 = time.perf_counter()
     _, store = build_data(data, args.e2e_samples, shards=shards, unique=unique)
     tars = shard_paths(data, shards)
-    print(f"end-to-end data: {args.e2e_samples} samples ({unique} distinct)"
-          f" in {shards} shards + a DR store ({time.perf_counter() - t0:.0f}s)",
-          flush=True)
+    print(
+        f"end-to-end data: {args.e2e_samples} samples ({unique} distinct)"
+        f" in {shards} shards + a DR store ({time.perf_counter() - t0:.0f}s)",
+        flush=True,
+    )
 
     window = args.e2e_window
     rows = []
@@ -342,27 +368,49 @@ def bench_end_to_end(args, device: torch.device, batch: int) -> list[dict]:
         model = create_model("MobileCLIP-S0")
         pre = model.preprocess
         if feed == "in-memory":
-            source = PinnedBatches(random_reinforced_source(4 * batch, batch, pre.image_size, num_teachers=2,
-                                                            teacher_dim=TEACHER_DIM, num_augs=1, num_syn=1),
-                                   4, pin=device.type == "cuda")
+            source = PinnedBatches(
+                random_reinforced_source(
+                    4 * batch, batch, pre.image_size, num_teachers=2, teacher_dim=TEACHER_DIM, num_augs=1, num_syn=1
+                ),
+                4,
+                pin=device.type == "cuda",
+            )
         elif feed == "FastReinforcedLoader":
-            source = open_store_loader(str(store), batch, pre.image_size, pre.interpolation, pre.mean, pre.std,
-                                       "both", 0.5, 0, max(1, cores - 1), "uint8", pin_memory=device.type == "cuda",
-                                       prefetch=4)  # few buffers: all pinned (once each) within the warm-up window
+            source = open_store_loader(
+                str(store),
+                batch,
+                pre.image_size,
+                pre.interpolation,
+                pre.mean,
+                pre.std,
+                "both",
+                0.5,
+                0,
+                max(1, cores - 1),
+                "uint8",
+                pin_memory=device.type == "cuda",
+                prefetch=4,
+            )  # few buffers: all pinned (once each) within the warm-up window
         else:
             source = ReferenceSource(tars, batch, cores, pin_memory=device.type == "cuda")
-        cfg = TrainConfig(steps=2 * window, warmup=1, precision=args.precision, log_every=window, progress=False,
-                          num_teachers=2)
+        cfg = TrainConfig(
+            steps=2 * window, warmup=1, precision=args.precision, log_every=window, progress=False, num_teachers=2
+        )
         t0 = time.perf_counter()
         result = train(cfg, model, source, DistInfo(device=device))
         wall = time.perf_counter() - t0
         steady = [r for r in result.history if r["step"] > window]
-        rows.append({
-            "feed": feed, "batch": batch, "samples_per_s": steady[-1]["samples_per_s"],
-            "step_ms": steady[-1]["step_s"] * 1e3,
-            "data_wait_ms_median": statistics.median(r["data_s"] for r in steady) * 1e3,
-            "data_wait_ms_max": max(r["data_s"] for r in steady) * 1e3, "wall_s": wall,
-        })
+        rows.append(
+            {
+                "feed": feed,
+                "batch": batch,
+                "samples_per_s": steady[-1]["samples_per_s"],
+                "step_ms": steady[-1]["step_s"] * 1e3,
+                "data_wait_ms_median": statistics.median(r["data_s"] for r in steady) * 1e3,
+                "data_wait_ms_max": max(r["data_s"] for r in steady) * 1e3,
+                "wall_s": wall,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
         del model, source
     return rows
@@ -377,24 +425,33 @@ def _rate(v: float) -> str:
     return f"{v:.0f}" if v >= 100 else f"{v:.2f}"
 
 
-def tables(step_rows: list[dict], skipped: list[str], e2e_rows: list[dict], args, device_name: str,
-           memory: dict[str, dict]) -> str:
+def tables(
+    step_rows: list[dict], skipped: list[str], e2e_rows: list[dict], args, device_name: str, memory: dict[str, dict]
+) -> str:
     cuda = args.device.startswith("cuda")
-    lines = [f"Device: {device_name}; {args.precision}; torch {torch.__version__}.", "",
-             "| model | variant | batch | ms/step | samples/s | compile s | peak MB/sample | peak GiB | "
-             "image fwd+bwd ms | text fwd+bwd ms | "
-             + ("kernels/step | top kernels (share of kernel time) |" if cuda
-                else "aten ops/step | top aten ops (share of self CPU time) |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Device: {device_name}; {args.precision}; torch {torch.__version__}.",
+        "",
+        "| model | variant | batch | ms/step | samples/s | compile s | peak MB/sample | peak GiB | "
+        "image fwd+bwd ms | text fwd+bwd ms | "
+        + (
+            "kernels/step | top kernels (share of kernel time) |"
+            if cuda
+            else "aten ops/step | top aten ops (share of self CPU time) |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     order = {**{m: i for i, m in enumerate(MODELS)}, **{v: i for i, v in enumerate(VARIANTS)}}
     step_rows = sorted(step_rows, key=lambda r: (order.get(r["model"], 99), order.get(r["variant"], 99)))
     for r in step_rows:
         top = "; ".join(f"{n} {s:.0%}" for n, s in r["top_kernels"][:3])
-        lines.append(f"| {r['model']} | {r['variant']} | {r['batch']} | {r['step_ms']:.1f} | "
-                     f"{_rate(r['samples_per_s'])} | {_fmt(r['compile_s'], '.1f')} | "
-                     f"{_fmt(r['peak_mb_per_sample'], '.1f')} | {_fmt(r.get('peak_gib'), '.1f')} | "
-                     f"{_fmt(r['image_fwd_bwd_ms'], '.1f')} | {_fmt(r['text_fwd_bwd_ms'], '.1f')} | "
-                     f"{r['kernels_per_step'] or '-'} | {top} |")
+        lines.append(
+            f"| {r['model']} | {r['variant']} | {r['batch']} | {r['step_ms']:.1f} | "
+            f"{_rate(r['samples_per_s'])} | {_fmt(r['compile_s'], '.1f')} | "
+            f"{_fmt(r['peak_mb_per_sample'], '.1f')} | {_fmt(r.get('peak_gib'), '.1f')} | "
+            f"{_fmt(r['image_fwd_bwd_ms'], '.1f')} | {_fmt(r['text_fwd_bwd_ms'], '.1f')} | "
+            f"{r['kernels_per_step'] or '-'} | {top} |"
+        )
     by = {(r["model"], r["variant"]): r for r in step_rows}
     vit = next((r for r in step_rows if r["model"].startswith("open_clip")), None)
     s0 = [by[("S0", v)] for v in VARIANTS if ("S0", v) in by]
@@ -407,23 +464,38 @@ def tables(step_rows: list[dict], skipped: list[str], e2e_rows: list[dict], args
             note += f", {best['samples_per_s'] / vit['samples_per_s']:.2f}x open_clip ViT-B-16"
         lines.append(note + ".")
     if memory:
-        lines += ["", "| model | estimated step GiB at --batch | batch chosen | estimated GiB at it | budget GiB |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| model | estimated step GiB at --batch | batch chosen | estimated GiB at it | budget GiB |",
+            "|---|---|---|---|---|",
+        ]
         for name, m in memory.items():
-            lines.append(f"| {name} | {m['estimate_gib_at_requested']:.1f} (batch {m['requested']}) | {m['batch']} | "
-                         f"{m['estimate_gib']:.1f} | {_fmt(m['budget_gib'], '.1f')} |")
-        lines.append("Estimate: mobileclip_fastload_train.memory (16 B/parameter + saved activations measured at batches 2 and 4, "
-                     "extrapolated); chosen with x1.25 headroom. Compare with the measured peak GiB above.")
+            lines.append(
+                f"| {name} | {m['estimate_gib_at_requested']:.1f} (batch {m['requested']}) | {m['batch']} | "
+                f"{m['estimate_gib']:.1f} | {_fmt(m['budget_gib'], '.1f')} |"
+            )
+        lines.append(
+            "Estimate: mobileclip_fastload_train.memory (16 B/parameter + saved activations measured at batches 2 "
+            "and 4, extrapolated); chosen with x1.25 headroom. Compare with the measured peak GiB above."
+        )
     if skipped:
         lines.append("Skipped: " + "; ".join(skipped) + ".")
     if e2e_rows:
         ref = e2e_rows[0]["samples_per_s"]
-        lines += ["", "| mobileclip_fastload_train.train, MobileCLIP-S0, fed by | batch | samples/s | vs in-memory (pinned) | ms/step | "
-                  "data wait ms (median / max) |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            (
+                "| mobileclip_fastload_train.train, MobileCLIP-S0, fed by | batch | samples/s | vs in-memory (pinned) "
+                "| ms/step | data wait ms (median / max) |"
+            ),
+            "|---|---|---|---|---|---|",
+        ]
         for r in e2e_rows:
-            lines.append(f"| {r['feed']} | {r['batch']} | {_rate(r['samples_per_s'])} | "
-                         f"{r['samples_per_s'] / ref:.2f}x | {r['step_ms']:.0f} | "
-                         f"{r['data_wait_ms_median']:.1f} / {r['data_wait_ms_max']:.1f} |")
+            lines.append(
+                f"| {r['feed']} | {r['batch']} | {_rate(r['samples_per_s'])} | "
+                f"{r['samples_per_s'] / ref:.2f}x | {r['step_ms']:.0f} | "
+                f"{r['data_wait_ms_median']:.1f} / {r['data_wait_ms_max']:.1f} |"
+            )
     return "\n".join(lines)
 
 
@@ -443,21 +515,29 @@ def parse_runs(text: str, models: str | None, variants: str | None) -> list[tupl
             runs.append((model, None))
             continue
         if model not in MODELS or variant not in VARIANTS:
-            raise SystemExit(f"--runs: {item!r} is not MODEL:VARIANT (models {list(MODELS)}, variants "
-                             f"{list(VARIANTS)}), {VIT!r} or {E2E!r}")
+            raise SystemExit(
+                f"--runs: {item!r} is not MODEL:VARIANT (models {list(MODELS)}, variants "
+                f"{list(VARIANTS)}), {VIT!r} or {E2E!r}"
+            )
         runs.append((model, variant))
     keep_models = set(models.split(",")) if models else None
     keep_variants = set(variants.split(",")) if variants else None
-    return [(m, v) for m, v in runs if (keep_models is None or m in keep_models)
-            and (keep_variants is None or v is None or v in keep_variants)]
+    return [
+        (m, v)
+        for m, v in runs
+        if (keep_models is None or m in keep_models) and (keep_variants is None or v is None or v in keep_variants)
+    ]
 
 
 def choose_batch(name: str, args, device: torch.device, memory: dict[str, dict]) -> int:
     """``args.batch``, or the largest batch whose estimated step memory fits the device."""
     if name in memory:
         return memory[name]["batch"]
-    budget = args.memory_budget_gib * 2**30 if args.memory_budget_gib else (
-        torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None)
+    budget = (
+        args.memory_budget_gib * 2**30
+        if args.memory_budget_gib
+        else (torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None)
+    )
     if not args.fit_batch or budget is None:
         return args.batch
     _reset(device)
@@ -471,9 +551,14 @@ def choose_batch(name: str, args, device: torch.device, memory: dict[str, dict])
     estimate = measure_step_memory(model, size, captions, args.precision, context, device)
     del model
     batch = estimate.largest_batch(int(budget), args.batch)
-    memory[name] = {"requested": args.batch, "batch": batch, "budget_gib": budget / 2**30,
-                    "estimate_gib_at_requested": estimate.at(args.batch) / 2**30,
-                    "estimate_gib": estimate.at(batch) / 2**30, "estimate": vars(estimate)}
+    memory[name] = {
+        "requested": args.batch,
+        "batch": batch,
+        "budget_gib": budget / 2**30,
+        "estimate_gib_at_requested": estimate.at(args.batch) / 2**30,
+        "estimate_gib": estimate.at(batch) / 2**30,
+        "estimate": vars(estimate),
+    }
     print(f"memory {name}: {json.dumps(memory[name])}", flush=True)
     return batch
 
@@ -492,10 +577,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=256, help="per model unless it does not fit (see --no-fit-batch)")
-    ap.add_argument("--no-fit-batch", dest="fit_batch", action="store_false",
-                    help="always --batch, even where the memory estimate says it does not fit")
-    ap.add_argument("--memory-budget-gib", type=float, default=None,
-                    help="device memory the batch must fit in (default: the GPU's; on the CPU: no fitting)")
+    ap.add_argument(
+        "--no-fit-batch",
+        dest="fit_batch",
+        action="store_false",
+        help="always --batch, even where the memory estimate says it does not fit",
+    )
+    ap.add_argument(
+        "--memory-budget-gib",
+        type=float,
+        default=None,
+        help="device memory the batch must fit in (default: the GPU's; on the CPU: no fitting)",
+    )
     ap.add_argument("--precision", choices=("bf16", "fp32"), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     ap.add_argument("--runs", default=None, help=f"in order (default on CUDA: {CUDA_RUNS}; on the CPU: {CPU_RUNS})")
     ap.add_argument("--models", default=None, help="keep only these models' runs (e.g. S0,vit,e2e)")
@@ -516,8 +609,11 @@ def main() -> None:
         torch.set_num_threads(args.num_threads)
     args.out.mkdir(parents=True, exist_ok=True)
     runs = parse_runs(args.runs or (CUDA_RUNS if cuda else CPU_RUNS), args.models, args.variants)
-    device_name = (torch.cuda.get_device_name(device) if cuda
-                   else f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})")
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if cuda
+        else f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
+    )
     start = time.perf_counter()
     rows: list[dict] = []
     e2e: list[dict] = []
@@ -555,9 +651,20 @@ def main() -> None:
     text += f"\n\nTotal bench time {time.perf_counter() - start:.0f}s. Command: python {' '.join(sys.argv)}"
     print(text)
     (args.out / "bench_train_step.md").write_text(text + "\n")
-    (args.out / "bench_train_step.json").write_text(json.dumps(
-        {"device": device_name, "precision": args.precision, "runs": [list(r) for r in runs], "steps": rows,
-         "end_to_end": e2e, "memory": memory, "skipped": skipped}, indent=1))
+    (args.out / "bench_train_step.json").write_text(
+        json.dumps(
+            {
+                "device": device_name,
+                "precision": args.precision,
+                "runs": [list(r) for r in runs],
+                "steps": rows,
+                "end_to_end": e2e,
+                "memory": memory,
+                "skipped": skipped,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from mobileclip_fastload.store import Sample, aug_records, write_shard
 
 
@@ -28,16 +27,24 @@ def make_samples(n: int, J: int, S: int, K: int, D: int, seed: int = 0) -> list[
     for i in range(n):
         params = [[[int(rng.integers(0, 200)), int(rng.integers(0, 200)), 256, 256], [[3, 0.5]]] for _ in range(J)]
         aug, _ = aug_records(params, width=512, height=512)
-        samples.append(Sample(
-            uid=f"{i:012x}", image=rng.integers(0, 256, 60_000, dtype=np.uint8).tobytes(),
-            width=512, height=512, orig_width=512, orig_height=512,
-            caption=f"a photo of thing number {i}", caption_tokens=np.arange(49406 - 20, 49406, dtype=np.uint16),
-            syn_captions=[f"synthetic caption {s} of {i}" for s in range(S)],
-            syn_tokens=[np.arange(100, 130, dtype=np.uint16) for _ in range(S)], aug=aug,
-            image_emb=rng.standard_normal((J, K * D), dtype=np.float32) / 28,
-            text_emb=rng.standard_normal((1 + S, K * D), dtype=np.float32) / 28,
-            sha256=bytes(32),
-        ))
+        samples.append(
+            Sample(
+                uid=f"{i:012x}",
+                image=rng.integers(0, 256, 60_000, dtype=np.uint8).tobytes(),
+                width=512,
+                height=512,
+                orig_width=512,
+                orig_height=512,
+                caption=f"a photo of thing number {i}",
+                caption_tokens=np.arange(49406 - 20, 49406, dtype=np.uint16),
+                syn_captions=[f"synthetic caption {s} of {i}" for s in range(S)],
+                syn_tokens=[np.arange(100, 130, dtype=np.uint16) for _ in range(S)],
+                aug=aug,
+                image_emb=rng.standard_normal((J, K * D), dtype=np.float32) / 28,
+                text_emb=rng.standard_normal((1 + S, K * D), dtype=np.float32) / 28,
+                sha256=bytes(32),
+            )
+        )
     return samples
 
 
@@ -48,14 +55,22 @@ def encoded(samples: list[Sample], dtype: str, K: int) -> list[Sample]:
     out = []
     for s in samples:
         if hasattr(store, "encode_embeddings"):
-            (ie, iscale), (te, tscale) = (store.encode_embeddings(s.image_emb, dtype, K),
-                                          store.encode_embeddings(s.text_emb, dtype, K))
+            (ie, iscale), (te, tscale) = (
+                store.encode_embeddings(s.image_emb, dtype, K),
+                store.encode_embeddings(s.text_emb, dtype, K),
+            )
         else:  # older checkouts
             from mobileclip_fastload.store.embeddings import encode_embeddings
 
-            (ie, iscale), (te, tscale) = encode_embeddings(s.image_emb, dtype, K), encode_embeddings(s.text_emb, dtype, K)
-        out.append(Sample(**{**s.__dict__, "image_emb": ie, "text_emb": te,
-                             "image_emb_scale": iscale, "text_emb_scale": tscale}))
+            (ie, iscale), (te, tscale) = (
+                encode_embeddings(s.image_emb, dtype, K),
+                encode_embeddings(s.text_emb, dtype, K),
+            )
+        out.append(
+            Sample(
+                **{**s.__dict__, "image_emb": ie, "text_emb": te, "image_emb_scale": iscale, "text_emb_scale": tscale}
+            )
+        )
     return out
 
 
@@ -77,8 +92,10 @@ def main() -> None:
                     t = time.perf_counter()
                     info = write_shard(path, batch, dims=dims, embedding_dtype=dtype)
                     best = min(best, time.perf_counter() - t)
-                print(f"  {dtype:9s} {label:14s}: {args.samples / best:8.0f} samples/s  "
-                      f"{info.file_bytes / best / 1e6:7.1f} MB/s  ({info.file_bytes / 1e6:.1f} MB)")
+                print(
+                    f"  {dtype:9s} {label:14s}: {args.samples / best:8.0f} samples/s  "
+                    f"{info.file_bytes / best / 1e6:7.1f} MB/s  ({info.file_bytes / 1e6:.1f} MB)"
+                )
 
 
 if __name__ == "__main__":

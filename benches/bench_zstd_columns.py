@@ -39,13 +39,25 @@ def write_shard(path: Path, n: int) -> Path:
             jpeg, width, height = photo_jpeg(rng, min_side=128, max_side=512)
             caption = _caption(rng)
             syn = [_caption(rng) for _ in range(S)]
-            w.add(Sample(uid=f"{rng.integers(1 << 63):032x}", image=jpeg, width=width, height=height,
-                         orig_width=width, orig_height=height, caption=caption,
-                         caption_tokens=tokenize(caption), syn_captions=syn,
-                         syn_tokens=[tokenize(c) for c in syn],
-                         aug=random_aug_records(rng, J, width, height),
-                         image_emb=normalised_embeddings(rng, J, K, D), text_emb=normalised_embeddings(rng, 1 + S, K, D),
-                         sha256=None, flags=0))
+            w.add(
+                Sample(
+                    uid=f"{rng.integers(1 << 63):032x}",
+                    image=jpeg,
+                    width=width,
+                    height=height,
+                    orig_width=width,
+                    orig_height=height,
+                    caption=caption,
+                    caption_tokens=tokenize(caption),
+                    syn_captions=syn,
+                    syn_tokens=[tokenize(c) for c in syn],
+                    aug=random_aug_records(rng, J, width, height),
+                    image_emb=normalised_embeddings(rng, J, K, D),
+                    text_emb=normalised_embeddings(rng, 1 + S, K, D),
+                    sha256=None,
+                    flags=0,
+                )
+            )
     return path / "shard-00000.arrow"
 
 
@@ -60,10 +72,14 @@ def main() -> None:
         data = shard.read_bytes()
         table = pa.ipc.open_file(str(shard)).read_all()
         info = _core.store_shard_info(str(shard))
-        print(f"{args.samples} samples, shard {len(data) / 1e6:.1f} MB; compressed size as % of raw "
-              f"(lower is better), and level-3 compress/decompress speed:")
-        print(f"  {'column':16s} {'raw MB':>8s} {'B/sample':>9s} {'zstd-1':>7s} {'zstd-3':>7s} {'zstd-9':>7s} "
-              f"{'c MB/s':>7s} {'d MB/s':>7s}")
+        print(
+            f"{args.samples} samples, shard {len(data) / 1e6:.1f} MB; compressed size as % of raw "
+            f"(lower is better), and level-3 compress/decompress speed:"
+        )
+        print(
+            f"  {'column':16s} {'raw MB':>8s} {'B/sample':>9s} {'zstd-1':>7s} {'zstd-3':>7s} {'zstd-9':>7s} "
+            f"{'c MB/s':>7s} {'d MB/s':>7s}"
+        )
         total = {1: 0, 3: 0, 9: 0}
         for name in table.column_names:
             column = table.column(name).combine_chunks()
@@ -80,12 +96,16 @@ def main() -> None:
             t0 = time.perf_counter()
             zstandard.ZstdDecompressor().decompress(packed)
             dt = time.perf_counter() - t0
-            print(f"  {name:16s} {len(raw) / 1e6:8.2f} {len(raw) / args.samples:9.0f} "
-                  + " ".join(f"{r * 100:6.1f}%" for r in row)
-                  + f" {len(raw) / 1e6 / max(ct, 1e-9):7.0f} {len(raw) / 1e6 / max(dt, 1e-9):7.0f}")
+            print(
+                f"  {name:16s} {len(raw) / 1e6:8.2f} {len(raw) / args.samples:9.0f} "
+                + " ".join(f"{r * 100:6.1f}%" for r in row)
+                + f" {len(raw) / 1e6 / max(ct, 1e-9):7.0f} {len(raw) / 1e6 / max(dt, 1e-9):7.0f}"
+            )
         whole = {lv: len(zstandard.ZstdCompressor(level=lv).compress(data)) for lv in (1, 3, 9)}
-        print(f"  {'whole file':16s} {len(data) / 1e6:8.2f} {len(data) / args.samples:9.0f} "
-              + " ".join(f"{whole[lv] / len(data) * 100:6.1f}%" for lv in (1, 3, 9)))
+        print(
+            f"  {'whole file':16s} {len(data) / 1e6:8.2f} {len(data) / args.samples:9.0f} "
+            + " ".join(f"{whole[lv] / len(data) * 100:6.1f}%" for lv in (1, 3, 9))
+        )
         assert info["num_samples"] == args.samples
 
 

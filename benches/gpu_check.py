@@ -33,6 +33,7 @@ Steps, each recorded in ``OUT/gpu_check.json`` and ``OUT/gpu_check.md``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -50,18 +51,53 @@ CUDA_TESTS = ["tests/test_training_fast_step.py"]  # the files holding `-m cuda`
 # Device run: the order and sizes of issue 19. Dry run: the same steps at tiny sizes on the CPU
 # (channels_last and compilation are CUDA-only in the bench: see its docstring).
 DEVICE_BENCH = ["--batch", "256", "--precision", "bf16", "--steps", "10", "--warmup", "3", "--e2e-samples", "4096"]
-DRY_BENCH = ["--device", "cpu", "--batch", "2", "--precision", "fp32", "--steps", "1", "--warmup", "1",
-             "--e2e-samples", "16", "--e2e-window", "1", "--memory-budget-gib", "4", "--no-profile",
-             "--num-threads", "1",  # one thread: no spinning on small machines
-             "--runs", "S0:plain,S0:cudagraphs,vit,e2e"]
+DRY_BENCH = [
+    "--device",
+    "cpu",
+    "--batch",
+    "2",
+    "--precision",
+    "fp32",
+    "--steps",
+    "1",
+    "--warmup",
+    "1",
+    "--e2e-samples",
+    "16",
+    "--e2e-window",
+    "1",
+    "--memory-budget-gib",
+    "4",
+    "--no-profile",
+    "--num-threads",
+    "1",  # one thread: no spinning on small machines
+    "--runs",
+    "S0:plain,S0:cudagraphs,vit,e2e",
+]
 
 
 def install_wheels(wheels: Path, site: Path) -> list[str]:
     found = sorted(glob.glob(str(wheels / "*.whl")))
     if not found:
         raise SystemExit(f"no wheels in {wheels}: build the folder with the command in this script's docstring")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                    "--no-cache-dir", "--upgrade", "--target", str(site), *found], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--no-cache-dir",
+            "--upgrade",
+            "--target",
+            str(site),
+            *found,
+        ],
+        check=True,
+    )
     return [Path(w).name for w in found]
 
 
@@ -81,14 +117,26 @@ def environment(site: Path) -> dict:
     import open_clip  # noqa: F401  (from the carried wheel: fails here, not in the bench, if missing)
     import timm
 
-    env = {"python": sys.version.split()[0], "torch": torch.__version__, "timm": timm.__version__,
-           "timm_from": timm.__file__, "open_clip": version("open_clip_torch"), "numpy": version("numpy"),
-           "webdataset": version("webdataset"), "mobileclip_fastload_from": mobileclip_fastload.__file__,
-           "cuda": torch.cuda.is_available(), "site": str(site)}
+    env = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "timm_from": timm.__file__,
+        "open_clip": version("open_clip_torch"),
+        "numpy": version("numpy"),
+        "webdataset": version("webdataset"),
+        "mobileclip_fastload_from": mobileclip_fastload.__file__,
+        "cuda": torch.cuda.is_available(),
+        "site": str(site),
+    }
     if torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info()
-        env.update(device=torch.cuda.get_device_name(), cuda_version=torch.version.cuda,
-                   memory_total_gib=total / 2**30, memory_free_gib=free / 2**30)
+        env.update(
+            device=torch.cuda.get_device_name(),
+            cuda_version=torch.version.cuda,
+            memory_total_gib=total / 2**30,
+            memory_free_gib=free / 2**30,
+        )
     else:
         env.update(device=f"CPU ({os.cpu_count()} cores)")
     return env
@@ -99,8 +147,7 @@ def run_logged(cmd: list[str], log: Path, timeout_s: float, env: dict) -> tuple[
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
 
         def copy() -> None:
             assert proc.stdout is not None
@@ -140,22 +187,30 @@ def bench_lines(log: Path) -> list[dict]:
     rows = []
     for line in log.read_text().splitlines() if log.exists() else []:
         if line.startswith("{"):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
     return rows
 
 
 def markdown(report: dict, bench_md: str | None) -> str:
     env = report["environment"]
-    lines = [f"# GPU check ({'dry run, CPU' if report['dry_run'] else 'device run'})", "",
-             f"Device: {env.get('device')}; torch {env.get('torch')}; timm {env.get('timm')}; "
-             f"open_clip {env.get('open_clip')}; Python {env.get('python')}; wheels: {', '.join(report['wheels'])}.",
-             f"Command: `{report['command']}`; total {report['total_s']:.0f} s.", "", "## CUDA tests", "",
-             f"exit code {report['tests']['exit']} in {report['tests']['seconds']:.0f} s", ""]
-    for case in report["tests"].get("cases", []):
-        lines.append(f"- {case['test']}: {case['outcome']} ({case['seconds']:.1f} s)")
+    lines = [
+        f"# GPU check ({'dry run, CPU' if report['dry_run'] else 'device run'})",
+        "",
+        (
+            f"Device: {env.get('device')}; torch {env.get('torch')}; timm {env.get('timm')}; "
+            f"open_clip {env.get('open_clip')}; Python {env.get('python')}; wheels: {', '.join(report['wheels'])}."
+        ),
+        f"Command: `{report['command']}`; total {report['total_s']:.0f} s.",
+        "",
+        "## CUDA tests",
+        "",
+        f"exit code {report['tests']['exit']} in {report['tests']['seconds']:.0f} s",
+        "",
+    ]
+    lines += [
+        f"- {case['test']}: {case['outcome']} ({case['seconds']:.1f} s)" for case in report["tests"].get("cases", [])
+    ]
     bench = report["bench"]
     lines += ["", "## bench_train_step", "", f"exit code {bench['exit']} in {bench['seconds']:.0f} s", ""]
     if bench_md:
@@ -186,25 +241,55 @@ def main() -> None:
     wheels = install_wheels(args.wheels, site)
     paths = [str(site), str(REPO / "python"), str(REPO)]
     sys.path[:0] = paths
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-               PYTHONUNBUFFERED="1")
-    report: dict = {"dry_run": args.dry_run, "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                    "wheels": wheels, "environment": environment(site)}
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        PYTHONUNBUFFERED="1",
+    )
+    report: dict = {
+        "dry_run": args.dry_run,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "wheels": wheels,
+        "environment": environment(site),
+    }
     print(json.dumps(report["environment"], indent=1), flush=True)
     if not args.dry_run and not report["environment"]["cuda"]:
         raise SystemExit("no CUDA device: use --dry-run on the CPU")
 
     junit = args.out / "cuda_tests.xml"
-    code, seconds = run_logged([sys.executable, "-m", "pytest", "-q", "-rs", "-m", "cuda", "-p", "no:cacheprovider",
-                                f"--junitxml={junit}", *CUDA_TESTS], args.out / "cuda_tests.log",
-                               args.tests_timeout_s, env)
+    code, seconds = run_logged(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-m",
+            "cuda",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            *CUDA_TESTS,
+        ],
+        args.out / "cuda_tests.log",
+        args.tests_timeout_s,
+        env,
+    )
     report["tests"] = {"exit": code, "seconds": seconds, **test_summary(junit)}
 
     bench_out = work / "bench"  # its end-to-end data is large: only the tables are copied to OUT
     left = args.time_limit_s - (time.perf_counter() - t0)
     budget = max(0.0, left - 120.0)  # no run starts after this; the last one gets the rest
-    bench_cmd = [sys.executable, "benches/bench_train_step.py", "--out", str(bench_out), "--budget-s", f"{budget:.0f}",
-                 *(DRY_BENCH if args.dry_run else DEVICE_BENCH), *args.bench_args]
+    bench_cmd = [
+        sys.executable,
+        "benches/bench_train_step.py",
+        "--out",
+        str(bench_out),
+        "--budget-s",
+        f"{budget:.0f}",
+        *(DRY_BENCH if args.dry_run else DEVICE_BENCH),
+        *args.bench_args,
+    ]
     code, seconds = run_logged(bench_cmd, args.out / "bench.log", max(30.0, left - 15.0), env)
     report["bench"] = {"exit": code, "seconds": seconds, "rows": bench_lines(args.out / "bench.log")}
     bench_md = None
@@ -218,8 +303,11 @@ def main() -> None:
     report["total_s"] = time.perf_counter() - t0
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     (args.out / "gpu_check.md").write_text(markdown(report, bench_md))
-    print(f"gpu_check: {report['total_s']:.0f} s; tests exit {report['tests']['exit']}, bench exit "
-          f"{report['bench']['exit']}; wrote {args.out}/gpu_check.md and .json", flush=True)
+    print(
+        f"gpu_check: {report['total_s']:.0f} s; tests exit {report['tests']['exit']}, bench exit "
+        f"{report['bench']['exit']}; wrote {args.out}/gpu_check.md and .json",
+        flush=True,
+    )
     tests_ok = report["tests"]["exit"] == 0
     sys.exit(0 if tests_ok and report["bench"]["exit"] == 0 else 1)
 

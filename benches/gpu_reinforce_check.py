@@ -56,9 +56,13 @@ def model_specs(tiny: bool, work: str):
         return coca, (OpenClipSpec(a.name, None, a.config_file, 1, quick_gelu=True), b)
     quick = quick_gelu_of(OpenClipSpec("ViT-L-14", "openai"))
     gelu = quick_gelu_of(OpenClipSpec("ViT-L-14", "datacomp_xl_s13b_b90k"))
-    return (OpenClipSpec("coca_ViT-L-14", None, init_seed=3),
-            (OpenClipSpec("ViT-L-14", None, init_seed=1, quick_gelu=quick),
-             OpenClipSpec("ViT-L-14", None, init_seed=2, quick_gelu=gelu)))
+    return (
+        OpenClipSpec("coca_ViT-L-14", None, init_seed=3),
+        (
+            OpenClipSpec("ViT-L-14", None, init_seed=1, quick_gelu=quick),
+            OpenClipSpec("ViT-L-14", None, init_seed=2, quick_gelu=gelu),
+        ),
+    )
 
 
 def preflight(coca, device: str) -> dict:
@@ -75,7 +79,7 @@ def preflight(coca, device: str) -> dict:
     try:
         from transformers import BeamSearchScorer  # noqa: F401  (open_clip 3.3's generate imports it)
     except Exception as e:
-        raise SystemExit(f"preflight: CoCa cannot generate: {type(e).__name__}: {e}\nversions: {versions}")
+        raise SystemExit(f"preflight: CoCa cannot generate: {type(e).__name__}: {e}\nversions: {versions}") from e
     from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
 
     captioner = OpenClipCaptioner(coca, tag="coca", num_captions=5, seq_len=CAPTION_LENGTH)
@@ -85,8 +89,10 @@ def preflight(coca, device: str) -> dict:
     seconds = time.perf_counter() - t0
     if len(caps) != 1 or len(caps[0]) != 5 or not all(isinstance(c, str) for c in caps[0]):
         raise SystemExit(f"preflight: CoCa returned {caps!r}")
-    log(f"preflight: CoCa {coca.describe()} generated 5 captions of {CAPTION_LENGTH} tokens on {device} "
-        f"in {seconds:.2f} s (first call, includes the build); versions {versions}")
+    log(
+        f"preflight: CoCa {coca.describe()} generated 5 captions of {CAPTION_LENGTH} tokens on {device} "
+        f"in {seconds:.2f} s (first call, includes the build); versions {versions}"
+    )
     return {"ok": True, "versions": versions, "first_call_seconds": seconds, "sample": caps[0][0][:80]}
 
 
@@ -104,7 +110,7 @@ class GpuSampler:
                 pynvml.nvmlInit()
                 index = int(device.split(":")[1]) if ":" in device else 0
                 self.handle, self.nvml = pynvml.nvmlDeviceGetHandleByIndex(index), pynvml
-            except Exception as e:  # noqa: BLE001  (reported, not fatal: the rates still stand)
+            except Exception as e:
                 log(f"no NVML ({e}): GPU utilisation not sampled")
 
     def __enter__(self):
@@ -130,15 +136,16 @@ class GpuSampler:
 # ----------------------------------------------------------------------------- 1. teachers
 def replay_rate(shards, J: int, threads: int, size: int) -> dict:
     """The CPU side alone: decode + J draws + J Rust replays per image on ``threads`` threads (wall clock)."""
-    from mobileclip_fastload.convert.options import Dims
-    from mobileclip_fastload.convert.tar_samples import TarSampleReader
+    from mobileclip_fastload.ingest.options import Dims
+    from mobileclip_fastload.ingest.tar_samples import TarSampleReader
     from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
     from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
     from mobileclip_fastload.reinforce.options import ReinforceOptions
     from mobileclip_fastload.reinforce.prepare import prepare_sample
 
-    opts = ReinforceOptions(dims=Dims(J, 1, 1, 1), seed=0, teachers=(OpenClipSpec("unused"),),
-                            captioners=(OpenClipCaptioner(),))
+    opts = ReinforceOptions(
+        dims=Dims(J, 1, 1, 1), seed=0, teachers=(OpenClipSpec("unused"),), captioners=(OpenClipCaptioner(),)
+    )
     raws = [raw for path in shards for raw in TarSampleReader(path)]
     views = [(size, "bicubic")]
     prepare_sample(raws[0], opts, views)  # warm-up
@@ -151,11 +158,18 @@ def replay_rate(shards, J: int, threads: int, size: int) -> dict:
 
 def teacher_pass(args, teachers, device: str, work: str) -> dict:
     """reinforce() (Rust replay feed) vs a Pillow + torchvision DataLoader feed, same teachers."""
-    bench_args = argparse.Namespace(teachers="given", images=args.images, shards=args.shards, side=args.side,
-                                    J=args.J, batch_augmented_images=args.batch_augmented_images,
-                                    num_threads=args.num_threads)
-    result = bench_reinforce.teachers_throughput(bench_args, device, teachers=teachers, work=work,
-                                                 sampler=lambda: GpuSampler(device))
+    bench_args = argparse.Namespace(
+        teachers="given",
+        images=args.images,
+        shards=args.shards,
+        side=args.side,
+        J=args.J,
+        batch_augmented_images=args.batch_augmented_images,
+        num_threads=args.num_threads,
+    )
+    result = bench_reinforce.teachers_throughput(
+        bench_args, device, teachers=teachers, work=work, sampler=lambda: GpuSampler(device)
+    )
     result["gpu_util_ours_pct"], result["gpu_util_dataloader_pct"] = result.pop("sampled")
     shards = sorted(str(p) for p in Path(work, "pairs").glob("*.tar"))
     result["replay_alone"] = replay_rate(shards, args.J, args.num_threads, 224 if not args.tiny else 32)
@@ -168,15 +182,15 @@ def captioning(coca, device: str, ladder: list[int], images: int) -> list[dict]:
     not fit in memory."""
     import numpy as np
     import torch
-
     from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
 
     rng = np.random.default_rng(1)
     out = []
     for per_call in ladder:
         n = max(per_call, images if per_call == 1 else 2 * per_call)
-        captioner = OpenClipCaptioner(coca, tag="coca", num_captions=5, seq_len=CAPTION_LENGTH,
-                                      images_per_call=per_call)
+        captioner = OpenClipCaptioner(
+            coca, tag="coca", num_captions=5, seq_len=CAPTION_LENGTH, images_per_call=per_call
+        )
         batch = [captioner.prepare(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)) for _ in range(n)]
         try:
             captioner.caption(batch[:per_call], list(range(per_call)), device)  # warm-up (and the memory test)
@@ -193,8 +207,13 @@ def captioning(coca, device: str, ladder: list[int], images: int) -> list[dict]:
             torch.cuda.empty_cache()
             break
         assert len(caps) == n and all(len(c) == 5 for c in caps)
-        row = {"images_per_call": per_call, "images": n, "images_per_s": n / seconds, "gpu_util_pct": util.mean,
-               "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None}
+        row = {
+            "images_per_call": per_call,
+            "images": n,
+            "images_per_s": n / seconds,
+            "gpu_util_pct": util.mean,
+            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None,
+        }
         log(f"captioning: {row}")
         out.append(row)
     return out
@@ -205,56 +224,119 @@ def end_to_end(args, coca, teachers, work: str) -> dict:
     """`torchrun --nproc-per-node=1 -m mobileclip_fastload reinforce` on a few hundred generated pairs."""
     from mobileclip_fastload.testing.image_text_pairs import make_pair_shards
 
-    shards = make_pair_shards(os.path.join(work, "e2e-pairs"), num_shards=args.e2e_shards,
-                              samples_per_shard=args.e2e_pairs // args.e2e_shards, seed=7, max_side=args.side)
+    shards = make_pair_shards(
+        os.path.join(work, "e2e-pairs"),
+        num_shards=args.e2e_shards,
+        samples_per_shard=args.e2e_pairs // args.e2e_shards,
+        seed=7,
+        max_side=args.side,
+    )
     store = os.path.join(work, "e2e-store")
     configs = [f"--model-config={s.config_file}" for s in (coca, *teachers) if s.config_file]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=1", "--master-port=29571",
-           "-m", "mobileclip_fastload", "reinforce", *shards, "-o", store, "--executor", "torchrun",
-           "--teacher", teachers[0].name, "--teacher", teachers[1].name, "--captioner", f"coca={coca.name}",
-           "-J", str(args.J), "--caption-length", str(8 if args.tiny else CAPTION_LENGTH), "--no-progress", *configs]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=1",
+        "--master-port=29571",
+        "-m",
+        "mobileclip_fastload",
+        "reinforce",
+        *shards,
+        "-o",
+        store,
+        "--executor",
+        "torchrun",
+        "--teacher",
+        teachers[0].name,
+        "--teacher",
+        teachers[1].name,
+        "--captioner",
+        f"coca={coca.name}",
+        "-J",
+        str(args.J),
+        "--caption-length",
+        str(8 if args.tiny else CAPTION_LENGTH),
+        "--no-progress",
+        *configs,
+    ]
     log("end to end: " + " ".join(cmd))
     t0 = time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.e2e_timeout)
     except subprocess.TimeoutExpired as e:
-        raise SystemExit(f"end to end: torchrun ran past {args.e2e_timeout} s:\n{(e.stderr or b'')[-3000:]!r}") from None
+        raise SystemExit(
+            f"end to end: torchrun ran past {args.e2e_timeout} s:\n{(e.stderr or b'')[-3000:]!r}"
+        ) from None
     wall = time.perf_counter() - t0
     if done.returncode != 0:
-        raise SystemExit(f"end to end: torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"end to end: torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     with open(os.path.join(store, "reinforce_report.json")) as f:
         report = json.load(f)
     if report["shards"]["unreadable"]:
         raise SystemExit(f"end to end: failed shards: {report['shards']['unreadable']}")
     run = report["this_run"]
-    return {"pairs": args.e2e_pairs, "J": args.J, "wall_seconds": wall, "report_seconds": report["seconds"],
-            **{k: run[k] for k in ("samples_per_s", "augmented_images_per_s", "cpu_replay_seconds",
-                                   "teacher_seconds", "caption_seconds")}}
+    return {
+        "pairs": args.e2e_pairs,
+        "J": args.J,
+        "wall_seconds": wall,
+        "report_seconds": report["seconds"],
+        **{
+            k: run[k]
+            for k in (
+                "samples_per_s",
+                "augmented_images_per_s",
+                "cpu_replay_seconds",
+                "teacher_seconds",
+                "caption_seconds",
+            )
+        },
+    }
 
 
 # ----------------------------------------------------------------------------- output
 def markdown(result: dict) -> str:
     dev = result["device_name"]
-    lines = [f"# Reinforcement GPU check ({dev})", "", f"command: `{result['command']}`", "",
-             "| measurement | value |", "|---|---|"]
+    lines = [
+        f"# Reinforcement GPU check ({dev})",
+        "",
+        f"command: `{result['command']}`",
+        "",
+        "| measurement | value |",
+        "|---|---|",
+    ]
     t = result.get("teachers")
     if t:
         lines += [
             f"| teacher pass, Rust replay feed (aug. images/s) | {t['ours_aug_per_s']:.0f} |",
-            f"| teacher pass, Pillow + torchvision DataLoader feed (aug. images/s) | {t['pillow_dataloader_aug_per_s']:.0f} |",
+            (
+                "| teacher pass, Pillow + torchvision DataLoader feed (aug. images/s) | "
+                f"{t['pillow_dataloader_aug_per_s']:.0f} |"
+            ),
             f"| ratio replay / DataLoader | {t['ratio']:.2f} |",
-            f"| GPU utilisation, replay feed / DataLoader feed (%) | {t['gpu_util_ours_pct']} / {t['gpu_util_dataloader_pct']} |",
-            f"| replay alone on {t['replay_alone']['threads']} threads (aug. images/s) | "
-            f"{t['replay_alone']['augmented_images_per_s']:.0f} |",
+            (
+                "| GPU utilisation, replay feed / DataLoader feed (%) | "
+                f"{t['gpu_util_ours_pct']} / {t['gpu_util_dataloader_pct']} |"
+            ),
+            (
+                f"| replay alone on {t['replay_alone']['threads']} threads (aug. images/s) | "
+                f"{t['replay_alone']['augmented_images_per_s']:.0f} |"
+            ),
         ]
     for row in result.get("captioning", []):
         lines.append(f"| captioning, images_per_call={row['images_per_call']} (images/s) | {row['images_per_s']:.2f} |")
     e = result.get("end_to_end")
     if e:
-        lines.append(f"| torchrun end to end, {e['pairs']} pairs x J={e['J']}: samples/s, aug/s | "
-                     f"{e['samples_per_s']:.1f}, {e['augmented_images_per_s']:.0f} |")
-        lines.append(f"| stage seconds: replay (CPU, summed), teachers, captions | {e['cpu_replay_seconds']:.1f}, "
-                     f"{e['teacher_seconds']:.1f}, {e['caption_seconds']:.1f} |")
+        lines.append(
+            f"| torchrun end to end, {e['pairs']} pairs x J={e['J']}: samples/s, aug/s | "
+            f"{e['samples_per_s']:.1f}, {e['augmented_images_per_s']:.0f} |"
+        )
+        lines.append(
+            f"| stage seconds: replay (CPU, summed), teachers, captions | {e['cpu_replay_seconds']:.1f}, "
+            f"{e['teacher_seconds']:.1f}, {e['caption_seconds']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -272,8 +354,12 @@ def main() -> int:
     p.add_argument("--num-threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--caption-ladder", default=None, help="images_per_call values (default 1,16,64,128; tiny: 1,2)")
     p.add_argument("--caption-images", type=int, default=None, help="images at images_per_call=1 (default 8; tiny: 2)")
-    p.add_argument("--e2e-pairs", type=int, default=None,
-                   help="end-to-end pairs (default 256; tiny: 6, captions of 8 tokens: the CPU dry run checks the plumbing)")
+    p.add_argument(
+        "--e2e-pairs",
+        type=int,
+        default=None,
+        help="end-to-end pairs (default 256; tiny: 6, captions of 8 tokens: the CPU dry run checks the plumbing)",
+    )
     p.add_argument("--e2e-shards", type=int, default=2)
     p.add_argument("--e2e-timeout", type=int, default=240)
     p.add_argument("--skip", default="", help="comma list of steps to skip: teachers,captioning,e2e")
@@ -292,10 +378,17 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="gpu-reinforce-check-")
     coca, teachers = model_specs(args.tiny, work)
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU ({args.num_threads} threads)"
-    result: dict = {"device": device, "device_name": name, "command": " ".join([sys.executable, *sys.argv]),
-                    "models": {"captioner": coca.describe(), "teachers": [t.describe() for t in teachers],
-                               "teachers_quick_gelu": [t.quick_gelu for t in teachers], "teacher_precision": "bf16"
-                               if device.startswith("cuda") else "fp32"}}
+    result: dict = {
+        "device": device,
+        "device_name": name,
+        "command": " ".join([sys.executable, *sys.argv]),
+        "models": {
+            "captioner": coca.describe(),
+            "teachers": [t.describe() for t in teachers],
+            "teachers_quick_gelu": [t.quick_gelu for t in teachers],
+            "teacher_precision": "bf16" if device.startswith("cuda") else "fp32",
+        },
+    }
     t0 = time.perf_counter()
 
     def save() -> None:

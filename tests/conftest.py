@@ -13,11 +13,16 @@ import pytest
 try:
     import mobileclip_fastload._core  # noqa: F401
 except ImportError as e:
-    raise pytest.UsageError(f"the extension mobileclip_fastload._core does not import ({e}); "
-                            "build it with scripts/dev-build or pip install -e .") from e
+    raise pytest.UsageError(
+        f"the extension mobileclip_fastload._core does not import ({e}); "
+        "build it with scripts/dev-build or pip install -e ."
+    ) from e
 
 from mobileclip_fastload._core import DEFAULT_WRITE_SCHEMA
 from mobileclip_fastload.store import Sample, StoreWriter, aug_records
+
+# The remote-store fixtures (a moto S3 server on 127.0.0.1): importing them here registers them for every test module.
+from remote_s3 import local_store, s3, s3_endpoint  # noqa: F401
 
 
 def synthetic_sample(
@@ -34,10 +39,20 @@ def synthetic_sample(
     """Sample `i`: deterministic random embeddings (unit norm per teacher), varied text and boxes."""
     rng = np.random.default_rng([seed, i])
     w, h = size
-    params = [None if (i + j) % 4 == 0 else
-              [[int(rng.integers(0, h)), int(rng.integers(0, w)), int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))],
-               [[int(rng.integers(0, 14)), float(rng.normal())] for _ in range((i + j) % 3)]]
-              for j in range(J)]
+    params = [
+        None
+        if (i + j) % 4 == 0
+        else [
+            [
+                int(rng.integers(0, h)),
+                int(rng.integers(0, w)),
+                int(rng.integers(1, h + 1)),
+                int(rng.integers(1, w + 1)),
+            ],
+            [[int(rng.integers(0, 14)), float(rng.normal())] for _ in range((i + j) % 3)],
+        ]
+        for j in range(J)
+    ]
     aug, _ = aug_records(params, width=w, height=h)
 
     def emb(rows: int) -> np.ndarray:
@@ -80,16 +95,33 @@ def make_store(tmp_path: Path) -> Callable[..., Path]:
     path; `image_fn(i)` may return (encoded bytes, width, height) for real images; `schema_version=1` for a test
     that edits the shard entries of manifest.json."""
 
-    def make(n: int = 8, *, J: int = 3, S: int = 2, K: int = 2, D: int = 4, embedding_dtype: str = "float16",
-             shard_samples: int | None = None, name: str = "store",
-             image_fn: Callable[[int], tuple[bytes, int, int]] | None = None,
-             schema_version: int = DEFAULT_WRITE_SCHEMA) -> Path:
+    def make(
+        n: int = 8,
+        *,
+        J: int = 3,
+        S: int = 2,
+        K: int = 2,
+        D: int = 4,
+        embedding_dtype: str = "float16",
+        shard_samples: int | None = None,
+        name: str = "store",
+        image_fn: Callable[[int], tuple[bytes, int, int]] | None = None,
+        schema_version: int = DEFAULT_WRITE_SCHEMA,
+    ) -> Path:
         path = tmp_path / name
         first = synthetic_sample(0, J=J, S=S, K=K, D=D)
         per_sample = len(first.image) + first.image_emb.size * 2 + first.text_emb.size * 2
         target = per_sample * shard_samples if shard_samples else 256 << 20
-        with StoreWriter(path, J=J, S=S, K=K, D=D, embedding_dtype=embedding_dtype, target_shard_bytes=target,
-                         schema_version=schema_version) as w:
+        with StoreWriter(
+            path,
+            J=J,
+            S=S,
+            K=K,
+            D=D,
+            embedding_dtype=embedding_dtype,
+            target_shard_bytes=target,
+            schema_version=schema_version,
+        ) as w:
             for i in range(n):
                 image, size = None, (32, 24)
                 if image_fn is not None:

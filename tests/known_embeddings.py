@@ -14,15 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mobileclip_fastload_train.models import CLIPModel, Preprocess
 from PIL import Image
 from torch import nn
 
-from mobileclip_fastload_train.models import CLIPModel, Preprocess
-
 MODEL_NAME = "known-rgb"
 COLOUR_WORDS = {
-    "red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1),
-    "yellow": (1, 1, 0), "teal": (0, 1, 1), "magenta": (1, 0, 1),
+    "red": (1, 0, 0),
+    "green": (0, 1, 0),
+    "blue": (0, 0, 1),
+    "yellow": (1, 1, 0),
+    "teal": (0, 1, 1),
+    "magenta": (1, 0, 1),
 }
 IMAGE_SIZE = 32
 
@@ -123,7 +126,7 @@ def make_captions(rng_seed: int, n_images: int, captions_per_image: int = 2):
         columns = np.sort(_normalise(colours.astype(float)) @ directions.T, axis=0)
         if np.min(np.diff(columns, axis=0)) > 1e-3:
             break
-    captions = [flat[i * captions_per_image:(i + 1) * captions_per_image] for i in range(n_images)]
+    captions = [flat[i * captions_per_image : (i + 1) * captions_per_image] for i in range(n_images)]
     return colours, captions
 
 
@@ -152,8 +155,14 @@ def write_karpathy(root: Path, colours: np.ndarray, captions: list[list[str]]) -
     images = []
     for i, (c, caps) in enumerate(zip(colours, captions)):
         _save_solid(root / "images" / f"{i:03d}.jpg.png", c)
-        images.append({"filepath": "images", "filename": f"{i:03d}.jpg.png", "split": "test",
-                       "sentences": [{"raw": s} for s in caps]})
+        images.append(
+            {
+                "filepath": "images",
+                "filename": f"{i:03d}.jpg.png",
+                "split": "test",
+                "sentences": [{"raw": s} for s in caps],
+            }
+        )
     # one image of another split, which must be left out
     _save_solid(root / "images" / "train.png", np.array([255, 0, 0]))
     images.append({"filepath": "images", "filename": "train.png", "split": "train", "sentences": [{"raw": "red"}]})

@@ -43,7 +43,6 @@ def torchrun_main(out: str, shards: list[str], configs: str) -> None:
     already exists (it must: a rank that finishes early then waits for the others within its timeout)."""
     import torch
     import torch.distributed as dist
-
     from mobileclip_fastload.reinforce import reinforce
     from mobileclip_fastload.reinforce.captioners import Captioner
     from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
@@ -60,18 +59,36 @@ def torchrun_main(out: str, shards: list[str], configs: str) -> None:
             if group:
                 pg = dist.distributed_c10d._get_default_group()
                 timeout = pg._get_backend(torch.device("cpu")).options._timeout
-            record = {"device": device, "torch_threads": torch.get_num_threads(), "group": group,
-                      "timeout_s": timeout.total_seconds() if timeout else None}
+            record = {
+                "device": device,
+                "torch_threads": torch.get_num_threads(),
+                "group": group,
+                "timeout_s": timeout.total_seconds() if timeout else None,
+            }
             with open(os.path.join(out, f"rank{os.environ['RANK']}.json"), "w") as f:
                 json.dump(record, f)
             return [["a photo"] for _ in images]
 
     teacher = OpenClipSpec("tiny-clip-a", None, os.path.join(configs, "tiny-clip-a.json"), init_seed=2)
-    report = reinforce(shards, os.path.join(out, "store"), teachers=[teacher], captioners=[RecordingCaptioner()],
-                       num_augmentations=2, executor="torchrun", device="auto", progress=False)
+    report = reinforce(
+        shards,
+        os.path.join(out, "store"),
+        teachers=[teacher],
+        captioners=[RecordingCaptioner()],
+        num_augmentations=2,
+        executor="torchrun",
+        device="auto",
+        progress=False,
+    )
     with open(os.path.join(out, f"report{os.environ['RANK']}.json"), "w") as f:
-        json.dump({"shards": len(report.shards), "failed": [s.error for s in report.unreadable_shards],
-                   "manifest": report.manifest_written}, f)
+        json.dump(
+            {
+                "shards": len(report.shards),
+                "failed": [s.error for s in report.unreadable_shards],
+                "manifest": report.manifest_written,
+            },
+            f,
+        )
 
 
 if __name__ == "__main__":

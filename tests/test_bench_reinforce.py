@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from mobileclip_fastload.reinforce import reinforce
 from mobileclip_fastload.reinforce.captioners import Captioner
 from mobileclip_fastload.testing.image_text_pairs import make_pair_shards
@@ -38,8 +37,16 @@ def test_bench_stops_with_the_failed_shards_errors(tmp_path, one_torch_thread):
     bench = load_bench()
     _, (teacher, _) = tiny_specs(tmp_path / "configs")
     shards = make_pair_shards(tmp_path / "pairs", num_shards=2, samples_per_shard=2, seed=4)
-    report = reinforce(shards, tmp_path / "store", teachers=[teacher], captioners=[BrokenCaptioner()],
-                       num_augmentations=2, device="cpu", num_threads=1, progress=False)
+    report = reinforce(
+        shards,
+        tmp_path / "store",
+        teachers=[teacher],
+        captioners=[BrokenCaptioner()],
+        num_augmentations=2,
+        device="cpu",
+        num_threads=1,
+        progress=False,
+    )
     assert len(report.unreadable_shards) == 2  # recorded, not raised, by reinforce itself
     with pytest.raises(bench.ShardsFailed, match="2 of 2 shards did not finish") as e:
         bench.require_finished(report)

@@ -11,9 +11,8 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benches"))
-from bench_train_step import CUDA_RUNS, PinnedBatches, kernel_shares, parse_runs  # noqa: E402
-
-from mobileclip_fastload_train.data import random_reinforced_source  # noqa: E402
+from bench_train_step import CUDA_RUNS, PinnedBatches, kernel_shares, parse_runs
+from mobileclip_fastload_train.data import random_reinforced_source
 
 
 def _event(i: int, name: str, start: int, end: int, device: DeviceType) -> FunctionEvent:

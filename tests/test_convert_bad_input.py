@@ -7,7 +7,6 @@ import json
 import os
 
 import numpy as np
-
 from mobileclip_fastload.convert import ALL_REASONS, convert
 from mobileclip_fastload.testing.datacompdr import (
     assert_store_matches,
@@ -68,11 +67,25 @@ BREAKAGES = [
     ("shape_mismatch", _set("npz", lambda s: npz(image_emb=s.image_emb[:-1], text_emb=s.text_emb))),
     ("shape_mismatch", _set("npz", lambda s: npz(image_emb=s.image_emb, text_emb=s.text_emb[:, :-2]))),
     ("shape_mismatch", _json_set("syn.json", "syn_text", ["only one"])),
-    ("non_finite_embedding", _set("npz", lambda s: npz(image_emb=np.where(np.arange(s.image_emb.size).reshape(s.image_emb.shape) == 5, np.nan, s.image_emb).astype(np.float32), text_emb=s.text_emb))),
+    (
+        "non_finite_embedding",
+        _set(
+            "npz",
+            lambda s: npz(
+                image_emb=np.where(
+                    np.arange(s.image_emb.size).reshape(s.image_emb.shape) == 5, np.nan, s.image_emb
+                ).astype(np.float32),
+                text_emb=s.text_emb,
+            ),
+        ),
+    ),
     ("non_finite_embedding", _set("npz", lambda s: npz(image_emb=s.image_emb, text_emb=s.text_emb * np.float32(1e30)))),
     ("bad_embedding_file", _set("npz", b"PK\x03\x04 not really a zip")),
     ("bad_embedding_file", _set("npz", lambda s: _object_npz(s))),
-    ("bad_embedding_file", lambda m, s: (m.pop("npz"), m.__setitem__("pth.gz", gzip.compress(b"\x80\x04not a torch file")))),
+    (
+        "bad_embedding_file",
+        lambda m, s: (m.pop("npz"), m.__setitem__("pth.gz", gzip.compress(b"\x80\x04not a torch file"))),
+    ),
     ("bad_augmentation", lambda m, s: _break_aug(m, op=99)),
     ("bad_augmentation", lambda m, s: _break_aug(m, box=[0, 0, 0, 5])),
     ("missing_image", lambda m, s: m.pop(_image(m))),

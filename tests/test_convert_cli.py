@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from mobileclip_fastload.convert.cli import main
 from mobileclip_fastload.testing.datacompdr import assert_store_matches, make_dataset
 
@@ -19,9 +18,25 @@ def test_cli_converts_reports_and_exits_2_on_an_unreadable_shard(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     pattern = str(tmp_path / "src" / "dr" / "{00000000..00000002}.tar")
     proc = subprocess.run(
-        [sys.executable, "-m", "mobileclip_fastload", "convert", pattern, "-o", str(out), "-j", "2",
-         "--embedding-dtype", "bfloat16", "--target-shard-size", "1G"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mobileclip_fastload",
+            "convert",
+            pattern,
+            "-o",
+            str(out),
+            "-j",
+            "2",
+            "--embedding-dtype",
+            "bfloat16",
+            "--target-shard-size",
+            "1G",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert "converted 6/6 samples" in proc.stdout and "UNREADABLE" in proc.stdout
@@ -30,8 +45,13 @@ def test_cli_converts_reports_and_exits_2_on_an_unreadable_shard(tmp_path):
     assert report["samples_written"] == 6 and report["workers"] == 2
     assert report["shards"]["unreadable"][0]["input"].endswith("00000002.tar")
     assert_store_matches(str(out), ds.samples, emb_format="npz", embedding_dtype="bfloat16")
-    verify = subprocess.run([sys.executable, "-m", "mobileclip_fastload", "verify", str(out)],
-                            env=env, capture_output=True, text=True, timeout=60)
+    verify = subprocess.run(
+        [sys.executable, "-m", "mobileclip_fastload", "verify", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert verify.returncode == 0, verify.stderr
 
 

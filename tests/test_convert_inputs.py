@@ -1,9 +1,8 @@
 """Input resolution: brace patterns, task ids, WebDataset key/extension split, image-shard pairing."""
 
 import pytest
-
-from mobileclip_fastload.convert.inputs import expand_braces, expand_inputs, pair_image_shards, task_ids
-from mobileclip_fastload.convert.tar_samples import split_name
+from mobileclip_fastload.ingest.inputs import expand_braces, expand_inputs, pair_image_shards, task_ids
+from mobileclip_fastload.ingest.tar_samples import split_name
 
 
 def test_expand_braces():
@@ -28,7 +27,9 @@ def test_expand_inputs_folders_globs_duplicates(tmp_path):
     assert expand_inputs(tmp_path) == folder
     assert expand_inputs(str(tmp_path / "*.tar")) == folder
     assert expand_inputs([str(tmp_path / "{a,b,a}.tar"), str(tmp_path / "b.tar")]) == folder
-    assert expand_inputs(str(tmp_path / "missing.tar")) == [str(tmp_path / "missing.tar")]  # reported later, not dropped
+    assert expand_inputs(str(tmp_path / "missing.tar")) == [
+        str(tmp_path / "missing.tar")
+    ]  # reported later, not dropped
 
 
 def test_task_ids_are_unique_and_file_name_safe():

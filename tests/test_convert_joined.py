@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-
 from mobileclip_fastload.convert import REPORT_NAME, convert
 from mobileclip_fastload.store import Dims
 from mobileclip_fastload.testing.datacompdr import (
@@ -45,8 +44,15 @@ def check_report(report, out):
 
 def test_npz_float16_with_resized_images(tmp_path, open_clip_ids):
     ds = make_dataset(
-        tmp_path / "src", num_shards=2, samples_per_shard=6, layout="joined", emb_format="npz",
-        json_mode="merged", resized_fraction=0.5, resize_to=32, seed=1,
+        tmp_path / "src",
+        num_shards=2,
+        samples_per_shard=6,
+        layout="joined",
+        emb_format="npz",
+        json_mode="merged",
+        resized_fraction=0.5,
+        resize_to=32,
+        seed=1,
     )
     assert any(s.resized for s in ds.samples) and any(not s.resized for s in ds.samples)
     out = str(tmp_path / "store")
@@ -67,8 +73,15 @@ def test_npz_float16_with_resized_images(tmp_path, open_clip_ids):
 
 def test_pth_gz_bfloat16_paug_string_null_entries(tmp_path, open_clip_ids):
     ds = make_dataset(
-        tmp_path / "src", num_shards=1, samples_per_shard=6, layout="joined", emb_format="pth.gz",
-        paug_as_string=True, null_aug_fraction=0.3, seed=2, long_caption_fraction=0.5,
+        tmp_path / "src",
+        num_shards=1,
+        samples_per_shard=6,
+        layout="joined",
+        emb_format="pth.gz",
+        paug_as_string=True,
+        null_aug_fraction=0.3,
+        seed=2,
+        long_caption_fraction=0.5,
     )
     assert any(e is None for s in ds.samples for e in s.param_aug)
     out = str(tmp_path / "store")
@@ -80,8 +93,15 @@ def test_pth_gz_bfloat16_paug_string_null_entries(tmp_path, open_clip_ids):
 
 
 def test_int8_reports_cosine_error_and_first_n_augmentations(tmp_path):
-    ds = make_dataset(tmp_path / "src", num_shards=1, samples_per_shard=5, layout="joined",
-                      emb_format="npz-deflated", seed=3, dims=Dims(J=6, S=2, K=2, D=32))
+    ds = make_dataset(
+        tmp_path / "src",
+        num_shards=1,
+        samples_per_shard=5,
+        layout="joined",
+        emb_format="npz-deflated",
+        seed=3,
+        dims=Dims(J=6, S=2, K=2, D=32),
+    )
     out = str(tmp_path / "store")
     report = convert(ds.dr_shards, out, executor="inline", progress=False, embedding_dtype="int8", max_augmentations=3)
     assert report.dims == {"J": 3, "S": 2, "K": 2, "D": 32}
@@ -95,8 +115,15 @@ def test_int8_reports_cosine_error_and_first_n_augmentations(tmp_path):
 def test_dr_json_overwrote_sizes_resized_images_are_skipped(tmp_path):
     """The documented extract-and-retar recipe loses original_width/height: a resized image's
     boxes cannot be placed, so it is skipped (counted); originals are verified by sha256."""
-    ds = make_dataset(tmp_path / "src", num_shards=1, samples_per_shard=8, layout="joined",
-                      json_mode="dr", resized_fraction=0.5, seed=4)
+    ds = make_dataset(
+        tmp_path / "src",
+        num_shards=1,
+        samples_per_shard=8,
+        layout="joined",
+        json_mode="dr",
+        resized_fraction=0.5,
+        seed=4,
+    )
     resized = [s for s in ds.samples if s.resized]
     assert resized
     out = str(tmp_path / "store")
@@ -108,8 +135,9 @@ def test_dr_json_overwrote_sizes_resized_images_are_skipped(tmp_path):
 
 
 def test_tagged_synthetic_caption_sets(tmp_path):
-    ds = make_dataset(tmp_path / "src", num_shards=1, samples_per_shard=4, layout="joined",
-                      seed=5, syn_tags=["coca", "blip"])
+    ds = make_dataset(
+        tmp_path / "src", num_shards=1, samples_per_shard=4, layout="joined", seed=5, syn_tags=["coca", "blip"]
+    )
     out = str(tmp_path / "store")
     with pytest.raises(ValueError, match="syn_key"):
         convert(ds.dr_shards, out, executor="inline", progress=False)

@@ -5,6 +5,7 @@ processes left."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,10 +14,8 @@ import time
 
 import psutil
 import pytest
-
 from mobileclip_fastload.convert import convert
 from mobileclip_fastload.testing.datacompdr import make_dataset, open_store
-import contextlib
 
 DONE = "_convert_done"
 SHARDS, PER_SHARD = 8, 24
@@ -62,8 +61,19 @@ def done_records(out: str) -> list[str]:
 def test_killing_convert_leaves_no_process_behind(dataset, tmp_path, sig):
     out = str(tmp_path / "store")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    cmd = [sys.executable, "-m", "mobileclip_fastload", "convert", *dataset.dr_shards, "-o", out,
-           "-j", "2", "--no-progress", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mobileclip_fastload",
+        "convert",
+        *dataset.dr_shards,
+        "-o",
+        out,
+        "-j",
+        "2",
+        "--no-progress",
+        "-q",
+    ]
     # Its own session: every process the run starts (forkserver, workers, resource tracker) stays in it.
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     sid = proc.pid
@@ -98,8 +108,10 @@ def test_killing_convert_leaves_no_process_behind(dataset, tmp_path, sig):
     # Leftovers of killed writers (their pid is gone) are removed by the next run; a temporary
     # file of a live process (as if another run were writing it) is not touched.
     os.makedirs(os.path.join(out, DONE), exist_ok=True)
-    stale = [os.path.join(out, DONE, f"00000007.json.tmp-{proc.pid}"),
-             os.path.join(out, f".00000007-000.arrow.tmp-{proc.pid}-0123abcd")]
+    stale = [
+        os.path.join(out, DONE, f"00000007.json.tmp-{proc.pid}"),
+        os.path.join(out, f".00000007-000.arrow.tmp-{proc.pid}-0123abcd"),
+    ]
     live = os.path.join(out, DONE, f"00000099.json.tmp-{os.getpid()}")
     for p in [*stale, live]:
         with open(p, "w") as f:

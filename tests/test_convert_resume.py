@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from mobileclip_fastload import StoreExistsError, _core
 from mobileclip_fastload.convert import convert
 from mobileclip_fastload.testing.datacompdr import make_dataset, open_store
@@ -64,8 +63,9 @@ def test_rerun_skips_finished_shards_and_redoes_damaged_ones(dataset, tmp_path):
     # other options replace the finished store only when told to; then every shard is redone
     with pytest.raises(StoreExistsError, match="finished store"):
         convert(dataset.dr_shards, out, executor="inline", progress=False, embedding_dtype="bfloat16")
-    bf16 = convert(dataset.dr_shards, out, executor="inline", progress=False, embedding_dtype="bfloat16",
-                   overwrite=True)
+    bf16 = convert(
+        dataset.dr_shards, out, executor="inline", progress=False, embedding_dtype="bfloat16", overwrite=True
+    )
     assert [s.status for s in bf16.shards] == ["converted"] * 3
     assert open_store(out).embedding_dtype == "bfloat16"
 
@@ -94,12 +94,12 @@ def test_killed_process_leaves_only_complete_shards(dataset, tmp_path):
     out = str(tmp_path / "store")
     script = (
         "import sys, time\n"
-        "from mobileclip_fastload.convert import store_io\n"
-        "real = store_io.write_json_atomic\n"
+        "from mobileclip_fastload.ingest import resume\n"
+        "real = resume.write_json_atomic\n"
         "def slow(path, obj):\n"
         "    real(path, obj)\n"
         "    time.sleep(30)  # park after the first done record, so the kill lands mid-run\n"
-        "store_io.write_json_atomic = slow\n"
+        "resume.write_json_atomic = slow  # the done records' writer\n"
         "from mobileclip_fastload.convert import convert\n"
         f"convert({dataset.dr_shards!r}, {out!r}, executor='inline', progress=False)\n"
     )
@@ -140,8 +140,9 @@ def test_ray_matches_inline(dataset, tmp_path):
     inline = str(tmp_path / "inline")
     convert(dataset.dr_shards, inline, executor="inline", progress=False)
     pythonpath = os.pathsep.join(p for p in sys.path if p)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}
+    )
     try:
         out = str(tmp_path / "ray")
         report = convert(dataset.dr_shards, out, executor="ray", progress=False)

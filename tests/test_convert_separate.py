@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from mobileclip_fastload.convert import convert
 from mobileclip_fastload.testing.datacompdr import (
     assert_store_matches,
@@ -22,8 +21,16 @@ from mobileclip_fastload.testing.datacompdr import (
 @pytest.mark.slow
 def test_resized_shuffled_missing_images(tmp_path):
     ds = make_dataset(
-        tmp_path / "src", num_shards=2, samples_per_shard=7, layout="separate", emb_format="npz-deflated",
-        resized_fraction=0.6, resize_to=32, missing_image_fraction=0.25, shuffle_images=True, seed=11,
+        tmp_path / "src",
+        num_shards=2,
+        samples_per_shard=7,
+        layout="separate",
+        emb_format="npz-deflated",
+        resized_fraction=0.6,
+        resize_to=32,
+        missing_image_fraction=0.25,
+        shuffle_images=True,
+        seed=11,
     )
     out = str(tmp_path / "store")
     pattern = str(tmp_path / "src" / "images" / "{00000000..00000001}.tar")
@@ -73,8 +80,14 @@ def test_image_checks_specific_to_img2dataset(tmp_path):
     write_tar(src / "dr" / "a.tar", [(s.key, dr_members(s)) for s in samples])
     write_tar(src / "img" / "a.tar", image_samples)
     out = str(tmp_path / "store")
-    report = convert(str(src / "dr" / "a.tar"), out, layout="separate", image_shards=str(src / "img"),
-                     executor="inline", progress=False)
+    report = convert(
+        str(src / "dr" / "a.tar"),
+        out,
+        layout="separate",
+        image_shards=str(src / "img"),
+        executor="inline",
+        progress=False,
+    )
     assert report.skipped == {"sha256_mismatch": 1, "shape_mismatch": 1}
     assert report.skipped_uids("sha256_mismatch") == [samples[1].uid]
     assert report.skipped_uids("shape_mismatch") == [samples[2].uid]
@@ -87,12 +100,16 @@ def test_pairing_and_bad_image_shard(tmp_path):
     ds = make_dataset(tmp_path / "src", num_shards=2, samples_per_shard=3, layout="separate", seed=13)
     out = str(tmp_path / "store")
     with pytest.raises(ValueError, match="cannot pair"):
-        convert(ds.dr_shards, out, layout="separate", image_shards=ds.image_shards[:1], executor="inline", progress=False)
+        convert(
+            ds.dr_shards, out, layout="separate", image_shards=ds.image_shards[:1], executor="inline", progress=False
+        )
     with pytest.raises(ValueError, match="image_shards"):
         convert(ds.dr_shards, out, layout="separate", executor="inline", progress=False)
     with open(ds.image_shards[1], "wb") as f:
         f.write(b"this is no tar file at all" * 100)
-    report = convert(ds.dr_shards, out, layout="separate", image_shards=ds.image_shards, executor="inline", progress=False)
+    report = convert(
+        ds.dr_shards, out, layout="separate", image_shards=ds.image_shards, executor="inline", progress=False
+    )
     assert [s.status for s in report.shards] == ["converted", "unreadable"]
     assert "image shard" in report.shards[1].error and ds.image_shards[1] in report.shards[1].error
     assert report.samples_written == 3
@@ -101,13 +118,16 @@ def test_pairing_and_bad_image_shard(tmp_path):
 
 
 def test_truncated_image_shard(tmp_path):
-    ds = make_dataset(tmp_path / "src", num_shards=1, samples_per_shard=4, layout="separate",
-                      shuffle_images=False, seed=14)
+    ds = make_dataset(
+        tmp_path / "src", num_shards=1, samples_per_shard=4, layout="separate", shuffle_images=False, seed=14
+    )
     data = Path(ds.image_shards[0]).read_bytes()
     cut = data.index(ds.samples[-1].image_key.encode() + b".txt")  # the last sample loses its txt and json
     Path(ds.image_shards[0]).write_bytes(data[:cut])
     out = str(tmp_path / "store")
-    report = convert(ds.dr_shards, out, layout="separate", image_shards=ds.image_shards, executor="inline", progress=False)
+    report = convert(
+        ds.dr_shards, out, layout="separate", image_shards=ds.image_shards, executor="inline", progress=False
+    )
     assert report.skipped == {"missing_image": 1}
     assert report.skipped_uids("missing_image") == [ds.samples[-1].uid]
     assert "truncated" in report.shards[0].image_tar_problem

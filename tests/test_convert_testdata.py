@@ -2,11 +2,10 @@
 
 import torch
 import torchvision.transforms.autoaugment as autoaugment
-from PIL import Image
-from torchvision.transforms import RandAugment, RandomResizedCrop
-
 from mobileclip_fastload._core import AUG_OP_NAMES
 from mobileclip_fastload.testing.datacompdr import draw_param_aug_entries
+from PIL import Image
+from torchvision.transforms import RandAugment, RandomResizedCrop
 
 
 def test_entries_equal_torchvision_draws(monkeypatch):
@@ -31,4 +30,4 @@ def test_entries_equal_torchvision_draws(monkeypatch):
             ra(teacher_crop)
             reference.append([list(box), [list(a) for a in applied]])
     assert entries == reference
-    assert all(0 <= i and 0 <= j and i + h <= height and j + w <= width for (i, j, h, w), _ in entries)
+    assert all(i >= 0 and j >= 0 and i + h <= height and j + w <= width for (i, j, h, w), _ in entries)

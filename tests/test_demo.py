@@ -15,10 +15,12 @@ EXTRAS_ONLY = ("skimage", "open_clip", "timm", "transformers", "matplotlib", "we
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_without_the_extras_and_is_pixel_exact(tmp_path):
-    code = (f"import sys; sys.modules.update(dict.fromkeys({EXTRAS_ONLY!r}))\n"  # None: importing it raises
-            "from mobileclip_fastload.cli import main\n"
-            f"raise SystemExit(main(['demo', '--workdir', {str(tmp_path)!r}, '--samples', '12', '-j', '1',"
-            " '--num-threads', '1']))")
+    code = (
+        f"import sys; sys.modules.update(dict.fromkeys({EXTRAS_ONLY!r}))\n"  # None: importing it raises
+        "from mobileclip_fastload.cli import main\n"
+        f"raise SystemExit(main(['demo', '--workdir', {str(tmp_path)!r}, '--samples', '12', '-j', '1',"
+        " '--num-threads', '1']))"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "converted 12/12 samples" in run.stdout

@@ -12,14 +12,13 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from mobileclip_fastload import FastReinforcedLoader, Store
 from mobileclip_fastload.convert import convert
 from mobileclip_fastload.loader import TRAINING_INTERPOLATION
 from mobileclip_fastload.reference import reference_replay
 from mobileclip_fastload.store import FLAG_IMAGE_TRANSCODED
 from mobileclip_fastload.testing.datacompdr import DRSample, expected_box, make_dataset
+from PIL import Image
 
 MAX_EPOCHS = 60  # the loader draws one augmentation per sample and epoch: enough epochs to see all J
 
@@ -47,12 +46,25 @@ def size_rescaled_box(src: DRSample, j: int) -> tuple[int, int, int, int]:
 @pytest.mark.parametrize("layout", ["joined", "separate"])
 def test_loader_pixels_equal_reference_on_source_images(tmp_path, layout):
     data = make_dataset(
-        tmp_path / "src", num_shards=2, samples_per_shard=6, layout=layout, seed=11,
-        formats=("JPEG", "PNG", "WEBP"), resized_fraction=0.5 if layout == "separate" else 0.0, resize_to=48,
+        tmp_path / "src",
+        num_shards=2,
+        samples_per_shard=6,
+        layout=layout,
+        seed=11,
+        formats=("JPEG", "PNG", "WEBP"),
+        resized_fraction=0.5 if layout == "separate" else 0.0,
+        resize_to=48,
         null_aug_fraction=0.1,
     )
-    report = convert(data.dr_shards, tmp_path / "store", layout=layout,
-                     image_shards=data.image_shards or None, workers=1, executor="inline", progress=False)
+    report = convert(
+        data.dr_shards,
+        tmp_path / "store",
+        layout=layout,
+        image_shards=data.image_shards or None,
+        workers=1,
+        executor="inline",
+        progress=False,
+    )
     store = Store(tmp_path / "store")
     assert report.samples_written == len(store) == len(data.samples)
     by_uid = data.by_uid()
@@ -87,5 +99,7 @@ def test_loader_pixels_equal_reference_on_source_images(tmp_path, layout):
     assert any(s.param_aug[j] is None for s, j in entries)
     assert any(s.param_aug[j] is not None and s.param_aug[j][1] for s, j in entries)
     if layout == "separate":
-        assert any(s.resized and s.param_aug[j] is not None
-                   and tuple(source_entry(s, j)[0]) != size_rescaled_box(s, j) for s, j in entries)
+        assert any(
+            s.resized and s.param_aug[j] is not None and tuple(source_entry(s, j)[0]) != size_rescaled_box(s, j)
+            for s, j in entries
+        )

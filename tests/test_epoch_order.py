@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from mobileclip_fastload import FastReinforcedLoader, Store, _core
 from mobileclip_fastload.testing.synthetic_store import make_store
 
@@ -19,7 +18,7 @@ seeds = st.integers(0, 2**64 - 1)
 
 
 def test_bijective_for_every_small_size():
-    for n in range(0, 260):
+    for n in range(260):
         for seed in (0, 1, 2**64 - 1):
             assert sorted(_core.epoch_indices(n, seed=seed, epoch=seed % 5)) == list(range(n)), n
 
@@ -39,12 +38,16 @@ def test_resume_jumps_to_its_position(n, seed, start, data):
     for kw in ({"num_samples": n}, {"num_samples": sum(shards), "shard_sizes": shards, "window": 2}):
         full = _core.epoch_indices(**kw, seed=seed, epoch=3)
         assert _core.epoch_indices(**kw, seed=seed, epoch=3, start=start) == full[start:]
-        assert _core.epoch_indices(**kw, seed=seed, epoch=3, start=start, count=7) == full[start:start + 7]
+        assert _core.epoch_indices(**kw, seed=seed, epoch=3, start=start, count=7) == full[start : start + 7]
 
 
 @settings(max_examples=40, deadline=None)
-@given(shards=st.lists(st.integers(0, 30), min_size=1, max_size=25).filter(lambda s: sum(s) > 0),
-       world=st.integers(1, 9), seed=seeds, blocks=st.booleans())
+@given(
+    shards=st.lists(st.integers(0, 30), min_size=1, max_size=25).filter(lambda s: sum(s) > 0),
+    world=st.integers(1, 9),
+    seed=seeds,
+    blocks=st.booleans(),
+)
 def test_ranks_are_disjoint_and_cover_the_store(shards, world, seed, blocks):
     n = sum(shards)
     kw = {"num_samples": n, "seed": seed, "epoch": 1, "world_size": world}
@@ -92,19 +95,26 @@ def looks_random(perm) -> bool:
     perm = np.asarray(perm, dtype=np.int64)
     n = len(perm)
     chi, dof = range_position_chi_square(perm)
-    return (abs(position_correlation(perm)) < 4.5 / math.sqrt(n - 1)
-            and chi < dof + 5 * math.sqrt(2 * dof)
-            and displacement_ks(perm) < 2 / math.sqrt(n))
+    return (
+        abs(position_correlation(perm)) < 4.5 / math.sqrt(n - 1)
+        and chi < dof + 5 * math.sqrt(2 * dof)
+        and displacement_ks(perm) < 2 / math.sqrt(n)
+    )
 
 
-@pytest.mark.parametrize("n, seed", [(20_000, 0), (65_537, 1), (100_003, 7), (2**17, 3)])
+@pytest.mark.parametrize(("n", "seed"), [(20_000, 0), (65_537, 1), (100_003, 7), (2**17, 3)])
 def test_the_order_passes_statistics_that_structured_orders_fail(n, seed):
     assert looks_random(_core.epoch_indices(n, seed=seed, epoch=2))
     # Each rank's share is random-looking too (its values spread over the whole store).
     share = np.asarray(_core.epoch_indices(n, seed=seed, epoch=2, rank=1, world_size=4))
     assert abs(position_correlation(share)) < 4.5 / math.sqrt(len(share) - 1)
-    for bad in (np.arange(n), (np.arange(n) + n // 2) % n, (np.arange(n) + 11) % n, np.arange(n)[::-1],
-                _core.epoch_indices(n, shuffle=False)):
+    for bad in (
+        np.arange(n),
+        (np.arange(n) + n // 2) % n,
+        (np.arange(n) + 11) % n,
+        np.arange(n)[::-1],
+        _core.epoch_indices(n, shuffle=False),
+    ):
         assert not looks_random(bad)
 
 
@@ -123,8 +133,17 @@ def test_the_loader_reads_in_exactly_this_order(tmp_path):
     sizes = [store.shard_entry(n)["num_samples"] for n in range(store.num_shards)]
     assert len(sizes) > 3
     for order, extra in (("global", {}), ("shard_block", {"shard_sizes": sizes, "window": 2})):
-        loader = FastReinforcedLoader(tmp_path / "s", batch_size=4, image_size=8, seed=9, rank=1, world_size=2,
-                                      order=order, shuffle_window=2, num_threads=2)
+        loader = FastReinforcedLoader(
+            tmp_path / "s",
+            batch_size=4,
+            image_size=8,
+            seed=9,
+            rank=1,
+            world_size=2,
+            order=order,
+            shuffle_window=2,
+            num_threads=2,
+        )
         loader.set_epoch(3)
         read = [int(i) for batch in loader for i in batch.index]
         assert read == _core.epoch_indices(37, seed=9, epoch=3, rank=1, world_size=2, **extra), order

@@ -16,12 +16,12 @@ import torch
 
 pytest.importorskip("clip_benchmark")
 
-import known_embeddings as known  # noqa: E402
-from mobileclip_fastload.cli import main as cli_main  # noqa: E402
-from mobileclip_fastload_train.checkpoint import save_checkpoint  # noqa: E402
-from mobileclip_fastload_train.distributed import DistInfo  # noqa: E402
-from mobileclip_fastload_train.eval_data import eval_transform, load_captions, load_class_folder  # noqa: E402
-from mobileclip_fastload_train.validation import Validation  # noqa: E402
+import known_embeddings as known
+from mobileclip_fastload.cli import main as cli_main
+from mobileclip_fastload_train.checkpoint import save_checkpoint
+from mobileclip_fastload_train.distributed import DistInfo
+from mobileclip_fastload_train.eval_data import eval_transform, load_captions, load_class_folder
+from mobileclip_fastload_train.validation import Validation
 
 
 def _records(run: Path) -> list[dict]:
@@ -42,16 +42,51 @@ def test_training_evaluates_zero_shot_and_retrieval_and_logs(tmp_path, monkeypat
     run = tmp_path / "run"
     from mobileclip_fastload_train.train import main as train_main
 
-    train_main(["--fake-data", "8", "--batch-size", "4", "--model", known.MODEL_NAME, "--steps", "3",
-                "--eval-every", "2", "--lr", "0", "--warmup", "0", "--precision", "fp32", "--device", "cpu",
-                "--log-every", "1", "--save-every", "0", "--no-progress", "--output", str(run),
-                "--val-zeroshot", str(tmp_path / "val"), "--val-retrieval", str(captions_json),
-                "--val-workers", "0", "--val-batch-size", "5", "--tensorboard"])
+    train_main(
+        [
+            "--fake-data",
+            "8",
+            "--batch-size",
+            "4",
+            "--model",
+            known.MODEL_NAME,
+            "--steps",
+            "3",
+            "--eval-every",
+            "2",
+            "--lr",
+            "0",
+            "--warmup",
+            "0",
+            "--precision",
+            "fp32",
+            "--device",
+            "cpu",
+            "--log-every",
+            "1",
+            "--save-every",
+            "0",
+            "--no-progress",
+            "--output",
+            str(run),
+            "--val-zeroshot",
+            str(tmp_path / "val"),
+            "--val-retrieval",
+            str(captions_json),
+            "--val-workers",
+            "0",
+            "--val-batch-size",
+            "5",
+            "--tensorboard",
+        ]
+    )
 
     evals = [r for r in _records(run) if any(k.startswith("eval/") for k in r)]
     assert [r["step"] for r in evals] == [2, 3]  # every --eval-every steps and at the end
-    expected = {**{f"eval/zeroshot/{k}": v for k, v in known.expected_zero_shot(colours, labels).items()},
-                **{f"eval/retrieval/{k}": v for k, v in known.expected_retrieval(r_colours, captions).items()}}
+    expected = {
+        **{f"eval/zeroshot/{k}": v for k, v in known.expected_zero_shot(colours, labels).items()},
+        **{f"eval/retrieval/{k}": v for k, v in known.expected_retrieval(r_colours, captions).items()},
+    }
     for record in evals:
         assert {k: record[k] for k in expected} == _approx(expected)
     assert 0 < expected["eval/zeroshot/acc1"] < 1 and 0 < expected["eval/retrieval/image_retrieval_recall@1"] < 1
@@ -61,12 +96,22 @@ def test_training_evaluates_zero_shot_and_retrieval_and_logs(tmp_path, monkeypat
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    for tag in ("train/loss", "train/clip_loss", "train/kd_loss", "train/lr", "train/logit_scale",
-                "train/samples_per_s", "train/data_s", "eval/zeroshot/acc1", "eval/retrieval/text_retrieval_recall@5"):
+    for tag in (
+        "train/loss",
+        "train/clip_loss",
+        "train/kd_loss",
+        "train/lr",
+        "train/logit_scale",
+        "train/samples_per_s",
+        "train/data_s",
+        "eval/zeroshot/acc1",
+        "eval/retrieval/text_retrieval_recall@5",
+    ):
         assert tag in tags, (tag, sorted(tags))
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
     assert [e.value for e in events.Scalars("eval/zeroshot/acc1")] == pytest.approx(
-        [expected["eval/zeroshot/acc1"]] * 2, abs=1e-6)
+        [expected["eval/zeroshot/acc1"]] * 2, abs=1e-6
+    )
 
     assert cli_main(["plot", str(run)]) == 0
     png = (run / "curves.png").read_bytes()
@@ -85,14 +130,38 @@ def test_clip_benchmark_suite_end_to_end(tmp_path, monkeypatch, capsys):
     r_colours, captions = known.make_captions(4, 12, captions_per_image=3)  # clip_benchmark needs k <= images
     annotations = tmp_path / "captions_val2014.json"
     known.write_coco(root / "mscoco_captions" / "val2014", annotations, r_colours, captions)
-    ckpt = save_checkpoint(tmp_path / "ckpt", {"model": known.build_known_model().state_dict(),
-                                               "model_name": known.MODEL_NAME, "step": 7})
+    ckpt = save_checkpoint(
+        tmp_path / "ckpt", {"model": known.build_known_model().state_dict(), "model_name": known.MODEL_NAME, "step": 7}
+    )
     out = tmp_path / "eval"
 
-    assert cli_main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "imagenet1k-unverified", "mscoco_captions",
-                     "--dataset-root", f"{root}/{{dataset}}", "--output", str(out), "--no-amp", "--num-workers", "0",
-                     "--batch-size", "4", "--custom_classname_file", str(classnames),
-                     "--annotation_file", str(annotations), "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--dataset",
+                "imagenet1k-unverified",
+                "mscoco_captions",
+                "--dataset-root",
+                f"{root}/{{dataset}}",
+                "--output",
+                str(out),
+                "--no-amp",
+                "--num-workers",
+                "0",
+                "--batch-size",
+                "4",
+                "--custom_classname_file",
+                str(classnames),
+                "--annotation_file",
+                str(annotations),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
     classification = json.loads((out / "imagenet1k-unverified_zeroshot_classification.json").read_text())
     zs = known.expected_zero_shot(colours, labels)
@@ -104,7 +173,10 @@ def test_clip_benchmark_suite_end_to_end(tmp_path, monkeypatch, capsys):
     rows = list(csv.DictReader((out / "summary.csv").open()))
     mean_r1 = (rt["image_retrieval_recall@1"] + rt["text_retrieval_recall@1"]) / 2
     assert [(r["dataset"], r["metric"]) for r in rows] == [
-        ("imagenet1k-unverified", "acc1"), ("mscoco_captions", "mean_recall@1"), ("average", "")]
+        ("imagenet1k-unverified", "acc1"),
+        ("mscoco_captions", "mean_recall@1"),
+        ("average", ""),
+    ]
     assert [float(r["value"]) for r in rows] == pytest.approx([zs["acc1"], mean_r1, (zs["acc1"] + mean_r1) / 2])
     assert "average" in capsys.readouterr().out
 
@@ -114,9 +186,12 @@ def _sharded_worker(rank: int, world: int, init_file: str, root: str, out: str) 
     try:
         model = known.build_known_model()
         transform = eval_transform(model.preprocess)
-        validation = Validation(load_class_folder(Path(root) / "val", transform),
-                                load_captions(Path(root) / "flickr", Path(root) / "flickr" / "dataset_test.json",
-                                              transform), batch_size=3, info=DistInfo(rank, world))
+        validation = Validation(
+            load_class_folder(Path(root) / "val", transform),
+            load_captions(Path(root) / "flickr", Path(root) / "flickr" / "dataset_test.json", transform),
+            batch_size=3,
+            info=DistInfo(rank, world),
+        )
         Path(out, f"{rank}.json").write_text(json.dumps(validation(model)))
     finally:
         torch.distributed.destroy_process_group()
@@ -129,10 +204,13 @@ def test_validation_sharded_over_two_gloo_ranks(tmp_path):
     colours, labels = known.make_class_folders(tmp_path / "val", n=17, seed=5)
     r_colours, captions = known.make_captions(6, 7, captions_per_image=3)
     known.write_karpathy(tmp_path / "flickr", r_colours, captions)
-    torch.multiprocessing.spawn(_sharded_worker, args=(2, str(tmp_path / "init"), str(tmp_path), str(tmp_path)),
-                                nprocs=2)
-    expected = {**{f"zeroshot/{k}": v for k, v in known.expected_zero_shot(colours, labels).items()},
-                **{f"retrieval/{k}": v for k, v in known.expected_retrieval(r_colours, captions).items()}}
+    torch.multiprocessing.spawn(
+        _sharded_worker, args=(2, str(tmp_path / "init"), str(tmp_path), str(tmp_path)), nprocs=2
+    )
+    expected = {
+        **{f"zeroshot/{k}": v for k, v in known.expected_zero_shot(colours, labels).items()},
+        **{f"retrieval/{k}": v for k, v in known.expected_retrieval(r_colours, captions).items()},
+    }
     for rank in range(2):
         assert json.loads((tmp_path / f"{rank}.json").read_text()) == _approx(expected)
 
@@ -170,5 +248,22 @@ def test_wandb_flag_without_wandb_is_a_clear_error(tmp_path):
     from mobileclip_fastload_train.train import main as train_main
 
     with pytest.raises(SystemExit, match="--wandb needs the wandb package"):
-        train_main(["--fake-data", "4", "--batch-size", "2", "--model", "tiny-S0", "--steps", "1",
-                    "--device", "cpu", "--no-progress", "--output", str(tmp_path), "--wandb", "proj"])
+        train_main(
+            [
+                "--fake-data",
+                "4",
+                "--batch-size",
+                "2",
+                "--model",
+                "tiny-S0",
+                "--steps",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--output",
+                str(tmp_path),
+                "--wandb",
+                "proj",
+            ]
+        )

@@ -21,7 +21,6 @@ pytest.importorskip("open_clip")
 from mobileclip_fastload.cli import main
 from mobileclip_fastload.sample_photos import NAMES, load
 from mobileclip_fastload.tokenizer import tokenize
-
 from mobileclip_fastload_train.checkpoint import save_checkpoint
 from mobileclip_fastload_train.export import (
     FORMATS,
@@ -36,8 +35,13 @@ from mobileclip_fastload_train.models import CLIPModel, create_model
 FP32_TOLERANCE = 1e-4
 #: fp16 ONNX graphs (weights and activations fp16, inputs/outputs fp32): smallest cosine with fp32 PyTorch
 FP16_MIN_COSINE = 0.999
-CAPTIONS = ["a photo of an astronaut", "a cat lying on a blanket", "a cup of coffee on a saucer",
-            "the hubble deep field", "a rocket on the launch pad at night, seen from far away"]
+CAPTIONS = [
+    "a photo of an astronaut",
+    "a cat lying on a blanket",
+    "a cup of coffee on a saucer",
+    "the hubble deep field",
+    "a rocket on the launch pad at night, seen from far away",
+]
 
 
 def _trained_like(name: str, seed: int = 0) -> CLIPModel:
@@ -65,12 +69,15 @@ def _photos(config: dict) -> torch.Tensor:
     from torchvision.transforms import v2
 
     image = config["image"]
-    transform = v2.Compose([
-        v2.Resize(image["image_size"], interpolation=getattr(v2.InterpolationMode, image["interpolation"].upper())),
-        v2.CenterCrop(image["image_size"]),
-        v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(image["mean"], image["std"]),
-    ])
+    transform = v2.Compose(
+        [
+            v2.Resize(image["image_size"], interpolation=getattr(v2.InterpolationMode, image["interpolation"].upper())),
+            v2.CenterCrop(image["image_size"]),
+            v2.PILToTensor(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(image["mean"], image["std"]),
+        ]
+    )
     return torch.stack([transform(Image.fromarray(load(n)).convert("RGB")) for n in NAMES])
 
 
@@ -95,7 +102,8 @@ def _onnx_vs_torch(model: CLIPModel, out: Path, precision: str) -> dict[str, flo
     for tower, encode in (("image", model.encode_image), ("text", model.encode_text)):
         options = ort.SessionOptions()
         options.graph_optimization_level = getattr(
-            ort.GraphOptimizationLevel, f"ORT_ENABLE_{config['onnxruntime_graph_optimization'].upper()}")
+            ort.GraphOptimizationLevel, f"ORT_ENABLE_{config['onnxruntime_graph_optimization'].upper()}"
+        )
         session = ort.InferenceSession(str(out / config[tower]["file"]), options, providers=["CPUExecutionProvider"])
         for kind, x in inputs[tower].items():
             (got,) = session.run([config[tower]["output"]], {config[tower]["input"]: x.numpy()})

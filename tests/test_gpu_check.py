@@ -29,9 +29,14 @@ def test_gpu_check_dry_run_in_a_device_like_venv(tmp_path):
 
     # A generous limit: every step must run here (on a loaded 2-core machine the CPU step of
     # full-size S0 takes minutes; measured 30 min for the whole dry run under load).
-    run = subprocess.run([python, str(REPO / "benches" / "gpu_check.py"), "--dry-run", "--out", str(out),
-                          "--time-limit-s", "3300"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                         timeout=3600)
+    run = subprocess.run(
+        [python, str(REPO / "benches" / "gpu_check.py"), "--dry-run", "--out", str(out), "--time-limit-s", "3300"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     report = json.loads((out / "gpu_check.json").read_text())
     environment = report["environment"]

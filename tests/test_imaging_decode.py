@@ -7,14 +7,13 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
+from mobileclip_fastload import ImageDecodeError, _core
 from PIL import Image
 from skimage import data as skdata
-
-from mobileclip_fastload import ImageDecodeError, _core
 
 
 def pillow_rgb(b: bytes) -> np.ndarray:
@@ -29,7 +28,7 @@ def assert_same_decode(b: bytes) -> None:
     assert np.array_equal(ours, ref), f"max |diff| {np.abs(ours.astype(int) - ref).max()}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str, w: int, h: int) -> np.ndarray:
     """A real photograph from skimage, resized (any way: it is only content)."""
     img = getattr(skdata, name)()
@@ -368,10 +367,17 @@ def _content(h, w, samples, depth):
 
 PNG_KINDS = [
     # (color_type, depth, samples)
-    (0, 1, 1), (0, 2, 1), (0, 4, 1), (0, 8, 1), (0, 16, 1),
-    (2, 8, 3), (2, 16, 3),
-    (4, 8, 2), (4, 16, 2),
-    (6, 8, 4), (6, 16, 4),
+    (0, 1, 1),
+    (0, 2, 1),
+    (0, 4, 1),
+    (0, 8, 1),
+    (0, 16, 1),
+    (2, 8, 3),
+    (2, 16, 3),
+    (4, 8, 2),
+    (4, 16, 2),
+    (6, 8, 4),
+    (6, 16, 4),
 ]
 
 
@@ -417,7 +423,7 @@ def test_png_saved_by_pillow(mode):
     rgb = photo("coffee", 50, 33)
     im = Image.fromarray(rgb)
     if mode == "I;16":
-        im = Image.fromarray((rgb[..., 0].astype(np.uint16) * 3))
+        im = Image.fromarray(rgb[..., 0].astype(np.uint16) * 3)
     elif mode == "P":
         im = im.convert("P", palette=Image.ADAPTIVE, colors=50)
         im.info["transparency"] = 4

@@ -9,24 +9,23 @@ from __future__ import annotations
 import io
 import math
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
-from skimage import data as skdata
-
 from mobileclip_fastload import _core
 from mobileclip_fastload._core import AUG_OP_NAMES
 from mobileclip_fastload.reference import AugParams, reference_replay
+from PIL import Image
+from skimage import data as skdata
 
 NUM_BINS = 31  # RandAugment(num_magnitude_bins=31), DataCompDR uses magnitude 9 of these
 
 
-@lru_cache(maxsize=None)
+@cache
 def encoded_images() -> list[tuple[str, bytes]]:
     """Real photographs, small, in the flavours the decoder supports."""
     out = []
@@ -36,7 +35,12 @@ def encoded_images() -> list[tuple[str, bytes]]:
         im.save(b, fmt, **kw)
         out.append((name, b.getvalue()))
 
-    for name, (w, h) in [("astronaut", (120, 120)), ("coffee", (150, 100)), ("chelsea", (97, 131)), ("rocket", (160, 107))]:
+    for name, (w, h) in [
+        ("astronaut", (120, 120)),
+        ("coffee", (150, 100)),
+        ("chelsea", (97, 131)),
+        ("rocket", (160, 107)),
+    ]:
         im = Image.fromarray(getattr(skdata, name)()).resize((w, h), Image.BILINEAR)
         save(f"{name}-q90-420", im, "JPEG", quality=90, subsampling=2)
         save(f"{name}-q75-422", im, "JPEG", quality=75, subsampling=1)
@@ -176,10 +180,40 @@ def test_every_op_at_every_bin_both_signs(op, size):
 @pytest.mark.parametrize(
     ("op", "m"),
     [
-        (5, 90.0), (5, -90.0), (5, 180.0), (5, 270.0), (5, 360.0), (5, -0.0), (5, 1e-9), (5, -1e-20), (5, 45.0),
-        (5, 123.456), (1, 5.0), (2, -3.0), (1, 1e-12), (3, -30.45), (3, 0.999), (4, -0.999), (3, 500.0), (4, -64.0),
-        (6, -1.0), (6, 2.5), (7, -1.0), (7, 1.7), (8, -1.0), (8, 3.0), (9, -1.0), (9, 4.0), (9, -7.0),
-        (10, 1.0), (10, 8.9), (11, 0.0), (11, -1.0), (11, 255.0), (11, 256.0), (11, 127.5),
+        (5, 90.0),
+        (5, -90.0),
+        (5, 180.0),
+        (5, 270.0),
+        (5, 360.0),
+        (5, -0.0),
+        (5, 1e-9),
+        (5, -1e-20),
+        (5, 45.0),
+        (5, 123.456),
+        (1, 5.0),
+        (2, -3.0),
+        (1, 1e-12),
+        (3, -30.45),
+        (3, 0.999),
+        (4, -0.999),
+        (3, 500.0),
+        (4, -64.0),
+        (6, -1.0),
+        (6, 2.5),
+        (7, -1.0),
+        (7, 1.7),
+        (8, -1.0),
+        (8, 3.0),
+        (9, -1.0),
+        (9, 4.0),
+        (9, -7.0),
+        (10, 1.0),
+        (10, 8.9),
+        (11, 0.0),
+        (11, -1.0),
+        (11, 255.0),
+        (11, 256.0),
+        (11, 127.5),
     ],
 )
 @pytest.mark.slow
@@ -270,7 +304,12 @@ def test_threads_share_nothing():
 
     images = encoded_images()
     jobs = [
-        (images[i % len(images)][1], (i - 5, 2 * i - 7, 40 + 3 * i, 50 + i), [(i % 14, 0.2), ((i + 3) % 10 + 1, -0.1)], 32 + i)
+        (
+            images[i % len(images)][1],
+            (i - 5, 2 * i - 7, 40 + 3 * i, 50 + i),
+            [(i % 14, 0.2), ((i + 3) % 10 + 1, -0.1)],
+            32 + i,
+        )
         for i in range(24)
     ]
     jobs = [(b, box, [(o, 5.0) if o == 10 else (o, m) for o, m in ops], s) for b, box, ops, s in jobs]
@@ -359,14 +398,16 @@ def test_reference_accepts_records_upstream_entries_and_null():
 # --------------------------------------------------------------- kernels and batch replay
 
 
-@lru_cache(maxsize=None)
+@cache
 def larger_jpegs() -> list[tuple[str, bytes]]:
     """Photographs large enough for every SIMD block path (full 8x8 and 32-byte
     blocks plus ragged edges)."""
     out = []
     for name, (w, h), ss in [("coffee", (333, 221), 2), ("rocket", (203, 290), 0)]:
         b = io.BytesIO()
-        Image.fromarray(getattr(skdata, name)()).resize((w, h), Image.BICUBIC).save(b, "JPEG", quality=88, subsampling=ss)
+        Image.fromarray(getattr(skdata, name)()).resize((w, h), Image.BICUBIC).save(
+            b, "JPEG", quality=88, subsampling=ss
+        )
         out.append((name, b.getvalue()))
     return out
 

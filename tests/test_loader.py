@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image
-
 from conftest import collect_batches
 from mobileclip_fastload import FastReinforcedLoader, ImageDecodeError, Store
 from mobileclip_fastload.reference import reference_replay
 from mobileclip_fastload.testing.synthetic_store import make_store
+from PIL import Image
 
 N, J, S, K, D = 22, 4, 3, 2, 8
 
@@ -40,9 +39,12 @@ def padded(tokens: np.ndarray) -> np.ndarray:
 def test_pixels_and_rows_match_the_reference(store_path, interpolation):
     store = Store(store_path)
     mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
-    loader = FastReinforcedLoader(store_path, 8, image_size=40, interpolation=interpolation, mean=mean, std=std, num_threads=2, seed=3)
-    u8 = FastReinforcedLoader(store_path, 8, image_size=40, interpolation=interpolation, image_dtype="uint8",
-                              num_threads=2, seed=3)
+    loader = FastReinforcedLoader(
+        store_path, 8, image_size=40, interpolation=interpolation, mean=mean, std=std, num_threads=2, seed=3
+    )
+    u8 = FastReinforcedLoader(
+        store_path, 8, image_size=40, interpolation=interpolation, image_dtype="uint8", num_threads=2, seed=3
+    )
     seen = 0
     for fb, ub in zip(loader, u8):
         assert fb.images.dtype == torch.float32 and ub.images.dtype == torch.uint8
@@ -74,7 +76,10 @@ def test_tuple_unpacking_and_float32_embeddings(store_path):
 
 
 def test_same_batches_for_any_thread_count(store_path):
-    runs = [collect_batches(FastReinforcedLoader(store_path, 4, image_size=24, num_threads=t, prefetch=p, seed=5)) for t, p in [(1, 1), (2, 2), (2, 7)]]
+    runs = [
+        collect_batches(FastReinforcedLoader(store_path, 4, image_size=24, num_threads=t, prefetch=p, seed=5))
+        for t, p in [(1, 1), (2, 2), (2, 7)]
+    ]
     for other in runs[1:]:
         assert len(other) == len(runs[0])
         for a, b in zip(runs[0], other):
@@ -132,7 +137,9 @@ def test_state_dict_refuses_a_different_configuration(store_path):
 def test_rank_shards(store_path, world_size, drop_last):
     shards = []
     for rank in range(world_size):
-        loader = FastReinforcedLoader(store_path, 3, image_size=8, num_threads=1, seed=4, rank=rank, world_size=world_size, drop_last=drop_last)
+        loader = FastReinforcedLoader(
+            store_path, 3, image_size=8, num_threads=1, seed=4, rank=rank, world_size=world_size, drop_last=drop_last
+        )
         idx = [b["index"] for b in collect_batches(loader)]
         shards.append(torch.cat(idx).tolist() if idx else [])
         assert len(loader) == len(idx)
@@ -149,7 +156,9 @@ def test_rank_shards(store_path, world_size, drop_last):
 
 def test_mix_mode_swaps_text_for_a_synthetic_caption(store_path):
     store = Store(store_path)
-    loader = FastReinforcedLoader(store_path, 11, image_size=8, num_threads=2, caption_mode="mix", mix_probability=0.5, seed=0)
+    loader = FastReinforcedLoader(
+        store_path, 11, image_size=8, num_threads=2, caption_mode="mix", mix_probability=0.5, seed=0
+    )
     flags = []
     for b in loader:
         for r in range(len(b)):
@@ -259,8 +268,10 @@ def test_bf16_and_int8_stores_are_decoded_to_the_stored_values(tmp_path, dtype):
     def expected(i: int) -> tuple[np.ndarray, np.ndarray]:
         if dtype == "bfloat16":
             return bf16_bits_to_float32(store.image_embs(i)), bf16_bits_to_float32(store.text_emb(i))
-        return (dequantize_int8(store.image_embs(i), store.image_emb_scales(i)),
-                dequantize_int8(store.text_emb(i), store.text_emb_scales(i)))
+        return (
+            dequantize_int8(store.image_embs(i), store.image_emb_scales(i)),
+            dequantize_int8(store.text_emb(i), store.text_emb_scales(i)),
+        )
 
     for out in ("float32", "float16"):
         loader = FastReinforcedLoader(path, 4, image_size=8, embedding_output_dtype=out, num_threads=2, seed=2)

@@ -16,7 +16,6 @@ import textwrap
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from mobileclip_fastload import FastReinforcedLoader
 from mobileclip_fastload.testing.synthetic_store import make_store
 
@@ -31,8 +30,14 @@ def store_path(tmp_path_factory):
 def run_isolated(code: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """Run Python `code` in a child interpreter (an abort there cannot take pytest down)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
-                          text=True, timeout=timeout, cwd=os.path.dirname(__file__))
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=os.path.dirname(__file__),
+    )
 
 
 @pytest.mark.slow
@@ -124,8 +129,16 @@ def test_bad_values_name_the_argument_and_the_valid_ones(store_path, name, value
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("batch_size", 4.0), ("batch_size", True), ("seed", "1"), ("image_dtype", 8), ("shuffle", 1),
-     ("mean", "abc"), ("mix_probability", "0.5"), ("storage_options", {"allow_http": True})],
+    [
+        ("batch_size", 4.0),
+        ("batch_size", True),
+        ("seed", "1"),
+        ("image_dtype", 8),
+        ("shuffle", 1),
+        ("mean", "abc"),
+        ("mix_probability", "0.5"),
+        ("storage_options", {"allow_http": True}),
+    ],
 )
 def test_values_of_the_wrong_type_are_type_errors_naming_the_argument(store_path, name, value):
     with pytest.raises(TypeError, match=f"'{name}'"):  # pyo3 notes "while processing '<name>'"
@@ -135,16 +148,24 @@ def test_values_of_the_wrong_type_are_type_errors_naming_the_argument(store_path
 def test_numpy_integers_and_sequences_are_accepted(store_path):
     import numpy as np
 
-    loader = FastReinforcedLoader(store_path, np.int64(4), image_size=np.uint16(8), mean=np.zeros(3),
-                                  std=[1, 1, 1], seed=np.uint64(2**64 - 1), num_threads=1)
+    loader = FastReinforcedLoader(
+        store_path,
+        np.int64(4),
+        image_size=np.uint16(8),
+        mean=np.zeros(3),
+        std=[1, 1, 1],
+        seed=np.uint64(2**64 - 1),
+        num_threads=1,
+    )
     assert (loader.batch_size, loader._config["seed"], loader._config["image_size"]) == (4, 2**64 - 1, 8)
     loader.set_epoch(np.int32(3))
     assert loader.epoch == 3 and type(loader.epoch) is int
 
 
 def test_extreme_but_valid_numbers_work(store_path):
-    loader = FastReinforcedLoader(store_path, 2**63, image_size=8, prefetch=2**63, seed=2**64 - 1,
-                                  rank=5, world_size=2**63, num_threads=3)
+    loader = FastReinforcedLoader(
+        store_path, 2**63, image_size=8, prefetch=2**63, seed=2**64 - 1, rank=5, world_size=2**63, num_threads=3
+    )
     loader.set_epoch(2**64 - 1)
     batches = list(loader)
     assert [len(b) for b in batches] == [1]  # one (padded) sample per rank
@@ -157,7 +178,9 @@ def test_extreme_but_valid_numbers_work(store_path):
 HUGE = st.integers(2**16, 2**63)
 ANY_INT = st.one_of(st.integers(-3, 70), HUGE, st.integers(-(2**63), 2**64 + 3))
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True)
-RANK_WORLD = st.one_of(st.just((None, None)), st.integers(1, 2**63).flatmap(lambda w: st.tuples(st.integers(0, w - 1), st.just(w))))
+RANK_WORLD = st.one_of(
+    st.just((None, None)), st.integers(1, 2**63).flatmap(lambda w: st.tuples(st.integers(0, w - 1), st.just(w)))
+)
 # Per argument: values that must work (extremes included), and anything at all. Sizes that are
 # valid and large (an image side of 5000) would really be allocated and filled, so the wild
 # image sizes and thread counts are either small or impossibly large.
@@ -190,9 +213,13 @@ WILD = dict(
 
 
 @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "80")), deadline=None, database=None)
-@given(data=st.data(), wild=st.sets(st.sampled_from(sorted(WILD)), max_size=3),
-       flags=st.tuples(st.booleans(), st.booleans()),
-       image_dtype=st.sampled_from(["float32", "uint8"]), caption_mode=st.sampled_from(["both", "mix"]))
+@given(
+    data=st.data(),
+    wild=st.sets(st.sampled_from(sorted(WILD)), max_size=3),
+    flags=st.tuples(st.booleans(), st.booleans()),
+    image_dtype=st.sampled_from(["float32", "uint8"]),
+    caption_mode=st.sampled_from(["both", "mix"]),
+)
 def fuzz_constructor(store, data, wild, flags, image_dtype, caption_mode):
     """Every call works or raises ValueError / MemoryError; a PanicException (a
     BaseException) or an abort fails it. Up to three arguments per call are wild."""
@@ -220,5 +247,5 @@ def test_constructor_arguments_never_panic_or_abort(store_path):
         runpy.run_path({__file__!r})["fuzz_constructor"]({store_path!r})
         print("fuzz ok")
     """)
-    tail = (done.stdout[-1500:] + done.stderr[-3000:])
+    tail = done.stdout[-1500:] + done.stderr[-3000:]
     assert done.returncode == 0 and "fuzz ok" in done.stdout, tail

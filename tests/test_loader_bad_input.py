@@ -15,19 +15,19 @@ import textwrap
 import numpy as np
 import pytest
 from conftest import synthetic_sample
-from PIL import Image, ImageFile
-
 from mobileclip_fastload import FastReinforcedLoader, ImageDecodeError, Store, StoreIOError, _core
 from mobileclip_fastload.store import StoreWriter, aug_records
 from mobileclip_fastload.testing.synthetic_store import photo_jpeg
+from PIL import Image, ImageFile
 
 
 def run_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """A hang must fail the test, not block pytest: run `code` in a child with a timeout."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     try:
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"hung for {timeout} s")
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from mobileclip_fastload import FastReinforcedLoader, ImageDecodeError
 from mobileclip_fastload.testing.synthetic_store import make_store
 
@@ -135,8 +134,15 @@ def store_with_bad_sample(tmp_path_factory):
 @pytest.mark.parametrize(("batch_size", "good"), [(1, 6), (3, 2)])
 def test_on_error_raise_delivers_every_good_batch_first(store_with_bad_sample, batch_size, good):
     for run in range(8):
-        loader = FastReinforcedLoader(store_with_bad_sample, batch_size, image_size=8, shuffle=False,
-                                      num_threads=2 + run % 3, prefetch=8, on_error="raise")
+        loader = FastReinforcedLoader(
+            store_with_bad_sample,
+            batch_size,
+            image_size=8,
+            shuffle=False,
+            num_threads=2 + run % 3,
+            prefetch=8,
+            on_error="raise",
+        )
         delivered = []
         with pytest.raises(ImageDecodeError, match="sample-00006"):  # noqa: PT012 -- the batches before the error count
             for b in loader:

@@ -10,7 +10,6 @@ import gc
 
 import pytest
 import torch
-
 from mobileclip_fastload import FastReinforcedLoader, ImageDecodeError
 from mobileclip_fastload.loader import ReinforcedBatch
 from mobileclip_fastload.pinned import PAGE, InFlightCopies
@@ -41,19 +40,23 @@ def test_every_batch_field_starts_on_a_page_of_its_own(store_path, image_dtype):
             pages[name] = (first, end)
 
 
+def drain(loader) -> None:
+    """Iterate to the end holding no batch: each is dropped before the next is asked for."""
+    for b in loader:
+        del b
+
+
 def test_the_pool_keeps_its_buffers_after_fill_errors(tmp_path):
     """Every pass fails on the same undecodable image; a failed batch's buffer goes back to the
     pool, so the pool stays at its bound however many passes fail (it used to free that buffer
     and allocate a new one for every failing pass: 2, 3, 3, 4, 5, 6, ...)."""
     path = make_store(tmp_path / "store", n=8, J=2, S=2, K=2, D=4, seed=2, corrupt=(5,))
-    loader = FastReinforcedLoader(path, 2, image_size=8, num_threads=1, prefetch=1, shuffle=False,
-                                  on_error="raise")
+    loader = FastReinforcedLoader(path, 2, image_size=8, num_threads=1, prefetch=1, shuffle=False, on_error="raise")
     counts = []
     for _ in range(10):
         loader.set_epoch(0)
         with pytest.raises(ImageDecodeError):
-            for b in loader:
-                del b
+            drain(loader)
         gc.collect()
         counts.append(loader._core.buffers_allocated())
     # prefetch window (1) + the batch the consumer holds + the one the worker fills (timing decides

@@ -11,9 +11,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from open_clip_train.data import DataInfo
-from torchvision.transforms import InterpolationMode
-
 from mobileclip_fastload import FastReinforcedLoader, Store
 from mobileclip_fastload.openclip_compat import (
     LoaderEpoch,
@@ -23,6 +20,8 @@ from mobileclip_fastload.openclip_compat import (
     open_clip_train_data,
 )
 from mobileclip_fastload.testing.synthetic_store import make_store
+from open_clip_train.data import DataInfo
+from torchvision.transforms import InterpolationMode
 
 N, J, S, K, D = 12, 3, 2, 2, 4
 BATCH = 4
@@ -108,8 +107,10 @@ def test_openclips_own_datainfo_reaches_the_loader_through_loader_epoch(store_pa
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [(dict(image_dtype="uint8"), "image_dtype='float32'"),
-     (dict(embedding_output_dtype="float16"), "embedding_output_dtype='float32'")],
+    [
+        (dict(image_dtype="uint8"), "image_dtype='float32'"),
+        (dict(embedding_output_dtype="float16"), "embedding_output_dtype='float32'"),
+    ],
 )
 def test_outputs_the_loop_would_misread_are_refused(store_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -123,15 +124,28 @@ def test_the_loader_takes_size_interpolation_and_normalisation_from_openclips_tr
     # open_clip's training RandomResizedCrop is bicubic, as Apple's replay; mean/std are the model's.
     tf = open_clip.image_transform(256, is_train=True, mean=(0.0,) * 3, std=(1.0,) * 3)
     assert loader_options_from_transform(tf) == {
-        "image_size": 256, "interpolation": "bicubic", "mean": (0.0,) * 3, "std": (1.0,) * 3}
+        "image_size": 256,
+        "interpolation": "bicubic",
+        "mean": (0.0,) * 3,
+        "std": (1.0,) * 3,
+    }
     loader = open_clip_dr_loader(store_path, BATCH, tf, num_threads=1)
     assert (loader.image_dtype, loader.embedding_output_dtype) == ("float32", "float32")
     assert next(iter(loader)).images.shape == (BATCH, 3, 256, 256)
 
-    custom = T.Compose([T.RandomResizedCrop(40, interpolation=InterpolationMode.BILINEAR), T.ToTensor(),
-                        T.Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))])
+    custom = T.Compose(
+        [
+            T.RandomResizedCrop(40, interpolation=InterpolationMode.BILINEAR),
+            T.ToTensor(),
+            T.Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3)),
+        ]
+    )
     assert loader_options_from_transform(custom) == {
-        "image_size": 40, "interpolation": "bilinear", "mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3)}
+        "image_size": 40,
+        "interpolation": "bilinear",
+        "mean": (0.5, 0.4, 0.3),
+        "std": (0.2, 0.25, 0.3),
+    }
     with pytest.raises(ValueError, match="no RandomResizedCrop"):
         loader_options_from_transform(T.Compose([T.Normalize((0.0,) * 3, (1.0,) * 3)]))
     with pytest.raises(ValueError, match="square"):
@@ -143,8 +157,9 @@ def _open_clip_args(store_path, *flags):
     """OpenCLIP's own parsed arguments, with the rank and world size its main() adds."""
     from open_clip_train.params import parse_args
 
-    args = parse_args(["--train-data", str(store_path), "--batch-size", str(BATCH), "--workers", "1", "--seed", "11",
-                       *flags])
+    args = parse_args(
+        ["--train-data", str(store_path), "--batch-size", str(BATCH), "--workers", "1", "--seed", "11", *flags]
+    )
     args.rank, args.world_size = 0, 1
     return args
 
@@ -160,7 +175,7 @@ def _stream(loader, epochs):
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")
 @pytest.mark.parametrize(
-    "num_samples, batch_size, world_size, workers",
+    ("num_samples", "batch_size", "world_size", "workers"),
     [(6, 4, 1, 1), (12, 4, 1, 1), (13, 4, 1, 1), (1000, 7, 3, 4), (5, 8, 2, 3), (65_536_000, 256, 256, 24)],
 )
 def test_epoch_size_is_openclips_own_for_train_num_samples(num_samples, batch_size, world_size, workers):
@@ -168,16 +183,24 @@ def test_epoch_size_is_openclips_own_for_train_num_samples(num_samples, batch_si
     (Resampled: the same arithmetic, without the check that there are enough shards for the workers.)"""
     from types import SimpleNamespace
 
+    from mobileclip_fastload.openclip_compat import open_clip_epoch_size
     from open_clip_train.data import get_wds_dataset
 
-    from mobileclip_fastload.openclip_compat import open_clip_epoch_size
-
-    args = SimpleNamespace(train_data="/nonexistent/shard-{0000..0999}.tar", train_num_samples=num_samples,
-                           dataset_resampled=True, train_data_upsampling_factors=None, seed=0,
-                           batch_size=batch_size, world_size=world_size, workers=workers)
+    args = SimpleNamespace(
+        train_data="/nonexistent/shard-{0000..0999}.tar",
+        train_num_samples=num_samples,
+        dataset_resampled=True,
+        train_data_upsampling_factors=None,
+        seed=0,
+        batch_size=batch_size,
+        world_size=world_size,
+        workers=workers,
+    )
     theirs = get_wds_dataset(args, preprocess_img=None, is_train=True, tokenizer=None).dataloader
     assert open_clip_epoch_size(num_samples, batch_size, world_size, workers) == (
-        theirs.num_batches, theirs.num_samples)
+        theirs.num_batches,
+        theirs.num_samples,
+    )
 
 
 def test_train_num_samples_epochs_run_on_through_the_loaders_passes_and_resume_exactly(store_path):
@@ -191,25 +214,35 @@ def test_train_num_samples_epochs_run_on_through_the_loaders_passes_and_resume_e
     plain = FastReinforcedLoader(store_path, BATCH, image_size=16, num_threads=1, seed=11, drop_last=True)
     assert [r for e in epochs for r in e] == [r for b in _stream(plain, 2) for r in b]
     # A run resumed at epoch 2 (it starts inside the loader's second pass) gets that epoch again.
-    resumed = {"train": open_clip_train_data(_open_clip_args(store_path, "--train-num-samples", "6"),
-                                             image_size=16, num_threads=2)}
+    resumed = {
+        "train": open_clip_train_data(
+            _open_clip_args(store_path, "--train-num-samples", "6"), image_size=16, num_threads=2
+        )
+    }
     assert apple_style_epoch(resumed, 2, store, num_samples=8) == epochs[2]
     assert apple_style_epoch(resumed, 1, store, num_samples=8) == epochs[1]
 
 
 def test_train_num_samples_larger_than_the_store_spans_passes(store_path):
     store = Store(store_path)
-    info = dr_data_info(open_clip_dr_loader(store_path, BATCH, image_size=16, num_threads=1, seed=11),
-                        train_num_samples=2 * N + 1, workers=2)
+    info = dr_data_info(
+        open_clip_dr_loader(store_path, BATCH, image_size=16, num_threads=1, seed=11),
+        train_num_samples=2 * N + 1,
+        workers=2,
+    )
     assert (info.dataloader.num_batches, info.dataloader.num_samples) == (8, 32)  # ceil(25/4)=7 -> 8 (2 workers)
     epoch = apple_style_epoch({"train": info}, 0, store, num_samples=32)
     seen = [n for n, _, _ in epoch]
     assert len(seen) == 32 and all(seen.count(n) in (2, 3) for n in range(N))  # 2 whole passes + 2 batches
 
 
-@pytest.mark.parametrize("flags, flag", [(["--dataset-resampled"], "--dataset-resampled"),
-                                         (["--dataset-resampled", "--train-data-upsampling-factors", "1"],
-                                          "--dataset-resampled")])
+@pytest.mark.parametrize(
+    ("flags", "flag"),
+    [
+        (["--dataset-resampled"], "--dataset-resampled"),
+        (["--dataset-resampled", "--train-data-upsampling-factors", "1"], "--dataset-resampled"),
+    ],
+)
 def test_flags_that_cannot_be_honoured_are_refused_naming_the_flag(store_path, flags, flag):
     with pytest.raises(ValueError, match=flag):
         open_clip_train_data(_open_clip_args(store_path, "--train-num-samples", "6", *flags), image_size=16)
@@ -241,17 +274,22 @@ def _apple_args(store_path, *flags):
 
 
 def test_apples_mix_synthetic_flag_sets_the_loaders_mix_mode(store_path):
-    args = _apple_args(store_path, ("dataset_reinforcement_mix_synthetic", True),
-                       ("dataset_reinforcement_mix_synthetic_ratio", 1.0))
+    args = _apple_args(
+        store_path, ("dataset_reinforcement_mix_synthetic", True), ("dataset_reinforcement_mix_synthetic_ratio", 1.0)
+    )
     batch = next(iter(open_clip_train_data(args, image_size=16).dataloader))
     assert bool(batch.text_is_syn.all())  # ratio 1.0: every caption synthetic
     plain = next(iter(open_clip_train_data(_apple_args(store_path), image_size=16).dataloader))
     assert not bool(plain.text_is_syn.any())
 
 
-@pytest.mark.parametrize("name, value, flag", [
-    ("dataset_reinforcement_sample_sequential", True, "--dataset-reinforcement-sample-sequential"),
-    ("dataset_reinforcement_filter_image_size", 64, "--dataset-reinforcement-filter-image-size")])
+@pytest.mark.parametrize(
+    ("name", "value", "flag"),
+    [
+        ("dataset_reinforcement_sample_sequential", True, "--dataset-reinforcement-sample-sequential"),
+        ("dataset_reinforcement_filter_image_size", 64, "--dataset-reinforcement-filter-image-size"),
+    ],
+)
 def test_apples_dr_flags_the_loader_cannot_honour_are_refused(store_path, name, value, flag):
     with pytest.raises(ValueError, match=flag):
         open_clip_train_data(_apple_args(store_path, (name, value)), image_size=16)

@@ -9,7 +9,6 @@ import json
 import os
 
 import pytest
-
 from mobileclip_fastload import StoreExistsError
 from mobileclip_fastload.cli import main as cli_main
 from mobileclip_fastload.convert import convert
@@ -23,8 +22,11 @@ def dataset(tmp_path_factory):
 
 
 def snapshot(folder) -> dict[str, bytes]:
-    return {n: open(os.path.join(folder, n), "rb").read() for n in sorted(os.listdir(folder))
-            if os.path.isfile(os.path.join(folder, n))}
+    return {
+        n: open(os.path.join(folder, n), "rb").read()
+        for n in sorted(os.listdir(folder))
+        if os.path.isfile(os.path.join(folder, n))
+    }
 
 
 def run(dataset, out, **kw):
@@ -45,7 +47,8 @@ def test_a_store_convert_did_not_make_is_refused_unless_overwrite(dataset, tmp_p
     assert (out / "shards.idx").read_bytes() != before["shards.idx"]
     store = open_store(str(out))
     assert {store.shard_entry(n)["file"] for n in range(store.num_shards)} == {
-        n for n in os.listdir(out) if n.endswith(".arrow")}
+        n for n in os.listdir(out) if n.endswith(".arrow")
+    }
 
 
 def test_own_finished_store_reruns_as_the_same_run_but_other_options_are_refused(dataset, tmp_path):
@@ -100,7 +103,7 @@ def test_cli_refuses_then_overwrites(dataset, tmp_path, capsys):
     assert cli_main(args) == 2
     err = capsys.readouterr().err
     assert str(out) in err and "finished store" in err and "--overwrite" in err
-    assert cli_main(args + ["--overwrite"]) == 0
+    assert cli_main([*args, "--overwrite"]) == 0
     assert json.loads((out / "manifest.json").read_text())["num_samples"] == 6
 
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 import warnings
 from importlib import metadata
 from pathlib import Path
 
-import pytest
-from packaging.requirements import Requirement
-
 import mobileclip_fastload
+import pytest
+import tomllib
 from mobileclip_fastload import _core, pixel_reference
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +44,9 @@ def test_reference_names_pillow_and_torchvision():
 def test_the_bit_exactness_tests_run_on_the_reference_versions():
     # test_imaging_*, test_demo, ... compare against the installed Pillow + torchvision
     for name, version in _core.PIXEL_REFERENCE.items():
-        assert metadata.version(name) == version, f"installed {name} is not the reference {version}: pip install -c constraints/bit-exact.txt"
+        assert metadata.version(name) == version, (
+            f"installed {name} is not the reference {version}: pip install -c constraints/bit-exact.txt"
+        )
 
 
 def test_constraint_file_pins_exactly_the_reference():

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from mobileclip_fastload import FastReinforcedLoader, Store
 from mobileclip_fastload.reference import reference_replay
 from mobileclip_fastload.reinforce import OpenClipCaptioner, Teacher, reinforce
@@ -32,8 +31,17 @@ def run(inputs, out, models, **kw):
     coca, teachers = models
     kw.setdefault("datacompdr_output", None)
     return reinforce(
-        inputs, out, teachers=teachers, captioners=[OpenClipCaptioner(coca, tag="tiny", num_captions=S, seq_len=8)],
-        num_augmentations=J, seed=11, num_threads=2, batch_augmented_images=12, device="cpu", progress=False, **kw,
+        inputs,
+        out,
+        teachers=teachers,
+        captioners=[OpenClipCaptioner(coca, tag="tiny", num_captions=S, seq_len=8)],
+        num_augmentations=J,
+        seed=11,
+        num_threads=2,
+        batch_augmented_images=12,
+        device="cpu",
+        progress=False,
+        **kw,
     )
 
 
@@ -105,8 +113,14 @@ def test_loader_replays_the_pixels_the_teachers_saw(reinforced, models):
     for k, spec in enumerate(models[1]):
         teacher = Teacher(spec, "cpu", "fp32")
         loader = FastReinforcedLoader(
-            root / "store", batch_size=len(store), image_size=teacher.view.size,
-            interpolation=teacher.view.interpolation, image_dtype="uint8", shuffle=False, num_threads=2, seed=k,
+            root / "store",
+            batch_size=len(store),
+            image_size=teacher.view.size,
+            interpolation=teacher.view.interpolation,
+            image_dtype="uint8",
+            shuffle=False,
+            num_threads=2,
+            seed=k,
         )
         batch = next(iter(loader))
         pixels = batch.images.permute(0, 2, 3, 1).numpy()  # uint8 [B, H, W, 3]
@@ -116,7 +130,9 @@ def test_loader_replays_the_pixels_the_teachers_saw(reinforced, models):
             _, reference, _ = stored_image_pixels_and_rows(store, teacher, k, D, i, j)
             np.testing.assert_array_equal(pixels[b], reference)
             assert_is_row(embs[b], store.image_embs(i)[:, k * D : (k + 1) * D], j)
-            np.testing.assert_array_equal(batch.image_emb[b, k * D : (k + 1) * D].numpy(), store.image_embs(i)[j, k * D : (k + 1) * D])
+            np.testing.assert_array_equal(
+                batch.image_emb[b, k * D : (k + 1) * D].numpy(), store.image_embs(i)[j, k * D : (k + 1) * D]
+            )
 
 
 def test_every_skip_is_counted_with_its_reason(reinforced):
@@ -146,7 +162,18 @@ def test_datacompdr_export_converts_back_to_the_same_store(reinforced, tmp_path)
     assert a.dims == b.dims and len(a) == len(b)
     for i in range(len(a)):
         sa, sb = a.sample(i), b.sample(i)
-        for field in ("uid", "image", "width", "height", "orig_width", "orig_height", "caption", "syn_captions", "sha256", "flags"):
+        for field in (
+            "uid",
+            "image",
+            "width",
+            "height",
+            "orig_width",
+            "orig_height",
+            "caption",
+            "syn_captions",
+            "sha256",
+            "flags",
+        ):
             assert getattr(sa, field) == getattr(sb, field), field
         assert sa.aug.tobytes() == sb.aug.tobytes()
         np.testing.assert_array_equal(sa.image_emb, sb.image_emb)
@@ -191,11 +218,11 @@ def reinforce_in_child(models, shards, out, die_after_first_shard=False) -> subp
     coca, (ta, tb) = models
     script = (
         "import json, os, signal, torch; torch.set_num_threads(1)\n"
-        "import mobileclip_fastload.reinforce.shard_task as st\n"
-        "write = st.write_json_atomic\n"
+        "import mobileclip_fastload.ingest.resume as resume\n"
+        "write = resume.write_json_atomic\n"
         "def write_then_die(*a, **k):\n"
         "    write(*a, **k); os.kill(os.getpid(), signal.SIGKILL)\n"
-        f"if {die_after_first_shard!r}: st.write_json_atomic = write_then_die\n"
+        f"if {die_after_first_shard!r}: resume.write_json_atomic = write_then_die\n"
         "from mobileclip_fastload.reinforce import reinforce, OpenClipCaptioner, OpenClipSpec\n"
         f"r = reinforce({[str(s) for s in shards]!r}, {str(out)!r}, teachers=[{ta!r}, {tb!r}],\n"
         f"    captioners=[OpenClipCaptioner({coca!r}, tag='tiny', num_captions={S}, seq_len=8)],\n"
@@ -261,13 +288,41 @@ def test_cli_on_an_image_folder_with_a_csv(tmp_path, models, capsys, one_torch_t
         w = csv.DictWriter(f, fieldnames=["image", "caption", "uid"])
         w.writeheader()
         w.writerows(rows)
-    args = build_parser().parse_args([
-        "reinforce", str(tmp_path / "captions.csv"), "-o", str(tmp_path / "store"), "--image-root", str(images),
-        "--model-config", coca.config_file, "--model-config", ta.config_file, "--model-config", tb.config_file,
-        "--teacher", ta.name, "--teacher", tb.name, "--captioner", f"tiny={coca.name}",
-        "-J", "2", "-S", "2", "--caption-length", "8", "--device", "cpu", "--num-threads", "2", "--rows-per-shard", "3",
-        "--no-progress",
-    ])
+    args = build_parser().parse_args(
+        [
+            "reinforce",
+            str(tmp_path / "captions.csv"),
+            "-o",
+            str(tmp_path / "store"),
+            "--image-root",
+            str(images),
+            "--model-config",
+            coca.config_file,
+            "--model-config",
+            ta.config_file,
+            "--model-config",
+            tb.config_file,
+            "--teacher",
+            ta.name,
+            "--teacher",
+            tb.name,
+            "--captioner",
+            f"tiny={coca.name}",
+            "-J",
+            "2",
+            "-S",
+            "2",
+            "--caption-length",
+            "8",
+            "--device",
+            "cpu",
+            "--num-threads",
+            "2",
+            "--rows-per-shard",
+            "3",
+            "--no-progress",
+        ]
+    )
     assert args._run(args) == 0
     out = capsys.readouterr().out
     assert "reinforced 4/5 samples" in out and "missing_image: u-missing" in out
@@ -284,7 +339,9 @@ def test_bf16_autocast_path_stays_close_to_fp32(models, one_torch_thread):
         pixels = rng.integers(0, 256, (6, exact.view.size, exact.view.size, 3), dtype=np.uint8)
         for a, b in zip(exact.embed_images(pixels), fast.embed_images(pixels)):
             assert cosine(a, b) >= 0.99 and np.linalg.norm(b) == pytest.approx(1.0, abs=1e-5)
-        for a, b in zip(exact.embed_texts(["a dog", "two cats on a table"]), fast.embed_texts(["a dog", "two cats on a table"])):
+        for a, b in zip(
+            exact.embed_texts(["a dog", "two cats on a table"]), fast.embed_texts(["a dog", "two cats on a table"])
+        ):
             assert cosine(a, b) >= 0.99
 
 
@@ -298,10 +355,21 @@ def test_several_captioners_give_several_caption_sets(models, shards, tmp_path, 
     from mobileclip_fastload.convert import convert
 
     coca, teachers = models
-    captioners = [OpenClipCaptioner(coca, tag="first", num_captions=S, seq_len=8),
-                  OpenClipCaptioner(coca, tag="second", num_captions=S, seq_len=10)]
-    reinforce(shards[1:], tmp_path / "store", teachers=teachers, captioners=captioners, num_augmentations=J,
-              datacompdr_output=tmp_path / "dr", num_threads=2, device="cpu", progress=False)
+    captioners = [
+        OpenClipCaptioner(coca, tag="first", num_captions=S, seq_len=8),
+        OpenClipCaptioner(coca, tag="second", num_captions=S, seq_len=10),
+    ]
+    reinforce(
+        shards[1:],
+        tmp_path / "store",
+        teachers=teachers,
+        captioners=captioners,
+        num_augmentations=J,
+        datacompdr_output=tmp_path / "dr",
+        num_threads=2,
+        device="cpu",
+        progress=False,
+    )
     with tarfile.open(tmp_path / "dr" / "00001.tar") as tf:
         syn = [json.loads(tf.extractfile(m).read()) for m in tf.getmembers() if m.name.endswith(".syn.json")]
     assert all(set(s) == {"syn_text", "syn_text_second"} and s["syn_text"] != s["syn_text_second"] for s in syn)

@@ -6,11 +6,10 @@ import torch
 import torchvision.transforms.autoaugment as autoaugment
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
-from torchvision.transforms import RandAugment, RandomResizedCrop
-
 from mobileclip_fastload._core import AUG_OP_NAMES
 from mobileclip_fastload.reinforce.augmentation import draw_augmentations, entry_seed
+from PIL import Image
+from torchvision.transforms import RandAugment, RandomResizedCrop
 
 
 def torchvision_entry(seed: int, width: int, height: int, aug_size: int, monkeypatch) -> list:
@@ -45,7 +44,7 @@ def test_draws_equal_torchvision(seed, uid, width, height, aug_size):
         theirs = [torchvision_entry(entry_seed(seed, uid, j), width, height, aug_size, mp) for j in range(J)]
     assert ours == theirs
     for (i, j, h, w), ops in ours:
-        assert 0 <= i and 0 <= j and 0 < h and 0 < w and i + h <= height and j + w <= width
+        assert i >= 0 and j >= 0 and h > 0 and w > 0 and i + h <= height and j + w <= width
         assert len(ops) == 2
 
 
@@ -56,4 +55,3 @@ def test_entries_are_reproducible_alone_and_distinct():
     assert draw_augmentations(8, "uid-1", 10, 640, 480) != all_at_once
     assert len({str(e) for e in all_at_once}) == 10
     assert len({entry_seed(7, "uid-1", j) for j in range(1000)}) == 1000
-

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from mobileclip_fastload.convert.options import Dims
+from mobileclip_fastload.ingest.options import Dims
 from mobileclip_fastload.reinforce import reinforce
 from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
 from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
@@ -20,8 +19,13 @@ from mobileclip_fastload.testing.tiny_models import tiny_specs
 
 
 def options(J: int, captioner: Captioner | None = None, **kw) -> ReinforceOptions:
-    return ReinforceOptions(dims=Dims(J, 1, 1, 1), seed=0, teachers=(OpenClipSpec("unused"),),
-                            captioners=(captioner or OpenClipCaptioner(),), **kw)
+    return ReinforceOptions(
+        dims=Dims(J, 1, 1, 1),
+        seed=0,
+        teachers=(OpenClipSpec("unused"),),
+        captioners=(captioner or OpenClipCaptioner(),),
+        **kw,
+    )
 
 
 def test_chunks_are_counted_in_augmented_images():
@@ -48,13 +52,22 @@ class ChunkRecorder(Captioner):
         return [["a photo"] for _ in images]
 
 
-@pytest.mark.parametrize("J, chunks", [(2, [4, 2]), (4, [2, 2, 2])])
+@pytest.mark.parametrize(("J", "chunks"), [(2, [4, 2]), (4, [2, 2, 2])])
 def test_a_run_embeds_chunks_of_batch_augmented_images(tmp_path, J, chunks, one_torch_thread):
     _, (teacher, _) = tiny_specs(tmp_path / "configs")
     shards = make_pair_shards(tmp_path / "pairs", num_shards=1, samples_per_shard=6, seed=2)
     recorder = ChunkRecorder()
-    report = reinforce(shards, tmp_path / "store", teachers=[teacher], captioners=[recorder], num_augmentations=J,
-                       batch_augmented_images=8, device="cpu", num_threads=1, progress=False)
+    report = reinforce(
+        shards,
+        tmp_path / "store",
+        teachers=[teacher],
+        captioners=[recorder],
+        num_augmentations=J,
+        batch_augmented_images=8,
+        device="cpu",
+        num_threads=1,
+        progress=False,
+    )
     assert recorder.calls == chunks and report.as_dict()["augmented_images"] == 6 * J
 
 
@@ -71,7 +84,7 @@ def test_coca_defaults_on_cuda_generate_a_chunk_per_call_in_fp32():
     assert c.resolved_precision("cuda:0") == "fp32"  # launch-bound anyway; bf16 logits quantise top-p
     assert c.images_per_call_on("cuda:0", 16) == 16 and c.images_per_call_on("cpu", 16) == 1
     assert OpenClipCaptioner(images_per_call=4).images_per_call_on("cuda:1", 16) == 4
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="images_per_call"):
         OpenClipCaptioner(images_per_call=-1)
 
 
@@ -84,8 +97,14 @@ def test_a_resumed_captioning_pass_redoes_shards_captioned_on_another_device(tmp
 
     _, (teacher, _) = tiny_specs(tmp_path / "configs")
     shards = make_pair_shards(tmp_path / "pairs", num_shards=1, samples_per_shard=2, seed=6)
-    kw = dict(teachers=[teacher], captioners=[ChunkRecorder()], num_augmentations=1, device="cpu", num_threads=1,
-              progress=False)
+    kw = dict(
+        teachers=[teacher],
+        captioners=[ChunkRecorder()],
+        num_augmentations=1,
+        device="cpu",
+        num_threads=1,
+        progress=False,
+    )
     reinforce(shards, tmp_path / "store", stage="captions", **kw)
     record_path = done_record_path(str(tmp_path / "store"), "00000", "captions")
     record = json.loads(Path(record_path).read_text())

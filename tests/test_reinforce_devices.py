@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from mobileclip_fastload.convert.executors import run_tasks
+from mobileclip_fastload.ingest.executors import run_tasks
+from mobileclip_fastload.ingest.torchrun import GATHER_TIMEOUT_S as TORCHRUN_GATHER_TIMEOUT_S
 from mobileclip_fastload.reinforce import devices
-from mobileclip_fastload.reinforce.api import TORCHRUN_GATHER_TIMEOUT_S
 from reinforce_worker_probe import ProbeOptions, ProbeTask, probe_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +47,18 @@ def test_ray_gpu_tasks_keep_their_worker_and_get_the_cores_of_a_gpu():
 
 def run_probe(executor: str, opts: ProbeOptions, workers: int, **kw) -> list[dict]:
     got: list = []
-    run_tasks(executor, [ProbeTask(i) for i in range(6)], opts, workers=workers, verify="size",
-              on_done=lambda task, result: got.append(result), on_progress=lambda *a: None,
-              task_fn=probe_task, worker_setup=devices.on_worker, **kw)
+    run_tasks(
+        executor,
+        [ProbeTask(i) for i in range(6)],
+        opts,
+        workers=workers,
+        verify="size",
+        on_done=lambda task, result: got.append(result),
+        on_progress=lambda *a: None,
+        task_fn=probe_task,
+        worker_setup=devices.on_worker,
+        **kw,
+    )
     return [vars(r) for r in got]
 
 
@@ -71,8 +80,9 @@ def test_ray_tasks_resolve_auto_where_they_run_with_their_threads():
     import ray  # in the test extra: missing is a failure, not a skip
 
     pythonpath = os.pathsep.join(p for p in sys.path if p)  # the workers import the probe module
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}
+    )
     try:
         plan, options = devices.ray_plan("auto", ray.cluster_resources(), num_threads=2)
         got = run_probe("ray", ProbeOptions(plan.devices[0], plan.num_threads), workers=1, ray_options=options)
@@ -88,8 +98,20 @@ def test_torchrun_two_cpu_ranks_group_first_threads_shared(tmp_path, models_dir)
 
     shards = make_pair_shards(tmp_path / "pairs", num_shards=2, samples_per_shard=3, seed=5)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"), str(ROOT / "tests")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-port=29561",
-           str(ROOT / "tests" / "reinforce_worker_probe.py"), str(tmp_path), str(models_dir), *map(str, shards)]
+    with socket.socket() as sock:  # a free port: a fixed one collides with another run of this suite
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        f"--master-port={port}",
+        str(ROOT / "tests" / "reinforce_worker_probe.py"),
+        str(tmp_path),
+        str(models_dir),
+        *map(str, shards),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     cores = len(os.sched_getaffinity(0))

@@ -5,9 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
-from mobileclip_fastload.convert.options import Dims
-from mobileclip_fastload.convert.skips import SkipSample
+from mobileclip_fastload.ingest.options import Dims
+from mobileclip_fastload.ingest.skips import SkipSample
 from mobileclip_fastload.reference import reference_replay
 from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
 from mobileclip_fastload.reinforce.inputs import TableSampleReader, make_tasks
@@ -15,6 +14,7 @@ from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
 from mobileclip_fastload.reinforce.options import ReinforceOptions
 from mobileclip_fastload.reinforce.prepare import prepare_sample
 from mobileclip_fastload.testing.synthetic_store import photo_jpeg
+
 
 class PixelsCaptioner(Captioner):
     """The plug-in interface's defaults: ``prepare`` hands Pillow's RGB pixels to ``caption``."""
@@ -28,7 +28,9 @@ class PixelsCaptioner(Captioner):
         return [[f"{im.shape}"] for im in images]
 
 
-OPTS = ReinforceOptions(dims=Dims(4, 1, 1, 1), seed=3, teachers=(OpenClipSpec("unused"),), captioners=(OpenClipCaptioner(),))
+OPTS = ReinforceOptions(
+    dims=Dims(4, 1, 1, 1), seed=3, teachers=(OpenClipSpec("unused"),), captioners=(OpenClipCaptioner(),)
+)
 
 
 @pytest.fixture
@@ -50,7 +52,11 @@ def table(tmp_path):
 
 def test_jsonl_table_tasks_and_skips(table, tmp_path):
     tasks = make_tasks([str(table)], str(tmp_path / "out"), rows_per_shard=3)
-    assert [(t.task_id, t.row_start, t.row_stop) for t in tasks] == [("pairs-00000", 0, 3), ("pairs-00001", 3, 6), ("pairs-00002", 6, 8)]
+    assert [(t.task_id, t.row_start, t.row_stop) for t in tasks] == [
+        ("pairs-00000", 0, 3),
+        ("pairs-00001", 3, 6),
+        ("pairs-00002", 6, 8),
+    ]
     outcomes = []
     for t in tasks:
         for raw in TableSampleReader(t.input, t.row_start, t.row_stop, None):
@@ -60,8 +66,13 @@ def test_jsonl_table_tasks_and_skips(table, tmp_path):
             except SkipSample as e:
                 outcomes.append((e.reason, raw.key))
     assert outcomes == [
-        ("ok", "img/0.jpg"), ("empty_caption", "row00000001"), ("bad_json", "row00000002"),
-        ("bad_json", "row00000003"), ("ok", "img/2.jpg"), ("ok", "img/3.jpg"), ("ok", "img/4.jpg"),
+        ("ok", "img/0.jpg"),
+        ("empty_caption", "row00000001"),
+        ("bad_json", "row00000002"),
+        ("bad_json", "row00000003"),
+        ("ok", "img/2.jpg"),
+        ("ok", "img/3.jpg"),
+        ("ok", "img/4.jpg"),
         ("missing_image", "row00000007"),
     ]
 

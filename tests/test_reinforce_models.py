@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from mobileclip_fastload.reinforce.open_clip_models import (
     OpenClipSpec,
     build,
@@ -19,13 +18,16 @@ from mobileclip_fastload.reinforce.open_clip_models import (
 from mobileclip_fastload.testing.tiny_models import tiny_specs
 
 
-@pytest.mark.parametrize("name, tag, quick", [
-    ("ViT-L-14", "openai", True),  # DataCompDR's first teacher
-    ("ViT-L-14", "dfn2b", True),  # MobileCLIP2's DFN teacher
-    ("ViT-L-14", "datacomp_xl_s13b_b90k", False),  # DataCompDR's second teacher
-    ("coca_ViT-L-14", "mscoco_finetuned_laion2B-s13B-b90k", False),
-    ("ViT-L-14-quickgelu", "dfn2b", True),
-])
+@pytest.mark.parametrize(
+    ("name", "tag", "quick"),
+    [
+        ("ViT-L-14", "openai", True),  # DataCompDR's first teacher
+        ("ViT-L-14", "dfn2b", True),  # MobileCLIP2's DFN teacher
+        ("ViT-L-14", "datacomp_xl_s13b_b90k", False),  # DataCompDR's second teacher
+        ("coca_ViT-L-14", "mscoco_finetuned_laion2B-s13B-b90k", False),
+        ("ViT-L-14-quickgelu", "dfn2b", True),
+    ],
+)
 def test_a_pretrained_tag_gets_the_activation_it_was_trained_with(name, tag, quick):
     spec = OpenClipSpec(name, tag)
     assert quick_gelu_of(spec) is quick
@@ -64,10 +66,9 @@ def test_bf16_build_casts_weights_once_and_keeps_the_random_init(tmp_path):
 
 
 def test_coca_preprocessing_from_the_configs_is_the_built_models_own(tmp_path):
+    from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
     from open_clip.transform import PreprocessCfg, image_transform_v2
     from PIL import Image
-
-    from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
 
     coca, _ = tiny_specs(tmp_path)
     model, _ = build(coca, "cpu")

@@ -17,8 +17,8 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 
-from mobileclip_fastload import FastReinforcedLoader  # noqa: E402
-from test_remote_store import local_store, options, s3, s3_endpoint, shard_files, upload  # noqa: E402,F401
+from mobileclip_fastload import FastReinforcedLoader
+from remote_s3 import options, shard_files, upload
 
 CHILD = textwrap.dedent("""
     import json, sys, torch
@@ -56,13 +56,21 @@ def test_three_processes_share_one_cache_folder_for_several_rounds(s3, s3_endpoi
         cache_size = 3 * largest if round_ % 2 == 0 else 2 * largest
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", CHILD,
-                 json.dumps([url, str(local_store), str(cache), cache_size, options(s3_endpoint), seed, 2])],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                [
+                    sys.executable,
+                    "-c",
+                    CHILD,
+                    json.dumps([url, str(local_store), str(cache), cache_size, options(s3_endpoint), seed, 2]),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for seed in (round_, round_ + 10, round_ + 20)
         ]
         results = [p.communicate(timeout=240) for p in procs]
-        for p, (out, err) in zip(procs, results):
+        for p, (_, err) in zip(procs, results):
             assert p.returncode == 0, f"round {round_}: {err[-3000:]}"
         stats = [json.loads(out.strip().splitlines()[-1]) for out, _ in results]
         assert all(s["batches"] > 0 and s["failed_attempts"] == 0 for s in stats)

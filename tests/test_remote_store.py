@@ -4,63 +4,21 @@ disk; dropped connections, corrupt and missing objects, a cache too small."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 from pathlib import Path
 
-import boto3
-import moto.server as moto_server
 import pytest
 import torch
-
 from conftest import collect_batches
 from mobileclip_fastload import FastReinforcedLoader, RemoteStoreError, Store
-from mobileclip_fastload.testing.synthetic_store import make_store
-import contextlib
+from remote_s3 import options, shard_files, upload
 
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_region": "us-east-1"}
-LOADER = dict(batch_size=5, image_size=32, num_threads=2, seed=3, image_dtype="uint8", order="shard_block",
-              shuffle_window=2)
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3(s3_endpoint):
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name=CREDENTIALS["aws_region"],
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    client.create_bucket(Bucket="stores")
-    return client
-
-
-@pytest.fixture(scope="module")
-def local_store(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("remote") / "store"
-    make_store(path, n=24, J=2, S=2, K=2, D=4, seed=5, target_shard_bytes=40_000)
-    assert len(os.listdir(path)) >= 5, "the test needs several shards"
-    return path
-
-
-def upload(s3, store: Path, prefix: str) -> str:
-    for f in sorted(store.iterdir()):
-        s3.upload_file(str(f), "stores", f"{prefix}/{f.name}")
-    return f"s3://stores/{prefix}"
-
-
-def options(endpoint: str) -> dict[str, str]:
-    return {"aws_endpoint": endpoint, "allow_http": "true", **CREDENTIALS}
-
-
-def shard_files(store: Path) -> list[Path]:
-    return sorted(store.glob("shard-*.arrow"))
+LOADER = dict(
+    batch_size=5, image_size=32, num_threads=2, seed=3, image_dtype="uint8", order="shard_block", shuffle_window=2
+)
 
 
 def batches(loader, epoch=None, limit=None):
@@ -107,8 +65,12 @@ def test_mid_epoch_resume_and_rank_blocks_from_a_remote_store(s3, s3_endpoint, l
     with pytest.raises(ValueError, match="order"):
         FastReinforcedLoader(local_store, **{**LOADER, "order": "global"}).load_state_dict(state)
     # Two ranks: equal length, and together they download little more than the store.
-    per_rank = [FastReinforcedLoader(url, **LOADER, rank=r, world_size=2, cache_dir=tmp_path / f"r{r}",
-                                     storage_options=options(s3_endpoint)) for r in (0, 1)]
+    per_rank = [
+        FastReinforcedLoader(
+            url, **LOADER, rank=r, world_size=2, cache_dir=tmp_path / f"r{r}", storage_options=options(s3_endpoint)
+        )
+        for r in (0, 1)
+    ]
     local_ranks = [FastReinforcedLoader(local_store, **LOADER, rank=r, world_size=2) for r in (0, 1)]
     for remote, local in zip(per_rank, local_ranks):
         assert_same(batches(remote), batches(local))
@@ -142,8 +104,9 @@ def test_missing_object_is_a_clear_error(s3, s3_endpoint, local_store, tmp_path)
     assert info.value.strerror == "object not found"
     assert store.cache_stats()["failed_attempts"] == 1  # not found is not retried
     # Through the loader: the error reaches the iterating thread, naming the object.
-    loader = FastReinforcedLoader(url, **{**LOADER, "order": "global"}, cache_dir=tmp_path / "l",
-                                  storage_options=options(s3_endpoint))
+    loader = FastReinforcedLoader(
+        url, **{**LOADER, "order": "global"}, cache_dir=tmp_path / "l", storage_options=options(s3_endpoint)
+    )
     with pytest.raises(RemoteStoreError, match=r"missing/shard-00001\.arrow: object not found"):
         batches(loader)
 
@@ -166,7 +129,9 @@ def test_corrupt_object_is_fetched_again_then_refused(s3, s3_endpoint, local_sto
 def test_cache_too_small_for_a_shard_is_a_clear_error(s3, s3_endpoint, local_store, tmp_path):
     url = upload(s3, local_store, "small")
     store = Store(url, cache_dir=tmp_path, cache_size=1000, storage_options=options(s3_endpoint))
-    with pytest.raises(RemoteStoreError, match=r"small/shard-00000\.arrow: the cache cannot hold this shard.*cache_size is 1000"):
+    with pytest.raises(
+        RemoteStoreError, match=r"small/shard-00000\.arrow: the cache cannot hold this shard.*cache_size is 1000"
+    ):
         store.uid(0)
 
 
@@ -174,7 +139,9 @@ def test_a_bounded_cache_evicts_and_batches_stay_equal(s3, s3_endpoint, local_st
     url = upload(s3, local_store, "evict")
     largest = max(f.stat().st_size for f in shard_files(local_store))
     kw = {**LOADER, "shuffle_window": 1}
-    remote = FastReinforcedLoader(url, **kw, cache_dir=tmp_path, cache_size=3 * largest, storage_options=options(s3_endpoint))
+    remote = FastReinforcedLoader(
+        url, **kw, cache_dir=tmp_path, cache_size=3 * largest, storage_options=options(s3_endpoint)
+    )
     assert_same(batches(remote), batches(FastReinforcedLoader(local_store, **kw)))
     stats = remote._core.cache_stats()
     assert stats["evictions"] > 0
@@ -253,12 +220,20 @@ def test_dropped_connection_mid_download_is_retried(s3, s3_endpoint, local_store
         proxy.close()
 
 
-def test_credentials_from_the_environment_and_verify_from_the_cli(s3, s3_endpoint, local_store, tmp_path, monkeypatch, capsys):
+def test_credentials_from_the_environment_and_verify_from_the_cli(
+    s3, s3_endpoint, local_store, tmp_path, monkeypatch, capsys
+):
     from mobileclip_fastload import cli
 
     url = upload(s3, local_store, "env")
-    for key, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "XDG_CACHE_HOME": str(tmp_path)}.items():
+    for key, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "XDG_CACHE_HOME": str(tmp_path),
+    }.items():
         monkeypatch.setenv(key, value)
     assert cli.main(["verify", url]) == 0
     assert "every checksum matches" in capsys.readouterr().out

@@ -13,14 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
+from hypothesis import given
+from hypothesis import strategies as st
 from mobileclip_fastload import FastReinforcedLoader, Store
 from mobileclip_fastload.cli import main
 from mobileclip_fastload.show import write_view
-from hypothesis import given
-from hypothesis import strategies as st
-
 from mobileclip_fastload.show.captions import (
     FLAG_CUT,
     FLAG_EMPTY,
@@ -33,6 +30,7 @@ from mobileclip_fastload.show.summary import SUMMARY_SHARDS
 from mobileclip_fastload.store import Sample, StoreWriter
 from mobileclip_fastload.testing.synthetic_store import make_store, photo_jpeg, random_aug_records
 from mobileclip_fastload.tokenizer import tokenize
+from PIL import Image
 
 pytest.importorskip("matplotlib")
 
@@ -41,8 +39,11 @@ J, S, K, D = 4, 3, 2, 8
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory) -> Path:
-    return Path(make_store(tmp_path_factory.mktemp("show") / "store", n=24, J=J, S=S, K=K, D=D, seed=7,
-                           target_shard_bytes=60_000))
+    return Path(
+        make_store(
+            tmp_path_factory.mktemp("show") / "store", n=24, J=J, S=S, K=K, D=D, seed=7, target_shard_bytes=60_000
+        )
+    )
 
 
 def page_data(html: str) -> dict:
@@ -120,8 +121,9 @@ def test_page_numbers_equal_those_computed_from_the_store(tmp_path, embedding_dt
 
 def test_replayed_images_equal_the_loaders_pixels(store_path, tmp_path):
     size = 40
-    loader = FastReinforcedLoader(store_path, batch_size=24, image_size=size, image_dtype="uint8", shuffle=False,
-                                  num_threads=2, seed=11)
+    loader = FastReinforcedLoader(
+        store_path, batch_size=24, image_size=size, image_dtype="uint8", shuffle=False, num_threads=2, seed=11
+    )
     seen = 0
     for epoch in range(3):  # several epochs: the loader picks other augmentations
         loader.set_epoch(epoch)
@@ -143,9 +145,11 @@ def planted_store(path: Path) -> tuple[str, list[list[str]]]:
     rng = np.random.default_rng(0)
     long_text = " ".join(f"word{w} and" for w in range(60))
     real = ["a dog running on a beach", "a 2 2 2 2", "", long_text, "a red car parked by a house"] + [
-        f"a photo of thing number {i} on a table" for i in range(5, 30)]
+        f"a photo of thing number {i} on a table" for i in range(5, 30)
+    ]
     syn = [["a man a man a man riding", "a cat", "two cups of coffee on a table"]] + [
-        [f"synthetic {s} about photo {i}" for s in range(S)] for i in range(1, 30)]
+        [f"synthetic {s} about photo {i}" for s in range(S)] for i in range(1, 30)
+    ]
     expected = [[[FLAG_REPEATED], [], []]] + [[[]] * S for _ in range(1, 30)]
     expected_real = [[], [FLAG_REPEATED], [FLAG_EMPTY], [FLAG_CUT], []] + [[] for _ in range(5, 30)]
     with StoreWriter(path, J=J, S=S, K=K, D=D) as w:
@@ -157,11 +161,24 @@ def planted_store(path: Path) -> tuple[str, list[list[str]]]:
             if i == 7:
                 text[0] = -base  # the planted agreement outlier
             unit = lambda x: (x / np.linalg.norm(x, axis=-1, keepdims=True)).reshape(len(x), K * D)  # noqa: E731
-            w.add(Sample(uid=f"p{i}", image=jpeg, width=width, height=height, orig_width=width, orig_height=height,
-                         caption=real[i], caption_tokens=tokenize(real[i]), syn_captions=syn[i],
-                         syn_tokens=[tokenize(t) for t in syn[i]], aug=random_aug_records(rng, J, width, height),
-                         image_emb=unit(image).astype(np.float16), text_emb=unit(text).astype(np.float16)))
-    return str(path), [[real_flags] + syn_flags for real_flags, syn_flags in zip(expected_real, expected)]
+            w.add(
+                Sample(
+                    uid=f"p{i}",
+                    image=jpeg,
+                    width=width,
+                    height=height,
+                    orig_width=width,
+                    orig_height=height,
+                    caption=real[i],
+                    caption_tokens=tokenize(real[i]),
+                    syn_captions=syn[i],
+                    syn_tokens=[tokenize(t) for t in syn[i]],
+                    aug=random_aug_records(rng, J, width, height),
+                    image_emb=unit(image).astype(np.float16),
+                    text_emb=unit(text).astype(np.float16),
+                )
+            )
+    return str(path), [[real_flags, *syn_flags] for real_flags, syn_flags in zip(expected_real, expected)]
 
 
 def test_degenerate_captions_and_agreement_outlier_are_flagged(tmp_path):
@@ -186,8 +203,15 @@ def test_degenerate_captions_and_agreement_outlier_are_flagged(tmp_path):
     assert "4 of 120 captions flagged as degenerate" in html
 
 
-@pytest.mark.parametrize("text", ["a dog running on a beach", "two cups of coffee, one of them empty",
-                                  "a bus on the street in the city", "the the quick fox"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a dog running on a beach",
+        "two cups of coffee, one of them empty",
+        "a bus on the street in the city",
+        "the the quick fox",
+    ],
+)
 def test_ordinary_captions_have_no_flags(text):
     assert degenerate_flags(text, tokenize(text)) == []
 
@@ -238,23 +262,47 @@ def test_a_remote_store_gives_the_local_page(store_path, tmp_path):
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         s3.create_bucket(Bucket="stores")
         for f in sorted(store_path.iterdir()):
             s3.upload_file(str(f), "stores", f"show/{f.name}")
-        options = [f"aws_endpoint={endpoint}", "allow_http=true", "aws_access_key_id=testing",
-                   "aws_secret_access_key=testing", "aws_region=us-east-1"]
+        options = [
+            f"aws_endpoint={endpoint}",
+            "allow_http=true",
+            "aws_access_key_id=testing",
+            "aws_secret_access_key=testing",
+            "aws_region=us-east-1",
+        ]
         remote_out, local_out = tmp_path / "remote.html", tmp_path / "local.html"
         args = ["--samples", "2,19", "--augmentations", "3", "--image-size", "32"]
-        assert main(["show", "s3://stores/show", "-o", str(remote_out), "--cache-dir", str(tmp_path / "cache"),
-                     *[a for o in options for a in ("--storage-option", o)], *args]) == 0
+        assert (
+            main(
+                [
+                    "show",
+                    "s3://stores/show",
+                    "-o",
+                    str(remote_out),
+                    "--cache-dir",
+                    str(tmp_path / "cache"),
+                    *[a for o in options for a in ("--storage-option", o)],
+                    *args,
+                ]
+            )
+            == 0
+        )
         write_view(store_path, local_out, samples=[2, 19], augmentations=3, image_size=32)
     finally:
         server.stop()
     remote, local = remote_out.read_text(encoding="utf-8"), local_out.read_text(encoding="utf-8")
     assert page_data(remote)["samples"] == page_data(local)["samples"]
     for i in (2, 19):
-        r, l = shown_augmentations(sections(remote)[i]), shown_augmentations(sections(local)[i])
-        assert sorted(r) == [0, 1, 2] and all(np.array_equal(r[j], l[j]) for j in r)
+        from_remote, from_local = shown_augmentations(sections(remote)[i]), shown_augmentations(sections(local)[i])
+        assert sorted(from_remote) == [0, 1, 2]
+        assert all(np.array_equal(from_remote[j], from_local[j]) for j in from_remote)
     assert "s3://stores/show" in remote

@@ -12,7 +12,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
 from mobileclip_fastload import Store, _core
 from mobileclip_fastload.reference import AugParams, parse_aug
 from mobileclip_fastload.store import (
@@ -61,7 +60,9 @@ def test_rescaling_maps_edges_with_round_half_up():
     assert rescale_box((1, 1, 1, 1), (2, 2), (3, 3)) == (2, 2, 1, 1)
     # a box never collapses to zero size
     assert rescale_box((0, 0, 1, 1), (1000, 1000), (10, 10)) == (0, 0, 1, 1)
-    aug, rescaled = aug_records([None, [[0, 0, 800, 1000], []]], width=512, height=410, orig_width=1000, orig_height=800)
+    aug, rescaled = aug_records(
+        [None, [[0, 0, 800, 1000], []]], width=512, height=410, orig_width=1000, orig_height=800
+    )
     assert rescaled
     # whole original image -> whole stored image; null entries use the stored size
     for rec in aug:
@@ -76,7 +77,7 @@ def test_rescaled_boxes_stay_inside_and_identity_is_exact(ow, oh, w, h, data):
     height = data.draw(st.integers(1, oh - top))
     width = data.draw(st.integers(1, ow - left))
     t, lf, hh, ww = rescale_box((top, left, height, width), (ow, oh), (w, h))
-    assert 0 <= t and 0 <= lf and hh >= 1 and ww >= 1
+    assert t >= 0 and lf >= 0 and hh >= 1 and ww >= 1
     assert t + hh <= max(h, t + 1) and lf + ww <= max(w, lf + 1)
     assert abs(lf - left * w / ow) <= 0.5 and abs(t - top * h / oh) <= 0.5
     assert rescale_box((top, left, height, width), (ow, oh), (ow, oh)) == (top, left, height, width)
@@ -88,7 +89,9 @@ def test_bf16_rounding_matches_torch(x):
     ours = float_to_bf16_bits(x)
     theirs = torch.from_numpy(x.copy()).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     np.testing.assert_array_equal(ours, theirs)
-    np.testing.assert_array_equal(bf16_bits_to_float32(ours), torch.from_numpy(x.copy()).to(torch.bfloat16).float().numpy())
+    np.testing.assert_array_equal(
+        bf16_bits_to_float32(ours), torch.from_numpy(x.copy()).to(torch.bfloat16).float().numpy()
+    )
 
 
 @settings(max_examples=50, deadline=None)
@@ -111,8 +114,13 @@ def numpy_int8_reference(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
 
 
 @settings(max_examples=50, deadline=None)
-@given(arrays(st.sampled_from([np.float16, np.float32, np.float64]), st.tuples(st.integers(1, 4), st.sampled_from([2, 6])),
-              elements=st.floats(-60000, 60000, width=16)))
+@given(
+    arrays(
+        st.sampled_from([np.float16, np.float32, np.float64]),
+        st.tuples(st.integers(1, 4), st.sampled_from([2, 6])),
+        elements=st.floats(-60000, 60000, width=16),
+    )
+)
 def test_encodings_match_numpy_and_torch(x):
     """The Rust encoder against independent references, for every float input type."""
     values, scales = encode_embeddings(x, "float16", 2)
@@ -167,8 +175,10 @@ RECORD_STRUCT = struct.Struct("<ddiiiiBBBB4x")
 
 int32 = st.integers(-(2**31), 2**31 - 1)
 positive_int32 = st.integers(1, 2**31 - 1)
-ops_st = st.lists(st.tuples(st.integers(0, AUG_NUM_OPS - 1), st.floats(allow_nan=False, allow_infinity=False)),
-                  max_size=MAX_OPS_PER_ENTRY)
+ops_st = st.lists(
+    st.tuples(st.integers(0, AUG_NUM_OPS - 1), st.floats(allow_nan=False, allow_infinity=False)),
+    max_size=MAX_OPS_PER_ENTRY,
+)
 
 
 def test_dtype_is_built_from_the_rust_layout():
@@ -184,8 +194,9 @@ def test_records_have_the_documented_bytes_and_decode_back(top, left, height, wi
     rec = aug_record((top, left, height, width), ops, null=null, hflip=hflip)
     padded = list(ops) + [(0, 0.0)] * (2 - len(ops))
     flags = (AUG_FLAG_NULL if null else 0) | (AUG_FLAG_HFLIP if hflip else 0)
-    want = RECORD_STRUCT.pack(padded[0][1], padded[1][1], top, left, height, width,
-                              padded[0][0], padded[1][0], len(ops), flags)
+    want = RECORD_STRUCT.pack(
+        padded[0][1], padded[1][1], top, left, height, width, padded[0][0], padded[1][0], len(ops), flags
+    )
     assert rec.tobytes() == want
     assert parse_aug(rec.tobytes()) == AugParams(top, left, height, width, tuple(ops), null, hflip)
     check_aug(rec.reshape(1), 1)
@@ -193,16 +204,33 @@ def test_records_have_the_documented_bytes_and_decode_back(top, left, height, wi
 
 @settings(max_examples=400, deadline=None)
 @given(int32, int32, positive_int32, positive_int32, ops_st, st.booleans(), st.integers(0, 39), st.integers(0, 255))
-def test_a_record_with_one_byte_changed_is_rejected_or_read_as_documented(top, left, height, width, ops, hflip, at, byte):
+def test_a_record_with_one_byte_changed_is_rejected_or_read_as_documented(
+    top, left, height, width, ops, hflip, at, byte
+):
     raw = bytearray(aug_record((top, left, height, width), ops, hflip=hflip).tobytes())
     raw[at] = byte
     m0, m1, top, left, height, width, op0, op1, n_ops, flags = RECORD_STRUCT.unpack(raw)
-    valid = (op0 < 14 and op1 < 14 and n_ops <= 2 and flags <= 3 and np.isfinite([m0, m1]).all()
-             and height > 0 and width > 0 and raw[36:] == bytes(4))
+    valid = (
+        op0 < 14
+        and op1 < 14
+        and n_ops <= 2
+        and flags <= 3
+        and np.isfinite([m0, m1]).all()
+        and height > 0
+        and width > 0
+        and raw[36:] == bytes(4)
+    )
     if valid:
         check_aug(np.frombuffer(bytes(raw), AUG_DTYPE), 1)
-        assert parse_aug(bytes(raw)) == AugParams(top, left, height, width, ((op0, m0), (op1, m1))[:n_ops],
-                                                  bool(flags & AUG_FLAG_NULL), bool(flags & AUG_FLAG_HFLIP))
+        assert parse_aug(bytes(raw)) == AugParams(
+            top,
+            left,
+            height,
+            width,
+            ((op0, m0), (op1, m1))[:n_ops],
+            bool(flags & AUG_FLAG_NULL),
+            bool(flags & AUG_FLAG_HFLIP),
+        )
     else:
         with pytest.raises(ValueError, match=r"aug\[0\] is not a valid augmentation record"):
             check_aug(np.frombuffer(bytes(raw), AUG_DTYPE), 1)
@@ -213,9 +241,14 @@ def test_a_record_with_one_byte_changed_is_rejected_or_read_as_documented(top, l
 def test_check_aug_applies_the_readers_rule_pad_included():
     good = aug_record((0, 0, 4, 4), [(13, 1.5)]).reshape(1)
     check_aug(good, 1)
-    for field, value, why in [("pad", [0, 0, 1, 0], "pad bytes"), ("op1", 14, "op index 14"),
-                              ("n_ops", 3, "at most 2"), ("flags", 4, "flags"), ("height", 0, "positive"),
-                              ("m1", np.nan, "finite")]:
+    for field, value, why in [
+        ("pad", [0, 0, 1, 0], "pad bytes"),
+        ("op1", 14, "op index 14"),
+        ("n_ops", 3, "at most 2"),
+        ("flags", 4, "flags"),
+        ("height", 0, "positive"),
+        ("m1", np.nan, "finite"),
+    ]:
         bad = good.copy()
         bad[0][field] = value
         with pytest.raises(ValueError, match=f"aug\\[0\\] is not a valid augmentation record: .*{why}"):
@@ -227,14 +260,26 @@ def test_check_aug_applies_the_readers_rule_pad_included():
 
 
 def test_entry_values_must_be_integers_and_numbers():
-    as_json = '[[[1.0, 2, 3, 4], [[5.0, 1]]], null]'
-    assert aug_records(as_json, width=9, height=9)[0].tobytes() == aug_records(
-        [[[np.int64(1), 2, 3, 4], [[np.uint8(5), np.float32(1.0)]]], None], width=9, height=9)[0].tobytes()
-    assert aug_records(as_json, width=9, height=9)[0].tobytes() == aug_records(as_json.encode(), width=9, height=9)[0].tobytes()
-    for bad, why in [([[[0.5, 0, 1, 1], []]], "not 4 integers"), ([[[True, 0, 1, 1], []]], "not 4 integers"),
-                     ([[[0, 0, 1, 1], [["3", 1.0]]]], "op"), ([[[0, 0, 1, 1], [[3, None]]]], "op"),
-                     ([[[0, 0, 1, 1], [[3, float("nan")]]]], "finite"), ("[[[0, 0, 1", "not valid JSON"),
-                     ([[[2**40, 0, 1, 1], []]], "int32")]:
+    as_json = "[[[1.0, 2, 3, 4], [[5.0, 1]]], null]"
+    assert (
+        aug_records(as_json, width=9, height=9)[0].tobytes()
+        == aug_records([[[np.int64(1), 2, 3, 4], [[np.uint8(5), np.float32(1.0)]]], None], width=9, height=9)[
+            0
+        ].tobytes()
+    )
+    assert (
+        aug_records(as_json, width=9, height=9)[0].tobytes()
+        == aug_records(as_json.encode(), width=9, height=9)[0].tobytes()
+    )
+    for bad, why in [
+        ([[[0.5, 0, 1, 1], []]], "not 4 integers"),
+        ([[[True, 0, 1, 1], []]], "not 4 integers"),
+        ([[[0, 0, 1, 1], [["3", 1.0]]]], "op"),
+        ([[[0, 0, 1, 1], [[3, None]]]], "op"),
+        ([[[0, 0, 1, 1], [[3, float("nan")]]]], "finite"),
+        ("[[[0, 0, 1", "not valid JSON"),
+        ([[[2**40, 0, 1, 1], []]], "int32"),
+    ]:
         with pytest.raises(ValueError, match=why):
             aug_records(bad, width=9, height=9)
     assert _core.parse_param_aug([[[1.0, 2, 3, 4], [[5.0, 1]]], None]) == [[[1, 2, 3, 4], [[5, 1.0]]], None]
@@ -254,7 +299,9 @@ def test_rescaling_keeps_whole_boxes_whole_and_neighbours_adjacent(ow, oh, w, h,
     assert right_l == lf + ww or (ww == 1 and right_l in (lf, lf + 1))
     assert below_t == t + hh or (hh == 1 and below_t in (t, t + 1))
     # aug_records applies exactly this rule to each entry
-    recs, rescaled = aug_records([[[top, left, height, width], []], None], width=w, height=h, orig_width=ow, orig_height=oh)
+    recs, rescaled = aug_records(
+        [[[top, left, height, width], []], None], width=w, height=h, orig_width=ow, orig_height=oh
+    )
     assert rescaled == ((ow, oh) != (w, h))
     assert recs[0].tobytes() == aug_record((t, lf, hh, ww)).tobytes()
     assert recs[1].tobytes() == null_record(w, h).tobytes()
@@ -271,9 +318,23 @@ def test_records_round_trip_through_the_store(tmp_path):
     recs[2]["flags"] |= AUG_FLAG_HFLIP
     emb = np.full((3, 4), 0.5, np.float32)
     with StoreWriter(tmp_path / "s", J=3, S=1, K=1, D=4) as w:
-        w.add(Sample(uid="a", image=b"x", width=32, height=24, orig_width=32, orig_height=24, caption="c",
-                     caption_tokens=np.array([49406, 49407], np.uint16), syn_captions=["s"],
-                     syn_tokens=[np.array([49406, 49407], np.uint16)], aug=recs, image_emb=emb, text_emb=emb[:2]))
+        w.add(
+            Sample(
+                uid="a",
+                image=b"x",
+                width=32,
+                height=24,
+                orig_width=32,
+                orig_height=24,
+                caption="c",
+                caption_tokens=np.array([49406, 49407], np.uint16),
+                syn_captions=["s"],
+                syn_tokens=[np.array([49406, 49407], np.uint16)],
+                aug=recs,
+                image_emb=emb,
+                text_emb=emb[:2],
+            )
+        )
     got = Store(tmp_path / "s").sample(0).aug
     assert got.dtype == AUG_DTYPE and got.tobytes() == recs.tobytes()
     assert parse_aug(got[0]) == parse_aug(entries[0]) == AugParams(-3, 7, 10, 12, ((5, -9.0), (11, 178.5)))

@@ -11,12 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import synthetic_sample
-
 from mobileclip_fastload import (
     FastloadError,
+    FastReinforcedLoader,
     SampleIndexError,
     SchemaVersionError,
-    FastReinforcedLoader,
     Store,
     StoreFormatError,
     StoreIOError,
@@ -163,8 +162,18 @@ def test_shards_of_different_dims_cannot_be_mixed(make_store, tmp_path):
     b = make_store(2, D=5, name="b")
     shutil.copy(shard(b), a / "shard-00001.arrow")
     info = _core.store_shard_info(str(a / "shard-00001.arrow"))
-    edit_manifest(a, lambda m: (m["shards"].append({"file": "shard-00001.arrow", **{k: info[k] for k in
-                  ("num_samples", "file_bytes", "file_xxh3", "columns")}}), m.update(num_samples=4)))
+    edit_manifest(
+        a,
+        lambda m: (
+            m["shards"].append(
+                {
+                    "file": "shard-00001.arrow",
+                    **{k: info[k] for k in ("num_samples", "file_bytes", "file_xxh3", "columns")},
+                }
+            ),
+            m.update(num_samples=4),
+        ),
+    )
     with pytest.raises(StoreFormatError, match=r"shard-00001\.arrow.*D=5.*D=4"):
         read_all(a)
 
@@ -174,7 +183,9 @@ def test_invalid_aug_record_in_shard(make_store):
     table = pa.ipc.open_file(str(shard(path))).read_all()
     aug = np.frombuffer(bytearray(table.column("aug")[1].as_py()), dtype=AUG_DTYPE).copy()
     aug[2]["op1"] = 14
-    col = pa.array([table.column("aug")[0].as_py(), aug.tobytes(), table.column("aug")[2].as_py()], table.schema.field("aug").type)
+    col = pa.array(
+        [table.column("aug")[0].as_py(), aug.tobytes(), table.column("aug")[2].as_py()], table.schema.field("aug").type
+    )
     table = table.set_column(table.schema.get_field_index("aug"), table.schema.field("aug"), col)
     with pa.OSFile(str(shard(path)), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)

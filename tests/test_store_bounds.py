@@ -41,8 +41,14 @@ CHILD = textwrap.dedent("""
 
 def run_child(location: str, options: dict | None = None, env: dict | None = None) -> dict:
     child_env = {**os.environ, "PYTHONPATH": PYTHON_DIR, **(env or {})}
-    done = subprocess.run(check=False, args=[sys.executable, "-c", CHILD, location, json.dumps(options or {})],
-                          capture_output=True, text=True, timeout=120, env=child_env)
+    done = subprocess.run(
+        check=False,
+        args=[sys.executable, "-c", CHILD, location, json.dumps(options or {})],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env,
+    )
     assert done.returncode == 0, f"child died (rc {done.returncode}): {done.stderr[-2000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -65,6 +71,7 @@ def claim(count: int):
     def change(m: dict) -> None:
         m["num_samples"] += count - m["shards"][0]["num_samples"]
         m["shards"][0]["num_samples"] = count
+
     return change
 
 
@@ -124,8 +131,13 @@ def s3_endpoint():
 
 def upload(endpoint: str, store: Path, prefix: str) -> str:
     boto3 = pytest.importorskip("boto3")
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     if not client.list_buckets()["Buckets"]:
         client.create_bucket(Bucket="stores")
     for f in sorted(store.iterdir()):

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from mobileclip_fastload.cli import SUBCOMMANDS, main
 
 MARK = b"<<unique image payload>>" * 4

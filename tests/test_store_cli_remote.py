@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 
-from mobileclip_fastload.cli import main  # noqa: E402
-from test_remote_store import CREDENTIALS, local_store, s3, s3_endpoint, upload  # noqa: E402,F401
+from mobileclip_fastload.cli import main
+from remote_s3 import CREDENTIALS, upload
 
 
 def remote_args(endpoint: str, cache) -> list[str]:

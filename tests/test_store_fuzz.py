@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from mobileclip_fastload import FastloadError, Store, _core
 
 
@@ -31,15 +30,33 @@ def read_everything(store: Store) -> list:
     out = []
     for i in range(len(store)):
         s = store.sample(i)
-        out.append((s.uid, s.image, s.caption, s.syn_captions, s.caption_tokens.tobytes(),
-                    [t.tobytes() for t in s.syn_tokens], s.aug.tobytes(), s.image_emb.tobytes(),
-                    s.text_emb.tobytes(), s.image_emb_scale.tobytes(), s.text_emb_scale.tobytes(), s.sha256, s.flags,
-                    s.width, s.height))
+        out.append(
+            (
+                s.uid,
+                s.image,
+                s.caption,
+                s.syn_captions,
+                s.caption_tokens.tobytes(),
+                [t.tobytes() for t in s.syn_tokens],
+                s.aug.tobytes(),
+                s.image_emb.tobytes(),
+                s.text_emb.tobytes(),
+                s.image_emb_scale.tobytes(),
+                s.text_emb_scale.tobytes(),
+                s.sha256,
+                s.flags,
+                s.width,
+                s.height,
+            )
+        )
     return out
 
 
 damage_st = st.one_of(
-    st.tuples(st.just("flip"), st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)), min_size=1, max_size=4)),
+    st.tuples(
+        st.just("flip"),
+        st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)), min_size=1, max_size=4),
+    ),
     st.tuples(st.just("truncate"), st.floats(0, 1, exclude_max=True)),
     st.tuples(st.just("append"), st.binary(min_size=1, max_size=16)),
 )

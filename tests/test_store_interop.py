@@ -14,11 +14,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from conftest import synthetic_sample
-
 from mobileclip_fastload import Store
 from mobileclip_fastload.store import StoreWriter, decode_embeddings
 from mobileclip_fastload.store.interop import shard_schema
-
 
 J, S, K, D = 3, 2, 2, 4
 
@@ -53,7 +51,9 @@ def test_pyarrow_polars_and_duckdb_read_a_store(tmp_path, dtype):
     con = duckdb.connect()
     # DuckDB has no half-float type: a float16 store's embedding columns stay with pyarrow/Polars.
     con.register("shard", table.drop_columns(["image_emb", "text_emb"]) if dtype == "float16" else table)
-    uid, width, tokens = con.execute(f"SELECT uid, width, caption_tokens FROM shard WHERE uid = '{want.uid}'").fetchone()
+    uid, width, tokens = con.execute(
+        f"SELECT uid, width, caption_tokens FROM shard WHERE uid = '{want.uid}'"
+    ).fetchone()
     assert (uid, width, tokens) == (want.uid, want.width, want.caption_tokens.tolist())
     if dtype != "float16":
         first = con.execute(f"SELECT image_emb[1] FROM shard WHERE uid = '{want.uid}'").fetchone()[0]

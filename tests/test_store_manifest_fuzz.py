@@ -25,8 +25,15 @@ CHILD_FLAG = "MOBILECLIP_FASTLOAD_MANIFEST_FUZZ_CHILD"
 def test_manifest_fuzz_never_aborts():
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, CHILD_FLAG: "1", "PYTHONPATH": str(root / "python")}
-    done = subprocess.run(check=False, args=[sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", "inner",
-                           str(Path(__file__))], capture_output=True, text=True, timeout=600, env=env, cwd=root)
+    done = subprocess.run(
+        check=False,
+        args=[sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", "inner", str(Path(__file__))],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=root,
+    )
     assert done.returncode == 0, f"child rc {done.returncode}:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
     assert "1 passed" in done.stdout, done.stdout[-2000:]
 
@@ -48,14 +55,28 @@ leaf_values = st.one_of(
     st.integers(-(2**70), 2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),
-    st.sampled_from(["../shard-00000.arrow", "/etc/passwd", "shard-00000.arrow", "shard-00001.arrow", "", ".",
-                     "0123456789abcdef", "float16", "int8", "bfloat16"]),
+    st.sampled_from(
+        [
+            "../shard-00000.arrow",
+            "/etc/passwd",
+            "shard-00000.arrow",
+            "shard-00001.arrow",
+            "",
+            ".",
+            "0123456789abcdef",
+            "float16",
+            "int8",
+            "bfloat16",
+        ]
+    ),
     st.none(),
     st.booleans(),
 )
-json_values = st.recursive(leaf_values, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                                   st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                           max_leaves=6)
+json_values = st.recursive(
+    leaf_values,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6,
+)
 actions = st.one_of(
     # A shard count changed with num_samples kept equal to the sum (wrapping as a u64 would), so that the
     # claim reaches the checks behind the sum check.
@@ -93,9 +114,12 @@ def mutate(manifest: dict, path: tuple, action: str, value) -> dict:
     return m
 
 
-@pytest.mark.skipif(not os.environ.get(CHILD_FLAG), reason="runs in the child process of test_manifest_fuzz_never_aborts")
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@pytest.mark.skipif(
+    not os.environ.get(CHILD_FLAG), reason="runs in the child process of test_manifest_fuzz_never_aborts"
+)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_inner_manifest_mutations(pristine_store, data):
     from mobileclip_fastload import FastloadError, FastReinforcedLoader, Store
@@ -112,7 +136,15 @@ def test_inner_manifest_mutations(pristine_store, data):
             store = Store(store_dir)
             for i in range(len(store)):
                 s = store.sample(i)
-                (s.uid, s.image, s.caption, s.syn_captions, s.aug.tobytes(), s.image_emb.tobytes(), s.text_emb.tobytes())
+                (
+                    s.uid,
+                    s.image,
+                    s.caption,
+                    s.syn_captions,
+                    s.aug.tobytes(),
+                    s.image_emb.tobytes(),
+                    s.text_emb.tobytes(),
+                )
             loader = FastReinforcedLoader(store_dir, batch_size=2, image_size=16, num_threads=1)
             for _ in zip(range(2), loader):
                 pass
@@ -129,8 +161,9 @@ def pristine_store(tmp_path_factory) -> Path:
     first = synthetic_sample(0, J=2, S=2, K=2, D=3)
     target = (len(first.image) + first.image_emb.size * 2 + first.text_emb.size * 2) * 3
     # Schema 1: the fuzz mutates manifest.json's shard entries (schema 2 keeps them in shards.idx).
-    with StoreWriter(path, J=2, S=2, K=2, D=3, embedding_dtype="float16", target_shard_bytes=target,
-                     schema_version=1) as w:
+    with StoreWriter(
+        path, J=2, S=2, K=2, D=3, embedding_dtype="float16", target_shard_bytes=target, schema_version=1
+    ) as w:
         for i in range(7):
             image, width, height = tiny_png(i)
             w.add(synthetic_sample(i, J=2, S=2, K=2, D=3, image=image, size=(width, height)))

@@ -5,10 +5,8 @@ compares with the memory available now, not the machine's total."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
-
 from mobileclip_fastload import FastReinforcedLoader, Store, StoreFormatError, StoreNotFoundError
 from mobileclip_fastload.testing.synthetic_store import make_store
 

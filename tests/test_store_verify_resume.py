@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import synthetic_sample
 from mobileclip_fastload.store import StoreWriter
 from mobileclip_fastload.store.verify_progress import verify
@@ -63,8 +62,17 @@ def test_a_rerun_skips_the_shards_already_checked(store, tmp_path):
 
 def test_a_state_of_another_store_is_refused(store, tmp_path):
     state = tmp_path / "state.json"
-    state.write_text(json.dumps({"format": "mobileclip-fastload/verify-state-1", "location": "elsewhere",
-                                 "num_shards": 1, "done": "", "problems": []}))
+    state.write_text(
+        json.dumps(
+            {
+                "format": "mobileclip-fastload/verify-state-1",
+                "location": "elsewhere",
+                "num_shards": 1,
+                "done": "",
+                "problems": [],
+            }
+        )
+    )
     with pytest.raises(ValueError, match="another store"):
         verify(store, state=state, progress=False)
 

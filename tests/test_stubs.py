@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import mobileclip_fastload._core as core
+import pytest
 
 
 @pytest.mark.slow
@@ -28,7 +27,11 @@ def test_core_stub_matches_the_compiled_module(tmp_path):
     config.write_text("[mypy]\nfollow_imports = skip\n")
     done = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "mobileclip_fastload._core", "--mypy-config-file", str(config)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     assert "Success: no issues found" in done.stdout

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image
-
 from mobileclip_fastload import FastReinforcedLoader, Store, _core
 from mobileclip_fastload.loader import TRAINING_INTERPOLATION
 from mobileclip_fastload.reference import parse_aug, reference_replay
@@ -19,6 +17,7 @@ from mobileclip_fastload.testing.synthetic_store import make_store
 from mobileclip_fastload_train.data import open_store_loader
 from mobileclip_fastload_train.models.clip import Preprocess
 from mobileclip_fastload_train.models.factory import PREPROCESS
+from PIL import Image
 
 N = 10
 
@@ -54,11 +53,13 @@ def test_the_training_loader_replays_bit_for_bit_like_pillow_bicubic(store_path,
     pre = PREPROCESS[model]
     store = Store(store_path)
     # Exactly how mobileclip_fastload_train.train opens the store for this model ...
-    trained = open_store_loader(store_path, 4, pre.image_size, pre.interpolation, pre.mean, pre.std,
-                                "both", 0.5, seed=5, num_threads=2)
+    trained = open_store_loader(
+        store_path, 4, pre.image_size, pre.interpolation, pre.mean, pre.std, "both", 0.5, seed=5, num_threads=2
+    )
     # ... and the loader with nothing but the size given: the same pixels.
-    plain = FastReinforcedLoader(store_path, 4, image_size=pre.image_size, image_dtype="uint8", num_threads=2, seed=5,
-                                 drop_last=True)
+    plain = FastReinforcedLoader(
+        store_path, 4, image_size=pre.image_size, image_dtype="uint8", num_threads=2, seed=5, drop_last=True
+    )
     seen, differs_from_bilinear = 0, 0
     for fb, ub in zip(trained, plain):
         assert torch.equal(fb.index, ub.index) and torch.equal(fb.aug_index, ub.aug_index)
@@ -82,7 +83,8 @@ def test_the_replay_function_defaults_to_bicubic_too(store_path):
         if aug.is_null:
             continue
         image = bytes(store.image(i))
-        ours = _core.replay_augmentation(image, aug.top, aug.left, aug.height, aug.width, list(aug.ops), 96,
-                                         hflip=aug.hflip)
+        ours = _core.replay_augmentation(
+            image, aug.top, aug.left, aug.height, aug.width, list(aug.ops), 96, hflip=aug.hflip
+        )
         assert np.array_equal(ours, reference_replay(image, aug, 96, "bicubic"))
         assert np.array_equal(reference_replay(image, aug, 96), reference_replay(image, aug, 96, "bicubic"))

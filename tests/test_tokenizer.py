@@ -5,7 +5,6 @@ import open_clip.tokenizer as open_clip_tokenizer  # in the test extra: missing 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from mobileclip_fastload.testing.datacompdr import make_samples
 from mobileclip_fastload.tokenizer import (
     CONTEXT_LENGTH,
@@ -92,13 +91,39 @@ def test_random_ascii_incl_controls(reference, text):
 # open_clip unescapes HTML twice (after ftfy, which unescapes some entities itself): named ones with
 # and without ';', numeric, hex, invalid code points, doubly escaped, and bare '&'.
 HTML_ENTITIES = [
-    "&amp;", "&amp", "&AMP;", "&lt", "&lt;", "&gt;", "&quot;", "&#39;", "&#x27;", "&#X27;", "&apos;",
-    "&nbsp;", "&copy", "&eacute;", "&notin;", "&notit;", "&amp;lt;", "&amp;amp;amp;", "&#128512;",
-    "&#x1F600;", "&#0;", "&#x110000;", "&#xD800;", "&#65", "&#", "&#x", "&", "&;", "&unknown;",
+    "&amp;",
+    "&amp",
+    "&AMP;",
+    "&lt",
+    "&lt;",
+    "&gt;",
+    "&quot;",
+    "&#39;",
+    "&#x27;",
+    "&#X27;",
+    "&apos;",
+    "&nbsp;",
+    "&copy",
+    "&eacute;",
+    "&notin;",
+    "&notit;",
+    "&amp;lt;",
+    "&amp;amp;amp;",
+    "&#128512;",
+    "&#x1F600;",
+    "&#0;",
+    "&#x110000;",
+    "&#xD800;",
+    "&#65",
+    "&#",
+    "&#x",
+    "&",
+    "&;",
+    "&unknown;",
 ]
-html_text_st = st.lists(
-    st.tuples(st.text(max_size=6), st.sampled_from(HTML_ENTITIES)), min_size=1, max_size=8
-).map(lambda parts: "".join(text + entity for text, entity in parts))
+html_text_st = st.lists(st.tuples(st.text(max_size=6), st.sampled_from(HTML_ENTITIES)), min_size=1, max_size=8).map(
+    lambda parts: "".join(text + entity for text, entity in parts)
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -109,7 +134,9 @@ def test_html_entities(reference, text):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.sampled_from(["dog", "cat", "the", "a", "photo", "1", "!", "über", "东京"]), min_size=60, max_size=120))
+@given(
+    st.lists(st.sampled_from(["dog", "cat", "the", "a", "photo", "1", "!", "über", "东京"]), min_size=60, max_size=120)
+)
 def test_truncation_to_context_length(reference, words):
     text = " ".join(words)
     ids = tokenize(text)

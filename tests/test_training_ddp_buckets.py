@@ -11,7 +11,6 @@ import tempfile
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from mobileclip_fastload_train.data import random_reinforced_source
 from mobileclip_fastload_train.distributed import DistInfo
 from mobileclip_fastload_train.models import create_model
@@ -36,9 +35,15 @@ def _rank(rank: int, world: int, port: int, out_dir: str) -> None:
         train(cfg, model, source, DistInfo(rank, world, 0, torch.device("cpu")))
         grads = [p.grad for p in model.parameters() if p.requires_grad]
         storages = {g.untyped_storage().data_ptr() for g in grads if g is not None}
-        torch.save({"params": len(grads), "none": sum(g is None for g in grads), "storages": len(storages),
-                    "nonzero": sum(int(g.count_nonzero()) for g in grads if g is not None)},
-                   os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {
+                "params": len(grads),
+                "none": sum(g is None for g in grads),
+                "storages": len(storages),
+                "nonzero": sum(int(g.count_nonzero()) for g in grads if g is not None),
+            },
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
     finally:
         torch.distributed.destroy_process_group()
 

@@ -5,10 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from mobileclip_fastload_train.experiments import shapes
 from mobileclip_fastload_train.experiments.reinforce_repro import ExperimentConfig, reinforce, run
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -53,8 +51,14 @@ def test_reinforce_stores_unit_norm_slices_per_teacher():
 
     from mobileclip_fastload_train.experiments.reinforce_repro import Split
 
-    split = Split([], [], np.zeros((4, 2, 4), dtype=np.int64), torch.randint(0, 255, (4, 2, 3, 8, 8), dtype=torch.uint8),
-                  torch.randint(1, 100, (4, 6)), torch.randint(1, 100, (4, 3, 6)))
+    split = Split(
+        [],
+        [],
+        np.zeros((4, 2, 4), dtype=np.int64),
+        torch.randint(0, 255, (4, 2, 3, 8, 8), dtype=torch.uint8),
+        torch.randint(1, 100, (4, 6)),
+        torch.randint(1, 100, (4, 3, 6)),
+    )
     image_emb, text_emb = reinforce([Fixed(1.0), Fixed(-2.0)], split)
     assert image_emb.shape == (4, 2, 6) and text_emb.shape == (4, 4, 6) and image_emb.dtype == torch.float16
     for slc in (slice(0, 3), slice(3, 6)):
@@ -65,20 +69,40 @@ def test_reinforce_stores_unit_norm_slices_per_teacher():
 def test_store_and_loader_feed_the_same_sample_as_the_in_memory_path(tmp_path):
     """The DR store written by the experiment, read by FastReinforcedLoader, yields exactly the in-memory
     views, tokens and teacher embeddings of the (sample, augmentation, synthetic caption) it picked."""
+    from mobileclip_fastload import FastReinforcedLoader
     from mobileclip_fastload_train.experiments.dr_data import write_dr_store
     from mobileclip_fastload_train.experiments.reinforce_repro import _tokenizer, make_split
-    from mobileclip_fastload import FastReinforcedLoader
 
     cfg = ExperimentConfig.quick(str(tmp_path))
     tokenize = _tokenizer(cfg.context_length)
     split = make_split(12, cfg, np.random.default_rng(0), tokenize, augs=3)
     g = torch.Generator().manual_seed(0)
     image_emb = torch.nn.functional.normalize(torch.randn(12, 3, 2, 8, generator=g), dim=-1).flatten(2).half()
-    text_emb = torch.nn.functional.normalize(torch.randn(12, 1 + cfg.num_syn, 2, 8, generator=g), dim=-1).flatten(2).half()
-    store = write_dr_store(tmp_path / "store", split.pngs, cfg.canvas, split.boxes, split.captions, split.text,
-                           split.syn_captions, split.syn_text, image_emb, text_emb, num_teachers=2)
-    loader = FastReinforcedLoader(store, 4, image_size=cfg.image_size, interpolation=cfg.interpolation, num_threads=1,
-                                  drop_last=True, caption_mode="both")
+    text_emb = (
+        torch.nn.functional.normalize(torch.randn(12, 1 + cfg.num_syn, 2, 8, generator=g), dim=-1).flatten(2).half()
+    )
+    store = write_dr_store(
+        tmp_path / "store",
+        split.pngs,
+        cfg.canvas,
+        split.boxes,
+        split.captions,
+        split.text,
+        split.syn_captions,
+        split.syn_text,
+        image_emb,
+        text_emb,
+        num_teachers=2,
+    )
+    loader = FastReinforcedLoader(
+        store,
+        4,
+        image_size=cfg.image_size,
+        interpolation=cfg.interpolation,
+        num_threads=1,
+        drop_last=True,
+        caption_mode="both",
+    )
     seen = 0
     for batch in loader:
         i, j, s = batch.index, batch.aug_index, batch.syn_index

@@ -26,14 +26,18 @@ import math
 
 import pytest
 import torch
-
 from mobileclip_fastload_train.data import as_batch, random_reinforced_source
 from mobileclip_fastload_train.loss import ReinforcedClipLoss
 from mobileclip_fastload_train.models import create_model
 from mobileclip_fastload_train.prefetch import DevicePrefetcher
 from mobileclip_fastload_train.step import FastPath, compile_regions, prepare_model, set_grad_checkpointing
 from mobileclip_fastload_train.train import (
-    TrainConfig, _parse, _prepare, _train_step, default_loader_image_dtype, train,
+    TrainConfig,
+    _parse,
+    _prepare,
+    _train_step,
+    default_loader_image_dtype,
+    train,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -89,7 +93,9 @@ def _assert_close_to_exact(loss, grads, exact_loss, exact_grads, what):
     assert grads.keys() == exact_grads.keys() and len(grads) > 20
     for n, exact in exact_grads.items():
         err = (grads[n].double() - exact).norm()
-        assert err <= GRAD_RTOL * exact.norm() or err <= GRAD_ATOL, f"{what} {n}: error {err:.3g}, norm {exact.norm():.3g}"
+        assert err <= GRAD_RTOL * exact.norm() or err <= GRAD_ATOL, (
+            f"{what} {n}: error {err:.3g}, norm {exact.norm():.3g}"
+        )
     flat = lambda g: torch.cat([g[n].double().flatten() for n in exact_grads])  # noqa: E731
     assert (flat(grads) - flat(exact_grads)).norm() <= TOTAL_RTOL * flat(exact_grads).norm(), what
 
@@ -100,8 +106,11 @@ def test_fast_step_gives_the_plain_step_loss_and_gradients(name):
     batch = _batch()
     # Exact reference: the plain step in float64 on the same (float32-normalised) pixels.
     batch64 = dataclasses.replace(
-        batch, images=(batch.images.float() / 255).double(), image_emb=batch.image_emb.double(),
-        text_emb=batch.text_emb.double(), syn_text_emb=batch.syn_text_emb.double(),
+        batch,
+        images=(batch.images.float() / 255).double(),
+        image_emb=batch.image_emb.double(),
+        text_emb=batch.text_emb.double(),
+        syn_text_emb=batch.syn_text_emb.double(),
     )
     exact_loss, exact_grads, _ = _loss_and_grads(_model(name).double(), batch64)
     plain_loss, plain_grads, plain_images = _loss_and_grads(_model(name), batch)
@@ -126,7 +135,11 @@ def test_regions_are_the_blocks_and_state_dict_keys_do_not_change():
     regions = compile_regions(model, backend="aot_eager")
     assert list(model.state_dict()) == keys
     assert "visual.trunk.stem" in regions and "visual.trunk.stages.3.blocks.0" in regions
-    assert [r for r in regions if r.startswith("text.")] == ["text.transformer.0", "text.transformer.1", "text.transformer.2"]
+    assert [r for r in regions if r.startswith("text.")] == [
+        "text.transformer.0",
+        "text.transformer.1",
+        "text.transformer.2",
+    ]
     tiny_s1 = _model("tiny-S1")
     assert "text.transformer.resblocks.0" in compile_regions(tiny_s1, backend="aot_eager")
 
@@ -202,8 +215,16 @@ def test_prefetcher_reads_one_step_ahead_only_when_asked():
 
 # Calls that would block the host on CUDA: a tensor made from Python values (a pageable
 # host-to-device copy) and every read-back of a tensor's value.
-_SYNCING_CALLS = (("torch", "tensor"), ("Tensor", "item"), ("Tensor", "tolist"), ("Tensor", "__bool__"),
-                  ("Tensor", "__float__"), ("Tensor", "__int__"), ("Tensor", "cpu"), ("Tensor", "numpy"))
+_SYNCING_CALLS = (
+    ("torch", "tensor"),
+    ("Tensor", "item"),
+    ("Tensor", "tolist"),
+    ("Tensor", "__bool__"),
+    ("Tensor", "__float__"),
+    ("Tensor", "__int__"),
+    ("Tensor", "cpu"),
+    ("Tensor", "numpy"),
+)
 
 
 def test_the_step_makes_no_host_synchronising_call(monkeypatch):
@@ -217,6 +238,7 @@ def test_the_step_makes_no_host_synchronising_call(monkeypatch):
         def wrapper(*args, **kwargs):
             calls.append(name)
             return original(*args, **kwargs)
+
         return wrapper
 
     for owner_name, name in _SYNCING_CALLS:
@@ -258,8 +280,12 @@ def test_cuda_step_has_no_host_synchronisation():
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                train(_cfg(steps=steps, log_every=4, precision="bf16"), _model("tiny-S0"), source,
-                      DistInfo(device=torch.device("cuda")))
+                train(
+                    _cfg(steps=steps, log_every=4, precision="bf16"),
+                    _model("tiny-S0"),
+                    source,
+                    DistInfo(device=torch.device("cuda")),
+                )
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(w.message) for w in caught)
@@ -309,7 +335,9 @@ def _cuda_fast_step_matches_cpu_plain_step():
     torch.testing.assert_close(out["loss"].cpu(), plain_loss, rtol=1e-3, atol=1e-4)
     for n, p in model.named_parameters():
         if p.grad is not None:
-            torch.testing.assert_close(p.grad.cpu(), plain_grads[n], rtol=1e-2, atol=1e-4, msg=lambda m, n=n: f"{n}: {m}")
+            torch.testing.assert_close(
+                p.grad.cpu(), plain_grads[n], rtol=1e-2, atol=1e-4, msg=lambda m, n=n: f"{n}: {m}"
+            )
 
 
 @cuda
@@ -320,8 +348,9 @@ def test_loader_pins_its_recycled_buffers_once_without_copying(tmp_path):
     from mobileclip_fastload.testing.synthetic_store import make_store
 
     store = make_store(tmp_path / "store", n=48, J=3, S=2, K=2, D=8)  # 2 epochs x 6 batches
-    loader = FastReinforcedLoader(store, 8, image_size=256, num_threads=1, prefetch=1, image_dtype="uint8",
-                                  drop_last=True, pin_memory=True)
+    loader = FastReinforcedLoader(
+        store, 8, image_size=256, num_threads=1, prefetch=1, image_dtype="uint8", drop_last=True, pin_memory=True
+    )
     pinned = loader._pinned
     fields = ("images", "text", "syn_text", "image_emb", "text_emb", "syn_text_emb")
     views = set()
@@ -352,16 +381,20 @@ def test_a_dropped_batch_is_not_refilled_while_its_copy_runs(tmp_path):
     from mobileclip_fastload.testing.synthetic_store import make_store
 
     store = make_store(tmp_path / "store", n=64, J=3, S=2, K=2, D=8)
-    reference = [b.images.clone() for b in FastReinforcedLoader(store, 4, image_size=64, num_threads=2,
-                                                                  shuffle=False, image_dtype="uint8")]
+    reference = [
+        b.images.clone()
+        for b in FastReinforcedLoader(store, 4, image_size=64, num_threads=2, shuffle=False, image_dtype="uint8")
+    ]
     for via_to in (False, True):
-        loader = FastReinforcedLoader(store, 4, image_size=64, num_threads=2, shuffle=False, image_dtype="uint8",
-                                      pin_memory=True, prefetch=2)
+        loader = FastReinforcedLoader(
+            store, 4, image_size=64, num_threads=2, shuffle=False, image_dtype="uint8", pin_memory=True, prefetch=2
+        )
         copies = []
         for batch in loader:
             torch.cuda._sleep(20_000_000)  # ~10 ms of GPU time ahead of the copy
-            copies.append(batch.to("cuda", non_blocking=True).images if via_to
-                          else batch[0].to("cuda", non_blocking=True))
+            copies.append(
+                batch.to("cuda", non_blocking=True).images if via_to else batch[0].to("cuda", non_blocking=True)
+            )
             del batch
         torch.cuda.synchronize()
         for i, (got, want) in enumerate(zip(copies, reference)):

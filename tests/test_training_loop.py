@@ -1,6 +1,7 @@
 """Training loop: optimisation, exact resume, accumulation, sources, optimiser, CLI, torchrun, evaluation."""
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -12,14 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-
 from mobileclip_fastload_train.data import InMemoryReinforcedSource, as_batch, random_reinforced_source
 from mobileclip_fastload_train.evaluate import retrieval_recall_from_features, topk_accuracy, zero_shot_accuracy
 from mobileclip_fastload_train.loss import ReinforcedClipLoss
 from mobileclip_fastload_train.models import create_model
 from mobileclip_fastload_train.optim import build_optimizer, lr_at
 from mobileclip_fastload_train.train import TrainConfig, _prepare, _train_step, main, train
-import itertools
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,7 +105,9 @@ def test_gradient_accumulation_equals_the_full_batch_gradient():
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
     for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-9, atol=1e-12, msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(
+            grads[1][name], grads[0][name], rtol=1e-9, atol=1e-12, msg=lambda m, name=name: f"{name}: {m}"
+        )
 
 
 def test_in_memory_source_state_dict_resumes_mid_epoch_and_ranks_are_disjoint():
@@ -128,9 +129,9 @@ def test_in_memory_source_state_dict_resumes_mid_epoch_and_ranks_are_disjoint():
     i1 = torch.cat([x["index"] for x in r1])
     assert len(set(i0.tolist()) & set(i1.tolist())) == 0 and len(i0) == len(i1) == 24
     with pytest.raises(ValueError, match="batch_size"):
-        InMemoryReinforcedSource(a.images, a.text, a.syn_text, a.image_emb, a.text_emb, batch_size=8, seed=5).load_state_dict(
-            state
-        )
+        InMemoryReinforcedSource(
+            a.images, a.text, a.syn_text, a.image_emb, a.text_emb, batch_size=8, seed=5
+        ).load_state_dict(state)
 
 
 def test_in_memory_source_picks_embeddings_of_the_chosen_augmentation_and_caption():
@@ -178,8 +179,29 @@ def test_lr_schedule_warmup_then_cosine():
 @pytest.mark.slow
 def test_cli_bf16_run_writes_metrics_and_checkpoint(tmp_path):
     out = tmp_path / "cli"
-    main(["--fake-data", "16", "--model", "tiny-S0", "--batch-size", "8", "--steps", "2", "--warmup", "1",
-          "--output", str(out), "--log-every", "1", "--no-progress", "--precision", "bf16", "--device", "cpu"])
+    main(
+        [
+            "--fake-data",
+            "16",
+            "--model",
+            "tiny-S0",
+            "--batch-size",
+            "8",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--output",
+            str(out),
+            "--log-every",
+            "1",
+            "--no-progress",
+            "--precision",
+            "bf16",
+            "--device",
+            "cpu",
+        ]
+    )
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2]
     assert all(math.isfinite(r["loss"]) for r in lines)
@@ -195,8 +217,31 @@ def test_mobileclip_fastload_train_forwards_every_argument_to_training_train(tmp
         cli.main(["train", "--help"])
     assert exit_.value.code == 0 and "--fake-data" in capsys.readouterr().out
     out = tmp_path / "via-cli"
-    assert cli.main(["train", "--fake-data", "8", "--model", "tiny-S0", "--batch-size", "8", "--steps", "1",
-                     "--warmup", "1", "--output", str(out), "--log-every", "1", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--fake-data",
+                "8",
+                "--model",
+                "tiny-S0",
+                "--batch-size",
+                "8",
+                "--steps",
+                "1",
+                "--warmup",
+                "1",
+                "--output",
+                str(out),
+                "--log-every",
+                "1",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1]
 
 
@@ -217,8 +262,29 @@ def test_cli_reads_a_dr_store(tmp_path):
 
     store = make_store(tmp_path / "store", n=16, J=2, S=2, K=3, D=4)
     out = tmp_path / "cli-store"
-    main(["--store", store, "--model", "tiny-S0", "--batch-size", "8", "--steps", "2", "--warmup", "1",
-          "--output", str(out), "--no-progress", "--precision", "fp32", "--num-threads", "1", "--log-every", "1"])
+    main(
+        [
+            "--store",
+            store,
+            "--model",
+            "tiny-S0",
+            "--batch-size",
+            "8",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--output",
+            str(out),
+            "--no-progress",
+            "--precision",
+            "fp32",
+            "--num-threads",
+            "1",
+            "--log-every",
+            "1",
+        ]
+    )
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2] and all(math.isfinite(r["kd_loss"]) for r in lines)
     assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["config"]["num_teachers"] == 3
@@ -257,15 +323,45 @@ def test_torchrun_two_cpu_processes(tmp_path):
     (without gradient averaging each rank would follow its own data from step 2 on)."""
     out = tmp_path / "ddp"
     steps, batch, accum, samples = 3, 4, 2, 32
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "python"), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(REPO / "tests" / "torchrun_rank_snapshot.py"), "--fake-data", str(samples), "--model", "tiny-S0",
-           "--batch-size", str(batch), "--steps", str(steps), "--warmup", "1", "--precision", "fp32",
-           "--output", str(out), "--log-every", "1", "--no-progress", "--device", "cpu", "--accum-steps", str(accum)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO / "python"), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        str(REPO / "tests" / "torchrun_rank_snapshot.py"),
+        "--fake-data",
+        str(samples),
+        "--model",
+        "tiny-S0",
+        "--batch-size",
+        str(batch),
+        "--steps",
+        str(steps),
+        "--warmup",
+        "1",
+        "--precision",
+        "fp32",
+        "--output",
+        str(out),
+        "--log-every",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--accum-steps",
+        str(accum),
+    ]
     # Own session, so a hang can be killed with all of torchrun's children.
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         _, stderr = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
@@ -288,10 +384,17 @@ def test_torchrun_two_cpu_processes(tmp_path):
     # The same run in one process: main's seed and model, both ranks' data as one global batch.
     torch.manual_seed(0)
     model = create_model("tiny-S0")
-    sources = [random_reinforced_source(samples, batch, model.preprocess.image_size, num_teachers=2, seed=0,
-                                        rank=r, world_size=2) for r in range(2)]
-    single = train(TrainConfig(steps=steps, warmup=1, precision="fp32", accum_steps=2 * accum, progress=False,
-                               num_teachers=2), model, _GlobalBatchOfTwoRanks(sources, accum))
+    sources = [
+        random_reinforced_source(
+            samples, batch, model.preprocess.image_size, num_teachers=2, seed=0, rank=r, world_size=2
+        )
+        for r in range(2)
+    ]
+    single = train(
+        TrainConfig(steps=steps, warmup=1, precision="fp32", accum_steps=2 * accum, progress=False, num_teachers=2),
+        model,
+        _GlobalBatchOfTwoRanks(sources, accum),
+    )
     mean_rank_loss = [(a + b) / 2 for a, b in zip(ranks[0]["losses"], ranks[1]["losses"])]
     assert mean_rank_loss == pytest.approx([r["loss"] for r in single.history], rel=1e-4)
 

@@ -11,9 +11,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from mobileclip_fastload_train.loss import ReinforcedClipLoss, mix_captions, teacher_targets
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -79,9 +77,7 @@ def _random_inputs(n, dim, k, d, seed):
 )
 def test_loss_matches_reference(n, k, lam, scale, seed):
     x = _random_inputs(n, dim=8, k=k, d=6, seed=seed)
-    out = ReinforcedClipLoss(lam=lam, num_teachers=k, teacher_logit_scale=100.0)(
-        logit_scale=torch.tensor(scale), **x
-    )
+    out = ReinforcedClipLoss(lam=lam, num_teachers=k, teacher_logit_scale=100.0)(logit_scale=torch.tensor(scale), **x)
     clip_r, kd_r = _reference_pair(
         x["image_features"], x["text_features"], scale, x["teacher_image"], x["teacher_text"], k, 100.0, lam
     )
@@ -151,10 +147,15 @@ def test_lambda_one_is_the_kd_term_alone_lambda_zero_the_clip_term_alone():
     assert ReinforcedClipLoss(lam=1.0, num_teachers=2)(logit_scale=s, **repaired).loss.item() == pytest.approx(
         kd_only.loss.item(), rel=1e-6
     )
-    assert ReinforcedClipLoss(lam=0.0, num_teachers=2)(logit_scale=s, **repaired).loss.item() > clip_only.loss.item() + 0.1
+    assert (
+        ReinforcedClipLoss(lam=0.0, num_teachers=2)(logit_scale=s, **repaired).loss.item() > clip_only.loss.item() + 0.1
+    )
     # ... but it does follow the teacher.
     shuffled_teacher = dict(x, teacher_text=x["teacher_text"].flip(0))
-    assert ReinforcedClipLoss(lam=1.0, num_teachers=2)(logit_scale=s, **shuffled_teacher).loss.item() != kd_only.loss.item()
+    assert (
+        ReinforcedClipLoss(lam=1.0, num_teachers=2)(logit_scale=s, **shuffled_teacher).loss.item()
+        != kd_only.loss.item()
+    )
 
 
 def test_loss_is_float32_under_bf16_autocast():

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
-from mobileclip_fastload_train.memory import HEADROOM, STATIC_BYTES_PER_PARAM, StepMemory, measure_step_memory, \
-    saved_activation_bytes
+from mobileclip_fastload_train.memory import (
+    HEADROOM,
+    STATIC_BYTES_PER_PARAM,
+    StepMemory,
+    measure_step_memory,
+    saved_activation_bytes,
+)
 from mobileclip_fastload_train.models import create_model
+from torch import nn
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -22,7 +26,7 @@ def test_saved_activations_match_an_analytic_count():
     mlp = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8))
     for batch in (1, 5):
         x = torch.randn(batch, 16)
-        measured = saved_activation_bytes(lambda: mlp(x).sum(), list(mlp.parameters()))
+        measured = saved_activation_bytes(lambda x=x: mlp(x).sum(), list(mlp.parameters()))
         assert measured == batch * (16 + 32) * 4
 
 
@@ -30,8 +34,9 @@ def test_saved_activations_match_an_analytic_count():
 def test_the_estimate_extrapolates_to_a_larger_batch(precision):
     torch.manual_seed(0)
     model = create_model("tiny-S0", image_size=32, text_width=32, embed_dim=32)
-    estimate = measure_step_memory(model, 32, captions_per_image=2, precision=precision,
-                                   context_length=model.preprocess.context_length)
+    estimate = measure_step_memory(
+        model, 32, captions_per_image=2, precision=precision, context_length=model.preprocess.context_length
+    )
     params = sum(p.numel() for p in model.parameters())
     assert estimate.static_bytes == STATIC_BYTES_PER_PARAM * params
     assert estimate.per_sample_bytes > 0

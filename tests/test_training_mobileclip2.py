@@ -8,20 +8,29 @@ import open_clip
 import pytest
 import timm
 import torch
-from torch import nn
-
 from mobileclip_fastload_train.models import create_model, list_models, reparameterize
 from mobileclip_fastload_train.models.checkpoints import checkpoint_layout, load_open_clip_checkpoint, load_pretrained
 from mobileclip_fastload_train.models.factory import PREPROCESS
+from torch import nn
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-MOBILECLIP2 = ("MobileCLIP2-S0", "MobileCLIP2-S2", "MobileCLIP2-B", "MobileCLIP2-S3", "MobileCLIP2-S4",
-               "MobileCLIP2-L-14")
+MOBILECLIP2 = (
+    "MobileCLIP2-S0",
+    "MobileCLIP2-S2",
+    "MobileCLIP2-B",
+    "MobileCLIP2-S3",
+    "MobileCLIP2-S4",
+    "MobileCLIP2-L-14",
+)
 # Apple's table (ml-mobileclip README / model cards), image and text towers in millions of parameters.
 APPLE_PARAMS_M = {
-    "MobileCLIP2-S0": (11.4, 63.4), "MobileCLIP2-S2": (35.7, 63.4), "MobileCLIP2-B": (86.3, 63.4),
-    "MobileCLIP2-S3": (125.1, 123.6), "MobileCLIP2-S4": (321.6, 123.6), "MobileCLIP2-L-14": (304.3, 123.6),
+    "MobileCLIP2-S0": (11.4, 63.4),
+    "MobileCLIP2-S2": (35.7, 63.4),
+    "MobileCLIP2-B": (86.3, 63.4),
+    "MobileCLIP2-S3": (125.1, 123.6),
+    "MobileCLIP2-S4": (321.6, 123.6),
+    "MobileCLIP2-L-14": (304.3, 123.6),
 }
 HEAVY = {"MobileCLIP2-S2", "MobileCLIP2-B", "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14"}
 
@@ -94,8 +103,12 @@ def test_parameter_counts_equal_apples(name):
 
 
 @pytest.mark.parametrize(
-    "name", _params(["MobileCLIP2-S0", "MobileCLIP2-S2", "MobileCLIP2-B", "MobileCLIP2-S3", "MobileCLIP2-S4"],
-                    slow={"MobileCLIP2-S3", "MobileCLIP2-S4"}))
+    "name",
+    _params(
+        ["MobileCLIP2-S0", "MobileCLIP2-S2", "MobileCLIP2-B", "MobileCLIP2-S3", "MobileCLIP2-S4"],
+        heavy={"MobileCLIP2-S3", "MobileCLIP2-S4"},
+    ),
+)
 def test_reparameterised_image_towers_have_apples_counts_to_the_decimal(name):
     """Apple's image counts are of the folded (deployed) towers: 11.358 / 35.703 / 86.349 / 125.074 /
     321.570M here. (L-14 is left out: 303.967M here, train-time or folded, against Apple's 304.3M.)"""
@@ -137,8 +150,9 @@ def test_reparameterize_folds_five_stage_mci3_mci4_towers(variant):
     from mobileclip_fastload_train.models.image_tower import ImageTower
 
     torch.manual_seed(0)
-    trunk = timm.create_model(variant, pretrained=False, num_classes=32, layers=(1, 1, 1, 1, 1),
-                              embed_dims=(8, 16, 32, 64, 128))
+    trunk = timm.create_model(
+        variant, pretrained=False, num_classes=32, layers=(1, 1, 1, 1, 1), embed_dims=(8, 16, 32, 64, 128)
+    )
     model = create_model("tiny-S1")
     model.visual = ImageTower(trunk, 64)
     _perturb(model)
@@ -194,8 +208,11 @@ def test_open_clip_training_checkpoints_unwrap_to_the_same_state_dict(tmp_path):
     """open_clip's training checkpoints wrap the state dict as {"state_dict": {"module." + key: ...}}."""
     from mobileclip_fastload_train.models.checkpoints import read_checkpoint
 
-    state = {"visual.trunk.stem.0.weight": torch.randn(3), "text.token_embedding.weight": torch.randn(2, 2),
-             "logit_scale": torch.tensor(2.0)}
+    state = {
+        "visual.trunk.stem.0.weight": torch.randn(3),
+        "text.token_embedding.weight": torch.randn(2, 2),
+        "logit_scale": torch.tensor(2.0),
+    }
     path = tmp_path / "epoch_3.pt"
     torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
     loaded = read_checkpoint(path)
@@ -248,10 +265,44 @@ def test_training_starts_from_pretrained_weights(tmp_path):
     torch.save(model.state_dict(), path)
     start = dict(model.named_parameters())
     out = tmp_path / "run"
-    main(["--fake-data", "8", "--model", "tiny-S1", "--pretrained", str(path), "--batch-size", "8", "--steps", "1",
-          "--lr", "0", "--wd", "0", "--output", str(out), "--no-progress", "--device", "cpu"])
+    main(
+        [
+            "--fake-data",
+            "8",
+            "--model",
+            "tiny-S1",
+            "--pretrained",
+            str(path),
+            "--batch-size",
+            "8",
+            "--steps",
+            "1",
+            "--lr",
+            "0",
+            "--wd",
+            "0",
+            "--output",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     trained = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["model"]
     assert all(torch.equal(trained[k], v) for k, v in start.items())
     with pytest.raises(ValueError, match="does not fit"):
-        main(["--fake-data", "8", "--model", "tiny-S0", "--pretrained", str(path), "--output", str(tmp_path / "x"),
-              "--device", "cpu", "--no-progress"])
+        main(
+            [
+                "--fake-data",
+                "8",
+                "--model",
+                "tiny-S0",
+                "--pretrained",
+                str(path),
+                "--output",
+                str(tmp_path / "x"),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )

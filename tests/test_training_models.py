@@ -4,10 +4,9 @@ import functools
 
 import pytest
 import torch
-from torch import nn
-
 from mobileclip_fastload_train.models import MCt, MCtConfig, create_model, reparameterize
 from mobileclip_fastload_train.models.text_repmixer import RepMixer, RepMixerBlock
+from torch import nn
 
 SOT, EOT = 49406, 49407
 

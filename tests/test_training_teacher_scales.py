@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from mobileclip_fastload_train.loss import ReinforcedClipLoss, teacher_targets
 from mobileclip_fastload_train.train import TrainConfig, main
 
@@ -39,7 +38,7 @@ def _expected_loss(img, txt, syn, s, t_img, t_txt, t_syn, alphas, lam):
         p_i2t = np.zeros_like(logits)
         p_t2i = np.zeros_like(logits)
         for j, alpha in enumerate(alphas):
-            cos = t_img[:, j * d:(j + 1) * d] @ teacher_txt[:, j * d:(j + 1) * d].T
+            cos = t_img[:, j * d : (j + 1) * d] @ teacher_txt[:, j * d : (j + 1) * d].T
             p_i2t += np.exp(_log_softmax_rows(alpha * cos)) / k
             p_t2i += np.exp(_log_softmax_rows(alpha * cos.T)) / k
         kd_i2t = -(p_i2t * _log_softmax_rows(logits)).sum(1).mean()
@@ -95,8 +94,25 @@ def test_a_count_neither_one_nor_k_is_refused(scales):
 
 @pytest.mark.slow
 def test_the_cli_stores_one_scale_per_teacher_in_the_run_config(tmp_path):
-    common = ["--fake-data", "8", "--model", "tiny-S0", "--batch-size", "4", "--steps", "1", "--warmup", "1",
-              "--no-progress", "--precision", "fp32", "--device", "cpu", "--num-teachers", "2"]
+    common = [
+        "--fake-data",
+        "8",
+        "--model",
+        "tiny-S0",
+        "--batch-size",
+        "4",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--no-progress",
+        "--precision",
+        "fp32",
+        "--device",
+        "cpu",
+        "--num-teachers",
+        "2",
+    ]
     main([*common, "--output", str(tmp_path / "two"), "--teacher-logit-scale", "70", "60"])
     state = torch.load(tmp_path / "two" / "checkpoints" / "latest.pt", weights_only=True)
     assert tuple(state["config"]["teacher_logit_scale"]) == (70.0, 60.0)

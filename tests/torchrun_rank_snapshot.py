@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-import torch
-
 import mobileclip_fastload_train.train as train_module
+import torch
 
 
 def main(argv: list[str]) -> None:

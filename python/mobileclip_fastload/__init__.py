@@ -34,11 +34,11 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "PIXEL_REFERENCE",
     "ChecksumError",
     "FastReinforcedLoader",
     "FastloadError",
     "ImageDecodeError",
-    "PIXEL_REFERENCE",
     "ReinforcedBatch",
     "RemoteStoreError",
     "SampleIndexError",

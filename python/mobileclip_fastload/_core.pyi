@@ -1,13 +1,14 @@
 """Type stubs for the compiled module ``mobileclip_fastload._core``."""
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any, final
 
-from pathlib import Path
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from mobileclip_fastload.store.sample import Sample
 import numpy as np
 import numpy.typing as npt
+
+from mobileclip_fastload.store.sample import Sample
 
 __version__: str
 __all__ = [
@@ -18,28 +19,28 @@ __all__ = [
     "AUG_OP_NAMES",
     "AUG_RECORD_FIELDS",
     "AUG_RECORD_SIZE",
-    "BatchMemory",
-    "ChecksumError",
     "DECODE_MAX_PIXELS",
-    "Dims",
+    "DEFAULT_WRITE_SCHEMA",
     "EMBEDDING_DTYPES",
-    "EpochRun",
     "FLAG_BOXES_RESCALED",
     "FLAG_IMAGE_TRANSCODED",
     "FLAG_SHA256_VERIFIED",
+    "INDEX_FILE",
+    "MAGIC",
+    "MANIFEST_FILE",
+    "MAX_LOADER_THREADS",
+    "MAX_TOKENS",
+    "PIXEL_REFERENCE",
+    "SCHEMA_VERSION",
+    "BatchMemory",
+    "ChecksumError",
+    "Dims",
+    "EpochRun",
     "FastloadError",
     "ImageDecodeError",
     "LoaderCore",
-    "MAGIC",
-    "MANIFEST_FILE",
-    "INDEX_FILE",
-    "DEFAULT_WRITE_SCHEMA",
-    "MAX_LOADER_THREADS",
-    "MAX_TOKENS",
     "MappedShard",
-    "PIXEL_REFERENCE",
     "RemoteStoreError",
-    "SCHEMA_VERSION",
     "SampleIndexError",
     "SchemaVersionError",
     "ShardInfo",
@@ -76,6 +77,7 @@ __all__ = [
     "shard_schema_ipc",
     "store_shard_info",
     "temp_path",
+    "temp_target",
     "verify_store",
     "write_file_atomic",
     "write_manifest",
@@ -136,7 +138,8 @@ class Store:
     @property
     def num_shards(self) -> int: ...
     def shard_entry(self, n: int) -> dict[str, Any]:
-        """Shard n's entry: {"file", "num_samples", "file_bytes", "file_xxh3", "columns"} (schema 2: from shards.idx)."""
+        """Shard n's entry: {"file", "num_samples", "file_bytes", "file_xxh3", "columns"}
+        (schema 2: from shards.idx)."""
     @property
     def file_bytes(self) -> int:
         """Bytes of all shard files together, as the manifest (or shard index) states them."""
@@ -210,7 +213,6 @@ def verify_store(path: str | PathLike[str]) -> list[str]:
 def store_shard_info(path: str | PathLike[str]) -> dict[str, Any]:
     """Validate one shard file; {"num_samples", "file_bytes", "file_xxh3", "columns", "dims", "embedding_dtype"}."""
 
-
 # --- augmentation record (rust/src/python/aug.rs) ----------------------------
 
 AUG_RECORD_SIZE: int
@@ -223,21 +225,24 @@ AUG_NUM_OPS: int
 AUG_OP_NAMES: tuple[str, ...]
 AUG_MAX_OPS_PER_ENTRY: int
 
-def encode_aug_record(
-    box: Any, ops: Any = None, *, null: bool = False, hflip: bool = False
-) -> npt.NDArray[np.uint8]:
+def encode_aug_record(box: Any, ops: Any = None, *, null: bool = False, hflip: bool = False) -> npt.NDArray[np.uint8]:
     """One record's 40 bytes from a box (top, left, height, width) and up to two (op index, magnitude)."""
+
 def encode_aug_records(
     param_aug: Any, *, width: int, height: int, orig_width: int | None = None, orig_height: int | None = None
 ) -> tuple[npt.NDArray[np.uint8], bool]:
     """40 bytes per entry of a `param_aug` list or its JSON text, boxes rescaled to the stored size;
     and whether rescaled."""
+
 def parse_param_aug(param_aug: Any) -> list[Any]:
     """Checked, normalised entries: None or [[top, left, height, width], [[op, magnitude], ...]]."""
+
 def rescale_box(box: Any, orig_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
     """Map (top, left, height, width) between (width, height) sizes: edges rounded half up, exact."""
+
 def check_aug_records(data: bytes) -> None:
     """ValueError naming the first invalid 40-byte record."""
+
 def decode_aug_record(record: bytes) -> dict[str, Any]:
     """{"top", "left", "height", "width", "ops", "is_null", "hflip"} of one valid record."""
 
@@ -408,6 +413,9 @@ def dequantize_int8(q: npt.ArrayLike, scales: npt.ArrayLike) -> npt.NDArray[np.f
 def temp_path(final_path: str | PathLike[str]) -> Path:
     """A hidden, unique sibling of `final_path` to write before `publish_file` (it carries this process's id)."""
 
+def temp_target(name: str) -> str | None:
+    """The final name a temp file named `name` is for (`.<name>.tmp-<pid>-<8 hex>` or `<name>.tmp-<pid>`); else None."""
+
 def publish_file(tmp: str | PathLike[str], final_path: str | PathLike[str]) -> None:
     """fsync `tmp`, rename it to `final_path`, fsync the directory; on failure `tmp` is removed."""
 
@@ -499,6 +507,7 @@ def bench_stage_times(
 
 # -- loader -------------------------------------------------------------------
 MAX_LOADER_THREADS: int
+
 @final
 class BatchMemory:
     """Owns one batch's memory while numpy arrays / tensors view it."""

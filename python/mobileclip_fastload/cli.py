@@ -35,14 +35,29 @@ class Subcommand:
 
 def _store_arguments(p: argparse.ArgumentParser) -> None:
     """The store to read, local or remote, with the options `Store` takes (one set for every command)."""
-    p.add_argument("store", help="store directory, or URL (s3://, gs://, az://, http(s)://, file://; "
-                   "credentials from the usual environment variables)")
-    p.add_argument("--allow-http", action="store_true",
-                   help="allow plain http:// to the object store (a local S3 server, say); https only otherwise")
-    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
-                   help="object_store option, repeatable (aws_endpoint=http://127.0.0.1:9000, aws_region=..., timeout=...)")
-    p.add_argument("--cache-dir", default=None, help="where a remote store's shards are cached "
-                   "(default ~/.cache/mobileclip-fastload)")
+    p.add_argument(
+        "store",
+        help="store directory, or URL (s3://, gs://, az://, http(s)://, file://; "
+        "credentials from the usual environment variables)",
+    )
+    p.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="allow plain http:// to the object store (a local S3 server, say); https only otherwise",
+    )
+    p.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_key_value,
+        help="object_store option, repeatable (aws_endpoint=http://127.0.0.1:9000, aws_region=..., timeout=...)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where a remote store's shards are cached (default ~/.cache/mobileclip-fastload)",
+    )
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -62,8 +77,15 @@ def _store_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of `Store` that the command line's remote options give; they are an error for a
     local path."""
     if not _is_url(args.store):
-        given = [flag for flag, used in (("--allow-http", args.allow_http), ("--storage-option", args.storage_option),
-                                          ("--cache-dir", args.cache_dir)) if used]
+        given = [
+            flag
+            for flag, used in (
+                ("--allow-http", args.allow_http),
+                ("--storage-option", args.storage_option),
+                ("--cache-dir", args.cache_dir),
+            )
+            if used
+        ]
         if given:
             raise ValueError(f"{', '.join(given)}: only for a store URL, and {args.store} is a local path")
         return {}
@@ -82,7 +104,9 @@ def _open_store(args: argparse.Namespace):
 
 def _inspect_arguments(p: argparse.ArgumentParser) -> None:
     _store_arguments(p)
-    p.add_argument("--sample", type=int, default=0, help="index of the sample to show (default 0; negative counts from the end)")
+    p.add_argument(
+        "--sample", type=int, default=0, help="index of the sample to show (default 0; negative counts from the end)"
+    )
 
 
 def _human(n: float) -> str:
@@ -134,11 +158,15 @@ def _inspect(args: argparse.Namespace) -> int:
     total = store.file_bytes
     print(f"store          {store.path}")
     print(f"schema         {m['magic']} v{m['schema_version']}, tokenizer {m.get('tokenizer')}")
-    print(f"dims           J={dims['J']} augmentations, S={dims['S']}"
-          f" synthetic captions, K={dims['K']} teachers x D={dims['D']}")
+    print(
+        f"dims           J={dims['J']} augmentations, S={dims['S']}"
+        f" synthetic captions, K={dims['K']} teachers x D={dims['D']}"
+    )
     print(f"embeddings     {store.embedding_dtype}")
-    print(f"samples        {len(store)} in {store.num_shards} shards, {_human(total)}"
-          + (f" ({_human(total / len(store))} per sample)" if len(store) else ""))
+    print(
+        f"samples        {len(store)} in {store.num_shards} shards, {_human(total)}"
+        + (f" ({_human(total / len(store))} per sample)" if len(store) else "")
+    )
     if m.get("metadata"):
         print(f"metadata       {_short(str(m['metadata']), 200)}")
     print("columns (bytes in the shard files):")
@@ -151,18 +179,24 @@ def _inspect(args: argparse.Namespace) -> int:
     i = args.sample
     s = store.sample(i)
     print(f"sample {i} (uid {s.uid!r}, {os.path.basename(store.shard_path(i))}):")
-    print(f"  image: {len(s.image)} bytes {_image_kind(s.image)}, stored"
-          f" {s.width}x{s.height}, original {s.orig_width}x{s.orig_height}")
-    print(f"  caption: {_short(s.caption)} tokens"
-          f" {s.caption_tokens.tolist()[:12]}{'...' if len(s.caption_tokens) > 12 else ''}")
+    print(
+        f"  image: {len(s.image)} bytes {_image_kind(s.image)}, stored"
+        f" {s.width}x{s.height}, original {s.orig_width}x{s.orig_height}"
+    )
+    print(
+        f"  caption: {_short(s.caption)} tokens"
+        f" {s.caption_tokens.tolist()[:12]}{'...' if len(s.caption_tokens) > 12 else ''}"
+    )
     for k, caption in enumerate(s.syn_captions[:3]):
         print(f"  syn_captions[{k}]: {_short(caption)}")
     if len(s.syn_captions) > 3:
         print(f"  ... {len(s.syn_captions) - 3} more synthetic captions")
     for j, rec in enumerate(s.aug[:3]):
         ops = ", ".join(f"({rec[f'op{k}']}, {rec[f'm{k}']:g})" for k in range(rec["n_ops"]))
-        print(f"  aug[{j}]: box top={rec['top']} left={rec['left']} h={rec['height']} w={rec['width']}"
-              f" ops [{ops}] flags {rec['flags']}")
+        print(
+            f"  aug[{j}]: box top={rec['top']} left={rec['left']} h={rec['height']} w={rec['width']}"
+            f" ops [{ops}] flags {rec['flags']}"
+        )
     if len(s.aug) > 3:
         print(f"  ... {len(s.aug) - 3} more augmentations")
     for line in _embedding_summary(store, i):
@@ -176,9 +210,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _verify_arguments(p: argparse.ArgumentParser) -> None:
     _store_arguments(p)
-    p.add_argument("--state", metavar="FILE", help="resumable: record the shards checked and the problems found "
-                   "in FILE after every block of shards; a rerun with the same FILE skips them (progress bar on a "
-                   "terminal)")
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="resumable: record the shards checked and the problems found "
+        "in FILE after every block of shards; a rerun with the same FILE skips them (progress bar on a "
+        "terminal)",
+    )
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -208,8 +246,10 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"verify: {len(problems)} problem(s) in {args.store}", file=sys.stderr)
         return 1
     store = Store(args.store)
-    print(f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, "
-          f"{_human(store.file_bytes)}, every checksum matches")
+    print(
+        f"OK {args.store}: {store.num_shards} shards, {len(store)} samples, "
+        f"{_human(store.file_bytes)}, every checksum matches"
+    )
     return 0
 
 
@@ -234,8 +274,11 @@ def _missing_extra(extra: str, modules: Sequence[str]) -> bool:
 
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
-        print(f"error: {', '.join(missing)} not installed; this command needs the `{extra}` extra: "
-              f"pip install 'mobileclip-fastload[{extra}]'", file=sys.stderr)
+        print(
+            f"error: {', '.join(missing)} not installed; this command needs the `{extra}` extra: "
+            f"pip install 'mobileclip-fastload[{extra}]'",
+            file=sys.stderr,
+        )
     return bool(missing)
 
 
@@ -278,7 +321,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", type=Path, default=None, help="keep the generated shards and store here (default: a temporary directory)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the generated shards and store here (default: a temporary directory)",
+    )
     p.add_argument("--samples", type=int, default=48, help="number of samples to generate (default 48)")
     p.add_argument("-j", "--workers", type=int, default=2, help="converter worker processes (default 2)")
     p.add_argument("--num-threads", type=int, default=2, help="loader threads (default 2)")
@@ -333,11 +381,20 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", type=Path, help="training checkpoint (this project's, an open_clip state dict "
-                   "or Apple's MobileCLIP-S0 layout)")
-    p.add_argument("--model", required=True, help="model name as mobileclip_fastload_train.models.create_model knows it")
-    p.add_argument("--format", choices=("onnx", "coreml"), default="onnx", help="graph format (default onnx; "
-                   "Core ML converts on Linux, runs on macOS/iOS)")
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="training checkpoint (this project's, an open_clip state dict or Apple's MobileCLIP-S0 layout)",
+    )
+    p.add_argument(
+        "--model", required=True, help="model name as mobileclip_fastload_train.models.create_model knows it"
+    )
+    p.add_argument(
+        "--format",
+        choices=("onnx", "coreml"),
+        default="onnx",
+        help="graph format (default onnx; Core ML converts on Linux, runs on macOS/iOS)",
+    )
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="weights and compute (default fp32)")
     p.add_argument("-o", "--output", type=Path, required=True, help="directory for the two encoders and runtime.json")
 
@@ -358,23 +415,57 @@ def _export(args: argparse.Namespace) -> int:
 
 
 SUBCOMMANDS: list[Subcommand] = [
-    Subcommand("demo", "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked", _demo_arguments, _demo),
+    Subcommand(
+        "demo",
+        "end to end on a small embedded sample: shards -> convert -> store -> loader, pixel-checked",
+        _demo_arguments,
+        _demo,
+    ),
     Subcommand("inspect", "show a store's schema, sizes per column and one sample", _inspect_arguments, _inspect),
-    Subcommand("show", "write an HTML view of a store: samples, replayed augmentations, captions, teacher agreement",
-               _show_arguments, _show),
-    Subcommand("verify", "recheck every checksum; exit 1 naming shard and column on damage", _verify_arguments, _verify),
+    Subcommand(
+        "show",
+        "write an HTML view of a store: samples, replayed augmentations, captions, teacher agreement",
+        _show_arguments,
+        _show,
+    ),
+    Subcommand(
+        "verify", "recheck every checksum; exit 1 naming shard and column on damage", _verify_arguments, _verify
+    ),
     Subcommand("convert", "convert DataCompDR WebDataset shards into a DR store", _convert_arguments, _convert),
-    Subcommand("reinforce", "reinforce image-text pairs (captions, augmentations, teacher embeddings) into a DR store",
-               _reinforce_arguments, _reinforce),
-    Subcommand("train",
-               "train a MobileCLIP model on a DR store (python -m mobileclip_fastload_train.train; needs the `train` extra)",
-               _train_arguments, _train, forwards_arguments=True),
-    Subcommand("evaluate", "run clip_benchmark's suite on a checkpoint (python -m mobileclip_fastload_train.evaluate; needs the "
-               "`eval` extra)", _forwarded_arguments, _evaluate, forwards_arguments=True),
-    Subcommand("plot", "draw a run's curves from RUN_DIR/metrics.jsonl into a PNG (python -m mobileclip_fastload_train.plot)",
-               _forwarded_arguments, _plot, forwards_arguments=True),
-    Subcommand("export", "export a checkpoint's folded image and text encoders (ONNX or Core ML) and runtime.json",
-               _export_arguments, _export),
+    Subcommand(
+        "reinforce",
+        "reinforce image-text pairs (captions, augmentations, teacher embeddings) into a DR store",
+        _reinforce_arguments,
+        _reinforce,
+    ),
+    Subcommand(
+        "train",
+        "train a MobileCLIP model on a DR store (python -m mobileclip_fastload_train.train; needs the `train` extra)",
+        _train_arguments,
+        _train,
+        forwards_arguments=True,
+    ),
+    Subcommand(
+        "evaluate",
+        "run clip_benchmark's suite on a checkpoint (python -m mobileclip_fastload_train.evaluate; needs the "
+        "`eval` extra)",
+        _forwarded_arguments,
+        _evaluate,
+        forwards_arguments=True,
+    ),
+    Subcommand(
+        "plot",
+        "draw a run's curves from RUN_DIR/metrics.jsonl into a PNG (python -m mobileclip_fastload_train.plot)",
+        _forwarded_arguments,
+        _plot,
+        forwards_arguments=True,
+    ),
+    Subcommand(
+        "export",
+        "export a checkpoint's folded image and text encoders (ONNX or Core ML) and runtime.json",
+        _export_arguments,
+        _export,
+    ),
 ]
 
 

@@ -15,8 +15,9 @@ import dataclasses
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,8 +61,11 @@ class ReinforcedBatch:
         memory the copies run after this returns; the host memory is then held (not recycled)
         until they have run on the GPU, so the batch may be dropped at once."""
         device = torch.device(device)
-        tensors = {f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-                   for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
+        tensors = {
+            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
         if self.copies is not None and self.memory is not None and non_blocking and device.type == "cuda":
             self.copies.hold(self.memory)  # an event after the copies just queued on the current stream
         return ReinforcedBatch(epoch=self.epoch, batch_number=self.batch_number, memory=None, **tensors)
@@ -333,17 +337,18 @@ class FastReinforcedLoader:
             self.close()
 
     def _to_batch(self, raw: dict[str, Any]) -> ReinforcedBatch:
-        tensors = {
-            k: torch.from_numpy(v)
-            for k, v in raw.items()
-            if isinstance(v, np.ndarray)
-        }
+        tensors = {k: torch.from_numpy(v) for k, v in raw.items() if isinstance(v, np.ndarray)}
         tensors["text_is_syn"] = tensors["text_is_syn"].bool()
         if self._pinned is not None:
             for name in _COPIED_TO_DEVICE:
                 self._pinned.register(tensors[name])
-        return ReinforcedBatch(epoch=raw["epoch"], batch_number=raw["batch_number"], memory=raw["memory"],
-                               copies=self._in_flight, **tensors)
+        return ReinforcedBatch(
+            epoch=raw["epoch"],
+            batch_number=raw["batch_number"],
+            memory=raw["memory"],
+            copies=self._in_flight,
+            **tensors,
+        )
 
     def _hold_until_copied(self, memory: Any) -> None:
         """Keep a delivered batch's memory until what the current stream has queued so far (its

@@ -175,8 +175,9 @@ def dr_data_info(
     if train_num_samples is None:
         return DRDataInfo(loader)
     state = loader.state_dict()
-    num_batches, num_samples = open_clip_epoch_size(train_num_samples, state["batch_size"], state["world_size"],
-                                                    workers)
+    num_batches, num_samples = open_clip_epoch_size(
+        train_num_samples, state["batch_size"], state["world_size"], workers
+    )
     return DRDataInfo(FixedSizeEpochs(loader, num_batches, num_samples))
 
 
@@ -191,13 +192,17 @@ def open_clip_train_data(args: Any, preprocess_train: Any = None, **loader_kwarg
     if getattr(args, "dataset_resampled", False):
         raise ValueError(RESAMPLED_REFUSAL)
     if getattr(args, "train_data_upsampling_factors", None) is not None:
-        raise ValueError("--train-data-upsampling-factors cannot be honoured: it weights the shards that "
-                         "--dataset-resampled draws with replacement, which this loader does not do (see "
-                         "--dataset-resampled's message); drop both flags")
+        raise ValueError(
+            "--train-data-upsampling-factors cannot be honoured: it weights the shards that "
+            "--dataset-resampled draws with replacement, which this loader does not do (see "
+            "--dataset-resampled's message); drop both flags"
+        )
     for flag in ("dataset_reinforcement_sample_sequential", "dataset_reinforcement_filter_image_size"):
         if getattr(args, flag, None) not in (None, False):
-            raise ValueError(f"--{flag.replace('_', '-')} cannot be honoured: the loader draws each sample's "
-                             "augmentation and captions from its seed and keeps every sample; drop the flag")
+            raise ValueError(
+                f"--{flag.replace('_', '-')} cannot be honoured: the loader draws each sample's "
+                "augmentation and captions from its seed and keeps every sample; drop the flag"
+            )
     workers = int(getattr(args, "workers", 1))
     options: dict[str, Any] = dict(num_threads=max(1, workers), seed=int(getattr(args, "seed", 0)))
     if getattr(args, "dataset_reinforcement_mix_synthetic", False):

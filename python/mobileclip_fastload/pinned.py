@@ -13,7 +13,8 @@ from __future__ import annotations
 import collections
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -9,11 +9,11 @@ from the distributions' metadata, so nothing here imports Pillow or torchvision
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from importlib import metadata
 
 from mobileclip_fastload._core import PIXEL_REFERENCE
-import contextlib
 
 _DISPLAY_NAMES = {"pillow": "Pillow", "torchvision": "torchvision"}
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import gzip
 import html
+import itertools
 import os
 import threading
+from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Iterable, Sequence
 
 import numpy as np
-import itertools
 
 SOT_TOKEN_ID = 49406
 EOT_TOKEN_ID = 49407
@@ -36,10 +36,7 @@ VOCAB_SIZE = 49408
 _SPECIAL_TOKENS = ("<start_of_text>", "<end_of_text>")
 # open_clip's pre-tokeniser: special tokens, English contractions, letter runs,
 # single digits, runs of anything else that is not whitespace.
-_PATTERN = (
-    "|".join(_SPECIAL_TOKENS)
-    + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-)
+_PATTERN = "|".join(_SPECIAL_TOKENS) + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 # Number of merges open_clip reads from the vocabulary file (49152 - 256 - 2).
 _NUM_MERGES = 49152 - 256 - 2
 
@@ -52,9 +49,7 @@ def default_bpe_path() -> str:
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP reversible byte -> printable character table."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     table = {b: chr(b) for b in printable}
     extra = 0

@@ -19,8 +19,9 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -83,10 +84,29 @@ def _clip_benchmark_args(args: argparse.Namespace, passthrough: list[str]) -> ar
     """clip_benchmark's own parser (its defaults for everything not set here)."""
     from clip_benchmark.cli import get_parser_args
 
-    argv = ["clip_benchmark", "eval", "--model_type", MODEL_TYPE, "--model", args.model or "",
-            "--pretrained", str(args.checkpoint), "--dataset", *args.dataset, "--dataset_root", args.dataset_root,
-            "--output", str(Path(args.output) / "{dataset}_{task}.json"), "--batch_size", str(args.batch_size),
-            "--num_workers", str(args.num_workers), "--recall_k", *map(str, args.recall_k), *passthrough]
+    argv = [
+        "clip_benchmark",
+        "eval",
+        "--model_type",
+        MODEL_TYPE,
+        "--model",
+        args.model or "",
+        "--pretrained",
+        str(args.checkpoint),
+        "--dataset",
+        *args.dataset,
+        "--dataset_root",
+        args.dataset_root,
+        "--output",
+        str(Path(args.output) / "{dataset}_{task}.json"),
+        "--batch_size",
+        str(args.batch_size),
+        "--num_workers",
+        str(args.num_workers),
+        "--recall_k",
+        *map(str, args.recall_k),
+        *passthrough,
+    ]
     if not args.amp:
         argv.append("--no_amp")
     with _argv(argv):
@@ -115,7 +135,9 @@ def summarize(result_files: Sequence[Path]) -> list[dict[str, Any]]:
         metric, value = main_metric(result)
         rows.append({"dataset": result["dataset"], "task": result["task"], "metric": metric, "value": value})
     if rows:
-        rows.append({"dataset": "average", "task": "", "metric": "", "value": sum(r["value"] for r in rows) / len(rows)})
+        rows.append(
+            {"dataset": "average", "task": "", "metric": "", "value": sum(r["value"] for r in rows) / len(rows)}
+        )
     return rows
 
 
@@ -133,16 +155,24 @@ def _parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="training checkpoint (checkpoints/latest.pt) or state dict")
     p.add_argument("--model", default=None, help="model name (default: the one the checkpoint records)")
-    p.add_argument("--dataset", nargs="+", required=True,
-                   help="clip_benchmark dataset names or collections (e.g. imagenet1k-unverified mscoco_captions "
-                        "flickr30k wds/<name>)")
+    p.add_argument(
+        "--dataset",
+        nargs="+",
+        required=True,
+        help="clip_benchmark dataset names or collections (e.g. imagenet1k-unverified mscoco_captions "
+        "flickr30k wds/<name>)",
+    )
     p.add_argument("--dataset-root", default="root", help="clip_benchmark's --dataset_root; may use {dataset}")
     p.add_argument("--output", required=True, help="directory for clip_benchmark's JSON results and summary.csv")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=4)
     p.add_argument("--recall-k", type=int, nargs="+", default=[1, 5, 10])
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                   help="mixed precision as clip_benchmark does (default on; --no-amp: float32)")
+    p.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="mixed precision as clip_benchmark does (default on; --no-amp: float32)",
+    )
     return p.parse_known_args(argv)
 
 
@@ -153,8 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import clip_benchmark.cli as cb
     except ImportError:
-        print("error: clip_benchmark not installed; evaluation needs the `eval` extra: "
-              "pip install 'mobileclip-fastload[eval]'", file=sys.stderr)
+        print(
+            "error: clip_benchmark not installed; evaluation needs the `eval` extra: "
+            "pip install 'mobileclip-fastload[eval]'",
+            file=sys.stderr,
+        )
         return 2
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
 """Training checkpoints: everything needed to continue a run exactly.
 
 A checkpoint holds the model, optimiser, step, epoch, every rank's loader
-state and the RNG state. It is written to a temporary file and renamed, so a
-run killed mid-write leaves the previous checkpoint intact. Loading uses
+state and the RNG state. It is written through the project's one atomic writer
+(``mobileclip_fastload.store.atomic.publishing``: temp file, fsync, rename, directory
+fsync), so a run killed mid-write, or a machine that loses power, leaves the
+previous checkpoint intact. Loading uses
 ``weights_only=True``: only tensors and plain containers are accepted.
 """
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from mobileclip_fastload.store.atomic import publishing
 
 LATEST = "latest.pt"
 
@@ -21,9 +24,8 @@ def save_checkpoint(directory: str | os.PathLike[str], state: dict[str, Any], na
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    tmp = directory / f".{name}.tmp-{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with publishing(path) as tmp:
+        torch.save(state, tmp)
     return path
 
 

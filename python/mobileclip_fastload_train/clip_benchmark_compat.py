@@ -8,7 +8,7 @@ into clip_benchmark's module so its runner uses it too. Nothing changes once ups
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

@@ -20,8 +20,9 @@ with the Rust loader.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -150,8 +151,12 @@ class InMemoryReinforcedSource:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch, "batches_done": self._position, "seed": self.seed,
-            "batch_size": self.batch_size, "world_size": self.world_size, "num_samples": self.num_samples,
+            "epoch": self.epoch,
+            "batches_done": self._position,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+            "num_samples": self.num_samples,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -189,9 +194,15 @@ def random_reinforced_source(
 
     images = torch.randint(0, 256, (num_samples, num_augs, 3, image_size, image_size), generator=g, dtype=torch.uint8)
     return InMemoryReinforcedSource(
-        images, tokens(num_samples), tokens(num_samples, num_syn),
-        teacher(num_samples, num_augs), teacher(num_samples, 1 + num_syn),
-        batch_size=batch_size, seed=seed, rank=rank, world_size=world_size,
+        images,
+        tokens(num_samples),
+        tokens(num_samples, num_syn),
+        teacher(num_samples, num_augs),
+        teacher(num_samples, 1 + num_syn),
+        batch_size=batch_size,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
     )
 
 

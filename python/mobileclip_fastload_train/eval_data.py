@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from PIL import Image
@@ -32,8 +32,14 @@ def eval_transform(preprocess: Preprocess) -> Callable[[Image.Image], torch.Tens
     """open_clip's evaluation transform for the model: resize the shorter side, centre crop, normalise."""
     from open_clip.transform import image_transform
 
-    return image_transform(preprocess.image_size, is_train=False, mean=preprocess.mean, std=preprocess.std,
-                           resize_mode="shortest", interpolation=EVAL_INTERPOLATION)
+    return image_transform(
+        preprocess.image_size,
+        is_train=False,
+        mean=preprocess.mean,
+        std=preprocess.std,
+        resize_mode="shortest",
+        interpolation=EVAL_INTERPOLATION,
+    )
 
 
 def _read_list(path: Path) -> list[str] | dict[str, str]:
@@ -55,8 +61,12 @@ class ClassFolderSet:
     templates: list[str]
 
 
-def load_class_folder(root: str | Path, transform: Callable, class_names_file: str | Path | None = None,
-                      templates_file: str | Path | None = None) -> ClassFolderSet:
+def load_class_folder(
+    root: str | Path,
+    transform: Callable,
+    class_names_file: str | Path | None = None,
+    templates_file: str | Path | None = None,
+) -> ClassFolderSet:
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
     from torchvision.datasets import ImageFolder
 
@@ -77,8 +87,10 @@ def load_class_folder(root: str | Path, transform: Callable, class_names_file: s
     elif len(folders) == len(IMAGENET_CLASSNAMES):
         names = list(IMAGENET_CLASSNAMES)  # folders sorted by WordNet id: open_clip's order
     elif any(_WORDNET_ID.fullmatch(f) for f in folders):
-        raise ValueError(f"zero-shot set {root}: {len(folders)} WordNet-id folders (not ImageNet's 1000); "
-                         "give their class names in a file (--val-classnames)")
+        raise ValueError(
+            f"zero-shot set {root}: {len(folders)} WordNet-id folders (not ImageNet's 1000); "
+            "give their class names in a file (--val-classnames)"
+        )
     else:
         names = [f.replace("_", " ") for f in folders]
     if len(names) != len(folders):
@@ -116,8 +128,9 @@ class RetrievalSet:
     caption_image: torch.Tensor
 
 
-def load_captions(images_root: str | Path, captions_json: str | Path, transform: Callable,
-                  split: str = "test") -> RetrievalSet:
+def load_captions(
+    images_root: str | Path, captions_json: str | Path, transform: Callable, split: str = "test"
+) -> RetrievalSet:
     """Karpathy split file (images of ``split``) or COCO captions file (all its images)."""
     images_root, captions_json = Path(images_root), Path(captions_json)
     data = json.loads(captions_json.read_text())

@@ -18,7 +18,7 @@ benchmark layouts (``mobileclip_fastload_train.eval_data``).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,13 +43,17 @@ def _device(model: torch.nn.Module) -> torch.device:
 def encode_images(model: CLIPModel, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """L2-normalised features ``[N, D]`` for float images already normalised for the model."""
     dev = _device(model)
-    return torch.cat([model.encode_image(images[i : i + batch_size].to(dev)).float() for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [model.encode_image(images[i : i + batch_size].to(dev)).float() for i in range(0, len(images), batch_size)]
+    )
 
 
 @torch.no_grad()
 def encode_texts(model: CLIPModel, tokens: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     dev = _device(model)
-    return torch.cat([model.encode_text(tokens[i : i + batch_size].to(dev)).float() for i in range(0, len(tokens), batch_size)])
+    return torch.cat(
+        [model.encode_text(tokens[i : i + batch_size].to(dev)).float() for i in range(0, len(tokens), batch_size)]
+    )
 
 
 @torch.no_grad()

@@ -152,7 +152,11 @@ class LossOutput:
     kd: torch.Tensor  # unweighted distillation loss, summed over caption kinds (0 if lambda == 0)
 
     def as_floats(self) -> dict[str, float]:
-        return {"loss": float(self.loss.detach()), "clip_loss": float(self.clip.detach()), "kd_loss": float(self.kd.detach())}
+        return {
+            "loss": float(self.loss.detach()),
+            "clip_loss": float(self.clip.detach()),
+            "kd_loss": float(self.kd.detach()),
+        }
 
 
 class ReinforcedClipLoss(nn.Module):

@@ -15,8 +15,8 @@ chosen to fit a device (``largest_batch``). The estimate is what a GPU run must 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -67,18 +67,22 @@ def saved_activation_bytes(forward: Callable[[], torch.Tensor], exclude: list[to
     return sum(seen.values())
 
 
-def measure_step_memory(model: nn.Module, image_size: int, captions_per_image: int = 2,
-                        precision: str = "bf16", context_length: int = 77,
-                        device: torch.device | None = None) -> StepMemory:
+def measure_step_memory(
+    model: nn.Module,
+    image_size: int,
+    captions_per_image: int = 2,
+    precision: str = "bf16",
+    context_length: int = 77,
+    device: torch.device | None = None,
+) -> StepMemory:
     """``model(images, texts)`` (a ``mobileclip_fastload_train.models`` CLIP model, or open_clip's) measured at
     ``MEASURED_BATCHES`` on the device its parameters are on (the CPU in tests: slow for full-size
     models on a few cores, a fraction of a second on a GPU); ``captions_per_image`` caption rows
     per image go through the text tower (2: the real and the synthetic caption, as
     ``mobileclip_fastload_train.train`` does)."""
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     device = device or params[0].device
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
-                else contextlib.nullcontext())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     was_training = model.training
     model.train()
 
@@ -92,6 +96,7 @@ def measure_step_memory(model: nn.Module, image_size: int, captions_per_image: i
                 out = model(images, texts)
             features = out.values() if isinstance(out, dict) else out
             return sum(f.float().sum() for f in features if isinstance(f, torch.Tensor) and f.ndim > 0)
+
         return run
 
     small, large = MEASURED_BATCHES
@@ -100,5 +105,8 @@ def measure_step_memory(model: nn.Module, image_size: int, captions_per_image: i
     finally:
         model.train(was_training)
     per_sample = max(0, (at_large - at_small) // (large - small))
-    return StepMemory(static_bytes=STATIC_BYTES_PER_PARAM * sum(p.numel() for p in params if p.requires_grad),
-                      fixed_activation_bytes=max(0, at_small - small * per_sample), per_sample_bytes=per_sample)
+    return StepMemory(
+        static_bytes=STATIC_BYTES_PER_PARAM * sum(p.numel() for p in params if p.requires_grad),
+        fixed_activation_bytes=max(0, at_small - small * per_sample),
+        per_sample_bytes=per_sample,
+    )

@@ -43,7 +43,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(
-    model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.2, betas: tuple[float, float] = (0.9, 0.95),
+    model: nn.Module,
+    lr: float = 1e-3,
+    weight_decay: float = 0.2,
+    betas: tuple[float, float] = (0.9, 0.95),
     eps: float = 1e-6,
 ) -> torch.optim.AdamW:
     # The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop.

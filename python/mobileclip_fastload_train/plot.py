@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 #: (panel title, record fields, y-axis scale)
 PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -47,7 +48,6 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from mobileclip_fastload.store.atomic import publishing
 
     run_dir = Path(run_dir)
@@ -76,7 +76,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ax = axes.flat[len(panels)]
         for key in eval_keys:
             steps, values = _series(records, key)
-            ax.plot(steps, [100 * v for v in values], marker="o", ms=3, lw=1.2, label=key[len(EVAL_PREFIX):])
+            ax.plot(steps, [100 * v for v in values], marker="o", ms=3, lw=1.2, label=key[len(EVAL_PREFIX) :])
         ax.set_title("evaluation (%)")
         ax.legend(fontsize=6, ncol=2)
     for ax in axes.flat[:n]:

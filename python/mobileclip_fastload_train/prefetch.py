@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -55,8 +56,9 @@ class DevicePrefetcher:
             the oldest is waited for (bounds host memory held back from the loader).
     """
 
-    def __init__(self, produce: Callable[[], Any], stage: Callable[[Any], Any], device: torch.device,
-                 keep_alive: int = 2) -> None:
+    def __init__(
+        self, produce: Callable[[], Any], stage: Callable[[Any], Any], device: torch.device, keep_alive: int = 2
+    ) -> None:
         self.produce, self.stage, self.device = produce, stage, device
         self.cuda = device.type == "cuda"
         self.side = torch.cuda.Stream(device) if self.cuda else None

@@ -23,8 +23,11 @@ class RunLogger(Protocol):
 
 
 def _scalars(record: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in record.items()
-            if k not in _NOT_SCALARS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: float(v)
+        for k, v in record.items()
+        if k not in _NOT_SCALARS and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def _tag(key: str) -> str:
@@ -76,8 +79,13 @@ class Loggers:
             logger.close()
 
 
-def open_loggers(run_dir: str | os.PathLike[str] | None, tensorboard: bool, wandb_project: str | None,
-                 wandb_mode: str = "offline", config: dict[str, Any] | None = None) -> Loggers:
+def open_loggers(
+    run_dir: str | os.PathLike[str] | None,
+    tensorboard: bool,
+    wandb_project: str | None,
+    wandb_mode: str = "offline",
+    config: dict[str, Any] | None = None,
+) -> Loggers:
     """TensorBoard events under ``<run_dir>/tensorboard``; W&B files under ``<run_dir>/wandb``."""
     if (tensorboard or wandb_project) and run_dir is None:
         raise ValueError("TensorBoard / W&B logging needs an output directory")

@@ -48,7 +48,7 @@ class FastPath:
             raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
 
     @classmethod
-    def default_for(cls, device: torch.device, **overrides) -> "FastPath":
+    def default_for(cls, device: torch.device, **overrides) -> FastPath:
         """The fast defaults for ``device``; ``None`` overrides keep the default."""
         values = {"channels_last": device.type == "cuda"}
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -123,8 +123,10 @@ def prepare_model(model: nn.Module, device: torch.device, fast: FastPath) -> nn.
     """Move ``model`` to ``device`` and apply ``fast`` (in place); returns the model."""
     configure_backends(device)
     if fast.channels_last and device.type == "cpu":
-        log.warning("channels_last on the CPU: oneDNN's strided 1x1 convolution backward with fewer than 16 "
-                    "NHWC input channels corrupts memory (oneDNN issue 6035); prefer it on CUDA only")
+        log.warning(
+            "channels_last on the CPU: oneDNN's strided 1x1 convolution backward with fewer than 16 "
+            "NHWC input channels corrupts memory (oneDNN issue 6035); prefer it on CUDA only"
+        )
     model.to(device)
     visual, text = getattr(model, "visual", None), getattr(model, "text", None)
     if fast.channels_last and visual is not None:
@@ -141,6 +143,9 @@ def prepare_model(model: nn.Module, device: torch.device, fast: FastPath) -> nn.
     if fast.compile:
         t0 = time.perf_counter()
         regions = compile_regions(model, fast.compile_mode, fast.compile_backend)
-        log.info("regional torch.compile: %d regions wrapped in %.1fs (code is generated at the first step)",
-                 len(regions), time.perf_counter() - t0)
+        log.info(
+            "regional torch.compile: %d regions wrapped in %.1fs (code is generated at the first step)",
+            len(regions),
+            time.perf_counter() - t0,
+        )
     return model

@@ -26,9 +26,10 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,15 +38,19 @@ from tqdm import tqdm
 
 from mobileclip_fastload_train.checkpoint import find_latest, load_checkpoint, save_checkpoint
 from mobileclip_fastload_train.data import (
-    TrainingBatch, as_batch, keyed_generator, open_store_loader, random_reinforced_source,
+    TrainingBatch,
+    as_batch,
+    keyed_generator,
+    open_store_loader,
+    random_reinforced_source,
 )
 from mobileclip_fastload_train.distributed import DistInfo, all_gather_objects, cleanup, init_distributed
 from mobileclip_fastload_train.loss import ReinforcedClipLoss, mix_captions, per_teacher_scales
 from mobileclip_fastload_train.models import CLIPModel, create_model, list_models
 from mobileclip_fastload_train.models.checkpoints import load_pretrained
 from mobileclip_fastload_train.optim import build_optimizer, lr_at
-from mobileclip_fastload_train.recipes import RECIPES, describe
 from mobileclip_fastload_train.prefetch import DevicePrefetcher
+from mobileclip_fastload_train.recipes import RECIPES, describe
 from mobileclip_fastload_train.run_logging import WANDB_MODES, Loggers, open_loggers
 from mobileclip_fastload_train.step import COMPILE_MODES, FastPath, image_memory_format, prepare_model
 
@@ -89,9 +94,14 @@ class TrainConfig:
     grad_checkpointing: bool = False
 
     def fast_path(self, device: torch.device) -> FastPath:
-        return FastPath.default_for(device, channels_last=self.channels_last, compile=self.compile,
-                                    compile_mode=self.compile_mode, compile_backend=self.compile_backend,
-                                    grad_checkpointing=self.grad_checkpointing)
+        return FastPath.default_for(
+            device,
+            channels_last=self.channels_last,
+            compile=self.compile,
+            compile_mode=self.compile_mode,
+            compile_backend=self.compile_backend,
+            grad_checkpointing=self.grad_checkpointing,
+        )
 
     def __post_init__(self) -> None:
         if self.loss_captions not in LOSS_CAPTIONS:
@@ -144,13 +154,16 @@ class _Prepared:
 
 
 @functools.lru_cache(maxsize=16)
-def _mean_std(device: torch.device, mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def _mean_std(
+    device: torch.device, mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
     # Made once: a tensor built from a list per step would be a blocking (synchronising) copy.
     return (torch.tensor(mean, device=device).view(1, 3, 1, 1), torch.tensor(std, device=device).view(1, 3, 1, 1))
 
 
-def _images_on_device(images: torch.Tensor, model: CLIPModel, device: torch.device,
-                      memory_format: torch.memory_format) -> torch.Tensor:
+def _images_on_device(
+    images: torch.Tensor, model: CLIPModel, device: torch.device, memory_format: torch.memory_format
+) -> torch.Tensor:
     """Copy (asynchronously from pinned memory) and, for uint8, normalise on the device:
     ``(x / 255 - mean) / std`` as the loader's float32 output computes it."""
     images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
@@ -163,15 +176,23 @@ def _images_on_device(images: torch.Tensor, model: CLIPModel, device: torch.devi
     return images
 
 
-def _prepare(batch: TrainingBatch, model: CLIPModel, cfg: TrainConfig, device: torch.device, mix_gen: torch.Generator,
-             memory_format: torch.memory_format = torch.contiguous_format) -> _Prepared:
+def _prepare(
+    batch: TrainingBatch,
+    model: CLIPModel,
+    cfg: TrainConfig,
+    device: torch.device,
+    mix_gen: torch.Generator,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> _Prepared:
     """One micro-batch on the device. Caption choices are made on the host (no device
     round trip); the copies are ``non_blocking`` and concatenation happens on the device,
     so pinned loader memory is copied as it is."""
     images = _images_on_device(batch.images, model, device, memory_format)
     text, text_emb = batch.text, batch.text_emb
     if cfg.loss_captions == "mix" and batch.text_is_syn is None:
-        text, text_emb, _ = mix_captions(text, text_emb, batch.syn_text, batch.syn_text_emb, cfg.mix_probability, mix_gen)
+        text, text_emb, _ = mix_captions(
+            text, text_emb, batch.syn_text, batch.syn_text_emb, cfg.mix_probability, mix_gen
+        )
     has_syn = cfg.loss_captions == "both"
     host_texts = [text, batch.syn_text] if has_syn else [text]
     context = model.preprocess.context_length
@@ -184,8 +205,9 @@ def _prepare(batch: TrainingBatch, model: CLIPModel, cfg: TrainConfig, device: t
         return t.to(device, non_blocking=True) if t is not None else None
 
     texts = torch.cat([dev(t) for t in host_texts])[:, :context]
-    return _Prepared(images, texts, has_syn, dev(batch.image_emb), dev(text_emb),
-                     dev(batch.syn_text_emb) if has_syn else None)
+    return _Prepared(
+        images, texts, has_syn, dev(batch.image_emb), dev(text_emb), dev(batch.syn_text_emb) if has_syn else None
+    )
 
 
 def _features(net: nn.Module, p: _Prepared, autocast: contextlib.AbstractContextManager):
@@ -289,8 +311,11 @@ def train(
     metrics_path = out_dir / "metrics.jsonl" if out_dir and info.is_main else None
     if out_dir and info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    loggers = (open_loggers(out_dir, cfg.tensorboard, cfg.wandb_project, cfg.wandb_mode, dataclasses.asdict(cfg))
-               if info.is_main else Loggers([]))
+    loggers = (
+        open_loggers(out_dir, cfg.tensorboard, cfg.wandb_project, cfg.wandb_mode, dataclasses.asdict(cfg))
+        if info.is_main
+        else Loggers([])
+    )
 
     step, epoch = 0, 0
     latest = find_latest(ckpt_dir) if ckpt_dir and cfg.resume else None
@@ -314,8 +339,12 @@ def train(
     if grads_in_buckets:
         # Gradients live in DDP's buckets (no copy) as long as they are zeroed in place, never set to
         # None (see the loop); a single forward per step keeps the graph static.
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      gradient_as_bucket_view=True, static_graph=cfg.accum_steps == 1)
+        net = DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            gradient_as_bucket_view=True,
+            static_graph=cfg.accum_steps == 1,
+        )
     loss_fn = ReinforcedClipLoss(cfg.lam, cfg.num_teachers, cfg.teacher_logit_scale)
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -348,11 +377,19 @@ def train(
             return
         loader_states = all_gather_objects(position[0], info)
         if info.is_main:
-            save_checkpoint(ckpt_dir, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "epoch": position[1], "loader": loader_states, "rng": torch.get_rng_state(),
-                "config": dataclasses.asdict(cfg), "model_name": model.name,
-            })
+            save_checkpoint(
+                ckpt_dir,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "epoch": position[1],
+                    "loader": loader_states,
+                    "rng": torch.get_rng_state(),
+                    "config": dataclasses.asdict(cfg),
+                    "model_name": model.name,
+                },
+            )
 
     pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
     first_step = step + 1
@@ -420,8 +457,11 @@ def train(
                 evals = eval_fn(model)  # type: ignore[misc]
                 model.train()
                 if info.is_main:
-                    eval_record = {"step": step, **{f"eval/{k}": v for k, v in evals.items()},
-                                   "eval/seconds": time.perf_counter() - t_eval}
+                    eval_record = {
+                        "step": step,
+                        **{f"eval/{k}": v for k, v in evals.items()},
+                        "eval/seconds": time.perf_counter() - t_eval,
+                    }
                     result.history.append(eval_record)
                     _log_line(metrics_path, eval_record)
                     loggers.log(eval_record)
@@ -443,7 +483,6 @@ def default_loader_image_dtype(device: torch.device) -> str:
     return "uint8" if device.type == "cuda" else "float32"
 
 
-
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -451,9 +490,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     data.add_argument("--store", help="DR store directory (read with mobileclip_fastload.FastReinforcedLoader)")
     data.add_argument("--fake-data", type=int, metavar="N", help="N random reinforced samples in memory (smoke runs)")
     p.add_argument("--model", default="MobileCLIP-S0", choices=list_models())
-    p.add_argument("--pretrained", default=None, metavar="PATH",
-                   help="start from these weights: Apple's mobileclip2_*.pt / open_clip, timm image tower, or "
-                   "Apple's v1 layout (python/mobileclip_fastload_train/models/checkpoints.py)")
+    p.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="PATH",
+        help="start from these weights: Apple's mobileclip2_*.pt / open_clip, timm image tower, or "
+        "Apple's v1 layout (python/mobileclip_fastload_train/models/checkpoints.py)",
+    )
     p.add_argument("--batch-size", type=int, default=256, help="per process, per micro-batch")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -467,9 +510,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--accum-steps", type=int, default=d.accum_steps)
     p.add_argument("--lambda", dest="lam", type=float, default=d.lam, help="distillation weight (S*: 1.0, B: 0.75)")
     p.add_argument("--num-teachers", type=int, default=None, help="K (default: from the store, else 2)")
-    p.add_argument("--teacher-logit-scale", type=float, nargs="+", default=list(d.teacher_logit_scale[:1]),
-                   metavar="ALPHA", help="distillation logit scale: one for all teachers (DataCompDR: 100) "
-                   "or one per teacher (MobileCLIP2's DFN teachers: 70 60)")
+    p.add_argument(
+        "--teacher-logit-scale",
+        type=float,
+        nargs="+",
+        default=list(d.teacher_logit_scale[:1]),
+        metavar="ALPHA",
+        help="distillation logit scale: one for all teachers (DataCompDR: 100) "
+        "or one per teacher (MobileCLIP2's DFN teachers: 70 60)",
+    )
     p.add_argument("--loss-captions", choices=LOSS_CAPTIONS, default=d.loss_captions)
     p.add_argument("--mix-probability", type=float, default=d.mix_probability)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -478,21 +527,42 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --output")
     p.add_argument("--stop-at", type=int, default=None, help="end after this step (the schedule still uses --steps)")
-    p.add_argument("--num-threads", type=int, default=None, help="loader decode threads (FastReinforcedLoader num_threads)")
-    p.add_argument("--loader-image-dtype", choices=("float32", "uint8"), default=None,
-                   help="loader image dtype (default: uint8 on CUDA, normalised there; float32 on the CPU)")
+    p.add_argument(
+        "--num-threads", type=int, default=None, help="loader decode threads (FastReinforcedLoader num_threads)"
+    )
+    p.add_argument(
+        "--loader-image-dtype",
+        choices=("float32", "uint8"),
+        default=None,
+        help="loader image dtype (default: uint8 on CUDA, normalised there; float32 on the CPU)",
+    )
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="image tower in channels_last (default: on CUDA only; see python/mobileclip_fastload_train/step.py)")
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="image tower in channels_last (default: on CUDA only; see python/mobileclip_fastload_train/step.py)",
+    )
     p.add_argument("--compile", action="store_true", help="regional torch.compile (each block compiled on its own)")
-    p.add_argument("--compile-mode", choices=COMPILE_MODES, default=d.compile_mode,
-                   help="reduce-overhead: CUDA graphs in every compiled region")
+    p.add_argument(
+        "--compile-mode",
+        choices=COMPILE_MODES,
+        default=d.compile_mode,
+        help="reduce-overhead: CUDA graphs in every compiled region",
+    )
     p.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in backward")
     p.add_argument("--no-progress", action="store_true")
     _evaluation_arguments(p)
     _logging_arguments(p)
-    p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                   help="a named preset of the values above (python/mobileclip_fastload_train/recipes.py); flags given here override it")
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default=None,
+        help=(
+            "a named preset of the values above (python/mobileclip_fastload_train/recipes.py); "
+            "flags given here override it"
+        ),
+    )
     args = p.parse_args(argv)
     if args.recipe is not None:  # the recipe's values become the defaults: flags given explicitly still win
         p.set_defaults(**RECIPES[args.recipe])
@@ -503,13 +573,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _evaluation_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("evaluation during training (mobileclip_fastload_train.validation; needs the `eval` extra)")
+    g = p.add_argument_group(
+        "evaluation during training (mobileclip_fastload_train.validation; needs the `eval` extra)"
+    )
     g.add_argument("--val-zeroshot", metavar="DIR", help="zero-shot set: an ImageNet-style folder of class folders")
-    g.add_argument("--val-classnames", metavar="FILE", help="class names for --val-zeroshot (JSON list, JSON object "
-                   "folder->name, or one per line; default: open_clip's ImageNet names for 1000 folders, else folder names)")
-    g.add_argument("--val-templates", metavar="FILE", help="prompt templates ({} = class name; default: open_clip's "
-                   "OpenAI ImageNet templates)")
-    g.add_argument("--val-retrieval", metavar="JSON", help="retrieval set: captions JSON (Karpathy split or COCO captions)")
+    g.add_argument(
+        "--val-classnames",
+        metavar="FILE",
+        help="class names for --val-zeroshot (JSON list, JSON object "
+        "folder->name, or one per line; default: open_clip's ImageNet names for 1000 folders, else folder names)",
+    )
+    g.add_argument(
+        "--val-templates",
+        metavar="FILE",
+        help="prompt templates ({} = class name; default: open_clip's OpenAI ImageNet templates)",
+    )
+    g.add_argument(
+        "--val-retrieval", metavar="JSON", help="retrieval set: captions JSON (Karpathy split or COCO captions)"
+    )
     g.add_argument("--val-retrieval-images", metavar="DIR", help="image root of --val-retrieval (default: its folder)")
     g.add_argument("--val-retrieval-split", default="test", help="Karpathy split to evaluate (default test)")
     g.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: only at the end)")
@@ -521,8 +602,12 @@ def _logging_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("logging (metrics.jsonl always; mobileclip_fastload_train.run_logging)")
     g.add_argument("--tensorboard", action="store_true", help="TensorBoard scalars in <output>/tensorboard")
     g.add_argument("--wandb", metavar="PROJECT", default=None, help="log to W&B project PROJECT (needs wandb)")
-    g.add_argument("--wandb-mode", choices=WANDB_MODES, default="offline",
-                   help="offline (default; upload later with `wandb sync`), online or disabled")
+    g.add_argument(
+        "--wandb-mode",
+        choices=WANDB_MODES,
+        default="offline",
+        help="offline (default; upload later with `wandb sync`), online or disabled",
+    )
 
 
 def _validation(args: argparse.Namespace, model: CLIPModel, info: DistInfo):
@@ -532,7 +617,9 @@ def _validation(args: argparse.Namespace, model: CLIPModel, info: DistInfo):
     import importlib.util
 
     if importlib.util.find_spec("clip_benchmark") is None:  # its metrics; fail now, not at the first evaluation
-        raise SystemExit("error: --val-zeroshot/--val-retrieval need clip_benchmark: pip install 'mobileclip-fastload[eval]'")
+        raise SystemExit(
+            "error: --val-zeroshot/--val-retrieval need clip_benchmark: pip install 'mobileclip-fastload[eval]'"
+        )
     from mobileclip_fastload_train.eval_data import eval_transform, load_captions, load_class_folder
     from mobileclip_fastload_train.validation import Validation
 
@@ -543,8 +630,14 @@ def _validation(args: argparse.Namespace, model: CLIPModel, info: DistInfo):
     if args.val_retrieval:
         images = args.val_retrieval_images or str(Path(args.val_retrieval).parent)
         retrieval = load_captions(images, args.val_retrieval, transform, args.val_retrieval_split)
-    return Validation(zero_shot, retrieval, batch_size=args.val_batch_size, workers=args.val_workers,
-                      autocast=args.precision == "bf16" and info.device.type == "cuda", info=info)
+    return Validation(
+        zero_shot,
+        retrieval,
+        batch_size=args.val_batch_size,
+        workers=args.val_workers,
+        autocast=args.precision == "bf16" and info.device.type == "cuda",
+        info=info,
+    )
 
 
 def main(argv: list[str] | None = None) -> TrainResult:
@@ -562,8 +655,16 @@ def main(argv: list[str] | None = None) -> TrainResult:
         pre = model.preprocess
         if args.store:
             source = open_store_loader(
-                args.store, args.batch_size, pre.image_size, pre.interpolation, pre.mean, pre.std,
-                args.loss_captions, args.mix_probability, args.seed, args.num_threads,
+                args.store,
+                args.batch_size,
+                pre.image_size,
+                pre.interpolation,
+                pre.mean,
+                pre.std,
+                args.loss_captions,
+                args.mix_probability,
+                args.seed,
+                args.num_threads,
                 args.loader_image_dtype or default_loader_image_dtype(info.device),
                 pin_memory=info.device.type == "cuda",
             )
@@ -571,19 +672,44 @@ def main(argv: list[str] | None = None) -> TrainResult:
         else:
             num_teachers = args.num_teachers or 2
             source = random_reinforced_source(
-                args.fake_data, args.batch_size, pre.image_size, num_teachers=num_teachers,
-                seed=args.seed, rank=info.rank, world_size=info.world_size,
+                args.fake_data,
+                args.batch_size,
+                pre.image_size,
+                num_teachers=num_teachers,
+                seed=args.seed,
+                rank=info.rank,
+                world_size=info.world_size,
             )
         cfg = TrainConfig(
-            steps=args.steps, lr=args.lr, weight_decay=args.wd, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
-            warmup=args.warmup, grad_clip=args.grad_clip, precision=args.precision, accum_steps=args.accum_steps,
-            lam=args.lam, num_teachers=num_teachers, teacher_logit_scale=args.teacher_logit_scale,
-            loss_captions=args.loss_captions, mix_probability=args.mix_probability, seed=args.seed,
-            output_dir=args.output, save_every=args.save_every, log_every=args.log_every,
-            resume=not args.no_resume, stop_at=args.stop_at, progress=not args.no_progress,
-            channels_last=args.channels_last, compile=args.compile, compile_mode=args.compile_mode,
+            steps=args.steps,
+            lr=args.lr,
+            weight_decay=args.wd,
+            beta1=args.beta1,
+            beta2=args.beta2,
+            eps=args.eps,
+            warmup=args.warmup,
+            grad_clip=args.grad_clip,
+            precision=args.precision,
+            accum_steps=args.accum_steps,
+            lam=args.lam,
+            num_teachers=num_teachers,
+            teacher_logit_scale=args.teacher_logit_scale,
+            loss_captions=args.loss_captions,
+            mix_probability=args.mix_probability,
+            seed=args.seed,
+            output_dir=args.output,
+            save_every=args.save_every,
+            log_every=args.log_every,
+            resume=not args.no_resume,
+            stop_at=args.stop_at,
+            progress=not args.no_progress,
+            channels_last=args.channels_last,
+            compile=args.compile,
+            compile_mode=args.compile_mode,
             grad_checkpointing=args.grad_checkpointing,
-            eval_every=args.eval_every, tensorboard=args.tensorboard, wandb_project=args.wandb,
+            eval_every=args.eval_every,
+            tensorboard=args.tensorboard,
+            wandb_project=args.wandb,
             wandb_mode=args.wandb_mode,
         )
         return train(cfg, model, source, info, eval_fn=_validation(args, model, info))

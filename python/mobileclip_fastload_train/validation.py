@@ -12,8 +12,9 @@ logged here and one from ``python -m mobileclip_fastload_train.evaluate`` (clip_
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -35,15 +36,14 @@ def _shard(n: int, info: DistInfo) -> range:
 
 def _gathered(local: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """The ranks' slices, concatenated in rank order (so in the order of the full set)."""
-    return torch.cat([t for t in all_gather_objects(local.cpu(), info)])  # type: ignore[misc]
+    return torch.cat(cast("list[torch.Tensor]", all_gather_objects(local.cpu(), info)))
 
 
 class _Encoder:
     def __init__(self, model: CLIPModel, tokenizer: Tokenizer, batch_size: int, autocast: bool) -> None:
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.device = next(model.parameters()).device
-        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if autocast
-                         else contextlib.nullcontext())
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
 
     @torch.no_grad()
     def texts(self, texts: Sequence[str], dim: int) -> torch.Tensor:
@@ -89,8 +89,9 @@ def zero_shot_metrics(enc: _Encoder, data: ClassFolderSet, info: DistInfo, dim: 
     return {f"acc{k}": v for k, v in zip(ks, accuracy(logits, targets, topk=ks))}
 
 
-def retrieval_metrics(enc: _Encoder, data: RetrievalSet, info: DistInfo, dim: int, workers: int,
-                      ks: Sequence[int] = RECALL_KS) -> dict[str, float]:
+def retrieval_metrics(
+    enc: _Encoder, data: RetrievalSet, info: DistInfo, dim: int, workers: int, ks: Sequence[int] = RECALL_KS
+) -> dict[str, float]:
     from clip_benchmark.metrics.zeroshot_retrieval import recall_at_k
 
     images = _gathered(enc.images(data.images, _shard(len(data.images), info), dim, workers), info)
@@ -102,8 +103,12 @@ def retrieval_metrics(enc: _Encoder, data: RetrievalSet, info: DistInfo, dim: in
     out = {}
     for k in ks:
         # recall@k as CLIP papers count it: a hit when any positive is in the top k (clip_benchmark's "> 0")
-        out[f"image_retrieval_recall@{k}"] = (recall_at_k(scores, positive, min(k, len(images))) > 0).float().mean().item()
-        out[f"text_retrieval_recall@{k}"] = (recall_at_k(scores.T, positive.T, min(k, len(texts))) > 0).float().mean().item()
+        out[f"image_retrieval_recall@{k}"] = (
+            (recall_at_k(scores, positive, min(k, len(images))) > 0).float().mean().item()
+        )
+        out[f"text_retrieval_recall@{k}"] = (
+            (recall_at_k(scores.T, positive.T, min(k, len(texts))) > 0).float().mean().item()
+        )
     return out
 
 
@@ -117,7 +122,7 @@ class Validation:
     batch_size: int = 64
     workers: int = 0
     autocast: bool = False  # bf16 autocast for the encoders (as clip_benchmark's --amp)
-    info: DistInfo = DistInfo()
+    info: DistInfo = field(default_factory=DistInfo)
 
     def __call__(self, model: CLIPModel) -> dict[str, float]:
         from mobileclip_fastload_train.evaluate import default_tokenizer

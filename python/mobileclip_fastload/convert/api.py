@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Iterable
 
-from mobileclip_fastload.convert.executors import EXECUTORS, run_tasks
-from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
-from mobileclip_fastload.convert.inputs import make_tasks
 from mobileclip_fastload.convert.options import (
     DEFAULT_MAX_EMBEDDING_BYTES,
     DEFAULT_TARGET_SHARD_BYTES,
@@ -19,20 +16,25 @@ from mobileclip_fastload.convert.options import (
     check_choice,
 )
 from mobileclip_fastload.convert.probe import probe
-from mobileclip_fastload.convert.progress import Progress
 from mobileclip_fastload.convert.report import CONVERTED, RESUMED, ConvertReport, ShardReport
-from mobileclip_fastload.convert.shard_task import DONE_DIR, done_record_path, task_fingerprint
-from mobileclip_fastload.convert.store_io import remove_stale_temporaries
+from mobileclip_fastload.convert.shard_task import (
+    DONE_DIR,
+    done_record_path,
+    make_tasks,
+    run_shard_task,
+    task_fingerprint,
+)
+from mobileclip_fastload.ingest.executors import EXECUTORS, default_workers, run_tasks
+from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
+from mobileclip_fastload.ingest.progress import Progress, TaskProgress, input_bytes
+from mobileclip_fastload.ingest.store_io import remove_stale_temporaries
+from mobileclip_fastload.ingest.torchrun import Ranks
 from mobileclip_fastload.store import output_folder
 
 REPORT_NAME = "convert_report.json"
 
-
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+#: what the process pool's forkserver imports once, so its workers start warm
+WORKER_PRELOAD = ("mobileclip_fastload.convert.worker_preload",)
 
 
 def convert(
@@ -70,7 +72,9 @@ def convert(
     executor: ``"process"`` (local pool of ``workers``, started with multiprocessing's
         forkserver: in a script, call ``convert`` under ``if __name__ == "__main__":`` as
         any spawn/forkserver multiprocessing code must), ``"ray"`` (one task per shard on
-        the cluster ``ray.init`` connects to) or ``"inline"`` (sequential, this process).
+        the cluster ``ray.init`` connects to), ``"inline"`` (sequential, this process) or
+        ``"torchrun"`` (this process is one rank of ``torchrun --nproc-per-node=N``: it converts
+        every N-th shard inline; rank 0 writes the manifest and report once all ranks finished).
     syn_key: which synthetic caption set becomes the S captions when syn.json has
         several (``"syn_text"`` or ``"syn_text_<tag>"``, or just ``"<tag>"``); default
         ``syn_text``, else the only tagged one.
@@ -121,34 +125,37 @@ def convert(
         max_embedding_bytes=int(max_embedding_bytes),
     )
 
+    ranks = Ranks.of(executor)
+    ranks.join()
     output_folder.check_rerun(folder, overwrite, lambda: _same_run(output, tasks, opts))
     # Created only now: a run that fails on its inputs leaves no folder behind.
     output_folder.prepare(folder, overwrite)
+    ranks.barrier()  # every rank has checked the folder before any writes into it
     for d in (output, os.path.join(output, DONE_DIR)):  # left by a run that was killed
         remove_stale_temporaries(d)
 
+    mine = ranks.mine(tasks)
     workers = default_workers() if workers is None else max(1, int(workers))
-    if executor == "inline":
+    if executor in ("inline", "torchrun"):
         workers = 1
-    planned = {t.index: _size(t.input) + _size(t.image_input) for t in tasks}
-    reported = {t.index: 0 for t in tasks}
-    bar = Progress(sum(planned.values()), len(tasks), enabled=progress)
-    reports: dict[int, ShardReport] = {}
-
-    def on_progress(index: int, nbytes: int, nsamples: int) -> None:
-        nbytes = max(0, min(nbytes, planned[index] - reported[index]))
-        reported[index] += nbytes
-        bar.advance(nbytes, nsamples)
-
-    def on_done(task, report: ShardReport) -> None:
-        reports[task.index] = report
-        on_progress(task.index, planned[task.index] - reported[task.index], 0)
-        bar.shard_done()
-
+    planned = {t.index: input_bytes(t.input) + input_bytes(t.image_input) for t in mine}
+    bar = Progress(sum(planned.values()), len(mine), enabled=progress and ranks.writes_store)
+    tracked = TaskProgress(planned, bar)
     try:
-        run_tasks(executor, tasks, opts, workers=workers, verify=verify_resumed, on_done=on_done, on_progress=on_progress)
+        run_tasks(
+            executor,
+            mine,
+            opts,
+            workers=workers,
+            verify=verify_resumed,
+            on_done=tracked.on_done,
+            on_progress=tracked.on_progress,
+            task_fn=run_shard_task,
+            preload=WORKER_PRELOAD,
+        )
     finally:
         bar.close()
+    reports: dict[int, ShardReport] = ranks.gather(tracked.reports)
 
     ordered = [reports[t.index] for t in tasks]
     report = ConvertReport(
@@ -158,10 +165,13 @@ def convert(
         dims=resolved_dims.as_dict(),
         syn_key=resolved_key,
         shards=ordered,
-        workers=workers,
+        workers=workers if executor != "torchrun" else ranks.world,
         executor=executor,
     )
-    from mobileclip_fastload.convert.store_io import write_store_manifest
+    if not ranks.writes_store:
+        report.seconds = time.perf_counter() - t0
+        return report
+    from mobileclip_fastload.ingest.store_io import write_store_manifest
 
     finished = [r for r in ordered if r.status in (CONVERTED, RESUMED)]
     meta = {
@@ -195,6 +205,7 @@ def _same_run(output: str, tasks: list, opts: ConvertOptions) -> bool:
                 return earlier == task_fingerprint(task, opts)
             except OSError:  # input deleted since: the same options still make it the same run
                 return earlier.get("options") == opts.fingerprint()
+
         return matches
 
     expected = {os.path.basename(done_record_path(output, t.task_id)): check(t) for t in tasks}
@@ -205,12 +216,3 @@ def _explicit_syn_key(syn_key: str | None) -> str:
     if not syn_key:
         return "syn_text"
     return syn_key if syn_key.startswith("syn_text") else f"syn_text_{syn_key}"
-
-
-def _size(path: str | None) -> int:
-    if path is None:
-        return 0
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

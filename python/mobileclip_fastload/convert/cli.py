@@ -8,20 +8,6 @@ import sys
 HELP = "convert DataCompDR WebDataset shards into a DR store"
 
 
-def _size(text: str) -> int:
-    """'512M', '1G', '1.5GiB', '1000000' -> bytes."""
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
-    number = t[:-1] if t[-1:] in "KMGT" else t
-    try:
-        value = int(float(number) * scale)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M, 1G)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("size must be positive")
-    return value
-
-
 def _dims(text: str) -> tuple[int, int, int, int]:
     try:
         J, S, K, D = (int(x) for x in text.split(","))
@@ -31,37 +17,45 @@ def _dims(text: str) -> tuple[int, int, int, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, VERIFY_RESUMED, LAYOUTS
+    from mobileclip_fastload.convert.options import LAYOUTS
+    from mobileclip_fastload.ingest.cli_args import add_ingest_arguments
 
-    p.add_argument("inputs", nargs="+", help="DR shards: brace patterns (shards/{00000000..00001023}.tar), paths or folders")
-    p.add_argument("-o", "--output", required=True, help="store directory to write (created; resumable)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a finished store or another tool's run in --output (refused otherwise)")
-    p.add_argument("--layout", choices=LAYOUTS, default="joined",
-                   help="joined: image+txt+DR members per sample; separate: DR shards + --image-shards")
+    add_ingest_arguments(
+        p,
+        inputs_help="DR shards: brace patterns (shards/{00000000..00001023}.tar), paths or folders",
+        default_executor="process",
+        executor_help="process (-j workers); ray (one task per shard); inline; torchrun (run under torchrun, one "
+        "rank per process: each converts its share, rank 0 writes the manifest)",
+    )
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="joined",
+        help="joined: image+txt+DR members per sample; separate: DR shards + --image-shards",
+    )
     p.add_argument("--image-shards", nargs="+", help="img2dataset image shards (separate layout), paired by file name")
-    p.add_argument("-j", "--workers", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--executor", choices=("process", "ray", "inline"), default="process")
-    p.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float16")
     p.add_argument("--max-augmentations", type=int, default=None, help="keep only the first N augmentations")
-    p.add_argument("--target-shard-size", type=_size, default=DEFAULT_TARGET_SHARD_BYTES,
-                   help="split an input shard into store shards of about this size (default 512M)")
-    p.add_argument("--syn-key", default=None,
-                   help="synthetic caption set to store when syn.json has several (syn_text_<tag> or <tag>)")
+    p.add_argument(
+        "--syn-key",
+        default=None,
+        help="synthetic caption set to store when syn.json has several (syn_text_<tag> or <tag>)",
+    )
     p.add_argument("--num-teachers", type=int, default=2, help="K: teachers concatenated in the embeddings (default 2)")
     p.add_argument("--dims", type=_dims, default=None, help="J,S,K,D instead of inferring them from the first sample")
-    p.add_argument("--verify-resumed", choices=VERIFY_RESUMED, default="checksum",
-                   help="how finished shards of an earlier run are checked before being skipped")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when not a TTY)")
-    p.add_argument("-q", "--quiet", action="store_true", help="do not print the report summary")
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobileclip_fastload import StoreExistsError
     from mobileclip_fastload.convert import REPORT_NAME, convert
+    from mobileclip_fastload.ingest.cli_args import run_tool
 
-    try:
-        report = convert(
+    def show(report) -> None:
+        if not args.quiet:
+            print(report.summary())
+            print(f"report: {args.output}/{REPORT_NAME}")
+
+    return run_tool(
+        "convert",
+        lambda: convert(
             args.inputs,
             args.output,
             layout=args.layout,
@@ -77,16 +71,9 @@ def run(args: argparse.Namespace) -> int:
             dims=args.dims,
             verify_resumed=args.verify_resumed,
             overwrite=args.overwrite,
-        )
-    except (ValueError, ImportError, StoreExistsError) as e:
-        print(f"convert: error: {e}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        print(report.summary())
-        print(f"report: {args.output}/{REPORT_NAME}")
-    # 0: every input shard was read (skipped samples are data problems, counted in the report);
-    # 2: some input shard could not be read at all (the store holds the others).
-    return 2 if report.unreadable_shards else 0
+        ),
+        show,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

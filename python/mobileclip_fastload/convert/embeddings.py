@@ -20,7 +20,7 @@ import zlib
 
 import numpy as np
 
-from mobileclip_fastload.convert.skips import (
+from mobileclip_fastload.ingest.skips import (
     BAD_EMBEDDING_FILE,
     MISSING_FIELD,
     NON_FINITE_EMBEDDING,
@@ -108,7 +108,9 @@ def load_pth_gz(data: bytes, max_bytes: int) -> dict[str, np.ndarray]:
             warnings.simplefilter("ignore")
             obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, ...)
-        raise SkipSample(BAD_EMBEDDING_FILE, f"pth.gz: torch.load(weights_only=True) failed: {type(e).__name__}: {e}") from None
+        raise SkipSample(
+            BAD_EMBEDDING_FILE, f"pth.gz: torch.load(weights_only=True) failed: {type(e).__name__}: {e}"
+        ) from None
     if not isinstance(obj, dict):
         raise SkipSample(BAD_EMBEDDING_FILE, f"pth.gz holds a {type(obj).__name__}, not a dict")
     out: dict[str, np.ndarray] = {}

@@ -11,7 +11,7 @@ import json
 import re
 
 from mobileclip_fastload._core import parse_param_aug
-from mobileclip_fastload.convert.skips import (
+from mobileclip_fastload.ingest.skips import (
     BAD_AUGMENTATION,
     BAD_JSON,
     BAD_TEXT,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from mobileclip_fastload.convert import fields
 from mobileclip_fastload.convert.embeddings import load_embeddings
 from mobileclip_fastload.convert.options import DEFAULT_MAX_EMBEDDING_BYTES, Dims
-from mobileclip_fastload.convert.skips import SkipSample
-from mobileclip_fastload.convert.tar_samples import ShardUnreadable, TarSampleReader
+from mobileclip_fastload.ingest.skips import SkipSample
+from mobileclip_fastload.ingest.tar_samples import ShardUnreadable, TarSampleReader
 
 PROBE_SAMPLES_PER_SHARD = 32
 PROBE_SHARDS = 16

@@ -6,17 +6,23 @@ bad sample costs no image decode; the image is checked last.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mobileclip_fastload.convert import fields
 from mobileclip_fastload.convert.embeddings import load_embeddings, select_embeddings
-from mobileclip_fastload.convert.image_origin import decide_origin
-from mobileclip_fastload.convert.images import check_image, find_image, loader_ready
 from mobileclip_fastload.convert.options import ConvertOptions
-from mobileclip_fastload.convert.precision import CosineError, encode
+from mobileclip_fastload.ingest.image_origin import decide_origin
+from mobileclip_fastload.ingest.images import check_image, find_image, loader_ready
+from mobileclip_fastload.ingest.precision import CosineError, encode
+from mobileclip_fastload.ingest.skips import (
+    BAD_AUGMENTATION,
+    MISSING_IMAGE,
+    NON_FINITE_EMBEDDING,
+    SHAPE_MISMATCH,
+    SkipSample,
+)
 from mobileclip_fastload.store import FLAG_IMAGE_TRANSCODED
-from mobileclip_fastload.convert.skips import BAD_AUGMENTATION, MISSING_IMAGE, NON_FINITE_EMBEDDING, SHAPE_MISMATCH, SkipSample
 from mobileclip_fastload.tokenizer import ClipTokenizer
 
 
@@ -90,7 +96,12 @@ def build_sample(
         1
         for e in entries
         if e is not None
-        and (e[0][0] < 0 or e[0][1] < 0 or e[0][0] + e[0][2] > origin.orig_height or e[0][1] + e[0][3] > origin.orig_width)
+        and (
+            e[0][0] < 0
+            or e[0][1] < 0
+            or e[0][0] + e[0][2] > origin.orig_height
+            or e[0][1] + e[0][3] > origin.orig_width
+        )
     )
     stored_image, transcoded = loader_ready(image_bytes, checked)
     try:
@@ -131,9 +142,20 @@ def build_sample(
     )
     approx = (  # the stored sizes: embeddings as encoded, the J records as packed
         len(stored_image)
-        + img_enc.values.nbytes + txt_enc.values.nbytes
-        + len(caption.encode()) + sum(len(c.encode()) for c in syn_caps)
+        + img_enc.values.nbytes
+        + txt_enc.values.nbytes
+        + len(caption.encode())
+        + sum(len(c.encode()) for c in syn_caps)
         + 2 * (caption_tokens.size + sum(t.size for t in syn_tokens))
-        + sample.aug.nbytes + 64 + len(uid)
+        + sample.aug.nbytes
+        + 64
+        + len(uid)
     )
-    return BuiltSample(sample, origin.evidence, boxes_outside, f"{checked.format}/{checked.mode}" + (" -> PNG" if transcoded else ""), error, approx)
+    return BuiltSample(
+        sample,
+        origin.evidence,
+        boxes_outside,
+        f"{checked.format}/{checked.mode}" + (" -> PNG" if transcoded else ""),
+        error,
+        approx,
+    )

@@ -14,24 +14,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
-import traceback
 from dataclasses import dataclass
-from collections.abc import Sequence
-from typing import Callable, TypeVar
 
-from mobileclip_fastload.convert.images import IMAGE_EXTENSIONS
 from mobileclip_fastload.convert.options import ConvertOptions
-from mobileclip_fastload.convert.precision import CosineError
-from mobileclip_fastload.convert.report import CONVERTED, FAILED, RESUMED, UNREADABLE, ShardReport
+from mobileclip_fastload.convert.report import ShardReport
 from mobileclip_fastload.convert.sample_builder import ImagePart, build_sample
-from mobileclip_fastload.convert.skips import DUPLICATE_KEY, TRUNCATED_SAMPLE, SkipSample
-from mobileclip_fastload.convert.tar_samples import ShardUnreadable, TarIndex, TarSampleReader
+from mobileclip_fastload.ingest import resume
+from mobileclip_fastload.ingest.images import IMAGE_EXTENSIONS
+from mobileclip_fastload.ingest.inputs import expand_inputs, pair_image_shards, task_ids
+from mobileclip_fastload.ingest.precision import CosineError
+from mobileclip_fastload.ingest.resume import input_fingerprint
+from mobileclip_fastload.ingest.skips import DUPLICATE_KEY, TRUNCATED_SAMPLE, SkipSample
+from mobileclip_fastload.ingest.tar_samples import ShardUnreadable, TarIndex, TarSampleReader
+from mobileclip_fastload.ingest.task import ProgressFn, Throttle, run_task
 
 DONE_DIR = "_convert_done"
 DONE_SCHEMA = 1
-ProgressFn = Callable[[int, int], None]  # (input bytes done since last call, samples done since last call)
-R = TypeVar("R", bound=ShardReport)
 
 
 @dataclass(frozen=True)
@@ -43,19 +41,27 @@ class ShardTask:
     output_dir: str
 
 
-def output_name(task_id: str, part: int) -> str:
-    return f"{task_id}-{part:03d}.arrow"
+def make_tasks(inputs, output: str, *, layout: str, image_shards=None) -> list[ShardTask]:
+    """One task per input shard (paired with its image shard when ``layout='separate'``)."""
+    paths = expand_inputs(inputs)
+    if not paths:
+        raise ValueError(f"no input shards match {inputs!r}")
+    image_paths: list[str | None] = [None] * len(paths)
+    if layout == "separate":
+        if image_shards is None:
+            raise ValueError("layout='separate' needs image_shards (img2dataset tars)")
+        expanded = expand_inputs(image_shards)
+        if not expanded:
+            raise ValueError(f"no image shards match {image_shards!r}")
+        image_paths = pair_image_shards(paths, expanded)
+    elif image_shards is not None:
+        raise ValueError("image_shards is only used with layout='separate'")
+    ids = task_ids(paths)
+    return [ShardTask(i, ids[i], p, image_paths[i], output) for i, p in enumerate(paths)]
 
 
 def done_record_path(output_dir: str, task_id: str) -> str:
-    return os.path.join(output_dir, DONE_DIR, f"{task_id}.json")
-
-
-def input_fingerprint(path: str | None) -> dict | None:
-    if path is None:
-        return None
-    st = os.stat(path)
-    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return resume.done_record_path(output_dir, DONE_DIR, task_id)
 
 
 def task_fingerprint(task: ShardTask, opts: ConvertOptions) -> dict:
@@ -69,107 +75,22 @@ def task_fingerprint(task: ShardTask, opts: ConvertOptions) -> dict:
 
 def finished_report(task: ShardTask, opts: ConvertOptions, verify: str) -> ShardReport | None:
     """The report of an earlier run of this task, if it finished under the same inputs and
-    options and its outputs are intact; else None (the task must run)."""
-    path = done_record_path(task.output_dir, task.task_id)
-    try:
-        with open(path) as f:
-            record = json.load(f)
-        earlier = record["fingerprint"]
-        report = ShardReport.from_dict(record["report"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    input_gone = False
-    try:
-        fingerprint = task_fingerprint(task, opts)
-    except OSError:
-        # The input was deleted after it was converted: keep that conversion if it was made
-        # under the same options, rather than lose it.
-        input_gone = True
-        fingerprint = {**earlier, "schema": DONE_SCHEMA, "options": opts.fingerprint()}
-    if earlier != fingerprint:
-        return None
-    from mobileclip_fastload.convert.store_io import verify_output
-
-    for info in report.outputs:
-        if not verify_output(os.path.join(task.output_dir, info["file"]), info, checksum=(verify == "checksum")):
-            return None
-    report.status = RESUMED
-    if input_gone:
-        note = "input no longer readable; the earlier conversion of it is kept"
-        report.tar_problem = f"{report.tar_problem}; {note}" if report.tar_problem else note
-    return report
+    options and its outputs are intact; else None (the task must run). An input deleted after it
+    was converted keeps its conversion if that was made under the same options."""
+    return resume.finished_report(
+        done_record_path(task.output_dir, task.task_id),
+        ShardReport,
+        task.output_dir,
+        verify,
+        lambda: task_fingerprint(task, opts),
+        when_input_gone=lambda earlier: {**earlier, "schema": DONE_SCHEMA, "options": opts.fingerprint()},
+    )
 
 
 def _remove_stale_outputs(task: ShardTask) -> None:
-    # Our outputs, and the store writer's hidden temporaries of them (".<name>.tmp-...").
-    pattern = re.compile(r"\.?" + re.escape(task.task_id) + r"-\d{3,}\.arrow(\.tmp-.*)?")
-    try:
-        os.unlink(done_record_path(task.output_dir, task.task_id))
-    except FileNotFoundError:
-        pass
-    for name in os.listdir(task.output_dir):
-        if pattern.fullmatch(name):
-            os.unlink(os.path.join(task.output_dir, name))
-
-
-class Throttle:
-    """Calls ``fn`` with accumulated deltas at most every ``interval`` seconds."""
-
-    def __init__(self, fn: ProgressFn | None, interval: float = 0.2):
-        self.fn, self.interval = fn, interval
-        self.bytes = self.samples = 0
-        self.last = time.monotonic()
-
-    def add(self, nbytes: int, nsamples: int, force: bool = False) -> None:
-        if self.fn is None:
-            return
-        self.bytes += nbytes
-        self.samples += nsamples
-        now = time.monotonic()
-        if force or now - self.last >= self.interval:
-            if self.bytes or self.samples:
-                self.fn(self.bytes, self.samples)
-            self.bytes = self.samples = 0
-            self.last = now
-
-
-def run_task(
-    finished: Callable[[], R | None],
-    new_report: Callable[[], R],
-    inputs: Sequence[str | None],
-    work: Callable[[R, Throttle], None],
-    write_done: Callable[[R], None],
-    progress: ProgressFn | None,
-) -> R:
-    """One task's life, for convert and reinforce alike: a task that finished before is
-    reported as it was; otherwise its `inputs` must exist (checked before `work` removes
-    any earlier output), `work` runs, an unreadable input or any failure is recorded in
-    the report instead of raised, and a converted task's done record is written last
-    (`write_done`)."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    done = finished()
-    if done is not None:
-        if progress:
-            progress(done.bytes_in, done.samples_in)
-        return done
-    report = new_report()
-    throttle = Throttle(progress)
-    try:
-        for path in inputs:
-            if path is not None and not os.path.isfile(path):  # before any earlier output is removed
-                raise ShardUnreadable(f"cannot read {path}: no such file")
-        work(report, throttle)
-    except ShardUnreadable as e:
-        report.status, report.error = UNREADABLE, str(e)
-    except Exception as e:  # a bug (or a model failure) must not take the other shards down
-        report.status = FAILED
-        report.error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
-    throttle.add(0, 0, force=True)
-    report.seconds = time.perf_counter() - t0
-    report.cpu_seconds = time.process_time() - c0
-    if report.status == CONVERTED:
-        write_done(report)
-    return report
+    """The task's done record, store parts and the temporaries of a killed run."""
+    resume.remove_done_record(done_record_path(task.output_dir, task.task_id))
+    resume.remove_task_files(task.output_dir, lambda name: resume.is_store_part(name, task.task_id))
 
 
 def run_shard_task(
@@ -186,12 +107,7 @@ def run_shard_task(
         _convert(task, opts, report, throttle)
 
     def write_done(report: ShardReport) -> None:
-        from mobileclip_fastload.convert.store_io import write_json_atomic
-
-        write_json_atomic(
-            done_record_path(task.output_dir, task.task_id),
-            {"fingerprint": task_fingerprint(task, opts), "report": report.as_dict()},
-        )
+        resume.write_done_record(done_record_path(task.output_dir, task.task_id), task_fingerprint(task, opts), report)
 
     return run_task(
         lambda: finished_report(task, opts, verify),
@@ -204,7 +120,7 @@ def run_shard_task(
 
 
 def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttle: Throttle) -> None:
-    from mobileclip_fastload.convert.store_io import write_part
+    from mobileclip_fastload.ingest.store_io import output_name, write_part
     from mobileclip_fastload.tokenizer import default_tokenizer
 
     tokenizer = default_tokenizer()

@@ -1,12 +1,6 @@
 """Imported once by the forkserver, so every forked worker starts with the converter,
 the store writer, Pillow's decoders and the CLIP tokenizer (~0.5 s) already loaded."""
 
-import PIL.Image  # noqa: F401
-
-import mobileclip_fastload.convert.sample_builder  # noqa: F401
-import mobileclip_fastload.convert.shard_task  # noqa: F401
-import mobileclip_fastload.store  # noqa: F401
-from mobileclip_fastload.tokenizer import default_tokenizer
-
-PIL.Image.preinit()
-default_tokenizer()
+import mobileclip_fastload.convert.sample_builder
+import mobileclip_fastload.convert.shard_task
+import mobileclip_fastload.ingest.worker_preload  # noqa: F401

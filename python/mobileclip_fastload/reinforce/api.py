@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-from mobileclip_fastload.convert.api import default_workers
-from mobileclip_fastload.convert.executors import ray_cluster_resources, run_tasks
-from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, VERIFY_RESUMED, Dims, check_choice
-from mobileclip_fastload.convert.progress import Progress
-from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE, RRC_RATIO, RRC_SCALE
+from mobileclip_fastload.ingest.executors import EXECUTORS, default_workers, ray_cluster_resources, run_tasks
+from mobileclip_fastload.ingest.options import DEFAULT_TARGET_SHARD_BYTES, VERIFY_RESUMED, Dims, check_choice
+from mobileclip_fastload.ingest.progress import Progress, TaskProgress, input_bytes
+from mobileclip_fastload.ingest.torchrun import Ranks
 from mobileclip_fastload.reinforce import devices
+from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE, RRC_RATIO, RRC_SCALE
 from mobileclip_fastload.reinforce.captioners import Captioner, OpenClipCaptioner
 from mobileclip_fastload.reinforce.inputs import DEFAULT_ROWS_PER_SHARD, make_tasks
 from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
-from mobileclip_fastload.reinforce.options import DEFAULT_BATCH_AUGMENTED_IMAGES, DEFAULT_MIN_IMAGE_SIZE, ReinforceOptions
+from mobileclip_fastload.reinforce.options import (
+    DEFAULT_BATCH_AUGMENTED_IMAGES,
+    DEFAULT_MIN_IMAGE_SIZE,
+    ReinforceOptions,
+)
 from mobileclip_fastload.reinforce.report import CONVERTED, RESUMED, ReinforceReport, report_path
-from mobileclip_fastload.reinforce.shard_task import run_reinforce_task
 from mobileclip_fastload.reinforce.resume import DONE_DIR, done_record_path, task_fingerprint
+from mobileclip_fastload.reinforce.shard_task import run_reinforce_task
 from mobileclip_fastload.reinforce.teachers import embed_dim
 from mobileclip_fastload.store import output_folder
 
-EXECUTORS = ("inline", "process", "ray", "torchrun")
 #: DataCompDR's teachers, two ViT-L-14 (768-d each, concatenated); resolved (downloaded) by open_clip where
 #: the network allows.
 DATACOMPDR_TEACHERS = (OpenClipSpec("ViT-L-14", "openai"), OpenClipSpec("ViT-L-14", "datacomp_xl_s13b_b90k"))
-#: torchrun: how long a rank that finished its shards waits for the others in the report gather (ranks
-#: finish at different times: one slow shard is minutes to hours behind; gloo's default is 30 minutes)
-TORCHRUN_GATHER_TIMEOUT_S = 24 * 3600
 
 
 def reinforce(
@@ -111,7 +111,7 @@ def reinforce(
         raise ValueError(f"every teacher must have the same embedding width (the store holds K x D): {widths}")
     dims = Dims(num_augmentations, captioners[0].num_captions, len(teacher_specs), next(iter(widths.values())))
 
-    rank, world, local_rank, local_world = _torchrun_rank() if executor == "torchrun" else (0, 1, 0, 1)
+    ranks = Ranks.of(executor)
     cores = default_workers()
     ray_options = None
     if executor == "ray":
@@ -120,63 +120,85 @@ def reinforce(
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        worker_plan = devices.plan(executor, device, cores=cores, gpu_count=gpus, workers=workers,
-                                   num_threads=num_threads, local_rank=local_rank, local_world_size=local_world)
+        worker_plan = devices.plan(
+            executor,
+            device,
+            cores=cores,
+            gpu_count=gpus,
+            workers=workers,
+            num_threads=num_threads,
+            local_rank=ranks.local_rank,
+            local_world_size=ranks.local_world,
+        )
     device = worker_plan.devices[0]
-    if world > 1:  # before the work: a rank that finishes early then waits, within a timeout we chose
-        _init_process_group(device)
+    if ranks.world > 1:  # the rank's GPU current before the group is made (ingest.torchrun makes it)
+        devices.make_current(device)
+    ranks.join()
     opts = ReinforceOptions(
-        dims=dims, seed=int(seed), teachers=teacher_specs, captioners=captioners,
-        embedding_dtype=embedding_dtype, aug_size=int(aug_size), min_image_size=int(min_image_size),
+        dims=dims,
+        seed=int(seed),
+        teachers=teacher_specs,
+        captioners=captioners,
+        embedding_dtype=embedding_dtype,
+        aug_size=int(aug_size),
+        min_image_size=int(min_image_size),
         target_shard_bytes=int(target_shard_bytes),
         datacompdr_dir=os.path.abspath(os.fspath(datacompdr_output)) if datacompdr_output is not None else None,
-        stage=stage, device=device, precision=precision, batch_augmented_images=int(batch_augmented_images),
+        stage=stage,
+        device=device,
+        precision=precision,
+        batch_augmented_images=int(batch_augmented_images),
         num_threads=worker_plan.num_threads,
     )
-    tasks = make_tasks(inputs, output, image_root=os.fspath(image_root) if image_root else None, rows_per_shard=rows_per_shard)
+    tasks = make_tasks(
+        inputs, output, image_root=os.fspath(image_root) if image_root else None, rows_per_shard=rows_per_shard
+    )
     # Only stage "all" writes a manifest: the captions stage replaces no store.
     output_folder.check_rerun(folder, overwrite, lambda: stage != "all" or _same_run(output, tasks, opts))
     # Created only now: a run that fails on its inputs leaves no folder behind.
     output_folder.prepare(folder, overwrite)
-    mine = tasks[rank::world]
+    ranks.barrier()  # every rank has checked the folder before any writes into it
+    mine = ranks.mine(tasks)
 
-    planned = {t.index: _size(t.input) if not t.is_table else 0 for t in mine}
-    reported = dict.fromkeys(planned, 0)
     # bytes of input tars; caption tables count samples only (their image sizes are not known up front)
-    bar = Progress(sum(planned.values()) or None, len(mine), enabled=progress and rank == 0, desc=f"reinforce:{stage}")
-    reports: dict[int, object] = {}
-
-    def on_progress(index: int, nbytes: int, nsamples: int) -> None:
-        nbytes = max(0, min(nbytes, planned[index] - reported[index]))
-        reported[index] += nbytes
-        bar.advance(nbytes, nsamples)
-
-    def on_done(task, report) -> None:
-        reports[task.index] = report
-        on_progress(task.index, planned[task.index] - reported[task.index], 0)
-        bar.shard_done()
-
+    planned = {t.index: input_bytes(t.input) if not t.is_table else 0 for t in mine}
+    bar = Progress(
+        sum(planned.values()) or None, len(mine), enabled=progress and ranks.writes_store, desc=f"reinforce:{stage}"
+    )
+    tracked = TaskProgress(planned, bar)
     try:
         run_tasks(
-            "inline" if executor == "torchrun" else executor, mine, opts, workers=worker_plan.workers,
-            verify=verify_resumed, on_done=on_done, on_progress=on_progress, task_fn=run_reinforce_task,
-            ray_options=ray_options, worker_setup=devices.place if executor == "inline" else devices.on_worker,
+            executor,
+            mine,
+            opts,
+            workers=worker_plan.workers,
+            verify=verify_resumed,
+            on_done=tracked.on_done,
+            on_progress=tracked.on_progress,
+            task_fn=run_reinforce_task,
+            ray_options=ray_options,
+            worker_setup=devices.place if executor == "inline" else devices.on_worker,
             worker_devices=worker_plan.devices,
+            preload=("mobileclip_fastload.ingest.worker_preload",),
         )
     finally:
         bar.close()
-    if world > 1:
-        reports = _gather_reports(reports)
+    reports = ranks.gather(tracked.reports)
 
     ordered = [reports[t.index] for t in tasks if t.index in reports]
     report = ReinforceReport(
-        output=output, stage=stage, embedding_dtype=embedding_dtype, dims=dims.as_dict(), shards=ordered,
-        executor=executor, workers=worker_plan.workers if executor != "torchrun" else world,
+        output=output,
+        stage=stage,
+        embedding_dtype=embedding_dtype,
+        dims=dims.as_dict(),
+        shards=ordered,
+        executor=executor,
+        workers=worker_plan.workers if executor != "torchrun" else ranks.world,
     )
     report.metadata = _provenance(opts, len(tasks), metadata)
-    if rank == 0:
+    if ranks.writes_store:
         if stage == "all":
-            from mobileclip_fastload.convert.store_io import write_store_manifest
+            from mobileclip_fastload.ingest.store_io import write_store_manifest
 
             finished = [r for r in ordered if r.status in (CONVERTED, RESUMED)]
             write_store_manifest(output, [info for r in finished for info in r.outputs], opts, report.metadata)
@@ -190,6 +212,7 @@ def reinforce(
 def _same_run(output: str, tasks: list, opts: ReinforceOptions) -> bool:
     """Whether the finished store in ``output`` was made by exactly this run (the same tasks,
     inputs and options at stage "all"), so that re-running it only checks and repairs."""
+
     def check(task):
         return lambda earlier: earlier == task_fingerprint(task, opts, "all")
 
@@ -214,8 +237,10 @@ def _provenance(opts: ReinforceOptions, num_tasks: int, extra: dict | None) -> d
                 "rand_augment": {"num_ops": 2, "magnitude": 9, "num_magnitude_bins": 31, "image_size": opts.aug_size},
                 "seeding": "torch.Generator seeded by blake2b-64(seed, uid, j) >> 1, per entry",
             },
-            "teachers": [{"model": t.name, "pretrained": t.pretrained, "init_seed": None if t.pretrained else t.init_seed}
-                         for t in opts.teachers],
+            "teachers": [
+                {"model": t.name, "pretrained": t.pretrained, "init_seed": None if t.pretrained else t.init_seed}
+                for t in opts.teachers
+            ],
             "caption_sets": [c.tag for c in opts.captioners],
             "syn_captions_in_store": opts.captioners[0].tag,
             "captioners": [c.fingerprint() for c in opts.captioners],
@@ -224,43 +249,3 @@ def _provenance(opts: ReinforceOptions, num_tasks: int, extra: dict | None) -> d
         },
         **(extra or {}),
     }
-
-
-def _torchrun_rank() -> tuple[int, int, int, int]:
-    """(RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE) as torchrun sets them."""
-    env = os.environ
-    world = int(env.get("WORLD_SIZE", 1))
-    return int(env.get("RANK", 0)), world, int(env.get("LOCAL_RANK", 0)), int(env.get("LOCAL_WORLD_SIZE", world))
-
-
-def _init_process_group(device: str) -> None:
-    """The ranks' group for the report gather (gloo: it carries Python objects, with or without NCCL),
-    unless the caller made one; on CUDA the rank's GPU is made current first."""
-    from datetime import timedelta
-
-    import torch
-    import torch.distributed as dist
-
-    if devices.is_cuda(device):
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=timedelta(seconds=TORCHRUN_GATHER_TIMEOUT_S))
-
-
-def _gather_reports(local: dict) -> dict:
-    """All ranks' shard reports on every rank."""
-    import torch.distributed as dist
-
-    gathered: list = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, local)
-    out: dict = {}
-    for part in gathered:
-        out.update(part)
-    return out
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

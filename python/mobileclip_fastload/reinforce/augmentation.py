@@ -38,7 +38,7 @@ DEFAULT_AUG_SIZE = 224
 
 def entry_seed(seed: int, uid: str, j: int) -> int:
     """A 63-bit torch seed for augmentation ``j`` of sample ``uid`` (counter-based: no stream state)."""
-    digest = hashlib.blake2b(f"{int(seed)}\x00{uid}\x00{int(j)}".encode("utf-8"), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{int(seed)}\x00{uid}\x00{int(j)}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
 
 
@@ -94,9 +94,7 @@ def _op_table(aug_size: int) -> tuple[tuple[float, bool], ...]:
     space = ra._augmentation_space(ra.num_magnitude_bins, (aug_size, aug_size))
     if tuple(space) != AUG_OP_NAMES:
         raise RuntimeError(f"torchvision's RandAugment ops changed: {tuple(space)}")
-    return tuple(
-        (float(m[ra.magnitude].item()) if m.ndim > 0 else 0.0, bool(signed)) for m, signed in space.values()
-    )
+    return tuple((float(m[ra.magnitude].item()) if m.ndim > 0 else 0.0, bool(signed)) for m, signed in space.values())
 
 
 def randaugment_ops(g: torch.Generator, aug_size: int = DEFAULT_AUG_SIZE) -> list[list]:
@@ -120,7 +118,9 @@ def draw_entry(g: torch.Generator, width: int, height: int, aug_size: int = DEFA
     return [[i, j, h, w], randaugment_ops(g, aug_size)]
 
 
-def draw_augmentations(seed: int, uid: str, count: int, width: int, height: int, aug_size: int = DEFAULT_AUG_SIZE) -> list:
+def draw_augmentations(
+    seed: int, uid: str, count: int, width: int, height: int, aug_size: int = DEFAULT_AUG_SIZE
+) -> list:
     """``count`` entries for sample ``uid`` of a ``width`` x ``height`` image, entry j seeded by ``entry_seed``."""
     if width < 1 or height < 1:
         raise ValueError(f"image size {width}x{height} is empty")

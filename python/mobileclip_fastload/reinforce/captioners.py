@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ DEFAULT_NUM_CAPTIONS = 5
 
 
 def caption_seed(seed: int, uid: str, tag: str) -> int:
-    digest = hashlib.blake2b(f"{int(seed)}\x00{uid}\x00caption\x00{tag}".encode("utf-8"), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{int(seed)}\x00{uid}\x00caption\x00{tag}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
 
 
@@ -124,8 +124,11 @@ class OpenClipCaptioner(Captioner):
             x = torch.stack(group).to(device).repeat_interleave(self.num_captions, dim=0)  # S rows per image
             group_seeds = list(seeds[start : start + step])
             seed = group_seeds[0] if len(group_seeds) == 1 else caption_group_seed(group_seeds)
-            with torch.random.fork_rng(devices=devices), torch.inference_mode(), \
-                    torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            with (
+                torch.random.fork_rng(devices=devices),
+                torch.inference_mode(),
+                torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16),
+            ):
                 torch.manual_seed(seed)
                 tokens = model.generate(
                     x, generation_type="top_p", top_p=self.top_p, seq_len=self.seq_len, fixed_output_length=True

@@ -16,18 +16,18 @@ renamed when complete.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import tarfile
 import zipfile
-
 from pathlib import Path
 
 import numpy as np
 
-from mobileclip_fastload.store.atomic import publish, temp_name
 from mobileclip_fastload.reinforce.prepare import PreparedSample, param_aug_json
+from mobileclip_fastload.store.atomic import publish, temp_name
 
 
 class DataCompDRTarWriter:
@@ -43,8 +43,14 @@ class DataCompDRTarWriter:
         info.size, info.mtime, info.mode = len(data), 0, 0o644  # fixed metadata: same run, same bytes
         self.tar.addfile(info, io.BytesIO(data))
 
-    def add(self, s: PreparedSample, syn_sets: list[tuple[str, list[str]]], image_emb: np.ndarray,
-            text_emb: np.ndarray, extra_syn_embs: dict[str, np.ndarray]) -> None:
+    def add(
+        self,
+        s: PreparedSample,
+        syn_sets: list[tuple[str, list[str]]],
+        image_emb: np.ndarray,
+        text_emb: np.ndarray,
+        extra_syn_embs: dict[str, np.ndarray],
+    ) -> None:
         """``syn_sets``: (key, captions) in order, the first being ``syn_text``; embeddings as float32."""
         key = f"{self.count:09d}"
         arrays = {"image_emb": image_emb.astype(np.float32), "text_emb": text_emb.astype(np.float32)}
@@ -68,10 +74,8 @@ class DataCompDRTarWriter:
 
     def abort(self) -> None:
         self.tar.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

@@ -44,21 +44,34 @@ def is_cuda(device: str) -> bool:
     return device.split(":")[0] == "cuda"
 
 
-def plan(executor: str, device: str, *, cores: int, gpu_count: int, workers: int | None = None,
-         num_threads: int | None = None, local_rank: int = 0, local_world_size: int = 1) -> WorkerPlan:
+def plan(
+    executor: str,
+    device: str,
+    *,
+    cores: int,
+    gpu_count: int,
+    workers: int | None = None,
+    num_threads: int | None = None,
+    local_rank: int = 0,
+    local_world_size: int = 1,
+) -> WorkerPlan:
     """Workers, threads and devices for ``executor`` on a node with ``cores`` CPUs and ``gpu_count`` GPUs."""
     if executor == "process":
         on_gpu = is_cuda(resolve_device(device, 0, gpu_count))
         n = int(workers) if workers is not None else (gpu_count if on_gpu else cores)
         n = max(1, n)
-        devices = tuple(resolve_device(device, i, gpu_count) for i in range(n)) if on_gpu else (
-            resolve_device(device, 0, gpu_count),)
+        devices = (
+            tuple(resolve_device(device, i, gpu_count) for i in range(n))
+            if on_gpu
+            else (resolve_device(device, 0, gpu_count),)
+        )
         return WorkerPlan(n, _threads(num_threads, cores, n), devices)
     if executor == "ray":
         return ray_plan(device, {"CPU": cores, "GPU": gpu_count}, num_threads)[0]
     if executor == "torchrun":
-        return WorkerPlan(1, _threads(num_threads, cores, local_world_size),
-                          (resolve_device(device, local_rank, gpu_count),))
+        return WorkerPlan(
+            1, _threads(num_threads, cores, local_world_size), (resolve_device(device, local_rank, gpu_count),)
+        )
     return WorkerPlan(1, _threads(num_threads, cores, 1), (resolve_device(device, 0, gpu_count),))
 
 
@@ -93,6 +106,14 @@ def place(opts, device: str | None = None):
     return dataclasses.replace(opts, device=device) if device != opts.device else opts
 
 
+def make_current(device: str) -> None:
+    """On CUDA, make ``device`` the current GPU (a torchrun rank's, before its process group is made)."""
+    if is_cuda(device):
+        import torch
+
+        torch.cuda.set_device(device)
+
+
 def on_worker(opts, device: str | None = None):
     """In a worker process (process pool, Ray task, torchrun rank), before its tasks: ``place`` it, and
     torch's intra-op threads = ``opts.num_threads`` (its share of the cores, not all of them)."""
@@ -111,5 +132,9 @@ def device_fingerprint(device: str) -> dict:
 
     if not is_cuda(device):
         return {"type": device.split(":")[0], "torch": torch.__version__}
-    return {"type": "cuda", "gpu": torch.cuda.get_device_name(torch.device(device)), "torch": torch.__version__,
-            "cuda": torch.version.cuda}
+    return {
+        "type": "cuda",
+        "gpu": torch.cuda.get_device_name(torch.device(device)),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+    }

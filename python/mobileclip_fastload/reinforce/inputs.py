@@ -19,12 +19,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from mobileclip_fastload.convert.images import IMAGE_EXTENSIONS
-from mobileclip_fastload.convert.inputs import expand_inputs, task_ids
-from mobileclip_fastload.convert.tar_samples import RawSample, ShardUnreadable, TarSampleReader
+from mobileclip_fastload.ingest.images import IMAGE_EXTENSIONS
+from mobileclip_fastload.ingest.inputs import expand_inputs, task_ids
+from mobileclip_fastload.ingest.tar_samples import RawSample, ShardUnreadable, TarSampleReader
 
 TABLE_SUFFIXES = (".csv", ".jsonl")
 DEFAULT_ROWS_PER_SHARD = 10_000
@@ -55,7 +55,9 @@ class ReinforceTask:
         }
 
 
-def make_tasks(inputs, output: str, *, image_root: str | None = None, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD) -> list[ReinforceTask]:
+def make_tasks(
+    inputs, output: str, *, image_root: str | None = None, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
+) -> list[ReinforceTask]:
     paths = expand_inputs(inputs)
     if not paths:
         raise ValueError(f"no inputs match {inputs!r}")
@@ -152,4 +154,3 @@ def open_reader(task: ReinforceTask):
     if task.is_table:
         return TableSampleReader(task.input, task.row_start, task.row_stop, task.image_root)
     return TarSampleReader(task.input)
-

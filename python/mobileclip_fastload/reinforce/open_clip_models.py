@@ -38,7 +38,7 @@ class OpenClipSpec:
     quick_gelu: bool | None = None
 
     @classmethod
-    def parse(cls, text: str, config_files: tuple[str, ...] = ()) -> "OpenClipSpec":
+    def parse(cls, text: str, config_files: tuple[str, ...] = ()) -> OpenClipSpec:
         """``"NAME"`` or ``"NAME:PRETRAINED"`` (a tag or a weights file); ``config_files``
         supplies the config of a NAME that is no built-in open_clip model."""
         name, _, pretrained = text.partition(":")
@@ -58,7 +58,9 @@ class OpenClipSpec:
         return d
 
     def describe(self) -> str:
-        return f"{self.name}:{self.pretrained}" if self.pretrained else f"{self.name} (random init, seed {self.init_seed})"
+        return (
+            f"{self.name}:{self.pretrained}" if self.pretrained else f"{self.name} (random init, seed {self.init_seed})"
+        )
 
 
 def _stem(path: str) -> str:
@@ -70,7 +72,9 @@ def register(spec: OpenClipSpec) -> None:
 
     if spec.config_file and spec.name not in open_clip.list_models():
         if _stem(spec.config_file) != spec.name:
-            raise ValueError(f"config file {spec.config_file} registers model {_stem(spec.config_file)!r}, not {spec.name!r}")
+            raise ValueError(
+                f"config file {spec.config_file} registers model {_stem(spec.config_file)!r}, not {spec.name!r}"
+            )
         open_clip.add_model_config(spec.config_file)
     if spec.name not in open_clip.list_models():
         raise ValueError(f"open_clip has no model {spec.name!r}; give its config file (config_file / --model-config)")
@@ -78,8 +82,10 @@ def register(spec: OpenClipSpec) -> None:
         from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
         if not get_pretrained_cfg(spec.name, spec.pretrained):
-            raise ValueError(f"{spec.pretrained!r} is neither a weights file nor an open_clip pretrained tag of "
-                             f"{spec.name} (tags: {list_pretrained_tags_by_model(spec.name)})")
+            raise ValueError(
+                f"{spec.pretrained!r} is neither a weights file nor an open_clip pretrained tag of "
+                f"{spec.name} (tags: {list_pretrained_tags_by_model(spec.name)})"
+            )
 
 
 def model_config(spec: OpenClipSpec) -> dict[str, Any]:
@@ -102,19 +108,27 @@ def quick_gelu_of(spec: OpenClipSpec) -> bool:
     """The activation ``spec``'s model is built with; ValueError for a known mismatch (weights
     trained with one activation, a model or an explicit choice with the other)."""
     config_says = bool(model_config(spec).get("quick_gelu", False))
-    tag_says = tag_quick_gelu(spec.name, spec.pretrained) if spec.pretrained and not os.path.isfile(spec.pretrained) else None
+    tag_says = (
+        tag_quick_gelu(spec.name, spec.pretrained) if spec.pretrained and not os.path.isfile(spec.pretrained) else None
+    )
     if tag_says is not None:
         if spec.quick_gelu is not None and spec.quick_gelu != tag_says:
-            raise ValueError(f"{spec.describe()}: the weights were trained with {_act(tag_says)} (open_clip's pretrained "
-                             f"config), but quick_gelu={spec.quick_gelu} asks for {_act(spec.quick_gelu)}")
+            raise ValueError(
+                f"{spec.describe()}: the weights were trained with {_act(tag_says)} (open_clip's pretrained "
+                f"config), but quick_gelu={spec.quick_gelu} asks for {_act(spec.quick_gelu)}"
+            )
         if config_says and not tag_says:
-            raise ValueError(f"{spec.describe()}: model config {spec.name!r} uses QuickGELU, but these weights were "
-                             f"trained with GELU: use the architecture without '-quickgelu'")
+            raise ValueError(
+                f"{spec.describe()}: model config {spec.name!r} uses QuickGELU, but these weights were "
+                f"trained with GELU: use the architecture without '-quickgelu'"
+            )
         return tag_says
     if spec.quick_gelu is None:
         return config_says
     if config_says and not spec.quick_gelu:
-        raise ValueError(f"{spec.describe()}: model config {spec.name!r} uses QuickGELU; quick_gelu=False cannot undo it")
+        raise ValueError(
+            f"{spec.describe()}: model config {spec.name!r} uses QuickGELU; quick_gelu=False cannot undo it"
+        )
     return spec.quick_gelu
 
 

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mobileclip_fastload.convert.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE_PIXELS
-from mobileclip_fastload.convert.options import DEFAULT_TARGET_SHARD_BYTES, EMBEDDING_DTYPES, Dims
+from mobileclip_fastload.ingest.options import (
+    DEFAULT_FORMATS,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_LISTED_PER_REASON,
+    DEFAULT_TARGET_SHARD_BYTES,
+    Dims,
+    check_choice,
+    check_shared_options,
+)
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE
 from mobileclip_fastload.reinforce.captioners import Captioner
 from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
@@ -37,21 +44,18 @@ class ReinforceOptions:
     precision: str = "auto"
     batch_augmented_images: int = DEFAULT_BATCH_AUGMENTED_IMAGES  # per teacher forward (a chunk: this // J images)
     num_threads: int = 1  # decode + augment + replay threads per task
-    max_listed_per_reason: int = 10_000
+    max_listed_per_reason: int = DEFAULT_MAX_LISTED_PER_REASON
 
     def __post_init__(self):
-        if self.embedding_dtype not in EMBEDDING_DTYPES:
-            raise ValueError(f"embedding_dtype must be one of {EMBEDDING_DTYPES}, got {self.embedding_dtype!r}")
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_shared_options(self)
+        check_choice("stage", self.stage, STAGES)
+        check_choice("precision", self.precision, PRECISIONS)
         if not self.captioners:
             raise ValueError("at least one captioner is needed (the store holds S >= 1 synthetic captions)")
         if len({c.tag for c in self.captioners}) != len(self.captioners):
             raise ValueError(f"captioner tags must differ: {[c.tag for c in self.captioners]}")
-        if self.batch_augmented_images < 1 or self.num_threads < 1 or self.target_shard_bytes <= 0:
-            raise ValueError("batch_augmented_images, num_threads and target_shard_bytes must be positive")
+        if self.batch_augmented_images < 1 or self.num_threads < 1:
+            raise ValueError("batch_augmented_images and num_threads must be positive")
 
     @property
     def images_per_chunk(self) -> int:
@@ -65,12 +69,16 @@ class ReinforceOptions:
         type, GPU model, resolved precision: CUDA's sampling stream and bf16 numerics depend on them)."""
         from mobileclip_fastload.reinforce.devices import device_fingerprint
 
-        return {"seed": self.seed, "captioners": [c.fingerprint() for c in self.captioners],
-                "caption_device": device_fingerprint(self.device),
-                "caption_precision": [c.resolved_precision(self.device) for c in self.captioners],
-                "images_per_chunk": self.images_per_chunk,
-                "min_image_size": self.min_image_size, "image_formats": list(self.image_formats),
-                "max_image_pixels": self.max_image_pixels}
+        return {
+            "seed": self.seed,
+            "captioners": [c.fingerprint() for c in self.captioners],
+            "caption_device": device_fingerprint(self.device),
+            "caption_precision": [c.resolved_precision(self.device) for c in self.captioners],
+            "images_per_chunk": self.images_per_chunk,
+            "min_image_size": self.min_image_size,
+            "image_formats": list(self.image_formats),
+            "max_image_pixels": self.max_image_pixels,
+        }
 
     def fingerprint(self) -> dict:
         """What determines a shard's store output (not: num_threads, device index, listing caps)."""

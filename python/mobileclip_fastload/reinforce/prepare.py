@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mobileclip_fastload.convert import fields
-from mobileclip_fastload.convert.image_origin import decide_origin
-from mobileclip_fastload.convert.images import check_image, find_image, loader_ready
-from mobileclip_fastload.convert.skips import (
+from mobileclip_fastload.ingest.image_origin import decide_origin
+from mobileclip_fastload.ingest.images import check_image, find_image, loader_ready
+from mobileclip_fastload.ingest.skips import (
     BAD_JSON,
     DUPLICATE_KEY,
     EMPTY_CAPTION,
@@ -31,7 +31,7 @@ from mobileclip_fastload.convert.skips import (
     UNDECODABLE_IMAGE,
     SkipSample,
 )
-from mobileclip_fastload.convert.tar_samples import RawSample
+from mobileclip_fastload.ingest.tar_samples import RawSample
 from mobileclip_fastload.reinforce.augmentation import draw_augmentations
 from mobileclip_fastload.reinforce.options import ReinforceOptions
 from mobileclip_fastload.store import AUG_FLAG_HFLIP, FLAG_IMAGE_TRANSCODED, aug_records
@@ -100,26 +100,49 @@ def prepare_sample(raw: RawSample, opts: ReinforceOptions, views: list[ReplayKey
     # The boxes are drawn on this very image, which is also its "original": the sha256 is
     # that of the input bytes (so a DataCompDR export verifies against them when converted).
     origin = decide_origin(
-        stored_size=(checked.width, checked.height), stored_sha256=checked.sha256,
-        dr_sha256=checked.sha256, image_meta=None, downloaded_sha256=None,
+        stored_size=(checked.width, checked.height),
+        stored_sha256=checked.sha256,
+        dr_sha256=checked.sha256,
+        image_meta=None,
+        downloaded_sha256=None,
     )
     entries = draw_augmentations(opts.seed, uid, opts.dims.J, checked.width, checked.height, opts.aug_size)
     aug, _ = aug_records(entries, width=checked.width, height=checked.height)
     url = meta.get("url") if isinstance(meta.get("url"), str) else ""
     sample = PreparedSample(
-        key=raw.key, uid=uid, caption=caption, url=url, image=data, image_ext=ext, stored_image=stored,
-        width=checked.width, height=checked.height, sha256=checked.sha256,
+        key=raw.key,
+        uid=uid,
+        caption=caption,
+        url=url,
+        image=data,
+        image_ext=ext,
+        stored_image=stored,
+        width=checked.width,
+        height=checked.height,
+        sha256=checked.sha256,
         flags=origin.flags | (FLAG_IMAGE_TRANSCODED if transcoded else 0),
         image_kind=f"{checked.format}/{checked.mode}" + (" -> PNG" if transcoded else ""),
-        entries=entries, aug=aug, caption_inputs={c.tag: c.prepare(checked.rgb) for c in captioners},
+        entries=entries,
+        aug=aug,
+        caption_inputs={c.tag: c.prepare(checked.rgb) for c in captioners},
     )
     # the stored records themselves (the loader replays exactly these), as Python values once per sample
-    rec = {name: aug[name].tolist() for name in ("top", "left", "height", "width", "op0", "op1", "m0", "m1", "n_ops", "flags")}
+    rec = {
+        name: aug[name].tolist()
+        for name in ("top", "left", "height", "width", "op0", "op1", "m0", "m1", "n_ops", "flags")
+    }
     replays = [
-        (top, left, height, width, [(rec["op0"][j], rec["m0"][j]), (rec["op1"][j], rec["m1"][j])][:n_ops],
-         bool(flags & AUG_FLAG_HFLIP))
+        (
+            top,
+            left,
+            height,
+            width,
+            [(rec["op0"][j], rec["m0"][j]), (rec["op1"][j], rec["m1"][j])][:n_ops],
+            bool(flags & AUG_FLAG_HFLIP),
+        )
         for j, (top, left, height, width, n_ops, flags) in enumerate(
-            zip(rec["top"], rec["left"], rec["height"], rec["width"], rec["n_ops"], rec["flags"]))
+            zip(rec["top"], rec["left"], rec["height"], rec["width"], rec["n_ops"], rec["flags"])
+        )
     ]
     for size, interpolation in views:
         try:  # one decode (of the union of the boxes' regions) for all J entries

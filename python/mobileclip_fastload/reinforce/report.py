@@ -1,17 +1,16 @@
 """What a reinforcement run did, per input shard and in total; nothing dropped uncounted.
 
-Per shard the converter's ``ShardReport`` (skips with uid, key and detail per
+Per shard the ingest core's ``ShardReport`` (skips with uid, key and detail per
 reason; the store dtype's cosine error; outputs) plus what reinforcement adds.
 Invariant (tested): ``samples_in == samples_written + sum(skipped.values())``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 
-from mobileclip_fastload.convert.report import CONVERTED, FAILED, RESUMED, UNREADABLE, ShardReport, ShardTotals
+from mobileclip_fastload.ingest.report import CONVERTED, FAILED, RESUMED, UNREADABLE, RunReport, ShardReport
 
 __all__ = ["CONVERTED", "FAILED", "RESUMED", "UNREADABLE", "ReinforceReport", "ReinforceShardReport"]
 
@@ -29,7 +28,7 @@ class ReinforceShardReport(ShardReport):
 
 
 @dataclass
-class ReinforceReport(ShardTotals):
+class ReinforceReport(RunReport):
     output: str
     stage: str
     embedding_dtype: str
@@ -41,72 +40,41 @@ class ReinforceReport(ShardTotals):
     workers: int = 1
     manifest_written: bool = False
 
+    DONE_KEY = "done"
+
     def as_dict(self) -> dict:
-        done = [s for s in self.shards if s.status == CONVERTED]
+        done = self._done()
         secs = max(self.seconds, 1e-9)
-        return {
-            "output": self.output,
-            "stage": self.stage,
-            "embedding_dtype": self.embedding_dtype,
-            "dims": self.dims,
-            "executor": self.executor,
-            "workers": self.workers,
-            "manifest_written": self.manifest_written,
-            "shards": {
-                "total": len(self.shards),
-                "done": len(done),
-                "resumed": sum(s.status == RESUMED for s in self.shards),
-                "unreadable": [{"input": s.input, "status": s.status, "error": s.error} for s in self.unreadable_shards],
-                "partially_read": [{"input": s.input, "problem": s.tar_problem} for s in self.shards if s.tar_problem],
+        head = {"stage": self.stage, "embedding_dtype": self.embedding_dtype, "dims": self.dims}
+        return self._as_dict(
+            head,
+            {
+                "augmented_images": self._sum("augmented_images"),
+                "captions_generated": self._sum("captions_generated"),
+                "captions_from_pass": self._sum("captions_from_pass"),
+                "cosine_error": self.cosine_error,
+                "seconds": self.seconds,
+                "this_run": {
+                    "samples_per_s": sum(s.samples_in for s in done) / secs,
+                    "augmented_images_per_s": sum(s.augmented_images for s in done) / secs,
+                    "cpu_replay_seconds": sum(s.cpu_replay_seconds for s in done),
+                    "teacher_seconds": sum(s.teacher_seconds for s in done),
+                    "caption_seconds": sum(s.caption_seconds for s in done),
+                },
+                "metadata": self.metadata,
             },
-            "samples_in": self.samples_in,
-            "samples_written": self.samples_written,
-            "samples_skipped": sum(self.skipped.values()),
-            "skipped": self.skipped,
-            "augmented_images": self._sum("augmented_images"),
-            "captions_generated": self._sum("captions_generated"),
-            "captions_from_pass": self._sum("captions_from_pass"),
-            "cosine_error": self.cosine_error,
-            "seconds": self.seconds,
-            "this_run": {
-                "samples_per_s": sum(s.samples_in for s in done) / secs,
-                "augmented_images_per_s": sum(s.augmented_images for s in done) / secs,
-                "cpu_replay_seconds": sum(s.cpu_replay_seconds for s in done),
-                "teacher_seconds": sum(s.teacher_seconds for s in done),
-                "caption_seconds": sum(s.caption_seconds for s in done),
-            },
-            "metadata": self.metadata,
-            "per_shard": [s.as_dict() for s in self.shards],
-        }
+        )
 
     def summary(self) -> str:
         d = self.as_dict()
-        what = "captioned" if self.stage == "captions" else "reinforced"
-        lines = [
-            f"{what} {d['samples_written']}/{d['samples_in']} samples into {self.output} "
-            f"({d['shards']['done']} shards done, {d['shards']['resumed']} resumed, "
-            f"{len(d['shards']['unreadable'])} unreadable) in {self.seconds:.1f} s",
-        ]
-        for reason, n in d["skipped"].items():
-            listed = self.skipped_samples(reason)
-            shown = ", ".join(str(e["uid"] or e["key"]) for e in listed[:3]) + (" ..." if len(listed) > 3 else "")
-            lines.append(f"  skipped {n:>8} {reason}: {shown}")
-        for u in d["shards"]["unreadable"]:
-            lines.append(f"  UNREADABLE {u['input']}: {u['error']}")
-        for p in d["shards"]["partially_read"]:
-            lines.append(f"  partially read {p['input']}: {p['problem']}")
+        lines = self._summary_lines(d, "captioned" if self.stage == "captions" else "reinforced")
         if self.stage != "captions":
             ce = d["cosine_error"]
-            lines.append(f"  {d['augmented_images']} augmented images embedded; {self.embedding_dtype} cosine error: "
-                         f"max {ce['max']:.3g}, mean {ce['mean']:.3g}")
+            lines.append(
+                f"  {d['augmented_images']} augmented images embedded; {self.embedding_dtype} cosine error: "
+                f"max {ce['max']:.3g}, mean {ce['mean']:.3g}"
+            )
         return "\n".join(lines)
-
-    def write_json(self, path: str) -> None:
-        from pathlib import Path
-
-        from mobileclip_fastload.store.atomic import write_text_atomic
-
-        write_text_atomic(Path(path), json.dumps(self.as_dict(), indent=1))
 
 
 def report_path(output: str, stage: str) -> str:

@@ -1,22 +1,18 @@
-"""Resuming: where a task's outputs and done record live, what a done record must match,
-and cleaning up after a killed run.
-
-A task's done record (``_reinforce_done/<task>.<stage>.json``) is written last and
-atomically; it holds the fingerprint (input file, row range, options), the shard
-report and the sizes of the other files written (DataCompDR tar, captions). A re-run
-keeps a task only when all of that still holds and its store parts pass the reader's
-checksums; otherwise the task is redone from scratch.
+"""Reinforce's resume specifics over the ingest core's (``mobileclip_fastload.ingest.resume``): its done
+records are per task and stage (``_reinforce_done/<task>.<stage>.json``), and besides the store parts a task
+writes a captions file (stage ``"captions"``) or a DataCompDR tar (stage ``"all"``), listed by size in the
+done record. A captioning pass made on another device is joined, not resumed (``load_caption_pass``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 
+from mobileclip_fastload.ingest import resume
 from mobileclip_fastload.reinforce.inputs import ReinforceTask
 from mobileclip_fastload.reinforce.options import ReinforceOptions
-from mobileclip_fastload.reinforce.report import RESUMED, ReinforceShardReport
+from mobileclip_fastload.reinforce.report import ReinforceShardReport
 
 DONE_DIR = "_reinforce_done"
 CAPTIONS_DIR = "_captions"
@@ -24,7 +20,7 @@ DONE_SCHEMA = 1
 
 
 def done_record_path(output_dir: str, task_id: str, stage: str) -> str:
-    return os.path.join(output_dir, DONE_DIR, f"{task_id}.{stage}.json")
+    return resume.done_record_path(output_dir, DONE_DIR, f"{task_id}.{stage}")
 
 
 def captions_path(output_dir: str, task_id: str) -> str:
@@ -40,66 +36,39 @@ def task_fingerprint(task: ReinforceTask, opts: ReinforceOptions, stage: str) ->
     return {"schema": DONE_SCHEMA, "stage": stage, "input": task.fingerprint(), "options": options}
 
 
-def _file_intact(path: str | None, size: int | None) -> bool:
-    try:
-        return path is not None and os.path.getsize(path) == size
-    except OSError:
-        return False
+def _without_caption_device(fingerprint: dict) -> dict:
+    options = {k: v for k, v in fingerprint["options"].items() if k != "caption_device"}
+    return {**fingerprint, "options": options}
 
 
-def finished_report(task: ReinforceTask, opts: ReinforceOptions, verify: str, stage: str,
-                    any_device: bool = False) -> ReinforceShardReport | None:
+def finished_report(
+    task: ReinforceTask, opts: ReinforceOptions, verify: str, stage: str, any_device: bool = False
+) -> ReinforceShardReport | None:
     """An earlier run's report of this task at ``stage`` if it finished under the same input
     and options and its outputs are intact; else None. ``any_device``: the captioning pass may
     have run on another device (joining a finished pass made elsewhere, not resuming one)."""
-    from mobileclip_fastload.convert.store_io import verify_output
-
-    try:
-        with open(done_record_path(task.output_dir, task.task_id, stage)) as f:
-            record = json.load(f)
-        expected = task_fingerprint(task, opts, stage)
-        if any_device:
-            record["fingerprint"]["options"].pop("caption_device", None)
-            expected["options"].pop("caption_device", None)
-        if record["fingerprint"] != expected:
-            return None
-        report = ReinforceShardReport.from_dict(record["report"])
-        files = record.get("files", {})
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    for info in report.outputs:
-        if not verify_output(os.path.join(task.output_dir, info["file"]), info, checksum=(verify == "checksum")):
-            return None
-    for path, size in files.items():
-        if not _file_intact(path, size):
-            return None
-    report.status = RESUMED
-    return report
+    return resume.finished_report(
+        done_record_path(task.output_dir, task.task_id, stage),
+        ReinforceShardReport,
+        task.output_dir,
+        verify,
+        lambda: task_fingerprint(task, opts, stage),
+        compared=_without_caption_device if any_device else (lambda f: f),
+    )
 
 
 def remove_stale_outputs(task: ReinforceTask, opts: ReinforceOptions) -> None:
     """This task's done record, store parts and the temporaries a killed run left behind."""
-    try:
-        os.unlink(done_record_path(task.output_dir, task.task_id, opts.stage))
-    except FileNotFoundError:
-        pass
-    tid = re.escape(task.task_id)
+    resume.remove_done_record(done_record_path(task.output_dir, task.task_id, opts.stage))
+    tid = task.task_id
     if opts.stage == "all":
-        _unlink_matching(task.output_dir, re.compile(r"\.?" + tid + r"-\d{3,}\.arrow(\.tmp-.*)?"))
+        resume.remove_task_files(task.output_dir, lambda name: resume.is_store_part(name, tid))
         if opts.datacompdr_dir:
-            _unlink_matching(opts.datacompdr_dir, re.compile(r"\." + tid + r"\.tar\.tmp-.*"))
+            resume.remove_task_files(opts.datacompdr_dir, lambda name: name == f"{tid}.tar", finals=False)
     else:
-        _unlink_matching(os.path.join(task.output_dir, CAPTIONS_DIR), re.compile(r"\." + tid + r"\.jsonl\.tmp-.*"))
-
-
-def _unlink_matching(folder: str, pattern: re.Pattern) -> None:
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return
-    for name in names:
-        if pattern.fullmatch(name):
-            os.unlink(os.path.join(folder, name))
+        resume.remove_task_files(
+            os.path.join(task.output_dir, CAPTIONS_DIR), lambda name: name == f"{tid}.jsonl", finals=False
+        )
 
 
 def load_caption_pass(task: ReinforceTask, opts: ReinforceOptions) -> dict[str, dict[str, list[str]]]:

@@ -1,9 +1,9 @@
 """One input shard -> its store shard file(s) (+ a DataCompDR tar) and a done record.
 
 Runs in a worker (inline, process pool, Ray task or one torchrun rank). The
-pipeline is one step deep: while the teachers embed chunk n
-(``opts.images_per_chunk`` images, ``batch_augmented_images`` // J, x J augmentations per batch), threads already decode, augment and replay
-chunk n + 1 (``prepare.prepare_sample``).
+pipeline is one step deep: while the teachers embed chunk n (``opts.images_per_chunk``
+images, ``batch_augmented_images`` // J, x J augmentations per batch), threads already
+decode, augment and replay chunk n + 1 (``prepare.prepare_sample``).
 
 Resumable like ``convert``: outputs are written atomically, the done record
 last; a re-run keeps a shard whose done record matches the input file, the
@@ -18,8 +18,9 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from mobileclip_fastload.convert.shard_task import ProgressFn, Throttle, run_task
-from mobileclip_fastload.convert.skips import DUPLICATE_KEY, SkipSample
+from mobileclip_fastload.ingest.resume import write_done_record
+from mobileclip_fastload.ingest.skips import DUPLICATE_KEY, SkipSample
+from mobileclip_fastload.ingest.task import ProgressFn, Throttle, run_task
 from mobileclip_fastload.reinforce.captioners import caption_seed
 from mobileclip_fastload.reinforce.inputs import ReinforceTask, open_reader
 from mobileclip_fastload.reinforce.options import ReinforceOptions
@@ -33,7 +34,6 @@ from mobileclip_fastload.reinforce.resume import (
     task_fingerprint,
 )
 from mobileclip_fastload.reinforce.sinks import CaptionSink, StoreSink
-from mobileclip_fastload.store.atomic import write_json_atomic
 
 
 def run_reinforce_task(
@@ -47,9 +47,11 @@ def run_reinforce_task(
         _run(task, opts, report, throttle, files)
 
     def write_done(report: ReinforceShardReport) -> None:
-        write_json_atomic(
+        write_done_record(
             done_record_path(task.output_dir, task.task_id, opts.stage),
-            {"fingerprint": task_fingerprint(task, opts, opts.stage), "report": report.as_dict(), "files": files},
+            task_fingerprint(task, opts, opts.stage),
+            report,
+            files,
         )
 
     return run_task(
@@ -68,7 +70,9 @@ def _timed_prepare(raw, opts, views, captioners):
     return s, time.thread_time() - t0
 
 
-def _run(task: ReinforceTask, opts: ReinforceOptions, report: ReinforceShardReport, throttle: Throttle, files: dict) -> None:
+def _run(
+    task: ReinforceTask, opts: ReinforceOptions, report: ReinforceShardReport, throttle: Throttle, files: dict
+) -> None:
     from mobileclip_fastload.reinforce.teachers import Teacher
 
     reader = open_reader(task)
@@ -139,7 +143,9 @@ def _run(task: ReinforceTask, opts: ReinforceOptions, report: ReinforceShardRepo
     report.tar_problem = reader.error
 
 
-def _captions(ready: list[PreparedSample], opts: ReinforceOptions, earlier: dict, report: ReinforceShardReport) -> list[dict[str, list[str]]]:
+def _captions(
+    ready: list[PreparedSample], opts: ReinforceOptions, earlier: dict, report: ReinforceShardReport
+) -> list[dict[str, list[str]]]:
     """{tag: S captions} per sample, from the earlier captioning pass where it has them."""
     out: list[dict[str, list[str]]] = [dict() for _ in ready]
     for c in opts.captioners:
@@ -150,11 +156,18 @@ def _captions(ready: list[PreparedSample], opts: ReinforceOptions, earlier: dict
         report.captions_from_pass += (len(ready) - len(todo)) * c.num_captions
         if todo:
             t0 = time.perf_counter()
-            caps = c.caption([ready[i].caption_inputs[c.tag] for i in todo], [caption_seed(opts.seed, ready[i].uid, c.tag) for i in todo], opts.device)
+            caps = c.caption(
+                [ready[i].caption_inputs[c.tag] for i in todo],
+                [caption_seed(opts.seed, ready[i].uid, c.tag) for i in todo],
+                opts.device,
+            )
             report.caption_seconds += time.perf_counter() - t0
             for i, got in zip(todo, caps):
                 if len(got) != c.num_captions or not all(isinstance(t, str) for t in got):
-                    raise RuntimeError(f"captioner {c.tag!r} returned {len(got)} captions for {ready[i].uid!r}, expected {c.num_captions}")
+                    raise RuntimeError(
+                        f"captioner {c.tag!r} returned {len(got)} captions for {ready[i].uid!r}, "
+                        f"expected {c.num_captions}"
+                    )
                 out[i][c.tag] = got
             report.captions_generated += len(todo) * c.num_captions
     return out

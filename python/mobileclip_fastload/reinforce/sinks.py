@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mobileclip_fastload.convert.precision import CosineError, encode
-from mobileclip_fastload.convert.shard_task import output_name
-from mobileclip_fastload.convert.skips import NON_FINITE_EMBEDDING
+from mobileclip_fastload.ingest.precision import CosineError, encode
+from mobileclip_fastload.ingest.skips import NON_FINITE_EMBEDDING
+from mobileclip_fastload.ingest.store_io import output_name
 from mobileclip_fastload.reinforce.datacompdr_export import DataCompDRTarWriter
 from mobileclip_fastload.reinforce.inputs import ReinforceTask
 from mobileclip_fastload.reinforce.options import ReinforceOptions
@@ -141,8 +141,14 @@ class StoreSink:
             try:
                 img_enc = encode(image_emb[i].reshape(J, K * D), opts.embedding_dtype, K)
                 txt_enc = encode(text_emb[i], opts.embedding_dtype, K)
-                extra_encs = [encode(extra_emb[i, e * dims.S : (e + 1) * dims.S], opts.embedding_dtype, K)
-                              for e in range(len(extra))] if self.tar is not None else []
+                extra_encs = (
+                    [
+                        encode(extra_emb[i, e * dims.S : (e + 1) * dims.S], opts.embedding_dtype, K)
+                        for e in range(len(extra))
+                    ]
+                    if self.tar is not None
+                    else []
+                )
             except ValueError:  # NaN/inf, or a value that overflows the store dtype
                 skipped.append((s, "a teacher gave NaN/inf"))
                 continue
@@ -150,12 +156,23 @@ class StoreSink:
             self.errors.add(text_emb[i], txt_enc.decoded, K)
             syn = captions[i][primary]
             sample = Sample(
-                uid=s.uid, image=s.stored_image, width=s.width, height=s.height,
-                orig_width=s.width, orig_height=s.height, caption=s.caption,
-                caption_tokens=self.tokenizer.tokenize(s.caption), syn_captions=syn,
-                syn_tokens=[self.tokenizer.tokenize(c) for c in syn], aug=s.aug,
-                image_emb=img_enc.values, text_emb=txt_enc.values, sha256=s.sha256, flags=s.flags,
-                image_emb_scale=img_enc.scales, text_emb_scale=txt_enc.scales,
+                uid=s.uid,
+                image=s.stored_image,
+                width=s.width,
+                height=s.height,
+                orig_width=s.width,
+                orig_height=s.height,
+                caption=s.caption,
+                caption_tokens=self.tokenizer.tokenize(s.caption),
+                syn_captions=syn,
+                syn_tokens=[self.tokenizer.tokenize(c) for c in syn],
+                aug=s.aug,
+                image_emb=img_enc.values,
+                text_emb=txt_enc.values,
+                sha256=s.sha256,
+                flags=s.flags,
+                image_emb_scale=img_enc.scales,
+                text_emb_scale=txt_enc.scales,
             )
             self.pending.append(sample)
             self.pending_bytes += (  # the stored sizes: embeddings as encoded, the J records as packed
@@ -176,7 +193,7 @@ class StoreSink:
         return skipped
 
     def _flush(self) -> None:
-        from mobileclip_fastload.convert.store_io import write_part
+        from mobileclip_fastload.ingest.store_io import write_part
 
         if not self.pending:
             return

@@ -11,8 +11,9 @@ fp32) in inference mode; on CPU in float32.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,9 @@ class Teacher:
         self._constants = None  # mean, std on the device: uploaded once
         cfg = preprocess_cfg(self.model)
         if cfg["interpolation"] not in ("bicubic", "bilinear"):
-            raise ValueError(f"teacher {spec.name}: the replay supports bicubic and bilinear, not {cfg['interpolation']!r}")
+            raise ValueError(
+                f"teacher {spec.name}: the replay supports bicubic and bilinear, not {cfg['interpolation']!r}"
+            )
         self.view = ImageView(cfg["size"], cfg["interpolation"], cfg["mean"], cfg["std"])
 
     def to_model_input(self, pixels: np.ndarray | Any):
@@ -69,8 +72,9 @@ class Teacher:
         import torch
 
         if self._constants is None:
-            self._constants = tuple(torch.tensor(v, device=self.device).view(1, 3, 1, 1)
-                                    for v in (self.view.mean, self.view.std))
+            self._constants = tuple(
+                torch.tensor(v, device=self.device).view(1, 3, 1, 1) for v in (self.view.mean, self.view.std)
+            )
         mean, std = self._constants
         x = torch.as_tensor(pixels).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div_(255.0)

@@ -56,7 +56,7 @@ def agreement_scores(cos: SampleCosines) -> np.ndarray:
 
 def score_names(teachers: list[str]) -> list[str]:
     names = [f"real-caption cosine, {t}" for t in teachers]
-    return names + ["teachers' spread on the real caption"] if len(teachers) > 1 else names
+    return [*names, "teachers' spread on the real caption"] if len(teachers) > 1 else names
 
 
 @dataclass(frozen=True)

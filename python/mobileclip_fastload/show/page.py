@@ -46,41 +46,63 @@ def facts_html(facts: list[tuple[str, str]]) -> str:
     return "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
 
 
-def sample_html(view: dict[str, Any], teachers: list[str], stored_uri: str, aug_uris: list[str],
-                replay_error: str | None = None) -> str:
+def sample_html(
+    view: dict[str, Any], teachers: list[str], stored_uri: str, aug_uris: list[str], replay_error: str | None = None
+) -> str:
     i = view["index"]
     outliers = [f"agreement outlier: {o['score']} (z {o['z']:+.1f})" for o in view["outliers"]]
     uid = f'<span class="muted">{html.escape(view["uid"])}</span>'
-    out = [f'<section class="sample" id="sample-{i}" data-index="{i}">',
-           f"<h2>#{i} {uid} {flags_html(outliers, 'flag outlier')}</h2>",
-           '<div class="images">',
-           f'<figure class="stored"><img class="stored" alt="stored image" src="{stored_uri}">'
-           f"<figcaption>stored {view['size'][0]}x{view['size'][1]} "
-           f"(original {view['orig_size'][0]}x{view['orig_size'][1]})</figcaption></figure>"]
+    out = [
+        f'<section class="sample" id="sample-{i}" data-index="{i}">',
+        f"<h2>#{i} {uid} {flags_html(outliers, 'flag outlier')}</h2>",
+        '<div class="images">',
+        (
+            f'<figure class="stored"><img class="stored" alt="stored image" src="{stored_uri}">'
+            f"<figcaption>stored {view['size'][0]}x{view['size'][1]} "
+            f"(original {view['orig_size'][0]}x{view['orig_size'][1]})</figcaption></figure>"
+        ),
+    ]
     if replay_error is not None:  # the loader skips such a sample; the page says why
-        out.append(f'<figure><figcaption>{flags_html(["image does not decode"])} '
-                   f"{html.escape(replay_error)}</figcaption></figure>")
+        out.append(
+            f"<figure><figcaption>{flags_html(['image does not decode'])} "
+            f"{html.escape(replay_error)}</figcaption></figure>"
+        )
     per_teacher = html.escape(" / ".join(teachers), quote=True)
     for aug, uri in zip(view["augmentations"], aug_uris):
         cos = f'<span title="{per_teacher}">' + " / ".join(number(c) for c in aug["cosines"]) + "</span>"
-        out.append(f'<figure><img class="aug" alt="augmentation {aug["j"]}" data-aug="{aug["j"]}" src="{uri}">'
-                   f'<figcaption>aug {aug["j"]}: {html.escape(aug["describe"])}<br>'
-                   f'cos vs mean: <span class="aug-cos" data-aug="{aug["j"]}">{cos}</span></figcaption></figure>')
+        out.append(
+            f'<figure><img class="aug" alt="augmentation {aug["j"]}" data-aug="{aug["j"]}" src="{uri}">'
+            f"<figcaption>aug {aug['j']}: {html.escape(aug['describe'])}<br>"
+            f'cos vs mean: <span class="aug-cos" data-aug="{aug["j"]}">{cos}</span></figcaption></figure>'
+        )
     out.append("</div>")
     heads = "".join(f"<th>cos, {html.escape(t)}</th>" for t in teachers)
     out.append(f'<table class="captions"><tr><th></th><th>caption</th>{heads}<th>flags</th></tr>')
     for c in view["captions"]:
         cells = "".join(f'<td class="cos" data-teacher="{k}">{number(x)}</td>' for k, x in enumerate(c["cosines"]))
-        out.append(f'<tr data-row="{c["text_row"]}"><td class="kind">{c["kind"]}</td>'
-                   f'<td class="text">{html.escape(c["text"]) or "<i>(empty)</i>"}</td>{cells}'
-                   f'<td>{flags_html(c["flags"])}</td></tr>')
+        out.append(
+            f'<tr data-row="{c["text_row"]}"><td class="kind">{c["kind"]}</td>'
+            f'<td class="text">{html.escape(c["text"]) or "<i>(empty)</i>"}</td>{cells}'
+            f"<td>{flags_html(c['flags'])}</td></tr>"
+        )
     out.append("</table></section>")
     return "\n".join(out)
 
 
-def render(*, title: str, facts: list[tuple[str, str]], view_settings: str, summary_scope: str, summary_flags: str,
-           plots: list[str], flag_legend: str, outlier_rule: str, metadata: Any, samples: list[str],
-           data: dict[str, Any]) -> str:
+def render(
+    *,
+    title: str,
+    facts: list[tuple[str, str]],
+    view_settings: str,
+    summary_scope: str,
+    summary_flags: str,
+    plots: list[str],
+    flag_legend: str,
+    outlier_rule: str,
+    metadata: Any,
+    samples: list[str],
+    data: dict[str, Any],
+) -> str:
     return template().substitute(
         title=html.escape(title),
         facts=facts_html(facts),

@@ -16,7 +16,7 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg")  # the constrained layout fits it: one draw, not two
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog: the SVG is inlined in HTML
+    return text[text.index("<svg") :]  # drop the XML prolog: the SVG is inlined in HTML
 
 
 def _figure(title: str):
@@ -67,5 +67,8 @@ def image_sizes(summary: StoreSummary) -> str:
 
 
 def all_plots(summary: StoreSummary, teachers: list[str]) -> list[str]:
-    return ([caption_lengths(summary)] + [teacher_cosines(summary, k, t) for k, t in enumerate(teachers)]
-            + [image_sizes(summary)])
+    return (
+        [caption_lengths(summary)]
+        + [teacher_cosines(summary, k, t) for k, t in enumerate(teachers)]
+        + [image_sizes(summary)]
+    )

@@ -13,8 +13,11 @@ def replay_entries(aug: np.ndarray, which: list[int]) -> list[tuple | None]:
     entries: list[tuple | None] = []
     for j in which:
         rec = decode_aug_record(aug[j].tobytes())
-        entries.append(None if rec["is_null"] else
-                       (rec["top"], rec["left"], rec["height"], rec["width"], list(rec["ops"]), rec["hflip"]))
+        entries.append(
+            None
+            if rec["is_null"]
+            else (rec["top"], rec["left"], rec["height"], rec["width"], list(rec["ops"]), rec["hflip"])
+        )
     return entries
 
 

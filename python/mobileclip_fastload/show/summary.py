@@ -59,9 +59,19 @@ def draw_subset(store, size: int, seed: int, shown: list[int]) -> tuple[np.ndarr
     chosen = np.sort(rng.choice(pool, size=min(size, len(pool)), replace=False))
     if len(chosen) == len(store):
         return chosen, f"all {len(store)} samples"
-    where = "all shards" if len(holding) == len(ranges) else (
-        f"{len(holding)} of {len(ranges)} shards (" + ("those holding the shown samples" if is_remote(store)
-                                                      else "those holding the shown samples, then random ones") + ")")
+    where = (
+        "all shards"
+        if len(holding) == len(ranges)
+        else (
+            f"{len(holding)} of {len(ranges)} shards ("
+            + (
+                "those holding the shown samples"
+                if is_remote(store)
+                else "those holding the shown samples, then random ones"
+            )
+            + ")"
+        )
+    )
     return chosen, f"{len(chosen)} of {len(store)} samples drawn at random from {where}"
 
 

@@ -66,15 +66,26 @@ def sample_view(store, i: int, augmentations: list[int], summary: StoreSummary, 
         "size": list(store.image_size(i)),
         "orig_size": list(store.orig_size(i)),
         "captions": [
-            {"kind": c.kind, "text": c.text, "text_row": c.text_row, "tokens": len(c.tokens), "flags": c.flags,
-             "cosines": cos.caption[c.text_row].tolist()}
+            {
+                "kind": c.kind,
+                "text": c.text,
+                "text_row": c.text_row,
+                "tokens": len(c.tokens),
+                "flags": c.flags,
+                "cosines": cos.caption[c.text_row].tolist(),
+            }
             for c in sample_captions(store, i)
         ],
-        "augmentations": [{"j": j, "describe": describe_aug(j, store.aug(i)), "cosines": cos.augmentation[j].tolist()}
-                          for j in augmentations],
+        "augmentations": [
+            {"j": j, "describe": describe_aug(j, store.aug(i)), "cosines": cos.augmentation[j].tolist()}
+            for j in augmentations
+        ],
         "scores": scores.tolist(),
-        "outliers": [{"score": name, "value": float(s), "z": float(zz)}
-                     for name, s, zz, o in zip(score_names(teachers), scores, z, outlying) if o],
+        "outliers": [
+            {"score": name, "value": float(s), "z": float(zz)}
+            for name, s, zz, o in zip(score_names(teachers), scores, z, outlying)
+            if o
+        ],
     }
 
 
@@ -128,29 +139,50 @@ def write_view(
             pixels = replay(store, i, which, image_size, interpolation) if which else []
         except ImageDecodeError as e:  # the replay names only the bytes: say which sample
             error = f"{store.shard_path(i)}, sample {i} (uid {store.uid(i)!r}): {e}"
-        blocks.append(page.sample_html(view, teachers, page.stored_data_uri(store.image(i).tobytes()),
-                                       [page.png_data_uri(p) for p in pixels], error))
+        blocks.append(
+            page.sample_html(
+                view,
+                teachers,
+                page.stored_data_uri(store.image(i).tobytes()),
+                [page.png_data_uri(p) for p in pixels],
+                error,
+            )
+        )
         views.append(view)
 
     n_captions = len(summary.real_lengths) + len(summary.syn_lengths)
     html_text = page.render(
         title=f"mobileclip-fastload show: {store.path}",
         facts=header_facts(store, teachers),
-        view_settings=f"Showing {len(shown)} sample(s); " + (
+        view_settings=f"Showing {len(shown)} sample(s); "
+        + (
             f"augmentations 0..{which[-1]} of J={dims['J']} replayed at {image_size}x{image_size} ({interpolation}), "
-            "exactly as the loader replays them." if which else "no augmentations replayed."),
+            "exactly as the loader replays them."
+            if which
+            else "no augmentations replayed."
+        ),
         summary_scope=scope,
         summary_flags=f"{summary.flagged_captions} of {n_captions} captions flagged as degenerate",
         plots=plots.all_plots(summary, teachers),
         flag_legend="; ".join(f"{k}: {v}" for k, v in FLAG_MEANINGS.items()),
-        outlier_rule=(f"{OUTLIER_Z} or more robust deviations (1.4826 x MAD) from the summary's median; scores: "
-                      + ", ".join(score_names(teachers))),
+        outlier_rule=(
+            f"{OUTLIER_Z} or more robust deviations (1.4826 x MAD) from the summary's median; scores: "
+            + ", ".join(score_names(teachers))
+        ),
         metadata=store.manifest.get("metadata") or {},
         samples=blocks,
-        data={"store": store.path, "dims": dims, "embedding_dtype": store.embedding_dtype, "teachers": teachers,
-              "image_size": image_size, "interpolation": interpolation, "summary_size": int(len(subset)),
-              "outlier_median": summary.outliers.median.tolist(), "outlier_scale": summary.outliers.scale.tolist(),
-              "samples": views},
+        data={
+            "store": store.path,
+            "dims": dims,
+            "embedding_dtype": store.embedding_dtype,
+            "teachers": teachers,
+            "image_size": image_size,
+            "interpolation": interpolation,
+            "summary_size": len(subset),
+            "outlier_median": summary.outliers.median.tolist(),
+            "outlier_scale": summary.outliers.scale.tolist(),
+            "samples": views,
+        },
     )
     write_text_atomic(output, html_text)
-    return ViewReport(os.fspath(output), shown, int(len(subset)), time.perf_counter() - t0)
+    return ViewReport(os.fspath(output), shown, len(subset), time.perf_counter() - t0)

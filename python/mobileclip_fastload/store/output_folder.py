@@ -16,6 +16,7 @@ A store is someone's data. A tool:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -132,23 +133,35 @@ def check_before_reading(folder: OutputFolder, overwrite: bool) -> None:
     if folder.unknown:
         listed = ", ".join(repr(n) for n in sorted(folder.unknown)[:3])
         more = f" and {len(folder.unknown) - 3} more" if len(folder.unknown) > 3 else ""
-        raise _refuse(folder, f"files that are not part of a store ({listed}{more})",
-                      "never deletes them: choose an empty or new folder")
+        raise _refuse(
+            folder,
+            f"files that are not part of a store ({listed}{more})",
+            "never deletes them: choose an empty or new folder",
+        )
     if folder.other_tools and not overwrite:
-        raise _refuse(folder, folder.describe(),
-                      "does not replace another tool's files: pass overwrite=True (--overwrite) to replace them")
+        raise _refuse(
+            folder,
+            folder.describe(),
+            "does not replace another tool's files: pass overwrite=True (--overwrite) to replace them",
+        )
     if not folder.own_run and not overwrite and (folder.finished or folder.store_files):
-        raise _refuse(folder, folder.describe(),
-                      "does not replace a store it did not start: pass overwrite=True (--overwrite) to replace it")
+        raise _refuse(
+            folder,
+            folder.describe(),
+            "does not replace a store it did not start: pass overwrite=True (--overwrite) to replace it",
+        )
 
 
 def check_rerun(folder: OutputFolder, overwrite: bool, same_run: Callable[[], bool]) -> None:
     """A finished store of this tool is re-run only as the same run (`same_run`: every done
     record matches this run's inputs and options, and there are no others)."""
     if folder.finished and not overwrite and not same_run():
-        raise _refuse(folder, folder.describe(),
-                      "replaces a finished store only when told to (its inputs or options differ from this run's): "
-                      "pass overwrite=True (--overwrite) to replace it")
+        raise _refuse(
+            folder,
+            folder.describe(),
+            "replaces a finished store only when told to (its inputs or options differ from this run's): "
+            "pass overwrite=True (--overwrite) to replace it",
+        )
 
 
 def prepare(folder: OutputFolder, overwrite: bool) -> None:
@@ -158,11 +171,9 @@ def prepare(folder: OutputFolder, overwrite: bool) -> None:
         # The manifest first: an interrupted cleanup never leaves a manifest without its shards.
         names = sorted(folder.store_files, key=lambda n: n != MANIFEST_FILE)
         for name in names:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(path, name))
-            except FileNotFoundError:
-                pass
-        for tool in [folder.tool] + folder.other_tools:
+        for tool in [folder.tool, *folder.other_tools]:
             for d in TOOL_DIRS[tool]:
                 shutil.rmtree(os.path.join(path, d), ignore_errors=True)
     os.makedirs(path, exist_ok=True)

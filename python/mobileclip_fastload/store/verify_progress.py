@@ -15,8 +15,14 @@ from mobileclip_fastload.store.atomic import write_json_atomic
 STATE_FORMAT = "mobileclip-fastload/verify-state-1"
 
 
-def verify(location: str | os.PathLike[str], *, state: str | os.PathLike[str] | None = None, block: int = 256,
-           progress: bool | None = None, **store_options: Any) -> list[str]:
+def verify(
+    location: str | os.PathLike[str],
+    *,
+    state: str | os.PathLike[str] | None = None,
+    block: int = 256,
+    progress: bool | None = None,
+    **store_options: Any,
+) -> list[str]:
     """Verify every shard of the store at `location` (a directory or URL); returns one message per problem.
 
     state: a JSON file recording progress; an existing one for this store (same location and shard count)
@@ -39,8 +45,10 @@ def verify(location: str | os.PathLike[str], *, state: str | os.PathLike[str] | 
 
         saved = json.loads(state_path.read_text(encoding="utf-8"))
         if saved.get("format") != STATE_FORMAT or saved.get("location") != key or saved.get("num_shards") != shards:
-            raise ValueError(f"{state_path}: a verify state for another store ({saved.get('location')!r}, "
-                             f"{saved.get('num_shards')} shards); this one is {key!r} with {shards}")
+            raise ValueError(
+                f"{state_path}: a verify state for another store ({saved.get('location')!r}, "
+                f"{saved.get('num_shards')} shards); this one is {key!r} with {shards}"
+            )
         done = bytearray(base64.b64decode(saved["done"]))
         problems = list(saved["problems"])
     todo = [n for n in range(shards) if not done[n // 8] >> (n % 8) & 1]
@@ -51,13 +59,21 @@ def verify(location: str | os.PathLike[str], *, state: str | os.PathLike[str] | 
         bar = tqdm(total=shards, initial=shards - len(todo), unit="shard", desc="verify", file=sys.stderr)
     try:
         for at in range(0, len(todo), block):
-            chunk = todo[at:at + block]
+            chunk = todo[at : at + block]
             for n, found in zip(chunk, store.verify_shards(chunk), strict=True):
                 problems.extend(found)
                 done[n // 8] |= 1 << (n % 8)
             if state_path is not None:
-                write_json_atomic(state_path, {"format": STATE_FORMAT, "location": key, "num_shards": shards,
-                                               "done": base64.b64encode(bytes(done)).decode(), "problems": problems})
+                write_json_atomic(
+                    state_path,
+                    {
+                        "format": STATE_FORMAT,
+                        "location": key,
+                        "num_shards": shards,
+                        "done": base64.b64encode(bytes(done)).decode(),
+                        "problems": problems,
+                    },
+                )
             if bar is not None:
                 bar.update(len(chunk))
     finally:

@@ -33,15 +33,15 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE as TEACHER_CROP_SIZE
 from mobileclip_fastload.store import Dims
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-          "immunohistochemistry", "retina", "camera")
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "camera")
 IMAGE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 _WORDS = (
@@ -231,7 +231,9 @@ def make_samples(
             syn_embs = {k + "_emb": normalised_embeddings(rng, dims.S, dims.K, dims.D) for k in keys}
             text_emb = np.concatenate([real_emb, syn_embs[keys[0] + "_emb"]])
         else:
-            syn_captions = {"syn_text": [_caption(rng, long=rng.random() < long_caption_fraction) for _ in range(dims.S)]}
+            syn_captions = {
+                "syn_text": [_caption(rng, long=rng.random() < long_caption_fraction) for _ in range(dims.S)]
+            }
             syn_embs = {}
             text_emb = np.concatenate([real_emb, normalised_embeddings(rng, dims.S, dims.K, dims.D)])
         out.append(
@@ -408,9 +410,20 @@ def make_dataset(
         all_samples += samples
         dr_path = os.path.join(out_dir, "dr", f"{s:08d}.tar")
         if layout == "joined":
-            write_tar(dr_path, [(x.key, joined_members(x, emb_format=emb_format, paug_as_string=paug_as_string, json_mode=json_mode)) for x in samples])
+            write_tar(
+                dr_path,
+                [
+                    (
+                        x.key,
+                        joined_members(x, emb_format=emb_format, paug_as_string=paug_as_string, json_mode=json_mode),
+                    )
+                    for x in samples
+                ],
+            )
         elif layout == "separate":
-            write_tar(dr_path, [(x.key, dr_members(x, emb_format=emb_format, paug_as_string=paug_as_string)) for x in samples])
+            write_tar(
+                dr_path, [(x.key, dr_members(x, emb_format=emb_format, paug_as_string=paug_as_string)) for x in samples]
+            )
             present = [x for x in samples if rng.random() >= missing_image_fraction]
             if shuffle_images:
                 present = [present[i] for i in rng.permutation(len(present))]
@@ -433,11 +446,15 @@ def decompression_bomb_png(width: int = 100_000, height: int = 100_000) -> bytes
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 # --------------------------------------------------------------------------- checking a converted store
-def expected_box(box: Sequence[int], orig_size: tuple[int, int], stored_size: tuple[int, int]) -> tuple[int, int, int, int]:
+def expected_box(
+    box: Sequence[int], orig_size: tuple[int, int], stored_size: tuple[int, int]
+) -> tuple[int, int, int, int]:
     """A (top, left, height, width) box in original pixels mapped to stored pixels, as the
     store documents it: each *edge* scaled by stored/original and rounded half up, size >= 1."""
     (ow, oh), (w, h) = orig_size, stored_size
@@ -515,7 +532,12 @@ def assert_store_matches(
         for j, entry in enumerate(src.param_aug[:J]):
             rec = aug[j]
             if entry is None:
-                assert (rec["top"], rec["left"], rec["height"], rec["width"]) == (0, 0, src.stored_height, src.stored_width), ctx
+                assert (rec["top"], rec["left"], rec["height"], rec["width"]) == (
+                    0,
+                    0,
+                    src.stored_height,
+                    src.stored_width,
+                ), ctx
                 assert rec["flags"] == 1 and rec["n_ops"] == 0, ctx
                 continue
             box = tuple(entry[0])
@@ -540,6 +562,8 @@ def assert_store_matches(
                 assert np.array_equal(as_float, bfloat16_round(ref)), (ctx, name)
             else:
                 K = np.asarray(scales).shape[1]
-                deq = (stored.reshape(len(ref), K, -1).astype(np.float32) * np.asarray(scales)[:, :, None]).reshape(ref.shape)
+                deq = (stored.reshape(len(ref), K, -1).astype(np.float32) * np.asarray(scales)[:, :, None]).reshape(
+                    ref.shape
+                )
                 step = np.repeat(np.asarray(scales), ref.shape[1] // K, axis=1)
                 assert np.all(np.abs(deq - ref) <= step / 2 + 1e-7), (ctx, name)

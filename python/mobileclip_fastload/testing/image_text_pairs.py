@@ -38,10 +38,19 @@ def _reencode(jpeg: bytes, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def pair_members(rng: np.random.Generator, uid: str, *, fmt: str = "JPEG", min_side: int = 48, max_side: int = 160) -> list[tuple[str, bytes]]:
+def pair_members(
+    rng: np.random.Generator, uid: str, *, fmt: str = "JPEG", min_side: int = 48, max_side: int = 160
+) -> list[tuple[str, bytes]]:
     jpeg, w, h = photo_jpeg(rng, min_side=min_side, max_side=max_side)
     image, ext = (jpeg, "jpg") if fmt == "JPEG" else (_reencode(jpeg, fmt), fmt.lower())
-    meta = {"uid": uid, "url": f"https://example.com/{uid}.{ext}", "caption": None, "width": w, "height": h, "status": "success"}
+    meta = {
+        "uid": uid,
+        "url": f"https://example.com/{uid}.{ext}",
+        "caption": None,
+        "width": w,
+        "height": h,
+        "status": "success",
+    }
     caption = _caption(rng)
     meta["caption"] = caption
     return [(ext, image), ("txt", caption.encode("utf-8")), ("json", json.dumps(meta).encode("utf-8"))]

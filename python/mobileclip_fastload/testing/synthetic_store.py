@@ -18,6 +18,7 @@ from mobileclip_fastload.testing.datacompdr import draw_param_aug_entries, norma
 
 SOT, EOT = 49406, 49407
 
+
 @lru_cache(maxsize=1)
 def _photos() -> tuple[np.ndarray, ...]:
     from skimage import data
@@ -26,7 +27,9 @@ def _photos() -> tuple[np.ndarray, ...]:
     return tuple(np.ascontiguousarray(p[..., :3]) for p in rgb)
 
 
-def photo_jpeg(rng: np.random.Generator, *, min_side: int = 48, max_side: int = 320, grayscale: bool = False) -> tuple[bytes, int, int]:
+def photo_jpeg(
+    rng: np.random.Generator, *, min_side: int = 48, max_side: int = 320, grayscale: bool = False
+) -> tuple[bytes, int, int]:
     """A JPEG of a random window of a real photograph, randomly resized; returns (bytes, width, height)."""
     photos = _photos()
     p = photos[int(rng.integers(len(photos)))]
@@ -88,10 +91,20 @@ def make_store(
     """Write a store of `n` real-photo samples; samples listed in `corrupt` get undecodable image bytes;
     `schema_version=1` writes every shard entry into manifest.json (for tests that edit them)."""
     rng = np.random.default_rng(seed)
-    with StoreWriter(path, J=J, S=S, K=K, D=D, embedding_dtype=embedding_dtype, target_shard_bytes=target_shard_bytes,
-                     schema_version=schema_version) as w:
+    with StoreWriter(
+        path,
+        J=J,
+        S=S,
+        K=K,
+        D=D,
+        embedding_dtype=embedding_dtype,
+        target_shard_bytes=target_shard_bytes,
+        schema_version=schema_version,
+    ) as w:
         for i in range(n):
-            jpeg, width, height = photo_jpeg(rng, grayscale=grayscale_every > 0 and i % grayscale_every == grayscale_every - 1)
+            jpeg, width, height = photo_jpeg(
+                rng, grayscale=grayscale_every > 0 and i % grayscale_every == grayscale_every - 1
+            )
             if i in corrupt:
                 jpeg = jpeg[:2] + bytes(rng.integers(0, 256, size=64, dtype=np.uint8))
             w.add(

@@ -26,12 +26,25 @@ TINY_CONFIGS = {
     "tiny-coca": {
         "embed_dim": 32,  # CoCa's decoder reads image tokens of this width: equal to multimodal_cfg.width
         "vision_cfg": {
-            "image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8,
-            "attentional_pool": True, "attn_pooler_queries": 9, "attn_pooler_heads": 2, "output_tokens": True,
+            "image_size": 32,
+            "layers": 1,
+            "width": 32,
+            "head_width": 16,
+            "patch_size": 8,
+            "attentional_pool": True,
+            "attn_pooler_queries": 9,
+            "attn_pooler_heads": 2,
+            "output_tokens": True,
         },
         "text_cfg": {**_TEXT, "context_length": 76, "embed_cls": True, "output_tokens": True},
-        "multimodal_cfg": {"context_length": 76, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1,
-                           "attn_pooler_heads": 2},
+        "multimodal_cfg": {
+            "context_length": 76,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+            "attn_pooler_heads": 2,
+        },
         "custom_text": True,
     },
 }
@@ -53,5 +66,7 @@ def tiny_specs(folder: str | os.PathLike) -> tuple[OpenClipSpec, tuple[OpenClipS
     """(captioner spec, (teacher a, teacher b)), random init with fixed seeds."""
     paths = write_tiny_configs(folder)
     coca = OpenClipSpec("tiny-coca", None, paths["tiny-coca"], init_seed=1)
-    return coca, (OpenClipSpec("tiny-clip-a", None, paths["tiny-clip-a"], init_seed=2),
-                  OpenClipSpec("tiny-clip-b", None, paths["tiny-clip-b"], init_seed=3))
+    return coca, (
+        OpenClipSpec("tiny-clip-a", None, paths["tiny-clip-a"], init_seed=2),
+        OpenClipSpec("tiny-clip-b", None, paths["tiny-clip-b"], init_seed=3),
+    )

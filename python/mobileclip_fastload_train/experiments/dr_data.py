@@ -37,8 +37,12 @@ def encode_png(chw: np.ndarray) -> bytes:
 
 
 def rrc_boxes(
-    rng: np.random.Generator, n: int, count: int, size: int,
-    scale: tuple[float, float] = (0.6, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    rng: np.random.Generator,
+    n: int,
+    count: int,
+    size: int,
+    scale: tuple[float, float] = (0.6, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> np.ndarray:
     """``[n, count, 4]`` int (top, left, height, width) boxes, drawn like torchvision's RandomResizedCrop."""
     out = np.zeros((n, count, 4), dtype=np.int64)
@@ -106,14 +110,32 @@ def write_dr_store(
     n, j = boxes.shape[:2]
     s = syn_text.shape[1]
     d = image_emb.shape[-1] // num_teachers
-    with StoreWriter(path, J=j, S=s, K=num_teachers, D=d, embedding_dtype="float16", overwrite=True,
-                     metadata={"source": "mobileclip_fastload_train.experiments (procedural shapes)"}) as writer:
+    with StoreWriter(
+        path,
+        J=j,
+        S=s,
+        K=num_teachers,
+        D=d,
+        embedding_dtype="float16",
+        overwrite=True,
+        metadata={"source": "mobileclip_fastload_train.experiments (procedural shapes)"},
+    ) as writer:
         for i in range(n):
-            writer.add(Sample(
-                uid=f"shape-{i:06d}", image=pngs[i], width=canvas, height=canvas,
-                orig_width=canvas, orig_height=canvas, caption=captions[i], caption_tokens=_unpadded(text[i]),
-                syn_captions=list(syn_captions[i]), syn_tokens=[_unpadded(t) for t in syn_text[i]],
-                aug=np.array([aug_record(b) for b in boxes[i]], dtype=AUG_DTYPE),
-                image_emb=image_emb[i].numpy(), text_emb=text_emb[i].numpy(),
-            ))
+            writer.add(
+                Sample(
+                    uid=f"shape-{i:06d}",
+                    image=pngs[i],
+                    width=canvas,
+                    height=canvas,
+                    orig_width=canvas,
+                    orig_height=canvas,
+                    caption=captions[i],
+                    caption_tokens=_unpadded(text[i]),
+                    syn_captions=list(syn_captions[i]),
+                    syn_tokens=[_unpadded(t) for t in syn_text[i]],
+                    aug=np.array([aug_record(b) for b in boxes[i]], dtype=AUG_DTYPE),
+                    image_emb=image_emb[i].numpy(),
+                    text_emb=text_emb[i].numpy(),
+                )
+            )
     return os.fspath(path)

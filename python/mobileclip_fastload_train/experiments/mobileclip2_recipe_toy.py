@@ -30,9 +30,30 @@ def run(out: str | Path, steps: int = 3, extra: tuple[str, ...] = ()) -> dict[st
     configuration (from its checkpoint) and its metrics; writes them to ``out/summary.json``."""
     out = Path(out)
     store = make_store(out / "store", n=16, J=2, S=2, K=2, D=8, seed=0)
-    argv = ["--store", store, "--model", "tiny-S1", "--recipe", "mobileclip2", "--batch-size", "8",
-            "--steps", str(steps), "--warmup", "1", "--output", str(out / "run"), "--log-every", "1",
-            "--no-progress", "--device", "cpu", "--num-threads", "1", *extra]
+    argv = [
+        "--store",
+        store,
+        "--model",
+        "tiny-S1",
+        "--recipe",
+        "mobileclip2",
+        "--batch-size",
+        "8",
+        "--steps",
+        str(steps),
+        "--warmup",
+        "1",
+        "--output",
+        str(out / "run"),
+        "--log-every",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--num-threads",
+        "1",
+        *extra,
+    ]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         train_main(argv)

@@ -48,17 +48,30 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from mobileclip_fastload_train.data import InMemoryReinforcedSource
-from mobileclip_fastload_train.evaluate import encode_images, encode_texts, retrieval_recall_from_features, zero_shot_accuracy
+from mobileclip_fastload_train.evaluate import (
+    encode_images,
+    encode_texts,
+    retrieval_recall_from_features,
+    zero_shot_accuracy,
+)
 from mobileclip_fastload_train.experiments import shapes
-from mobileclip_fastload_train.experiments.dr_data import encode_png, replay_all, rrc_boxes, store_available, write_dr_store
+from mobileclip_fastload_train.experiments.dr_data import (
+    encode_png,
+    replay_all,
+    rrc_boxes,
+    store_available,
+    write_dr_store,
+)
 from mobileclip_fastload_train.models import CLIPModel, create_model
 from mobileclip_fastload_train.models.clip import Preprocess
 from mobileclip_fastload_train.train import TrainConfig, train
@@ -102,10 +115,21 @@ class ExperimentConfig:
     data: str = "store" if store_available() else "memory"  # student data path: DR store + loader, or memory
 
     @classmethod
-    def quick(cls, out: str) -> "ExperimentConfig":
+    def quick(cls, out: str) -> ExperimentConfig:
         """A seconds-long run of the whole pipeline (tests, smoke runs); its numbers mean nothing."""
-        return cls(out=out, student_samples=96, teacher_samples=128, num_augs=2, num_syn=2, teacher_steps=4,
-                   teacher_batch=32, student_steps=4, student_batch=16, eval_every=2, teachers=("tiny-S1", "tiny-S0"))
+        return cls(
+            out=out,
+            student_samples=96,
+            teacher_samples=128,
+            num_augs=2,
+            num_syn=2,
+            teacher_steps=4,
+            teacher_batch=32,
+            student_steps=4,
+            student_batch=16,
+            eval_every=2,
+            teachers=("tiny-S1", "tiny-S0"),
+        )
 
 
 # ---------------------------------------------------------------- data
@@ -175,8 +199,9 @@ def evaluator(eval_set: EvalSet, tokenize) -> Callable[[CLIPModel], dict[str, fl
             ("shape", eval_set.shape_labels, list(shapes.SHAPES)),
             ("colour", eval_set.colour_labels, list(shapes.COLOURS)),
         ):
-            acc = zero_shot_accuracy(model, eval_set.images, labels, classes, shapes.ZERO_SHOT_TEMPLATES[name],
-                                     tokenize, ks=(1,))
+            acc = zero_shot_accuracy(
+                model, eval_set.images, labels, classes, shapes.ZERO_SHOT_TEMPLATES[name], tokenize, ks=(1,)
+            )
             out[f"zs_{name}_top1"] = acc["top1"]
         recall = retrieval_recall_from_features(
             encode_images(model, eval_set.images), encode_texts(model, eval_set.captions), ks=(1, 5)
@@ -190,8 +215,16 @@ def evaluator(eval_set: EvalSet, tokenize) -> Callable[[CLIPModel], dict[str, fl
 
 # ---------------------------------------------------------------- models
 def teacher_models(cfg: ExperimentConfig) -> list[CLIPModel]:
-    common = dict(embed_dim=128, image_widths=(24, 48, 96, 192), image_depths=(1, 1, 2, 1), image_size=cfg.image_size,
-                  text_width=96, text_layers=2, text_heads=4, context_length=cfg.context_length)
+    common = dict(
+        embed_dim=128,
+        image_widths=(24, 48, 96, 192),
+        image_depths=(1, 1, 2, 1),
+        image_size=cfg.image_size,
+        text_width=96,
+        text_layers=2,
+        text_heads=4,
+        context_length=cfg.context_length,
+    )
     return [create_model(name, **common) for name in cfg.teachers]
 
 
@@ -201,7 +234,9 @@ def student_model(cfg: ExperimentConfig) -> CLIPModel:
 
 # ---------------------------------------------------------------- reinforcement
 @torch.no_grad()
-def reinforce(teachers: list[CLIPModel], split: Split, views: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def reinforce(
+    teachers: list[CLIPModel], split: Split, views: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-ensemble embeddings of every stored view and caption: ``[N, J, K*D]``, ``[N, 1+S, K*D]`` (float16).
 
     ``views`` are the teacher's renderings of the stored boxes (default: the student's)."""
@@ -219,19 +254,29 @@ def reinforce(teachers: list[CLIPModel], split: Split, views: torch.Tensor | Non
     return torch.cat(image_parts, dim=-1).half(), torch.cat(text_parts, dim=-1).half()
 
 
-def student_source(cfg: ExperimentConfig, split: Split, image_emb: torch.Tensor, text_emb: torch.Tensor,
-                   store: str | None):
+def student_source(
+    cfg: ExperimentConfig, split: Split, image_emb: torch.Tensor, text_emb: torch.Tensor, store: str | None
+):
     """The batch source a student trains on: ``FastReinforcedLoader`` over the DR store when one was
     written (the real data path: PNG decode + exact crop/resize replay in Rust), else the same
     views and embeddings from memory."""
     if store is not None:
         from mobileclip_fastload import FastReinforcedLoader
 
-        return FastReinforcedLoader(store, cfg.student_batch, image_size=cfg.image_size, interpolation=cfg.interpolation,
-                                    num_threads=cfg.num_threads, seed=cfg.seed, shuffle=True, drop_last=True,
-                                    caption_mode="both")
-    return InMemoryReinforcedSource(split.views, split.text, split.syn_text, image_emb, text_emb,
-                                    batch_size=cfg.student_batch, seed=cfg.seed)
+        return FastReinforcedLoader(
+            store,
+            cfg.student_batch,
+            image_size=cfg.image_size,
+            interpolation=cfg.interpolation,
+            num_threads=cfg.num_threads,
+            seed=cfg.seed,
+            shuffle=True,
+            drop_last=True,
+            caption_mode="both",
+        )
+    return InMemoryReinforcedSource(
+        split.views, split.text, split.syn_text, image_emb, text_emb, batch_size=cfg.student_batch, seed=cfg.seed
+    )
 
 
 # ---------------------------------------------------------------- reporting
@@ -239,14 +284,21 @@ def _table(results: dict[str, Any]) -> str:
     cols = ("zs_shape_top1", "zs_colour_top1", "i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5", "mean")
     lines = ["| model | steps | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
     for name, r in results["teachers"].items():
-        lines.append(f"| teacher {name} | {r['steps']} | " + " | ".join(f"{100 * r['eval'][c]:.1f}" for c in cols) + " |")
+        lines.append(
+            f"| teacher {name} | {r['steps']} | " + " | ".join(f"{100 * r['eval'][c]:.1f}" for c in cols) + " |"
+        )
     for arm, r in results["students"].items():
         final = r["curve"][-1]
         lines.append(f"| student {arm} | {final['step']} | " + " | ".join(f"{100 * final[c]:.1f}" for c in cols) + " |")
     lines.append("")
-    lines.append("Curves (student, held-out set, %): step: " + ", ".join(
-        f"{arm}: " + " ".join(f"{p['step']}={100 * p['mean']:.1f}" for p in r["curve"])
-        for arm, r in results["students"].items()) + "  (mean of zero-shot shape/colour top-1 and R@1 both ways)")
+    lines.append(
+        "Curves (student, held-out set, %): step: "
+        + ", ".join(
+            f"{arm}: " + " ".join(f"{p['step']}={100 * p['mean']:.1f}" for p in r["curve"])
+            for arm, r in results["students"].items()
+        )
+        + "  (mean of zero-shot shape/colour top-1 and R@1 both ways)"
+    )
     return "\n".join(lines)
 
 
@@ -256,9 +308,14 @@ def _plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = (("zs_shape_top1", "zero-shot shape top-1"), ("zs_colour_top1", "zero-shot colour top-1"),
-               ("i2t_r1", "image->text R@1"), ("t2i_r1", "text->image R@1"), ("i2t_r5", "image->text R@5"),
-               ("mean", "mean of the four top rows"))
+    metrics = (
+        ("zs_shape_top1", "zero-shot shape top-1"),
+        ("zs_colour_top1", "zero-shot colour top-1"),
+        ("i2t_r1", "image->text R@1"),
+        ("t2i_r1", "text->image R@1"),
+        ("i2t_r5", "image->text R@5"),
+        ("mean", "mean of the four top rows"),
+    )
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, (key, title) in zip(axes.flat, metrics):
         for arm, r in results["students"].items():
@@ -297,15 +354,33 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed + 1)
     teachers = teacher_models(cfg)
     for k, teacher in enumerate(teachers):
-        source = InMemoryReinforcedSource(teacher_split.views, teacher_split.text, teacher_split.syn_text, None, None,
-                                          batch_size=cfg.teacher_batch, seed=cfg.seed + 10 + k)
-        tcfg = TrainConfig(steps=cfg.teacher_steps, lr=cfg.teacher_lr, warmup=max(1, cfg.teacher_steps // 10),
-                           precision="fp32", lam=0.0, loss_captions="mix", mix_probability=0.5,
-                           seed=cfg.seed + k, progress=False)
+        source = InMemoryReinforcedSource(
+            teacher_split.views,
+            teacher_split.text,
+            teacher_split.syn_text,
+            None,
+            None,
+            batch_size=cfg.teacher_batch,
+            seed=cfg.seed + 10 + k,
+        )
+        tcfg = TrainConfig(
+            steps=cfg.teacher_steps,
+            lr=cfg.teacher_lr,
+            warmup=max(1, cfg.teacher_steps // 10),
+            precision="fp32",
+            lam=0.0,
+            loss_captions="mix",
+            mix_probability=0.5,
+            seed=cfg.seed + k,
+            progress=False,
+        )
         history = train(tcfg, teacher, source).history
         teacher.eval()
-        results["teachers"][f"{k}:{teacher.name}"] = {"steps": cfg.teacher_steps, "eval": evaluate(teacher),
-                                                     "final_loss": history[-1]["loss"]}
+        results["teachers"][f"{k}:{teacher.name}"] = {
+            "steps": cfg.teacher_steps,
+            "eval": evaluate(teacher),
+            "final_loss": history[-1]["loss"],
+        }
     timings["teachers_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -315,9 +390,19 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
     image_emb, text_emb = reinforce(teachers, student_split, teacher_views)
     store = None
     if cfg.data == "store":
-        store = write_dr_store(out / "dr-store", student_split.pngs, cfg.canvas, student_split.boxes,
-                               student_split.captions, student_split.text, student_split.syn_captions,
-                               student_split.syn_text, image_emb, text_emb, len(teachers))
+        store = write_dr_store(
+            out / "dr-store",
+            student_split.pngs,
+            cfg.canvas,
+            student_split.boxes,
+            student_split.captions,
+            student_split.text,
+            student_split.syn_captions,
+            student_split.syn_text,
+            image_emb,
+            text_emb,
+            len(teachers),
+        )
     timings["reinforce_s"] = time.perf_counter() - t0
 
     for arm in cfg.arms:
@@ -325,16 +410,33 @@ def run(cfg: ExperimentConfig) -> dict[str, Any]:
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed + 100)  # same initial student for every arm
         student = student_model(cfg)
-        scfg = TrainConfig(steps=cfg.student_steps, lr=cfg.student_lr, warmup=max(1, cfg.student_steps // 10),
-                           precision="fp32", lam=lam, loss_captions=mode, num_teachers=len(teachers),
-                           eval_every=cfg.eval_every, seed=cfg.seed, progress=False)
-        history = train(scfg, student, student_source(cfg, student_split, image_emb, text_emb, store),
-                        eval_fn=evaluate).history
-        curve = [{"step": r["step"], **{k[len("eval/"):]: v for k, v in r.items() if k.startswith("eval/")}}
-                 for r in history if any(k.startswith("eval/") for k in r)]
+        scfg = TrainConfig(
+            steps=cfg.student_steps,
+            lr=cfg.student_lr,
+            warmup=max(1, cfg.student_steps // 10),
+            precision="fp32",
+            lam=lam,
+            loss_captions=mode,
+            num_teachers=len(teachers),
+            eval_every=cfg.eval_every,
+            seed=cfg.seed,
+            progress=False,
+        )
+        history = train(
+            scfg, student, student_source(cfg, student_split, image_emb, text_emb, store), eval_fn=evaluate
+        ).history
+        curve = [
+            {"step": r["step"], **{k[len("eval/") :]: v for k, v in r.items() if k.startswith("eval/")}}
+            for r in history
+            if any(k.startswith("eval/") for k in r)
+        ]
         losses = [r for r in history if "loss" in r]
-        results["students"][arm] = {"lambda": lam, "loss_captions": mode, "curve": curve,
-                                    "loss": [(r["step"], r["loss"]) for r in losses[:: max(1, len(losses) // 50)]]}
+        results["students"][arm] = {
+            "lambda": lam,
+            "loss_captions": mode,
+            "curve": curve,
+            "loss": [(r["step"], r["loss"]) for r in losses[:: max(1, len(losses) // 50)]],
+        }
         timings[f"student_{arm}_s"] = time.perf_counter() - t0
         (out / "results.json").write_text(json.dumps({**results, "timings": timings}, indent=1))
 
@@ -352,13 +454,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--student-steps", type=int, default=None)
     p.add_argument("--teacher-steps", type=int, default=None)
-    p.add_argument("--teachers", nargs="+", default=None, choices=("tiny-S1", "tiny-S0"),
-                   help="teacher architectures (K = how many); default: tiny-S1")
+    p.add_argument(
+        "--teachers",
+        nargs="+",
+        default=None,
+        choices=("tiny-S1", "tiny-S0"),
+        help="teacher architectures (K = how many); default: tiny-S1",
+    )
     p.add_argument("--num-threads", type=int, default=1)
-    p.add_argument("--interpolation", choices=("bicubic", "bilinear"), default=None,
-                   help="training replay of the stored boxes (default bicubic; bilinear reproduces the old results)")
-    p.add_argument("--data", choices=("store", "memory"), default=None,
-                   help="student data path (default: store when the extension is built)")
+    p.add_argument(
+        "--interpolation",
+        choices=("bicubic", "bilinear"),
+        default=None,
+        help="training replay of the stored boxes (default bicubic; bilinear reproduces the old results)",
+    )
+    p.add_argument(
+        "--data",
+        choices=("store", "memory"),
+        default=None,
+        help="student data path (default: store when the extension is built)",
+    )
     args = p.parse_args(argv)
     cfg = ExperimentConfig.quick(args.out) if args.quick else ExperimentConfig(out=args.out)
     cfg.seed, cfg.num_threads = args.seed, args.num_threads

@@ -22,16 +22,32 @@ from dataclasses import dataclass
 import numpy as np
 
 COLOURS = {
-    "red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 235), "yellow": (235, 220, 40),
-    "magenta": (215, 50, 200), "cyan": (50, 210, 220), "orange": (245, 140, 30), "white": (235, 235, 235),
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (50, 90, 235),
+    "yellow": (235, 220, 40),
+    "magenta": (215, 50, 200),
+    "cyan": (50, 210, 220),
+    "orange": (245, 140, 30),
+    "white": (235, 235, 235),
 }
 SHAPES = ("circle", "square", "triangle", "cross", "diamond", "ring")
 SIZES = ("small", "large")
 POSITIONS = ("left", "right", "top", "bottom")
 
 _NOISE_CAPTIONS = (
-    "my new wallpaper", "click here for more", "untitled", "photo", "best deals today", "screenshot",
-    "check out my post", "image", "download now", "stock picture", "wallpaper hd", "free clipart",
+    "my new wallpaper",
+    "click here for more",
+    "untitled",
+    "photo",
+    "best deals today",
+    "screenshot",
+    "check out my post",
+    "image",
+    "download now",
+    "stock picture",
+    "wallpaper hd",
+    "free clipart",
 )
 _SYN_TEMPLATES = (
     "a {size} {colour} {shape} on the {position}",
@@ -95,8 +111,10 @@ def render(attrs: Attributes, rng: np.random.Generator, size: int = 40) -> np.nd
     centre = size / 2
     offset = size * 0.26
     cy, cx = {
-        "left": (centre, centre - offset), "right": (centre, centre + offset),
-        "top": (centre - offset, centre), "bottom": (centre + offset, centre),
+        "left": (centre, centre - offset),
+        "right": (centre, centre + offset),
+        "top": (centre - offset, centre),
+        "bottom": (centre + offset, centre),
     }[attrs.position]
     cy += rng.uniform(-2, 2)
     cx += rng.uniform(-2, 2)
@@ -119,7 +137,11 @@ def real_caption(attrs: Attributes, rng: np.random.Generator) -> str:
         k = keys[0]
         pool = {"colour": list(COLOURS), "shape": SHAPES, "size": SIZES, "position": POSITIONS}[k]
         values[k] = str(rng.choice([v for v in pool if v != values[k]]))
-    words = [values[k] if k != "position" else f"on the {values[k]}" for k in ("size", "colour", "shape", "position") if k in keys]
+    words = [
+        values[k] if k != "position" else f"on the {values[k]}"
+        for k in ("size", "colour", "shape", "position")
+        if k in keys
+    ]
     if "shape" not in keys:
         words.insert(len([k for k in keys if k in ("size", "colour")]), "thing")
     return " ".join(words)

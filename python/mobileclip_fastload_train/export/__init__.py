@@ -15,6 +15,14 @@ from mobileclip_fastload_train.export.export import FORMATS, PRECISIONS, export_
 from mobileclip_fastload_train.export.runtime_config import RUNTIME_CONFIG, runtime_config
 
 __all__ = [
-    "FORMATS", "PRECISIONS", "RUNTIME_CONFIG", "ImageEncoder", "TextEncoder", "example_image", "example_tokens",
-    "export_model", "load_for_export", "runtime_config",
+    "FORMATS",
+    "PRECISIONS",
+    "RUNTIME_CONFIG",
+    "ImageEncoder",
+    "TextEncoder",
+    "example_image",
+    "example_tokens",
+    "export_model",
+    "load_for_export",
+    "runtime_config",
 ]

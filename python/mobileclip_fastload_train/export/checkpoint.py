@@ -32,10 +32,12 @@ def _model_state(checkpoint: Mapping[str, object], path: Path) -> dict[str, torc
             break
     state = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
     if not state:
-        raise ValueError(f"{path}: no tensors found; expected a model state dict, "
-                         "a training checkpoint ({'model': ...}) or {'state_dict': ...}")
+        raise ValueError(
+            f"{path}: no tensors found; expected a model state dict, "
+            "a training checkpoint ({'model': ...}) or {'state_dict': ...}"
+        )
     if all(k.startswith("module.") for k in state):  # saved from a DistributedDataParallel wrapper
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 

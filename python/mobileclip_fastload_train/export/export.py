@@ -28,16 +28,18 @@ PRECISIONS = ("fp32", "fp16")
 _SUFFIX = {"onnx": ".onnx", "coreml": ".mlpackage"}
 
 
-def _write_onnx(encoder: torch.nn.Module, example: torch.Tensor, input_name: str, output_name: str,
-                final: Path, precision: str) -> None:
+def _write_onnx(
+    encoder: torch.nn.Module, example: torch.Tensor, input_name: str, output_name: str, final: Path, precision: str
+) -> None:
     from mobileclip_fastload_train.export.to_onnx import export_onnx
 
     with publishing(final) as tmp:
         export_onnx(encoder, example, input_name, output_name, tmp, precision)
 
 
-def _write_coreml(encoder: torch.nn.Module, example: torch.Tensor, output_name: str, final: Path,
-                  precision: str) -> None:
+def _write_coreml(
+    encoder: torch.nn.Module, example: torch.Tensor, output_name: str, final: Path, precision: str
+) -> None:
     from mobileclip_fastload_train.export.to_coreml import export_coreml
 
     # an .mlpackage is a directory: written beside, then renamed over the old one
@@ -51,8 +53,13 @@ def _write_coreml(encoder: torch.nn.Module, example: torch.Tensor, output_name: 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def export_encoders(model: CLIPModel, out_dir: str | os.PathLike[str], fmt: str = "onnx",
-                    precision: str = "fp32", name: str | None = None) -> Path:
+def export_encoders(
+    model: CLIPModel,
+    out_dir: str | os.PathLike[str],
+    fmt: str = "onnx",
+    precision: str = "fp32",
+    name: str | None = None,
+) -> Path:
     """Write ``image_encoder.<ext>``, ``text_encoder.<ext>`` and ``runtime.json`` for a folded
     model (see ``mobileclip_fastload_train.models.reparameterize``); returns the path of ``runtime.json``.
     ``name`` (default ``model.name``) is the model's name in ``runtime.json``."""
@@ -79,8 +86,14 @@ def export_encoders(model: CLIPModel, out_dir: str | os.PathLike[str], fmt: str 
     return path
 
 
-def export_model(checkpoint: str | os.PathLike[str], model_name: str, out_dir: str | os.PathLike[str],
-                 fmt: str = "onnx", precision: str = "fp32", **overrides: object) -> Path:
+def export_model(
+    checkpoint: str | os.PathLike[str],
+    model_name: str,
+    out_dir: str | os.PathLike[str],
+    fmt: str = "onnx",
+    precision: str = "fp32",
+    **overrides: object,
+) -> Path:
     """``mobileclip-fastload export``: load ``checkpoint`` into ``model_name``, fold, export."""
     model = load_for_export(checkpoint, model_name, **overrides)
     return export_encoders(model, out_dir, fmt, precision, name=model_name)

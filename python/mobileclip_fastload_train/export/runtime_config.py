@@ -26,8 +26,9 @@ ONNX_FP16_OPTIMIZATION = "extended"
 EVAL_INTERPOLATION = "bilinear"
 
 
-def runtime_config(model: CLIPModel, fmt: str, precision: str, files: dict[str, str],
-                   name: str | None = None) -> dict[str, object]:
+def runtime_config(
+    model: CLIPModel, fmt: str, precision: str, files: dict[str, str], name: str | None = None
+) -> dict[str, object]:
     """``files`` maps ``"image"`` / ``"text"`` to the graph files written beside the JSON;
     ``name`` (default ``model.name``) is the name ``create_model`` knows the model by."""
     pre = model.preprocess

@@ -19,8 +19,9 @@ MAX_BATCH = 64
 DEPLOYMENT_TARGET = "iOS16"
 
 
-def export_coreml(encoder: nn.Module, example: torch.Tensor, output_name: str,
-                  path: str | os.PathLike[str], precision: str = "fp32") -> None:
+def export_coreml(
+    encoder: nn.Module, example: torch.Tensor, output_name: str, path: str | os.PathLike[str], precision: str = "fp32"
+) -> None:
     import coremltools as ct
 
     if not example.is_floating_point():

@@ -32,8 +32,14 @@ class _Float16(nn.Module):
 OPSET = 17
 
 
-def export_onnx(encoder: nn.Module, example: torch.Tensor, input_name: str, output_name: str,
-                path: str | os.PathLike[str], precision: str = "fp32") -> None:
+def export_onnx(
+    encoder: nn.Module,
+    example: torch.Tensor,
+    input_name: str,
+    output_name: str,
+    path: str | os.PathLike[str],
+    precision: str = "fp32",
+) -> None:
     import onnx
 
     if precision == "fp16":
@@ -46,8 +52,13 @@ def export_onnx(encoder: nn.Module, example: torch.Tensor, input_name: str, outp
             # the tracer warns about Python-side checks (sequence length, shapes) that are constant per model
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                encoder.eval(), (example,), str(path), input_names=[input_name], output_names=[output_name],
-                dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, opset_version=OPSET,
+                encoder.eval(),
+                (example,),
+                str(path),
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+                opset_version=OPSET,
                 dynamo=False,
             )
     finally:

@@ -9,7 +9,7 @@ prefix is stripped, because MCt mirrors Apple's module layout.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from timm.models.fastvit import checkpoint_filter_fn
@@ -23,7 +23,7 @@ def load_apple_checkpoint(model: CLIPModel, state_dict: Mapping[str, torch.Tenso
     ``image=False`` loads only the text tower and logit scale. The image remap is
     timm's and is not exercised offline here (no Apple checkpoint is available)."""
     state_dict = dict(state_dict.get("state_dict", state_dict))
-    text = {k[len("text_encoder."):]: v for k, v in state_dict.items() if k.startswith("text_encoder.")}
+    text = {k[len("text_encoder.") :]: v for k, v in state_dict.items() if k.startswith("text_encoder.")}
     if not text:
         raise KeyError("no 'text_encoder.*' keys: not an Apple MobileCLIP checkpoint")
     if "logit_scale" not in state_dict:

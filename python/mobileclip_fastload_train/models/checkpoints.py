@@ -33,7 +33,7 @@ def _unwrap(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     if not isinstance(state, Mapping):
         raise ValueError("the checkpoint holds no state dict ('state_dict' is not a mapping)")
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return dict(state)
 
 

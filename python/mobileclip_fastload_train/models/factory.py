@@ -28,7 +28,8 @@ trains on a CPU in minutes; they are for tests and small experiments.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import open_clip
 import torch
@@ -74,7 +75,11 @@ def _open_clip(name: str) -> Callable[..., CLIPModel]:
         try:
             with torch.device(device):  # built there directly (meta: no memory, no initialisation)
                 oc = open_clip.create_model(
-                    name, pretrained=None, load_weights=False, pretrained_image=False, pretrained_text=False,
+                    name,
+                    pretrained=None,
+                    load_weights=False,
+                    pretrained_image=False,
+                    pretrained_text=False,
                     device=device,
                 )
         finally:
@@ -100,13 +105,24 @@ def _tiny(text_kind: str) -> Callable[..., CLIPModel]:
         visual = tiny_mci(embed_dim, image_widths, image_depths, image_size)
         if text_kind == "mct":
             text: nn.Module = MCt(
-                MCtConfig(dim=text_width, n_transformer_layers=text_layers, n_heads=text_heads,
-                          projection_dim=embed_dim, vocab_size=vocab_size, context_length=context_length)
+                MCtConfig(
+                    dim=text_width,
+                    n_transformer_layers=text_layers,
+                    n_heads=text_heads,
+                    projection_dim=embed_dim,
+                    vocab_size=vocab_size,
+                    context_length=context_length,
+                )
             )
         else:
             text = TextTransformer(
-                context_length=context_length, vocab_size=vocab_size, width=text_width, heads=text_heads,
-                layers=text_layers, output_dim=embed_dim, no_causal_mask=True,
+                context_length=context_length,
+                vocab_size=vocab_size,
+                width=text_width,
+                heads=text_heads,
+                layers=text_layers,
+                output_dim=embed_dim,
+                no_causal_mask=True,
             )
         pre = Preprocess(image_size=image_size, context_length=context_length)
         return CLIPModel(visual, text, pre, f"tiny-{text_kind}")

@@ -52,10 +52,7 @@ class MCt(nn.Module):
         self.embedding_dropout = nn.Dropout(cfg.embed_dropout)
 
         layers: list[nn.Module] = [RepMixerBlock(cfg.dim, kernel_size=cfg.repmixer_kernel_size)]
-        layers += [
-            TransformerEncoder(cfg.dim, cfg.n_heads, cfg.ffn_dim)
-            for _ in range(cfg.n_transformer_layers)
-        ]
+        layers += [TransformerEncoder(cfg.dim, cfg.n_heads, cfg.ffn_dim) for _ in range(cfg.n_transformer_layers)]
         layers.append(RepMixerBlock(cfg.dim, kernel_size=cfg.repmixer_kernel_size))
         self.transformer = nn.ModuleList(layers)
 
@@ -67,7 +64,9 @@ class MCt(nn.Module):
     def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Per-token features after the final LayerNorm, ``[B, L, dim]``."""
         if tokens.dim() != 2:
-            raise ValueError(f"MCt expects token ids of shape [batch, {self.context_length}], got {tuple(tokens.shape)}")
+            raise ValueError(
+                f"MCt expects token ids of shape [batch, {self.context_length}], got {tuple(tokens.shape)}"
+            )
         x = self.embedding_layer(tokens) + self.positional_embedding(tokens.shape[1]).to(
             self.embedding_layer.weight.dtype
         )
@@ -93,6 +92,7 @@ class MCt(nn.Module):
 
     def reparameterize(self) -> None:
         """Fold every Text-RepMixer branch (and ConvFFN's conv+BN) for inference, in place."""
+
         def fold(parent: nn.Module) -> None:
             for child in parent.children():
                 if hasattr(child, "reparameterize"):

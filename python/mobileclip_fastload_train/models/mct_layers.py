@@ -19,7 +19,8 @@ class LayerNormFP32(nn.LayerNorm):
         dtype = torch.promote_types(x.dtype, torch.float32)  # float64 stays float64
         with torch.autocast(device_type=x.device.type, enabled=False):
             out = F.layer_norm(
-                x.to(dtype), self.normalized_shape,
+                x.to(dtype),
+                self.normalized_shape,
                 self.weight.to(dtype) if self.weight is not None else None,
                 self.bias.to(dtype) if self.bias is not None else None,
                 self.eps,
@@ -70,7 +71,9 @@ class MultiHeadAttention(nn.Module):
         # [B, N, 3C] -> [3, B, heads, N, head_dim]
         qkv = self.qkv_proj(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2],
+            qkv[0],
+            qkv[1],
+            qkv[2],
             dropout_p=self.attn_dropout if self.training else 0.0,
             is_causal=causal,
         )

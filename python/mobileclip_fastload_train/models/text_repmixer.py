@@ -47,8 +47,12 @@ class RepDWConv(nn.Module):
 
     def _conv(self, bias: bool) -> nn.Conv2d:
         return nn.Conv2d(
-            self.dim, self.dim, kernel_size=(1, self.kernel_size),
-            padding=(0, self.kernel_size // 2), groups=self.dim, bias=bias,
+            self.dim,
+            self.dim,
+            kernel_size=(1, self.kernel_size),
+            padding=(0, self.kernel_size // 2),
+            groups=self.dim,
+            bias=bias,
         )
 
     def _conv_bn(self) -> nn.Sequential:
@@ -128,8 +132,12 @@ class RepMixer(nn.Module):
         kernel = self.mixer.identity_kernel() + scale.reshape(-1, 1, 1, 1) * (k_mix - k_norm)
         bias = scale * (b_mix - b_norm)
         conv = nn.Conv2d(
-            self.dim, self.dim, kernel_size=(1, self.kernel_size),
-            padding=(0, self.kernel_size // 2), groups=self.dim, bias=True,
+            self.dim,
+            self.dim,
+            kernel_size=(1, self.kernel_size),
+            padding=(0, self.kernel_size // 2),
+            groups=self.dim,
+            bias=True,
         ).to(device=kernel.device, dtype=kernel.dtype)
         conv.weight.copy_(kernel)
         conv.bias.copy_(bias)
@@ -166,8 +174,12 @@ class ConvFFN(nn.Module):
         old = self.conv.conv
         kernel, bias = _fold_bn(old.weight, self.conv.bn)
         fused = nn.Conv2d(
-            old.in_channels, old.out_channels, kernel_size=old.kernel_size,
-            padding=old.padding, groups=old.groups, bias=True,
+            old.in_channels,
+            old.out_channels,
+            kernel_size=old.kernel_size,
+            padding=old.padding,
+            groups=old.groups,
+            bias=True,
         ).to(device=kernel.device, dtype=kernel.dtype)
         fused.weight.copy_(kernel)
         fused.bias.copy_(bias)
@@ -207,4 +219,3 @@ class RepMixerBlock(nn.Module):
         x = self.token_mixer(x)
         x = x + self.layer_scale * self.convffn(x)
         return x.squeeze(2).transpose(1, 2)
-

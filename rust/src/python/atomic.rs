@@ -7,13 +7,23 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use super::errors::to_py;
-use crate::store::{publish, remove_stale_temporaries as remove_stale, temp_path as core_temp_path, write_bytes_atomic, Durability};
+use crate::store::{
+    publish, remove_stale_temporaries as remove_stale, temp_path as core_temp_path, temp_target as core_temp_target,
+    write_bytes_atomic, Durability,
+};
 
 /// A hidden, unique sibling of `final` to write before `publish_file` (same directory,
 /// so the rename is atomic; the name carries this process's id).
 #[pyfunction]
 fn temp_path(final_path: PathBuf) -> PathBuf {
     core_temp_path(&final_path)
+}
+
+/// The final name a temp file named `name` is for (`temp_path`'s `.<name>.tmp-<pid>-<8 hex>` or the
+/// older `<name>.tmp-<pid>`); None when `name` is not a temp name. The one temp-name rule, for Python too.
+#[pyfunction]
+fn temp_target(name: &str) -> Option<String> {
+    core_temp_target(name).map(str::to_owned)
 }
 
 /// Move the complete file `tmp` to `final`: fsync it, rename, fsync the directory.
@@ -38,6 +48,7 @@ fn remove_stale_temporaries(py: Python<'_>, directory: PathBuf) -> PyResult<Vec<
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(temp_path, m)?)?;
+    m.add_function(wrap_pyfunction!(temp_target, m)?)?;
     m.add_function(wrap_pyfunction!(publish_file, m)?)?;
     m.add_function(wrap_pyfunction!(write_file_atomic, m)?)?;
     m.add_function(wrap_pyfunction!(remove_stale_temporaries, m)?)?;

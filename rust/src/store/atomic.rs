@@ -80,9 +80,10 @@ pub fn write_bytes_atomic(final_path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(final_path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e)))
 }
 
-/// The pid in a temp name: `temp_path`'s form, or the older `<name>.tmp-<pid>`
-/// of the converter's done records. `None` for any other name.
-pub fn temp_name_pid(name: &str) -> Option<u64> {
+/// A temp name taken apart: the final name it is for and the writing process's id.
+/// `temp_path`'s form `.<name>.tmp-<pid>-<8 hex>`, or the older `<name>.tmp-<pid>` of the
+/// converter's done records. `None` for any other name.
+fn parse_temp_name(name: &str) -> Option<(&str, u64)> {
     // Try every ".tmp-" with at least one character before it (the name part).
     let mut from = 1;
     while let Some(at) = name.get(from..).and_then(|rest| rest.find(".tmp-")) {
@@ -95,11 +96,25 @@ pub fn temp_name_pid(name: &str) -> Option<u64> {
         let pid_ok = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
         let unique_ok = unique.is_none_or(|u| u.len() == 8 && u.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         if pid_ok && unique_ok {
-            return Some(pid.parse().unwrap_or(u64::MAX));
+            let stem = &name[..at];
+            // `temp_path` hides the temp file with a leading '.'; the older form kept the name as it was.
+            let target = if unique.is_some() { stem.strip_prefix('.').unwrap_or(stem) } else { stem };
+            return Some((target, pid.parse().unwrap_or(u64::MAX)));
         }
         from = at + 1;
     }
     None
+}
+
+/// The pid in a temp name (`parse_temp_name`'s forms). `None` for any other name.
+pub fn temp_name_pid(name: &str) -> Option<u64> {
+    parse_temp_name(name).map(|(_, pid)| pid)
+}
+
+/// The final name a temp file is for (`.shard.arrow.tmp-7-0123abcd` -> `shard.arrow`,
+/// `done.json.tmp-7` -> `done.json`). `None` for a name that is not a temp name.
+pub fn temp_target(name: &str) -> Option<&str> {
+    parse_temp_name(name).map(|(target, _)| target).filter(|t| !t.is_empty())
 }
 
 /// Whether process `pid` may still be running (when in doubt: yes, keep its files).
@@ -174,6 +189,18 @@ mod tests {
             assert_eq!(temp_name_pid(other), None, "{other}");
         }
         assert_ne!(temp_path(Path::new("a")), temp_path(Path::new("a")));
+    }
+
+    #[test]
+    fn a_temp_name_says_which_final_name_it_is_for() {
+        let tmp = temp_path(Path::new("/x/t-000.arrow"));
+        assert_eq!(temp_target(tmp.file_name().unwrap().to_str().unwrap()), Some("t-000.arrow"));
+        assert_eq!(temp_target("report.json.tmp-123"), Some("report.json"));
+        assert_eq!(temp_target(".a.b.tmp-7-0123abcd"), Some("a.b"));
+        assert_eq!(temp_target("a.tmp-x.tmp-7"), Some("a.tmp-x"));
+        for other in ["t-000.arrow", ".tmp-5", "a.tmp-", "a.tmp-12-xyz", "a.tmp-12-0123abcde", "..tmp-1-0123abcd"] {
+            assert_eq!(temp_target(other), None, "{other}");
+        }
     }
 
     #[cfg(target_os = "linux")]

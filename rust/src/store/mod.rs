@@ -29,7 +29,7 @@ mod shard_writer;
 mod store_writer;
 mod verify;
 
-pub use atomic::{publish, remove_stale_temporaries, temp_path, write_atomic, write_bytes_atomic, Durability};
+pub use atomic::{publish, remove_stale_temporaries, temp_path, temp_target, write_atomic, write_bytes_atomic, Durability};
 pub use checksum::ShardChecksums;
 pub use dims::Dims;
 pub use dtype::EmbeddingDtype;

@@ -1,15 +1,23 @@
-"""The converter's only contact with the store writer (``mobileclip_fastload.store``)."""
+"""The ingest tools' only contact with the store writer (``mobileclip_fastload.store``).
+
+``opts``: a tool's options (``ConvertOptions``, ``ReinforceOptions``): their ``dims`` and ``embedding_dtype``.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from mobileclip_fastload.convert.options import ConvertOptions
 # Re-exported: convert's done records and its stale-temp cleanup use the store's one atomic-file code.
 from mobileclip_fastload.store.atomic import remove_stale_temporaries, write_json_atomic  # noqa: F401
 
 
-def write_part(path: str, samples: list, opts: ConvertOptions) -> dict:
+def output_name(task_id: str, part: int) -> str:
+    """A task's store part file: ``<task_id>-<part:03d>.arrow``."""
+    return f"{task_id}-{part:03d}.arrow"
+
+
+def write_part(path: str, samples: list, opts: Any) -> dict:
     """Write one store shard atomically (the writer validates it); its ShardInfo as JSON."""
     from mobileclip_fastload.store import write_shard
 
@@ -42,7 +50,7 @@ def verify_output(path: str, info: dict, *, checksum: bool) -> bool:
     )
 
 
-def write_store_manifest(output: str, infos: list[dict], opts: ConvertOptions, metadata: dict) -> None:
+def write_store_manifest(output: str, infos: list[dict], opts: Any, metadata: dict) -> None:
     from mobileclip_fastload.store import ShardInfo, write_manifest
 
     write_manifest(
@@ -52,4 +60,3 @@ def write_store_manifest(output: str, infos: list[dict], opts: ConvertOptions, m
         embedding_dtype=opts.embedding_dtype,
         metadata=metadata,  # the default schema (2): shards.idx carries the "<task>-<part>.arrow" names
     )
-

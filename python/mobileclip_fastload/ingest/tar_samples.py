@@ -13,8 +13,9 @@ import json
 import os
 import re
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 # WebDataset's rule: the key is the path up to the first dot of the base name.
 _KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
@@ -228,7 +229,7 @@ class TarIndex:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "TarIndex":
+    def __enter__(self) -> TarIndex:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -48,7 +48,7 @@ class CosineError:
         self.total += float(err.sum())
         self.count += int(err.size)
 
-    def merge(self, other: "CosineError") -> None:
+    def merge(self, other: CosineError) -> None:
         self.max = max(self.max, other.max)
         self.total += other.total
         self.count += other.count

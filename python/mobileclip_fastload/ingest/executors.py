@@ -1,6 +1,6 @@
-"""Running shard tasks: in this process, on a local process pool, or on Ray.
+"""Running shard tasks: in this process, on a local process pool, on Ray, or as torchrun ranks.
 
-All three run the same task function (``run_shard_task`` for ``convert``;
+All of them run the same task function (``run_shard_task`` for ``convert``;
 ``reinforce`` passes its own, a module-level function called as
 ``task_fn(task, opts, verify=..., progress=...)``); results come back as report
 objects in completion order through ``on_done`` and progress deltas through
@@ -15,6 +15,8 @@ objects in completion order through ``on_done`` and progress deltas through
   ``ray.init`` connects to (an existing one, or a local instance it starts).
   Progress is per finished shard. Needs the optional ``ray`` extra.
 * ``"inline"``: sequential, in this process (debugging, tiny inputs).
+* ``"torchrun"``: this process is one rank; it runs the share of the tasks it is given
+  (``torchrun.Ranks.mine``) inline; the tool gathers the reports (``Ranks.gather``).
 
 ``worker_setup(opts, device)`` (a module-level function; reinforce's
 ``devices.on_worker``) runs in the worker before each task and returns the options
@@ -30,16 +32,14 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from mobileclip_fastload.convert.options import ConvertOptions
-from mobileclip_fastload.convert.parent_watch import exit_when_gone
-from mobileclip_fastload.convert.report import ShardReport
-from mobileclip_fastload.convert.shard_task import ShardTask, run_shard_task
+from mobileclip_fastload.ingest.parent_watch import exit_when_gone
 
-EXECUTORS = ("process", "ray", "inline")
-OnDone = Callable[[ShardTask, ShardReport], None]
+EXECUTORS = ("inline", "process", "ray", "torchrun")
+OnDone = Callable[[Any, Any], None]  # (task, its report)
 OnProgress = Callable[[int, int, int], None]
 TaskFn = Callable[..., Any]
 WorkerSetup = Callable[[Any, "str | None"], Any]
@@ -47,33 +47,61 @@ WorkerSetup = Callable[[Any, "str | None"], Any]
 
 def run_tasks(
     executor: str,
-    tasks: Sequence[ShardTask],
-    opts: ConvertOptions,
+    tasks: Sequence[Any],
+    opts: Any,
     *,
     workers: int,
     verify: str,
     on_done: OnDone,
     on_progress: OnProgress,
-    task_fn: TaskFn = run_shard_task,
+    task_fn: TaskFn,
     ray_options: dict | None = None,
     worker_setup: WorkerSetup | None = None,
     worker_devices: Sequence[str] | None = None,
+    preload: Sequence[str] = (),
 ) -> None:
-    """``ray_options``: extra ``ray.remote`` options per task (e.g. ``{"num_gpus": 1, "max_calls": 0}``)."""
+    """``ray_options``: extra ``ray.remote`` options per task (e.g. ``{"num_gpus": 1, "max_calls": 0}``).
+    ``preload``: modules the process pool's forkserver imports once, so its workers start with them loaded."""
     devices = tuple(worker_devices or (None,))
-    if executor == "inline" or (executor == "process" and (workers <= 1 or len(tasks) <= 1)):
+    if executor in ("inline", "torchrun") or (executor == "process" and (workers <= 1 or len(tasks) <= 1)):
         if worker_setup is not None:
             opts = worker_setup(opts, devices[0])
         for t in tasks:
             on_done(t, task_fn(t, opts, verify=verify, progress=lambda b, s, i=t.index: on_progress(i, b, s)))
     elif executor == "process":
-        _run_process_pool(tasks, opts, workers=workers, verify=verify, on_done=on_done, on_progress=on_progress,
-                          task_fn=task_fn, worker_setup=worker_setup, devices=devices)
+        _run_process_pool(
+            tasks,
+            opts,
+            workers=workers,
+            verify=verify,
+            on_done=on_done,
+            on_progress=on_progress,
+            task_fn=task_fn,
+            worker_setup=worker_setup,
+            devices=devices,
+            preload=preload,
+        )
     elif executor == "ray":
-        _run_ray(tasks, opts, verify=verify, on_done=on_done, on_progress=on_progress, task_fn=task_fn,
-                 ray_options=ray_options, worker_setup=worker_setup)
+        _run_ray(
+            tasks,
+            opts,
+            verify=verify,
+            on_done=on_done,
+            on_progress=on_progress,
+            task_fn=task_fn,
+            ray_options=ray_options,
+            worker_setup=worker_setup,
+        )
     else:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 # ----------------------------------------------------------------------------- process pool
@@ -101,17 +129,28 @@ def _pool_task(task_fn: TaskFn, task, opts, verify: str, worker_setup: WorkerSet
     return task_fn(task, opts, verify=verify, progress=progress)
 
 
-def _context():
+def _context(preload: Sequence[str] = ()):
     if sys.platform != "win32" and "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["mobileclip_fastload.convert.worker_preload"])
+        ctx.set_forkserver_preload(list(preload))
         return ctx
     return mp.get_context("spawn")
 
 
-def _run_process_pool(tasks, opts, *, workers, verify, on_done, on_progress, task_fn, worker_setup=None,
-                      devices=(None,)) -> None:
-    ctx = _context()
+def _run_process_pool(
+    tasks,
+    opts,
+    *,
+    workers,
+    verify,
+    on_done,
+    on_progress,
+    task_fn,
+    worker_setup=None,
+    devices=(None,),
+    preload: Sequence[str] = (),
+) -> None:
+    ctx = _context(preload)
     q = ctx.Queue()
     n = min(workers, len(tasks))
     slots = None

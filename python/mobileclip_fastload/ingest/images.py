@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mobileclip_fastload._core import DECODE_MAX_PIXELS
-from mobileclip_fastload.convert.skips import (
+from mobileclip_fastload.ingest.skips import (
     DECOMPRESSION_BOMB,
     UNDECODABLE_IMAGE,
     UNSUPPORTED_IMAGE_FORMAT,

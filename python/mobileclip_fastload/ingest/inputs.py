@@ -11,11 +11,9 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from braceexpand import UnbalancedBracesError, braceexpand
-
-from mobileclip_fastload.convert.shard_task import ShardTask
 
 
 def expand_braces(pattern: str) -> list[str]:
@@ -96,21 +94,3 @@ def pair_image_shards(dr_paths: Sequence[str], image_paths: Sequence[str]) -> li
         f"cannot pair {len(dr_paths)} DR shards with {len(image_paths)} image shards: "
         "give image shards with the same file names (stems) or the same number in the same order"
     )
-
-
-def make_tasks(inputs, output: str, *, layout: str, image_shards=None) -> list[ShardTask]:
-    paths = expand_inputs(inputs)
-    if not paths:
-        raise ValueError(f"no input shards match {inputs!r}")
-    image_paths: list[str | None] = [None] * len(paths)
-    if layout == "separate":
-        if image_shards is None:
-            raise ValueError("layout='separate' needs image_shards (img2dataset tars)")
-        expanded = expand_inputs(image_shards)
-        if not expanded:
-            raise ValueError(f"no image shards match {image_shards!r}")
-        image_paths = pair_image_shards(paths, expanded)
-    elif image_shards is not None:
-        raise ValueError("image_shards is only used with layout='separate'")
-    ids = task_ids(paths)
-    return [ShardTask(i, ids[i], p, image_paths[i], output) for i, p in enumerate(paths)]

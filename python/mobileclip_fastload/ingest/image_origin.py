@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mobileclip_fastload.convert.skips import (
+from mobileclip_fastload.ingest.skips import (
     SHA256_MISMATCH,
     SHAPE_MISMATCH,
     UNKNOWN_ORIGINAL_SIZE,
@@ -94,7 +94,9 @@ def decide_origin(
             )
         if dr_sha256 is not None and downloaded_sha256 is not None:
             if downloaded_sha256 != dr_sha256:
-                raise SkipSample(SHA256_MISMATCH, "img2dataset's sha256 of the downloaded original differs from the DR sha256")
+                raise SkipSample(
+                    SHA256_MISMATCH, "img2dataset's sha256 of the downloaded original differs from the DR sha256"
+                )
             return ImageOrigin(orig[0], orig[1], FLAG_BOXES_RESCALED, "img2dataset_sha256")
         return ImageOrigin(orig[0], orig[1], FLAG_BOXES_RESCALED, "unverified")
     if dr_sha256 is None:
