@@ -79,8 +79,9 @@ def child(
     return f"{r['s']:.3f} s / +{r['mb']:.0f} MB (peak +{r['peak']:.0f})"
 
 
-def make_store(root: Path, shards: int, samples: int, schema_version: int) -> Path:
-    """`shards` hard links of one real shard of samples/shards rows, and the manifest (schema 1 or 2)."""
+def make_store(root: Path, shards: int, samples: int, schema_version: int, task_names: bool = False) -> Path:
+    """`shards` hard links of one real shard of samples/shards rows, and the manifest (schema 1 or 2); with
+    `task_names`, named as convert names them (`<task>-<part>.arrow`, stored in shards.idx's names section)."""
     import numpy as np
     from mobileclip_fastload.store import (
         Sample,
@@ -127,7 +128,7 @@ def make_store(root: Path, shards: int, samples: int, schema_version: int) -> Pa
     facts = _core.store_shard_info(str(base))
     infos = []
     for n in range(shards):
-        name = f"shard-{n:05d}.arrow"
+        name = f"{n:08d}-000.arrow" if task_names else f"shard-{n:05d}.arrow"
         # ext4 allows 65,000 links to one file: one copy of the base shard per 60,000 links.
         source = base if n < 60_000 else base.with_suffix(f".{n // 60_000}")
         if not source.exists():
@@ -143,6 +144,8 @@ def main() -> None:
     ap.add_argument("--sizes", default=",".join(f"{a}:{b}" for a, b in SIZES))
     ap.add_argument("--max-global-samples", type=int, default=20_000_000)
     ap.add_argument("--no-remote", action="store_true")
+    ap.add_argument("--schemas", default="1,2", help="schema versions to write, e.g. 2")
+    ap.add_argument("--task-names", action="store_true", help="name shards as convert does (00012345-000.arrow)")
     args = ap.parse_args()
     sizes = [tuple(int(x) for x in s.split(":")) for s in args.sizes.split(",")]
     big_limit = {"MOBILECLIP_FASTLOAD_MAX_MANIFEST_BYTES": str(1 << 30)}
@@ -178,15 +181,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         root = Path(tmp)
         for shards, samples in sizes:
-            for version in (1, 2):
-                path = make_store(root, shards, samples, version)
+            for version in (int(v) for v in args.schemas.split(",")):
+                path = make_store(root, shards, samples, version, args.task_names)
                 env = big_limit if version == 1 else None
                 manifest_bytes = (path / "manifest.json").stat().st_size
                 index = path / "shards.idx"
                 sizes_text = f"{manifest_bytes / 1e6:.3g} MB" + (
                     f" + {index.stat().st_size / 1e6:.3g} MB idx" if index.exists() else ""
                 )
-                cells = [f"{shards:,}", f"{samples:.3g}", str(version), sizes_text, child(str(path), "open", env=env)]
+                schema = f"{version} (task names)" if args.task_names else str(version)
+                cells = [f"{shards:,}", f"{samples:.3g}", schema, sizes_text, child(str(path), "open", env=env)]
                 if remote:
                     s3, endpoint = remote
                     prefix = f"v{version}-{shards}"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from ingest_executor_runs import run_convert, run_reinforce
+from mobileclip_fastload import Store
 from mobileclip_fastload.testing.datacompdr import make_dataset
 from mobileclip_fastload.testing.image_text_pairs import make_pair_shards
 from mobileclip_fastload.testing.tiny_models import write_tiny_configs
@@ -26,7 +27,9 @@ def store_contents(out) -> tuple[dict[str, bytes], dict]:
     manifest = json.loads((out / "manifest.json").read_text())
     manifest.get("metadata", {}).get("converter", {}).pop("created", None)
     files = {p.name: p.read_bytes() for p in sorted(out.glob("*.arrow"))}
-    assert files and sorted(files) == sorted(s["file"] for s in manifest["shards"])
+    store = Store(out)  # schema 2: the shard entries (names included) are in shards.idx
+    assert files and sorted(files) == sorted(store.shard_entry(n)["file"] for n in range(store.num_shards))
+    files["shards.idx"] = (out / "shards.idx").read_bytes()
     return files, manifest
 
 

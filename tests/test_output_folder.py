@@ -43,7 +43,12 @@ def test_a_store_convert_did_not_make_is_refused_unless_overwrite(dataset, tmp_p
     report = run(dataset, out, overwrite=True)
     assert report.samples_written == 6 and len(open_store(str(out))) == 6
     assert not any(n.startswith("shard-") for n in os.listdir(out))  # the old store's shards went with it
-    assert not (out / "shards.idx").exists()  # and its (schema 2) shard index
+    # and its shard index: the one there now is convert's own (schema 2, naming convert's shards)
+    assert (out / "shards.idx").read_bytes() != before["shards.idx"]
+    store = open_store(str(out))
+    assert {store.shard_entry(n)["file"] for n in range(store.num_shards)} == {
+        n for n in os.listdir(out) if n.endswith(".arrow")
+    }
 
 
 def test_own_finished_store_reruns_as_the_same_run_but_other_options_are_refused(dataset, tmp_path):

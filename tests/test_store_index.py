@@ -157,12 +157,13 @@ def test_a_reader_refuses_a_newer_schema_by_its_version(both):
         Store(v2)
 
 
-def test_shards_must_be_named_by_position_for_schema_2(tmp_path):
+def test_schema_2_keeps_names_that_are_not_positional(tmp_path):
+    """Once refused ("schema 2 names shards by position"): the index's names section carries them now."""
     from mobileclip_fastload.store import write_manifest, write_shard
 
     info = write_shard(tmp_path / "part-a.arrow", [synthetic_sample(0, **DIMS)], dims=DIMS)
-    with pytest.raises(ValueError, match="names shards by position"):
-        write_manifest(tmp_path, [info], DIMS, "float16", schema_version=2)
+    write_manifest(tmp_path, [info], DIMS, "float16", schema_version=2)
+    assert Store(tmp_path).shard_entry(0)["file"] == "part-a.arrow" and Store(tmp_path).verify() == []
     with pytest.raises(ValueError, match="schema_version must be 1 or 2"):
         write_manifest(tmp_path, [info], DIMS, "float16", schema_version=3)
 

@@ -58,9 +58,5 @@ def write_store_manifest(output: str, infos: list[dict], opts: Any, metadata: di
         [ShardInfo.from_json(i) for i in infos],
         dims=opts.dims.as_dict(),
         embedding_dtype=opts.embedding_dtype,
-        metadata=metadata,
-        # Schema 2 names shards by position (shard-00000.arrow, ...); convert and reinforce name theirs
-        # after their input task ("<task>-<part>.arrow"), which their resume relies on: schema 1 until
-        # the shard index can carry those names.
-        schema_version=1,
+        metadata=metadata,  # the default schema (2): shards.idx carries the "<task>-<part>.arrow" names
     )

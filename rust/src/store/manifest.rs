@@ -56,6 +56,9 @@ pub struct IndexRef {
     pub file_bytes: u64,
     /// xxh3-64 of the index's header and head (what open reads), 16 lowercase hex digits.
     pub head_xxh3: String,
+    /// Whether the index stores the shards' file names (otherwise they are positional).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub names: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -146,8 +149,8 @@ impl Manifest {
 
     /// Write the store's table of contents in `schema_version` (1: every entry in
     /// `manifest.json`; 2: `shards.idx`, then a small `manifest.json` naming it),
-    /// atomically, manifest last. Schema 2 requires the shards to be named by
-    /// position (`shard_file_name(n)`), as `StoreWriter` names them.
+    /// atomically, manifest last. Schema 2 stores the shards' names in the index
+    /// unless they are all positional (`shard_file_name(n)`, as `StoreWriter` names them).
     pub fn write_version(&self, dir: &Path, schema_version: u32) -> Result<PathBuf> {
         match schema_version {
             1 => self.write(dir),
@@ -161,21 +164,17 @@ impl Manifest {
         use super::shard_index::{encode_index, head_hash, IndexEntry, IndexShape, INDEX_FILE};
         let cols = column_names(self.dtype());
         let mut entries = Vec::with_capacity(self.shards.len());
-        for (n, e) in self.shards.iter().enumerate() {
-            if e.file != super::shard_writer::shard_file_name(n) {
-                return Err(Error::InvalidArgument(format!(
-                    "schema 2 names shards by position: shard {n} is {:?}, expected {:?}",
-                    e.file,
-                    super::shard_writer::shard_file_name(n)
-                )));
-            }
+        for e in &self.shards {
             let hex = |h: &str| u64::from_str_radix(h, 16).expect("validated");
             entries.push(IndexEntry { file_xxh3: hex(&e.file_xxh3), columns: cols.iter().map(|c| hex(&e.columns[*c])).collect() });
         }
         let sizes: Vec<u64> = self.shards.iter().map(|e| e.num_samples as u64).collect();
         let bytes: Vec<u64> = self.shards.iter().map(|e| e.file_bytes).collect();
-        let index = encode_index(&sizes, &bytes, &entries, cols.len() as u32);
-        let shape = IndexShape { shards: sizes.len() as u64, columns: cols.len() as u32 };
+        let positional = self.shards.iter().enumerate().all(|(n, e)| e.file == super::shard_writer::shard_file_name(n));
+        let names: Vec<String> = self.shards.iter().map(|e| e.file.clone()).collect();
+        let names = (!positional).then_some(names.as_slice());
+        let index = encode_index(&sizes, &bytes, &entries, cols.len() as u32, names).map_err(Error::InvalidArgument)?;
+        let shape = IndexShape { shards: sizes.len() as u64, columns: cols.len() as u32, names: !positional };
         let head = &index[..shape.head_range().end as usize];
         let manifest = Manifest {
             schema_version: 2,
@@ -185,6 +184,7 @@ impl Manifest {
                 file: INDEX_FILE.into(),
                 file_bytes: index.len() as u64,
                 head_xxh3: hex64(head_hash(head)),
+                names: !positional,
             }),
             ..self.clone()
         };
@@ -353,7 +353,7 @@ pub fn check_version_up_to(found: u64, supported: u32, path: &Path) -> Result<()
     Ok(())
 }
 
-fn is_plain_file_name(name: &str) -> bool {
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 

@@ -160,7 +160,7 @@ impl Store {
         self.table.entry(n)
     }
     /// Shard n's file name inside the store.
-    pub fn shard_file(&self, n: usize) -> String {
+    pub fn shard_file(&self, n: usize) -> Result<String> {
         self.table.file_name(n)
     }
     /// Shard n's byte size, as the manifest (or index) states it.
@@ -197,7 +197,7 @@ impl Store {
             file_bytes: self.table.file_bytes(n),
         };
         let path = match &self.source {
-            Source::Local => self.dir.join(self.table.file_name(n)),
+            Source::Local => self.dir.join(self.table.file_name(n)?),
             #[cfg(feature = "remote")]
             Source::Remote(remote, _) => remote.fetch(n)?,
         };
@@ -258,7 +258,7 @@ impl Store {
     /// Where shard `n` lives, for messages: the file, or the object URL for a remote store.
     pub fn shard_location(&self, n: usize) -> String {
         match &self.source {
-            Source::Local => self.dir.join(self.table.file_name(n)).display().to_string(),
+            Source::Local => self.dir.join(self.table.label(n)).display().to_string(),
             #[cfg(feature = "remote")]
             Source::Remote(remote, _) => remote.object_url(n),
         }
@@ -330,7 +330,11 @@ impl Store {
                 Source::Remote(remote, _) => {
                     let pinned = self.slots[n].lock();
                     let problems = match remote.fetch(n).and_then(|_| self.table.entry(n)) {
-                        Ok(entry) => verify_file(&self.dir, self.dims, self.dtype, &entry, true),
+                        // The cached copy's name in the cache folder (`ShardTable::cache_name`).
+                        Ok(entry) => {
+                            let cached = ShardEntry { file: self.table.cache_name(n), ..entry };
+                            verify_file(&self.dir, self.dims, self.dtype, &cached, true)
+                        }
                         Err(e) => fail(e),
                     };
                     drop(pinned);

@@ -2,7 +2,8 @@
 //! byte sizes for every shard at open (small: 16 bytes a shard), each shard's
 //! `ShardEntry` (name and checksums) on demand. A schema-1 manifest lists every
 //! entry inline; a schema-2 store keeps them in `shards.idx`, read a block of
-//! entries at a time when one of them is first needed (docs/FORMAT.md).
+//! entries (and, when the index stores names, of names) at a time when one of
+//! them is first needed (docs/FORMAT.md).
 
 use std::ops::Range;
 use std::path::Path;
@@ -10,12 +11,9 @@ use std::sync::{Arc, OnceLock};
 
 use super::manifest::{hex64, Manifest, ShardEntry};
 use super::schema::column_names;
-use super::shard_index::{head_hash, parse_entries, parse_head, IndexShape, INDEX_FILE};
+use super::shard_index::{head_hash, parse_entries, parse_head, parse_names, IndexHead, IndexShape, BLOCK, INDEX_FILE};
 use super::shard_writer::shard_file_name;
 use crate::error::{Error, Result};
-
-/// Entries read together from a schema-2 index (one ranged read for a rank's block of shards).
-const ENTRY_BLOCK: u64 = 1024;
 
 /// Reads a byte range of `shards.idx` (a local file, or ranged GETs of an object).
 pub(crate) type RangeReader = Box<dyn Fn(Range<u64>) -> Result<Vec<u8>> + Send + Sync>;
@@ -36,8 +34,13 @@ enum Entries {
         /// Where the index is, for messages.
         location: String,
         read: RangeReader,
+        /// The head's name block offsets (empty: positional names).
+        head: IndexHead,
         columns: Vec<&'static str>,
         blocks: Vec<OnceLock<Arc<[ShardEntry]>>>,
+        /// With names: each block's names, read on their own (opening a shard needs its name, not its
+        /// entry's checksums).
+        names: Vec<OnceLock<Arc<[String]>>>,
     },
 }
 
@@ -63,13 +66,19 @@ impl ShardTable {
         let index = manifest.shard_index.as_ref().expect("schema 2 manifests have an index (validated)");
         let dtype = manifest.dtype();
         let columns = column_names(dtype);
-        let shape = IndexShape { shards: manifest.num_shards.unwrap_or(0), columns: columns.len() as u32 };
-        if IndexShape::checked_file_bytes(shape.shards, shape.columns) != Some(index.file_bytes) {
+        let shape =
+            IndexShape { shards: manifest.num_shards.unwrap_or(0), columns: columns.len() as u32, names: index.names };
+        // Without names the size is exact; names add a section whose size the head states (checked below).
+        let fits = shape.checked_fixed_bytes().filter(|&fixed| {
+            if shape.names { fixed <= index.file_bytes } else { fixed == index.file_bytes }
+        });
+        if fits.is_none() {
             return Err(bad(format!(
-                "the manifest says the index is {} bytes; an index of {} shards is {}",
+                "the manifest says the index is {} bytes; an index of {} shards {} {}",
                 index.file_bytes,
                 shape.shards,
-                IndexShape::checked_file_bytes(shape.shards, shape.columns).map_or("unaddressable".into(), |b| b.to_string())
+                if shape.names { "with names is at least" } else { "is" },
+                shape.checked_fixed_bytes().map_or("unaddressable".into(), |b| b.to_string())
             )));
         }
         let head = read(shape.head_range())?;
@@ -78,13 +87,19 @@ impl ShardTable {
             return Err(bad(format!("head checksum mismatch (expected {}, found {})", index.head_xxh3, hex64(head_hash(&head)))));
         }
         let min_row = manifest.dims().min_row_bytes(dtype.itemsize()).ok_or_else(|| bad("dims overflow".into()))?;
-        let head = parse_head(&head, shape, manifest.num_samples as u64, min_row).map_err(bad)?;
-        let blocks = (0..shape.shards.div_ceil(ENTRY_BLOCK)).map(|_| OnceLock::new()).collect();
-        Ok(ShardTable {
-            starts: head.starts,
-            file_bytes: head.file_bytes,
-            entries: Entries::Indexed { shape, location, read, columns, blocks },
-        })
+        let mut head = parse_head(&head, shape, manifest.num_samples as u64, min_row).map_err(bad)?;
+        if shape.names && shape.fixed_bytes() + head.name_blocks.last().copied().unwrap_or(0) != index.file_bytes {
+            return Err(bad(format!(
+                "the names section ends at byte {}, the manifest says the index is {} bytes",
+                shape.fixed_bytes() + head.name_blocks.last().copied().unwrap_or(0),
+                index.file_bytes
+            )));
+        }
+        let blocks = (0..shape.blocks()).map(|_| OnceLock::new()).collect();
+        let names = (0..if shape.names { shape.blocks() } else { 0 }).map(|_| OnceLock::new()).collect();
+        let (starts, file_bytes) = (std::mem::take(&mut head.starts), std::mem::take(&mut head.file_bytes));
+        let entries = Entries::Indexed { shape, location, read, head, columns, blocks, names };
+        Ok(ShardTable { starts, file_bytes, entries })
     }
 
     pub fn len(&self) -> usize {
@@ -103,17 +118,38 @@ impl ShardTable {
         self.file_bytes[n]
     }
 
-    /// Shard n's file name (schema 2: implied by its position).
-    pub fn file_name(&self, n: usize) -> String {
+    /// Shard n's file name (schema 2: from the index's names, read with its block;
+    /// without names, implied by its position).
+    pub fn file_name(&self, n: usize) -> Result<String> {
+        match &self.entries {
+            Entries::Inline(e) => Ok(e[n].file.clone()),
+            Entries::Indexed { shape, .. } if shape.names => {
+                let b = n as u64 / BLOCK;
+                Ok(self.name_block(b)?[(n as u64 - b * BLOCK) as usize].clone())
+            }
+            Entries::Indexed { .. } => Ok(shard_file_name(n)),
+        }
+    }
+
+    /// Shard n for messages: its file name, or its number when the name cannot be read.
+    pub fn label(&self, n: usize) -> String {
+        self.file_name(n).unwrap_or_else(|_| format!("shard {n}"))
+    }
+
+    /// Shard n's file name in the remote cache: its own name for schema 1, its
+    /// positional name for schema 2, so that the cache's folder scan finds a
+    /// file's shard (`cache_position_of`) without reading the index's names.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub fn cache_name(&self, n: usize) -> String {
         match &self.entries {
             Entries::Inline(e) => e[n].file.clone(),
             Entries::Indexed { .. } => shard_file_name(n),
         }
     }
 
-    /// Whether `name` is one of the store's shard files, and which (the remote cache's scan).
+    /// Which shard the cache file `name` holds (`cache_name`), if any.
     #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    pub fn position_of(&self, name: &str) -> Option<usize> {
+    pub fn cache_position_of(&self, name: &str) -> Option<usize> {
         match &self.entries {
             Entries::Inline(e) => e.iter().position(|e| e.file == name),
             Entries::Indexed { .. } => {
@@ -128,21 +164,26 @@ impl ShardTable {
     pub fn entry(&self, n: usize) -> Result<ShardEntry> {
         match &self.entries {
             Entries::Inline(e) => Ok(e[n].clone()),
-            Entries::Indexed { shape, location, read, columns, blocks } => {
-                let b = n as u64 / ENTRY_BLOCK;
+            Entries::Indexed { shape, location, read, columns, blocks, .. } => {
+                let b = n as u64 / BLOCK;
                 let block = match blocks[b as usize].get() {
                     Some(block) => block.clone(),
                     None => {
-                        let range = b * ENTRY_BLOCK..((b + 1) * ENTRY_BLOCK).min(shape.shards);
+                        let range = shape.block_shards(b);
                         let bytes = read(shape.entries_range(range.clone()))?;
                         let decoded = parse_entries(&bytes, *shape, range.start).map_err(|m| Error::format(location, m))?;
+                        let names: Vec<String> = match shape.names {
+                            true => self.name_block(b)?.to_vec(),
+                            false => range.clone().map(|m| shard_file_name(m as usize)).collect(),
+                        };
+                        let mut names = names.into_iter();
                         let entries: Arc<[ShardEntry]> = decoded
                             .into_iter()
                             .enumerate()
                             .map(|(i, e)| {
                                 let m = (range.start as usize) + i;
                                 ShardEntry {
-                                    file: shard_file_name(m),
+                                    file: names.next().expect("one name per entry"),
                                     num_samples: self.num_samples(m),
                                     file_bytes: self.file_bytes[m],
                                     file_xxh3: hex64(e.file_xxh3),
@@ -153,9 +194,22 @@ impl ShardTable {
                         blocks[b as usize].get_or_init(|| entries).clone()
                     }
                 };
-                Ok(block[(n as u64 - b * ENTRY_BLOCK) as usize].clone())
+                Ok(block[(n as u64 - b * BLOCK) as usize].clone())
             }
         }
+    }
+
+    /// Name block `b` of an index with names: read and checked on first use, then kept.
+    fn name_block(&self, b: u64) -> Result<Arc<[String]>> {
+        let Entries::Indexed { shape, location, read, head, names, .. } = &self.entries else {
+            unreachable!("only indexed tables with names have name blocks")
+        };
+        if let Some(block) = names[b as usize].get() {
+            return Ok(block.clone());
+        }
+        let bytes = read(shape.names_range(head, b))?;
+        let decoded: Arc<[String]> = parse_names(&bytes, *shape, b).map_err(|m| Error::format(location, m))?.into();
+        Ok(names[b as usize].get_or_init(|| decoded).clone())
     }
 }
 

@@ -261,3 +261,37 @@ fn open_reads_only_the_manifest_and_first_use_validates() {
     let msg = st.sample(2).map(drop).unwrap_err().to_string();
     assert!(msg.contains("shard-00001.arrow") && msg.contains("aug") && msg.contains("row 0"), "{msg}");
 }
+
+#[test]
+fn a_schema_2_store_keeps_its_shards_own_names() {
+    use super::testing::write_synthetic_shard;
+    let dir = TempDir::new("named-v2");
+    let names = ["00012345-000.arrow", "00012345-001.arrow", "00000007-000.arrow"];
+    let (mut first, mut shards) = (0, Vec::new());
+    for (name, size) in names.iter().zip([3, 5, 1]) {
+        shards.push(write_synthetic_shard(&dir.path().join(name), DIMS, EmbeddingDtype::Float16, first, size));
+        first += size;
+    }
+    let manifest =
+        Manifest::new(DIMS, EmbeddingDtype::Float16, DEFAULT_TOKENIZER, shards, serde_json::json!({})).unwrap();
+    manifest.write_version(dir.path(), 2).unwrap();
+    let header: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap()).unwrap();
+    assert_eq!(header["schema_version"], 2);
+    assert_eq!(header["shard_index"]["names"], true);
+    let st = Store::open(dir.path()).unwrap();
+    for (n, name) in names.iter().enumerate() {
+        assert_eq!(st.shard_file(n).unwrap(), *name);
+        assert_eq!(st.shard_entry(n).unwrap().file, *name);
+    }
+    for g in 0..st.len() {
+        let (sh, r) = st.sample(g).unwrap();
+        assert_eq!(sh.uid(r), expected::uid(g));
+    }
+    assert!(verify_dir(dir.path()).unwrap().is_empty());
+    // Positional names stay implied: no names section.
+    let plain = TempDir::new("positional-v2");
+    write_store(plain.path(), DIMS, EmbeddingDtype::Float16, &[2, 2]);
+    Manifest::read(plain.path()).unwrap().write_version(plain.path(), 2).unwrap();
+    assert!(!Manifest::read(plain.path()).unwrap().shard_index.unwrap().names);
+}

@@ -53,9 +53,20 @@ pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
     let shards: Vec<usize> = (0..table.len()).collect();
     let per_shard = parallel_map(&shards, |&n| match table.entry(n) {
         Ok(entry) => verify_file(dir, dims, dtype, &entry, true),
-        Err(e) => vec![Problem { shard: dir.join(table.file_name(n)), column: None, message: e.to_string() }],
+        Err(e) => vec![Problem { shard: dir.join(table.label(n)), column: None, message: e.to_string() }],
     });
-    Ok(per_shard.into_iter().flatten().collect())
+    let mut problems: Vec<Problem> = per_shard.into_iter().flatten().collect();
+    // Names are checked unique within each block as they are read; across blocks, here.
+    let mut seen = std::collections::HashMap::new();
+    for n in 0..table.len() {
+        if let Ok(name) = table.file_name(n) {
+            if let Some(first) = seen.insert(name.clone(), n) {
+                let message = format!("shard {n} has the file name of shard {first} ({name:?})");
+                problems.push(Problem { shard: dir.join(&name), column: None, message });
+            }
+        }
+    }
+    Ok(problems)
 }
 
 /// Check one shard file against its manifest entry; with `validate`, also run the

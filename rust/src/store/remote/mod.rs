@@ -164,7 +164,7 @@ impl RemoteShards {
             if meta.is_dir() || temp_name_pid(&name).is_some() {
                 continue; // the lock folder; downloads of other processes (stale ones go below)
             }
-            match table.position_of(&name) {
+            match table.cache_position_of(&name) {
                 Some(n) if meta.len() == table.file_bytes(n) => {
                     status[n] = Status::Unchecked;
                     used += meta.len();
@@ -210,7 +210,7 @@ impl RemoteShards {
     }
 
     pub fn object_url(&self, n: usize) -> String {
-        self.client.object_url(&self.table.file_name(n))
+        self.client.object_url(&self.table.label(n))
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -227,11 +227,11 @@ impl RemoteShards {
     }
 
     fn path(&self, n: usize) -> PathBuf {
-        self.cache_dir.join(self.table.file_name(n))
+        self.cache_dir.join(self.table.cache_name(n))
     }
 
     fn lock_path(&self, n: usize) -> PathBuf {
-        self.cache_dir.join(LOCK_DIR).join(format!("{}.lock", self.table.file_name(n)))
+        self.cache_dir.join(LOCK_DIR).join(format!("{}.lock", self.table.cache_name(n)))
     }
 
     /// Bring this process's view of the cache up to date with the folder, which
@@ -242,7 +242,7 @@ impl RemoteShards {
         if let Ok(items) = std::fs::read_dir(&self.cache_dir) {
             for item in items.flatten() {
                 let name = item.file_name();
-                if let Some(n) = name.to_str().and_then(|name| self.table.position_of(name)) {
+                if let Some(n) = name.to_str().and_then(|name| self.table.cache_position_of(name)) {
                     on_disk[n] = item.metadata().is_ok_and(|m| m.is_file() && m.len() == self.table.file_bytes(n));
                 }
             }
@@ -312,6 +312,8 @@ impl RemoteShards {
     /// The checked cache file of shard `n`, downloading it if needed. Blocks
     /// until it is there (or failed); the caller holds shard `n`'s slot.
     pub fn fetch(self: &Arc<Self>, n: usize) -> Result<PathBuf> {
+        // The object's name (read from the index when it stores names): a bad one is the index's error.
+        self.table.file_name(n)?;
         let mut st = self.lock();
         loop {
             match st.status[n].clone() {
@@ -493,7 +495,8 @@ impl RemoteShards {
     /// Download shard `n` to its cache path (checked on the way, retried); the
     /// caller holds its exclusive lock.
     async fn download(&self, n: usize, want: u64) -> std::result::Result<(), String> {
-        let (file, file_bytes, path) = (self.table.file_name(n), self.table.file_bytes(n), self.path(n));
+        let file = self.table.file_name(n).map_err(|e| e.to_string())?;
+        let (file_bytes, path) = (self.table.file_bytes(n), self.path(n));
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let tmp = temp_path(&path);
         let attempts = self.options.max_attempts.max(1);
