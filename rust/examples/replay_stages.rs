@@ -34,16 +34,8 @@ fn read_cases(data: &[u8]) -> Vec<(Vec<u8>, AugParams)> {
             let op = Op::from_index(take(1)[0]).expect("op index");
             *slot = (op, f64::from_le_bytes(take(8).try_into().unwrap()));
         }
-        let aug = AugParams {
-            top: b[0],
-            left: b[1],
-            height: b[2],
-            width: b[3],
-            ops,
-            n_ops,
-            is_null: false,
-            hflip: false,
-        };
+        let aug =
+            AugParams { top: b[0], left: b[1], height: b[2], width: b[3], ops, n_ops, is_null: false, hflip: false };
         cases.push((jpeg, aug));
     }
     cases
@@ -62,20 +54,13 @@ fn count_records(data: &[u8]) -> usize {
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
-    assert_eq!(
-        a.len(),
-        6,
-        "usage: replay_stages CASES SIZE INTERP OUTPUT ROUNDS"
-    );
+    assert_eq!(a.len(), 6, "usage: replay_stages CASES SIZE INTERP OUTPUT ROUNDS");
     let cases = read_cases(&std::fs::read(&a[1]).expect("cases file"));
     let size: usize = a[2].parse().unwrap();
     let interp = Interpolation::from_name(&a[3]).expect("interpolation");
     let image = match a[4].as_str() {
         "uint8" => ImageOutput::Uint8,
-        _ => ImageOutput::Float32 {
-            mean: [0.0; 3],
-            std: [1.0; 3],
-        },
+        _ => ImageOutput::Float32 { mean: [0.0; 3], std: [1.0; 3] },
     };
     let rounds: usize = a[5].parse().unwrap();
     let t = time_stages(&cases, size, interp, image, rounds).expect("replay");

@@ -23,19 +23,10 @@ pub enum Error {
     Format { path: PathBuf, msg: String },
     /// The store was written by a newer schema than this reader understands.
     #[error("{path}: store schema version {found} is newer than the newest this reader supports ({supported}); upgrade mobileclip-fastload")]
-    Version {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    Version { path: PathBuf, found: u32, supported: u32 },
     /// A column chunk's checksum does not match the manifest.
     #[error("{path}: checksum mismatch in column '{column}' (expected {expected}, found {actual})")]
-    Checksum {
-        path: PathBuf,
-        column: String,
-        expected: String,
-        actual: String,
-    },
+    Checksum { path: PathBuf, column: String, expected: String, actual: String },
     /// A remote store's object could not be fetched or cached (missing, a failed
     /// or corrupt download after retries, a cache too small or a full cache disk).
     #[error("{object}: {msg}")]
@@ -59,24 +50,15 @@ pub enum Error {
 
 impl Error {
     pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::Format {
-            path: path.into(),
-            msg: msg.into(),
-        }
+        Error::Format { path: path.into(), msg: msg.into() }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     pub fn decode(key: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Decode {
-            key: key.into(),
-            msg: msg.into(),
-        }
+        Error::Decode { key: key.into(), msg: msg.into() }
     }
 }
 

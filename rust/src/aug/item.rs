@@ -99,7 +99,8 @@ mod tests {
 
     #[test]
     fn json_values_and_how_they_are_shown() {
-        let v: serde_json::Value = serde_json::from_str(r#"[null, 1, -2.5, 1e20, 18446744073709551615, true, "s", {"a": 1}]"#).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(r#"[null, 1, -2.5, 1e20, 18446744073709551615, true, "s", {"a": 1}]"#).unwrap();
         let item = Item::from(&v);
         assert_eq!(item.to_string(), r#"[null, 1, -2.5, 1e20, 18446744073709551615, true, "s", {"a":1}]"#);
         assert_eq!(Item::Float(5.0).as_integer(), Some(5));

@@ -168,7 +168,10 @@ mod tests {
     fn integral_floats_count_as_integers_booleans_do_not() {
         assert!(json_records("[[[0.0, 1, 2e0, 3], [[4.0, 1]]]]", (9, 9), (9, 9)).is_ok());
         let err = json_records("[[[0.5, 1, 2, 3], []]]", (9, 9), (9, 9)).unwrap_err();
-        assert_eq!(err.to_string(), "param_aug[0]: crop box [0.5, 1, 2, 3] is not 4 integers [top, left, height, width]");
+        assert_eq!(
+            err.to_string(),
+            "param_aug[0]: crop box [0.5, 1, 2, 3] is not 4 integers [top, left, height, width]"
+        );
         let err = json_records("[null, [[true, 1, 2, 3], []]]", (9, 9), (9, 9)).unwrap_err();
         assert!(err.to_string().starts_with("param_aug[1]: crop box [true"), "{err}");
     }
@@ -180,7 +183,10 @@ mod tests {
             ("[[[0, 0, 5, 5], [[14, 1.0]]]]", "param_aug[0]: RandAugment op index 14 is not in 0..13"),
             ("[[[0, 0, 0, 5], []]]", "param_aug[0]: crop box (0, 0, 0, 5) is empty: height and width must be positive"),
             ("[[[0, 0, 5, 5], [[0, 1], [0, 1], [0, 1]]]]", "param_aug[0]: at most 2 RandAugment ops per entry, got 3"),
-            ("[[[0, 0, 5, 5], [[0, \"x\"]]]]", "param_aug[0]: op [0, \"x\"] is not [op index, magnitude] with an integer index and a number"),
+            (
+                "[[[0, 0, 5, 5], [[0, \"x\"]]]]",
+                "param_aug[0]: op [0, \"x\"] is not [op index, magnitude] with an integer index and a number",
+            ),
             ("[[[2147483648, 0, 5, 5], []]]", "param_aug[0]: crop box (2147483648, 0, 5, 5) does not fit int32"),
             ("{\"a\": 1}", "param_aug must be a list of entries, got {\"a\":1}"),
         ];
@@ -198,8 +204,29 @@ mod tests {
     #[test]
     fn random_param_aug_text_parses_or_fails_cleanly() {
         let atoms = [
-            "null", "0", "1", "-7", "13", "14", "2.5", "1e308", "-0.0", "true", "\"s\"", "[", "]", ",", "[[", "]]",
-            "2147483647", "-2147483648", "99999999999999999999", "{}", "[0, 0, 5, 5]", "[[3, 0.5]]", "[]",
+            "null",
+            "0",
+            "1",
+            "-7",
+            "13",
+            "14",
+            "2.5",
+            "1e308",
+            "-0.0",
+            "true",
+            "\"s\"",
+            "[",
+            "]",
+            ",",
+            "[[",
+            "]]",
+            "2147483647",
+            "-2147483648",
+            "99999999999999999999",
+            "{}",
+            "[0, 0, 5, 5]",
+            "[[3, 0.5]]",
+            "[]",
         ];
         let mut state = 7u64;
         let mut next = |n: usize| {
@@ -216,7 +243,14 @@ mod tests {
             }
             text.push(']');
             if next(4) == 0 {
-                text = format!("[[[{}, {}, {}, {}], [[{}, 0.5]]], null]", next(40), next(40), next(40), next(40), next(16));
+                text = format!(
+                    "[[[{}, {}, {}, {}], [[{}, 0.5]]], null]",
+                    next(40),
+                    next(40),
+                    next(40),
+                    next(40),
+                    next(16)
+                );
             }
             let (w, h) = (1 + next(50) as i64, 1 + next(50) as i64);
             if let Ok((bytes, _)) = json_records(&text, (w, h), (1 + next(50) as i64, h)) {

@@ -294,8 +294,14 @@ mod tests {
         assert_eq!(AugParams::new([0, 0, 1, 1], &[(0, 0.0); 3], false, false), Err(InvalidRecord::TooManyOps(3)));
         assert_eq!(AugParams::new([0, 0, 1, 1], &[(14, 0.0)], false, false), Err(InvalidRecord::OpIndex(14)));
         assert_eq!(AugParams::new([0, 0, 1, 1], &[(-1, 0.0)], false, false), Err(InvalidRecord::OpIndex(-1)));
-        assert!(matches!(AugParams::new([0, 0, 1, 1], &[(0, f64::INFINITY)], false, false), Err(InvalidRecord::Magnitude(_))));
-        assert_eq!(AugParams::new([1 << 31, 0, 1, 1], &[], false, false), Err(InvalidRecord::BoxNotInt32([1 << 31, 0, 1, 1])));
+        assert!(matches!(
+            AugParams::new([0, 0, 1, 1], &[(0, f64::INFINITY)], false, false),
+            Err(InvalidRecord::Magnitude(_))
+        ));
+        assert_eq!(
+            AugParams::new([1 << 31, 0, 1, 1], &[], false, false),
+            Err(InvalidRecord::BoxNotInt32([1 << 31, 0, 1, 1]))
+        );
         assert_eq!(AugParams::new([0, 0, 0, 1], &[], false, false), Err(InvalidRecord::EmptyBox([0, 0, 0, 1])));
         assert_eq!(
             InvalidRecord::EmptyBox([0, 0, 0, 1]).to_string(),

@@ -102,24 +102,13 @@ fn copy_px(src: &[u8], w: usize, xin: usize, yin: usize, out: &mut [u8]) {
 /// `ImagingTransformAffine(out, in, 0, 0, w, h, a, NEAREST, fill)` where the
 /// output has the input's size and starts black. `src` and `dst` are packed
 /// RGB `w * h * 3`; `xtab` is scratch (grown on demand).
-pub fn transform_affine_nearest(
-    src: &[u8],
-    w: usize,
-    h: usize,
-    a: &[f64; 6],
-    dst: &mut [u8],
-    xtab: &mut Vec<usize>,
-) {
+pub fn transform_affine_nearest(src: &[u8], w: usize, h: usize, a: &[f64; 6], dst: &mut [u8], xtab: &mut Vec<usize>) {
     assert_eq!(src.len(), w * h * CHANNELS);
     assert_eq!(dst.len(), src.len());
     dst.fill(0);
     if a[1] == 0.0 && a[3] == 0.0 {
         scale_affine(src, w, h, a, dst, xtab);
-    } else if check_fixed(a, 0, 0)
-        && check_fixed(a, w, h)
-        && check_fixed(a, 0, h)
-        && check_fixed(a, w, 0)
-    {
+    } else if check_fixed(a, 0, 0) && check_fixed(a, w, h) && check_fixed(a, 0, h) && check_fixed(a, w, 0) {
         affine_fixed(src, w, h, a, dst);
     } else {
         affine_float(src, w, h, a, dst);
@@ -127,14 +116,7 @@ pub fn transform_affine_nearest(
 }
 
 /// `ImagingScaleAffine`; `xtab` is scratch for its column table.
-fn scale_affine(
-    src: &[u8],
-    w: usize,
-    h: usize,
-    a: &[f64; 6],
-    dst: &mut [u8],
-    xtab: &mut Vec<usize>,
-) {
+fn scale_affine(src: &[u8], w: usize, h: usize, a: &[f64; 6], dst: &mut [u8], xtab: &mut Vec<usize>) {
     let mut xo = a[2] + a[0] * 0.5;
     let mut yo = a[5] + a[4] * 0.5;
     // Pretabulated source columns; Pillow's table is calloc'ed, so unset entries are 0.

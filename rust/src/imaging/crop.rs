@@ -21,12 +21,7 @@ pub struct CropBox {
 
 impl CropBox {
     pub fn full(width: usize, height: usize) -> Self {
-        CropBox {
-            left: 0,
-            top: 0,
-            width,
-            height,
-        }
+        CropBox { left: 0, top: 0, width, height }
     }
 
     /// Pillow refuses a crop whose size exceeds its decompression-bomb limit
@@ -34,10 +29,7 @@ impl CropBox {
     /// work proportional to the box size.
     pub fn check(&self, max_pixels: u64) -> Result<()> {
         if self.width == 0 || self.height == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "crop box {}x{} is empty",
-                self.width, self.height
-            )));
+            return Err(Error::InvalidArgument(format!("crop box {}x{} is empty", self.width, self.height)));
         }
         let pixels = (self.width as u128) * (self.height as u128);
         if pixels > max_pixels as u128 {

@@ -38,19 +38,13 @@ pub struct Decoder {
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder {
-            jpeg: None,
-            png_raw: Vec::new(),
-            max_pixels: DECODE_MAX_PIXELS,
-        }
+        Decoder { jpeg: None, png_raw: Vec::new(), max_pixels: DECODE_MAX_PIXELS }
     }
 }
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder")
-            .field("max_pixels", &self.max_pixels)
-            .finish_non_exhaustive()
+        f.debug_struct("Decoder").field("max_pixels", &self.max_pixels).finish_non_exhaustive()
     }
 }
 
@@ -79,21 +73,12 @@ impl Decoder {
                 jpeg.decode_rgb(key, data, self.max_pixels, want, scale_denom, out)
             }
             Some(ImageFormat::Png) => {
-                let (w, h) =
-                    png_decode::decode_rgb(key, data, self.max_pixels, &mut self.png_raw, out)?;
-                Ok(Decoded {
-                    width: w,
-                    height: h,
-                    region: Region { x: 0, y: 0, w, h },
-                    scale_denom: 1,
-                })
+                let (w, h) = png_decode::decode_rgb(key, data, self.max_pixels, &mut self.png_raw, out)?;
+                Ok(Decoded { width: w, height: h, region: Region { x: 0, y: 0, w, h }, scale_denom: 1 })
             }
             None => Err(Error::decode(
                 key,
-                format!(
-                    "unsupported image format (not JPEG or PNG; first bytes {:02x?})",
-                    &data[..data.len().min(8)]
-                ),
+                format!("unsupported image format (not JPEG or PNG; first bytes {:02x?})", &data[..data.len().min(8)]),
             )),
         }
     }

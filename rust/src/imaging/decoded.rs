@@ -46,13 +46,6 @@ pub struct Decoded {
 impl Decoded {
     /// The whole image at full resolution.
     pub fn is_full(&self) -> bool {
-        self.scale_denom == 1
-            && self.region
-                == (Region {
-                    x: 0,
-                    y: 0,
-                    w: self.width,
-                    h: self.height,
-                })
+        self.scale_denom == 1 && self.region == (Region { x: 0, y: 0, w: self.width, h: self.height })
     }
 }

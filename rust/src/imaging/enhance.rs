@@ -360,7 +360,11 @@ mod tests {
             smooth(&img, w, h, &mut out);
             let stride = w * 3;
             for y in 1..h - 1 {
-                let rows = [&img[(y + 1) * stride..(y + 2) * stride], &img[y * stride..(y + 1) * stride], &img[(y - 1) * stride..y * stride]];
+                let rows = [
+                    &img[(y + 1) * stride..(y + 2) * stride],
+                    &img[y * stride..(y + 1) * stride],
+                    &img[(y - 1) * stride..y * stride],
+                ];
                 for i in 0..stride - 6 {
                     assert_eq!(out[y * stride + 3 + i], smooth_px(rows, i), "{w}x{h} y={y} i={i}");
                 }

@@ -41,14 +41,9 @@ impl JpegDecoder {
     pub fn new() -> Result<Self> {
         let handle = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as libc_int) };
         if handle.is_null() {
-            return Err(Error::Internal(
-                "cannot initialise the TurboJPEG decompressor".into(),
-            ));
+            return Err(Error::Internal("cannot initialise the TurboJPEG decompressor".into()));
         }
-        let mut d = JpegDecoder {
-            handle,
-            cmyk: Vec::new(),
-        };
+        let mut d = JpegDecoder { handle, cmyk: Vec::new() };
         // libjpeg's defaults, which Pillow uses; set explicitly so nothing else can change them.
         d.set(raw::TJPARAM_TJPARAM_FASTDCT, 0)?;
         d.set(raw::TJPARAM_TJPARAM_FASTUPSAMPLE, 0)?;
@@ -72,9 +67,7 @@ impl JpegDecoder {
         if p.is_null() {
             return "unknown error".into();
         }
-        unsafe { std::ffi::CStr::from_ptr(p) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 
     /// Decode into `out` (grown as needed). With `want` (a crop box in pixels
@@ -97,18 +90,11 @@ impl JpegDecoder {
         // tables-only or garbage stream without touching the size it reports
         // (it would keep the previous image's), and this also lets the size
         // limit apply before libjpeg allocates anything.
-        let (fw, fh) = frame_size(data).ok_or_else(|| {
-            Error::decode(
-                key,
-                "not a decodable JPEG (no frame header before the scan data)",
-            )
-        })?;
+        let (fw, fh) = frame_size(data)
+            .ok_or_else(|| Error::decode(key, "not a decodable JPEG (no frame header before the scan data)"))?;
         check_pixels(key, fw, fh, max_pixels)?;
         if unsafe { raw::tj3DecompressHeader(self.handle, data.as_ptr(), data.len() as _) } != 0 {
-            return Err(Error::decode(
-                key,
-                format!("invalid JPEG header: {}", self.error_str()),
-            ));
+            return Err(Error::decode(key, format!("invalid JPEG header: {}", self.error_str())));
         }
         let w = self.get(raw::TJPARAM_TJPARAM_JPEGWIDTH);
         let h = self.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT);
@@ -117,32 +103,16 @@ impl JpegDecoder {
         let subsamp = self.get(raw::TJPARAM_TJPARAM_SUBSAMP);
         let lossless = self.get(raw::TJPARAM_TJPARAM_LOSSLESS) != 0;
         if w <= 0 || h <= 0 || (w as usize, h as usize) != (fw, fh) {
-            return Err(Error::decode(
-                key,
-                format!("inconsistent JPEG header ({fw}x{fh} vs {w}x{h})"),
-            ));
+            return Err(Error::decode(key, format!("inconsistent JPEG header ({fw}x{fh} vs {w}x{h})")));
         }
         if precision != 8 {
             // Pillow: "cannot handle 12-bit layers".
-            return Err(Error::decode(
-                key,
-                format!("unsupported {precision}-bit JPEG"),
-            ));
+            return Err(Error::decode(key, format!("unsupported {precision}-bit JPEG")));
         }
-        let denom = if lossless || !matches!(scale_denom, 1 | 2 | 4 | 8) {
-            1
-        } else {
-            scale_denom
-        };
-        let factor = raw::tjscalingfactor {
-            num: 1,
-            denom: denom as _,
-        };
+        let denom = if lossless || !matches!(scale_denom, 1 | 2 | 4 | 8) { 1 } else { scale_denom };
+        let factor = raw::tjscalingfactor { num: 1, denom: denom as _ };
         if unsafe { raw::tj3SetScalingFactor(self.handle, factor) } != 0 {
-            return Err(Error::Internal(format!(
-                "TurboJPEG scaling factor: {}",
-                self.error_str()
-            )));
+            return Err(Error::Internal(format!("TurboJPEG scaling factor: {}", self.error_str())));
         }
         // TJSCALED: the scaled size rounds up.
         let (w, h) = (fw.div_ceil(denom), fh.div_ceil(denom));
@@ -153,30 +123,16 @@ impl JpegDecoder {
             _ => full,
         };
         let tjr = if region == full {
-            raw::tjregion {
-                x: 0,
-                y: 0,
-                w: 0,
-                h: 0,
-            } // TJUNCROPPED
+            raw::tjregion { x: 0, y: 0, w: 0, h: 0 } // TJUNCROPPED
         } else {
-            raw::tjregion {
-                x: region.x as _,
-                y: region.y as _,
-                w: region.w as _,
-                h: region.h as _,
-            }
+            raw::tjregion { x: region.x as _, y: region.y as _, w: region.w as _, h: region.h as _ }
         };
         if unsafe { raw::tj3SetCroppingRegion(self.handle, tjr) } != 0 {
-            return Err(Error::Internal(format!(
-                "TurboJPEG cropping region: {}",
-                self.error_str()
-            )));
+            return Err(Error::Internal(format!("TurboJPEG cropping region: {}", self.error_str())));
         }
         let n = region.w * region.h * CHANNELS;
         grown(out, n);
-        let cmyk =
-            colorspace == raw::TJCS_TJCS_CMYK as i32 || colorspace == raw::TJCS_TJCS_YCCK as i32;
+        let cmyk = colorspace == raw::TJCS_TJCS_CMYK as i32 || colorspace == raw::TJCS_TJCS_YCCK as i32;
         if cmyk {
             let m = region.w * region.h * 4;
             grown(&mut self.cmyk, m);
@@ -184,54 +140,27 @@ impl JpegDecoder {
             self.decompress(key, data, ptr, region.w * 4, raw::TJPF_TJPF_CMYK)?;
             cmyk_inverted_to_rgb(&self.cmyk[..m], &mut out[..n]);
         } else {
-            self.decompress(
-                key,
-                data,
-                out.as_mut_ptr(),
-                region.w * CHANNELS,
-                raw::TJPF_TJPF_RGB,
-            )?;
+            self.decompress(key, data, out.as_mut_ptr(), region.w * CHANNELS, raw::TJPF_TJPF_RGB)?;
         }
         // A region decode skips the rows below it without reading their data:
         // a truncated tail is only noticed by looking for the end-of-image marker.
         if region != full && !reaches_end_of_image(data) {
             return Err(Error::decode(key, TRUNCATED));
         }
-        Ok(Decoded {
-            width: w,
-            height: h,
-            region,
-            scale_denom: denom,
-        })
+        Ok(Decoded { width: w, height: h, region, scale_denom: denom })
     }
 
     /// `tj3Decompress8` into a buffer the caller sized from the header.
-    fn decompress(
-        &mut self,
-        key: &str,
-        data: &[u8],
-        dst: *mut u8,
-        pitch: usize,
-        format: raw::TJPF,
-    ) -> Result<()> {
+    fn decompress(&mut self, key: &str, data: &[u8], dst: *mut u8, pitch: usize, format: raw::TJPF) -> Result<()> {
         let rc = unsafe {
-            raw::tj3Decompress8(
-                self.handle,
-                data.as_ptr(),
-                data.len() as _,
-                dst,
-                pitch as libc_int,
-                format as libc_int,
-            )
+            raw::tj3Decompress8(self.handle, data.as_ptr(), data.len() as _, dst, pitch as libc_int, format as libc_int)
         };
         if rc == 0 {
             return Ok(());
         }
         let code = unsafe { raw::tj3GetErrorCode(self.handle) };
         let msg = self.error_str();
-        if code == raw::TJERR_TJERR_WARNING as libc_int
-            && !msg.contains("Premature end of JPEG file")
-        {
+        if code == raw::TJERR_TJERR_WARNING as libc_int && !msg.contains("Premature end of JPEG file") {
             // Corrupt-but-complete data: Pillow keeps libjpeg's pixels, so do we.
             return Ok(());
         }
@@ -318,12 +247,7 @@ fn plan_region(b: CropBox, w: usize, h: usize, mcu: usize) -> Region {
     let rx1 = (x1 + REGION_MARGIN).min(w);
     let ry0 = y0.saturating_sub(REGION_MARGIN);
     let ry1 = (y1 + REGION_MARGIN).min(h);
-    let r = Region {
-        x: rx0,
-        y: ry0,
-        w: rx1 - rx0,
-        h: ry1 - ry0,
-    };
+    let r = Region { x: rx0, y: ry0, w: rx1 - rx0, h: ry1 - ry0 };
     if (r.w * r.h) as f64 > REGION_MAX_FRACTION * (w * h) as f64 {
         full
     } else {
@@ -399,9 +323,7 @@ mod tests {
         use turbojpeg::Subsamp::*;
         let mut seed = 99u64;
         let mut rnd = move |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) as usize % n.max(1)
         };
         let mut d = JpegDecoder::new().unwrap();
@@ -410,9 +332,7 @@ mod tests {
             for progressive in [false, true] {
                 let (w, h) = (200 + rnd(150), 150 + rnd(150));
                 let jpeg = test_images::jpeg(w, h, subsamp, progressive);
-                let fd = d
-                    .decode_rgb("k", &jpeg, u64::MAX, Option::None, 1, &mut full)
-                    .unwrap();
+                let fd = d.decode_rgb("k", &jpeg, u64::MAX, Option::None, 1, &mut full).unwrap();
                 assert_eq!((fd.width, fd.height), (w, h));
                 for _ in 0..25 {
                     let b = CropBox {
@@ -421,9 +341,7 @@ mod tests {
                         width: 1 + rnd(w / 2),
                         height: 1 + rnd(h / 2),
                     };
-                    let pd = d
-                        .decode_rgb("k", &jpeg, u64::MAX, Some(b), 1, &mut part)
-                        .unwrap();
+                    let pd = d.decode_rgb("k", &jpeg, u64::MAX, Some(b), 1, &mut part).unwrap();
                     let r = pd.region;
                     // The area a crop reads: the box's part inside the image.
                     let x0 = b.left.clamp(0, w as i64) as usize;
@@ -437,10 +355,7 @@ mod tests {
                         let f = &full[(y * w + x0) * 3..(y * w + x1) * 3];
                         let o = (y - r.y) * r.w;
                         let p = &part[(o + x0 - r.x) * 3..(o + x1 - r.x) * 3];
-                        assert_eq!(
-                            f, p,
-                            "{subsamp:?} progressive={progressive} box={b:?} region={r:?} row {y}"
-                        );
+                        assert_eq!(f, p, "{subsamp:?} progressive={progressive} box={b:?} region={r:?} row {y}");
                     }
                 }
             }
@@ -458,7 +373,8 @@ mod tests {
             assert!(!reaches_end_of_image(&jpeg[..jpeg.len() - cut]), "cut {cut}");
         }
         // An EOI inside a segment's payload (an EXIF thumbnail, say) is not the end.
-        let mut app = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD9, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02, 1, 0xFF, 0x00, 2];
+        let mut app =
+            vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD9, 0xFF, 0xD9, 0xFF, 0xDA, 0x00, 0x02, 1, 0xFF, 0x00, 2];
         assert!(!reaches_end_of_image(&app));
         app.extend_from_slice(&[0xFF, 0xD0, 3, 0xFF, 0xFF, 0xD9]);
         assert!(reaches_end_of_image(&app));

@@ -50,11 +50,7 @@ pub fn posterize(img: &mut [u8], bits: u32) {
 pub fn solarize(img: &mut [u8], threshold: f64) {
     let mut lut = [0u8; 256];
     for (i, v) in lut.iter_mut().enumerate() {
-        *v = if (i as f64) < threshold {
-            i as u8
-        } else {
-            255 - i as u8
-        };
+        *v = if (i as f64) < threshold { i as u8 } else { 255 - i as u8 };
     }
     apply_lut(img, &lut);
 }
@@ -94,11 +90,7 @@ pub fn equalize(img: &mut [u8]) {
         let count_nonzero = h.iter().filter(|&&n| n != 0).count();
         let last_nonzero = h.iter().rev().find(|&&n| n != 0).copied().unwrap_or(0);
         let total: u64 = h.iter().sum();
-        let step = if count_nonzero <= 1 {
-            0
-        } else {
-            (total - last_nonzero) / 255
-        };
+        let step = if count_nonzero <= 1 { 0 } else { (total - last_nonzero) / 255 };
         if step == 0 {
             for (ix, v) in lut.iter_mut().enumerate() {
                 *v = ix as u8;

@@ -36,9 +36,7 @@ pub fn decode_rgb(
     };
     check_pixels(key, w, h, max_pixels)?;
     let mut reader = decoder.read_info().map_err(bad)?;
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| Error::decode(key, "PNG frame too large"))?;
+    let size = reader.output_buffer_size().ok_or_else(|| Error::decode(key, "PNG frame too large"))?;
     let raw = grown(raw, size);
     // The png crate merges Adam7 passes of sub-byte rows into the buffer bit by
     // bit, so stale bytes from a previous image would leak through: clear it.
@@ -63,16 +61,9 @@ pub fn decode_rgb(
                 }
             }
             png::ColorType::Rgb | png::ColorType::Rgba => {
-                let samples = if frame.color_type == png::ColorType::Rgb {
-                    3
-                } else {
-                    4
-                };
+                let samples = if frame.color_type == png::ColorType::Rgb { 3 } else { 4 };
                 let bytes = depth / 8;
-                for (s, d) in src
-                    .chunks_exact(samples * bytes)
-                    .zip(dst.chunks_exact_mut(CHANNELS))
-                {
+                for (s, d) in src.chunks_exact(samples * bytes).zip(dst.chunks_exact_mut(CHANNELS)) {
                     // 16-bit: the high (first) byte of each big-endian sample.
                     d[0] = s[0];
                     d[1] = s[bytes];

@@ -21,13 +21,7 @@ pub struct OpScratch {
 
 /// Apply `op` with `magnitude` in place. Errors (as text) only for a
 /// magnitude the reference itself rejects (Posterize bits outside 1..=8).
-pub fn apply_op(
-    op: Op,
-    magnitude: f64,
-    img: &mut [u8],
-    size: usize,
-    scratch: &mut OpScratch,
-) -> Result<(), String> {
+pub fn apply_op(op: Op, magnitude: f64, img: &mut [u8], size: usize, scratch: &mut OpScratch) -> Result<(), String> {
     let (w, h) = (size, size);
     match op {
         Op::Identity => {}
@@ -44,11 +38,7 @@ pub fn apply_op(
         Op::TranslateX | Op::TranslateY => {
             // F.affine's PIL path centers at (w * 0.5, h * 0.5); translate is int(m).
             let t = py_int(magnitude) as f64;
-            let translate = if op == Op::TranslateX {
-                [t, 0.0]
-            } else {
-                [0.0, t]
-            };
+            let translate = if op == Op::TranslateX { [t, 0.0] } else { [0.0, t] };
             let center = [w as f64 * 0.5, h as f64 * 0.5];
             let m = inverse_affine_matrix(center, 0.0, translate, 1.0, [0.0, 0.0]);
             warp(img, w, h, &m, scratch);
@@ -62,9 +52,7 @@ pub fn apply_op(
             let bits = py_int(magnitude);
             // torchvision accepts 0..=8, ImageOps.posterize then requires 1..=8.
             if !(1..=8).contains(&bits) {
-                return Err(format!(
-                    "Posterize needs 1..=8 bits, got int({magnitude}) = {bits}"
-                ));
+                return Err(format!("Posterize needs 1..=8 bits, got int({magnitude}) = {bits}"));
             }
             lut_ops::posterize(img, bits as u32);
         }

@@ -116,11 +116,7 @@ impl Replayer {
     /// The last image decoded whole (by [`Self::decode_rgb`]): (packed RGB, width, height).
     pub fn decoded(&self) -> Option<(&[u8], usize, usize)> {
         let d = self.decoded.filter(|d| d.is_full())?;
-        Some((
-            &self.image[..d.width * d.height * CHANNELS],
-            d.width,
-            d.height,
-        ))
+        Some((&self.image[..d.width * d.height * CHANNELS], d.width, d.height))
     }
 
     /// Decode `bytes` and replay `aug` into `out` (`size * size * 3`, HWC uint8).
@@ -135,11 +131,7 @@ impl Replayer {
         out: &mut [u8],
     ) -> Result<()> {
         check_out(key, size, out)?;
-        let b = if aug.is_null {
-            None
-        } else {
-            Some(crop_box(key, aug, self.decoder.max_pixels)?)
-        };
+        let b = if aug.is_null { None } else { Some(crop_box(key, aug, self.decoder.max_pixels)?) };
         let denom = match (b, self.dct_scaling) {
             (Some(b), Some(ratio)) => dct_denominator(b, size, ratio),
             _ => 1,
@@ -236,15 +228,10 @@ impl Replayer {
         }
         // Crop coordinates relative to the decoded region: pixels of the box
         // outside the region are outside the image, i.e. black padding.
-        let shifted = CropBox {
-            left: b.left - r.x as i64,
-            top: b.top - r.y as i64,
-            ..b
-        };
+        let shifted = CropBox { left: b.left - r.x as i64, top: b.top - r.y as i64, ..b };
         let t0 = self.clock();
         let src = &self.image[..r.w * r.h * CHANNELS];
-        self.resampler
-            .crop_resize(src, r.w, r.h, shifted, size, size, interp, out);
+        self.resampler.crop_resize(src, r.w, r.h, shifted, size, size, interp, out);
         if hflip {
             geometry::flip_left_right(out, size, size);
         }
@@ -262,10 +249,7 @@ impl Replayer {
 /// the scaled crop at least `ratio * size` pixels.
 fn dct_denominator(b: CropBox, size: usize, ratio: f64) -> usize {
     let need = ratio * size as f64;
-    [8usize, 4, 2]
-        .into_iter()
-        .find(|&d| (b.width.min(b.height) as f64) / d as f64 >= need)
-        .unwrap_or(1)
+    [8usize, 4, 2].into_iter().find(|&d| (b.width.min(b.height) as f64) / d as f64 >= need).unwrap_or(1)
 }
 
 /// A crop box in pixels of an image decoded at 1/`denom`: edges rounded to
@@ -278,30 +262,17 @@ fn scale_box(b: CropBox, denom: usize) -> CropBox {
     let edge = |v: i64| (v as f64 / d).round() as i64;
     let (l, t) = (edge(b.left), edge(b.top));
     let (r, btm) = (edge(b.left + b.width as i64), edge(b.top + b.height as i64));
-    CropBox {
-        left: l,
-        top: t,
-        width: (r - l).max(1) as usize,
-        height: (btm - t).max(1) as usize,
-    }
+    CropBox { left: l, top: t, width: (r - l).max(1) as usize, height: (btm - t).max(1) as usize }
 }
 
 /// The crop box of a non-null entry, validated (non-empty, within the pixel limit).
 fn crop_box(key: &str, aug: &AugParams, max_pixels: u64) -> Result<CropBox> {
     if aug.width <= 0 || aug.height <= 0 {
-        return Err(Error::InvalidArgument(format!(
-            "sample {key}: crop box {}x{} is empty",
-            aug.width, aug.height
-        )));
+        return Err(Error::InvalidArgument(format!("sample {key}: crop box {}x{} is empty", aug.width, aug.height)));
     }
-    let b = CropBox {
-        left: aug.left as i64,
-        top: aug.top as i64,
-        width: aug.width as usize,
-        height: aug.height as usize,
-    };
-    b.check(max_pixels)
-        .map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
+    let b =
+        CropBox { left: aug.left as i64, top: aug.top as i64, width: aug.width as usize, height: aug.height as usize };
+    b.check(max_pixels).map_err(|e| Error::InvalidArgument(format!("sample {key}: {e}")))?;
     Ok(b)
 }
 
@@ -311,12 +282,7 @@ fn bounding_box(a: CropBox, b: CropBox) -> CropBox {
     let top = a.top.min(b.top);
     let right = (a.left + a.width as i64).max(b.left + b.width as i64);
     let bottom = (a.top + a.height as i64).max(b.top + b.height as i64);
-    CropBox {
-        left,
-        top,
-        width: (right - left) as usize,
-        height: (bottom - top) as usize,
-    }
+    CropBox { left, top, width: (right - left) as usize, height: (bottom - top) as usize }
 }
 
 /// Whether region `r` holds every pixel of box `b` that lies inside the `w x h` image.
@@ -333,9 +299,7 @@ fn covers(r: Region, b: CropBox, w: usize, h: usize) -> bool {
 
 fn check_out(key: &str, size: usize, out: &[u8]) -> Result<()> {
     if size == 0 {
-        return Err(Error::InvalidArgument(format!(
-            "sample {key}: output size must be positive"
-        )));
+        return Err(Error::InvalidArgument(format!("sample {key}: output size must be positive")));
     }
     if out.len() != size * size * CHANNELS {
         return Err(Error::InvalidArgument(format!(
@@ -372,15 +336,9 @@ mod tests {
         let mut null = AugParams::null(1, 1);
         null.ops = [(crate::aug::Op::Equalize, 0.0); 2];
         null.n_ops = 2;
-        r.replay("n", &jpeg, &null, 32, Interpolation::Bicubic, &mut a)
-            .unwrap();
-        let full = AugParams {
-            is_null: false,
-            n_ops: 0,
-            ..AugParams::null(64, 48)
-        };
-        r.replay("f", &jpeg, &full, 32, Interpolation::Bicubic, &mut b)
-            .unwrap();
+        r.replay("n", &jpeg, &null, 32, Interpolation::Bicubic, &mut a).unwrap();
+        let full = AugParams { is_null: false, n_ops: 0, ..AugParams::null(64, 48) };
+        r.replay("f", &jpeg, &full, 32, Interpolation::Bicubic, &mut b).unwrap();
         assert_eq!(a, b);
     }
 
@@ -416,10 +374,7 @@ mod tests {
             r.replay_many("m", &jpeg, &augs, size, Interpolation::Bicubic, &mut many).unwrap();
             for (aug, got) in augs.iter().zip(many.chunks_exact(n)) {
                 let mut one = vec![0u8; n];
-                Replayer::new()
-                    .unwrap()
-                    .replay("o", &jpeg, aug, size, Interpolation::Bicubic, &mut one)
-                    .unwrap();
+                Replayer::new().unwrap().replay("o", &jpeg, aug, size, Interpolation::Bicubic, &mut one).unwrap();
                 assert_eq!(got, &one[..], "{aug:?}");
             }
         }
@@ -430,21 +385,10 @@ mod tests {
         let mut r = Replayer::new().unwrap();
         let aug = AugParams::null(4, 4);
         let mut out = vec![0u8; 4 * 4 * 3];
-        let e = r
-            .replay(
-                "k1",
-                b"GIF89a....",
-                &aug,
-                4,
-                Interpolation::Bilinear,
-                &mut out,
-            )
-            .unwrap_err();
+        let e = r.replay("k1", b"GIF89a....", &aug, 4, Interpolation::Bilinear, &mut out).unwrap_err();
         assert!(matches!(e, Error::Decode { .. }), "{e}");
         assert!(e.to_string().contains("k1"));
-        let e = r
-            .replay("k2", b"", &aug, 5, Interpolation::Bilinear, &mut out)
-            .unwrap_err();
+        let e = r.replay("k2", b"", &aug, 5, Interpolation::Bilinear, &mut out).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
 }
@@ -510,30 +454,19 @@ mod allocation {
         let mut out = vec![0u8; 64 * 64 * 3];
         let run = |r: &mut Replayer, out: &mut [u8]| {
             for (i, &op) in all_ops.iter().enumerate() {
-                let m = if op == Op::Posterize {
-                    5.0
-                } else {
-                    0.3 + i as f64
-                };
+                let m = if op == Op::Posterize { 5.0 } else { 0.3 + i as f64 };
                 for (j, bytes) in [&big, &small].into_iter().enumerate() {
                     let aug = AugParams {
                         top: -3 + j as i32 * 7,
                         left: 5,
                         height: 100 - 20 * j as i32,
                         width: 90 + i as i32,
-                        ops: [
-                            (op, m),
-                            (all_ops[(i + 5) % 14], if i % 2 == 0 { -0.2 } else { 7.0 }),
-                        ],
+                        ops: [(op, m), (all_ops[(i + 5) % 14], if i % 2 == 0 { -0.2 } else { 7.0 })],
                         n_ops: 2,
                         is_null: false,
                         hflip: j == 1,
                     };
-                    let interp = if i % 2 == 0 {
-                        Interpolation::Bilinear
-                    } else {
-                        Interpolation::Bicubic
-                    };
+                    let interp = if i % 2 == 0 { Interpolation::Bilinear } else { Interpolation::Bicubic };
                     r.replay("k", bytes, &aug, 64, interp, out).unwrap();
                 }
             }
@@ -541,10 +474,6 @@ mod allocation {
         run(&mut r, &mut out); // warm-up: buffers grow to their working size
         let before = allocations();
         run(&mut r, &mut out);
-        assert_eq!(
-            allocations() - before,
-            0,
-            "Rust-side allocations in steady state"
-        );
+        assert_eq!(allocations() - before, 0, "Rust-side allocations in steady state");
     }
 }

@@ -138,16 +138,8 @@ impl AxisCoeffs {
             for &w in &weights[lo..hi] {
                 self.taps.push(to_fixed(w));
             }
-            let start = if hi > lo {
-                (first_src + lo as i64) as usize
-            } else {
-                0
-            };
-            self.windows.push(Window {
-                start,
-                len: hi - lo,
-                off,
-            });
+            let start = if hi > lo { (first_src + lo as i64) as usize } else { 0 };
+            self.windows.push(Window { start, len: hi - lo, off });
         }
     }
 
@@ -228,15 +220,7 @@ fn horizontal_pass(
     let u = grown(&mut scratch.u, out_w * col_bytes);
     transpose_rgb(&src[c0 * CHANNELS..], src_stride, rows, cols, t, col_bytes);
     shift_windows(coeffs, c0);
-    vertical_pass(
-        t,
-        col_bytes,
-        col_bytes,
-        coeffs,
-        u,
-        col_bytes,
-        &mut scratch.acc,
-    );
+    vertical_pass(t, col_bytes, col_bytes, coeffs, u, col_bytes, &mut scratch.acc);
     transpose_rgb(u, col_bytes, out_w, rows, dst, dst_stride);
 }
 
@@ -252,13 +236,7 @@ struct PassScratch {
 /// The direct per-pixel horizontal pass, as Pillow writes it; the transposed
 /// pass must agree with it.
 #[cfg(test)]
-fn horizontal_direct(
-    src: &[u8],
-    src_stride: usize,
-    rows: usize,
-    coeffs: &AxisCoeffs,
-    dst: &mut [u8],
-) {
+fn horizontal_direct(src: &[u8], src_stride: usize, rows: usize, coeffs: &AxisCoeffs, dst: &mut [u8]) {
     let out_w = coeffs.len();
     for r in 0..rows {
         let row = &src[r * src_stride..];
@@ -464,12 +442,10 @@ impl Resampler {
             return;
         }
         if need_h {
-            self.h
-                .build(filter, in_w, out_w, b.left, src_w, &mut self.weights);
+            self.h.build(filter, in_w, out_w, b.left, src_w, &mut self.weights);
         }
         if need_v {
-            self.v
-                .build(filter, in_h, out_h, b.top, src_h, &mut self.weights);
+            self.v.build(filter, in_h, out_h, b.top, src_h, &mut self.weights);
         }
         if !need_v {
             // Horizontal pass only: output row r is crop row r (black outside the image).
@@ -516,50 +492,18 @@ impl Resampler {
             let (r0, r1) = self.v.source_span();
             let n = (r1 - r0) * out_stride;
             let tmp = grown(&mut self.tmp, n);
-            horizontal_pass(
-                &src[r0 * src_stride..],
-                src_stride,
-                r1 - r0,
-                &mut self.h,
-                &mut self.pass,
-                tmp,
-                out_stride,
-            );
+            horizontal_pass(&src[r0 * src_stride..], src_stride, r1 - r0, &mut self.h, &mut self.pass, tmp, out_stride);
             shift_windows(&mut self.v, r0);
-            vertical_pass(
-                tmp,
-                out_stride,
-                out_stride,
-                &self.v,
-                dst,
-                out_stride,
-                &mut self.pass.acc,
-            );
+            vertical_pass(tmp, out_stride, out_stride, &self.v, dst, out_stride, &mut self.pass.acc);
         } else {
             // Vertical pass over the source columns the horizontal windows use.
             let (c0, c1) = self.h.source_span();
             let row_bytes = (c1 - c0) * CHANNELS;
             let n = out_h * row_bytes;
             let tmp = grown(&mut self.tmp, n);
-            vertical_pass(
-                &src[c0 * CHANNELS..],
-                src_stride,
-                row_bytes,
-                &self.v,
-                tmp,
-                row_bytes,
-                &mut self.pass.acc,
-            );
+            vertical_pass(&src[c0 * CHANNELS..], src_stride, row_bytes, &self.v, tmp, row_bytes, &mut self.pass.acc);
             shift_windows(&mut self.h, c0);
-            horizontal_pass(
-                tmp,
-                row_bytes,
-                out_h,
-                &mut self.h,
-                &mut self.pass,
-                dst,
-                out_stride,
-            );
+            horizontal_pass(tmp, row_bytes, out_h, &mut self.h, &mut self.pass, dst, out_stride);
         }
     }
 }
@@ -633,9 +577,7 @@ mod tests {
     fn transposed_horizontal_pass_matches_direct_loop() {
         let mut seed = 12345u64;
         let mut rnd = move || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) as usize
         };
         for _ in 0..200 {
@@ -644,11 +586,7 @@ mod tests {
             let in_w = 1 + rnd() % 60;
             let out_w = 1 + rnd() % 50;
             let shift = (rnd() % 50) as i64 - 25;
-            let filter = if rnd() % 2 == 0 {
-                Interpolation::Bilinear
-            } else {
-                Interpolation::Bicubic
-            };
+            let filter = if rnd() % 2 == 0 { Interpolation::Bilinear } else { Interpolation::Bicubic };
             let mut c = AxisCoeffs::default();
             let mut wts = Vec::new();
             c.build(filter, in_w, out_w, shift, w, &mut wts);
@@ -656,19 +594,8 @@ mod tests {
             horizontal_direct(&src, w * CHANNELS, rows, &c, &mut expected);
             let mut got = vec![7u8; rows * out_w * CHANNELS];
             let mut scratch = PassScratch::default();
-            horizontal_pass(
-                &src,
-                w * CHANNELS,
-                rows,
-                &mut c,
-                &mut scratch,
-                &mut got,
-                out_w * CHANNELS,
-            );
-            assert_eq!(
-                got, expected,
-                "w={w} in={in_w} out={out_w} shift={shift} {filter:?}"
-            );
+            horizontal_pass(&src, w * CHANNELS, rows, &mut c, &mut scratch, &mut got, out_w * CHANNELS);
+            assert_eq!(got, expected, "w={w} in={in_w} out={out_w} shift={shift} {filter:?}");
         }
     }
 
@@ -678,46 +605,10 @@ mod tests {
         let src = vec![200u8; 5 * 4 * 3];
         let mut r = Resampler::new();
         for (b, ow, oh) in [
-            (
-                CropBox {
-                    left: 0,
-                    top: -21,
-                    width: 7,
-                    height: 1,
-                },
-                3,
-                1,
-            ),
-            (
-                CropBox {
-                    left: 0,
-                    top: 9,
-                    width: 7,
-                    height: 2,
-                },
-                3,
-                2,
-            ),
-            (
-                CropBox {
-                    left: -30,
-                    top: 0,
-                    width: 2,
-                    height: 7,
-                },
-                2,
-                3,
-            ),
-            (
-                CropBox {
-                    left: 6,
-                    top: 0,
-                    width: 2,
-                    height: 7,
-                },
-                2,
-                3,
-            ),
+            (CropBox { left: 0, top: -21, width: 7, height: 1 }, 3, 1),
+            (CropBox { left: 0, top: 9, width: 7, height: 2 }, 3, 2),
+            (CropBox { left: -30, top: 0, width: 2, height: 7 }, 2, 3),
+            (CropBox { left: 6, top: 0, width: 2, height: 7 }, 2, 3),
         ] {
             let mut out = vec![1u8; ow * oh * 3];
             r.crop_resize(&src, 5, 4, b, ow, oh, Interpolation::Bicubic, &mut out);
@@ -769,24 +660,10 @@ mod tests {
         let src: Vec<u8> = (0..4 * 3 * 3).map(|i| i as u8 * 7).collect();
         let mut r = Resampler::new();
         let mut out = vec![0u8; 4 * 3 * 3];
-        r.crop_resize(
-            &src,
-            4,
-            3,
-            CropBox::full(4, 3),
-            4,
-            3,
-            Interpolation::Bicubic,
-            &mut out,
-        );
+        r.crop_resize(&src, 4, 3, CropBox::full(4, 3), 4, 3, Interpolation::Bicubic, &mut out);
         assert_eq!(out, src);
         // Shifted box: the first column is padding.
-        let b = CropBox {
-            left: -1,
-            top: 0,
-            width: 4,
-            height: 3,
-        };
+        let b = CropBox { left: -1, top: 0, width: 4, height: 3 };
         r.crop_resize(&src, 4, 3, b, 4, 3, Interpolation::Bilinear, &mut out);
         let mut expected = vec![0u8; 4 * 3 * 3];
         super::super::crop::crop_pad(&src, 4, 3, b, &mut expected);

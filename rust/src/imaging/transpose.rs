@@ -53,7 +53,8 @@ pub(crate) fn transpose_rgb_portable(
                     let o = (c0 + j) * dst_stride + r0 * CHANNELS;
                     let d: &mut [u8; TB] = (&mut dst[o..o + TB]).try_into().expect("tile row");
                     for (i, t) in tile.iter().enumerate() {
-                        d[i * CHANNELS..i * CHANNELS + CHANNELS].copy_from_slice(&t[j * CHANNELS..j * CHANNELS + CHANNELS]);
+                        d[i * CHANNELS..i * CHANNELS + CHANNELS]
+                            .copy_from_slice(&t[j * CHANNELS..j * CHANNELS + CHANNELS]);
                     }
                 }
                 continue;

@@ -104,7 +104,8 @@ impl BatchShape {
             EmbeddingOutput::Float16 => 2,
             EmbeddingOutput::Float32 => 4,
         };
-        let images = b.checked_mul(3)?.checked_mul(self.image_size)?.checked_mul(self.image_size)?.checked_mul(pixel)?;
+        let images =
+            b.checked_mul(3)?.checked_mul(self.image_size)?.checked_mul(self.image_size)?.checked_mul(pixel)?;
         let embeddings = b.checked_mul(self.emb_width)?.checked_mul(3 * emb_item)?;
         // text + syn_text (i64), index, aug_index, syn_index (i64), text_is_syn (u8)
         let rows = b.checked_mul(2 * CONTEXT_LENGTH * 8 + 3 * 8 + 1)?;
@@ -147,11 +148,10 @@ impl BatchMemory {
     /// A zeroed batch; `Error::OutOfMemory` (never an abort) if its memory cannot be had.
     pub fn try_new(shape: BatchShape) -> Result<Self> {
         let b = shape.batch_size;
-        let too_big = || Error::OutOfMemory(format!("a batch of {b} images of {0}x{0} does not fit in memory", shape.image_size));
-        let pixels = b
-            .checked_mul(3 * shape.image_size)
-            .and_then(|v| v.checked_mul(shape.image_size))
-            .ok_or_else(too_big)?;
+        let too_big =
+            || Error::OutOfMemory(format!("a batch of {b} images of {0}x{0} does not fit in memory", shape.image_size));
+        let pixels =
+            b.checked_mul(3 * shape.image_size).and_then(|v| v.checked_mul(shape.image_size)).ok_or_else(too_big)?;
         let emb = b.checked_mul(shape.emb_width).ok_or_else(too_big)?;
         let tokens = b.checked_mul(CONTEXT_LENGTH).ok_or_else(too_big)?;
         Ok(BatchMemory {
@@ -218,13 +218,7 @@ mod tests {
     use super::*;
 
     fn shape(image: ImageOutput) -> BatchShape {
-        BatchShape {
-            batch_size: 2,
-            image_size: 2,
-            emb_width: 4,
-            image,
-            embedding: EmbeddingOutput::Float32,
-        }
+        BatchShape { batch_size: 2, image_size: 2, emb_width: 4, image, embedding: EmbeddingOutput::Float32 }
     }
 
     #[test]

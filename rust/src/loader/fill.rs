@@ -7,8 +7,8 @@ use std::sync::Arc;
 use half::f16;
 
 use super::batch::{try_zeroed_vec, BatchMemory, EmbeddingData};
-use super::stats::{SkippedSample, Stats};
 use super::sampler::{augmentation_choice, mix_takes_synthetic, syn_caption_choice, CaptionMode};
+use super::stats::{SkippedSample, Stats};
 use super::{LoaderConfig, OnError};
 use crate::error::{Error, Result};
 use crate::imaging::Replayer;
@@ -36,13 +36,7 @@ impl BatchFiller {
         let hwc = try_zeroed_vec(cfg.image_size * cfg.image_size * 3, "a worker's image buffer")?;
         let mut replayer = Replayer::new()?;
         replayer.set_dct_scaling(cfg.dct_scaling);
-        Ok(BatchFiller {
-            store,
-            cfg,
-            stats,
-            replayer,
-            hwc,
-        })
+        Ok(BatchFiller { store, cfg, stats, replayer, hwc })
     }
 
     fn choose(&self, epoch: u64, index: u64) -> Choice {
@@ -53,12 +47,7 @@ impl BatchFiller {
             CaptionMode::Both => false,
             CaptionMode::Mix(p) => mix_takes_synthetic(seed, epoch, index, p),
         };
-        Choice {
-            index,
-            aug: augmentation_choice(seed, epoch, index, dims.j),
-            syn,
-            text_is_syn,
-        }
+        Choice { index, aug: augmentation_choice(seed, epoch, index, dims.j), syn, text_is_syn }
     }
 
     /// Replay sample `index`'s chosen augmentation into `self.hwc`.
@@ -74,7 +63,9 @@ impl BatchFiller {
                 &mut self.hwc,
             )
             .map_err(|e| match e {
-                Error::Decode { key, msg } => Error::decode(format!("{key} (index {i}, {})", shard.path().display()), msg),
+                Error::Decode { key, msg } => {
+                    Error::decode(format!("{key} (index {i}, {})", shard.path().display()), msg)
+                }
                 other => other,
             })
     }
@@ -110,20 +101,13 @@ impl BatchFiller {
             if !bad.is_empty() {
                 let mut log = self.stats.skipped.lock().unwrap_or_else(|p| p.into_inner());
                 for (index, uid, reason) in bad {
-                    log.record(SkippedSample {
-                        index,
-                        uid,
-                        reason,
-                        replacement: choice.index,
-                    });
+                    log.record(SkippedSample { index, uid, reason, replacement: choice.index });
                 }
             }
             batch.put_image(row, &self.hwc);
             self.put_text_and_embeddings(batch, row, &choice, &shard, shard_row);
         }
-        self.stats
-            .samples
-            .fetch_add(rows.len(), std::sync::atomic::Ordering::Relaxed);
+        self.stats.samples.fetch_add(rows.len(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

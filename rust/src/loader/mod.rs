@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 pub use batch::{BatchMemory, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
 pub use pipeline::{BatchPool, EpochRun, PoolSender};
-pub use stats::{SkippedSample, Stats};
 pub use sampler::{CaptionMode, Order, SamplerConfig};
 pub use settings::{CaptionSetting, ImageDtype, LoaderSettings, Named, OrderSetting};
+pub use stats::{SkippedSample, Stats};
 
 use crate::error::{Error, Result};
 use crate::imaging::Interpolation;
@@ -195,12 +195,7 @@ impl Loader {
         // The first buffer now: if even one batch cannot be had, say so here.
         let first = pool.take()?;
         pool.give_back(first);
-        Ok(Loader {
-            store,
-            cfg,
-            stats: Arc::new(Stats::default()),
-            pool,
-        })
+        Ok(Loader { store, cfg, stats: Arc::new(Stats::default()), pool })
     }
 
     pub fn num_batches(&self) -> usize {

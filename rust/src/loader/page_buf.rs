@@ -19,7 +19,11 @@ pub fn page_size() -> usize {
     *PAGE.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if page > 0 { page as usize } else { 4096 }
+        if page > 0 {
+            page as usize
+        } else {
+            4096
+        }
     })
 }
 
@@ -93,8 +97,9 @@ mod tests {
         for n in [1usize, 7, 77 * 2, page / 8, page / 8 + 1, 3 * page] {
             let a = PageBuf::<i64>::zeroed(n, "test").unwrap();
             let b = PageBuf::<u8>::zeroed(n, "test").unwrap();
-            for (addr, bytes, cap) in [(a.as_ptr() as usize, n * 8, a.capacity_bytes()),
-                                       (b.as_ptr() as usize, n, b.capacity_bytes())] {
+            for (addr, bytes, cap) in
+                [(a.as_ptr() as usize, n * 8, a.capacity_bytes()), (b.as_ptr() as usize, n, b.capacity_bytes())]
+            {
                 assert_eq!(addr % page, 0);
                 assert_eq!(cap % page, 0);
                 assert!(cap >= bytes && cap < bytes + page);

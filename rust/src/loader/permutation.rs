@@ -185,7 +185,8 @@ mod tests {
     fn huge_domains_stay_in_range_and_distinct() {
         for n in [1_280_000_000u64, (1 << 40) + 3, u64::MAX] {
             let p = Permutation::new(n, 9);
-            let mut seen: Vec<u64> = (0..2000).map(|i| p.apply(i)).chain((0..2000).map(|i| p.apply(n - 1 - i))).collect();
+            let mut seen: Vec<u64> =
+                (0..2000).map(|i| p.apply(i)).chain((0..2000).map(|i| p.apply(n - 1 - i))).collect();
             assert!(seen.iter().all(|&x| x < n));
             seen.sort_unstable();
             seen.dedup();

@@ -36,12 +36,7 @@ pub struct BatchPool {
 impl BatchPool {
     pub fn new(shape: BatchShape) -> Self {
         let (tx, rx) = unbounded();
-        BatchPool {
-            shape,
-            tx,
-            rx,
-            allocated: AtomicUsize::new(0),
-        }
+        BatchPool { shape, tx, rx, allocated: AtomicUsize::new(0) }
     }
 
     /// A free batch: a recycled one, else newly allocated (`Error::OutOfMemory` if that fails).
@@ -107,10 +102,7 @@ impl EpochRun {
     ) -> Result<EpochRun> {
         let plan = Arc::new(EpochPlan::new(&cfg.sampler, epoch));
         let (tx, rx) = unbounded();
-        let window = Arc::new(Window {
-            delivered: Mutex::new(start),
-            moved: Condvar::new(),
-        });
+        let window = Arc::new(Window { delivered: Mutex::new(start), moved: Condvar::new() });
         let stop = Arc::new(AtomicBool::new(false));
         let next_job = Arc::new(AtomicUsize::new(start));
         let mut run = EpochRun {

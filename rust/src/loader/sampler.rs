@@ -103,7 +103,8 @@ impl EpochPlan {
         let kind = match cfg.order {
             Order::Global => {
                 let n = cfg.num_samples as u64;
-                let shuffle = cfg.shuffle.then(|| Permutation::new(n, hash_key(&[cfg.seed, epoch, STREAM_PERMUTATION])));
+                let shuffle =
+                    cfg.shuffle.then(|| Permutation::new(n, hash_key(&[cfg.seed, epoch, STREAM_PERMUTATION])));
                 PlanKind::Global { n, rank: cfg.rank as u64, world: cfg.world_size as u64, shuffle }
             }
             Order::ShardBlock { window } => {
@@ -321,7 +322,8 @@ mod tests {
         let sizes = [5, 0, 7, 3, 6, 6, 1, 4];
         let n: usize = sizes.iter().sum();
         for world in [1, 2, 3] {
-            let per_rank: Vec<Vec<u64>> = (0..world).map(|r| rank_indices(&blocks(&sizes, r, world, true, 2), 9)).collect();
+            let per_rank: Vec<Vec<u64>> =
+                (0..world).map(|r| rank_indices(&blocks(&sizes, r, world, true, 2), 9)).collect();
             assert!(per_rank.iter().all(|ix| ix.len() == n / world));
             let mut all: Vec<u64> = per_rank.iter().flatten().copied().collect();
             all.sort();
@@ -334,7 +336,8 @@ mod tests {
                 .sum();
             assert!(shards_read < 7 + world, "world {world}: {shards_read} shard reads");
             // Padded: every sample appears, blocks are equal.
-            let padded: Vec<Vec<u64>> = (0..world).map(|r| rank_indices(&blocks(&sizes, r, world, false, 2), 9)).collect();
+            let padded: Vec<Vec<u64>> =
+                (0..world).map(|r| rank_indices(&blocks(&sizes, r, world, false, 2), 9)).collect();
             let mut all: Vec<u64> = padded.iter().flatten().copied().collect();
             assert!(padded.iter().all(|ix| ix.len() == n.div_ceil(world)));
             all.sort();
@@ -440,7 +443,8 @@ mod tests {
     fn ranks_are_disjoint_and_cover_for_many_sizes_and_orders() {
         for n in [1usize, 2, 7, 64, 97, 1000] {
             for world in [1usize, 2, 3, 8] {
-                let sizes: Vec<usize> = (0..n.div_ceil(5)).map(|s| if s % 3 == 1 { 0 } else { (n - s * 5).min(5) }).collect();
+                let sizes: Vec<usize> =
+                    (0..n.div_ceil(5)).map(|s| if s % 3 == 1 { 0 } else { (n - s * 5).min(5) }).collect();
                 let sizes: Vec<usize> = {
                     let mut v = sizes;
                     let short = n - v.iter().sum::<usize>();
@@ -448,7 +452,8 @@ mod tests {
                     v
                 };
                 for order_blocks in [false, true] {
-                    let make = |r, drop| if order_blocks { blocks(&sizes, r, world, drop, 3) } else { cfg(n, r, world, drop) };
+                    let make =
+                        |r, drop| if order_blocks { blocks(&sizes, r, world, drop, 3) } else { cfg(n, r, world, drop) };
                     let dropped: Vec<u64> = (0..world).flat_map(|r| rank_indices(&make(r, true), 1)).collect();
                     let mut unique = dropped.clone();
                     unique.sort_unstable();

@@ -54,7 +54,8 @@ pub enum OrderSetting {
 
 impl Named for Interpolation {
     const SETTING: &'static str = "interpolation";
-    const NAMES: &'static [(&'static str, Self)] = &[("bicubic", Interpolation::Bicubic), ("bilinear", Interpolation::Bilinear)];
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("bicubic", Interpolation::Bicubic), ("bilinear", Interpolation::Bilinear)];
 }
 
 impl Named for ImageDtype {
@@ -64,7 +65,8 @@ impl Named for ImageDtype {
 
 impl Named for EmbeddingOutput {
     const SETTING: &'static str = "embedding_output_dtype";
-    const NAMES: &'static [(&'static str, Self)] = &[("float16", EmbeddingOutput::Float16), ("float32", EmbeddingOutput::Float32)];
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("float16", EmbeddingOutput::Float16), ("float32", EmbeddingOutput::Float32)];
 }
 
 impl Named for CaptionSetting {
@@ -85,8 +87,11 @@ impl Named for OrderSetting {
 
 impl Named for AccessPattern {
     const SETTING: &'static str = "pattern";
-    const NAMES: &'static [(&'static str, Self)] =
-        &[("random", AccessPattern::Random), ("sequential", AccessPattern::Sequential), ("normal", AccessPattern::Normal)];
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("random", AccessPattern::Random),
+        ("sequential", AccessPattern::Sequential),
+        ("normal", AccessPattern::Normal),
+    ];
 }
 
 /// Every keyword of the loader, as given (integers unchecked: any Python int
@@ -120,7 +125,9 @@ pub struct LoaderSettings {
 /// An integer setting within [minimum, 2**64 - 1] (the core counts in 64 bits).
 pub fn integer(setting: &str, value: i128, minimum: u64) -> Result<u64> {
     if value < minimum as i128 || value > u64::MAX as i128 {
-        return Err(Error::InvalidArgument(format!("{setting} must be an integer in [{minimum}, 2**64 - 1], got {value}")));
+        return Err(Error::InvalidArgument(format!(
+            "{setting} must be an integer in [{minimum}, 2**64 - 1], got {value}"
+        )));
     }
     Ok(value as u64)
 }
@@ -128,13 +135,16 @@ pub fn integer(setting: &str, value: i128, minimum: u64) -> Result<u64> {
 /// An integer setting that counts things in memory (a `usize`).
 pub fn count(setting: &str, value: i128, minimum: u64) -> Result<usize> {
     let v = integer(setting, value, minimum)?;
-    usize::try_from(v).map_err(|_| Error::InvalidArgument(format!("{setting} {v} does not fit this machine's address space")))
+    usize::try_from(v)
+        .map_err(|_| Error::InvalidArgument(format!("{setting} {v} does not fit this machine's address space")))
 }
 
 /// A count with a stated bound below 2**64 (the message gives the real range).
 pub fn count_at_most(setting: &str, value: i128, minimum: usize, maximum: usize) -> Result<usize> {
     if value < minimum as i128 || value > maximum as i128 {
-        return Err(Error::InvalidArgument(format!("{setting} must be an integer in [{minimum}, {maximum}], got {value}")));
+        return Err(Error::InvalidArgument(format!(
+            "{setting} must be an integer in [{minimum}, {maximum}], got {value}"
+        )));
     }
     Ok(value as usize)
 }
@@ -266,7 +276,8 @@ mod tests {
         assert!(rejected(|s| s.seed = -1).starts_with("seed must be an integer in [0, 2**64 - 1]"));
         assert!(rejected(|s| s.seed = u64::MAX as i128 + 1).starts_with("seed must be"));
         assert!(rejected(|s| s.image_size = 1 << 20).starts_with("image_size 1048576 is too large"));
-        assert!(rejected(|s| s.num_threads = Some(1025)).starts_with("num_threads must be an integer in [1, 1024], got 1025"));
+        assert!(rejected(|s| s.num_threads = Some(1025))
+            .starts_with("num_threads must be an integer in [1, 1024], got 1025"));
         assert!(rejected(|s| s.num_threads = Some(0)).starts_with("num_threads must be an integer in [1, 1024], got 0"));
         assert!(rejected(|s| s.rank = 1).starts_with("rank must be < world_size"));
         assert!(rejected(|s| s.shuffle_window = 0).starts_with("shuffle_window must be"));

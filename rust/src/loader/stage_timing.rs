@@ -53,12 +53,5 @@ pub fn time_stages(
     }
     let total = start.elapsed();
     let stages = replayer.stage_times().expect("stage timing was switched on");
-    Ok(StageReport {
-        decode: stages.decode,
-        resize: stages.resize,
-        ops: stages.ops,
-        write,
-        total,
-        samples,
-    })
+    Ok(StageReport { decode: stages.decode, resize: stages.resize, ops: stages.ops, write, total, samples })
 }

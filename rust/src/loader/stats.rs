@@ -48,7 +48,8 @@ mod tests {
     #[test]
     fn skip_log_lists_each_sample_once() {
         let mut log = SkipLog::default();
-        let s = |index, replacement| SkippedSample { index, uid: format!("u{index}"), reason: "bad".into(), replacement };
+        let s =
+            |index, replacement| SkippedSample { index, uid: format!("u{index}"), reason: "bad".into(), replacement };
         for (i, r) in [(3, 5), (4, 5), (4, 5), (3, 5), (9, 0)] {
             log.record(s(i, r));
         }

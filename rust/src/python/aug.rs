@@ -9,8 +9,8 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 
 use crate::aug::param_aug;
 use crate::aug::{
-    rescale_box as rescale, AugParams, FieldKind, Item, Op, AUG_RECORD_SIZE, FIELDS, FLAG_HFLIP, FLAG_NULL, MAX_OPS_PER_ENTRY,
-    NUM_OPS,
+    rescale_box as rescale, AugParams, FieldKind, Item, Op, AUG_RECORD_SIZE, FIELDS, FLAG_HFLIP, FLAG_NULL,
+    MAX_OPS_PER_ENTRY, NUM_OPS,
 };
 
 /// Entries nest three lists deep; deeper input is shown, not walked.

@@ -31,10 +31,7 @@ fn bench_stage_times<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let image = match image_dtype {
         ImageDtype::Uint8 => ImageOutput::Uint8,
-        ImageDtype::Float32 => ImageOutput::Float32 {
-            mean: [0.0; 3],
-            std: [1.0; 3],
-        },
+        ImageDtype::Float32 => ImageOutput::Float32 { mean: [0.0; 3], std: [1.0; 3] },
     };
     let mut timed = Vec::with_capacity(cases.len());
     for (jpeg, top, left, height, width, ops) in cases {

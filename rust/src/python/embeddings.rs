@@ -8,7 +8,10 @@ use pyo3::prelude::*;
 
 use super::format::dtype_of;
 use super::sample_input::HeldArray;
-use crate::store::{bf16_bits_to_f32, dequantize_int8 as dequantize, encode, f32_to_bf16_bits, named_error, quantize_int8 as quantize, EmbeddingDtype, Encoded};
+use crate::store::{
+    bf16_bits_to_f32, dequantize_int8 as dequantize, encode, f32_to_bf16_bits, named_error, quantize_int8 as quantize,
+    EmbeddingDtype, Encoded,
+};
 
 type Array<'py, T> = Bound<'py, PyArrayDyn<T>>;
 
@@ -20,7 +23,10 @@ fn shaped<'py, T: numpy::Element>(py: Python<'py>, values: Vec<T>, shape: &[usiz
 fn rows_of(shape: &[usize], k: usize, what: &str) -> PyResult<usize> {
     match shape {
         [rows, kd] if k > 0 && kd % k == 0 => Ok(*rows),
-        _ => Err(PyValueError::new_err(format!("{what} must be [rows, K*D] with K={k}, got shape {}", crate::store::shape_repr(shape)))),
+        _ => Err(PyValueError::new_err(format!(
+            "{what} must be [rows, K*D] with K={k}, got shape {}",
+            crate::store::shape_repr(shape)
+        ))),
     }
 }
 
@@ -45,7 +51,9 @@ fn encode_embeddings<'py>(
     let scales = scales.filter(|s| !s.is_none()).map(HeldArray::f32).transpose()?;
     let values = held.embedding_values();
     let given = scales.as_ref().and_then(|s| s.f32_values());
-    let encoded = py.detach(|| encode(values, rows, k, dtype, given)).map_err(|m| PyValueError::new_err(named_error(what, &m)))?;
+    let encoded = py
+        .detach(|| encode(values, rows, k, dtype, given))
+        .map_err(|m| PyValueError::new_err(named_error(what, &m)))?;
     let shape = held.shape().to_vec();
     Ok(match encoded {
         Encoded::Bits16(bits) if dtype == EmbeddingDtype::Float16 => {
@@ -72,7 +80,9 @@ fn decode_embeddings<'py>(
         EmbeddingDtype::Float16 => {
             let held = HeldArray::embedding(values)?;
             match held.embedding_values() {
-                crate::store::EmbeddingValues::F16(v) => shaped(py, v.iter().map(|x| x.to_f32()).collect(), held.shape()),
+                crate::store::EmbeddingValues::F16(v) => {
+                    shaped(py, v.iter().map(|x| x.to_f32()).collect(), held.shape())
+                }
                 _ => Err(PyValueError::new_err("float16 values must be a float16 array")),
             }
         }
@@ -113,7 +123,11 @@ fn quantize_int8<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, k: usize) -> PyRes
 
 /// int8 [rows, K*D] and scales [rows, K] -> float32 [rows, K*D].
 #[pyfunction]
-fn dequantize_int8<'py>(py: Python<'py>, q: &Bound<'py, PyAny>, scales: &Bound<'py, PyAny>) -> PyResult<Array<'py, f32>> {
+fn dequantize_int8<'py>(
+    py: Python<'py>,
+    q: &Bound<'py, PyAny>,
+    scales: &Bound<'py, PyAny>,
+) -> PyResult<Array<'py, f32>> {
     let q_held = HeldArray::embedding(q)?;
     let s_held = HeldArray::f32(scales)?;
     let Some(values) = q_held.i8_values() else {
@@ -122,13 +136,21 @@ fn dequantize_int8<'py>(py: Python<'py>, q: &Bound<'py, PyAny>, scales: &Bound<'
     let s = s_held.f32_values().expect("held as float32");
     let (rows, k) = match s_held.shape() {
         [rows, k] => (*rows, *k),
-        other => return Err(PyValueError::new_err(format!("scales must be [rows, K], got shape {}", crate::store::shape_repr(other)))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "scales must be [rows, K], got shape {}",
+                crate::store::shape_repr(other)
+            )))
+        }
     };
     if rows * k == 0 || values.len() % (rows * k) != 0 {
         if values.is_empty() {
             return shaped(py, Vec::new(), q_held.shape());
         }
-        return Err(PyValueError::new_err(format!("{} int8 values do not split into [{rows}, {k}] scales", values.len())));
+        return Err(PyValueError::new_err(format!(
+            "{} int8 values do not split into [{rows}, {k}] scales",
+            values.len()
+        )));
     }
     let d = values.len() / (rows * k);
     shaped(py, dequantize(values, s, d), q_held.shape())

@@ -12,7 +12,10 @@ use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyBaseException, PyException, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyMemoryError, PyOSError, PyValueError};
+use pyo3::exceptions::{
+    PyBaseException, PyException, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyMemoryError, PyOSError,
+    PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -20,9 +23,24 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 use crate::error::{panic_message, Error};
 
 create_exception!(mobileclip_fastload, FastloadError, PyException, "Base class of every mobileclip-fastload error.");
-create_exception!(mobileclip_fastload, StoreFormatError, FastloadError, "A store file or manifest is malformed, truncated or inconsistent.");
-create_exception!(mobileclip_fastload, SchemaVersionError, StoreFormatError, "The store was written with a newer schema than this reader supports.");
-create_exception!(mobileclip_fastload, ChecksumError, FastloadError, "A column chunk does not match its recorded checksum.");
+create_exception!(
+    mobileclip_fastload,
+    StoreFormatError,
+    FastloadError,
+    "A store file or manifest is malformed, truncated or inconsistent."
+);
+create_exception!(
+    mobileclip_fastload,
+    SchemaVersionError,
+    StoreFormatError,
+    "The store was written with a newer schema than this reader supports."
+);
+create_exception!(
+    mobileclip_fastload,
+    ChecksumError,
+    FastloadError,
+    "A column chunk does not match its recorded checksum."
+);
 create_exception!(mobileclip_fastload, ImageDecodeError, FastloadError, "An image's bytes cannot be decoded.");
 
 /// The exception classes with two bases (a `FastloadError` and a built-in kind),
@@ -40,7 +58,13 @@ static TWO_BASE_ERRORS: PyOnceLock<TwoBaseErrors> = PyOnceLock::new();
 /// A new exception class `name` deriving from every class in `bases`; `keep_message`
 /// gives it `BaseException.__str__`, so an `OSError` subclass prints its message
 /// rather than "[Errno N] strerror: 'filename'".
-fn new_exception(py: Python<'_>, name: &CStr, doc: &CStr, bases: &[Bound<'_, PyType>], keep_message: bool) -> PyResult<Py<PyType>> {
+fn new_exception(
+    py: Python<'_>,
+    name: &CStr,
+    doc: &CStr,
+    bases: &[Bound<'_, PyType>],
+    keep_message: bool,
+) -> PyResult<Py<PyType>> {
     let bases = PyTuple::new(py, bases)?;
     let dict = PyDict::new(py);
     if keep_message {
@@ -120,7 +144,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// An `OSError` subclass instance whose message is `msg`, with the attributes set.
-fn os_error(py: Python<'_>, ty: &Py<PyType>, msg: String, errno: Option<i32>, strerror: String, filename: String) -> PyResult<PyErr> {
+fn os_error(
+    py: Python<'_>,
+    ty: &Py<PyType>,
+    msg: String,
+    errno: Option<i32>,
+    strerror: String,
+    filename: String,
+) -> PyResult<PyErr> {
     let err = ty.bind(py).call1((msg,))?;
     err.setattr("errno", errno)?;
     err.setattr("strerror", strerror)?;

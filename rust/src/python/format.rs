@@ -136,7 +136,13 @@ pub struct PyShardInfo(pub ShardEntry);
 impl PyShardInfo {
     #[new]
     #[pyo3(signature = (file, num_samples, file_bytes, file_xxh3, columns=None))]
-    fn new(file: String, num_samples: usize, file_bytes: u64, file_xxh3: String, columns: Option<BTreeMap<String, String>>) -> Self {
+    fn new(
+        file: String,
+        num_samples: usize,
+        file_bytes: u64,
+        file_xxh3: String,
+        columns: Option<BTreeMap<String, String>>,
+    ) -> Self {
         PyShardInfo(ShardEntry { file, num_samples, file_bytes, file_xxh3, columns: columns.unwrap_or_default() })
     }
 
@@ -211,7 +217,11 @@ fn py_shard_file_name(n: usize) -> String {
 /// The Arrow schema every shard with these dims and dtype has (metadata included),
 /// as an Arrow IPC file holding no rows: `pyarrow.ipc.open_file(...).schema` reads it.
 #[pyfunction]
-fn shard_schema_ipc<'py>(py: Python<'py>, dims: &Bound<'py, PyAny>, embedding_dtype: &str) -> PyResult<Bound<'py, PyBytes>> {
+fn shard_schema_ipc<'py>(
+    py: Python<'py>,
+    dims: &Bound<'py, PyAny>,
+    embedding_dtype: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
     let (dims, dtype) = (dims_of(dims)?, dtype_of(embedding_dtype)?);
     let schema = shard_schema(dims, dtype);
     let mut out = Vec::new();

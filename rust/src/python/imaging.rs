@@ -35,11 +35,7 @@ fn with_replayer<T>(f: impl FnOnce(&mut Replayer) -> Result<T>) -> Result<T> {
 /// `np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))`.
 #[pyfunction]
 #[pyo3(signature = (data, /, *, max_pixels = None))]
-fn decode_rgb<'py>(
-    py: Python<'py>,
-    data: &[u8],
-    max_pixels: Option<u64>,
-) -> PyResult<Bound<'py, PyArray3<u8>>> {
+fn decode_rgb<'py>(py: Python<'py>, data: &[u8], max_pixels: Option<u64>) -> PyResult<Bound<'py, PyArray3<u8>>> {
     let (pixels, w, h) = py
         .detach(|| {
             with_replayer(|r| {
@@ -73,7 +69,9 @@ fn decode_rgb<'py>(
 #[pyfunction]
 #[pyo3(signature = (data, top, left, height, width, ops, size, interpolation = Interpolation::Bicubic, hflip = false, *, partial_decode = true, dct_scaling = None))]
 // The default shown as the name Python passes (pyo3 would show "...").
-#[pyo3(text_signature = "(data, top, left, height, width, ops, size, interpolation='bicubic', hflip=False, *, partial_decode=True, dct_scaling=None)")]
+#[pyo3(
+    text_signature = "(data, top, left, height, width, ops, size, interpolation='bicubic', hflip=False, *, partial_decode=True, dct_scaling=None)"
+)]
 #[allow(clippy::too_many_arguments)]
 fn replay_augmentation<'py>(
     py: Python<'py>,
@@ -110,7 +108,14 @@ fn replay_augmentation<'py>(
 }
 
 /// One augmentation from its Python parts, validated by the record's own rule.
-pub(super) fn parse_entry(top: i32, left: i32, height: i32, width: i32, ops: &[(u8, f64)], hflip: bool) -> PyResult<AugParams> {
+pub(super) fn parse_entry(
+    top: i32,
+    left: i32,
+    height: i32,
+    width: i32,
+    ops: &[(u8, f64)],
+    hflip: bool,
+) -> PyResult<AugParams> {
     let ops: Vec<(i64, f64)> = ops.iter().map(|&(index, m)| (index as i64, m)).collect();
     let crop = [top, left, height, width].map(i64::from);
     AugParams::new(crop, &ops, false, hflip).map_err(|e| PyValueError::new_err(e.to_string()))

@@ -19,8 +19,8 @@ use crate::error::Error;
 use crate::imaging::Interpolation;
 use crate::loader::settings::integer;
 use crate::loader::{
-    BatchMemory, CaptionSetting, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageDtype, ImageOutput,
-    Loader, LoaderConfig, LoaderSettings, Named, OnError, Order, OrderSetting, PoolSender, CONTEXT_LENGTH,
+    BatchMemory, CaptionSetting, EmbeddingData, EmbeddingOutput, EpochRun, ImageData, ImageDtype, ImageOutput, Loader,
+    LoaderConfig, LoaderSettings, Named, OnError, Order, OrderSetting, PoolSender, CONTEXT_LENGTH,
 };
 use crate::store::{is_url, open_location};
 
@@ -73,7 +73,11 @@ pub struct PyEpochRun {
 }
 
 /// A zero-copy numpy view of `data` (shape `dims`), kept alive by `owner`.
-fn view<'py, T: Element, const N: usize>(owner: &Bound<'py, PyBatchMemory>, data: &[T], dims: [usize; N]) -> PyResult<Bound<'py, PyAny>> {
+fn view<'py, T: Element, const N: usize>(
+    owner: &Bound<'py, PyBatchMemory>,
+    data: &[T],
+    dims: [usize; N],
+) -> PyResult<Bound<'py, PyAny>> {
     let n: usize = dims.iter().product();
     let data = &data[..n];
     let any = owner.clone().into_any();
@@ -94,7 +98,12 @@ fn view<'py, T: Element, const N: usize>(owner: &Bound<'py, PyBatchMemory>, data
     Ok(arr)
 }
 
-fn embedding_view<'py>(owner: &Bound<'py, PyBatchMemory>, data: &EmbeddingData, rows: usize, width: usize) -> PyResult<Bound<'py, PyAny>> {
+fn embedding_view<'py>(
+    owner: &Bound<'py, PyBatchMemory>,
+    data: &EmbeddingData,
+    rows: usize,
+    width: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     match data {
         EmbeddingData::Float16(v) => view(owner, v, [rows, width]),
         EmbeddingData::Float32(v) => view(owner, v, [rows, width]),
@@ -166,7 +175,9 @@ impl PyLoaderCore {
             let cfg = LoaderConfig::new(&settings, is_url(&location)).py_err()?;
             let options = remote_options(cache_dir, cache_size, storage_options)?;
             let loader = py
-                .detach(|| open_location(&location, &options).and_then(|store| Loader::with_store(Arc::new(store), cfg)))
+                .detach(|| {
+                    open_location(&location, &options).and_then(|store| Loader::with_store(Arc::new(store), cfg))
+                })
                 .py_err()?;
             Ok(PyLoaderCore { loader })
         })
@@ -288,10 +299,8 @@ impl PyEpochRun {
         guarded(|| {
             let batch = py
                 .detach(|| {
-                    let mut run = self
-                        .run
-                        .lock()
-                        .map_err(|_| Error::Internal("this iterator failed earlier".into()))?;
+                    let mut run =
+                        self.run.lock().map_err(|_| Error::Internal("this iterator failed earlier".into()))?;
                     run.next_batch().map(|b| b.map(|b| (b, run.pool_sender())))
                 })
                 .py_err()?;

@@ -1,16 +1,16 @@
 //! PyO3 bindings: one file per concept, each with a `register` function.
 
-mod aug;
 mod atomic;
+mod aug;
 mod bench;
 mod embeddings;
 mod errors;
 mod format;
 mod imaging;
 mod loader;
-mod settings;
 mod sample_input;
 mod sampler;
+mod settings;
 mod store;
 mod writer;
 

@@ -3,7 +3,9 @@
 //! core can check and encode it with the GIL released.
 
 use half::f16;
-use numpy::{PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -28,7 +30,11 @@ pub(crate) struct HeldArray<'py> {
     data: Held<'py>,
 }
 
-fn numpy_fn<'py>(py: Python<'py>, name: &'static str, cell: &'static PyOnceLock<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+fn numpy_fn<'py>(
+    py: Python<'py>,
+    name: &'static str,
+    cell: &'static PyOnceLock<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     Ok(cell.get_or_try_init(py, || py.import("numpy")?.getattr(name).map(Bound::unbind))?.bind(py).clone())
 }
 
@@ -187,7 +193,8 @@ impl<'py> HeldSample<'py> {
             if !e.is_instance_of::<PyValueError>(py) && !e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
                 return e;
             }
-            let uid = sample.getattr("uid").and_then(|u| u.repr()).map(|r| r.to_string()).unwrap_or_else(|_| "'?'".into());
+            let uid =
+                sample.getattr("uid").and_then(|u| u.repr()).map(|r| r.to_string()).unwrap_or_else(|_| "'?'".into());
             PyValueError::new_err(format!("sample {uid}: {}", e.value(py)))
         })
     }
@@ -203,7 +210,9 @@ impl<'py> HeldSample<'py> {
         let uid = text("uid")?;
         let image = s.getattr("image")?;
         let is_array = image.cast::<PyUntypedArray>().is_ok();
-        if !(is_array || image.is_instance_of::<PyBytes>() || image.is_instance_of::<pyo3::types::PyByteArray>()
+        if !(is_array
+            || image.is_instance_of::<PyBytes>()
+            || image.is_instance_of::<pyo3::types::PyByteArray>()
             || image.is_instance_of::<pyo3::types::PyMemoryView>())
         {
             return Err(PyValueError::new_err(format!("image must be bytes, got {}", type_name(&image))));
@@ -211,7 +220,10 @@ impl<'py> HeldSample<'py> {
         let image = as_bytes(&image)?;
         let mut size = [0i128; 4];
         for (v, name) in size.iter_mut().zip(["width", "height", "orig_width", "orig_height"]) {
-            *v = s.getattr(name)?.extract::<i128>().map_err(|_| PyValueError::new_err(format!("{name} must fit uint32")))?;
+            *v = s
+                .getattr(name)?
+                .extract::<i128>()
+                .map_err(|_| PyValueError::new_err(format!("{name} must fit uint32")))?;
         }
         let caption = text("caption")?;
         let syn = s.getattr("syn_captions")?;
@@ -221,10 +233,16 @@ impl<'py> HeldSample<'py> {
             let c = c?;
             match c.cast::<PyString>() {
                 Ok(t) => syn_captions.push(t.to_str()?.to_string()),
-                Err(_) => return Err(PyValueError::new_err(format!("syn_captions must be {} strings, got {syn_len}", dims.s))),
+                Err(_) => {
+                    return Err(PyValueError::new_err(format!(
+                        "syn_captions must be {} strings, got {syn_len}",
+                        dims.s
+                    )))
+                }
             }
         }
-        let syn_tokens = s.getattr("syn_tokens")?.try_iter()?.map(|t| HeldArray::token_ids(&t?)).collect::<PyResult<Vec<_>>>()?;
+        let syn_tokens =
+            s.getattr("syn_tokens")?.try_iter()?.map(|t| HeldArray::token_ids(&t?)).collect::<PyResult<Vec<_>>>()?;
         let aug = contiguous(&s.getattr("aug")?, None)?;
         if !aug.dtype().as_any().eq(aug_dtype)? {
             return Err(PyValueError::new_err(format!("aug must have dtype AUG_DTYPE, got {}", aug.dtype())));
@@ -242,7 +260,8 @@ impl<'py> HeldSample<'py> {
             Ok((!v.is_none()).then_some(v))
         };
         let sha256 = optional("sha256")?.map(|h| as_bytes(&h)).transpose()?;
-        let flags = s.getattr("flags")?.extract::<i128>().map_err(|_| PyValueError::new_err("flags must fit uint32"))?;
+        let flags =
+            s.getattr("flags")?.extract::<i128>().map_err(|_| PyValueError::new_err("flags must fit uint32"))?;
         Ok(HeldSample {
             uid,
             image,
@@ -286,4 +305,3 @@ impl<'py> HeldSample<'py> {
         }
     }
 }
-

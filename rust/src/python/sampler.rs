@@ -39,16 +39,20 @@ fn epoch_indices(
     let world_size = self::count("world_size", world_size.0, 1).py_err()?;
     let rank = self::count("rank", rank.0, 0).py_err()?;
     if rank >= world_size {
-        return Err(Error::InvalidArgument(format!("rank must be < world_size (got rank {rank}, world_size {world_size})")))
-            .py_err();
+        return Err(Error::InvalidArgument(format!(
+            "rank must be < world_size (got rank {rank}, world_size {world_size})"
+        )))
+        .py_err();
     }
     let window = self::count("window", window.0, 1).py_err()?;
     let order = match &shard_sizes {
         Some(sizes) => {
             let total = sizes.iter().try_fold(0usize, |a, &b| a.checked_add(b));
             if total != Some(num_samples) {
-                return Err(Error::InvalidArgument(format!("shard_sizes add up to {total:?}, not num_samples {num_samples}")))
-                    .py_err();
+                return Err(Error::InvalidArgument(format!(
+                    "shard_sizes add up to {total:?}, not num_samples {num_samples}"
+                )))
+                .py_err();
             }
             Order::ShardBlock { window }
         }

@@ -15,9 +15,8 @@ use crate::store::AccessPattern;
 
 /// A named setting from a Python `str`.
 fn named<T: Named>(obj: Borrowed<'_, '_, PyAny>) -> PyResult<T> {
-    let text = obj
-        .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err(format!("expected a str, got {}", type_name(obj))))?;
+    let text =
+        obj.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("expected a str, got {}", type_name(obj))))?;
     T::from_name(&text.to_cow()?).py_err()
 }
 

@@ -15,10 +15,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::errors::IntoPyResult;
-use super::settings::Integer;
-use crate::loader::settings::integer;
 use super::format::dims_dict;
+use super::settings::Integer;
 use crate::error::Error;
+use crate::loader::settings::integer;
 use crate::store::{hex64, open_location, AccessPattern, EmbeddingDtype, RemoteOptions, Shard, Store};
 
 /// dtypes of the views, resolved once per Store.
@@ -431,8 +431,11 @@ impl PyStore {
         kw.set_item("sha256", sh.sha256(r).map(|h| PyBytes::new(py, h)))?;
         kw.set_item("flags", sh.flags(r))?;
         let scales = self.inner.embedding_dtype().has_scales();
-        let image_scales = scales.then(|| view(py, &sh, as_bytes(sh.image_emb_scales(r)), &dt.float32, &[d.j, d.k])).transpose()?;
-        let text_scales = scales.then(|| view(py, &sh, as_bytes(sh.text_emb_scales(r)), &dt.float32, &[d.text_rows(), d.k])).transpose()?;
+        let image_scales =
+            scales.then(|| view(py, &sh, as_bytes(sh.image_emb_scales(r)), &dt.float32, &[d.j, d.k])).transpose()?;
+        let text_scales = scales
+            .then(|| view(py, &sh, as_bytes(sh.text_emb_scales(r)), &dt.float32, &[d.text_rows(), d.k]))
+            .transpose()?;
         kw.set_item("image_emb_scale", image_scales)?;
         kw.set_item("text_emb_scale", text_scales)?;
         self.sample_module.bind(py).getattr("Sample")?.call((), Some(&kw))
@@ -488,10 +491,12 @@ fn verify_store(py: Python<'_>, path: PathBuf) -> PyResult<Vec<String>> {
 #[pyfunction]
 fn store_shard_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
     let (shard, sums) = py
-        .detach(|| Shard::open(&path, None).map(|s| {
-            let sums = s.checksums();
-            (s, sums)
-        }))
+        .detach(|| {
+            Shard::open(&path, None).map(|s| {
+                let sums = s.checksums();
+                (s, sums)
+            })
+        })
         .py_err()?;
     let dict = PyDict::new(py);
     dict.set_item("num_samples", shard.len())?;

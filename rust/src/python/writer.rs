@@ -12,8 +12,10 @@ use pyo3::types::{PyDict, PyTuple};
 use super::errors::to_py;
 use super::format::{dims_of, dtype_of, PyDims, PyShardInfo};
 use super::sample_input::HeldSample;
-use crate::store::{write_shard as core_write_shard, Dims, EmbeddingDtype, Manifest, StoreWriter, StoreWriterOptions, DEFAULT_WRITE_SCHEMA};
-
+use crate::store::{
+    write_shard as core_write_shard, Dims, EmbeddingDtype, Manifest, StoreWriter, StoreWriterOptions,
+    DEFAULT_WRITE_SCHEMA,
+};
 
 fn aug_dtype(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     py.import("mobileclip_fastload.store.sample")?.getattr("AUG_DTYPE")
@@ -27,7 +29,8 @@ fn metadata_json(py: Python<'_>, metadata: Option<&Bound<'_, PyAny>>) -> PyResul
     let dict = PyDict::new(py);
     dict.update(m.cast()?)?;
     let text: String = py.import("json")?.call_method1("dumps", (dict,))?.extract()?;
-    serde_json::from_str(&text).map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("metadata is not plain JSON: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("metadata is not plain JSON: {e}")))
 }
 
 /// Write a store sample by sample, rolling to a new shard every ~`target_shard_bytes`.
@@ -193,10 +196,8 @@ fn write_manifest(
 ) -> PyResult<PathBuf> {
     check_write_schema(schema_version)?;
     let (dims, dtype) = (dims_of(dims)?, dtype_of(embedding_dtype)?);
-    let shards = shard_infos
-        .try_iter()?
-        .map(|s| Ok(s?.cast::<PyShardInfo>()?.get().0.clone()))
-        .collect::<PyResult<Vec<_>>>()?;
+    let shards =
+        shard_infos.try_iter()?.map(|s| Ok(s?.cast::<PyShardInfo>()?.get().0.clone())).collect::<PyResult<Vec<_>>>()?;
     let metadata = metadata_json(py, metadata)?;
     py.detach(|| Manifest::new(dims, dtype, tokenizer, shards, metadata)?.write_version(&store_dir, schema_version))
         .map_err(to_py)

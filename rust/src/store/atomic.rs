@@ -94,7 +94,8 @@ fn parse_temp_name(name: &str) -> Option<(&str, u64)> {
             None => (tail, None),
         };
         let pid_ok = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
-        let unique_ok = unique.is_none_or(|u| u.len() == 8 && u.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        let unique_ok =
+            unique.is_none_or(|u| u.len() == 8 && u.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         if pid_ok && unique_ok {
             let stem = &name[..at];
             // `temp_path` hides the temp file with a leading '.'; the older form kept the name as it was.
@@ -211,7 +212,8 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id() as libc::pid_t;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !is_zombie(pid) {  // exited, not reaped: kill(pid, 0) still succeeds
+        while !is_zombie(pid) {
+            // exited, not reaped: kill(pid, 0) still succeeds
             assert!(std::time::Instant::now() < deadline, "child never exited");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }

@@ -53,23 +53,15 @@ fn span(bufs: &[Range<usize>]) -> Range<usize> {
 /// disjoint (any file our writer makes) this is one pass over the bytes.
 pub fn compute(bytes: &[u8], ranges: &[(String, Range<usize>)]) -> ShardChecksums {
     debug_assert!(ranges.iter().all(|(_, r)| r.end <= bytes.len()));
-    let ordered = ranges
-        .iter()
-        .filter(|(_, r)| !r.is_empty())
-        .collect::<Vec<_>>()
-        .windows(2)
-        .all(|w| w[0].1.end <= w[1].1.start);
+    let ordered =
+        ranges.iter().filter(|(_, r)| !r.is_empty()).collect::<Vec<_>>().windows(2).all(|w| w[0].1.end <= w[1].1.start);
     let (file_xxh3, columns) = if ordered {
         one_pass(bytes, ranges)
     } else {
         let cols = ranges.iter().map(|(n, r)| (n.clone(), xxh3_64(&bytes[r.clone()]))).collect();
         (xxh3_64(bytes), cols)
     };
-    ShardChecksums {
-        file_bytes: bytes.len() as u64,
-        file_xxh3,
-        columns,
-    }
+    ShardChecksums { file_bytes: bytes.len() as u64, file_xxh3, columns }
 }
 
 fn one_pass(bytes: &[u8], ranges: &[(String, Range<usize>)]) -> (u64, Vec<(String, u64)>) {

@@ -215,20 +215,32 @@ mod tests {
     #[test]
     fn overflow_and_non_finite_are_refused() {
         let big = [1e6f32];
-        assert_eq!(encode(EmbeddingValues::F32(&big), 1, 1, EmbeddingDtype::Float16, None), Err("overflows float16".into()));
+        assert_eq!(
+            encode(EmbeddingValues::F32(&big), 1, 1, EmbeddingDtype::Float16, None),
+            Err("overflows float16".into())
+        );
         let huge = [f32::MAX];
-        assert_eq!(encode(EmbeddingValues::F32(&huge), 1, 1, EmbeddingDtype::BFloat16, None), Err("overflows bfloat16".into()));
+        assert_eq!(
+            encode(EmbeddingValues::F32(&huge), 1, 1, EmbeddingDtype::BFloat16, None),
+            Err("overflows bfloat16".into())
+        );
         let nan = [f32::NAN];
-        assert!(encode(EmbeddingValues::F32(&nan), 1, 1, EmbeddingDtype::Int8, None).unwrap_err().contains("non-finite"));
+        assert!(encode(EmbeddingValues::F32(&nan), 1, 1, EmbeddingDtype::Int8, None)
+            .unwrap_err()
+            .contains("non-finite"));
         let ints = [1u16];
-        assert!(encode(EmbeddingValues::U16(&ints), 1, 1, EmbeddingDtype::Float16, None).unwrap_err().contains("got uint16"));
+        assert!(encode(EmbeddingValues::U16(&ints), 1, 1, EmbeddingDtype::Float16, None)
+            .unwrap_err()
+            .contains("got uint16"));
     }
 
     #[test]
     fn int8_is_symmetric_per_row_and_teacher() {
         // 2 rows x 2 teachers x D=3.
         let x = [1.0f32, -0.5, 0.25, 0.0, 0.0, 0.0, 2.0, 1.0, -1.0, 0.3, -0.6, 0.1];
-        let Encoded::Int8 { values, scales } = encode(EmbeddingValues::F32(&x), 2, 2, EmbeddingDtype::Int8, None).unwrap() else {
+        let Encoded::Int8 { values, scales } =
+            encode(EmbeddingValues::F32(&x), 2, 2, EmbeddingDtype::Int8, None).unwrap()
+        else {
             panic!()
         };
         assert_eq!(scales, vec![1.0 / 127.0, 0.0, 2.0 / 127.0, 0.6 / 127.0]);
@@ -239,7 +251,11 @@ mod tests {
         }
         let given = encode(EmbeddingValues::I8(&[1, 2]), 1, 1, EmbeddingDtype::Int8, Some(&[0.5])).unwrap();
         assert_eq!(given, Encoded::Int8 { values: vec![1, 2], scales: vec![0.5] });
-        assert!(encode(EmbeddingValues::I8(&[1, 2]), 1, 1, EmbeddingDtype::Int8, None).unwrap_err().contains("needs its scales"));
-        assert!(encode(EmbeddingValues::I8(&[1, 2]), 1, 1, EmbeddingDtype::Int8, Some(&[-1.0])).unwrap_err().contains("non-negative"));
+        assert!(encode(EmbeddingValues::I8(&[1, 2]), 1, 1, EmbeddingDtype::Int8, None)
+            .unwrap_err()
+            .contains("needs its scales"));
+        assert!(encode(EmbeddingValues::I8(&[1, 2]), 1, 1, EmbeddingDtype::Int8, Some(&[-1.0]))
+            .unwrap_err()
+            .contains("non-negative"));
     }
 }

@@ -55,8 +55,13 @@ pub fn read_layout(bytes: &[u8]) -> Result<FileLayout, String> {
         return Err(format!("has {} record batches; a store shard has exactly one", batches.len()));
     }
     let block = *batches.get(0);
-    let meta = checked_range(block.offset(), block.metaDataLength() as i64, footer_start)
-        .ok_or_else(|| format!("record batch metadata block is outside the file (offset {}, length {})", block.offset(), block.metaDataLength()))?;
+    let meta = checked_range(block.offset(), block.metaDataLength() as i64, footer_start).ok_or_else(|| {
+        format!(
+            "record batch metadata block is outside the file (offset {}, length {})",
+            block.offset(),
+            block.metaDataLength()
+        )
+    })?;
     let body = checked_range(meta.end as i64, block.bodyLength(), footer_start)
         .ok_or_else(|| format!("record batch body is outside the file (length {})", block.bodyLength()))?;
     let message = parse_message(&bytes[meta])?;
@@ -68,17 +73,12 @@ pub fn read_layout(bytes: &[u8]) -> Result<FileLayout, String> {
     let fb_buffers = batch.buffers().ok_or("record batch lists no buffers")?;
     let mut buffers = Vec::with_capacity(fb_buffers.len());
     for (i, b) in fb_buffers.iter().enumerate() {
-        let r = checked_range(b.offset(), b.length(), body.len())
-            .ok_or_else(|| format!("body buffer {i} (offset {}, length {}) is outside the record batch body", b.offset(), b.length()))?;
+        let r = checked_range(b.offset(), b.length(), body.len()).ok_or_else(|| {
+            format!("body buffer {i} (offset {}, length {}) is outside the record batch body", b.offset(), b.length())
+        })?;
         buffers.push(body.start + r.start..body.start + r.end);
     }
-    Ok(FileLayout {
-        schema,
-        version: footer.version(),
-        block,
-        buffers,
-        num_rows,
-    })
+    Ok(FileLayout { schema, version: footer.version(), block, buffers, num_rows })
 }
 
 /// `offset..offset+len` if both are non-negative and it ends at or before `limit`.

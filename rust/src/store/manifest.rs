@@ -103,12 +103,13 @@ impl Manifest {
         }
         // Check magic and version on the loose JSON first, so that a newer store
         // (whose fields this reader may not know) reports its version, not a parse error.
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let obj = value.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
         match obj.get("magic").and_then(|m| m.as_str()) {
             Some(MAGIC) => {}
-            Some(other) => return Err(bad(format!("magic is {other:?}, expected {MAGIC:?}: not a mobileclip-fastload store"))),
+            Some(other) => {
+                return Err(bad(format!("magic is {other:?}, expected {MAGIC:?}: not a mobileclip-fastload store")))
+            }
             None => return Err(bad("no \"magic\" field: not a mobileclip-fastload store".into())),
         }
         let version = obj
@@ -116,8 +117,7 @@ impl Manifest {
             .and_then(|v| v.as_u64())
             .ok_or_else(|| bad("missing or non-integer \"schema_version\"".into()))?;
         check_version(version, path)?;
-        let manifest: Manifest =
-            serde_json::from_value(value).map_err(|e| bad(format!("invalid manifest: {e}")))?;
+        let manifest: Manifest = serde_json::from_value(value).map_err(|e| bad(format!("invalid manifest: {e}")))?;
         manifest.validate(path)?;
         Ok(manifest)
     }
@@ -166,7 +166,10 @@ impl Manifest {
         let mut entries = Vec::with_capacity(self.shards.len());
         for e in &self.shards {
             let hex = |h: &str| u64::from_str_radix(h, 16).expect("validated");
-            entries.push(IndexEntry { file_xxh3: hex(&e.file_xxh3), columns: cols.iter().map(|c| hex(&e.columns[*c])).collect() });
+            entries.push(IndexEntry {
+                file_xxh3: hex(&e.file_xxh3),
+                columns: cols.iter().map(|c| hex(&e.columns[*c])).collect(),
+            });
         }
         let sizes: Vec<u64> = self.shards.iter().map(|e| e.num_samples as u64).collect();
         let bytes: Vec<u64> = self.shards.iter().map(|e| e.file_bytes).collect();
@@ -221,8 +224,9 @@ impl Manifest {
     pub fn read_text(dir: &Path) -> Result<(String, PathBuf)> {
         let path = dir.join(MANIFEST_FILE);
         let limit = max_manifest_bytes()?;
-        let text =
-            read_regular_to_string(&path, limit, &manifest_limit_hint(limit), || Error::StoreNotFound { dir: dir.to_path_buf() })?;
+        let text = read_regular_to_string(&path, limit, &manifest_limit_hint(limit), || Error::StoreNotFound {
+            dir: dir.to_path_buf(),
+        })?;
         Ok((text, path))
     }
 
@@ -248,7 +252,11 @@ impl Manifest {
                 return Err(bad("schema 2 has \"num_shards\" and no \"shards\" list".into()));
             }
             if index.file != super::shard_index::INDEX_FILE {
-                return Err(bad(format!("shard_index file is {:?}, expected {:?}", index.file, super::shard_index::INDEX_FILE)));
+                return Err(bad(format!(
+                    "shard_index file is {:?}, expected {:?}",
+                    index.file,
+                    super::shard_index::INDEX_FILE
+                )));
             }
             if !is_hex64(&index.head_xxh3) {
                 return Err(bad(format!("shard_index head_xxh3 {:?} is not 16 hex digits", index.head_xxh3)));
@@ -256,9 +264,12 @@ impl Manifest {
             return Ok(());
         }
         if self.num_shards.is_some() || self.shard_index.is_some() {
-            return Err(bad("schema 1 lists its shards in \"shards\"; \"num_shards\"/\"shard_index\" are schema 2".into()));
+            return Err(bad(
+                "schema 1 lists its shards in \"shards\"; \"num_shards\"/\"shard_index\" are schema 2".into()
+            ));
         }
-        let min_row = self.dims().min_row_bytes(dtype.itemsize()).ok_or_else(|| bad("dims overflow a row's size".into()))?;
+        let min_row =
+            self.dims().min_row_bytes(dtype.itemsize()).ok_or_else(|| bad("dims overflow a row's size".into()))?;
         let (mut total, mut total_bytes) = (0usize, 0u64);
         for (n, shard) in self.shards.iter().enumerate() {
             check_claimed_rows(shard.num_samples, shard.file_bytes, min_row)
@@ -278,7 +289,9 @@ impl Manifest {
         for (n, shard) in self.shards.iter().enumerate() {
             let name = &shard.file;
             if !is_plain_file_name(name) {
-                return Err(bad(format!("shard {n}: file {name:?} must be a plain file name inside the store directory")));
+                return Err(bad(format!(
+                    "shard {n}: file {name:?} must be a plain file name inside the store directory"
+                )));
             }
             if shard.num_samples == 0 {
                 return Err(bad(format!("{name}: num_samples is 0; a shard holds at least one sample")));
@@ -341,11 +354,7 @@ pub fn check_version(found: u64, path: &Path) -> Result<()> {
 /// `found` must be a version from 1 to `supported`.
 pub fn check_version_up_to(found: u64, supported: u32, path: &Path) -> Result<()> {
     if found > supported as u64 {
-        return Err(Error::Version {
-            path: path.into(),
-            found: found.min(u32::MAX as u64) as u32,
-            supported,
-        });
+        return Err(Error::Version { path: path.into(), found: found.min(u32::MAX as u64) as u32, supported });
     }
     if found == 0 {
         return Err(Error::format(path, "schema_version 0 does not exist"));

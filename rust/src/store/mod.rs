@@ -29,20 +29,26 @@ mod shard_writer;
 mod store_writer;
 mod verify;
 
-pub use atomic::{publish, remove_stale_temporaries, temp_path, temp_target, write_atomic, write_bytes_atomic, Durability};
+pub use atomic::{
+    publish, remove_stale_temporaries, temp_path, temp_target, write_atomic, write_bytes_atomic, Durability,
+};
 pub use checksum::ShardChecksums;
 pub use dims::Dims;
 pub use dtype::EmbeddingDtype;
-pub use encode::{bf16_bits_to_f32, dequantize_int8, encode, f32_to_bf16_bits, named_error, quantize_int8, EmbeddingValues, Encoded};
+pub use encode::{
+    bf16_bits_to_f32, dequantize_int8, encode, f32_to_bf16_bits, named_error, quantize_int8, EmbeddingValues, Encoded,
+};
 pub use location::{is_url, open_location, RemoteOptions};
 pub use manifest::{hex64, Manifest, ShardEntry, DEFAULT_MAX_MANIFEST_BYTES, MANIFEST_FILE, MAX_MANIFEST_BYTES_ENV};
-pub use shard_index::INDEX_FILE;
 pub use reader::Store;
 #[cfg(feature = "remote")]
 pub use remote::CacheStats;
 pub use sample::{shape_repr, EmbeddingInput, EncodedSample, SampleInput, TokenValues, TokensInput};
-pub use schema::{col, column_names, sample_flags, shard_schema, MAGIC, MAX_TOKENS, SCHEMA_VERSION, SHARD_SCHEMA_VERSION};
+pub use schema::{
+    col, column_names, sample_flags, shard_schema, MAGIC, MAX_TOKENS, SCHEMA_VERSION, SHARD_SCHEMA_VERSION,
+};
 pub use shard::{AccessPattern, Shard, ShardExpect};
+pub use shard_index::INDEX_FILE;
 pub use shard_writer::{shard_file_name, write_shard};
 pub use store_writer::{StoreWriter, StoreWriterOptions, DEFAULT_TOKENIZER, DEFAULT_WRITE_SCHEMA};
 pub use verify::{verify_dir, Problem};

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::manifest::{Manifest, ShardEntry};
 use super::parallel::parallel_map;
-use super::shard_table::{local_range_reader, ShardTable};
 use super::shard::{AccessPattern, Shard, ShardExpect};
+use super::shard_table::{local_range_reader, ShardTable};
 use super::verify::{verify_file, Problem};
 use super::{Dims, EmbeddingDtype};
 use crate::error::{Error, Result};
@@ -82,10 +82,21 @@ impl Store {
             None => ShardTable::inline(&mut manifest),
             Some(index) => {
                 let path = dir.join(&index.file);
-                ShardTable::indexed(&manifest, path.display().to_string(), local_range_reader(&path, index.file_bytes)?)?
+                ShardTable::indexed(
+                    &manifest,
+                    path.display().to_string(),
+                    local_range_reader(&path, index.file_bytes)?,
+                )?
             }
         };
-        Ok(Store::from_parts(dir.display().to_string(), dir.to_path_buf(), manifest, manifest_text, Arc::new(table), Source::Local))
+        Ok(Store::from_parts(
+            dir.display().to_string(),
+            dir.to_path_buf(),
+            manifest,
+            manifest_text,
+            Arc::new(table),
+            Source::Local,
+        ))
     }
 
     /// Open a remote store (`s3://`, `gs://`, `az://`, `http(s)://`, `file://`)

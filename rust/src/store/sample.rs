@@ -117,7 +117,13 @@ fn tokens(t: &TokensInput<'_>, what: &str) -> std::result::Result<Vec<u16>, Stri
     Ok(ids)
 }
 
-fn embedding(e: &EmbeddingInput<'_>, rows: usize, dims: Dims, dtype: EmbeddingDtype, what: &str) -> std::result::Result<Encoded, String> {
+fn embedding(
+    e: &EmbeddingInput<'_>,
+    rows: usize,
+    dims: Dims,
+    dtype: EmbeddingDtype,
+    what: &str,
+) -> std::result::Result<Encoded, String> {
     if e.shape != [rows, dims.row_len()] {
         return Err(format!("{what} must have shape ({rows}, {}), got {}", dims.row_len(), shape_repr(e.shape)));
     }

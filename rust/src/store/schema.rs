@@ -165,12 +165,7 @@ pub fn check_fields(actual: &Schema, dims: Dims, dtype: EmbeddingDtype) -> Resul
     }
     for (a, e) in actual.fields().iter().zip(&expected) {
         if !a.data_type().equals_datatype(e.data_type()) {
-            return Err(format!(
-                "column '{}' has type {}, expected {}",
-                e.name(),
-                a.data_type(),
-                e.data_type()
-            ));
+            return Err(format!("column '{}' has type {}, expected {}", e.name(), a.data_type(), e.data_type()));
         }
         if a.is_nullable() && !e.is_nullable() {
             return Err(format!("column '{}' is nullable; it must not be", e.name()));

@@ -289,9 +289,8 @@ fn read_identity(schema: &Schema, path: &Path) -> Result<(Dims, EmbeddingDtype)>
         return Err(bad(format!("schema metadata magic is {magic:?}, expected {MAGIC:?}: not a store shard")));
     }
     let version_text = get(meta_keys::SCHEMA_VERSION)?;
-    let version: u64 = version_text
-        .parse()
-        .map_err(|_| bad(format!("schema_version {version_text:?} is not an integer")))?;
+    let version: u64 =
+        version_text.parse().map_err(|_| bad(format!("schema_version {version_text:?} is not an integer")))?;
     // The shard layout has its own version (unchanged by the schema-2 manifest).
     check_version_up_to(version, super::schema::SHARD_SCHEMA_VERSION, path)?;
     let size = |key: &str| -> Result<usize> {
@@ -317,9 +316,7 @@ fn decode_batch(mmap: &Arc<Mmap>, layout: &FileLayout) -> std::result::Result<Re
     let data = whole.slice_with_length(block.offset() as usize, block_len);
     // Alignment is required rather than repaired so that reads stay zero-copy.
     let decoder = FileDecoder::new(Arc::new(layout.schema.clone()), layout.version).with_require_alignment(true);
-    decoder
-        .read_record_batch(block, &data)?
-        .ok_or_else(|| arrow_schema::ArrowError::IpcError("empty message".into()))
+    decoder.read_record_batch(block, &data)?.ok_or_else(|| arrow_schema::ArrowError::IpcError("empty message".into()))
 }
 
 /// Column extraction and the store-specific checks Arrow's own validation does not make.
@@ -386,7 +383,9 @@ impl Columns<'_> {
         let child = self.fixed_child(name, rows)?;
         let scales = child.as_primitive::<Float32Type>().values().clone();
         if let Some(i) = scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
-            return Err(self.bad(format!("column '{name}': value {i} ({}) is not a finite non-negative scale", scales[i])));
+            return Err(
+                self.bad(format!("column '{name}': value {i} ({}) is not a finite non-negative scale", scales[i]))
+            );
         }
         Ok(Some(scales))
     }
@@ -405,7 +404,11 @@ impl Columns<'_> {
         let aug_array = self.get(col::AUG, false)?.as_fixed_size_binary();
         let aug = aug_array.values().clone();
         if aug.len() != rows * dims.j * AUG_RECORD_SIZE {
-            return Err(self.bad(format!("column 'aug' holds {} bytes, expected {}", aug.len(), rows * dims.j * AUG_RECORD_SIZE)));
+            return Err(self.bad(format!(
+                "column 'aug' holds {} bytes, expected {}",
+                aug.len(),
+                rows * dims.j * AUG_RECORD_SIZE
+            )));
         }
         check_aug_records(&aug, dims.j).map_err(|m| self.bad(format!("column 'aug': {m}")))?;
         let shard = Shard {
@@ -450,4 +453,3 @@ pub(crate) fn check_aug_records(bytes: &[u8], j: usize) -> std::result::Result<(
     }
     Ok(())
 }
-

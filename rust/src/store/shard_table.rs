@@ -70,7 +70,11 @@ impl ShardTable {
             IndexShape { shards: manifest.num_shards.unwrap_or(0), columns: columns.len() as u32, names: index.names };
         // Without names the size is exact; names add a section whose size the head states (checked below).
         let fits = shape.checked_fixed_bytes().filter(|&fixed| {
-            if shape.names { fixed <= index.file_bytes } else { fixed == index.file_bytes }
+            if shape.names {
+                fixed <= index.file_bytes
+            } else {
+                fixed == index.file_bytes
+            }
         });
         if fits.is_none() {
             return Err(bad(format!(
@@ -84,7 +88,11 @@ impl ShardTable {
         let head = read(shape.head_range())?;
         let want = u64::from_str_radix(&index.head_xxh3, 16).expect("validated by Manifest::parse");
         if head_hash(&head) != want {
-            return Err(bad(format!("head checksum mismatch (expected {}, found {})", index.head_xxh3, hex64(head_hash(&head)))));
+            return Err(bad(format!(
+                "head checksum mismatch (expected {}, found {})",
+                index.head_xxh3,
+                hex64(head_hash(&head))
+            )));
         }
         let min_row = manifest.dims().min_row_bytes(dtype.itemsize()).ok_or_else(|| bad("dims overflow".into()))?;
         let mut head = parse_head(&head, shape, manifest.num_samples as u64, min_row).map_err(bad)?;
@@ -171,7 +179,8 @@ impl ShardTable {
                     None => {
                         let range = shape.block_shards(b);
                         let bytes = read(shape.entries_range(range.clone()))?;
-                        let decoded = parse_entries(&bytes, *shape, range.start).map_err(|m| Error::format(location, m))?;
+                        let decoded =
+                            parse_entries(&bytes, *shape, range.start).map_err(|m| Error::format(location, m))?;
                         let names: Vec<String> = match shape.names {
                             true => self.name_block(b)?.to_vec(),
                             false => range.clone().map(|m| shard_file_name(m as usize)).collect(),
@@ -187,7 +196,11 @@ impl ShardTable {
                                     num_samples: self.num_samples(m),
                                     file_bytes: self.file_bytes[m],
                                     file_xxh3: hex64(e.file_xxh3),
-                                    columns: columns.iter().zip(&e.columns).map(|(c, x)| (c.to_string(), hex64(*x))).collect(),
+                                    columns: columns
+                                        .iter()
+                                        .zip(&e.columns)
+                                        .map(|(c, x)| (c.to_string(), hex64(*x)))
+                                        .collect(),
                                 }
                             })
                             .collect();
@@ -228,7 +241,9 @@ pub(crate) fn local_range_reader(path: &Path, file_bytes: u64) -> Result<RangeRe
     Ok(Box::new(move |range: Range<u64>| {
         let mut buf = vec![0u8; (range.end - range.start) as usize];
         file.read_exact_at(&mut buf, range.start).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::format(&path, format!("truncated: bytes {range:?} are missing")),
+            std::io::ErrorKind::UnexpectedEof => {
+                Error::format(&path, format!("truncated: bytes {range:?} are missing"))
+            }
             _ => Error::io(&path, e),
         })?;
         Ok(buf)

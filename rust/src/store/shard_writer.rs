@@ -109,7 +109,10 @@ pub fn record_batch(samples: &[EncodedSample], dims: Dims, dtype: EmbeddingDtype
         token_lists(samples.iter().map(|x| &x.caption_tokens)),
         fixed(Arc::new(StringArray::from(syn_captions)), s),
         fixed(token_lists(samples.iter().flat_map(|x| x.syn_tokens.iter())), s),
-        Arc::new(FixedSizeBinaryArray::try_new((j * AUG_RECORD_SIZE) as i32, Buffer::from_vec(aug), None).map_err(arrow_error)?),
+        Arc::new(
+            FixedSizeBinaryArray::try_new((j * AUG_RECORD_SIZE) as i32, Buffer::from_vec(aug), None)
+                .map_err(arrow_error)?,
+        ),
         fixed(image_emb, j * kd),
         fixed(text_emb, dims.text_rows() * kd),
     ];
@@ -118,7 +121,9 @@ pub fn record_batch(samples: &[EncodedSample], dims: Dims, dtype: EmbeddingDtype
         columns.push(fixed(text_scale, dims.text_rows() * k));
     }
     let sha_valid = (sha_valid.null_count() > 0).then_some(sha_valid);
-    columns.push(Arc::new(FixedSizeBinaryArray::try_new(32, Buffer::from_vec(sha_bytes), sha_valid).map_err(arrow_error)?));
+    columns.push(Arc::new(
+        FixedSizeBinaryArray::try_new(32, Buffer::from_vec(sha_bytes), sha_valid).map_err(arrow_error)?,
+    ));
     columns.push(u32s(samples.iter().map(|x| x.flags)));
     RecordBatch::try_new(Arc::new(shard_schema(dims, dtype)), columns).map_err(arrow_error)
 }

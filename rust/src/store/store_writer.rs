@@ -57,9 +57,7 @@ pub fn is_store_file(name: &str) -> bool {
         return true;
     }
     // A temp file: ".<final name>.tmp-<anything>".
-    name.strip_prefix('.')
-        .and_then(|rest| rest.find(".tmp-").map(|at| &rest[..at]))
-        .is_some_and(is_final)
+    name.strip_prefix('.').and_then(|rest| rest.find(".tmp-").map(|at| &rest[..at])).is_some_and(is_final)
 }
 
 fn already_exists(dir: &Path, msg: String) -> Error {
@@ -90,7 +88,10 @@ fn prepare_dir(dir: &Path, overwrite: bool) -> Result<()> {
     if !others.is_empty() {
         others.sort();
         others.truncate(3);
-        return Err(already_exists(dir, format!("holds files that are not part of a store ({others:?}); not deleting")));
+        return Err(already_exists(
+            dir,
+            format!("holds files that are not part of a store ({others:?}); not deleting"),
+        ));
     }
     store_files.sort_by_key(|n| n != MANIFEST_FILE);
     for name in store_files {
@@ -203,7 +204,13 @@ mod tests {
 
     #[test]
     fn store_files_are_recognised() {
-        for name in ["manifest.json", "shard-00000.arrow", "shard-123456.arrow", ".manifest.json.tmp-12-0123abcd", ".shard-00001.arrow.tmp-9"] {
+        for name in [
+            "manifest.json",
+            "shard-00000.arrow",
+            "shard-123456.arrow",
+            ".manifest.json.tmp-12-0123abcd",
+            ".shard-00001.arrow.tmp-9",
+        ] {
             assert!(is_store_file(name), "{name}");
         }
         for name in ["notes.txt", "shard-1.arrow", "shard-0000a.arrow", ".notes.tmp-1", "manifest.json.bak"] {

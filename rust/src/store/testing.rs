@@ -26,7 +26,11 @@ pub mod expected {
         (16 + g as u32, 8 + (g % 5) as u32)
     }
     pub fn caption(g: usize) -> String {
-        if g % 4 == 0 { String::new() } else { format!("caption {g} ✓") }
+        if g % 4 == 0 {
+            String::new()
+        } else {
+            format!("caption {g} ✓")
+        }
     }
     pub fn tokens(g: usize, which: usize) -> Vec<u16> {
         (0..(g + which) % 6).map(|t| (49406 + t + which) as u16).collect()
@@ -74,7 +78,8 @@ struct Owned {
 fn owned(g: usize, dims: Dims) -> Owned {
     let Dims { j, s, .. } = dims;
     let kd = dims.row_len();
-    let rows = |from: usize, n: usize| (from..from + n).flat_map(|r| (0..kd).map(move |e| expected::emb(g, r, e))).collect();
+    let rows =
+        |from: usize, n: usize| (from..from + n).flat_map(|r| (0..kd).map(move |e| expected::emb(g, r, e))).collect();
     let tokens: Vec<Vec<u16>> = (0..=s).map(|k| expected::tokens(g, k)).collect();
     Owned {
         uid: expected::uid(g),
@@ -91,7 +96,13 @@ fn owned(g: usize, dims: Dims) -> Owned {
 }
 
 /// Write shard file `path` holding global samples `first..first+n`; returns its manifest entry.
-pub fn write_synthetic_shard(path: &Path, dims: Dims, dtype: EmbeddingDtype, first: usize, n: usize) -> super::ShardEntry {
+pub fn write_synthetic_shard(
+    path: &Path,
+    dims: Dims,
+    dtype: EmbeddingDtype,
+    first: usize,
+    n: usize,
+) -> super::ShardEntry {
     let data: Vec<(usize, Owned)> = (first..first + n).map(|g| (g, owned(g, dims))).collect();
     let image_shape = [dims.j, dims.row_len()];
     let text_shape = [dims.text_rows(), dims.row_len()];
@@ -109,8 +120,16 @@ pub fn write_synthetic_shard(path: &Path, dims: Dims, dtype: EmbeddingDtype, fir
                 syn_captions: o.syn_captions.iter().map(String::as_str).collect(),
                 syn_tokens: (1..o.tokens.len()).map(tokens).collect(),
                 aug: &o.aug,
-                image_emb: EmbeddingInput { values: EmbeddingValues::F32(&o.image_emb), shape: &image_shape, scales: None },
-                text_emb: EmbeddingInput { values: EmbeddingValues::F32(&o.text_emb), shape: &text_shape, scales: None },
+                image_emb: EmbeddingInput {
+                    values: EmbeddingValues::F32(&o.image_emb),
+                    shape: &image_shape,
+                    scales: None,
+                },
+                text_emb: EmbeddingInput {
+                    values: EmbeddingValues::F32(&o.text_emb),
+                    shape: &text_shape,
+                    scales: None,
+                },
                 sha256: o.sha256.as_ref().map(|h| h.as_slice()),
                 flags: (g % 4) as i128,
             }

@@ -193,7 +193,11 @@ fn newer_schema_and_wrong_dims_are_refused() {
     std::fs::write(&manifest_path, text.replace("\"D\": 4", "\"D\": 5")).unwrap();
     let msg = open_err(dir.path());
     assert!(msg.contains("D=4") && msg.contains("D=5"), "{msg}");
-    std::fs::write(&manifest_path, text.replace("\"embedding_dtype\": \"float16\"", "\"embedding_dtype\": \"bfloat16\"")).unwrap();
+    std::fs::write(
+        &manifest_path,
+        text.replace("\"embedding_dtype\": \"float16\"", "\"embedding_dtype\": \"bfloat16\""),
+    )
+    .unwrap();
     let msg = open_err(dir.path());
     assert!(msg.contains("bfloat16"), "{msg}");
 }

@@ -71,7 +71,13 @@ pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
 
 /// Check one shard file against its manifest entry; with `validate`, also run the
 /// open-time checks when the checksums match.
-pub(crate) fn verify_file(dir: &Path, dims: Dims, dtype: EmbeddingDtype, entry: &ShardEntry, validate: bool) -> Vec<Problem> {
+pub(crate) fn verify_file(
+    dir: &Path,
+    dims: Dims,
+    dtype: EmbeddingDtype,
+    entry: &ShardEntry,
+    validate: bool,
+) -> Vec<Problem> {
     let path = dir.join(&entry.file);
     let problem = |column: Option<&str>, message: String| Problem {
         shard: path.clone(),
@@ -102,12 +108,7 @@ pub(crate) fn verify_file(dir: &Path, dims: Dims, dtype: EmbeddingDtype, entry: 
     // Checksums can match while the content is still unusable (a manifest written
     // for a bad file); the open-time checks catch that.
     if validate && problems.is_empty() {
-        let expect = ShardExpect {
-            dims,
-            dtype,
-            num_samples: entry.num_samples,
-            file_bytes: entry.file_bytes,
-        };
+        let expect = ShardExpect { dims, dtype, num_samples: entry.num_samples, file_bytes: entry.file_bytes };
         if let Err(e) = Shard::open(&path, Some(&expect)) {
             problems.push(problem(None, format!("fails validation: {e}")));
         }
@@ -130,7 +131,10 @@ pub fn compare_checksums(path: &Path, bytes: &[u8], entry: &ShardEntry) -> Vec<P
         Ok(Ok(sums)) => sums,
         Ok(Err((msg, file_xxh3))) => {
             if hex64(file_xxh3) != entry.file_xxh3 {
-                problems.push(problem(None, format!("whole-file checksum mismatch (expected {}, found {})", entry.file_xxh3, hex64(file_xxh3))));
+                problems.push(problem(
+                    None,
+                    format!("whole-file checksum mismatch (expected {}, found {})", entry.file_xxh3, hex64(file_xxh3)),
+                ));
             }
             problems.push(problem(None, format!("cannot locate columns: {msg}")));
             return problems;
@@ -157,10 +161,18 @@ pub fn compare_checksums(path: &Path, bytes: &[u8], entry: &ShardEntry) -> Vec<P
     }
     if hex64(sums.file_xxh3) != entry.file_xxh3 {
         // With every column intact, the damage is in the bytes no column covers.
-        let where_ = if problems.is_empty() { " outside the column data (Arrow schema, metadata, footer or padding)" } else { "" };
+        let where_ = if problems.is_empty() {
+            " outside the column data (Arrow schema, metadata, footer or padding)"
+        } else {
+            ""
+        };
         problems.push(problem(
             None,
-            format!("whole-file checksum mismatch{where_} (expected {}, found {})", entry.file_xxh3, hex64(sums.file_xxh3)),
+            format!(
+                "whole-file checksum mismatch{where_} (expected {}, found {})",
+                entry.file_xxh3,
+                hex64(sums.file_xxh3)
+            ),
         ));
     }
     problems

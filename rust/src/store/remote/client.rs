@@ -12,8 +12,8 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
-use object_store::ObjectStoreScheme;
 use object_store::path::Path as ObjectPath;
+use object_store::ObjectStoreScheme;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -44,7 +44,8 @@ impl ObjectClient {
     pub fn new(url: &str, options: &[(String, String)], runtime: tokio::runtime::Handle) -> Result<ObjectClient> {
         let bad = |msg: String| Error::Remote { object: url.to_string(), msg };
         let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a valid URL: {e}")))?;
-        let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|e| bad(format!("unsupported store URL: {e}")))?;
+        let (scheme, prefix) =
+            ObjectStoreScheme::parse(&parsed).map_err(|e| bad(format!("unsupported store URL: {e}")))?;
         let mut all: Vec<(String, String)> = DEFAULT_CLIENT_OPTIONS
             .iter()
             .filter(|(k, _)| !options.iter().any(|(o, _)| o == k))
@@ -52,7 +53,11 @@ impl ObjectClient {
             .collect();
         all.extend(options.iter().cloned());
         let retry = RetryConfig {
-            backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 2.0 },
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
             max_retries: 4,
             retry_timeout: Duration::from_secs(120),
         };
@@ -67,7 +72,9 @@ impl ObjectClient {
             }};
         }
         let store: Arc<dyn ObjectStore> = match scheme {
-            ObjectStoreScheme::AmazonS3 => configured!(AmazonS3Builder::from_env(), object_store::aws::AmazonS3ConfigKey),
+            ObjectStoreScheme::AmazonS3 => {
+                configured!(AmazonS3Builder::from_env(), object_store::aws::AmazonS3ConfigKey)
+            }
             ObjectStoreScheme::GoogleCloudStorage => {
                 configured!(GoogleCloudStorageBuilder::from_env(), object_store::gcp::GoogleConfigKey)
             }
@@ -137,7 +144,10 @@ impl ObjectClient {
         self.runtime.block_on(async {
             let bytes = self.store.get_range(&path, range.clone()).await.map_err(|e| describe(&object, e))?;
             if bytes.len() as u64 != want {
-                return Err(Error::format(&object, format!("bytes {range:?}: got {} bytes, expected {want}", bytes.len())));
+                return Err(Error::format(
+                    &object,
+                    format!("bytes {range:?}: got {} bytes, expected {want}", bytes.len()),
+                ));
             }
             Ok(bytes.to_vec())
         })
@@ -145,7 +155,13 @@ impl ObjectClient {
 
     /// Stream object `name` into `tmp`, checking its size and whole-file xxh3
     /// on the way; `tmp` is left for the caller to rename or remove.
-    pub async fn download_once(&self, name: &str, tmp: &Path, size: u64, xxh3: u64) -> std::result::Result<(), Failure> {
+    pub async fn download_once(
+        &self,
+        name: &str,
+        tmp: &Path,
+        size: u64,
+        xxh3: u64,
+    ) -> std::result::Result<(), Failure> {
         let object = self.object_url(name);
         let result = self.store.get(&self.path(name)).await.map_err(|e| Failure {
             retry: !matches!(e, object_store::Error::NotFound { .. }),
@@ -156,7 +172,8 @@ impl ObjectClient {
         let mut written = 0u64;
         let mut stream = result.into_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Failure { retry: true, msg: format!("{object}: download interrupted: {e}") })?;
+            let chunk =
+                chunk.map_err(|e| Failure { retry: true, msg: format!("{object}: download interrupted: {e}") })?;
             written += chunk.len() as u64;
             if written > size {
                 break;
@@ -211,8 +228,10 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     if msg.contains("scheme is not allowed") || msg.contains("builder error") {
-        msg.push_str(" (a plain http:// endpoint is refused unless allowed: storage option allow_http=true, \
-                     or --allow-http on the command line)");
+        msg.push_str(
+            " (a plain http:// endpoint is refused unless allowed: storage option allow_http=true, \
+                     or --allow-http on the command line)",
+        );
     }
     msg
 }

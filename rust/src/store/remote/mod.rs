@@ -44,8 +44,8 @@ use self::client::ObjectClient;
 use super::atomic::{publish, remove_stale_temporaries, temp_name_pid, temp_path, Durability};
 use super::location::RemoteOptions;
 use super::manifest::{manifest_limit_hint, max_manifest_bytes, Manifest, MANIFEST_FILE};
-use super::shard_table::{RangeReader, ShardTable};
 use super::reader::Slot;
+use super::shard_table::{RangeReader, ShardTable};
 use crate::error::{Error, Result};
 
 /// How long a download waits for room held by shards in use before it fails.
@@ -132,8 +132,7 @@ impl RemoteShards {
         let manifest_url = client.object_url(MANIFEST_FILE);
         let limit = max_manifest_bytes()?;
         let bytes = client.get_bounded(MANIFEST_FILE, limit, &manifest_limit_hint(limit))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::format(&manifest_url, "not valid UTF-8"))?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::format(&manifest_url, "not valid UTF-8"))?;
         let mut manifest = Manifest::parse(&text, Path::new(&manifest_url))?;
         let table = Arc::new(match manifest.shard_index.clone() {
             None => ShardTable::inline(&mut manifest),
@@ -155,7 +154,7 @@ impl RemoteShards {
         // One directory per store URL, so that stores can share a cache root.
         let cache_dir = root.join(format!("{:016x}", xxh3_64(url.as_bytes())));
         std::fs::create_dir_all(cache_dir.join(LOCK_DIR)).map_err(|e| Error::io(&cache_dir, e))?;
-                let mut status = vec![Status::Absent; table.len()];
+        let mut status = vec![Status::Absent; table.len()];
         let mut used = 0;
         for item in std::fs::read_dir(&cache_dir).map_err(|e| Error::io(&cache_dir, e))? {
             let item = item.map_err(|e| Error::io(&cache_dir, e))?;
@@ -396,7 +395,9 @@ impl RemoteShards {
             .collect();
         // Shards this epoch has yet to reach go last (they were fetched ahead of
         // need); among the rest, the least recently used first.
-        candidates.sort_by_key(|&m| (self.plan_position[m].load(Ordering::Relaxed) > reached, self.last_use[m].load(Ordering::Relaxed)));
+        candidates.sort_by_key(|&m| {
+            (self.plan_position[m].load(Ordering::Relaxed) > reached, self.last_use[m].load(Ordering::Relaxed))
+        });
         for m in candidates {
             if slots[m].release_if_unused() {
                 // Our shared lock goes first; the file goes only if nobody else holds it
@@ -467,7 +468,10 @@ impl RemoteShards {
                     // Damaged: replacing it needs the exclusive lock, once its other readers let go.
                     let since = *damaged_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > DAMAGED_WAIT {
-                        return Err(format!("the cached copy {} is damaged and another process keeps it open", path.display()));
+                        return Err(format!(
+                            "the cached copy {} is damaged and another process keeps it open",
+                            path.display()
+                        ));
                     }
                 }
             }
@@ -480,7 +484,8 @@ impl RemoteShards {
                 }
                 // Exclusive -> shared is not atomic (flock drops, then takes): check it is still there.
                 // SAFETY: flock on a file descriptor we own.
-                if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&exclusive), libc::LOCK_SH | libc::LOCK_NB) } == 0
+                if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&exclusive), libc::LOCK_SH | libc::LOCK_NB) }
+                    == 0
                     && std::fs::metadata(&path).is_ok()
                 {
                     return Ok(exclusive);
@@ -505,7 +510,8 @@ impl RemoteShards {
             match self.client.download_once(&file, &tmp, file_bytes, want).await {
                 Ok(()) => {
                     // A cache entry is rechecked on use: no fsync needed, only an atomic rename.
-                    publish(&tmp, &path, Durability::CacheOnly).map_err(|e| format!("cannot place {}: {e}", path.display()))?;
+                    publish(&tmp, &path, Durability::CacheOnly)
+                        .map_err(|e| format!("cannot place {}: {e}", path.display()))?;
                     self.bytes_downloaded.fetch_add(file_bytes, Ordering::Relaxed);
                     self.downloads.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
@@ -550,7 +556,10 @@ impl DownloadRuntime {
             .thread_name("mcf-remote")
             .enable_all()
             .build()
-            .map_err(|e| Error::Remote { object: url.to_string(), msg: format!("cannot start the download runtime: {e}") })?;
+            .map_err(|e| Error::Remote {
+                object: url.to_string(),
+                msg: format!("cannot start the download runtime: {e}"),
+            })?;
         Ok(DownloadRuntime(Some(runtime)))
     }
 
