@@ -298,7 +298,7 @@ pub fn parse_head(bytes: &[u8], shape: IndexShape, num_samples: u64, min_row_byt
             // Each name is at least one byte: a block smaller than that is refused before it is read.
             let least = k * (NAME_LEN_BYTES + 1) + NAME_BLOCK_HASH_BYTES;
             let (from, to) = (name_blocks[b as usize], name_blocks[b as usize + 1]);
-            if to.checked_sub(from).map_or(true, |size| size < least) {
+            if to.checked_sub(from).is_none_or(|size| size < least) {
                 return Err(format!("name block {b} spans bytes {from}..{to}, less than its {k} names need"));
             }
         }
