@@ -31,6 +31,7 @@ from mobileclip_fastload.store import Sample, StoreWriter
 from mobileclip_fastload.testing.synthetic_store import make_store, photo_jpeg, random_aug_records
 from mobileclip_fastload.tokenizer import tokenize
 from PIL import Image
+from remote_s3 import options, upload
 
 pytest.importorskip("matplotlib")
 
@@ -254,51 +255,13 @@ def test_cli_rejects_a_sample_out_of_range(store_path, tmp_path, capsys):
     assert not (tmp_path / "v.html").exists()
 
 
-def test_a_remote_store_gives_the_local_page(store_path, tmp_path):
-    boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        s3.create_bucket(Bucket="stores")
-        for f in sorted(store_path.iterdir()):
-            s3.upload_file(str(f), "stores", f"show/{f.name}")
-        options = [
-            f"aws_endpoint={endpoint}",
-            "allow_http=true",
-            "aws_access_key_id=testing",
-            "aws_secret_access_key=testing",
-            "aws_region=us-east-1",
-        ]
-        remote_out, local_out = tmp_path / "remote.html", tmp_path / "local.html"
-        args = ["--samples", "2,19", "--augmentations", "3", "--image-size", "32"]
-        assert (
-            main(
-                [
-                    "show",
-                    "s3://stores/show",
-                    "-o",
-                    str(remote_out),
-                    "--cache-dir",
-                    str(tmp_path / "cache"),
-                    *[a for o in options for a in ("--storage-option", o)],
-                    *args,
-                ]
-            )
-            == 0
-        )
-        write_view(store_path, local_out, samples=[2, 19], augmentations=3, image_size=32)
-    finally:
-        server.stop()
+def test_a_remote_store_gives_the_local_page(store_path, tmp_path, s3, s3_endpoint):
+    url = upload(s3, store_path, "show")
+    remote_out, local_out = tmp_path / "remote.html", tmp_path / "local.html"
+    args = ["--samples", "2,19", "--augmentations", "3", "--image-size", "32"]
+    storage = [a for k, v in options(s3_endpoint).items() for a in ("--storage-option", f"{k}={v}")]
+    assert main(["show", url, "-o", str(remote_out), "--cache-dir", str(tmp_path / "cache"), *storage, *args]) == 0
+    write_view(store_path, local_out, samples=[2, 19], augmentations=3, image_size=32)
     remote, local = remote_out.read_text(encoding="utf-8"), local_out.read_text(encoding="utf-8")
     assert page_data(remote)["samples"] == page_data(local)["samples"]
     for i in (2, 19):

@@ -14,6 +14,7 @@ import pytest
 from conftest import collect_batches, synthetic_sample, tiny_png
 from mobileclip_fastload import FastReinforcedLoader, SchemaVersionError, Store, StoreFormatError
 from mobileclip_fastload.store import StoreWriter, aug_records
+from remote_s3 import options, upload
 
 V1_FIXTURE = Path(__file__).parent / "data" / "store-v1"
 DIMS = {"J": 2, "S": 2, "K": 2, "D": 4}
@@ -168,39 +169,14 @@ def test_schema_2_keeps_names_that_are_not_positional(tmp_path):
         write_manifest(tmp_path, [info], DIMS, "float16", schema_version=3)
 
 
-def test_a_schema_2_store_from_object_storage(both, tmp_path):
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
+def test_a_schema_2_store_from_object_storage(both, tmp_path, s3, s3_endpoint):
     _, v2 = both
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        client.create_bucket(Bucket="stores")
-        for f in sorted(v2.iterdir()):
-            client.upload_file(str(f), "stores", f"v2/{f.name}")
-        options = {
-            "aws_endpoint": endpoint,
-            "allow_http": "true",
-            "aws_access_key_id": "testing",
-            "aws_secret_access_key": "testing",
-            "aws_region": "us-east-1",
-        }
-        remote = Store("s3://stores/v2", cache_dir=tmp_path / "cache", storage_options=options)
-        assert remote.cache_stats()["downloads"] == 0
-        assert everything(remote) == everything(Store(v2))
-        assert remote.shard_entry(2) == Store(v2).shard_entry(2)
-        assert remote.verify() == []
-    finally:
-        server.stop()
+    url = upload(s3, v2, "v2")
+    remote = Store(url, cache_dir=tmp_path / "cache", storage_options=options(s3_endpoint))
+    assert remote.cache_stats()["downloads"] == 0
+    assert everything(remote) == everything(Store(v2))
+    assert remote.shard_entry(2) == Store(v2).shard_entry(2)
+    assert remote.verify() == []
 
 
 def test_fixture_is_what_the_writer_makes(tmp_path):
