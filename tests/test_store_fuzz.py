@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mobileclip_fastload import FastloadError, Store, _core
+from store_contents import read_everything
 
 
 @pytest.fixture(scope="module")
@@ -23,33 +24,6 @@ def pristine(tmp_path_factory) -> Path:
         for i in range(5):
             w.add(synthetic_sample(i, J=2, S=2, K=2, D=3))
     return path
-
-
-def read_everything(store: Store) -> list:
-    """Touch every accessor of every sample (must not crash on a store that opened)."""
-    out = []
-    for i in range(len(store)):
-        s = store.sample(i)
-        out.append(
-            (
-                s.uid,
-                s.image,
-                s.caption,
-                s.syn_captions,
-                s.caption_tokens.tobytes(),
-                [t.tobytes() for t in s.syn_tokens],
-                s.aug.tobytes(),
-                s.image_emb.tobytes(),
-                s.text_emb.tobytes(),
-                s.image_emb_scale.tobytes(),
-                s.text_emb_scale.tobytes(),
-                s.sha256,
-                s.flags,
-                s.width,
-                s.height,
-            )
-        )
-    return out
 
 
 damage_st = st.one_of(

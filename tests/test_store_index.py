@@ -15,6 +15,7 @@ from conftest import collect_batches, synthetic_sample, tiny_png
 from mobileclip_fastload import FastReinforcedLoader, SchemaVersionError, Store, StoreFormatError
 from mobileclip_fastload.store import StoreWriter, aug_records
 from remote_s3 import options, upload
+from store_contents import read_everything
 
 V1_FIXTURE = Path(__file__).parent / "data" / "store-v1"
 DIMS = {"J": 2, "S": 2, "K": 2, "D": 4}
@@ -32,27 +33,6 @@ def write(path: Path, n: int, schema_version: int, per_shard: int = 4) -> Path:
     return path
 
 
-def everything(store: Store) -> list:
-    out = []
-    for i in range(len(store)):
-        s = store.sample(i)
-        out.append(
-            (
-                s.uid,
-                s.image,
-                s.caption,
-                s.syn_captions,
-                s.caption_tokens.tobytes(),
-                s.aug.tobytes(),
-                s.image_emb.tobytes(),
-                s.text_emb.tobytes(),
-                s.sha256,
-                s.flags,
-            )
-        )
-    return out
-
-
 @pytest.fixture
 def both(tmp_path) -> tuple[Path, Path]:
     return write(tmp_path / "v1", 19, 1), write(tmp_path / "v2", 19, 2)
@@ -68,7 +48,7 @@ def test_schema_2_reads_as_schema_1(both):
     assert b.shards_mapped == 0
     assert [a.shard_entry(n) for n in range(a.num_shards)] == [b.shard_entry(n) for n in range(b.num_shards)]
     assert a.file_bytes == b.file_bytes
-    assert everything(a) == everything(b)
+    assert read_everything(a) == read_everything(b)
     assert a.verify() == b.verify() == []
     kw = {"batch_size": 4, "image_size": 16, "num_threads": 1, "seed": 2, "image_dtype": "uint8"}
     for x, y in zip(
@@ -174,7 +154,7 @@ def test_a_schema_2_store_from_object_storage(both, tmp_path, s3, s3_endpoint):
     url = upload(s3, v2, "v2")
     remote = Store(url, cache_dir=tmp_path / "cache", storage_options=options(s3_endpoint))
     assert remote.cache_stats()["downloads"] == 0
-    assert everything(remote) == everything(Store(v2))
+    assert read_everything(remote) == read_everything(Store(v2))
     assert remote.shard_entry(2) == Store(v2).shard_entry(2)
     assert remote.verify() == []
 
@@ -186,7 +166,7 @@ def test_fixture_is_what_the_writer_makes(tmp_path):
     with StoreWriter(again, **DIMS, target_shard_bytes=1200, schema_version=1) as w:
         for i in range(5):
             w.add(synthetic_sample(i, **DIMS))
-    assert everything(Store(again)) == everything(Store(V1_FIXTURE))
+    assert read_everything(Store(again)) == read_everything(Store(V1_FIXTURE))
 
 
 def test_writers_write_schema_2_unless_asked_for_1(tmp_path):
