@@ -11,6 +11,7 @@ import torch
 from mobileclip_fastload_train.models import create_model, list_models, reparameterize
 from mobileclip_fastload_train.models.checkpoints import checkpoint_layout, load_open_clip_checkpoint, load_pretrained
 from mobileclip_fastload_train.models.factory import PREPROCESS
+from reparam_inputs import perturb_for_reparam
 from torch import nn
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -47,21 +48,6 @@ def _tokens(batch: int, seed: int = 0) -> torch.Tensor:
         tokens[i, 0], tokens[i, n + 1] = 49406, 49407
         tokens[i, 1 : n + 1] = torch.randint(1, 49400, (n,), generator=g)
     return tokens
-
-
-def _perturb(model: nn.Module, seed: int = 1) -> None:
-    """Random BN statistics/affines and O(0.1) layer scales, so every folded branch changes the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.uniform_(-0.5, 0.5, generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.uniform_(-0.5, 0.5, generator=g)
-        for name, p in model.named_parameters():
-            if "layer_scale" in name or name.endswith("gamma"):
-                p.uniform_(0.05, 0.3, generator=g)
 
 
 def _open_clip_model(name: str, seed: int) -> nn.Module:
@@ -155,7 +141,7 @@ def test_reparameterize_folds_five_stage_mci3_mci4_towers(variant):
     )
     model = create_model("tiny-S1")
     model.visual = ImageTower(trunk, 64)
-    _perturb(model)
+    perturb_for_reparam(model)
     assert _unfolded_branches(model.visual)
     _assert_reparameterised_equal(model, torch.rand(2, 3, 64, 64), _tokens(2), 1e-4)
 
@@ -164,7 +150,7 @@ def test_reparameterize_folds_five_stage_mci3_mci4_towers(variant):
 def test_reparameterised_features_equal_train_time_features(name):
     torch.manual_seed(0)
     model = create_model(name)
-    _perturb(model)
+    perturb_for_reparam(model)
     size = model.preprocess.image_size
     _assert_reparameterised_equal(model, torch.rand(1, 3, size, size), _tokens(2), 1e-4)
 
@@ -173,7 +159,7 @@ def test_reparameterised_features_equal_train_time_features(name):
 def _apple_s0() -> nn.Module:
     """A random-init open_clip MobileCLIP2-S0 with BN statistics that make reparameterisation matter."""
     oc = _open_clip_model("MobileCLIP2-S0", seed=7)
-    _perturb(oc.visual, seed=3)
+    perturb_for_reparam(oc.visual, seed=3)
     return oc.eval()
 
 
@@ -226,7 +212,7 @@ def test_timms_rehosted_image_tower_loads_into_the_image_tower(tmp_path):
 
     torch.manual_seed(5)
     tower = timm.create_model("fastvit_mci0", pretrained=False, num_classes=512).eval()
-    _perturb(tower, seed=4)
+    perturb_for_reparam(tower, seed=4)
     path = tmp_path / "model.safetensors"
     save_file(tower.state_dict(), str(path))
 

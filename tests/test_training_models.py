@@ -6,6 +6,7 @@ import pytest
 import torch
 from mobileclip_fastload_train.models import MCt, MCtConfig, create_model, reparameterize
 from mobileclip_fastload_train.models.text_repmixer import RepMixer, RepMixerBlock
+from reparam_inputs import perturb_for_reparam
 from torch import nn
 
 SOT, EOT = 49406, 49407
@@ -23,21 +24,6 @@ def _tokens(batch: int, vocab: int = 49400, seed: int = 0) -> torch.Tensor:
         tokens[i, 1 : n + 1] = torch.randint(1, vocab, (n,), generator=g)
         tokens[i, n + 1] = EOT
     return tokens
-
-
-def _perturb_for_reparam(model: nn.Module) -> None:
-    """Random BN statistics/affines and O(0.1) layer scales, so every folded branch matters."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.uniform_(-0.5, 0.5, generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.uniform_(-0.5, 0.5, generator=g)
-        for name, p in model.named_parameters():
-            if "layer_scale" in name or name.endswith("gamma"):
-                p.uniform_(0.05, 0.3, generator=g)
 
 
 @functools.lru_cache(maxsize=2)
@@ -133,7 +119,7 @@ def test_text_repmixer_train_forward_is_skip_plus_branches():
     """The unfolded forward is x + ls * (BN(x) + BN(conv(x)) - BN'(x)): check against a direct formula."""
     torch.manual_seed(0)
     mixer = RepMixer(8, kernel_size=5)
-    _perturb_for_reparam(mixer)
+    perturb_for_reparam(mixer)
     mixer.eval()
     x = torch.randn(2, 8, 1, 13)
 
@@ -154,7 +140,7 @@ def test_text_repmixer_train_forward_is_skip_plus_branches():
 def test_reparameterize_preserves_outputs(name):
     torch.manual_seed(0)
     model = create_model(name)
-    _perturb_for_reparam(model)
+    perturb_for_reparam(model)
     model.eval()
     size = model.preprocess.image_size
     images = torch.rand(2, 3, size, size)
@@ -178,7 +164,7 @@ def test_reparameterize_test_is_sensitive_to_the_mixer_branches():
     """Guard for the test above: with these perturbations the RepMixer branches change the output a lot."""
     torch.manual_seed(0)
     model = create_model("tiny-S0")
-    _perturb_for_reparam(model)
+    perturb_for_reparam(model)
     model.eval()
     tokens = _tokens(2)
     with torch.no_grad():
