@@ -154,3 +154,11 @@ def collect_batches(loader, limit=None) -> list[dict]:
             break
         out.append({k: v.clone() for k, v in vars(b).items() if isinstance(v, torch.Tensor)})
     return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A `heavy` test is `slow` too, so the developer loop (`-m "not slow"`, which replaces the default
+    `-m 'not heavy'`) leaves both out."""
+    for item in items:
+        if item.get_closest_marker("heavy"):
+            item.add_marker(pytest.mark.slow)
