@@ -30,7 +30,7 @@ BAD = tuple(BAD_KINDS)
 def run(inputs, out, models, **kw):
     coca, teachers = models
     kw.setdefault("datacompdr_output", None)
-    return reinforce(
+    report = reinforce(
         inputs,
         out,
         teachers=teachers,
@@ -43,6 +43,9 @@ def run(inputs, out, models, **kw):
         progress=False,
         **kw,
     )
+    failed = [f"{s.input}: {s.status}: {s.error}" for s in report.unreadable_shards]
+    assert not failed, "\n".join(failed)  # a shard's exception is reported, not raised: show it
+    return report
 
 
 @pytest.fixture(scope="module")
