@@ -65,6 +65,27 @@ def test_bf16_build_casts_weights_once_and_keeps_the_random_init(tmp_path):
     assert torch.equal(bf16.visual.conv1.weight, fp32.visual.conv1.weight.to(torch.bfloat16))
 
 
+def test_random_init_coca_leaves_no_parameter_uninitialised(tmp_path):
+    """open_clip never initialises CoCa's text decoder projection (``torch.empty``): garbage, sometimes
+    NaN, and then every caption fails (this failed CI). With deterministic algorithms torch fills empty
+    memory with NaN, so what is left empty shows every time; both precisions get the same init."""
+    from mobileclip_fastload.reinforce.open_clip_models import _build
+
+    coca, _ = tiny_specs(tmp_path)
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        fp32, _ = _build.__wrapped__(coca, "cpu", "fp32")
+        bf16, _ = _build.__wrapped__(coca, "cpu", "bf16")
+    finally:
+        torch.use_deterministic_algorithms(before)
+    assert [k for k, v in fp32.state_dict().items() if not torch.isfinite(v).all()] == []
+    projection = fp32.text_decoder.text_projection
+    low = bf16.text_decoder.text_projection  # as open_clip's bf16 build keeps it
+    assert torch.equal(low, projection.to(low.dtype))
+    assert projection.std().item() == pytest.approx(fp32.text_decoder.width**-0.5, rel=0.2)
+
+
 def test_coca_preprocessing_from_the_configs_is_the_built_models_own(tmp_path):
     from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner
     from open_clip.transform import PreprocessCfg, image_transform_v2

@@ -20,9 +20,15 @@ refused.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
+
+#: open_clip's model registry (``add_model_config`` appends a path and rebuilds a module-level dict by
+#: re-reading every registered file) is not thread-safe, and the replay threads reach it through
+#: ``captioners.eval_transform``: every registration and lookup holds this lock.
+_REGISTRY_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,11 @@ def _stem(path: str) -> str:
 
 
 def register(spec: OpenClipSpec) -> None:
+    with _REGISTRY_LOCK:
+        _register(spec)
+
+
+def _register(spec: OpenClipSpec) -> None:
     import open_clip
 
     if spec.config_file and spec.name not in open_clip.list_models():
@@ -91,8 +102,9 @@ def register(spec: OpenClipSpec) -> None:
 def model_config(spec: OpenClipSpec) -> dict[str, Any]:
     import open_clip
 
-    register(spec)
-    return open_clip.get_model_config(spec.name)
+    with _REGISTRY_LOCK:
+        _register(spec)
+        return open_clip.get_model_config(spec.name)
 
 
 def tag_quick_gelu(name: str, tag: str) -> bool | None:
@@ -156,11 +168,31 @@ def _build(spec: OpenClipSpec, device: str, precision: str) -> tuple[Any, Any]:
     import torch
 
     kwargs = create_kwargs(spec)
-    with torch.random.fork_rng(devices=[]):
+    with _REGISTRY_LOCK, torch.random.fork_rng(devices=[]):  # create_model and get_tokenizer read the registry
         torch.manual_seed(spec.init_seed)  # random init before the cast: fp32 and bf16 builds share weights
         model = open_clip.create_model(spec.name, device="cpu", precision=precision, **kwargs)
-    model = model.to(device).eval().requires_grad_(False)
-    return model, open_clip.get_tokenizer(spec.name)
+        tokenizer = open_clip.get_tokenizer(spec.name)
+    if spec.pretrained is None:
+        initialise_left_empty(model, spec.init_seed)
+    return model.to(device).eval().requires_grad_(False), tokenizer
+
+
+def initialise_left_empty(model, seed: int) -> None:
+    """Initialise what open_clip's random init leaves as ``torch.empty`` memory: CoCa's text decoder
+    (``MultimodalTransformer``) never calls its ``init_parameters``, so its ``text_projection`` holds
+    whatever the allocator returned, sometimes NaN (every caption then fails in ``generate``), and
+    differs from build to build. Pretrained weights overwrite it; a random-init model gets the init
+    that method means (normal, std = width ** -0.5), drawn in fp32 from ``seed`` whatever the precision."""
+    import torch
+    from open_clip.transformer import MultimodalTransformer
+
+    g = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, MultimodalTransformer) and module.text_projection is not None:
+            p = module.text_projection
+            values = torch.empty(p.shape, dtype=torch.float32).normal_(std=module.width**-0.5, generator=g)
+            with torch.no_grad():
+                p.copy_(values)
 
 
 def normalise_device(device: str) -> str:
