@@ -1,6 +1,6 @@
 """Type stubs for the compiled module ``mobileclip_fastload._core``."""
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, final
@@ -20,6 +20,7 @@ __all__ = [
     "AUG_RECORD_FIELDS",
     "AUG_RECORD_SIZE",
     "DECODE_MAX_PIXELS",
+    "DEFAULT_CAPTION_SET",
     "DEFAULT_WRITE_SCHEMA",
     "EMBEDDING_DTYPES",
     "FLAG_BOXES_RESCALED",
@@ -136,6 +137,9 @@ class Store:
     @property
     def embedding_dtype(self) -> str: ...
     @property
+    def caption_sets(self) -> list[tuple[str, int]]:
+        """(name, S) per synthetic caption set in storage order; [("syn_text", S)] for a one-set store."""
+    @property
     def num_shards(self) -> int: ...
     def shard_entry(self, n: int) -> dict[str, Any]:
         """Shard n's entry: {"file", "num_samples", "file_bytes", "file_xxh3", "columns"}
@@ -211,7 +215,8 @@ def verify_store(path: str | PathLike[str]) -> list[str]:
     """Verify a store directory without opening it; one message per problem (shard, column, what)."""
 
 def store_shard_info(path: str | PathLike[str]) -> dict[str, Any]:
-    """Validate one shard file; {"num_samples", "file_bytes", "file_xxh3", "columns", "dims", "embedding_dtype"}."""
+    """Validate one shard file; {"num_samples", "file_bytes", "file_xxh3", "columns", "dims", "embedding_dtype",
+    "caption_sets"}."""
 
 # --- augmentation record (rust/src/python/aug.rs) ----------------------------
 
@@ -254,6 +259,7 @@ MANIFEST_FILE: str
 INDEX_FILE: str  # schema 2's shard index, beside manifest.json
 DEFAULT_WRITE_SCHEMA: int  # the manifest schema writers produce unless told otherwise
 MAX_TOKENS: int
+DEFAULT_CAPTION_SET: str  # the name of a store's one caption set when it lists none ("syn_text")
 EMBEDDING_DTYPES: tuple[str, ...]
 FLAG_BOXES_RESCALED: int
 FLAG_SHA256_VERIFIED: int
@@ -312,7 +318,11 @@ class ShardInfo:
 def shard_file_name(n: int) -> str:
     """The name of shard `n` in a store directory ("shard-00000.arrow")."""
 
-def shard_schema_ipc(dims: Dims | Mapping[str, int] | Sequence[int], embedding_dtype: str) -> bytes:
+def shard_schema_ipc(
+    dims: Dims | Mapping[str, int] | Sequence[int],
+    embedding_dtype: str,
+    caption_sets: Sequence[tuple[str, int]] | None = None,
+) -> bytes:
     """The shard schema (metadata included) as an Arrow IPC file holding no rows."""
 
 @final
@@ -336,6 +346,7 @@ class StoreWriter:
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (2)
+        caption_sets: Sequence[tuple[str, int]] | None = None,  # (name, S) pairs; None or one set: plain
     ) -> StoreWriter: ...
     def add(self, sample: Sample) -> None:
         """Validate and buffer one sample (ValueError names it); writes a shard when enough is buffered."""
@@ -349,6 +360,8 @@ class StoreWriter:
     def dims(self) -> Dims: ...
     @property
     def embedding_dtype(self) -> str: ...
+    @property
+    def caption_sets(self) -> list[tuple[str, int]]: ...
     @property
     def target_shard_bytes(self) -> int: ...
     @property
@@ -368,6 +381,7 @@ def write_shard(
     *,
     dims: Dims | Mapping[str, int] | Sequence[int],
     embedding_dtype: str = "float16",
+    caption_sets: Sequence[tuple[str, int]] | None = None,
 ) -> ShardInfo:
     """Write one shard file atomically (validated before it is published) and return its manifest entry."""
 
@@ -380,6 +394,7 @@ def write_manifest(
     *,
     tokenizer: str = "openai-clip-bpe",
     schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (2)
+    caption_sets: Sequence[tuple[str, int]] | None = None,  # as the shards were written with
 ) -> Path:
     """Write `manifest.json` atomically (schema 2: `shards.idx` first); shards in (global) order. Write it last."""
 
@@ -547,10 +562,15 @@ class LoaderCore:
         storage_options: dict[str, str] | None,
         order: str,
         shuffle_window: int,
-    ) -> LoaderCore: ...
+        caption_sets: Callable[[list[str]], Sequence[int]] | None,
+    ) -> LoaderCore:
+        """``caption_sets``: called with the store's caption set names once the store is open, returns
+        the indices of the sets to draw from (None: every set)."""
     def config(self) -> dict[str, Any]:
         """The checked settings: batch_size, image_size, image_dtype, embedding_output_dtype, seed,
-        shuffle, drop_last, rank, world_size, num_threads, prefetch."""
+        shuffle, drop_last, rank, world_size, num_threads, prefetch, caption_sets (indices drawn from)."""
+    def caption_sets(self) -> list[tuple[str, int]]:
+        """The store's caption sets as (name, S) pairs in storage order."""
     def check_epoch(self, epoch: int) -> int:
         """`epoch` as the loader counts epochs (ValueError unless in [0, 2**64 - 1])."""
     def order(self) -> str:
@@ -574,6 +594,6 @@ class EpochRun:
     """One pass over one epoch. Batches and errors come strictly in batch order."""
     def next_batch(self) -> dict[str, Any] | None:
         """Arrays: images, text, syn_text, image_emb, text_emb, syn_text_emb, index,
-        aug_index, syn_index, text_is_syn; plus epoch, batch_number, memory."""
+        aug_index, syn_index, caption_set, text_is_syn; plus epoch, batch_number, memory."""
     def stop(self) -> None:
         """Stop this pass's workers now (also done when it is dropped)."""
