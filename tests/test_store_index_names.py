@@ -110,6 +110,31 @@ def test_a_crafted_name_is_refused_at_use(tmp_path, craft):
     assert any("shards.idx" in p and why in p for p in store.verify())
 
 
+def test_a_name_repeated_in_another_block_is_reported_by_every_verify(tmp_path):
+    """Names are checked unique per block as read; a crafted index repeating shard 0's name as the first
+    of block 1 (checksum re-sealed) is caught by the whole-store checks: verify_store, Store.verify and
+    the block-wise, resumable verify (which checked each shard alone and missed it before)."""
+    from mobileclip_fastload._core import verify_store
+    from mobileclip_fastload.store.verify_progress import verify
+
+    xxh3_64_intdigest = pytest.importorskip("xxhash").xxh3_64_intdigest
+    names = [task_name(n) for n in range(BLOCK + 2)]
+    path = named_store(tmp_path / "store", names)
+    data, start, offsets = name_blocks(path)
+    block1 = start + offsets[1]
+    at = block1 + 4 * 2  # block 1: two u32 lengths, then its names
+    assert bytes(data[at : at + len(names[BLOCK])]) == names[BLOCK].encode()
+    data[at : at + len(names[0])] = names[0].encode()
+    body_end = start + offsets[2] - 8
+    struct.pack_into("<Q", data, body_end, xxh3_64_intdigest(bytes(data[block1:body_end]) + struct.pack("<Q", 1)))
+    (path / "shards.idx").write_bytes(bytes(data))
+    expected = f"shard {BLOCK} has the file name of shard 0"
+    store = Store(path)
+    assert store.shard_entry(BLOCK)["file"] == names[0]  # each block alone reads
+    for problems in (verify_store(str(path)), store.verify(), verify(path, block=300, progress=False)):
+        assert [p for p in problems if expected in p] and len(problems) == 1, problems
+
+
 def test_a_remote_named_store_reads_like_the_local_one(s3, s3_endpoint, tmp_path):
     positional = Path(make_store(tmp_path / "positional", n=24, **DIMS, seed=5, target_shard_bytes=40_000))
     source = Store(positional)

@@ -186,6 +186,8 @@ class Store:
         """Recheck every checksum; one message per problem, empty when intact."""
     def verify_shards(self, shards: list[int]) -> list[list[str]]:
         """`verify` for these shards only: one list of problem messages per shard, in the order given."""
+    def repeated_shard_names(self) -> list[str]:
+        """Problems of shards whose file name repeats an earlier shard's (the whole-store part of `verify`)."""
 
 @final
 class MappedShard:

@@ -79,4 +79,5 @@ def verify(
     finally:
         if bar is not None:
             bar.close()
-    return problems
+    # Names are unique within each index block as read; across blocks only a pass over all names tells.
+    return problems + store.repeated_shard_names()

@@ -475,6 +475,13 @@ impl PyStore {
         py.detach(move || store.verify().iter().map(|p| p.to_string()).collect())
     }
 
+    /// The problems of shards whose file name repeats an earlier shard's (the whole-store part of
+    /// `verify` that `verify_shards` leaves out; reads every name block of the index).
+    fn repeated_shard_names(&self, py: Python<'_>) -> Vec<String> {
+        let store = self.inner.clone();
+        py.detach(move || store.repeated_shard_names().iter().map(|p| p.to_string()).collect())
+    }
+
     /// `verify` for these shards only: one list of problem messages per shard, in the order given
     /// (a resumable verify runs it a block at a time; `mobileclip_fastload.store.verify_progress`).
     fn verify_shards(&self, py: Python<'_>, shards: Vec<usize>) -> Vec<Vec<String>> {

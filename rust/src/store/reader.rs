@@ -14,7 +14,7 @@ use super::manifest::{Manifest, ShardEntry};
 use super::parallel::parallel_map;
 use super::shard::{AccessPattern, Shard, ShardExpect};
 use super::shard_table::{local_range_reader, ShardTable};
-use super::verify::{verify_file, Problem};
+use super::verify::{repeated_names, verify_file, Problem};
 use super::{Dims, EmbeddingDtype};
 use crate::error::{Error, Result};
 
@@ -318,7 +318,16 @@ impl Store {
     /// checked against the whole-file checksum; a failed one is reported).
     pub fn verify(&self) -> Vec<Problem> {
         let all: Vec<usize> = (0..self.num_shards()).collect();
-        self.verify_shards(&all).into_iter().flat_map(|(_, p)| p).collect()
+        let mut problems: Vec<Problem> = self.verify_shards(&all).into_iter().flat_map(|(_, p)| p).collect();
+        problems.extend(self.repeated_shard_names());
+        problems
+    }
+
+    /// The shards whose file name repeats an earlier shard's (names are unique within each index block
+    /// when read; this compares all blocks: the whole-store part of `verify` that `verify_shards` leaves
+    /// out). Reads every name block of the index.
+    pub fn repeated_shard_names(&self) -> Vec<Problem> {
+        repeated_names(&self.table, |n, _| self.shard_location(n).into())
     }
 
     /// `verify` for the given shards only, each with its problems (empty: intact), in the

@@ -58,17 +58,25 @@ pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
         Err(e) => vec![Problem { shard: dir.join(table.label(n)), column: None, message: e.to_string() }],
     });
     let mut problems: Vec<Problem> = per_shard.into_iter().flatten().collect();
-    // Names are checked unique within each block as they are read; across blocks, here.
+    problems.extend(repeated_names(&table, |_, name| dir.join(name)));
+    Ok(problems)
+}
+
+/// Names are checked unique within each block of the index as they are read; across blocks, here: one
+/// problem per shard that repeats an earlier shard's file name (`location(n, name)` names its file). A name block
+/// that does not read was reported with its shards' checks.
+pub(crate) fn repeated_names(table: &ShardTable, location: impl Fn(usize, &str) -> PathBuf) -> Vec<Problem> {
     let mut seen = std::collections::HashMap::new();
+    let mut problems = Vec::new();
     for n in 0..table.len() {
         if let Ok(name) = table.file_name(n) {
             if let Some(first) = seen.insert(name.clone(), n) {
                 let message = format!("shard {n} has the file name of shard {first} ({name:?})");
-                problems.push(Problem { shard: dir.join(&name), column: None, message });
+                problems.push(Problem { shard: location(n, &name), column: None, message });
             }
         }
     }
-    Ok(problems)
+    problems
 }
 
 /// Check one shard file against its manifest entry; with `validate`, also run the
