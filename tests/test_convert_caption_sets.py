@@ -219,3 +219,49 @@ def test_names_and_tags():
         resolve_set_names(["coca", "syn_text_coca"], KEYS)
     with pytest.raises(TypeError):
         resolve_set_names("coca", KEYS)
+
+
+# ---------------------------------------------------------------- end to end: DFNDR shards -> store -> loader
+def test_the_loaders_choices_cover_both_sets_and_every_row_is_the_chosen_captions(dfndr, tmp_path):
+    """The issue's "Must show": a DFNDR store with two caption sets whose loader choices cover
+    both sets, every synthetic text row (and token row) being that of the chosen caption, as the
+    source shards hold it; a regex or a name restricts the choice to its set."""
+    from mobileclip_fastload import FastReinforcedLoader
+    from mobileclip_fastload.tokenizer import tokenize
+
+    out = str(tmp_path / "store")
+    run(dfndr, out)
+    store = open_store(out)
+    names = [name for name, _ in store.caption_sets]
+    offsets = {COCA: 0, DFN: 2}
+    sources = {s.uid: s for s in dfndr.samples}
+
+    def drawn(**kw) -> set[int]:
+        loader = FastReinforcedLoader(
+            out, batch_size=4, image_size=16, num_threads=1, seed=5, embedding_output_dtype="float32", **kw
+        )
+        sets = set()
+        for epoch in range(4):
+            loader.set_epoch(epoch)
+            for batch in loader:
+                for r in range(len(batch)):
+                    src = sources[store[int(batch.index[r])].uid]
+                    c, s = int(batch.caption_set[r]), int(batch.syn_index[r])
+                    key = names[c]
+                    k = s - offsets[key]  # the caption's place in its set
+                    assert 0 <= k < SIZES[key], (key, s)
+                    want_row = src.syn_embs[key + "_emb"][k].astype(np.float16).astype(np.float32)
+                    np.testing.assert_array_equal(batch.syn_text_emb[r].numpy(), want_row)
+                    want_tokens = np.asarray(tokenize(src.syn_captions[key][k]), dtype=np.int64)
+                    got = batch.syn_text[r].numpy()
+                    assert (
+                        got[: len(want_tokens)].tolist() == want_tokens.tolist() and not got[len(want_tokens) :].any()
+                    )
+                    real = src.text_emb[0].astype(np.float16).astype(np.float32)
+                    np.testing.assert_array_equal(batch.text_emb[r].numpy(), real)
+                    sets.add(c)
+        return sets
+
+    assert drawn() == {0, 1}
+    assert drawn(caption_sets="syn_text_d") == {names.index(DFN)}
+    assert drawn(caption_sets=[COCA]) == {names.index(COCA)}
