@@ -29,7 +29,7 @@ DEFAULT_BATCH_AUGMENTED_IMAGES = 480
 
 @dataclass(frozen=True)
 class ReinforceOptions:
-    dims: Dims  # J, S (every captioner's captions together), K teachers, D each
+    dims: Dims  # J, S (every captioner's captions together: sum of caption_sets' S_i), K teachers, D each
     seed: int
     teachers: tuple[OpenClipSpec, ...]
     captioners: tuple[Captioner, ...]  # one caption set each, in this order (caption_sets)
@@ -57,8 +57,6 @@ class ReinforceOptions:
             raise ValueError(f"captioner tags must differ: {[c.tag for c in self.captioners]}")
         if self.batch_augmented_images < 1 or self.num_threads < 1:
             raise ValueError("batch_augmented_images and num_threads must be positive")
-        if sum(n for _, n in self.caption_sets) != self.dims.S:
-            raise ValueError(f"dims S={self.dims.S} is not the captioners' {self.caption_sets}")
 
     @property
     def caption_sets(self) -> list[tuple[str, int]]:
