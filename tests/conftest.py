@@ -91,9 +91,9 @@ def tiny_png(i: int, size: tuple[int, int] = (20, 14)) -> tuple[bytes, int, int]
 @pytest.fixture
 def make_store(tmp_path: Path) -> Callable[..., Path]:
     """`make_store(n, J=3, S=2, K=2, D=4, embedding_dtype="float16", shard_samples=None, name="store",
-    image_fn=None, schema_version=DEFAULT_WRITE_SCHEMA)` writes a store of `n` synthetic samples and returns its
-    path; `image_fn(i)` may return (encoded bytes, width, height) for real images; `schema_version=1` for a test
-    that edits the shard entries of manifest.json."""
+    image_fn=None, schema_version=DEFAULT_WRITE_SCHEMA, caption_sets=None)` writes a store of `n` synthetic samples
+    and returns its path; `image_fn(i)` may return (encoded bytes, width, height) for real images; `schema_version=1`
+    for a test that edits the shard entries of manifest.json; `caption_sets` as `StoreWriter` takes them."""
 
     def make(
         n: int = 8,
@@ -107,6 +107,7 @@ def make_store(tmp_path: Path) -> Callable[..., Path]:
         name: str = "store",
         image_fn: Callable[[int], tuple[bytes, int, int]] | None = None,
         schema_version: int = DEFAULT_WRITE_SCHEMA,
+        caption_sets: list[tuple[str, int]] | None = None,
     ) -> Path:
         path = tmp_path / name
         first = synthetic_sample(0, J=J, S=S, K=K, D=D)
@@ -121,6 +122,7 @@ def make_store(tmp_path: Path) -> Callable[..., Path]:
             embedding_dtype=embedding_dtype,
             target_shard_bytes=target,
             schema_version=schema_version,
+            caption_sets=caption_sets,
         ) as w:
             for i in range(n):
                 image, size = None, (32, 24)

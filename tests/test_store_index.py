@@ -114,6 +114,7 @@ def test_the_committed_schema_1_store_still_reads():
     assert len(store) == 5 and store.verify() == []
     assert [store.sample(i).uid for i in range(5)] == [f"{i:08d}" for i in range(5)]
     assert store.sample(3).syn_captions == ["synthetic caption 0 of 3", "synthetic caption 1 of 3"]
+    assert store.caption_sets == [("syn_text", 2)]  # schema 1 has one set
     assert store.shard_entry(1) == {
         k: manifest["shards"][1][k] for k in ("file", "num_samples", "file_bytes", "file_xxh3", "columns")
     }

@@ -20,6 +20,7 @@ __all__ = [
     "AUG_RECORD_FIELDS",
     "AUG_RECORD_SIZE",
     "DECODE_MAX_PIXELS",
+    "DEFAULT_CAPTION_SET",
     "DEFAULT_WRITE_SCHEMA",
     "EMBEDDING_DTYPES",
     "FLAG_BOXES_RESCALED",
@@ -136,6 +137,9 @@ class Store:
     @property
     def embedding_dtype(self) -> str: ...
     @property
+    def caption_sets(self) -> list[tuple[str, int]]:
+        """(name, S) per synthetic caption set in storage order; [("syn_text", S)] for a one-set store."""
+    @property
     def num_shards(self) -> int: ...
     def shard_entry(self, n: int) -> dict[str, Any]:
         """Shard n's entry: {"file", "num_samples", "file_bytes", "file_xxh3", "columns"}
@@ -211,7 +215,8 @@ def verify_store(path: str | PathLike[str]) -> list[str]:
     """Verify a store directory without opening it; one message per problem (shard, column, what)."""
 
 def store_shard_info(path: str | PathLike[str]) -> dict[str, Any]:
-    """Validate one shard file; {"num_samples", "file_bytes", "file_xxh3", "columns", "dims", "embedding_dtype"}."""
+    """Validate one shard file; {"num_samples", "file_bytes", "file_xxh3", "columns", "dims", "embedding_dtype",
+    "caption_sets"}."""
 
 # --- augmentation record (rust/src/python/aug.rs) ----------------------------
 
@@ -254,6 +259,7 @@ MANIFEST_FILE: str
 INDEX_FILE: str  # schema 2's shard index, beside manifest.json
 DEFAULT_WRITE_SCHEMA: int  # the manifest schema writers produce unless told otherwise
 MAX_TOKENS: int
+DEFAULT_CAPTION_SET: str  # the name of a store's one caption set when it lists none ("syn_text")
 EMBEDDING_DTYPES: tuple[str, ...]
 FLAG_BOXES_RESCALED: int
 FLAG_SHA256_VERIFIED: int
@@ -312,7 +318,11 @@ class ShardInfo:
 def shard_file_name(n: int) -> str:
     """The name of shard `n` in a store directory ("shard-00000.arrow")."""
 
-def shard_schema_ipc(dims: Dims | Mapping[str, int] | Sequence[int], embedding_dtype: str) -> bytes:
+def shard_schema_ipc(
+    dims: Dims | Mapping[str, int] | Sequence[int],
+    embedding_dtype: str,
+    caption_sets: Sequence[tuple[str, int]] | None = None,
+) -> bytes:
     """The shard schema (metadata included) as an Arrow IPC file holding no rows."""
 
 @final
@@ -336,6 +346,7 @@ class StoreWriter:
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (2)
+        caption_sets: Sequence[tuple[str, int]] | None = None,  # (name, S) pairs; None or one set: plain
     ) -> StoreWriter: ...
     def add(self, sample: Sample) -> None:
         """Validate and buffer one sample (ValueError names it); writes a shard when enough is buffered."""
@@ -349,6 +360,8 @@ class StoreWriter:
     def dims(self) -> Dims: ...
     @property
     def embedding_dtype(self) -> str: ...
+    @property
+    def caption_sets(self) -> list[tuple[str, int]]: ...
     @property
     def target_shard_bytes(self) -> int: ...
     @property
@@ -368,6 +381,7 @@ def write_shard(
     *,
     dims: Dims | Mapping[str, int] | Sequence[int],
     embedding_dtype: str = "float16",
+    caption_sets: Sequence[tuple[str, int]] | None = None,
 ) -> ShardInfo:
     """Write one shard file atomically (validated before it is published) and return its manifest entry."""
 
@@ -380,6 +394,7 @@ def write_manifest(
     *,
     tokenizer: str = "openai-clip-bpe",
     schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (2)
+    caption_sets: Sequence[tuple[str, int]] | None = None,  # as the shards were written with
 ) -> Path:
     """Write `manifest.json` atomically (schema 2: `shards.idx` first); shards in (global) order. Write it last."""
 

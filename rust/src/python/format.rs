@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyMapping, PyTuple, PyType};
 
 use super::errors::IntoPyResult;
 use crate::error::Error;
-use crate::store::{sample_flags, shard_file_name, shard_schema, Dims, EmbeddingDtype, ShardEntry};
+use crate::store::{sample_flags, shard_file_name, shard_schema, CaptionSet, Dims, EmbeddingDtype, ShardEntry};
 
 /// J augmentations, S synthetic captions, K teachers of D dimensions each.
 #[pyclass(name = "Dims", module = "mobileclip_fastload.store", frozen, eq, hash)]
@@ -41,6 +41,27 @@ pub fn dims_of(obj: &Bound<'_, PyAny>) -> PyResult<Dims> {
     let dims = Dims { j, s, k, d };
     dims.check().map_err(Error::InvalidArgument).py_err()?;
     Ok(dims)
+}
+
+/// `caption_sets`: `None`, or a sequence of `(name, S)` pairs in storage order. The core checks the rules.
+pub fn caption_sets_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<CaptionSet>>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else { return Ok(None) };
+    let bad = || PyValueError::new_err("caption_sets must be a sequence of (name, S) pairs, e.g. [(\"syn_text\", 5)]");
+    if obj.is_instance_of::<pyo3::types::PyString>() {
+        return Err(bad());
+    }
+    let mut sets = Vec::new();
+    for item in obj.try_iter().map_err(|_| bad())? {
+        let (name, s): (String, i64) = item?.extract().map_err(|_| bad())?;
+        // A negative size reads as 0, which the core's rule refuses with the set's name.
+        sets.push(CaptionSet::new(name, s.max(0) as usize));
+    }
+    Ok(Some(sets))
+}
+
+/// Caption sets as Python sees them: a list of `(name, S)` tuples.
+pub fn caption_sets_py(sets: &[CaptionSet]) -> Vec<(String, usize)> {
+    sets.iter().map(|c| (c.name.clone(), c.s)).collect()
 }
 
 pub fn dtype_of(name: &str) -> PyResult<EmbeddingDtype> {
@@ -214,16 +235,21 @@ fn py_shard_file_name(n: usize) -> String {
     shard_file_name(n)
 }
 
-/// The Arrow schema every shard with these dims and dtype has (metadata included),
+/// The Arrow schema every shard with these dims, dtype and caption sets has (metadata included),
 /// as an Arrow IPC file holding no rows: `pyarrow.ipc.open_file(...).schema` reads it.
 #[pyfunction]
+#[pyo3(signature = (dims, embedding_dtype, caption_sets=None))]
 fn shard_schema_ipc<'py>(
     py: Python<'py>,
     dims: &Bound<'py, PyAny>,
     embedding_dtype: &str,
+    caption_sets: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let (dims, dtype) = (dims_of(dims)?, dtype_of(embedding_dtype)?);
-    let schema = shard_schema(dims, dtype);
+    let sets = crate::store::stored_caption_sets(caption_sets_of(caption_sets)?, dims.s)
+        .map_err(Error::InvalidArgument)
+        .py_err()?;
+    let schema = shard_schema(dims, dtype, sets.as_deref());
     let mut out = Vec::new();
     let fail = |e: arrow_schema::ArrowError| Error::Internal(format!("cannot write the schema: {e}"));
     let mut writer = arrow_ipc::writer::FileWriter::try_new(&mut out, &schema).map_err(fail).py_err()?;
@@ -240,6 +266,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("INDEX_FILE", INDEX_FILE)?;
     m.add("DEFAULT_WRITE_SCHEMA", DEFAULT_WRITE_SCHEMA)?;
     m.add("MAX_TOKENS", MAX_TOKENS)?;
+    m.add("DEFAULT_CAPTION_SET", crate::store::DEFAULT_CAPTION_SET)?;
     m.add("EMBEDDING_DTYPES", PyTuple::new(m.py(), embedding_dtype_names())?)?;
     m.add("FLAG_BOXES_RESCALED", sample_flags::BOXES_RESCALED)?;
     m.add("FLAG_SHA256_VERIFIED", sample_flags::SHA256_VERIFIED)?;

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::errors::IntoPyResult;
-use super::format::dims_dict;
+use super::format::{caption_sets_py, dims_dict};
 use super::settings::Integer;
 use crate::error::Error;
 use crate::loader::settings::integer;
@@ -234,6 +234,14 @@ impl PyStore {
     #[getter]
     fn embedding_dtype(&self) -> &'static str {
         self.inner.embedding_dtype().name()
+    }
+
+    /// The synthetic caption sets as `(name, S)` pairs in storage order (docs/FORMAT.md, "Caption
+    /// sets"): set i holds synthetic positions S_0 + ... + S_{i-1} onwards. A store written with one
+    /// set (or schema 1) gives `[("syn_text", S)]`.
+    #[getter]
+    fn caption_sets(&self) -> Vec<(String, usize)> {
+        caption_sets_py(&self.inner.caption_sets())
     }
 
     #[getter]
@@ -509,6 +517,7 @@ fn store_shard_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, 
     dict.set_item("columns", columns)?;
     dict.set_item("dims", dims_dict(py, shard.dims())?)?;
     dict.set_item("embedding_dtype", shard.dtype().name())?;
+    dict.set_item("caption_sets", caption_sets_py(&shard.caption_sets()))?;
     Ok(dict)
 }
 

@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyTuple};
 // Errors (`errors::to_py`): bad input is a ValueError, a file problem a StoreIOError
 // naming the path (StoreExistsError, a FileExistsError, for a directory in the way).
 use super::errors::to_py;
-use super::format::{dims_of, dtype_of, PyDims, PyShardInfo};
+use super::format::{caption_sets_of, caption_sets_py, dims_of, dtype_of, PyDims, PyShardInfo};
 use super::sample_input::HeldSample;
 use crate::store::{
     write_shard as core_write_shard, Dims, EmbeddingDtype, Manifest, StoreWriter, StoreWriterOptions,
@@ -47,7 +47,7 @@ pub struct PyStoreWriter {
 impl PyStoreWriter {
     #[new]
     #[allow(non_snake_case, clippy::too_many_arguments)]
-    #[pyo3(signature = (path, *, J, S, K, D, embedding_dtype="float16", target_shard_bytes=268_435_456, metadata=None, overwrite=false, schema_version=DEFAULT_WRITE_SCHEMA))]
+    #[pyo3(signature = (path, *, J, S, K, D, embedding_dtype="float16", target_shard_bytes=268_435_456, metadata=None, overwrite=false, schema_version=DEFAULT_WRITE_SCHEMA, caption_sets=None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -60,6 +60,7 @@ impl PyStoreWriter {
         metadata: Option<&Bound<'_, PyAny>>,
         overwrite: bool,
         schema_version: u32,
+        caption_sets: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         check_write_schema(schema_version)?;
         let dims = dims_of(PyTuple::new(py, [J, S, K, D])?.as_any())?;
@@ -74,6 +75,7 @@ impl PyStoreWriter {
             metadata: metadata_json(py, metadata)?,
             overwrite,
             schema_version,
+            caption_sets: caption_sets_of(caption_sets)?,
         };
         let inner = py.detach(|| StoreWriter::create(&path, options)).map_err(to_py)?;
         Ok(PyStoreWriter { inner, aug_dtype: aug_dtype(py)?.unbind() })
@@ -128,6 +130,12 @@ impl PyStoreWriter {
     fn embedding_dtype(&self) -> &'static str {
         self.inner.options().dtype.name()
     }
+    /// The caption sets as `(name, S)` pairs (one set `syn_text` of S captions unless given several).
+    #[getter]
+    fn caption_sets(&self) -> Vec<(String, usize)> {
+        let o = self.inner.options();
+        caption_sets_py(&crate::store::resolved_caption_sets(o.caption_sets.as_deref(), o.dims.s))
+    }
     #[getter]
     fn target_shard_bytes(&self) -> u64 {
         self.inner.options().target_shard_bytes
@@ -156,23 +164,26 @@ impl PyStoreWriter {
 ///
 /// The file appears at `path` only complete and validated (temp file in the same
 /// directory, fsync, rename). `dims` is a `Dims` or {"J","S","K","D"}; samples are
-/// checked against it (ValueError naming the sample). A shard may be empty.
+/// checked against it (ValueError naming the sample). A shard may be empty. `caption_sets`: the
+/// store's `(name, S)` pairs (None or one set: the plain case), recorded in the schema metadata.
 #[pyfunction]
-#[pyo3(signature = (path, samples, *, dims, embedding_dtype="float16"))]
+#[pyo3(signature = (path, samples, *, dims, embedding_dtype="float16", caption_sets=None))]
 fn write_shard(
     py: Python<'_>,
     path: PathBuf,
     samples: &Bound<'_, PyAny>,
     dims: &Bound<'_, PyAny>,
     embedding_dtype: &str,
+    caption_sets: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyShardInfo> {
     let (dims, dtype): (Dims, EmbeddingDtype) = (dims_of(dims)?, dtype_of(embedding_dtype)?);
+    let caption_sets = caption_sets_of(caption_sets)?;
     let aug = aug_dtype(py)?;
     let held = samples.try_iter()?.map(|s| HeldSample::new(&s?, dims, &aug)).collect::<PyResult<Vec<_>>>()?;
     let inputs: Vec<_> = held.iter().map(HeldSample::input).collect();
     py.detach(|| {
         let encoded = inputs.iter().map(|s| s.encode(dims, dtype)).collect::<Result<Vec<_>, _>>()?;
-        core_write_shard(&path, &encoded, dims, dtype)
+        core_write_shard(&path, &encoded, dims, dtype, caption_sets)
     })
     .map(PyShardInfo)
     .map_err(to_py)
@@ -180,9 +191,10 @@ fn write_shard(
 
 /// Write `manifest.json` atomically; shards are listed in the given (global) order.
 ///
-/// Writing the manifest is what makes a directory a store: write it last.
+/// Writing the manifest is what makes a directory a store: write it last. `caption_sets` must be
+/// the pairs the shards were written with.
 #[pyfunction]
-#[pyo3(signature = (store_dir, shard_infos, dims, embedding_dtype, metadata=None, *, tokenizer="openai-clip-bpe", schema_version=DEFAULT_WRITE_SCHEMA))]
+#[pyo3(signature = (store_dir, shard_infos, dims, embedding_dtype, metadata=None, *, tokenizer="openai-clip-bpe", schema_version=DEFAULT_WRITE_SCHEMA, caption_sets=None))]
 #[allow(clippy::too_many_arguments)]
 fn write_manifest(
     py: Python<'_>,
@@ -193,14 +205,20 @@ fn write_manifest(
     metadata: Option<&Bound<'_, PyAny>>,
     tokenizer: &str,
     schema_version: u32,
+    caption_sets: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PathBuf> {
     check_write_schema(schema_version)?;
     let (dims, dtype) = (dims_of(dims)?, dtype_of(embedding_dtype)?);
     let shards =
         shard_infos.try_iter()?.map(|s| Ok(s?.cast::<PyShardInfo>()?.get().0.clone())).collect::<PyResult<Vec<_>>>()?;
     let metadata = metadata_json(py, metadata)?;
-    py.detach(|| Manifest::new(dims, dtype, tokenizer, shards, metadata)?.write_version(&store_dir, schema_version))
-        .map_err(to_py)
+    let caption_sets = caption_sets_of(caption_sets)?;
+    py.detach(|| {
+        Manifest::new(dims, dtype, tokenizer, shards, metadata)?
+            .with_caption_sets(caption_sets)?
+            .write_version(&store_dir, schema_version)
+    })
+    .map_err(to_py)
 }
 
 fn check_write_schema(version: u32) -> PyResult<()> {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_bytes_atomic;
+use super::caption_sets::{check_caption_sets, stored_caption_sets, CaptionSet};
 use super::files::read_regular_to_string;
 use super::schema::{column_names, MAGIC, SCHEMA_VERSION};
 use super::{Dims, EmbeddingDtype};
@@ -66,6 +67,10 @@ pub struct Manifest {
     pub magic: String,
     pub schema_version: u32,
     pub dims: Dims,
+    /// Schema 2, two or more caption sets: their names and sizes in storage order (docs/FORMAT.md,
+    /// "Caption sets"). Absent for one set, so a one-set store is written as before.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present_list")]
+    pub caption_sets: Option<Vec<CaptionSet>>,
     pub embedding_dtype: String,
     #[serde(default)]
     pub tokenizer: Option<String>,
@@ -135,6 +140,7 @@ impl Manifest {
             magic: MAGIC.into(),
             schema_version: 1,
             dims,
+            caption_sets: None,
             embedding_dtype: dtype.name().into(),
             tokenizer: Some(tokenizer.into()),
             num_samples: shards.iter().fold(0usize, |a, s| a.wrapping_add(s.num_samples)),
@@ -145,6 +151,18 @@ impl Manifest {
         };
         manifest.validate(Path::new(MANIFEST_FILE)).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         Ok(manifest)
+    }
+
+    /// This manifest with the caption sets a writer was given: none or one set is the plain case
+    /// (no key), two or more are checked (`InvalidArgument` saying what is wrong) and listed.
+    pub fn with_caption_sets(mut self, sets: Option<Vec<CaptionSet>>) -> Result<Manifest> {
+        self.caption_sets = stored_caption_sets(sets, self.dims.s).map_err(Error::InvalidArgument)?;
+        Ok(self)
+    }
+
+    /// The caption sets of this store: the stored list, or the one set `syn_text` of S captions.
+    pub fn caption_sets(&self) -> Vec<CaptionSet> {
+        super::caption_sets::resolved_caption_sets(self.caption_sets.as_deref(), self.dims.s)
     }
 
     /// Write the store's table of contents in `schema_version` (1: every entry in
@@ -197,6 +215,11 @@ impl Manifest {
     /// Write `dir/manifest.json` atomically. Writing it is what makes a directory
     /// a store: write it last.
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        if self.schema_version < 2 && self.caption_sets.is_some() {
+            return Err(Error::InvalidArgument(
+                "schema_version 1 holds one caption set; write several caption sets with schema_version 2".into(),
+            ));
+        }
         let path = dir.join(MANIFEST_FILE);
         let mut text = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
@@ -245,6 +268,12 @@ impl Manifest {
         let dtype = EmbeddingDtype::parse(&self.embedding_dtype).ok_or_else(|| {
             bad(format!("embedding_dtype {:?} is not one of float16, bfloat16, int8", self.embedding_dtype))
         })?;
+        if let Some(sets) = &self.caption_sets {
+            if self.schema_version < 2 {
+                return Err(bad("\"caption_sets\" is schema 2; a schema-1 store has one caption set".into()));
+            }
+            check_caption_sets(sets, self.dims.s).map_err(bad)?;
+        }
         if self.schema_version >= 2 {
             // The counts are checked against the index's head when it is read (ShardTable::indexed).
             let index = self.shard_index.as_ref().ok_or_else(|| bad("schema 2 needs \"shard_index\"".into()))?;
@@ -315,6 +344,15 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// `caption_sets`, when present, is a list: `null` is refused rather than read as "absent".
+/// Errors name the key (serde's own would not).
+fn present_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Vec<CaptionSet>>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    serde_json::from_value::<Vec<CaptionSet>>(value)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("\"caption_sets\": {e}")))
 }
 
 /// A schema-2 manifest with the bytes of its index, ready to write.
@@ -486,5 +524,52 @@ mod tests {
         let text = sample_json(1, "float16", false).replacen("\"num_samples\": 3", "\"num_samples\": 4", 1);
         let err = Manifest::parse(&text, Path::new("m.json")).unwrap_err();
         assert!(err.to_string().contains("num_samples is 4 but the shards hold 3"), "{err}");
+    }
+
+    fn v2_json(caption_sets: &str) -> String {
+        format!(
+            r#"{{"magic": "{MAGIC}", "schema_version": 2, "dims": {{"J": 2, "S": 5, "K": 2, "D": 8}},
+               {caption_sets} "embedding_dtype": "float16", "num_samples": 3, "num_shards": 1,
+               "shard_index": {{"file": "shards.idx", "file_bytes": 100, "head_xxh3": "0123456789abcdef"}}}}"#
+        )
+    }
+
+    #[test]
+    fn caption_sets_are_read_and_each_rule_refuses() {
+        let p = Path::new("manifest.json");
+        let m = Manifest::parse(&v2_json(""), p).unwrap();
+        assert_eq!(m.caption_sets(), vec![CaptionSet::new("syn_text", 5)]);
+        let two = r#""caption_sets": [{"name": "syn_text", "S": 3}, {"name": "syn_text_x", "S": 2}],"#;
+        let m = Manifest::parse(&v2_json(two), p).unwrap();
+        assert_eq!(m.caption_sets(), vec![CaptionSet::new("syn_text", 3), CaptionSet::new("syn_text_x", 2)]);
+        let cases = [
+            (r#""caption_sets": [{"name": "syn_text", "S": 5}],"#, "at least 2"),
+            (r#""caption_sets": [],"#, "at least 2"),
+            (r#""caption_sets": null,"#, "invalid"),
+            (r#""caption_sets": [{"name": "", "S": 3}, {"name": "b", "S": 2}],"#, "empty name"),
+            (r#""caption_sets": [{"name": "a", "S": 3}, {"name": "b", "S": 2}],"#, "control character"),
+            (r#""caption_sets": [{"name": "a", "S": 3}, {"name": "a", "S": 2}],"#, "listed twice"),
+            (r#""caption_sets": [{"name": "a", "S": 0}, {"name": "b", "S": 5}],"#, "S=0"),
+            (r#""caption_sets": [{"name": "a", "S": 3}, {"name": "b", "S": 3}],"#, "sum to 6, but dims S is 5"),
+            (r#""caption_sets": [{"name": "a", "S": 3}, {"name": "b", "S": -2}],"#, "invalid"),
+            (r#""caption_sets": [{"name": "a", "S": 3}, {"name": "b", "S": 2, "x": 1}],"#, "unknown field"),
+            (r#""caption_sets": {"name": "a", "S": 5},"#, "invalid"),
+        ];
+        for (key, want) in cases {
+            match Manifest::parse(&v2_json(key), p) {
+                Err(e @ Error::Format { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("manifest.json") && msg.contains(want), "{key}: {msg}");
+                }
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        // Schema 1 has one set: the key is refused there.
+        let v1 = sample_json(1, "float16", false).replace(
+            "\"embedding_dtype\"",
+            r#""caption_sets": [{"name": "a", "S": 3}, {"name": "b", "S": 2}], "embedding_dtype""#,
+        );
+        let err = Manifest::parse(&v1, p).unwrap_err().to_string();
+        assert!(err.contains("is schema 2"), "{err}");
     }
 }

@@ -7,6 +7,7 @@
 //! the mapping, safe to call from any number of threads.
 
 mod atomic;
+mod caption_sets;
 mod checksum;
 mod dims;
 mod dtype;
@@ -31,6 +32,10 @@ mod verify;
 
 pub use atomic::{
     publish, remove_stale_temporaries, temp_path, temp_target, write_atomic, write_bytes_atomic, Durability,
+};
+pub use caption_sets::{
+    caption_set_offsets, check_caption_sets, resolved_caption_sets, stored_caption_sets, CaptionSet, CAPTION_SETS_KEY,
+    DEFAULT_CAPTION_SET,
 };
 pub use checksum::ShardChecksums;
 pub use dims::Dims;

@@ -160,6 +160,10 @@ impl Store {
     pub fn embedding_dtype(&self) -> EmbeddingDtype {
         self.dtype
     }
+    /// The caption sets in storage order (one set `syn_text` of S captions when the manifest lists none).
+    pub fn caption_sets(&self) -> Vec<super::CaptionSet> {
+        self.manifest.caption_sets()
+    }
     pub fn num_shards(&self) -> usize {
         self.slots.len()
     }
@@ -204,6 +208,7 @@ impl Store {
         let expect = ShardExpect {
             dims: self.dims,
             dtype: self.dtype,
+            caption_sets: self.manifest.caption_sets.as_deref(),
             num_samples: self.table.num_samples(n),
             file_bytes: self.table.file_bytes(n),
         };
@@ -334,7 +339,14 @@ impl Store {
             };
             match &self.source {
                 Source::Local => match self.table.entry(n) {
-                    Ok(entry) => verify_file(&self.dir, self.dims, self.dtype, &entry, true),
+                    Ok(entry) => verify_file(
+                        &self.dir,
+                        self.dims,
+                        self.dtype,
+                        self.manifest.caption_sets.as_deref(),
+                        &entry,
+                        true,
+                    ),
                     Err(e) => fail(e),
                 },
                 #[cfg(feature = "remote")]
@@ -344,7 +356,14 @@ impl Store {
                         // The cached copy's name in the cache folder (`ShardTable::cache_name`).
                         Ok(entry) => {
                             let cached = ShardEntry { file: self.table.cache_name(n), ..entry };
-                            verify_file(&self.dir, self.dims, self.dtype, &cached, true)
+                            verify_file(
+                                &self.dir,
+                                self.dims,
+                                self.dtype,
+                                self.manifest.caption_sets.as_deref(),
+                                &cached,
+                                true,
+                            )
                         }
                         Err(e) => fail(e),
                     };

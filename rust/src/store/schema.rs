@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use arrow_schema::{DataType, Field, Schema};
 
+use super::caption_sets::{caption_sets_json, CaptionSet};
 use super::{Dims, EmbeddingDtype};
 use crate::aug::AUG_RECORD_SIZE;
 
@@ -29,6 +30,8 @@ pub mod meta_keys {
     pub const K: &str = "K";
     pub const D: &str = "D";
     pub const EMBEDDING_DTYPE: &str = "embedding_dtype";
+    /// Only in a store of two or more caption sets: the manifest's list as compact JSON.
+    pub const CAPTION_SETS: &str = super::super::caption_sets::CAPTION_SETS_KEY;
 }
 
 /// Column names in file order. The two `*_scale` columns exist only for int8.
@@ -114,9 +117,10 @@ pub fn expected_fields(dims: Dims, dtype: EmbeddingDtype) -> Vec<Field> {
     fields
 }
 
-/// The schema every shard with these dims and dtype has, metadata included.
-pub fn shard_schema(dims: Dims, dtype: EmbeddingDtype) -> Schema {
-    let metadata: HashMap<String, String> = [
+/// The schema every shard with these dims, dtype and caption sets (`None`: the plain case, as
+/// the manifest stores it) has, metadata included.
+pub fn shard_schema(dims: Dims, dtype: EmbeddingDtype, caption_sets: Option<&[CaptionSet]>) -> Schema {
+    let mut metadata: HashMap<String, String> = [
         (meta_keys::MAGIC, MAGIC.to_string()),
         (meta_keys::SCHEMA_VERSION, SHARD_SCHEMA_VERSION.to_string()),
         (meta_keys::J, dims.j.to_string()),
@@ -128,6 +132,9 @@ pub fn shard_schema(dims: Dims, dtype: EmbeddingDtype) -> Schema {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if let Some(sets) = caption_sets {
+        metadata.insert(meta_keys::CAPTION_SETS.to_string(), caption_sets_json(sets));
+    }
     Schema::new(expected_fields(dims, dtype)).with_metadata(metadata)
 }
 

@@ -16,6 +16,7 @@ use arrow_ipc::reader::FileDecoder;
 use arrow_schema::Schema;
 use memmap2::{Advice, Mmap};
 
+use super::caption_sets::{check_caption_sets, resolved_caption_sets, CaptionSet};
 use super::checksum::{self, ShardChecksums};
 use super::files::open_regular;
 use super::layout::{read_layout, FileLayout};
@@ -42,9 +43,11 @@ fn is_embedding_column(name: &str) -> bool {
 
 /// What the manifest says a shard must be.
 #[derive(Clone, Copy, Debug)]
-pub struct ShardExpect {
+pub struct ShardExpect<'a> {
     pub dims: Dims,
     pub dtype: EmbeddingDtype,
+    /// The manifest's `caption_sets` (`None` when it has none): the shard's metadata must say the same.
+    pub caption_sets: Option<&'a [CaptionSet]>,
     pub num_samples: usize,
     pub file_bytes: u64,
 }
@@ -69,6 +72,8 @@ pub struct Shard {
     num_rows: usize,
     dims: Dims,
     dtype: EmbeddingDtype,
+    /// The `caption_sets` of the schema metadata (`None`: one set).
+    caption_sets: Option<Vec<CaptionSet>>,
     column_ranges: Vec<(String, Range<usize>)>,
     uid: StringArray,
     image: LargeBinaryArray,
@@ -141,8 +146,16 @@ impl Shard {
     fn parse(path: &Path, mmap: Arc<Mmap>, expect: Option<&ShardExpect>) -> Result<Shard> {
         let bad = |msg: String| Error::format(path, msg);
         let layout = read_layout(&mmap).map_err(bad)?;
-        let (dims, dtype) = read_identity(&layout.schema, path)?;
+        let (dims, dtype, caption_sets) = read_identity(&layout.schema, path)?;
         if let Some(x) = expect {
+            if caption_sets.as_deref() != x.caption_sets {
+                let show = |sets: Option<&[CaptionSet]>| format!("{:?}", resolved_caption_sets(sets, dims.s));
+                return Err(bad(format!(
+                    "shard has caption sets {}, the manifest says {}",
+                    show(caption_sets.as_deref()),
+                    show(x.caption_sets)
+                )));
+            }
             if dims != x.dims || dtype != x.dtype {
                 return Err(bad(format!(
                     "shard has J={} S={} K={} D={} {}, the manifest says J={} S={} K={} D={} {}",
@@ -156,7 +169,9 @@ impl Shard {
         check_fields(&layout.schema, dims, dtype).map_err(bad)?;
         let column_ranges = checksum::column_ranges(&layout).map_err(bad)?;
         let batch = decode_batch(&mmap, &layout).map_err(|e| bad(format!("invalid record batch: {e}")))?;
-        Columns { batch: &batch, path }.into_shard(path, mmap.clone(), dims, dtype, column_ranges)
+        let mut shard = Columns { batch: &batch, path }.into_shard(path, mmap.clone(), dims, dtype, column_ranges)?;
+        shard.caption_sets = caption_sets;
+        Ok(shard)
     }
 
     pub fn path(&self) -> &Path {
@@ -173,6 +188,10 @@ impl Shard {
     }
     pub fn dtype(&self) -> EmbeddingDtype {
         self.dtype
+    }
+    /// The shard's caption sets, as its schema metadata lists them (one set `syn_text` when it lists none).
+    pub fn caption_sets(&self) -> Vec<CaptionSet> {
+        resolved_caption_sets(self.caption_sets.as_deref(), self.dims.s)
     }
     /// The whole mapped file.
     pub fn bytes(&self) -> &[u8] {
@@ -279,8 +298,8 @@ impl Shard {
     }
 }
 
-/// Read magic, version, dims and dtype from the shard's schema metadata.
-fn read_identity(schema: &Schema, path: &Path) -> Result<(Dims, EmbeddingDtype)> {
+/// Read magic, version, dims, dtype and caption sets from the shard's schema metadata.
+fn read_identity(schema: &Schema, path: &Path) -> Result<(Dims, EmbeddingDtype, Option<Vec<CaptionSet>>)> {
     let bad = |msg: String| Error::format(path, msg);
     let meta = schema.metadata();
     let get = |key: &str| meta.get(key).ok_or_else(|| bad(format!("schema metadata lacks '{key}': not a store shard")));
@@ -302,7 +321,16 @@ fn read_identity(schema: &Schema, path: &Path) -> Result<(Dims, EmbeddingDtype)>
     let dtype_text = get(meta_keys::EMBEDDING_DTYPE)?;
     let dtype = EmbeddingDtype::parse(dtype_text)
         .ok_or_else(|| bad(format!("embedding_dtype {dtype_text:?} is not one of float16, bfloat16, int8")))?;
-    Ok((dims, dtype))
+    let caption_sets = match meta.get(meta_keys::CAPTION_SETS) {
+        None => None,
+        Some(text) => {
+            let sets: Vec<CaptionSet> = serde_json::from_str(text)
+                .map_err(|e| bad(format!("schema metadata caption_sets {text:?} is not a list of sets: {e}")))?;
+            check_caption_sets(&sets, dims.s).map_err(|e| bad(format!("schema metadata: {e}")))?;
+            Some(sets)
+        }
+    };
+    Ok((dims, dtype, caption_sets))
 }
 
 /// Zero-copy decode: the arrays' buffers point into the mapping, which they keep alive.
@@ -416,6 +444,7 @@ impl Columns<'_> {
             num_rows: rows,
             dims,
             dtype,
+            caption_sets: None, // set by `parse` from the schema metadata
             column_ranges,
             uid: self.get(col::UID, false)?.as_string::<i32>().clone(),
             image: self.get(col::IMAGE, false)?.as_binary::<i64>().clone(),

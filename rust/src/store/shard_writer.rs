@@ -17,6 +17,7 @@ use arrow_schema::{ArrowError, DataType, Field};
 use half::f16;
 
 use super::atomic::write_atomic;
+use super::caption_sets::CaptionSet;
 use super::encode::Encoded;
 use super::manifest::{hex64, ShardEntry};
 use super::sample::EncodedSample;
@@ -88,8 +89,14 @@ fn embedding_columns(parts: &[&Encoded], dtype: EmbeddingDtype) -> (ArrayRef, Ar
     }
 }
 
-/// The record batch holding `samples` (already checked against `dims` and encoded to `dtype`).
-pub fn record_batch(samples: &[EncodedSample], dims: Dims, dtype: EmbeddingDtype) -> Result<RecordBatch> {
+/// The record batch holding `samples` (already checked against `dims` and encoded to `dtype`);
+/// `caption_sets` as the manifest stores them (`None` for one set).
+pub fn record_batch(
+    samples: &[EncodedSample],
+    dims: Dims,
+    dtype: EmbeddingDtype,
+    caption_sets: Option<&[CaptionSet]>,
+) -> Result<RecordBatch> {
     let Dims { j, s, k, .. } = dims;
     let kd = dims.row_len();
     let (image_emb, image_scale) = embedding_columns(&samples.iter().map(|x| &x.image_emb).collect::<Vec<_>>(), dtype);
@@ -125,7 +132,7 @@ pub fn record_batch(samples: &[EncodedSample], dims: Dims, dtype: EmbeddingDtype
         FixedSizeBinaryArray::try_new(32, Buffer::from_vec(sha_bytes), sha_valid).map_err(arrow_error)?,
     ));
     columns.push(u32s(samples.iter().map(|x| x.flags)));
-    RecordBatch::try_new(Arc::new(shard_schema(dims, dtype)), columns).map_err(arrow_error)
+    RecordBatch::try_new(Arc::new(shard_schema(dims, dtype, caption_sets)), columns).map_err(arrow_error)
 }
 
 /// Arrow refuses data it cannot hold (e.g. over 2 GiB of captions in one shard).
@@ -152,18 +159,28 @@ fn ipc_error(path: &Path, e: ArrowError) -> Error {
 
 /// Write `samples` as shard file `path`, atomically: the file appears only complete
 /// and accepted by the reader. Returns its manifest entry (checksums as `verify` computes them).
-pub fn write_shard(path: &Path, samples: &[EncodedSample], dims: Dims, dtype: EmbeddingDtype) -> Result<ShardEntry> {
+/// `caption_sets`: what the caller gives (none or one set: the plain case; see `stored_caption_sets`).
+pub fn write_shard(
+    path: &Path,
+    samples: &[EncodedSample],
+    dims: Dims,
+    dtype: EmbeddingDtype,
+    caption_sets: Option<Vec<CaptionSet>>,
+) -> Result<ShardEntry> {
     dims.check().map_err(Error::InvalidArgument)?;
+    let caption_sets =
+        super::caption_sets::stored_caption_sets(caption_sets, dims.s).map_err(Error::InvalidArgument)?;
     let file = path
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::InvalidArgument(format!("{}: a shard path must end in a file name", path.display())))?
         .to_string();
-    let batch = record_batch(samples, dims, dtype)?;
+    let batch = record_batch(samples, dims, dtype, caption_sets.as_deref())?;
     write_atomic(path, |tmp| {
         write_ipc(tmp, &batch)?;
         let file_bytes = std::fs::metadata(tmp).map_err(|e| Error::io(tmp, e))?.len();
-        let expect = ShardExpect { dims, dtype, num_samples: samples.len(), file_bytes };
+        let expect =
+            ShardExpect { dims, dtype, caption_sets: caption_sets.as_deref(), num_samples: samples.len(), file_bytes };
         // The reader validates what was written before it is published.
         let sums = Shard::open(tmp, Some(&expect))?.checksums();
         Ok(ShardEntry {

@@ -5,6 +5,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::caption_sets::{stored_caption_sets, CaptionSet};
 use super::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
 use super::sample::{EncodedSample, SampleInput};
 use super::shard_writer::{shard_file_name, write_shard};
@@ -27,6 +28,9 @@ pub struct StoreWriterOptions {
     /// Manifest schema to write: 1 (every shard entry in manifest.json) or 2 (a small
     /// manifest.json plus shards.idx, for stores of any size; docs/FORMAT.md).
     pub schema_version: u32,
+    /// The caption sets, in storage order (docs/FORMAT.md, "Caption sets"); `None` or one set is
+    /// the plain case. Two or more need schema 2.
+    pub caption_sets: Option<Vec<CaptionSet>>,
 }
 
 /// The schema `StoreWriter` and `write_manifest` write unless told otherwise: 2, whose small
@@ -106,8 +110,15 @@ fn prepare_dir(dir: &Path, overwrite: bool) -> Result<()> {
 }
 
 impl StoreWriter {
-    pub fn create(dir: &Path, options: StoreWriterOptions) -> Result<StoreWriter> {
+    pub fn create(dir: &Path, mut options: StoreWriterOptions) -> Result<StoreWriter> {
         options.dims.check().map_err(Error::InvalidArgument)?;
+        options.caption_sets =
+            stored_caption_sets(options.caption_sets.take(), options.dims.s).map_err(Error::InvalidArgument)?;
+        if options.caption_sets.is_some() && options.schema_version < 2 {
+            return Err(Error::InvalidArgument(
+                "schema_version 1 holds one caption set; write several caption sets with schema_version 2".into(),
+            ));
+        }
         if options.target_shard_bytes == 0 {
             return Err(Error::InvalidArgument("target_shard_bytes must be positive".into()));
         }
@@ -170,7 +181,8 @@ impl StoreWriter {
             return Ok(());
         }
         let path = self.dir.join(shard_file_name(self.shards.len()));
-        let entry = write_shard(&path, &self.pending, self.options.dims, self.options.dtype)?;
+        let o = &self.options;
+        let entry = write_shard(&path, &self.pending, o.dims, o.dtype, o.caption_sets.clone())?;
         self.shards.push(entry);
         self.pending.clear();
         self.pending_bytes = 0;
@@ -183,7 +195,8 @@ impl StoreWriter {
         if !self.closed {
             self.flush()?;
             let o = &self.options;
-            let manifest = Manifest::new(o.dims, o.dtype, DEFAULT_TOKENIZER, self.shards.clone(), o.metadata.clone())?;
+            let manifest = Manifest::new(o.dims, o.dtype, DEFAULT_TOKENIZER, self.shards.clone(), o.metadata.clone())?
+                .with_caption_sets(o.caption_sets.clone())?;
             manifest.write_version(&self.dir, o.schema_version)?;
             self.closed = true;
         }

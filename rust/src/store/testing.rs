@@ -103,6 +103,18 @@ pub fn write_synthetic_shard(
     first: usize,
     n: usize,
 ) -> super::ShardEntry {
+    write_synthetic_shard_with_sets(path, dims, dtype, first, n, None)
+}
+
+/// `write_synthetic_shard` with these caption sets in its schema metadata.
+pub fn write_synthetic_shard_with_sets(
+    path: &Path,
+    dims: Dims,
+    dtype: EmbeddingDtype,
+    first: usize,
+    n: usize,
+    caption_sets: Option<Vec<super::CaptionSet>>,
+) -> super::ShardEntry {
     let data: Vec<(usize, Owned)> = (first..first + n).map(|g| (g, owned(g, dims))).collect();
     let image_shape = [dims.j, dims.row_len()];
     let text_shape = [dims.text_rows(), dims.row_len()];
@@ -137,7 +149,7 @@ pub fn write_synthetic_shard(
             .expect("synthetic samples are valid")
         })
         .collect();
-    write_shard(path, &samples, dims, dtype).expect("write synthetic shard")
+    write_shard(path, &samples, dims, dtype, caption_sets).expect("write synthetic shard")
 }
 
 /// Write a store with shards of the given sizes into `dir` (which must exist).

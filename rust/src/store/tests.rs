@@ -299,3 +299,114 @@ fn a_schema_2_store_keeps_its_shards_own_names() {
     Manifest::read(plain.path()).unwrap().write_version(plain.path(), 2).unwrap();
     assert!(!Manifest::read(plain.path()).unwrap().shard_index.unwrap().names);
 }
+
+/// A store of DIMS (S = 2) with shards written under `shard_sets` and a manifest listing `manifest_sets`.
+fn caption_set_store(
+    name: &str,
+    shard_sets: Option<Vec<CaptionSet>>,
+    manifest_sets: Option<Vec<CaptionSet>>,
+) -> TempDir {
+    use super::testing::write_synthetic_shard_with_sets;
+    let dir = TempDir::new(name);
+    let (mut first, mut shards) = (0, Vec::new());
+    for (n, size) in [3, 2].into_iter().enumerate() {
+        let path = dir.path().join(shard_file_name(n));
+        let dtype = EmbeddingDtype::Float16;
+        shards.push(write_synthetic_shard_with_sets(&path, DIMS, dtype, first, size, shard_sets.clone()));
+        first += size;
+    }
+    Manifest::new(DIMS, EmbeddingDtype::Float16, DEFAULT_TOKENIZER, shards, serde_json::json!({}))
+        .unwrap()
+        .with_caption_sets(manifest_sets)
+        .unwrap()
+        .write_version(dir.path(), 2)
+        .unwrap();
+    dir
+}
+
+fn two_sets() -> Vec<CaptionSet> {
+    vec![CaptionSet::new("syn_text", 1), CaptionSet::new("syn_text_dfn", 1)]
+}
+
+#[test]
+fn a_two_set_store_lists_its_sets_in_manifest_and_shards() {
+    let dir = caption_set_store("two-sets", Some(two_sets()), Some(two_sets()));
+    let st = Store::open(dir.path()).unwrap();
+    assert_eq!(st.caption_sets(), two_sets());
+    let header: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap()).unwrap();
+    assert_eq!(
+        header["caption_sets"],
+        serde_json::json!([{"name": "syn_text", "S": 1}, {"name": "syn_text_dfn", "S": 1}])
+    );
+    for g in 0..st.len() {
+        let (sh, r) = st.sample(g).unwrap();
+        assert_eq!(sh.caption_sets(), two_sets());
+        assert_eq!(sh.syn_caption(r, 1), format!("syn {g}/1"));
+    }
+    assert!(verify_dir(dir.path()).unwrap().is_empty());
+}
+
+#[test]
+fn one_set_is_written_as_the_plain_case() {
+    let plain = caption_set_store("plain", None, None);
+    let one = caption_set_store(
+        "one-set",
+        Some(vec![CaptionSet::new("syn_text", 2)]),
+        Some(vec![CaptionSet::new("syn_text", 2)]),
+    );
+    for name in [MANIFEST_FILE, INDEX_FILE, "shard-00000.arrow", "shard-00001.arrow"] {
+        assert_eq!(
+            std::fs::read(plain.path().join(name)).unwrap(),
+            std::fs::read(one.path().join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    let st = Store::open(one.path()).unwrap();
+    assert_eq!(st.caption_sets(), vec![CaptionSet::new(DEFAULT_CAPTION_SET, 2)]);
+}
+
+#[test]
+fn shard_caption_sets_must_match_the_manifest() {
+    let other = vec![CaptionSet::new("syn_text", 1), CaptionSet::new("syn_text_other", 1)];
+    let cases = [
+        ("sets-vs-none", Some(two_sets()), None),
+        ("none-vs-sets", None, Some(two_sets())),
+        ("sets-vs-other", Some(two_sets()), Some(other)),
+    ];
+    for (name, shard_sets, manifest_sets) in cases {
+        let dir = caption_set_store(name, shard_sets, manifest_sets);
+        let st = Store::open(dir.path()).unwrap();
+        let err = st.sample(0).map(drop).unwrap_err();
+        assert!(matches!(err, Error::Format { .. }), "{name}: {err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("shard-00000.arrow") && msg.contains("caption sets"), "{name}: {msg}");
+        let problems = verify_dir(dir.path()).unwrap();
+        assert_eq!(problems.len(), 2, "{name}: {problems:?}");
+        assert!(problems[0].message.contains("caption sets"), "{name}: {problems:?}");
+    }
+}
+
+#[test]
+fn a_writer_refuses_caption_sets_in_schema_1_and_bad_lists() {
+    let dir = TempDir::new("writer-sets");
+    let options = |schema_version, sets| StoreWriterOptions {
+        dims: DIMS,
+        dtype: EmbeddingDtype::Float16,
+        target_shard_bytes: 1 << 20,
+        metadata: serde_json::json!({}),
+        overwrite: true,
+        schema_version,
+        caption_sets: Some(sets),
+    };
+    let err = StoreWriter::create(dir.path(), options(1, two_sets())).map(drop).unwrap_err().to_string();
+    assert!(err.contains("schema_version 2"), "{err}");
+    let err = StoreWriter::create(dir.path(), options(2, vec![CaptionSet::new("a", 2), CaptionSet::new("a", 0)]))
+        .map(drop)
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    // The same rules refuse a manifest written around the writer.
+    let manifest = Manifest::new(DIMS, EmbeddingDtype::Float16, DEFAULT_TOKENIZER, vec![], serde_json::json!({}));
+    let err = manifest.unwrap().with_caption_sets(Some(two_sets())).unwrap().write_version(dir.path(), 1).unwrap_err();
+    assert!(err.to_string().contains("schema_version 2"), "{err}");
+}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{Advice, Mmap};
 
+use super::caption_sets::CaptionSet;
 use super::checksum::{self, ShardChecksums};
 use super::files::open_regular;
 use super::layout::read_layout;
@@ -43,6 +44,7 @@ pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
     let (text, path) = Manifest::read_text(dir)?;
     let mut manifest = Manifest::parse(&text, &path)?;
     let (dims, dtype) = (manifest.dims(), manifest.dtype());
+    let sets = manifest.caption_sets.clone();
     let table = match &manifest.shard_index {
         None => ShardTable::inline(&mut manifest),
         Some(index) => {
@@ -52,7 +54,7 @@ pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
     };
     let shards: Vec<usize> = (0..table.len()).collect();
     let per_shard = parallel_map(&shards, |&n| match table.entry(n) {
-        Ok(entry) => verify_file(dir, dims, dtype, &entry, true),
+        Ok(entry) => verify_file(dir, dims, dtype, sets.as_deref(), &entry, true),
         Err(e) => vec![Problem { shard: dir.join(table.label(n)), column: None, message: e.to_string() }],
     });
     let mut problems: Vec<Problem> = per_shard.into_iter().flatten().collect();
@@ -75,6 +77,7 @@ pub(crate) fn verify_file(
     dir: &Path,
     dims: Dims,
     dtype: EmbeddingDtype,
+    caption_sets: Option<&[CaptionSet]>,
     entry: &ShardEntry,
     validate: bool,
 ) -> Vec<Problem> {
@@ -108,7 +111,8 @@ pub(crate) fn verify_file(
     // Checksums can match while the content is still unusable (a manifest written
     // for a bad file); the open-time checks catch that.
     if validate && problems.is_empty() {
-        let expect = ShardExpect { dims, dtype, num_samples: entry.num_samples, file_bytes: entry.file_bytes };
+        let (num_samples, file_bytes) = (entry.num_samples, entry.file_bytes);
+        let expect = ShardExpect { dims, dtype, caption_sets, num_samples, file_bytes };
         if let Err(e) = Shard::open(&path, Some(&expect)) {
             problems.push(problem(None, format!("fails validation: {e}")));
         }
