@@ -1,4 +1,5 @@
-"""Hypothesis mutates manifest fields (counts, sizes, dims, names, checksums, nesting) of a real store;
+"""Hypothesis mutates manifest fields (counts, sizes, dims, names, checksums, caption sets, nesting) of a real
+store (schema 1, or schema 2 with two caption sets);
 opening it, reading every sample and taking a loader batch either works or raises a FastloadError
 (or a ValueError for settings), never aborts, never panics across the FFI. The examples run in a
 child process, so an abort fails this test instead of killing the suite."""
@@ -90,6 +91,9 @@ actions = st.one_of(
 
 def mutate(manifest: dict, path: tuple, action: str, value) -> dict:
     m = copy.deepcopy(manifest)
+    if action == "consistent count" and "shards" not in m:  # schema 2: the counts are in shards.idx
+        m["num_samples"] = value
+        return m
     if action == "consistent count":
         shard = path[1] if len(path) > 1 and path[0] == "shards" else 0
         m["shards"][shard]["num_samples"] = value
@@ -121,9 +125,10 @@ def mutate(manifest: dict, path: tuple, action: str, value) -> dict:
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(data=st.data())
-def test_inner_manifest_mutations(pristine_store, data):
+def test_inner_manifest_mutations(pristine_store, pristine_two_set_store, data):
     from mobileclip_fastload import FastloadError, FastReinforcedLoader, Store
 
+    pristine_store = data.draw(st.sampled_from([pristine_store, pristine_two_set_store]), label="store")
     manifest = json.loads((pristine_store / "manifest.json").read_text())
     path = data.draw(st.sampled_from(list(paths_of(manifest))), label="path")
     action, value = data.draw(actions, label="action")
@@ -148,6 +153,11 @@ def test_inner_manifest_mutations(pristine_store, data):
             loader = FastReinforcedLoader(store_dir, batch_size=2, image_size=16, num_threads=1)
             for _ in zip(range(2), loader):
                 pass
+            if len(store.caption_sets) > 1:  # a loader drawing from one named set of the mutated list
+                name = store.caption_sets[-1][0]
+                one = FastReinforcedLoader(store_dir, batch_size=2, image_size=16, num_threads=1, caption_sets=[name])
+                for _ in zip(range(2), one):
+                    pass
         except (FastloadError, ValueError):
             pass
 
@@ -167,4 +177,21 @@ def pristine_store(tmp_path_factory) -> Path:
         for i in range(7):
             image, width, height = tiny_png(i)
             w.add(synthetic_sample(i, J=2, S=2, K=2, D=3, image=image, size=(width, height)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pristine_two_set_store(tmp_path_factory) -> Path:
+    """Schema 2 with two caption sets: the fuzz mutates the "caption_sets" list (and the header around it)."""
+    from conftest import synthetic_sample, tiny_png
+    from mobileclip_fastload.store import StoreWriter
+
+    path = tmp_path_factory.mktemp("manifest-fuzz-sets") / "store"
+    first = synthetic_sample(0, J=2, S=3, K=2, D=3)
+    target = (len(first.image) + first.image_emb.size * 2 + first.text_emb.size * 2) * 3
+    sets = [("syn_text", 2), ("syn_text_b", 1)]
+    with StoreWriter(path, J=2, S=3, K=2, D=3, target_shard_bytes=target, caption_sets=sets) as w:
+        for i in range(7):
+            image, width, height = tiny_png(i)
+            w.add(synthetic_sample(i, J=2, S=3, K=2, D=3, image=image, size=(width, height)))
     return path

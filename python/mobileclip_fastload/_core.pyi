@@ -1,6 +1,6 @@
 """Type stubs for the compiled module ``mobileclip_fastload._core``."""
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, final
@@ -562,10 +562,15 @@ class LoaderCore:
         storage_options: dict[str, str] | None,
         order: str,
         shuffle_window: int,
-    ) -> LoaderCore: ...
+        caption_sets: Callable[[list[str]], Sequence[int]] | None,
+    ) -> LoaderCore:
+        """``caption_sets``: called with the store's caption set names once the store is open, returns
+        the indices of the sets to draw from (None: every set)."""
     def config(self) -> dict[str, Any]:
         """The checked settings: batch_size, image_size, image_dtype, embedding_output_dtype, seed,
-        shuffle, drop_last, rank, world_size, num_threads, prefetch."""
+        shuffle, drop_last, rank, world_size, num_threads, prefetch, caption_sets (indices drawn from)."""
+    def caption_sets(self) -> list[tuple[str, int]]:
+        """The store's caption sets as (name, S) pairs in storage order."""
     def check_epoch(self, epoch: int) -> int:
         """`epoch` as the loader counts epochs (ValueError unless in [0, 2**64 - 1])."""
     def order(self) -> str:
@@ -589,6 +594,6 @@ class EpochRun:
     """One pass over one epoch. Batches and errors come strictly in batch order."""
     def next_batch(self) -> dict[str, Any] | None:
         """Arrays: images, text, syn_text, image_emb, text_emb, syn_text_emb, index,
-        aug_index, syn_index, text_is_syn; plus epoch, batch_number, memory."""
+        aug_index, syn_index, caption_set, text_is_syn; plus epoch, batch_number, memory."""
     def stop(self) -> None:
         """Stop this pass's workers now (also done when it is dropped)."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,8 @@ class ReinforcedBatch:
     syn_text_emb: torch.Tensor  # [B, K*D]
     index: torch.Tensor  # [B] global sample index
     aug_index: torch.Tensor  # [B] augmentation used (0..J-1)
-    syn_index: torch.Tensor  # [B] synthetic caption used (0..S-1)
+    syn_index: torch.Tensor  # [B] synthetic caption used (0..S-1, its flat position across all caption sets)
+    caption_set: torch.Tensor  # [B] caption set of that caption (its index in ``store.caption_sets``)
     text_is_syn: torch.Tensor  # [B] bool, True where `text` is synthetic (mix mode)
     epoch: int
     batch_number: int
@@ -85,6 +87,41 @@ class ReinforcedBatch:
 
 # Fields a training step copies to the GPU (the rest are bookkeeping, or copies like text_is_syn).
 _COPIED_TO_DEVICE = ("images", "text", "syn_text", "image_emb", "text_emb", "syn_text_emb")
+
+
+def resolve_caption_sets(selection: str | Sequence[str] | None, names: Sequence[str]) -> list[int] | None:
+    """The indices (into ``names``, a store's caption set names, in storage order) of the sets ``selection`` chooses:
+    None (every set), a sequence of names (each must exist), or a regular expression matched as
+    Apple's ``--dataset-reinforcement-syn-text-key-regex`` is (``re.match``: at the start of the name).
+    ValueError names what did not resolve and lists the store's sets."""
+    if selection is None:
+        return None
+    available = ", ".join(repr(n) for n in names)
+    if isinstance(selection, str):
+        try:
+            pattern = re.compile(selection)
+        except re.error as e:
+            raise ValueError(f"caption_sets: {selection!r} is not a regular expression ({e})") from e
+        chosen = [i for i, name in enumerate(names) if pattern.match(name)]
+        if not chosen:
+            raise ValueError(f"caption_sets: the pattern {selection!r} matches no caption set ({available})")
+        return chosen
+    try:
+        selected = list(selection)
+    except TypeError:
+        raise TypeError(f"caption_sets must be None, a regex (str) or a list of set names, got {selection!r}") from None
+    chosen = []
+    for name in selected:
+        if not isinstance(name, str):
+            raise TypeError(f"caption_sets must name sets by str, got {name!r}")
+        if name not in names:
+            raise ValueError(f"caption_sets: the store has no caption set {name!r} (it has {available})")
+        chosen.append(list(names).index(name))
+    if not chosen:
+        raise ValueError(f"caption_sets: no caption set named; give at least one of {available}, or None for all")
+    if len(set(chosen)) < len(chosen):
+        raise ValueError(f"caption_sets: a set is named twice in {selected!r}")
+    return sorted(chosen)  # storage order: the same sets draw the same captions however they are listed
 
 
 def _default_rank_world() -> tuple[int, int]:
@@ -141,6 +178,12 @@ class FastReinforcedLoader:
             (shards permuted per epoch, samples shuffled within windows of
             ``shuffle_window`` shards; each rank reads a contiguous run of shards)
             or "auto" (shard_block for remote stores, global for local ones).
+        caption_sets: which synthetic caption sets (``Store.caption_sets``; docs/FORMAT.md, "Caption
+            sets") the synthetic caption is drawn from: None (every set), a list of set names, or a
+            regular expression matched at the start of each name (``re.match``, as Apple's
+            ``--dataset-reinforcement-syn-text-key-regex``). Per sample one chosen set is drawn
+            uniformly, then one caption of it, both from (seed, epoch, sample); ``batch.caption_set``
+            says which set. A store with one set draws exactly as before.
 
     Iteration: each ``iter(loader)`` is an independent iterator with its own
     cursor and worker threads, as with a DataLoader. It starts at the loader's
@@ -188,6 +231,7 @@ class FastReinforcedLoader:
         storage_options: dict[str, str] | None = None,
         order: str = "auto",
         shuffle_window: int = 4,
+        caption_sets: str | Sequence[str] | None = None,
     ) -> None:
         default_rank, default_world = _default_rank_world()
         self._core = LoaderCore(
@@ -215,6 +259,8 @@ class FastReinforcedLoader:
             storage_options=storage_options,
             order=order,
             shuffle_window=shuffle_window,
+            # Names or a regex are resolved against the store's set names once the core has opened it.
+            caption_sets=None if caption_sets is None else (lambda names: resolve_caption_sets(caption_sets, names)),
         )
         self._config = self._core.config()  # the checked settings
         self.store_path = os.fspath(store)
@@ -258,6 +304,12 @@ class FastReinforcedLoader:
     def dims(self) -> dict[str, int]:
         return self._core.dims()
 
+    @property
+    def caption_sets(self) -> list[str]:
+        """Names of the caption sets synthetic captions are drawn from (all of the store's by default)."""
+        names = [name for name, _ in self._core.caption_sets()]
+        return [names[i] for i in self._config["caption_sets"]]
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch to iterate next (restarts it from its first batch)."""
         self._move_to(self._core.check_epoch(epoch), 0)
@@ -285,14 +337,17 @@ class FastReinforcedLoader:
             "drop_last": c["drop_last"],
             "num_samples": self.num_samples,
             "order": self._core.order(),
+            "caption_sets": self.caption_sets,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("version") != _STATE_VERSION:
             raise ValueError(f"unsupported loader state version {state.get('version')!r}")
         mine = self.state_dict()
-        state = {"order": "global", **state}  # states saved before shard-block order existed
-        for key in ("seed", "batch_size", "world_size", "shuffle", "drop_last", "num_samples", "order"):
+        # States saved before shard-block order / caption sets existed: global order, the store's one set.
+        state = {"order": "global", "caption_sets": [n for n, _ in self._core.caption_sets()], **state}
+        keys = ("seed", "batch_size", "world_size", "shuffle", "drop_last", "num_samples", "order", "caption_sets")
+        for key in keys:
             if state[key] != mine[key]:
                 raise ValueError(
                     f"loader state was saved with {key}={state[key]!r} but this loader has {key}={mine[key]!r}; "

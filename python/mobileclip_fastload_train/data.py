@@ -11,7 +11,8 @@ A batch is either a mapping or an object with attributes (the loader's
 uint8 (normalised on the device), ``text`` / ``syn_text`` int64 ``[B,77]``,
 ``image_emb`` / ``text_emb`` / ``syn_text_emb`` ``[B, K*D]`` (float16/32), ``index``
 int64 ``[B]`` and optionally ``text_is_syn`` (set when the source already
-applied the "mix" caption mode).
+applied the "mix" caption mode) and ``caption_set`` int64 ``[B]`` (the caption set,
+docs/FORMAT.md "Caption sets", each synthetic caption came from).
 
 :class:`InMemoryReinforcedSource` implements the contract over tensors (tests,
 small experiments, ``--fake-data``); :func:`open_store_loader` opens a DR store
@@ -40,6 +41,7 @@ class TrainingBatch:
     syn_text_emb: torch.Tensor | None
     index: torch.Tensor | None
     text_is_syn: torch.Tensor | None = None
+    caption_set: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -48,7 +50,7 @@ class TrainingBatch:
 def as_batch(raw: Any) -> TrainingBatch:
     """Normalise a mapping or attribute-style batch to :class:`TrainingBatch`."""
     get = raw.get if isinstance(raw, Mapping) else (lambda k: getattr(raw, k, None))
-    fields = {k: get(k) for k in (*FIELDS, "text_is_syn")}
+    fields = {k: get(k) for k in (*FIELDS, "text_is_syn", "caption_set")}
     if fields["images"] is None or fields["text"] is None:
         raise KeyError("a batch needs at least 'images' and 'text'")
     return TrainingBatch(**fields)

@@ -87,9 +87,11 @@ def make_store(
     grayscale_every: int = 5,
     target_shard_bytes: int = 1 << 20,
     schema_version: int = DEFAULT_WRITE_SCHEMA,
+    caption_sets: list[tuple[str, int]] | None = None,
 ) -> str:
     """Write a store of `n` real-photo samples; samples listed in `corrupt` get undecodable image bytes;
-    `schema_version=1` writes every shard entry into manifest.json (for tests that edit them)."""
+    `schema_version=1` writes every shard entry into manifest.json (for tests that edit them);
+    `caption_sets` as `StoreWriter` takes them (their sizes sum to S)."""
     rng = np.random.default_rng(seed)
     with StoreWriter(
         path,
@@ -100,6 +102,7 @@ def make_store(
         embedding_dtype=embedding_dtype,
         target_shard_bytes=target_shard_bytes,
         schema_version=schema_version,
+        caption_sets=caption_sets,
     ) as w:
         for i in range(n):
             jpeg, width, height = photo_jpeg(

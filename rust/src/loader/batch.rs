@@ -107,8 +107,8 @@ impl BatchShape {
         let images =
             b.checked_mul(3)?.checked_mul(self.image_size)?.checked_mul(self.image_size)?.checked_mul(pixel)?;
         let embeddings = b.checked_mul(self.emb_width)?.checked_mul(3 * emb_item)?;
-        // text + syn_text (i64), index, aug_index, syn_index (i64), text_is_syn (u8)
-        let rows = b.checked_mul(2 * CONTEXT_LENGTH * 8 + 3 * 8 + 1)?;
+        // text + syn_text (i64), index, aug_index, syn_index, caption_set (i64), text_is_syn (u8)
+        let rows = b.checked_mul(2 * CONTEXT_LENGTH * 8 + 4 * 8 + 1)?;
         images.checked_add(embeddings)?.checked_add(rows)
     }
 }
@@ -136,8 +136,10 @@ pub struct BatchMemory {
     pub index: PageBuf<i64>,
     /// [B] augmentation index used.
     pub aug_index: PageBuf<i64>,
-    /// [B] synthetic caption index used (0-based among the S).
+    /// [B] synthetic caption index used (0-based among the S, all caption sets together).
     pub syn_index: PageBuf<i64>,
+    /// [B] caption set of that caption (its index in the store's caption sets).
+    pub caption_set: PageBuf<i64>,
     /// [B] 1 where the `text` slot holds a synthetic caption (mix mode).
     pub text_is_syn: PageBuf<u8>,
     /// Float output: ToTensor + Normalize of each channel level.
@@ -171,6 +173,7 @@ impl BatchMemory {
             index: PageBuf::zeroed(b, "batch indices")?,
             aug_index: PageBuf::zeroed(b, "batch indices")?,
             syn_index: PageBuf::zeroed(b, "batch indices")?,
+            caption_set: PageBuf::zeroed(b, "batch indices")?,
             text_is_syn: PageBuf::zeroed(b, "batch flags")?,
             normalize: match shape.image {
                 ImageOutput::Uint8 => None,
@@ -240,7 +243,7 @@ mod tests {
         assert!(huge.bytes().is_some());
         assert!(matches!(BatchMemory::try_new(huge), Err(Error::OutOfMemory(_))));
         let ok = BatchMemory::try_new(shape(ImageOutput::Uint8)).unwrap();
-        assert_eq!(shape(ImageOutput::Uint8).bytes(), Some(2 * 3 * 4 + 2 * 4 * 4 * 3 + 2 * (2 * 77 * 8 + 25)));
+        assert_eq!(shape(ImageOutput::Uint8).bytes(), Some(2 * 3 * 4 + 2 * 4 * 4 * 3 + 2 * (2 * 77 * 8 + 33)));
         assert!(ok.text.iter().all(|&t| t == 0));
     }
 
@@ -260,6 +263,7 @@ mod tests {
             (text_emb.as_ptr() as usize, text_emb.capacity_bytes()),
             (syn_text_emb.as_ptr() as usize, syn_text_emb.capacity_bytes()),
             (b.index.as_ptr() as usize, b.index.capacity_bytes()),
+            (b.caption_set.as_ptr() as usize, b.caption_set.capacity_bytes()),
             (b.text_is_syn.as_ptr() as usize, b.text_is_syn.capacity_bytes()),
         ];
         for (i, &(addr, bytes)) in fields.iter().enumerate() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use half::f16;
 
 use super::batch::{try_zeroed_vec, BatchMemory, EmbeddingData};
-use super::sampler::{augmentation_choice, mix_takes_synthetic, syn_caption_choice, CaptionMode};
+use super::sampler::{augmentation_choice, caption_choice, mix_takes_synthetic, CaptionMode};
 use super::stats::{SkippedSample, Stats};
 use super::{LoaderConfig, OnError};
 use crate::error::{Error, Result};
@@ -27,6 +27,8 @@ pub struct BatchFiller {
 struct Choice {
     index: u64,
     aug: usize,
+    /// The caption set (its index in the store's sets) and the caption's flat position in 0..S.
+    set: usize,
     syn: usize,
     text_is_syn: bool,
 }
@@ -42,12 +44,12 @@ impl BatchFiller {
     fn choose(&self, epoch: u64, index: u64) -> Choice {
         let dims = self.store.dims();
         let seed = self.cfg.sampler.seed;
-        let syn = syn_caption_choice(seed, epoch, index, dims.s);
+        let (set, syn) = caption_choice(seed, epoch, index, &self.cfg.chosen_sets);
         let text_is_syn = match self.cfg.caption_mode {
             CaptionMode::Both => false,
             CaptionMode::Mix(p) => mix_takes_synthetic(seed, epoch, index, p),
         };
-        Choice { index, aug: augmentation_choice(seed, epoch, index, dims.j), syn, text_is_syn }
+        Choice { index, aug: augmentation_choice(seed, epoch, index, dims.j), set, syn, text_is_syn }
     }
 
     /// Replay sample `index`'s chosen augmentation into `self.hwc`.
@@ -134,6 +136,7 @@ impl BatchFiller {
         batch.index[row] = c.index as i64;
         batch.aug_index[row] = c.aug as i64;
         batch.syn_index[row] = c.syn as i64;
+        batch.caption_set[row] = c.set as i64;
         batch.text_is_syn[row] = c.text_is_syn as u8;
     }
 }

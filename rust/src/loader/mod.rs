@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use batch::{BatchMemory, BatchShape, EmbeddingData, EmbeddingOutput, ImageData, ImageOutput, CONTEXT_LENGTH};
 pub use pipeline::{BatchPool, EpochRun, PoolSender};
-pub use sampler::{CaptionMode, Order, SamplerConfig};
+pub use sampler::{CaptionMode, ChosenSet, Order, SamplerConfig};
 pub use settings::{CaptionSetting, ImageDtype, LoaderSettings, Named, OrderSetting};
 pub use stats::{SkippedSample, Stats};
 
@@ -53,6 +53,10 @@ pub struct LoaderConfig {
     pub num_threads: usize,
     pub prefetch: usize,
     pub caption_mode: CaptionMode,
+    /// The caption sets chosen by index, as checked (None: every set of the store).
+    pub caption_sets: Option<Vec<usize>>,
+    /// The chosen sets with their positions in the store: filled in by `Loader::with_store`.
+    pub chosen_sets: Arc<[ChosenSet]>,
     pub on_error: OnError,
     /// Inexact fast mode: DCT-domain scaled JPEG decode when the crop is at
     /// least this many times the output size on both sides (see `Replayer::set_dct_scaling`).
@@ -127,6 +131,8 @@ impl LoaderConfig {
             num_threads,
             prefetch,
             caption_mode,
+            caption_sets: settings::caption_set_indices(&s.caption_sets)?,
+            chosen_sets: Arc::new([]),
             on_error: s.on_error,
             dct_scaling: settings::dct_scaling(s.dct_scaling)?,
             _checked: (),
@@ -182,6 +188,7 @@ impl Loader {
         }
         cfg.sampler.num_samples = store.len();
         cfg.sampler.shard_sizes = Arc::new(store.shard_sizes());
+        cfg.chosen_sets = settings::caption_sets_in_store(cfg.caption_sets.as_deref(), &store.caption_sets())?.into();
         let dims = store.dims();
         let shape = BatchShape {
             batch_size: cfg.sampler.batch_size.min(sampler::samples_per_rank(&cfg.sampler)).max(1),

@@ -34,6 +34,7 @@ const STREAM_SYN_CAPTION: u64 = 3;
 const STREAM_MIX: u64 = 4;
 const STREAM_SHARD_PERMUTATION: u64 = 5;
 const STREAM_WINDOW: u64 = 6;
+const STREAM_CAPTION_SET: u64 = 7;
 
 /// How an epoch's sample order is formed (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,6 +276,28 @@ pub fn syn_caption_choice(seed: u64, epoch: u64, index: u64, num_syn: usize) -> 
     below(hash_key(&[seed, epoch, index, STREAM_SYN_CAPTION]), num_syn as u64) as usize
 }
 
+/// One caption set the loader draws from: its index in the store's sets, its first synthetic
+/// position and its size (docs/FORMAT.md, "Caption sets").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChosenSet {
+    pub set: usize,
+    pub offset: usize,
+    pub size: usize,
+}
+
+/// The caption set (an index into `chosen`, 0..n) sample `index` uses in `epoch`.
+pub fn caption_set_choice(seed: u64, epoch: u64, index: u64, num_chosen: usize) -> usize {
+    below(hash_key(&[seed, epoch, index, STREAM_CAPTION_SET]), num_chosen as u64) as usize
+}
+
+/// The synthetic caption sample `index` uses in `epoch`: one of the `chosen` sets uniformly, then one
+/// caption of it uniformly. Returns (the set's index in the store, the caption's flat position in
+/// 0..S). With one set this is `syn_caption_choice` over all S captions, exactly.
+pub fn caption_choice(seed: u64, epoch: u64, index: u64, chosen: &[ChosenSet]) -> (usize, usize) {
+    let set = chosen[caption_set_choice(seed, epoch, index, chosen.len())];
+    (set.set, set.offset + syn_caption_choice(seed, epoch, index, set.size))
+}
+
 /// In `Mix(p)` mode: whether the `text` slot takes the synthetic caption.
 pub fn mix_takes_synthetic(seed: u64, epoch: u64, index: u64, p: f64) -> bool {
     unit_f64(hash_key(&[seed, epoch, index, STREAM_MIX])) < p
@@ -489,5 +512,46 @@ mod tests {
         assert_eq!(num_batches(&cfg(10, 0, 1, false)), 3);
         assert_eq!(num_batches(&cfg(10, 0, 1, true)), 2);
         assert_eq!(num_batches(&cfg(10, 0, 3, false)), 1);
+    }
+
+    fn chosen(sizes: &[usize], pick: &[usize]) -> Vec<ChosenSet> {
+        let offsets: Vec<usize> = sizes.iter().scan(0, |at, &s| Some(std::mem::replace(at, *at + s))).collect();
+        pick.iter().map(|&set| ChosenSet { set, offset: offsets[set], size: sizes[set] }).collect()
+    }
+
+    #[test]
+    fn one_set_gives_exactly_the_syn_caption_choice() {
+        let one = chosen(&[5], &[0]);
+        for (epoch, index) in (0..4).flat_map(|e| (0..500).map(move |i| (e, i))) {
+            assert_eq!(caption_choice(7, epoch, index, &one), (0, syn_caption_choice(7, epoch, index, 5)));
+        }
+    }
+
+    #[test]
+    fn two_sets_are_both_drawn_with_positions_inside_the_chosen_set() {
+        let sizes = [3, 2];
+        let both = chosen(&sizes, &[0, 1]);
+        let mut per_set = [0usize; 2];
+        let mut positions = std::collections::BTreeSet::new();
+        for index in 0..4000 {
+            let (set, flat) = caption_choice(11, 2, index, &both);
+            per_set[set] += 1;
+            let (lo, hi) = if set == 0 { (0, 3) } else { (3, 5) };
+            assert!((lo..hi).contains(&flat), "set {set} position {flat}");
+            // The position within the set is the existing stream's draw over that set's size.
+            assert_eq!(flat - lo, syn_caption_choice(11, 2, index, sizes[set]));
+            positions.insert(flat);
+            // Deterministic: a pure function of (seed, epoch, index).
+            assert_eq!(caption_choice(11, 2, index, &both), (set, flat));
+        }
+        assert!(per_set.iter().all(|&n| (1800..2200).contains(&n)), "{per_set:?}");
+        assert_eq!(positions.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        // Only the chosen set is drawn when one is picked.
+        let second = chosen(&sizes, &[1]);
+        assert!((0..500).all(|i| matches!(caption_choice(11, 2, i, &second), (1, 3..=4))));
+        // Another epoch or seed draws differently.
+        let a: Vec<_> = (0..64).map(|i| caption_choice(11, 2, i, &both)).collect();
+        let b: Vec<_> = (0..64).map(|i| caption_choice(11, 3, i, &both)).collect();
+        assert_ne!(a, b);
     }
 }

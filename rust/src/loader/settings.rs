@@ -120,6 +120,9 @@ pub struct LoaderSettings {
     pub dct_scaling: Option<f64>,
     pub order: OrderSetting,
     pub shuffle_window: i128,
+    /// Indices of the store's caption sets to draw synthetic captions from (None: every set);
+    /// the Python side resolves names or a regex to these.
+    pub caption_sets: Option<Vec<i128>>,
 }
 
 /// An integer setting within [minimum, 2**64 - 1] (the core counts in 64 bits).
@@ -206,6 +209,47 @@ pub(super) fn normalisation(mean: &[f64], std: &[f64]) -> Result<([f32; 3], [f32
     Ok((mean, std))
 }
 
+/// The caption sets chosen by index: at least one, each once, each a valid index (checked against
+/// the store's sets when the loader opens it, `caption_sets_in_store`).
+pub(super) fn caption_set_indices(value: &Option<Vec<i128>>) -> Result<Option<Vec<usize>>> {
+    let Some(indices) = value else { return Ok(None) };
+    if indices.is_empty() {
+        return Err(Error::InvalidArgument("caption_sets must choose at least one caption set".into()));
+    }
+    let mut out: Vec<usize> = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let i = count("caption_sets index", i, 0)?;
+        if out.contains(&i) {
+            return Err(Error::InvalidArgument(format!("caption_sets chooses set {i} twice")));
+        }
+        out.push(i);
+    }
+    Ok(Some(out))
+}
+
+/// The chosen sets (None: all) of a store whose caption sets are `sets`, in the order given.
+pub(super) fn caption_sets_in_store(
+    chosen: Option<&[usize]>,
+    sets: &[crate::store::CaptionSet],
+) -> Result<Vec<super::sampler::ChosenSet>> {
+    let offsets = crate::store::caption_set_offsets(sets);
+    let all: Vec<usize> = (0..sets.len()).collect();
+    let chosen = chosen.unwrap_or(&all);
+    chosen
+        .iter()
+        .map(|&set| {
+            if set >= sets.len() {
+                let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
+                return Err(Error::InvalidArgument(format!(
+                    "caption_sets chooses set {set}, but the store has {} ({names:?})",
+                    sets.len()
+                )));
+            }
+            Ok(super::sampler::ChosenSet { set, offset: offsets[set], size: sets[set].s })
+        })
+        .collect()
+}
+
 /// A probability setting.
 pub(super) fn probability(setting: &str, p: f64) -> Result<f64> {
     if !(0.0..=1.0).contains(&p) {
@@ -246,6 +290,7 @@ mod tests {
             dct_scaling: None,
             order: OrderSetting::Auto,
             shuffle_window: 4,
+            caption_sets: None,
         }
     }
 
@@ -285,6 +330,9 @@ mod tests {
         assert!(rejected(|s| s.mean = vec![0.0; 2]).starts_with("mean must have 3 values"));
         assert!(rejected(|s| s.std[1] = 1e-50).starts_with("std must be finite, non-zero"));
         assert!(rejected(|s| s.dct_scaling = Some(0.0)).starts_with("dct_scaling must be"));
+        assert!(rejected(|s| s.caption_sets = Some(vec![])).starts_with("caption_sets must choose at least one"));
+        assert!(rejected(|s| s.caption_sets = Some(vec![1, 1])).starts_with("caption_sets chooses set 1 twice"));
+        assert!(rejected(|s| s.caption_sets = Some(vec![-1])).starts_with("caption_sets index must be"));
         // Raw output does not normalise: mean/std need only their three values.
         let mut raw = settings();
         raw.image_dtype = ImageDtype::Uint8;
@@ -302,6 +350,21 @@ mod tests {
             Err(Error::InvalidArgument(m)) => {
                 assert_eq!(m, r#"interpolation must be one of "bicubic", "bilinear", got "BICUBIC""#)
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn chosen_caption_sets_are_checked_against_the_store() {
+        use crate::loader::sampler::ChosenSet;
+        use crate::store::CaptionSet;
+        let sets = [CaptionSet::new("syn_text", 3), CaptionSet::new("syn_text_b", 2)];
+        let all = caption_sets_in_store(None, &sets).unwrap();
+        let both = [ChosenSet { set: 0, offset: 0, size: 3 }, ChosenSet { set: 1, offset: 3, size: 2 }];
+        assert_eq!(all, both);
+        assert_eq!(caption_sets_in_store(Some(&[1]), &sets).unwrap(), both[1..]);
+        match caption_sets_in_store(Some(&[2]), &sets) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("chooses set 2") && m.contains("syn_text_b"), "{m}"),
             other => panic!("{other:?}"),
         }
     }

@@ -119,7 +119,7 @@ impl PyLoaderCore {
     #[pyo3(signature = (store, *, batch_size, image_size, interpolation, mean, std, image_dtype,
                         embedding_output_dtype, num_threads, seed, shuffle, drop_last, rank, world_size, caption_mode,
                         mix_probability, prefetch, on_error, dct_scaling, cache_dir, cache_size, storage_options, order,
-                        shuffle_window))]
+                        shuffle_window, caption_sets))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -147,10 +147,11 @@ impl PyLoaderCore {
         storage_options: Option<HashMap<String, String>>,
         order: OrderSetting,
         shuffle_window: Integer,
+        caption_sets: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guarded(|| {
             let location = store.to_string_lossy().into_owned();
-            let settings = LoaderSettings {
+            let mut settings = LoaderSettings {
                 batch_size: batch_size.0,
                 image_size: image_size.0,
                 interpolation,
@@ -171,21 +172,27 @@ impl PyLoaderCore {
                 dct_scaling,
                 order,
                 shuffle_window: shuffle_window.0,
+                caption_sets: None,
             };
-            let cfg = LoaderConfig::new(&settings, is_url(&location)).py_err()?;
+            LoaderConfig::new(&settings, is_url(&location)).py_err()?; // every other setting, before the store opens
             let options = remote_options(cache_dir, cache_size, storage_options)?;
-            let loader = py
-                .detach(|| {
-                    open_location(&location, &options).and_then(|store| Loader::with_store(Arc::new(store), cfg))
-                })
-                .py_err()?;
+            let store = py.detach(|| open_location(&location, &options)).py_err()?;
+            // The Python side turns names or a regex into set indices; it needs the store's names.
+            if let Some(resolve) = caption_sets.filter(|c| !c.is_none()) {
+                let names: Vec<String> = store.caption_sets().into_iter().map(|c| c.name).collect();
+                let indices: Vec<Integer> = resolve.call1((names,))?.extract()?;
+                settings.caption_sets = Some(indices.into_iter().map(|i| i.0).collect());
+            }
+            let cfg = LoaderConfig::new(&settings, is_url(&location)).py_err()?;
+            let loader = py.detach(|| Loader::with_store(Arc::new(store), cfg)).py_err()?;
             Ok(PyLoaderCore { loader })
         })
     }
 
     /// The checked settings a resumed run must match, and those the Python
     /// side reports: batch_size, image_size, image_dtype, embedding_output_dtype,
-    /// seed, shuffle, drop_last, rank, world_size, num_threads, prefetch.
+    /// seed, shuffle, drop_last, rank, world_size, num_threads, prefetch, caption_sets (the indices
+    /// of the store's caption sets drawn from).
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = &self.loader.cfg;
         let s = &c.sampler;
@@ -205,6 +212,7 @@ impl PyLoaderCore {
         out.set_item("world_size", s.world_size)?;
         out.set_item("num_threads", c.num_threads)?;
         out.set_item("prefetch", c.prefetch)?;
+        out.set_item("caption_sets", c.chosen_sets.iter().map(|s| s.set).collect::<Vec<_>>())?;
         Ok(out)
     }
 
@@ -238,6 +246,11 @@ impl PyLoaderCore {
     /// Rows one batch buffer holds (batch_size, or this rank's samples per epoch if fewer).
     fn batch_capacity(&self) -> usize {
         self.loader.batch_capacity()
+    }
+
+    /// The store's caption sets as `(name, S)` pairs in storage order.
+    fn caption_sets(&self) -> Vec<(String, usize)> {
+        self.loader.store.caption_sets().into_iter().map(|c| (c.name, c.s)).collect()
     }
 
     /// {"J", "S", "K", "D"} of the store.
@@ -340,6 +353,7 @@ fn batch_dict(py: Python<'_>, batch: Box<BatchMemory>, pool: PoolSender) -> PyRe
     out.set_item("index", view(&owner, &b.index, [n])?)?;
     out.set_item("aug_index", view(&owner, &b.aug_index, [n])?)?;
     out.set_item("syn_index", view(&owner, &b.syn_index, [n])?)?;
+    out.set_item("caption_set", view(&owner, &b.caption_set, [n])?)?;
     out.set_item("text_is_syn", view(&owner, &b.text_is_syn, [n])?)?;
     out.set_item("epoch", b.epoch)?;
     out.set_item("batch_number", b.batch_number)?;
