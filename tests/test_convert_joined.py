@@ -139,10 +139,8 @@ def test_tagged_synthetic_caption_sets(tmp_path):
         tmp_path / "src", num_shards=1, samples_per_shard=4, layout="joined", seed=5, syn_tags=["coca", "blip"]
     )
     out = str(tmp_path / "store")
-    with pytest.raises(ValueError, match="syn_key"):
-        convert(ds.dr_shards, out, executor="inline", progress=False)
     report = convert(ds.dr_shards, out, executor="inline", progress=False, syn_key="blip")
-    assert report.syn_key == "syn_text_blip" and report.samples_written == 4
+    assert report.caption_sets == [["syn_text_blip", 3]] and report.samples_written == 4
     check_report(report, out)
     assert_store_matches(out, ds.samples, emb_format="npz", embedding_dtype="float16", syn_key="syn_text_blip")
 

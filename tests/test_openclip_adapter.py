@@ -293,3 +293,36 @@ def test_apples_mix_synthetic_flag_sets_the_loaders_mix_mode(store_path):
 def test_apples_dr_flags_the_loader_cannot_honour_are_refused(store_path, name, value, flag):
     with pytest.raises(ValueError, match=flag):
         open_clip_train_data(_apple_args(store_path, (name, value)), image_size=16)
+
+
+def test_apples_syn_text_key_regex_picks_the_loaders_caption_sets(tmp_path):
+    """``--dataset-reinforcement-syn-text-key-regex`` on a store with two caption sets (converted
+    from DFNDR-style shards): the synthetic caption comes only from the sets the regex picks, as
+    Apple's loader picks syn.json keys (``re.match``), and its row is that caption's."""
+    from mobileclip_fastload.convert import convert
+    from mobileclip_fastload.testing.datacompdr import make_dataset
+
+    ds = make_dataset(tmp_path / "src", num_shards=1, samples_per_shard=8, seed=31, syn_tags=["dfn", "coca"])
+    path = tmp_path / "store"
+    convert(ds.dr_shards, path, executor="inline", progress=False)
+    store = Store(path)
+    assert store.caption_sets == [("syn_text_coca", 3), ("syn_text_dfn", 3)]
+
+    def sets_drawn(regex: str) -> set[int]:
+        args = _apple_args(path, ("dataset_reinforcement_syn_text_key_regex", regex))
+        loader = open_clip_train_data(args, image_size=16).dataloader
+        drawn = set()
+        for epoch in range(3):
+            loader.set_epoch(epoch)
+            for batch in loader:
+                for r in range(len(batch)):
+                    n, s, c = int(batch.index[r]), int(batch.syn_index[r]), int(batch.caption_set[r])
+                    assert 3 * c <= s < 3 * (c + 1)  # the caption is one of its set's
+                    assert np.array_equal(batch[5][r].numpy(), store.text_emb(n)[1 + s].astype(np.float32))
+                    drawn.add(c)
+        return drawn
+
+    assert sets_drawn(r"^syn_text.*$") == {0, 1}  # Apple's default: every set
+    assert sets_drawn("syn_text_d") == {1}  # anchored at the start of the name only
+    with pytest.raises(ValueError, match="dfn"):  # found inside the names (re.search) but starts none
+        open_clip_train_data(_apple_args(path, ("dataset_reinforcement_syn_text_key_regex", "dfn")), image_size=16)

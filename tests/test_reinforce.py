@@ -163,6 +163,9 @@ def test_datacompdr_export_converts_back_to_the_same_store(reinforced, tmp_path)
     assert back.samples_written == 2 * 7 and not back.skipped
     a, b = Store(root / "store"), Store(tmp_path / "back")
     assert a.dims == b.dims and len(a) == len(b)
+    # one captioner: the plain store, as before several caption sets (no caption_sets key anywhere)
+    assert a.caption_sets == b.caption_sets == [("syn_text", S)]
+    assert "caption_sets" not in json.loads((root / "store" / "manifest.json").read_text())
     for i in range(len(a)):
         sa, sb = a.sample(i), b.sample(i)
         for field in (
@@ -348,19 +351,30 @@ def test_bf16_autocast_path_stays_close_to_fp32(models, one_torch_thread):
             assert cosine(a, b) >= 0.99
 
 
-@pytest.mark.slow
-def test_several_captioners_give_several_caption_sets(models, shards, tmp_path, one_torch_thread):
-    """The store keeps the first set; the DataCompDR export keeps both, and `convert --syn-key`
-    picks the second with its own embeddings."""
-    import json
+def tar_members(path: Path, ext: str) -> list:
+    """Every sample's ``ext`` member of a DataCompDR tar, in order: JSON parsed, npz as its arrays."""
+    import io
     import tarfile
 
+    with tarfile.open(path) as tf:
+        found = [tf.extractfile(m).read() for m in tf.getmembers() if m.name.endswith("." + ext)]
+    if ext == "npz":
+        return [dict(np.load(io.BytesIO(b))) for b in found]
+    return [json.loads(b) for b in found]
+
+
+@pytest.mark.slow
+def test_several_captioners_give_several_caption_sets(models, shards, tmp_path, one_torch_thread):
+    """The store keeps every captioner's set: the first as `syn_text`, the other as
+    `syn_text_<tag>`, each of its own count, every row the teachers' embedding of its caption.
+    The DataCompDR export holds the same sets and rows: converted back it gives the same store,
+    and `convert --syn-key` picks one set of it."""
     from mobileclip_fastload.convert import convert
 
     coca, teachers = models
     captioners = [
         OpenClipCaptioner(coca, tag="first", num_captions=S, seq_len=8),
-        OpenClipCaptioner(coca, tag="second", num_captions=S, seq_len=10),
+        OpenClipCaptioner(coca, tag="second", num_captions=S + 1, seq_len=10),
     ]
     reinforce(
         shards[1:],
@@ -373,17 +387,39 @@ def test_several_captioners_give_several_caption_sets(models, shards, tmp_path, 
         device="cpu",
         progress=False,
     )
-    with tarfile.open(tmp_path / "dr" / "00001.tar") as tf:
-        syn = [json.loads(tf.extractfile(m).read()) for m in tf.getmembers() if m.name.endswith(".syn.json")]
+    store = Store(tmp_path / "store")
+    sets = [("syn_text", S), ("syn_text_second", S + 1)]
+    assert store.caption_sets == sets and store.dims["S"] == 2 * S + 1
+    syn, npz = tar_members(tmp_path / "dr" / "00001.tar", "syn.json"), tar_members(tmp_path / "dr" / "00001.tar", "npz")
+    assert len(store) == len(syn) > 0
     assert all(set(s) == {"syn_text", "syn_text_second"} and s["syn_text"] != s["syn_text_second"] for s in syn)
-    first = Store(tmp_path / "store")
-    assert [first.sample(i).syn_captions for i in range(len(first))] == [s["syn_text"] for s in syn]
+    D = store.dims["D"]
+    teacher = Teacher(teachers[0], "cpu", "fp32")
+    for i in range(len(store)):
+        sample = store.sample(i)
+        assert sample.syn_captions == syn[i]["syn_text"] + syn[i]["syn_text_second"]
+        rows = store.text_emb(i)
+        np.testing.assert_array_equal(rows[: 1 + S].astype(np.float32), npz[i]["text_emb"])
+        np.testing.assert_array_equal(rows[1 + S :].astype(np.float32), npz[i]["syn_text_second_emb"])
+        embedded = teacher.embed_texts([sample.caption, *sample.syn_captions])
+        for r in range(1 + 2 * S + 1):
+            assert_is_row(embedded[r], rows[:, :D], r)
+
+    back = convert(tmp_path / "dr", tmp_path / "back", executor="inline", progress=False)
+    assert back.caption_sets == [list(s) for s in sets] and not back.skipped
+    converted = Store(tmp_path / "back")
+    assert converted.caption_sets == sets and len(converted) == len(store)
+    for i in range(len(store)):
+        a, b = store.sample(i), converted.sample(i)
+        assert (a.uid, a.caption, a.syn_captions) == (b.uid, b.caption, b.syn_captions)
+        np.testing.assert_array_equal(a.text_emb, b.text_emb)
+        for s in range(2 * S + 1):
+            np.testing.assert_array_equal(store.syn_tokens(i, s), converted.syn_tokens(i, s))
+
     convert(tmp_path / "dr", tmp_path / "second", syn_key="second", executor="inline", progress=False)
     second = Store(tmp_path / "second")
-    teacher = Teacher(teachers[0], "cpu", "fp32")
-    D = first.dims["D"]
+    assert second.caption_sets == [("syn_text", S + 1)]
     for i in range(len(second)):
-        caps = second.sample(i).syn_captions
-        assert caps == syn[i]["syn_text_second"]
-        assert_is_row(teacher.embed_texts(caps)[0], second.text_emb(i)[:, :D], 1)
-        np.testing.assert_array_equal(second.text_emb(i)[0], first.text_emb(i)[0])  # the real caption row
+        assert second.sample(i).syn_captions == syn[i]["syn_text_second"]
+        np.testing.assert_array_equal(second.text_emb(i)[0], store.text_emb(i)[0])  # the real caption row
+        np.testing.assert_array_equal(second.text_emb(i)[1:], store.text_emb(i)[1 + S :])

@@ -269,3 +269,31 @@ def test_a_remote_store_gives_the_local_page(store_path, tmp_path, s3, s3_endpoi
         assert sorted(from_remote) == [0, 1, 2]
         assert all(np.array_equal(from_remote[j], from_local[j]) for j in from_remote)
     assert "s3://stores/show" in remote
+
+
+def test_captions_are_listed_per_caption_set(tmp_path):
+    """A store with two caption sets (converted from DFNDR-style shards): every synthetic caption
+    is shown with its set, at its text row, and the header lists the sets."""
+    from mobileclip_fastload.convert import convert
+    from mobileclip_fastload.testing.datacompdr import make_dataset
+
+    ds = make_dataset(
+        tmp_path / "src", num_shards=1, samples_per_shard=3, seed=9, syn_tags=["b", "a"], syn_sizes=[1, 2]
+    )
+    convert(ds.dr_shards, tmp_path / "store", executor="inline", progress=False)
+    store = Store(tmp_path / "store")
+    assert store.caption_sets == [("syn_text_a", 2), ("syn_text_b", 1)]
+    out = tmp_path / "view.html"
+    write_view(store, out, samples=[0, 1, 2], augmentations=0, image_size=24)
+    html = out.read_text(encoding="utf-8")
+    assert "syn_text_a (2 captions), syn_text_b (1 captions)" in html
+    by_index = sections(html)
+    by_uid = {s.uid: s for s in ds.samples}
+    for sample in page_data(html)["samples"]:
+        src = by_uid[sample["uid"]]
+        shown = [(c["caption_set"], c["text"], c["text_row"]) for c in sample["captions"]]
+        want = [("syn_text_a", t) for t in src.syn_captions["syn_text_a"]]
+        want += [("syn_text_b", t) for t in src.syn_captions["syn_text_b"]]
+        assert shown == [(None, src.caption, 0)] + [(name, t, 1 + r) for r, (name, t) in enumerate(want)]
+        kinds = re.findall(r'<td class="kind">([^<]*)</td>', by_index[sample["index"]])
+        assert kinds == ["real", "synthetic (syn_text_a)", "synthetic (syn_text_a)", "synthetic (syn_text_b)"]

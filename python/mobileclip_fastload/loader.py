@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 
 from mobileclip_fastload._core import LoaderCore
 from mobileclip_fastload.pinned import InFlightCopies, PinnedBuffers
+from mobileclip_fastload.store.caption_sets import matching_sets
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,8 @@ def resolve_caption_sets(selection: str | Sequence[str] | None, names: Sequence[
         return None
     available = ", ".join(repr(n) for n in names)
     if isinstance(selection, str):
-        try:
-            pattern = re.compile(selection)
-        except re.error as e:
-            raise ValueError(f"caption_sets: {selection!r} is not a regular expression ({e})") from e
-        chosen = [i for i, name in enumerate(names) if pattern.match(name)]
+        picked = set(matching_sets(selection, names))  # Apple's rule, the one convert's syn_key_regex uses
+        chosen = [i for i, name in enumerate(names) if name in picked]
         if not chosen:
             raise ValueError(f"caption_sets: the pattern {selection!r} matches no caption set ({available})")
         return chosen

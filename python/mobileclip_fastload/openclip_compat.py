@@ -184,9 +184,11 @@ def dr_data_info(
 def open_clip_train_data(args: Any, preprocess_train: Any = None, **loader_kwargs: Any) -> DRDataInfo:
     """``data["train"]`` for OpenCLIP's ``get_data`` from its parsed ``args``: the store is
     ``--train-data``; ``--batch-size``, ``--workers`` (decode threads), ``--seed``, the rank and
-    world size, ``--train-num-samples`` and Apple's ``--dataset-reinforcement-mix-synthetic``
-    (with its ratio) are honoured; ``--dataset-resampled``, ``--train-data-upsampling-factors``
-    (which OpenCLIP allows only with it), ``--dataset-reinforcement-sample-sequential`` and
+    world size, ``--train-num-samples``, Apple's ``--dataset-reinforcement-mix-synthetic``
+    (with its ratio) and ``--dataset-reinforcement-syn-text-key-regex`` (the loader's
+    ``caption_sets``: the sets whose names it matches, as Apple matches syn.json keys) are
+    honoured; ``--dataset-resampled``, ``--train-data-upsampling-factors`` (which OpenCLIP
+    allows only with it), ``--dataset-reinforcement-sample-sequential`` and
     ``--dataset-reinforcement-filter-image-size`` are refused with an error naming the flag.
     ``loader_kwargs`` go to ``open_clip_dr_loader``."""
     if getattr(args, "dataset_resampled", False):
@@ -208,6 +210,10 @@ def open_clip_train_data(args: Any, preprocess_train: Any = None, **loader_kwarg
     if getattr(args, "dataset_reinforcement_mix_synthetic", False):
         # Apple's loop then takes batch[1] as the only caption: synthetic with this probability.
         options.update(caption_mode="mix", mix_probability=float(args.dataset_reinforcement_mix_synthetic_ratio))
+    regex = getattr(args, "dataset_reinforcement_syn_text_key_regex", None)
+    if regex is not None:
+        # the caption sets Apple's loader would draw from (its re.match on syn.json keys, here the store's set names)
+        options.update(caption_sets=regex)
     if getattr(args, "rank", None) is not None and getattr(args, "world_size", None) is not None:
         options.update(rank=int(args.rank), world_size=int(args.world_size))
     options.update(loader_kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
 from mobileclip_fastload.convert.options import (
@@ -29,7 +29,7 @@ from mobileclip_fastload.ingest.images import DEFAULT_FORMATS, DEFAULT_MAX_IMAGE
 from mobileclip_fastload.ingest.progress import Progress, TaskProgress, input_bytes
 from mobileclip_fastload.ingest.store_io import remove_stale_temporaries
 from mobileclip_fastload.ingest.torchrun import Ranks
-from mobileclip_fastload.store import output_folder
+from mobileclip_fastload.store import caption_sets, output_folder
 
 REPORT_NAME = "convert_report.json"
 
@@ -49,7 +49,8 @@ def convert(
     target_shard_bytes: int = DEFAULT_TARGET_SHARD_BYTES,
     executor: str = "process",
     progress: bool = True,
-    syn_key: str | None = None,
+    syn_key: str | Sequence[str] | None = None,
+    syn_key_regex: str | None = None,
     num_teachers: int = 2,
     dims: tuple[int, int, int, int] | Dims | None = None,
     verify_resumed: str = "checksum",
@@ -75,11 +76,18 @@ def convert(
         the cluster ``ray.init`` connects to), ``"inline"`` (sequential, this process) or
         ``"torchrun"`` (this process is one rank of ``torchrun --nproc-per-node=N``: it converts
         every N-th shard inline; rank 0 writes the manifest and report once all ranks finished).
-    syn_key: which synthetic caption set becomes the S captions when syn.json has
-        several (``"syn_text"`` or ``"syn_text_<tag>"``, or just ``"<tag>"``); default
-        ``syn_text``, else the only tagged one.
+    syn_key: the synthetic caption set(s) to store: one name or a list of names, each
+        ``"syn_text"``, ``"syn_text_<tag>"`` or just ``"<tag>"``, stored in the given order.
+    syn_key_regex: instead, the syn.json keys this regex picks, as Apple's
+        ``--dataset-reinforcement-syn-text-key-regex`` does (``re.match``), in name order.
+        Default (neither): every ``syn_text*`` set of the input, in name order. The sets and
+        each one's S_i come from the first usable sample; every sample must have every chosen
+        set with its S_i, else it is skipped and counted (``missing_field`` / ``shape_mismatch``).
+        Several sets make a store with ``caption_sets`` (docs/FORMAT.md "Caption sets"); one
+        set is the plain store.
     num_teachers: K; D is the embedding width / K (DataCompDR: 2 x 768).
-    dims: (J, S, K, D) to skip inferring them from the first usable sample.
+    dims: (J, S, K, D) to skip inferring them from the first usable sample; the store then
+        holds the one set ``syn_key`` names (default ``syn_text``) with S captions.
     verify_resumed: ``"checksum"`` (size + whole-file xxh3) or ``"size"``: how an
         earlier run's outputs are checked before its shard is skipped.
     overwrite: replace what ``output`` holds (a finished store, another tool's run);
@@ -100,23 +108,35 @@ def convert(
         raise ValueError("max_augmentations must be >= 1")
     if num_teachers < 1:
         raise ValueError("num_teachers must be >= 1")
+    syn_keys = _syn_key_list(syn_key)
+    if syn_keys and syn_key_regex is not None:
+        raise ValueError("give syn_key (names) or syn_key_regex, not both")
+    if syn_key_regex is not None:
+        caption_sets.compile_set_regex(syn_key_regex)  # a bad pattern fails before any input is read
     folder = output_folder.survey(output, "convert")
     output_folder.check_before_reading(folder, overwrite)
     tasks = make_tasks(inputs, output, layout=layout, image_shards=image_shards)
 
     if dims is None:
-        resolved_dims, resolved_key = probe(
-            [t.input for t in tasks], syn_key=syn_key, num_teachers=num_teachers, max_augmentations=max_augmentations
+        resolved_dims, resolved_sets = probe(
+            [t.input for t in tasks],
+            syn_keys=syn_keys,
+            syn_key_regex=syn_key_regex,
+            num_teachers=num_teachers,
+            max_augmentations=max_augmentations,
         )
     else:
         resolved_dims = dims if isinstance(dims, Dims) else Dims(*dims)
         if max_augmentations is not None and max_augmentations != resolved_dims.J:
             raise ValueError(f"dims J={resolved_dims.J} contradicts max_augmentations={max_augmentations}")
-        resolved_key = _explicit_syn_key(syn_key)
+        if len(syn_keys) > 1 or syn_key_regex is not None:
+            raise ValueError("dims fixes one caption set of S captions: choose several sets without dims")
+        name = caption_sets.set_name(syn_keys[0]) if syn_keys else caption_sets.PLAIN_SET_NAME
+        resolved_sets = ((name, resolved_dims.S),)
     opts = ConvertOptions(
         layout=layout,
         dims=resolved_dims,
-        syn_key=resolved_key,
+        caption_sets=resolved_sets,
         embedding_dtype=embedding_dtype,
         truncate_augmentations=max_augmentations is not None,
         target_shard_bytes=int(target_shard_bytes),
@@ -163,7 +183,7 @@ def convert(
         layout=layout,
         embedding_dtype=embedding_dtype,
         dims=resolved_dims.as_dict(),
-        syn_key=resolved_key,
+        caption_sets=[list(s) for s in resolved_sets],
         shards=ordered,
         workers=workers if executor != "torchrun" else ranks.world,
         executor=executor,
@@ -179,7 +199,8 @@ def convert(
             "tool": "mobileclip_fastload.convert",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "layout": layout,
-            "syn_key": resolved_key,
+            # the source key(s): a one-set store names its set syn_text whatever its key was
+            "syn_key": resolved_sets[0][0] if len(resolved_sets) == 1 else [k for k, _ in resolved_sets],
             "input_shards": len(tasks),
             "input_shards_in_store": len(finished),
             "max_augmentations": max_augmentations,
@@ -188,7 +209,9 @@ def convert(
         },
         **(metadata or {}),
     }
-    write_store_manifest(output, [info for r in finished for info in r.outputs], opts, meta)
+    write_store_manifest(
+        output, [info for r in finished for info in r.outputs], opts, meta, caption_sets=opts.store_caption_sets
+    )
     report.manifest_written = True
     report.seconds = time.perf_counter() - t0
     report.write_json(os.path.join(output, REPORT_NAME))
@@ -212,7 +235,11 @@ def _same_run(output: str, tasks: list, opts: ConvertOptions) -> bool:
     return output_folder.done_records_match(os.path.join(output, DONE_DIR), expected)
 
 
-def _explicit_syn_key(syn_key: str | None) -> str:
-    if not syn_key:
-        return "syn_text"
-    return syn_key if syn_key.startswith("syn_text") else f"syn_text_{syn_key}"
+def _syn_key_list(syn_key: str | Sequence[str] | None) -> list[str]:
+    """``syn_key`` as a list of names (empty: none given)."""
+    if syn_key is None:
+        return []
+    keys = [syn_key] if isinstance(syn_key, str) else list(syn_key)
+    if not all(isinstance(k, str) and k for k in keys):
+        raise ValueError(f"syn_key must be a non-empty name or a list of them, got {syn_key!r}")
+    return keys

@@ -35,10 +35,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--image-shards", nargs="+", help="img2dataset image shards (separate layout), paired by file name")
     p.add_argument("--max-augmentations", type=int, default=None, help="keep only the first N augmentations")
-    p.add_argument(
+    sets = p.add_mutually_exclusive_group()
+    sets.add_argument(
         "--syn-key",
+        action="append",
         default=None,
-        help="synthetic caption set to store when syn.json has several (syn_text_<tag> or <tag>)",
+        help="a synthetic caption set to store (syn_text, syn_text_<tag> or <tag>); repeat for several, stored in "
+        "this order (default: every syn_text* set, in name order)",
+    )
+    sets.add_argument(
+        "--syn-key-regex",
+        default=None,
+        help="store the syn.json keys this regex picks (re.match, as Apple's --dataset-reinforcement-syn-text-key-"
+        "regex), in name order",
     )
     p.add_argument("--num-teachers", type=int, default=2, help="K: teachers concatenated in the embeddings (default 2)")
     p.add_argument("--dims", type=_dims, default=None, help="J,S,K,D instead of inferring them from the first sample")
@@ -67,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             executor=args.executor,
             progress=not args.no_progress,
             syn_key=args.syn_key,
+            syn_key_regex=args.syn_key_regex,
             num_teachers=args.num_teachers,
             dims=args.dims,
             verify_resumed=args.verify_resumed,

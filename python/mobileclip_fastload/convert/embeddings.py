@@ -17,6 +17,7 @@ import io
 import warnings
 import zipfile
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from mobileclip_fastload.ingest.skips import (
     SHAPE_MISMATCH,
     SkipSample,
 )
+from mobileclip_fastload.store.caption_sets import PLAIN_SET_NAME
 
 EMBEDDING_EXTENSIONS = ("npz", "pth.gz")
 
@@ -141,12 +143,12 @@ def load_embeddings(members: dict[str, bytes], max_bytes: int) -> dict[str, np.n
 
 
 def select_embeddings(
-    arrays: dict[str, np.ndarray], *, syn_key: str, J: int, S: int, KD: int, truncate_j: bool
+    arrays: dict[str, np.ndarray], *, caption_sets: Sequence[tuple[str, int]], J: int, KD: int, truncate_j: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(image_emb [J, KD], text_emb [1+S, KD]) for the chosen synthetic-caption key.
+    """(image_emb [J, KD], text_emb [1+S, KD]): the real caption's row, then each caption set's S_i rows in order.
 
     Legacy DataCompDR: ``text_emb`` is [1+S, KD] (real caption, then ``syn_text``).
-    Newer RayGen shards: ``text_emb`` holds the real caption row(s) and every
+    Newer RayGen / DFNDR shards: ``text_emb`` holds the real caption row(s) and every
     synthetic key ``k`` has its own ``k_emb`` [S_k, KD]; that array wins when present.
     """
     image = arrays.get("image_emb")
@@ -159,17 +161,20 @@ def select_embeddings(
         raise SkipSample(SHAPE_MISMATCH, f"image_emb shape {image.shape}, expected ({J}, {KD})")
     if text.ndim != 2 or text.shape[1] != KD or text.shape[0] < 1:
         raise SkipSample(SHAPE_MISMATCH, f"text_emb shape {text.shape}, expected (1+S, {KD})")
-    tagged = arrays.get(syn_key + "_emb")
-    if tagged is not None:
-        if tagged.ndim != 2 or tagged.shape != (S, KD):
-            raise SkipSample(SHAPE_MISMATCH, f"{syn_key}_emb shape {tagged.shape}, expected ({S}, {KD})")
-        text_rows = np.concatenate([text[:1], tagged])
-    elif syn_key == "syn_text":
-        if text.shape[0] != 1 + S:
-            raise SkipSample(SHAPE_MISMATCH, f"text_emb shape {text.shape}, expected ({1 + S}, {KD})")
-        text_rows = text
-    else:
-        raise SkipSample(MISSING_FIELD, f"embeddings have no {syn_key}_emb")
+    parts = [text[:1]]
+    for syn_key, S in caption_sets:
+        tagged = arrays.get(syn_key + "_emb")
+        if tagged is not None:
+            if tagged.ndim != 2 or tagged.shape != (S, KD):
+                raise SkipSample(SHAPE_MISMATCH, f"{syn_key}_emb shape {tagged.shape}, expected ({S}, {KD})")
+            parts.append(tagged)
+        elif syn_key == PLAIN_SET_NAME:
+            if text.shape[0] != 1 + S:
+                raise SkipSample(SHAPE_MISMATCH, f"text_emb shape {text.shape}, expected ({1 + S}, {KD})")
+            parts.append(text[1:])
+        else:
+            raise SkipSample(MISSING_FIELD, f"embeddings have no {syn_key}_emb")
+    text_rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
     image_rows = image[:J]
     if not (np.isfinite(image_rows).all() and np.isfinite(text_rows).all()):
         raise SkipSample(NON_FINITE_EMBEDDING, "NaN or inf in image_emb/text_emb")

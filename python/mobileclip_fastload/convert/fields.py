@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 
 from mobileclip_fastload._core import parse_param_aug
 from mobileclip_fastload.ingest.skips import (
@@ -19,6 +20,7 @@ from mobileclip_fastload.ingest.skips import (
     SHAPE_MISMATCH,
     SkipSample,
 )
+from mobileclip_fastload.store import caption_sets
 
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -64,28 +66,24 @@ def sample_uid(dr_json: dict, key: str) -> str:
     return uid
 
 
-def syn_text_keys(syn: dict) -> list[str]:
-    return [k for k in syn if k == "syn_text" or k.startswith("syn_text_")]
+def chosen_syn_keys(syn: dict, names: Sequence[str] | None, regex: str | None) -> list[str]:
+    """The syn.json keys (caption sets) a conversion stores, as this sample's syn.json offers them.
 
-
-def resolve_syn_key(available: list[str], requested: str | None) -> str:
-    """Which synthetic-caption key feeds the store's S captions.
-
-    ``requested`` may be a full key (``syn_text_coca``) or just its tag (``coca``).
-    Default: ``syn_text`` when present, else the only ``syn_text_<tag>`` key.
-    """
-    if requested:
-        for candidate in (requested, f"syn_text_{requested}"):
-            if candidate in available:
-                return candidate
-        raise SkipSample(MISSING_FIELD, f"syn.json has no {requested!r} (has {available})")
-    if "syn_text" in available:
-        return "syn_text"
-    if len(available) == 1:
-        return available[0]
-    if not available:
-        raise SkipSample(MISSING_FIELD, "syn.json has no syn_text key")
-    raise SkipSample(MISSING_FIELD, f"syn.json has several caption sets {available}: choose one with syn_key")
+    ``names``: full keys or tags, in the given order; else the keys ``regex`` picks (Apple's
+    rule, ``mobileclip_fastload.store.caption_sets``; default every ``syn_text*`` key) in name
+    order. A sample without them raises ``SkipSample`` (the probe then tries the next one)."""
+    if names:
+        found = [caption_sets.find_set(n, syn) for n in names]
+        missing = [n for n, f in zip(names, found) if f is None]
+        if missing:
+            raise SkipSample(MISSING_FIELD, f"syn.json has no {missing[0]!r} (has {sorted(syn)})")
+        if len(set(found)) != len(found):
+            raise ValueError(f"syn_key names a caption set twice: {list(names)} -> {found}")
+        return found  # type: ignore[return-value]
+    picked = sorted(caption_sets.matching_sets(regex or caption_sets.DEFAULT_SET_REGEX, syn))
+    if not picked:
+        raise SkipSample(MISSING_FIELD, f"syn.json has no key matching {regex or caption_sets.DEFAULT_SET_REGEX!r}")
+    return picked
 
 
 def syn_captions(syn: dict, key: str, S: int) -> list[str]:

@@ -19,12 +19,15 @@ from mobileclip_fastload.ingest.options import (  # noqa: F401 (re-exported: con
 
 LAYOUTS = ("joined", "separate")
 
+#: The caption sets a store holds, in storage order: (syn.json key, its S_i); S = the sum.
+CaptionSets = tuple[tuple[str, int], ...]
+
 
 @dataclass(frozen=True)
 class ConvertOptions:
     layout: str
     dims: Dims
-    syn_key: str
+    caption_sets: CaptionSets  # one set is the plain case (the store gets no caption_sets key)
     embedding_dtype: str = "float16"
     # True when the user capped the augmentations (keep the first J); otherwise
     # a sample with another count is a shape mismatch.
@@ -38,6 +41,16 @@ class ConvertOptions:
     def __post_init__(self):
         check_shared_options(self)
         check_choice("layout", self.layout, LAYOUTS)
+        names = [name for name, _ in self.caption_sets]
+        if not names or len(set(names)) != len(names) or min(n for _, n in self.caption_sets) < 1:
+            raise ValueError(f"caption_sets must be distinct names with S_i >= 1, got {self.caption_sets!r}")
+        if sum(n for _, n in self.caption_sets) != self.dims.S:
+            raise ValueError(f"caption_sets {self.caption_sets!r} do not add up to S={self.dims.S}")
+
+    @property
+    def store_caption_sets(self) -> list[tuple[str, int]] | None:
+        """What the store writer takes: None for one set (the plain case), else the sets."""
+        return list(self.caption_sets) if len(self.caption_sets) > 1 else None
 
     def fingerprint(self) -> dict:
         """What determines a task's output: a done record made under other options is redone."""
@@ -45,4 +58,9 @@ class ConvertOptions:
         d.pop("max_listed_per_reason")
         d["dims"] = self.dims.as_dict()
         d["image_formats"] = list(self.image_formats)
+        sets = d.pop("caption_sets")
+        if len(sets) == 1:  # as a one-set run recorded it before several sets existed: its done records stay valid
+            d["syn_key"] = sets[0][0]
+        else:
+            d["caption_sets"] = [list(s) for s in sets]
         return d

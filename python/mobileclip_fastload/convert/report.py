@@ -27,7 +27,7 @@ class ConvertReport(RunReport):
     layout: str
     embedding_dtype: str
     dims: dict
-    syn_key: str
+    caption_sets: list  # [[syn.json key, S_i], ...] in storage order
     shards: list[ShardReport]
     seconds: float = 0.0
     workers: int = 1
@@ -56,7 +56,7 @@ class ConvertReport(RunReport):
             "layout": self.layout,
             "embedding_dtype": self.embedding_dtype,
             "dims": self.dims,
-            "syn_key": self.syn_key,
+            "caption_sets": self.caption_sets,
         }
         return self._as_dict(
             head,
@@ -83,6 +83,7 @@ class ConvertReport(RunReport):
     def summary(self) -> str:
         d = self.as_dict()
         lines = self._summary_lines(d, "converted")
+        lines.append("  caption sets: " + ", ".join(f"{name} ({S} captions)" for name, S in self.caption_sets))
         lines.append(
             f"  rescaled boxes: {d['rescaled']}, sha256 verified: {d['sha256_verified']}, "
             f"verified via img2dataset hash: {d['img2dataset_sha256_verified']}, unverified: {d['unverified']}"

@@ -66,11 +66,12 @@ def build_sample(
     entries = entries[: dims.J]
 
     syn = fields.json_member(members, "syn.json")
-    syn_caps = fields.syn_captions(syn, opts.syn_key, dims.S)
+    # the store's flat list: set 0's captions, then set 1's, ... (every chosen set, each with its S_i)
+    syn_caps = [c for key, S in opts.caption_sets for c in fields.syn_captions(syn, key, S)]
 
     arrays = load_embeddings(members, opts.max_embedding_bytes)
     image_emb, text_emb = select_embeddings(
-        arrays, syn_key=opts.syn_key, J=dims.J, S=dims.S, KD=dims.KD, truncate_j=opts.truncate_augmentations
+        arrays, caption_sets=opts.caption_sets, J=dims.J, KD=dims.KD, truncate_j=opts.truncate_augmentations
     )
 
     if image_lookup is None:  # joined layout: everything is in this sample

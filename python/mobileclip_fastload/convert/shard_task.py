@@ -151,7 +151,12 @@ def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttl
         nonlocal pending, pending_bytes, part
         if not pending:
             return
-        info = write_part(os.path.join(task.output_dir, output_name(task.task_id, part)), pending, opts)
+        info = write_part(
+            os.path.join(task.output_dir, output_name(task.task_id, part)),
+            pending,
+            opts,
+            caption_sets=opts.store_caption_sets,
+        )
         report.outputs.append(info)
         report.bytes_out += info["file_bytes"]
         part += 1

@@ -67,10 +67,11 @@ def reinforce(
     teachers: K open_clip models (``OpenClipSpec`` or ``"NAME[:PRETRAINED]"``), all of one
         embedding width D; each embeds every augmentation replayed at its own size and
         interpolation, normalised with its own mean/std, and the real + synthetic captions.
-    captioners: S captions per image each (default: open_clip CoCa ``coca_ViT-L-14``, top-p
-        0.9, 5 captions). The store keeps the first captioner's set (the store format has
-        one synthetic caption set); DataCompDR output keeps all of them (``syn_text``,
-        then ``syn_text_<tag>`` with ``syn_text_<tag>_emb``).
+    captioners: S_i captions per image each (default: open_clip CoCa ``coca_ViT-L-14``, top-p
+        0.9, 5 captions). The store keeps every captioner's set: the first as ``syn_text``,
+        the others as ``syn_text_<tag>`` (the store's ``caption_sets``; one captioner makes
+        the plain store), as DataCompDR output names them (``syn_text_<tag>`` with
+        ``syn_text_<tag>_emb``).
     num_augmentations: J parameter sets per image (RandomResizedCrop + RandAugment as
         torchvision draws them, entry j seeded by (seed, uid, j)).
     stage: ``"all"`` or ``"captions"`` (only caption, into ``<output>/_captions``; a later
@@ -109,7 +110,8 @@ def reinforce(
     widths = {t.describe(): embed_dim(t) for t in teacher_specs}
     if len(set(widths.values())) != 1:
         raise ValueError(f"every teacher must have the same embedding width (the store holds K x D): {widths}")
-    dims = Dims(num_augmentations, captioners[0].num_captions, len(teacher_specs), next(iter(widths.values())))
+    S = sum(c.num_captions for c in captioners)  # every captioner's set is stored (opts.caption_sets)
+    dims = Dims(num_augmentations, S, len(teacher_specs), next(iter(widths.values())))
 
     ranks = Ranks.of(executor)
     cores = default_workers()
@@ -201,7 +203,13 @@ def reinforce(
             from mobileclip_fastload.ingest.store_io import write_store_manifest
 
             finished = [r for r in ordered if r.status in (CONVERTED, RESUMED)]
-            write_store_manifest(output, [info for r in finished for info in r.outputs], opts, report.metadata)
+            write_store_manifest(
+                output,
+                [info for r in finished for info in r.outputs],
+                opts,
+                report.metadata,
+                caption_sets=opts.store_caption_sets,
+            )
             report.manifest_written = True
         report.seconds = time.perf_counter() - t0
         report.write_json(report_path(output, stage))
@@ -242,7 +250,7 @@ def _provenance(opts: ReinforceOptions, num_tasks: int, extra: dict | None) -> d
                 for t in opts.teachers
             ],
             "caption_sets": [c.tag for c in opts.captioners],
-            "syn_captions_in_store": opts.captioners[0].tag,
+            "syn_captions_in_store": opts.captioners[0].tag,  # the captioner of set 0 (syn_text)
             "captioners": [c.fingerprint() for c in opts.captioners],
             "precision": opts.precision,
             "input_shards": num_tasks,

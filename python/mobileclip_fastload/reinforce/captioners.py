@@ -1,7 +1,7 @@
 """Synthetic captions: a small captioner interface and open_clip's CoCa behind it.
 
 A captioner has a ``tag`` (its caption set is ``syn_text`` for the first
-captioner, ``syn_text_<tag>`` in DataCompDR output for the others), a number of
+captioner, ``syn_text_<tag>`` for the others, in the store and in DataCompDR output), a number of
 captions per image, a ``fingerprint`` (what determines its output, for resuming),
 ``prepare(rgb)`` (run on the replay threads: e.g. resize + normalise) and
 ``caption(prepared, seeds, device)``: S strings per image. It must pickle

@@ -34,8 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="TAG=NAME[:PRETRAINED]",
-        help=f"open_clip CoCa captioner; repeat for several caption sets (the first one goes into the "
-        f"store; default: coca={DEFAULT_CAPTIONER}:{DEFAULT_CAPTIONER_PRETRAINED})",
+        help=f"open_clip CoCa captioner; repeat for several caption sets (the store keeps each: the first as "
+        f"syn_text, the others as syn_text_TAG; default: coca={DEFAULT_CAPTIONER}:{DEFAULT_CAPTIONER_PRETRAINED})",
     )
     p.add_argument(
         "--model-config",

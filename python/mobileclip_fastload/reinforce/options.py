@@ -19,6 +19,7 @@ from mobileclip_fastload.reinforce.augmentation import DEFAULT_AUG_SIZE
 from mobileclip_fastload.reinforce.captioners import Captioner
 from mobileclip_fastload.reinforce.open_clip_models import OpenClipSpec
 from mobileclip_fastload.reinforce.teachers import PRECISIONS
+from mobileclip_fastload.store.caption_sets import PLAIN_SET_NAME, tagged_set_name
 
 STAGES = ("all", "captions")
 DEFAULT_MIN_IMAGE_SIZE = 16
@@ -28,10 +29,10 @@ DEFAULT_BATCH_AUGMENTED_IMAGES = 480
 
 @dataclass(frozen=True)
 class ReinforceOptions:
-    dims: Dims  # J, S (of the first captioner), K teachers, D each
+    dims: Dims  # J, S (every captioner's captions together: sum of caption_sets' S_i), K teachers, D each
     seed: int
     teachers: tuple[OpenClipSpec, ...]
-    captioners: tuple[Captioner, ...]  # the first one's captions are the store's syn_captions
+    captioners: tuple[Captioner, ...]  # one caption set each, in this order (caption_sets)
     embedding_dtype: str = "float16"
     aug_size: int = DEFAULT_AUG_SIZE  # RandAugment's image size (translate magnitudes in its pixels)
     min_image_size: int = DEFAULT_MIN_IMAGE_SIZE  # shorter side below this: skipped as image_too_small
@@ -56,6 +57,18 @@ class ReinforceOptions:
             raise ValueError(f"captioner tags must differ: {[c.tag for c in self.captioners]}")
         if self.batch_augmented_images < 1 or self.num_threads < 1:
             raise ValueError("batch_augmented_images and num_threads must be positive")
+
+    @property
+    def caption_sets(self) -> list[tuple[str, int]]:
+        """The store's caption sets, one per captioner: the first as ``syn_text``, the others as
+        ``syn_text_<tag>`` (the names the DataCompDR export gives them), each of its ``num_captions``."""
+        names = [PLAIN_SET_NAME] + [tagged_set_name(c.tag) for c in self.captioners[1:]]
+        return [(name, c.num_captions) for name, c in zip(names, self.captioners)]
+
+    @property
+    def store_caption_sets(self) -> list[tuple[str, int]] | None:
+        """What the store writer takes: None for one captioner (the plain store), else ``caption_sets``."""
+        return self.caption_sets if len(self.captioners) > 1 else None
 
     @property
     def images_per_chunk(self) -> int:

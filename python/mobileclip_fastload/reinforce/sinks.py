@@ -81,8 +81,10 @@ class StoreSink:
         opts, dims = self.opts, self.opts.dims
         n, J, K, D = len(ready), dims.J, dims.K, dims.D
         primary = opts.captioners[0].tag
-        extra = [c.tag for c in opts.captioners[1:]] if self.tar else []
+        extra = [c.tag for c in opts.captioners[1:]]
         image_emb = np.empty((n, J, K, D), np.float32)
+        # The first captioner's rows of every sample, then the other captioners' (the order a store of
+        # one captioner has always embedded in, so its teacher batches, and bytes, stay the same).
         text_rows = [[s.caption, *captions[i][primary]] for i, s in enumerate(ready)]
         extra_rows = [[t for tag in extra for t in captions[i][tag]] for i in range(n)]
         texts = [t for rows in text_rows for t in rows] + [t for rows in extra_rows for t in rows]
@@ -99,13 +101,15 @@ class StoreSink:
         for k, teacher in enumerate(self.teachers):
             text_emb_all[:, k] = teacher.embed_texts(texts, tokens[k].result())
         self.report.teacher_seconds += time.perf_counter() - t0
-        n_main = n * (1 + dims.S)
-        text_emb = text_emb_all[:n_main].reshape(n, 1 + dims.S, K * D)
-        extra_emb = text_emb_all[n_main:].reshape(n, len(extra) * dims.S, K * D) if extra else None
+        S0 = opts.captioners[0].num_captions
+        n_main = n * (1 + S0)
+        text_emb = text_emb_all[:n_main].reshape(n, 1 + S0, K * D)
+        if extra:  # per sample: the real caption's row, then every set's rows in captioner order
+            text_emb = np.concatenate([text_emb, text_emb_all[n_main:].reshape(n, dims.S - S0, K * D)], axis=1)
         for s in ready:
             s.pixels = {}  # embedded: free them before the writer gets the chunk
         self._wait_writer()
-        self.writing = self.writer.submit(self._write, ready, captions, image_emb, text_emb, extra, extra_emb)
+        self.writing = self.writer.submit(self._write, ready, captions, image_emb, text_emb)
 
     def _staged(self, parts: list, key) -> object:
         """All J of each image as one [N*J, H, W, 3] batch: on CUDA in a reused pinned buffer (no allocation
@@ -130,31 +134,23 @@ class StoreSink:
         for s, detail in future.result():
             self.report.skip(NON_FINITE_EMBEDDING, s.uid, s.key, detail, self.opts.max_listed_per_reason)
 
-    def _write(self, ready, captions, image_emb, text_emb, extra, extra_emb) -> list:
+    def _write(self, ready, captions, image_emb, text_emb) -> list:
         from mobileclip_fastload.store import Sample
 
         opts, dims = self.opts, self.opts.dims
         J, K, D = dims.J, dims.K, dims.D
-        primary = opts.captioners[0].tag
         skipped = []
         for i, s in enumerate(ready):
             try:
                 img_enc = encode(image_emb[i].reshape(J, K * D), opts.embedding_dtype, K)
-                txt_enc = encode(text_emb[i], opts.embedding_dtype, K)
-                extra_encs = (
-                    [
-                        encode(extra_emb[i, e * dims.S : (e + 1) * dims.S], opts.embedding_dtype, K)
-                        for e in range(len(extra))
-                    ]
-                    if self.tar is not None
-                    else []
-                )
+                txt_enc = encode(text_emb[i], opts.embedding_dtype, K)  # per row: a set's rows encode alike alone
             except ValueError:  # NaN/inf, or a value that overflows the store dtype
                 skipped.append((s, "a teacher gave NaN/inf"))
                 continue
             self.errors.add(image_emb[i].reshape(J, K * D), img_enc.decoded, K)
             self.errors.add(text_emb[i], txt_enc.decoded, K)
-            syn = captions[i][primary]
+            sets = [captions[i][c.tag] for c in opts.captioners]
+            syn = [t for caps in sets for t in caps]  # the store's flat list: set 0's captions, then set 1's, ...
             sample = Sample(
                 uid=s.uid,
                 image=s.stored_image,
@@ -183,14 +179,19 @@ class StoreSink:
             kind = self.report.image_kinds
             kind[s.image_kind] = kind.get(s.image_kind, 0) + 1
             if self.tar is not None:
-                extra_sets = {}
-                for enc, tag in zip(extra_encs, extra):
-                    extra_sets[f"syn_text_{tag}"] = enc.decoded
-                syn_sets = [("syn_text", syn)] + [(f"syn_text_{tag}", captions[i][tag]) for tag in extra]
-                self.tar.add(s, syn_sets, img_enc.decoded, txt_enc.decoded, extra_sets)
+                self._export(s, sets, img_enc.decoded, txt_enc.decoded)
             if self.pending_bytes >= opts.target_shard_bytes:
                 self._flush()
         return skipped
+
+    def _export(self, s: PreparedSample, sets: list[list[str]], image_emb: np.ndarray, text_emb: np.ndarray) -> None:
+        """The sample in the DataCompDR tar: ``text_emb`` = the real caption's and set 0's rows, every
+        further set in ``syn.json`` and as ``<key>_emb`` (the store's values, set by set)."""
+        names = [name for name, _ in self.opts.caption_sets]
+        ends = np.cumsum([1] + [len(caps) for caps in sets])
+        rows = {name: text_emb[ends[k] : ends[k + 1]] for k, name in enumerate(names)}
+        extra_embs = {name: rows[name] for name in names[1:]}
+        self.tar.add(s, list(zip(names, sets)), image_emb, text_emb[: ends[1]], extra_embs)
 
     def _flush(self) -> None:
         from mobileclip_fastload.ingest.store_io import write_part
@@ -198,7 +199,7 @@ class StoreSink:
         if not self.pending:
             return
         path = os.path.join(self.task.output_dir, output_name(self.task.task_id, self.part))
-        info = write_part(path, self.pending, self.opts)
+        info = write_part(path, self.pending, self.opts, caption_sets=self.opts.store_caption_sets)
         self.report.outputs.append(info)
         self.report.bytes_out += info["file_bytes"]
         self.part += 1

@@ -1,8 +1,9 @@
 """The captions of one sample and the rules that flag degenerate ones.
 
-`sample_captions` is the one place that knows how a store lays its captions out
-(today: the real caption, then the S synthetic captions of `syn_captions`, text
-rows 0..S in that order). A store with several caption sets extends it here.
+`sample_captions` is the one place that knows how a store lays its captions out:
+the real caption (text row 0), then the S synthetic captions of `syn_captions`
+(text rows 1..S), set by set in `store.caption_sets` order (docs/FORMAT.md
+"Caption sets"; a store without the key has the one set `syn_text`).
 """
 
 from __future__ import annotations
@@ -39,13 +40,20 @@ class Caption:
     tokens: np.ndarray  # uint16, SOT/EOT included, unpadded
     text_row: int  # row of the sample's text embeddings
     flags: list[str] = field(default_factory=list)
+    caption_set: str | None = None  # the synthetic caption's set (``store.caption_sets`` name)
+
+
+def caption_set_of_position(caption_sets: list[tuple[str, int]]) -> list[str]:
+    """The set name of each flat synthetic position 0..S-1 (set i holds S_i positions after set i-1's)."""
+    return [name for name, S in caption_sets for _ in range(S)]
 
 
 def sample_captions(store, i: int) -> list[Caption]:
-    """The real caption (text row 0) and the synthetic ones (rows 1..S) of sample i, flagged."""
+    """The real caption (text row 0) and the synthetic ones (rows 1..S, with their set) of sample i, flagged."""
     captions = [Caption("real", store.caption(i), np.asarray(store.caption_tokens(i)), 0)]
+    sets = caption_set_of_position(list(store.caption_sets))
     for s, text in enumerate(store.syn_captions(i)):
-        captions.append(Caption("synthetic", text, np.asarray(store.syn_tokens(i, s)), 1 + s))
+        captions.append(Caption("synthetic", text, np.asarray(store.syn_tokens(i, s)), 1 + s, caption_set=sets[s]))
     for c in captions:
         c.flags.extend(degenerate_flags(c.text, c.tokens))
     return captions

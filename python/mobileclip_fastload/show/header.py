@@ -26,20 +26,26 @@ def _model_label(model: Any) -> str:
     return f"{model.get('name')} ({origin})"
 
 
+def _captioner_label(c: dict[str, Any]) -> str:
+    settings = ", ".join(f"{k} {v}" for k, v in c.items() if k not in ("model", "tag"))
+    return f"{c.get('tag')}: {_model_label(c.get('model'))}; {settings}"
+
+
 def captioner(manifest: dict[str, Any]) -> str:
     """The captioner of the stored synthetic captions: model and sampling settings (the model's
     full config stays in the folded metadata)."""
     metadata = manifest.get("metadata") or {}
     if "reinforce" in metadata:
         r = metadata["reinforce"]
+        described = [c for c in r.get("captioners", []) if isinstance(c, dict)]
+        if len(described) > 1:  # one caption set per captioner, in the store's caption_sets order
+            return " | ".join(_captioner_label(c) for c in described)
         shown = r.get("syn_captions_in_store")
-        details = [c for c in r.get("captioners", []) if isinstance(c, dict) and c.get("tag") == shown]
-        if not details:
-            return f"{shown}"
-        settings = ", ".join(f"{k} {v}" for k, v in details[0].items() if k not in ("model", "tag"))
-        return f"{shown}: {_model_label(details[0].get('model'))}; {settings}"
+        details = [c for c in described if c.get("tag") == shown]
+        return _captioner_label(details[0]) if details else f"{shown}"
     if "converter" in metadata:
-        return f"converted from the shards' {metadata['converter'].get('syn_key')} captions"
+        key = metadata["converter"].get("syn_key")  # a list when the store holds several sets
+        return f"converted from the shards' {', '.join(key) if isinstance(key, list) else key} captions"
     return "not recorded in the manifest"
 
 
@@ -61,6 +67,7 @@ def header_facts(store, teachers: list[str]) -> list[tuple[str, str]]:
         ("samples", f"{len(store)} in {store.num_shards} shard(s)"),
         ("schema", f"{m.get('magic')} v{m.get('schema_version')}, tokenizer {m.get('tokenizer')}"),
         ("J / S / K / D", f"{d['J']} augmentations / {d['S']} synthetic captions / {d['K']} teachers / {d['D']} dims"),
+        ("caption sets", ", ".join(f"{name} ({S} captions)" for name, S in store.caption_sets)),
         ("embedding dtype", store.embedding_dtype),
         ("teachers", "; ".join(teachers)),
         ("captioner", captioner(m)),

@@ -78,10 +78,12 @@ def sample_html(
     out.append("</div>")
     heads = "".join(f"<th>cos, {html.escape(t)}</th>" for t in teachers)
     out.append(f'<table class="captions"><tr><th></th><th>caption</th>{heads}<th>flags</th></tr>')
+    several_sets = len({c["caption_set"] for c in view["captions"] if c["caption_set"]}) > 1
     for c in view["captions"]:
         cells = "".join(f'<td class="cos" data-teacher="{k}">{number(x)}</td>' for k, x in enumerate(c["cosines"]))
+        kind = c["kind"] + (f" ({html.escape(c['caption_set'])})" if several_sets and c["caption_set"] else "")
         out.append(
-            f'<tr data-row="{c["text_row"]}"><td class="kind">{c["kind"]}</td>'
+            f'<tr data-row="{c["text_row"]}"><td class="kind">{kind}</td>'
             f'<td class="text">{html.escape(c["text"]) or "<i>(empty)</i>"}</td>{cells}'
             f"<td>{flags_html(c['flags'])}</td></tr>"
         )

@@ -194,9 +194,12 @@ def make_samples(
     null_aug_fraction: float = 0.0,
     long_caption_fraction: float = 0.1,
     syn_tags: Sequence[str] | None = None,
+    syn_sizes: Sequence[int] | None = None,
     photos: Sequence[np.ndarray] | None = None,
 ) -> list[DRSample]:
-    """Draw ``n`` samples. ``syn_tags`` switches to the tagged ``syn_text_<tag>`` layout.
+    """Draw ``n`` samples. ``syn_tags`` switches to the tagged ``syn_text_<tag>`` layout
+    (DFNDR's: ``text_emb`` holds the real caption only, each set its own ``<key>_emb``);
+    ``syn_sizes`` gives each tag's number of captions (default ``dims.S`` each).
     ``photos``: the pixels samples are cropped from (default: scikit-image's ``PHOTOS``).
 
     ``image_size`` bounds the random crop sides of the original photographs;
@@ -227,8 +230,9 @@ def make_samples(
         real_emb = normalised_embeddings(rng, 1, dims.K, dims.D)
         if syn_tags:
             keys = [f"syn_text_{t}" for t in syn_tags]
-            syn_captions = {k: [_caption(rng) for _ in range(dims.S)] for k in keys}
-            syn_embs = {k + "_emb": normalised_embeddings(rng, dims.S, dims.K, dims.D) for k in keys}
+            sizes = dict(zip(keys, syn_sizes or [dims.S] * len(keys)))
+            syn_captions = {k: [_caption(rng) for _ in range(sizes[k])] for k in keys}
+            syn_embs = {k + "_emb": normalised_embeddings(rng, sizes[k], dims.K, dims.D) for k in keys}
             text_emb = np.concatenate([real_emb, syn_embs[keys[0] + "_emb"]])
         else:
             syn_captions = {
@@ -282,14 +286,25 @@ def embeddings_member(sample: DRSample, emb_format: str) -> tuple[str, bytes]:
     raise ValueError(f"unknown emb_format {emb_format!r}")
 
 
-def source_embeddings(sample: DRSample, emb_format: str, syn_key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The float32 (image_emb [J, KD], text_emb [1+S, KD]) a converter reads back from the shard."""
-    key = syn_key or next(iter(sample.syn_captions))
-    _, syn = sample.syn_for(key)
-    img, txt = sample.image_emb, np.concatenate([sample.text_emb[:1], syn])
+def source_embeddings(
+    sample: DRSample, emb_format: str, syn_key: str | Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 (image_emb [J, KD], text_emb [1+S, KD]) a converter reads back from the shard:
+    the real caption's row, then the rows of each of ``syn_key``'s sets (default: the first set)."""
+    keys = _syn_keys(sample, syn_key)
+    img, txt = sample.image_emb, np.concatenate([sample.text_emb[:1], *(sample.syn_for(k)[1] for k in keys)])
     if emb_format == "pth.gz":
         img, txt = bfloat16_round(img), bfloat16_round(txt)
     return img, txt
+
+
+def _syn_keys(sample: DRSample, syn_key: str | Sequence[str] | None) -> list[str]:
+    """Full syn.json keys of one name, a tag, or a list of them (default: the sample's first set)."""
+    from mobileclip_fastload.store.caption_sets import set_name
+
+    if syn_key is None:
+        return [next(iter(sample.syn_captions))]
+    return [set_name(k) for k in ([syn_key] if isinstance(syn_key, str) else syn_key)]
 
 
 def _json(obj) -> bytes:
@@ -484,11 +499,13 @@ def assert_store_matches(
     *,
     emb_format: str,
     embedding_dtype: str,
-    syn_key: str | None = None,
+    syn_key: str | Sequence[str] | None = None,
     max_augmentations: int | None = None,
     tokenizer=None,
 ) -> None:
     """Every stored field of every given sample equals what the source shards hold.
+
+    ``syn_key``: the caption set(s) the store holds, in storage order (default: the first set).
 
     ``tokenizer``: a callable ``text -> list[int]`` giving the expected token ids
     (unpadded, SOT/EOT included), e.g. open_clip's; default: the package's own.
@@ -516,10 +533,8 @@ def assert_store_matches(
         assert (got.orig_width, got.orig_height) == (src.orig_width, src.orig_height), ctx
         assert got.flags & ~4 == (1 if src.resized else 2), (ctx, got.flags)
         assert got.sha256 == bytes.fromhex(src.sha256_hex), ctx
-        key = syn_key or next(iter(src.syn_captions))
-        if not key.startswith("syn_text"):
-            key = f"syn_text_{key}"
-        caps, _ = src.syn_for(key)
+        keys = _syn_keys(src, syn_key)
+        caps = [c for k in keys for c in src.syn_for(k)[0]]
         assert got.caption == src.caption, ctx
         assert list(got.syn_captions) == caps, ctx
         assert np.asarray(got.caption_tokens).dtype == np.uint16
@@ -547,7 +562,7 @@ def assert_store_matches(
             assert rec["flags"] == 0 and rec["n_ops"] == len(entry[1]), (ctx, j)
             for k, (op, m) in enumerate(entry[1]):
                 assert rec[f"op{k}"] == op and rec[f"m{k}"] == m, (ctx, j, k)
-        img_src, txt_src = source_embeddings(src, emb_format, key)
+        img_src, txt_src = source_embeddings(src, emb_format, keys)
         img_src = img_src[:J]
         for name, stored, ref, scales in (
             ("image_emb", got.image_emb, img_src, got.image_emb_scale),
