@@ -72,14 +72,16 @@ def test_every_syn_text_set_is_stored_in_name_order_with_its_own_rows(dfndr, tmp
         assert list(store[i].syn_captions)[2:] == src.syn_captions[DFN]
 
 
-def test_one_chosen_set_is_the_plain_store(dfndr, tmp_path):
+def test_one_chosen_set_keeps_its_name(dfndr, tmp_path):
+    """One tagged set alone is stored under its name (Apple's set regex, e.g. ^syn_text_dfn, finds it);
+    only the set named syn_text is the plain store without the key."""
     out = tmp_path / "store"
     report = run(dfndr, out, syn_key="dfn_mscoco38k")  # a tag names syn_text_<tag>
     assert report.caption_sets == [[DFN, 3]] and report.samples_written == 8
     store = open_store(str(out))
-    assert store.caption_sets == [("syn_text", 3)]
+    assert store.caption_sets == [(DFN, 3)]
     m = manifest(out)
-    assert "caption_sets" not in m and m["metadata"]["converter"]["syn_key"] == DFN
+    assert m["caption_sets"] == [{"name": DFN, "S": 3}] and m["metadata"]["converter"]["syn_key"] == DFN
     assert_store_matches(str(out), dfndr.samples, emb_format="npz", embedding_dtype="float16", syn_key=DFN)
 
 
@@ -172,7 +174,7 @@ def test_cli_takes_several_syn_keys_or_a_regex(dfndr, tmp_path, capsys):
     out = tmp_path / "regex"
     assert convert_cli([*dfndr.dr_shards, "-o", str(out), "--executor", "inline", "--no-progress",
                         "--syn-key-regex", "^syn_text_c"]) == 0  # fmt: skip
-    assert open_store(str(out)).caption_sets == [("syn_text", 2)]
+    assert open_store(str(out)).caption_sets == [(COCA, 2)]
     with pytest.raises(SystemExit):  # names or a regex, not both
         convert_cli([*dfndr.dr_shards, "-o", str(tmp_path / "x"), "--syn-key", "coca", "--syn-key-regex", "x"])
 
@@ -184,11 +186,14 @@ def test_dims_fix_one_set(dfndr, tmp_path):
     assert report.caption_sets == [[DFN, 3]] and report.samples_written == 8
 
 
-def test_a_one_set_run_keeps_its_done_record_fingerprint():
-    """Resuming a one-set conversion made before several sets existed keeps its finished shards."""
-    opts = ConvertOptions(layout="joined", dims=Dims(4, 3, 2, 16), caption_sets=(("syn_text_blip", 3),))
+def test_a_plain_run_keeps_its_done_record_fingerprint():
+    """Resuming a plain (syn_text) conversion made before caption sets keeps its finished shards; a tagged
+    one-set run made then is redone: its shards now carry the set's name."""
+    opts = ConvertOptions(layout="joined", dims=Dims(4, 3, 2, 16), caption_sets=(("syn_text", 3),))
     fp = opts.fingerprint()
-    assert fp["syn_key"] == "syn_text_blip" and "caption_sets" not in fp
+    assert fp["syn_key"] == "syn_text" and "caption_sets" not in fp
+    tagged = ConvertOptions(layout="joined", dims=Dims(4, 3, 2, 16), caption_sets=(("syn_text_blip", 3),))
+    assert "syn_key" not in tagged.fingerprint() and tagged.fingerprint()["caption_sets"] == [["syn_text_blip", 3]]
     two = ConvertOptions(layout="joined", dims=Dims(4, 5, 2, 16), caption_sets=((COCA, 2), (DFN, 3)))
     assert two.fingerprint()["caption_sets"] == [[COCA, 2], [DFN, 3]]
     with pytest.raises(ValueError, match="add up"):

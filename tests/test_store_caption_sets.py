@@ -101,6 +101,16 @@ def test_schema_1_holds_one_set(tmp_path):
     ]
 
 
+def test_one_set_of_another_name_keeps_its_name(tmp_path):
+    """DFNDR's syn_text_<tag> converted alone: the store says which set it holds (Apple's set regex finds it)."""
+    one = [("syn_text_dfn_mscoco38k", 5)]
+    path = write(tmp_path / "tagged", caption_sets=one)
+    assert json.loads((path / "manifest.json").read_text())["caption_sets"] == [{"name": one[0][0], "S": 5}]
+    assert Store(path).caption_sets == one
+    with pytest.raises(ValueError, match="schema_version 2"):
+        StoreWriter(tmp_path / "v1-tagged", **DIMS, caption_sets=one, schema_version=1)
+
+
 def test_the_ingest_tools_write_parts_and_manifest_with_sets(tmp_path):
     """What convert and reinforce call (ingest/store_io.py): parts named by task, then the manifest."""
     out = tmp_path / "ingested"
@@ -135,7 +145,8 @@ def test_shards_and_manifest_must_list_the_same_sets(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda sets: sets[:1], "at least 2"),
+        (lambda sets: [dict(sets[0], S=5)], "the plain case"),
+        (lambda sets: [], "at least one"),
         (lambda sets: [sets[0], dict(sets[1], S=3)], "dims S is 5"),
         (lambda sets: [sets[0], dict(sets[1], name="syn_text")], "listed twice"),
         (lambda sets: [sets[0], dict(sets[1], name="a\tb")], "control character"),

@@ -24,7 +24,7 @@ import torch
 
 from mobileclip_fastload._core import LoaderCore
 from mobileclip_fastload.pinned import InFlightCopies, PinnedBuffers
-from mobileclip_fastload.store.caption_sets import matching_sets
+from mobileclip_fastload.store import caption_sets
 
 log = logging.getLogger(__name__)
 
@@ -91,34 +91,24 @@ _COPIED_TO_DEVICE = ("images", "text", "syn_text", "image_emb", "text_emb", "syn
 
 def resolve_caption_sets(selection: str | Sequence[str] | None, names: Sequence[str]) -> list[int] | None:
     """The indices (into ``names``, a store's caption set names, in storage order) of the sets ``selection`` chooses:
-    None (every set), a sequence of names (each must exist), or a regular expression matched as
-    Apple's ``--dataset-reinforcement-syn-text-key-regex`` is (``re.match``: at the start of the name).
-    ValueError names what did not resolve and lists the store's sets."""
+    None (every set), a sequence of set names or tags (each must exist), or a regular expression matched as
+    Apple's ``--dataset-reinforcement-syn-text-key-regex`` is (``re.match``). The rules are convert's
+    (``mobileclip_fastload.store.caption_sets``); a ValueError names what did not resolve and lists the store's sets."""
     if selection is None:
         return None
-    available = ", ".join(repr(n) for n in names)
     if isinstance(selection, str):
-        picked = set(matching_sets(selection, names))  # Apple's rule, the one convert's syn_key_regex uses
-        chosen = [i for i, name in enumerate(names) if name in picked]
-        if not chosen:
-            raise ValueError(f"caption_sets: the pattern {selection!r} matches no caption set ({available})")
-        return chosen
-    try:
-        selected = list(selection)
-    except TypeError:
-        raise TypeError(f"caption_sets must be None, a regex (str) or a list of set names, got {selection!r}") from None
-    chosen = []
-    for name in selected:
-        if not isinstance(name, str):
-            raise TypeError(f"caption_sets must name sets by str, got {name!r}")
-        if name not in names:
-            raise ValueError(f"caption_sets: the store has no caption set {name!r} (it has {available})")
-        chosen.append(list(names).index(name))
-    if not chosen:
-        raise ValueError(f"caption_sets: no caption set named; give at least one of {available}, or None for all")
-    if len(set(chosen)) < len(chosen):
-        raise ValueError(f"caption_sets: a set is named twice in {selected!r}")
-    return sorted(chosen)  # storage order: the same sets draw the same captions however they are listed
+        picked = caption_sets.select_sets(selection, names)
+    else:
+        try:
+            requested = list(selection)
+        except TypeError:
+            why = f"caption_sets must be None, a regex (str) or a list of set names, got {selection!r}"
+            raise TypeError(why) from None
+        if not all(isinstance(name, str) for name in requested):
+            raise TypeError(f"caption_sets must name sets by str, got {requested!r}")
+        picked = caption_sets.resolve_set_names(requested, names)
+    # storage order: the same sets draw the same captions however they are listed
+    return sorted(list(names).index(name) for name in picked)
 
 
 def _default_rank_world() -> tuple[int, int]:

@@ -16,6 +16,7 @@ from mobileclip_fastload.ingest.options import (  # noqa: F401 (re-exported: con
     check_choice,
     check_shared_options,
 )
+from mobileclip_fastload.store.caption_sets import PLAIN_SET_NAME
 
 LAYOUTS = ("joined", "separate")
 
@@ -48,9 +49,10 @@ class ConvertOptions:
             raise ValueError(f"caption_sets {self.caption_sets!r} do not add up to S={self.dims.S}")
 
     @property
-    def store_caption_sets(self) -> list[tuple[str, int]] | None:
-        """What the store writer takes: None for one set (the plain case), else the sets."""
-        return list(self.caption_sets) if len(self.caption_sets) > 1 else None
+    def store_caption_sets(self) -> list[tuple[str, int]]:
+        """What the store writer takes: the sets (the writer stores the plain case, one set named
+        ``syn_text``, without a key; one set of another name keeps its name)."""
+        return list(self.caption_sets)
 
     def fingerprint(self) -> dict:
         """What determines a task's output: a done record made under other options is redone."""
@@ -59,8 +61,8 @@ class ConvertOptions:
         d["dims"] = self.dims.as_dict()
         d["image_formats"] = list(self.image_formats)
         sets = d.pop("caption_sets")
-        if len(sets) == 1:  # as a one-set run recorded it before several sets existed: its done records stay valid
-            d["syn_key"] = sets[0][0]
+        if len(sets) == 1 and sets[0][0] == PLAIN_SET_NAME:
+            d["syn_key"] = sets[0][0]  # as a plain run recorded it before caption sets: its done records stay valid
         else:
             d["caption_sets"] = [list(s) for s in sets]
         return d

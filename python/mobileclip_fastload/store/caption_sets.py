@@ -2,7 +2,7 @@
 ``syn.json`` keys) and the loader (picking a store's sets).
 
 A set is named as DataCompDR / DFNDR name its ``syn.json`` key: ``syn_text`` (legacy, and
-the name of a store's only set), ``syn_text_<tag>`` for tagged sets. A user may name a set
+the name of a store's plain set), ``syn_text_<tag>`` for tagged sets. A user may name a set
 by its full name or by its tag alone.
 
 A regular expression picks the names Apple's v2 training patch picks with its
@@ -16,8 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-#: The one set of legacy DataCompDR, and the name of the set of a store without ``caption_sets``.
-PLAIN_SET_NAME = "syn_text"
+from mobileclip_fastload._core import DEFAULT_CAPTION_SET
+
+#: The one set of legacy DataCompDR, and the name of the set of a store without ``caption_sets`` (the core's rule).
+PLAIN_SET_NAME = DEFAULT_CAPTION_SET
 #: Apple's default ``--dataset-reinforcement-syn-text-key-regex``: every ``syn_text*`` set.
 DEFAULT_SET_REGEX = r"^syn_text.*$"
 

@@ -1,7 +1,9 @@
 //! Caption sets (docs/FORMAT.md, "Caption sets"): several synthetic caption sets stored side by
 //! side in `syn_captions` / `syn_tokens` / `text_emb`. Set i holds synthetic positions
-//! `o_i .. o_i + S_i` (o_i = S_0 + ... + S_{i-1}); `dims.S` is the sum. One set is the plain case
-//! and is written without the key, so a one-set store is byte-identical to a store without sets.
+//! `o_i .. o_i + S_i` (o_i = S_0 + ... + S_{i-1}); `dims.S` is the sum. One set named `syn_text` is
+//! the plain case and is written without the key, so such a store is byte-identical to a store
+//! without sets; one set of another name (DFNDR's `syn_text_<tag>` alone) keeps its name in the key,
+//! so a set regex such as Apple's `^syn_text_dfn` still finds it.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,17 +27,25 @@ impl CaptionSet {
     }
 }
 
-/// The rules a stored `caption_sets` list obeys (checked on open and before writing): at least
-/// two sets, names non-empty, unique and printable, each S_i >= 1, and the S_i sum to `total_s`.
+/// The rules a stored `caption_sets` list obeys (checked on open and before writing): at least one
+/// set, and not the plain case (one set named `syn_text`, written without the key: one store, one
+/// encoding), names non-empty, unique and printable, each S_i >= 1, and the S_i sum to `total_s`.
 /// `Err` says what is wrong (the caller names the file).
 pub fn check_caption_sets(sets: &[CaptionSet], total_s: usize) -> Result<(), String> {
-    if sets.len() < 2 {
+    if sets.is_empty() {
+        return Err("caption_sets lists no set; it lists at least one (or the key is absent)".into());
+    }
+    if is_plain(sets) {
         return Err(format!(
-            "caption_sets lists {} set(s); it lists at least 2 (one set is written without the key)",
-            sets.len()
+            "caption_sets lists the one set {DEFAULT_CAPTION_SET:?}, the plain case, which is written without the key"
         ));
     }
     check_sets(sets, total_s)
+}
+
+/// One set named `syn_text`: what a store without the key means.
+fn is_plain(sets: &[CaptionSet]) -> bool {
+    sets.len() == 1 && sets[0].name == DEFAULT_CAPTION_SET
 }
 
 /// The rules every list of sets obeys, one set included.
@@ -64,13 +74,13 @@ fn check_sets(sets: &[CaptionSet], total_s: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// What a writer stores for the sets a caller gives: `None` (no key) for none or one set (the
-/// plain case; one set must hold all S captions, its name is not stored), the list for two or more.
+/// What a writer stores for the sets a caller gives: `None` (no key) for none or the plain case (one
+/// set named `syn_text`, holding all S captions), else the list (one set of another name included).
 pub fn stored_caption_sets(sets: Option<Vec<CaptionSet>>, total_s: usize) -> Result<Option<Vec<CaptionSet>>, String> {
     match sets {
         None => Ok(None),
         Some(sets) if sets.is_empty() => Err("caption_sets is empty; give at least one set (or None)".into()),
-        Some(sets) if sets.len() == 1 => check_sets(&sets, total_s).map(|()| None),
+        Some(sets) if is_plain(&sets) => check_sets(&sets, total_s).map(|()| None),
         Some(sets) => check_caption_sets(&sets, total_s).map(|()| Some(sets)),
     }
 }
@@ -118,9 +128,10 @@ mod tests {
 
     #[test]
     fn each_rule_refuses() {
-        let cases: [(Vec<CaptionSet>, usize, &str); 8] = [
-            (sets(&[("syn_text", 5)]), 5, "at least 2"),
-            (sets(&[]), 0, "at least 2"),
+        let cases: [(Vec<CaptionSet>, usize, &str); 9] = [
+            (sets(&[("syn_text", 5)]), 5, "the plain case"),
+            (sets(&[]), 0, "at least one"),
+            (sets(&[("syn_text_dfn", 4)]), 5, "sum to 4, but dims S is 5"),
             (sets(&[("", 2), ("b", 3)]), 5, "empty name"),
             (sets(&[("a\n", 2), ("b", 3)]), 5, "control character"),
             (sets(&[("a", 2), ("a", 3)]), 5, "listed twice"),
@@ -142,6 +153,9 @@ mod tests {
         assert!(stored_caption_sets(Some(vec![]), 5).unwrap_err().contains("empty"));
         let two = sets(&[("a", 2), ("b", 3)]);
         assert_eq!(stored_caption_sets(Some(two.clone()), 5).unwrap(), Some(two));
+        let tagged = sets(&[("syn_text_dfn_mscoco38k", 5)]); // one set of another name keeps its name
+        assert_eq!(stored_caption_sets(Some(tagged.clone()), 5).unwrap(), Some(tagged.clone()));
+        check_caption_sets(&tagged, 5).unwrap();
         assert_eq!(resolved_caption_sets(None, 7), sets(&[("syn_text", 7)]));
     }
 }

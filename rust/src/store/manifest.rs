@@ -217,7 +217,7 @@ impl Manifest {
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
         if self.schema_version < 2 && self.caption_sets.is_some() {
             return Err(Error::InvalidArgument(
-                "schema_version 1 holds one caption set; write several caption sets with schema_version 2".into(),
+                "schema_version 1 holds the one set syn_text only; write named or several caption sets with schema_version 2".into(),
             ));
         }
         let path = dir.join(MANIFEST_FILE);
@@ -543,8 +543,8 @@ mod tests {
         let m = Manifest::parse(&v2_json(two), p).unwrap();
         assert_eq!(m.caption_sets(), vec![CaptionSet::new("syn_text", 3), CaptionSet::new("syn_text_x", 2)]);
         let cases = [
-            (r#""caption_sets": [{"name": "syn_text", "S": 5}],"#, "at least 2"),
-            (r#""caption_sets": [],"#, "at least 2"),
+            (r#""caption_sets": [{"name": "syn_text", "S": 5}],"#, "the plain case"),
+            (r#""caption_sets": [],"#, "at least one"),
             (r#""caption_sets": null,"#, "invalid"),
             (r#""caption_sets": [{"name": "", "S": 3}, {"name": "b", "S": 2}],"#, "empty name"),
             (r#""caption_sets": [{"name": "a", "S": 3}, {"name": "b", "S": 2}],"#, "control character"),

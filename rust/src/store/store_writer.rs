@@ -29,7 +29,7 @@ pub struct StoreWriterOptions {
     /// manifest.json plus shards.idx, for stores of any size; docs/FORMAT.md).
     pub schema_version: u32,
     /// The caption sets, in storage order (docs/FORMAT.md, "Caption sets"); `None` or one set is
-    /// the plain case. Two or more need schema 2.
+    /// the plain case (one set named `syn_text`). Any other list needs schema 2.
     pub caption_sets: Option<Vec<CaptionSet>>,
 }
 
@@ -116,7 +116,7 @@ impl StoreWriter {
             stored_caption_sets(options.caption_sets.take(), options.dims.s).map_err(Error::InvalidArgument)?;
         if options.caption_sets.is_some() && options.schema_version < 2 {
             return Err(Error::InvalidArgument(
-                "schema_version 1 holds one caption set; write several caption sets with schema_version 2".into(),
+                "schema_version 1 holds the one set syn_text only; write named or several caption sets with schema_version 2".into(),
             ));
         }
         if options.target_shard_bytes == 0 {
