@@ -120,8 +120,8 @@ def test_invalid_numbers_are_value_errors_naming_the_argument(store_path, kwargs
         ("caption_mode", "syn", r"caption_mode must be one of \"both\", \"mix\""),
         ("on_error", "ignore", r"on_error must be one of \"skip\", \"raise\""),
         ("order", "random", r"order must be one of \"auto\", \"global\", \"shard_block\""),
-        ("caption_sets", ["syn_x"], r"caption_sets: the store has no caption set 'syn_x' \(it has 'syn_text'\)"),
-        ("caption_sets", "^x", r"caption_sets: the pattern '\^x' matches no caption set \('syn_text'\)"),
+        ("caption_sets", ["syn_x"], r"caption_sets: no caption set 'syn_x' \(available: \['syn_text'\]\)"),
+        ("caption_sets", "^x", r"caption_sets: caption set regex '\^x' matches none of the caption sets"),
     ],
 )
 def test_bad_values_name_the_argument_and_the_valid_ones(store_path, name, value, message):

@@ -418,7 +418,7 @@ def test_several_captioners_give_several_caption_sets(models, shards, tmp_path, 
 
     convert(tmp_path / "dr", tmp_path / "second", syn_key="second", executor="inline", progress=False)
     second = Store(tmp_path / "second")
-    assert second.caption_sets == [("syn_text", S + 1)]
+    assert second.caption_sets == [("syn_text_second", S + 1)]  # one set alone keeps its name
     for i in range(len(second)):
         assert second.sample(i).syn_captions == syn[i]["syn_text_second"]
         np.testing.assert_array_equal(second.text_emb(i)[0], store.text_emb(i)[0])  # the real caption row

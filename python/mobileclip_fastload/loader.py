@@ -96,8 +96,17 @@ def resolve_caption_sets(selection: str | Sequence[str] | None, names: Sequence[
     (``mobileclip_fastload.store.caption_sets``); a ValueError names what did not resolve and lists the store's sets."""
     if selection is None:
         return None
+    try:
+        picked = _picked_sets(selection, names)
+    except ValueError as e:
+        raise ValueError(f"caption_sets: {e}") from None  # the argument named, as every loader setting's error
+    # storage order: the same sets draw the same captions however they are listed
+    return sorted(list(names).index(name) for name in picked)
+
+
+def _picked_sets(selection: str | Sequence[str], names: Sequence[str]) -> list[str]:
     if isinstance(selection, str):
-        picked = caption_sets.select_sets(selection, names)
+        return caption_sets.select_sets(selection, names)
     else:
         try:
             requested = list(selection)
@@ -106,9 +115,7 @@ def resolve_caption_sets(selection: str | Sequence[str] | None, names: Sequence[
             raise TypeError(why) from None
         if not all(isinstance(name, str) for name in requested):
             raise TypeError(f"caption_sets must name sets by str, got {requested!r}")
-        picked = caption_sets.resolve_set_names(requested, names)
-    # storage order: the same sets draw the same captions however they are listed
-    return sorted(list(names).index(name) for name in picked)
+        return caption_sets.resolve_set_names(requested, names)
 
 
 def _default_rank_world() -> tuple[int, int]:
