@@ -1,4 +1,5 @@
-"""Parsing the small per-sample members: json, syn.json, paug.json, txt.
+"""Parsing DataCompDR's own per-sample members: the DR json's sha256, syn.json, paug.json (txt, json and
+the uid: ``ingest.members``, shared with ``reinforce``).
 
 Each parser raises ``SkipSample`` with the reason a report needs (missing field,
 bad JSON, bad text, bad augmentation entry, shape mismatch) and returns plain
@@ -12,10 +13,10 @@ import re
 from collections.abc import Sequence
 
 from mobileclip_fastload._core import parse_param_aug
+from mobileclip_fastload.ingest.members import json_member, sample_uid, text_member  # noqa: F401 (convert's names)
 from mobileclip_fastload.ingest.skips import (
     BAD_AUGMENTATION,
     BAD_JSON,
-    BAD_TEXT,
     MISSING_FIELD,
     SHAPE_MISMATCH,
     SkipSample,
@@ -23,27 +24,6 @@ from mobileclip_fastload.ingest.skips import (
 from mobileclip_fastload.store import caption_sets
 
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-def text_member(members: dict[str, bytes], ext: str) -> str:
-    if ext not in members:
-        raise SkipSample(MISSING_FIELD, f"no {ext} member")
-    try:
-        return members[ext].decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SkipSample(BAD_TEXT, f"{ext} is not UTF-8: {e}") from None
-
-
-def json_member(members: dict[str, bytes], ext: str) -> dict:
-    if ext not in members:
-        raise SkipSample(MISSING_FIELD, f"no {ext} member")
-    try:
-        value = json.loads(members[ext])
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # JSONDecodeError is a ValueError
-        raise SkipSample(BAD_JSON, f"{ext}: {type(e).__name__}: {e}") from None
-    if not isinstance(value, dict):
-        raise SkipSample(BAD_JSON, f"{ext} is a {type(value).__name__}, not an object")
-    return value
 
 
 def dr_sha256(dr_json: dict) -> bytes | None:
@@ -54,16 +34,6 @@ def dr_sha256(dr_json: dict) -> bytes | None:
     if not isinstance(v, str) or not _SHA256_HEX.match(v):
         raise SkipSample(BAD_JSON, f"json sha256 is not 64 hex digits: {str(v)[:80]!r}")
     return bytes.fromhex(v)
-
-
-def sample_uid(dr_json: dict, key: str) -> str:
-    """DataComp uid from the DR json, else the tar key (RayGen shards key samples by uid)."""
-    uid = dr_json.get("uid")
-    if uid is None:
-        return key.rsplit("/", 1)[-1]
-    if not isinstance(uid, str) or not uid:
-        raise SkipSample(BAD_JSON, f"json uid is not a non-empty string: {uid!r}")
-    return uid
 
 
 def chosen_syn_keys(syn: dict, names: Sequence[str] | None, regex: str | None) -> list[str]:

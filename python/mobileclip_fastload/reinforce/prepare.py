@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mobileclip_fastload.convert import fields
+from mobileclip_fastload.ingest import members
 from mobileclip_fastload.ingest.image_origin import decide_origin
 from mobileclip_fastload.ingest.images import check_image, find_image, loader_ready
 from mobileclip_fastload.ingest.skips import (
@@ -63,7 +63,7 @@ def sample_meta(raw: RawSample) -> dict:
     """img2dataset's json (or a table row's uid/url), {} when absent."""
     if "json" not in raw.members:
         return {}
-    meta = fields.json_member(raw.members, "json")
+    meta = members.json_member(raw.members, "json")
     if "_problem" in meta:  # a caption-table row that could not be parsed
         raise SkipSample(BAD_JSON, str(meta["_problem"]))
     return meta
@@ -71,7 +71,7 @@ def sample_meta(raw: RawSample) -> dict:
 
 def sample_uid(raw: RawSample) -> str:
     """The uid used in the store and for seeding: img2dataset's / the table's uid, else the key."""
-    return fields.sample_uid(sample_meta(raw), raw.key)
+    return members.sample_uid(sample_meta(raw), raw.key)
 
 
 def prepare_sample(raw: RawSample, opts: ReinforceOptions, views: list[ReplayKey], captioners=()) -> PreparedSample:
@@ -83,10 +83,10 @@ def prepare_sample(raw: RawSample, opts: ReinforceOptions, views: list[ReplayKey
     if raw.repeated_exts:
         raise SkipSample(DUPLICATE_KEY, f"member(s) {raw.repeated_exts} repeated within the sample")
     meta = sample_meta(raw)
-    uid = fields.sample_uid(meta, raw.key)
+    uid = members.sample_uid(meta, raw.key)
     if "_image_problem" in meta:
         raise SkipSample(MISSING_IMAGE, str(meta["_image_problem"]))
-    caption = fields.text_member(raw.members, "txt")
+    caption = members.text_member(raw.members, "txt")
     if not caption.strip():
         raise SkipSample(EMPTY_CAPTION, "the caption is empty")
     found = find_image(raw.members)
