@@ -290,6 +290,26 @@ def test_cli_reads_a_dr_store(tmp_path):
     assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["config"]["num_teachers"] == 3
 
 
+def test_cli_draws_only_the_caption_sets_its_regex_picks(tmp_path):
+    """--caption-sets reaches the loader (Apple's syn-text-key regex): a bad pattern is refused naming the sets,
+    and the loader the run opens draws only the picked set."""
+    from mobileclip_fastload.testing.synthetic_store import make_store
+    from mobileclip_fastload_train.data import open_store_loader
+
+    sets = [("syn_text", 1), ("syn_text_dfn", 2)]
+    store = make_store(tmp_path / "store", n=16, J=2, S=3, K=2, D=4, caption_sets=sets)
+    args = ["--store", store, "--model", "tiny-S0", "--batch-size", "8", "--steps", "1", "--warmup", "1"]
+    args += ["--no-progress", "--precision", "fp32", "--num-threads", "1"]
+    with pytest.raises(ValueError, match=r"caption_sets: .*\^nothing.*syn_text_dfn"):
+        main([*args, "--output", str(tmp_path / "bad"), "--caption-sets", "^nothing"])
+    main([*args, "--output", str(tmp_path / "dfn"), "--caption-sets", "^syn_text_dfn"])
+    loader = open_store_loader(
+        store, 8, 32, "bicubic", (0.0,) * 3, (1.0,) * 3, "both", 0.5, 0, 1, caption_sets="^syn_text_d"
+    )
+    batches = [b for _, b in zip(range(2), loader)]
+    assert all((b.caption_set == 1).all() and (b.syn_index >= 1).all() for b in batches)
+
+
 class _GlobalBatchOfTwoRanks:
     """A single-process source that, per optimiser step, yields the micro-batches both ranks of a
     2-process run read (rank 0's ``accum`` micro-batches, then rank 1's). Each micro-batch is one

@@ -222,9 +222,11 @@ def open_store_loader(
     image_dtype: str = "float32",
     pin_memory: bool = False,
     prefetch: int | None = None,
+    caption_sets: str | None = None,
 ) -> Any:
     """A ``FastReinforcedLoader`` over a DR store, configured for the model's preprocessing
-    (``pin_memory``: its recycled batch memory is page-locked once, for asynchronous copies)."""
+    (``pin_memory``: its recycled batch memory is page-locked once, for asynchronous copies;
+    ``caption_sets``: a regex picking the synthetic caption sets, None for all)."""
     from mobileclip_fastload import FastReinforcedLoader  # imported lazily: only the store path needs the extension
 
     return FastReinforcedLoader(
@@ -243,4 +245,5 @@ def open_store_loader(
         num_threads=num_threads,
         pin_memory=pin_memory,
         prefetch=prefetch,
+        caption_sets=caption_sets,
     )

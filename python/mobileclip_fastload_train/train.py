@@ -520,6 +520,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "or one per teacher (MobileCLIP2's DFN teachers: 70 60)",
     )
     p.add_argument("--loss-captions", choices=LOSS_CAPTIONS, default=d.loss_captions)
+    p.add_argument(
+        "--caption-sets",
+        default=None,
+        metavar="REGEX",
+        help="the store's synthetic caption sets to draw from, a regex matched as Apple's "
+        "--dataset-reinforcement-syn-text-key-regex (re.match); default every set (docs/FORMAT.md, Caption sets)",
+    )
     p.add_argument("--mix-probability", type=float, default=d.mix_probability)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--output", required=True, help="run directory (metrics.jsonl, checkpoints/)")
@@ -667,6 +674,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
                 args.num_threads,
                 args.loader_image_dtype or default_loader_image_dtype(info.device),
                 pin_memory=info.device.type == "cuda",
+                caption_sets=args.caption_sets,
             )
             num_teachers = args.num_teachers or int(source.dims["K"])
         else:
