@@ -101,3 +101,37 @@ def test_coca_preprocessing_from_the_configs_is_the_built_models_own(tmp_path):
     for tag in ("mscoco_finetuned_laion2B-s13B-b90k",):
         cfg = preprocess_cfg_of(OpenClipSpec("coca_ViT-L-14", tag))
         assert cfg["size"] == (224, 224) and cfg["interpolation"] == "bicubic" and cfg["resize_mode"] == "shortest"
+
+
+def test_coca_encodes_each_image_once_for_its_captions(tmp_path, one_torch_thread, monkeypatch):
+    """generate() encodes its whole batch; the captioner hands it S copies of each image, so the image tower
+    runs on N rows, not N x S, and the captions are those of the plain call (same rows, same seeds)."""
+    from mobileclip_fastload.reinforce.captioners import OpenClipCaptioner, encode_each_image_once
+
+    coca, _ = tiny_specs(tmp_path)
+    captioner = OpenClipCaptioner(coca, tag="tiny", num_captions=3, seq_len=8, images_per_call=4)
+    model, _ = build(coca, "cpu")
+    rows_seen = []
+    hook = model.visual.register_forward_hook(lambda module, args, out: rows_seen.append(args[0].shape[0]))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40 + 7 * i, 50, 3), dtype=np.uint8) for i in range(5)]
+    try:
+        fast = captioner.caption(images, list(range(5)), "cpu")
+    finally:
+        hook.remove()
+    assert rows_seen == [4, 1]  # two generate calls (4 + 1 images), each image once
+    x = torch.stack([captioner.prepare(im) for im in images[:4]]).repeat_interleave(3, dim=0)
+    with torch.inference_mode():
+        plain = model._encode_image(x)
+        with encode_each_image_once(model, 3):
+            once = model._encode_image(x)
+    assert "_encode_image" not in vars(model)  # the method is back
+    for a, b in zip(plain, once):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert len(fast) == 5 and all(len(c) == 3 for c in fast)
+    import contextlib
+
+    from mobileclip_fastload.reinforce import captioners
+
+    monkeypatch.setattr(captioners, "encode_each_image_once", lambda model, copies: contextlib.nullcontext())
+    assert captioner.caption(images, list(range(5)), "cpu") == fast  # the plain generate: the same captions

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -128,6 +129,7 @@ class OpenClipCaptioner(Captioner):
                 torch.random.fork_rng(devices=devices),
                 torch.inference_mode(),
                 torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16),
+                encode_each_image_once(model, self.num_captions),
             ):
                 torch.manual_seed(seed)
                 tokens = model.generate(
@@ -136,6 +138,25 @@ class OpenClipCaptioner(Captioner):
             texts = [decode_caption(t) for t in tokens.tolist()]
             out += [texts[i : i + self.num_captions] for i in range(0, len(texts), self.num_captions)]
         return out
+
+
+@contextmanager
+def encode_each_image_once(model, copies: int):
+    """While it holds, CoCa's image tower runs once per image: ``generate`` encodes the whole batch it is given,
+    and ours holds each image ``copies`` times in a row (S captions of it), so the tower would run S times on
+    identical rows. The latents of every ``copies``-th row are computed and repeated instead (S x fewer image
+    tower rows; the rows are the same images, so the outputs are those of the plain call)."""
+    encode = model._encode_image
+
+    def once(images, normalize: bool = True):
+        latent, tokens = encode(images[::copies], normalize=normalize)
+        return latent.repeat_interleave(copies, dim=0), tokens.repeat_interleave(copies, dim=0)
+
+    model._encode_image = once  # an instance attribute, shadowing the method until removed
+    try:
+        yield
+    finally:
+        del model._encode_image
 
 
 @lru_cache(maxsize=8)
