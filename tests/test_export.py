@@ -182,7 +182,8 @@ def _feature(description, name: str):
     return feature.type.multiArrayType
 
 
-# fp16 is what ships to a phone; fp32 is the same conversion path, so only it is `slow`
+# fp16 is what ships to a phone (slow: out of the developer loop); fp32 is the same conversion path: heavy
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp16", pytest.param("fp32", marks=pytest.mark.heavy)])
 def test_coreml_package_has_the_expected_inputs_and_outputs(exported, precision: str) -> None:
     ct = pytest.importorskip("coremltools")

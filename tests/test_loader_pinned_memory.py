@@ -46,6 +46,7 @@ def drain(loader) -> None:
         del b
 
 
+@pytest.mark.slow
 def test_the_pool_keeps_its_buffers_after_fill_errors(tmp_path):
     """Every pass fails on the same undecodable image; a failed batch's buffer goes back to the
     pool, so the pool stays at its bound however many passes fail (it used to free that buffer

@@ -77,6 +77,7 @@ def test_a_state_of_another_store_is_refused(store, tmp_path):
         verify(store, state=state, progress=False)
 
 
+@pytest.mark.slow
 def test_cli_verify_with_state(store, tmp_path):
     root = Path(__file__).resolve().parents[1]
     run = [sys.executable, "-m", "mobileclip_fastload", "verify", "--state", str(tmp_path / "st.json"), str(store)]

@@ -168,6 +168,7 @@ def _features(model, images, tokens):
         return model.encode_image(images, normalize=True), model.encode_text(tokens, normalize=True)
 
 
+@pytest.mark.slow
 def test_apples_mobileclip2_checkpoint_loads_with_every_key_and_the_same_features(tmp_path):
     """Apple's mobileclip2_*.pt is an open_clip state dict in train-time form: it loads with no key
     left over, and our features equal open_clip's, before and after reparameterisation."""
