@@ -115,13 +115,13 @@ def test_the_ingest_tools_write_parts_and_manifest_with_sets(tmp_path):
     """What convert and reinforce call (ingest/store_io.py): parts named by task, then the manifest."""
     out = tmp_path / "ingested"
     out.mkdir()
-    opts = types.SimpleNamespace(dims=Dims(**DIMS), embedding_dtype="bfloat16")
+    opts = types.SimpleNamespace(dims=Dims(**DIMS), embedding_dtype="bfloat16", caption_sets=SETS)
     infos = []
     for part, rows in enumerate([range(4), range(4, 6)]):
         name = store_io.output_name("00000042", part)
         samples = [synthetic_sample(i, **DIMS) for i in rows]
-        infos.append(store_io.write_part(str(out / name), samples, opts, caption_sets=SETS))
-    store_io.write_store_manifest(str(out), infos, opts, {"tool": "test"}, caption_sets=SETS)
+        infos.append(store_io.write_part(str(out / name), samples, opts))
+    store_io.write_store_manifest(str(out), infos, opts, {"tool": "test"})
     store = Store(out)
     assert store.caption_sets == SETS and len(store) == 6
     assert store.sample(5).syn_captions == synthetic_sample(5, **DIMS).syn_captions
@@ -132,9 +132,10 @@ def test_the_ingest_tools_write_parts_and_manifest_with_sets(tmp_path):
 def test_shards_and_manifest_must_list_the_same_sets(tmp_path):
     out = tmp_path / "mismatch"
     out.mkdir()
-    opts = types.SimpleNamespace(dims=Dims(**DIMS), embedding_dtype="float16")
-    info = store_io.write_part(str(out / "a-000.arrow"), [synthetic_sample(0, **DIMS)], opts, caption_sets=SETS)
-    store_io.write_store_manifest(str(out), [info], opts, {}, caption_sets=[("syn_text", 4), ("other", 1)])
+    parts = types.SimpleNamespace(dims=Dims(**DIMS), embedding_dtype="float16", caption_sets=SETS)
+    info = store_io.write_part(str(out / "a-000.arrow"), [synthetic_sample(0, **DIMS)], parts)
+    manifest = types.SimpleNamespace(**(vars(parts) | {"caption_sets": [("syn_text", 4), ("other", 1)]}))
+    store_io.write_store_manifest(str(out), [info], manifest, {})
     store = Store(out)  # opening reads the manifest only; the shard is checked when first used
     with pytest.raises(StoreFormatError, match=r"a-000\.arrow.*caption sets"):
         store.sample(0)

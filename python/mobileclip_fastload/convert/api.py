@@ -83,8 +83,8 @@ def convert(
         Default (neither): every ``syn_text*`` set of the input, in name order. The sets and
         each one's S_i come from the first usable sample; every sample must have every chosen
         set with its S_i, else it is skipped and counted (``missing_field`` / ``shape_mismatch``).
-        Several sets make a store with ``caption_sets`` (docs/FORMAT.md "Caption sets"); one
-        set is the plain store.
+        The store lists them as its ``caption_sets`` (docs/FORMAT.md "Caption sets"); the one set
+        ``syn_text`` alone is the plain store, without the key.
     num_teachers: K; D is the embedding width / K (DataCompDR: 2 x 768).
     dims: (J, S, K, D) to skip inferring them from the first usable sample; the store then
         holds the one set ``syn_key`` names (default ``syn_text``) with S captions.
@@ -199,7 +199,7 @@ def convert(
             "tool": "mobileclip_fastload.convert",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "layout": layout,
-            # the source key(s): a one-set store names its set syn_text whatever its key was
+            # the source key(s), as the syn.json keys were named
             "syn_key": resolved_sets[0][0] if len(resolved_sets) == 1 else [k for k, _ in resolved_sets],
             "input_shards": len(tasks),
             "input_shards_in_store": len(finished),
@@ -209,9 +209,7 @@ def convert(
         },
         **(metadata or {}),
     }
-    write_store_manifest(
-        output, [info for r in finished for info in r.outputs], opts, meta, caption_sets=opts.store_caption_sets
-    )
+    write_store_manifest(output, [info for r in finished for info in r.outputs], opts, meta)
     report.manifest_written = True
     report.seconds = time.perf_counter() - t0
     report.write_json(os.path.join(output, REPORT_NAME))

@@ -28,7 +28,7 @@ CaptionSets = tuple[tuple[str, int], ...]
 class ConvertOptions:
     layout: str
     dims: Dims
-    caption_sets: CaptionSets  # one set is the plain case (the store gets no caption_sets key)
+    caption_sets: CaptionSets  # the writer stores the plain case (one set syn_text) without a key
     embedding_dtype: str = "float16"
     # True when the user capped the augmentations (keep the first J); otherwise
     # a sample with another count is a shape mismatch.
@@ -47,12 +47,6 @@ class ConvertOptions:
             raise ValueError(f"caption_sets must be distinct names with S_i >= 1, got {self.caption_sets!r}")
         if sum(n for _, n in self.caption_sets) != self.dims.S:
             raise ValueError(f"caption_sets {self.caption_sets!r} do not add up to S={self.dims.S}")
-
-    @property
-    def store_caption_sets(self) -> list[tuple[str, int]]:
-        """What the store writer takes: the sets (the writer stores the plain case, one set named
-        ``syn_text``, without a key; one set of another name keeps its name)."""
-        return list(self.caption_sets)
 
     def fingerprint(self) -> dict:
         """What determines a task's output: a done record made under other options is redone."""

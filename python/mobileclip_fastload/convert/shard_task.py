@@ -155,7 +155,6 @@ def _convert(task: ShardTask, opts: ConvertOptions, report: ShardReport, throttl
             os.path.join(task.output_dir, output_name(task.task_id, part)),
             pending,
             opts,
-            caption_sets=opts.store_caption_sets,
         )
         report.outputs.append(info)
         report.bytes_out += info["file_bytes"]

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 # Re-exported: convert's done records and its stale-temp cleanup use the store's one atomic-file code.
@@ -18,16 +17,14 @@ def output_name(task_id: str, part: int) -> str:
     return f"{task_id}-{part:03d}.arrow"
 
 
-def write_part(path: str, samples: list, opts: Any, caption_sets: Sequence[tuple[str, int]] | None = None) -> dict:
-    """Write one store shard atomically (the writer validates it); its ShardInfo as JSON.
-
-    ``caption_sets``: the store's ``(name, S)`` pairs (docs/FORMAT.md, "Caption sets"; None or one
-    set: the plain case); every part and the manifest of a store are written with the same pairs.
-    """
+def write_part(path: str, samples: list, opts: Any) -> dict:
+    """Write one store shard atomically (the writer validates it); its ShardInfo as JSON. ``opts`` gives
+    the dims, the embedding dtype and the store's caption sets, ``(name, S)`` pairs (docs/FORMAT.md,
+    "Caption sets"; the writer stores the plain case, one set ``syn_text``, without a key)."""
     from mobileclip_fastload.store import write_shard
 
     return write_shard(
-        path, samples, dims=opts.dims.as_dict(), embedding_dtype=opts.embedding_dtype, caption_sets=caption_sets
+        path, samples, dims=opts.dims.as_dict(), embedding_dtype=opts.embedding_dtype, caption_sets=opts.caption_sets
     ).to_json()
 
 
@@ -57,14 +54,8 @@ def verify_output(path: str, info: dict, *, checksum: bool) -> bool:
     )
 
 
-def write_store_manifest(
-    output: str,
-    infos: list[dict],
-    opts: Any,
-    metadata: dict,
-    caption_sets: Sequence[tuple[str, int]] | None = None,
-) -> None:
-    """Write the store's manifest last; ``caption_sets`` as its parts were written with (``write_part``)."""
+def write_store_manifest(output: str, infos: list[dict], opts: Any, metadata: dict) -> None:
+    """Write the store's manifest last, with the options its parts were written with (``write_part``)."""
     from mobileclip_fastload.store import ShardInfo, write_manifest
 
     write_manifest(
@@ -73,5 +64,5 @@ def write_store_manifest(
         dims=opts.dims.as_dict(),
         embedding_dtype=opts.embedding_dtype,
         metadata=metadata,  # the default schema (2): shards.idx carries the "<task>-<part>.arrow" names
-        caption_sets=caption_sets,
+        caption_sets=opts.caption_sets,
     )

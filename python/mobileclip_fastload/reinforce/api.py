@@ -203,13 +203,7 @@ def reinforce(
             from mobileclip_fastload.ingest.store_io import write_store_manifest
 
             finished = [r for r in ordered if r.status in (CONVERTED, RESUMED)]
-            write_store_manifest(
-                output,
-                [info for r in finished for info in r.outputs],
-                opts,
-                report.metadata,
-                caption_sets=opts.store_caption_sets,
-            )
+            write_store_manifest(output, [info for r in finished for info in r.outputs], opts, report.metadata)
             report.manifest_written = True
         report.seconds = time.perf_counter() - t0
         report.write_json(report_path(output, stage))

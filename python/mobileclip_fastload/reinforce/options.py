@@ -66,11 +66,6 @@ class ReinforceOptions:
         return [(name, c.num_captions) for name, c in zip(names, self.captioners)]
 
     @property
-    def store_caption_sets(self) -> list[tuple[str, int]] | None:
-        """What the store writer takes: None for one captioner (the plain store), else ``caption_sets``."""
-        return self.caption_sets if len(self.captioners) > 1 else None
-
-    @property
     def images_per_chunk(self) -> int:
         """Images the replay prepares and the teachers embed together: ``batch_augmented_images`` // J
         (at least 1), and at least the largest ``images_per_call`` of a captioner, so that is never cut."""

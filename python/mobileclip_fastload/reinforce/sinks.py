@@ -199,7 +199,7 @@ class StoreSink:
         if not self.pending:
             return
         path = os.path.join(self.task.output_dir, output_name(self.task.task_id, self.part))
-        info = write_part(path, self.pending, self.opts, caption_sets=self.opts.store_caption_sets)
+        info = write_part(path, self.pending, self.opts)
         self.report.outputs.append(info)
         self.report.bytes_out += info["file_bytes"]
         self.part += 1
