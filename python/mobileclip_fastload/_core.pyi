@@ -348,7 +348,7 @@ class StoreWriter:
         metadata: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         schema_version: int = ...,  # DEFAULT_WRITE_SCHEMA (2)
-        caption_sets: Sequence[tuple[str, int]] | None = None,  # (name, S) pairs; None or one set: plain
+        caption_sets: Sequence[tuple[str, int]] | None = None,  # (name, S) pairs; None or [("syn_text", S)]: plain
     ) -> StoreWriter: ...
     def add(self, sample: Sample) -> None:
         """Validate and buffer one sample (ValueError names it); writes a shard when enough is buffered."""

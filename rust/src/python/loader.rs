@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::errors::{guarded, IntoPyResult};
+use super::format::caption_sets_py;
 use super::settings::Integer;
 use super::store::{cache_stats, remote_options};
 use crate::error::Error;
@@ -250,7 +251,7 @@ impl PyLoaderCore {
 
     /// The store's caption sets as `(name, S)` pairs in storage order.
     fn caption_sets(&self) -> Vec<(String, usize)> {
-        self.loader.store.caption_sets().into_iter().map(|c| (c.name, c.s)).collect()
+        caption_sets_py(&self.loader.store.caption_sets())
     }
 
     /// {"J", "S", "K", "D"} of the store.

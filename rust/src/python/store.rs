@@ -237,8 +237,8 @@ impl PyStore {
     }
 
     /// The synthetic caption sets as `(name, S)` pairs in storage order (docs/FORMAT.md, "Caption
-    /// sets"): set i holds synthetic positions S_0 + ... + S_{i-1} onwards. A store written with one
-    /// set (or schema 1) gives `[("syn_text", S)]`.
+    /// sets"): set i holds synthetic positions S_0 + ... + S_{i-1} onwards. A plain store (no list, or
+    /// schema 1) gives `[("syn_text", S)]`.
     #[getter]
     fn caption_sets(&self) -> Vec<(String, usize)> {
         caption_sets_py(&self.inner.caption_sets())

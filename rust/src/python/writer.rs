@@ -130,7 +130,7 @@ impl PyStoreWriter {
     fn embedding_dtype(&self) -> &'static str {
         self.inner.options().dtype.name()
     }
-    /// The caption sets as `(name, S)` pairs (one set `syn_text` of S captions unless given several).
+    /// The caption sets as `(name, S)` pairs (`[("syn_text", S)]` unless given others).
     #[getter]
     fn caption_sets(&self) -> Vec<(String, usize)> {
         let o = self.inner.options();
@@ -165,7 +165,7 @@ impl PyStoreWriter {
 /// The file appears at `path` only complete and validated (temp file in the same
 /// directory, fsync, rename). `dims` is a `Dims` or {"J","S","K","D"}; samples are
 /// checked against it (ValueError naming the sample). A shard may be empty. `caption_sets`: the
-/// store's `(name, S)` pairs (None or one set: the plain case), recorded in the schema metadata.
+/// store's `(name, S)` pairs (None or the one set `syn_text`: the plain case), recorded in the schema metadata.
 #[pyfunction]
 #[pyo3(signature = (path, samples, *, dims, embedding_dtype="float16", caption_sets=None))]
 fn write_shard(

@@ -85,6 +85,16 @@ pub fn stored_caption_sets(sets: Option<Vec<CaptionSet>>, total_s: usize) -> Res
     }
 }
 
+/// Whether a store of `schema_version` can hold the stored list `stored` (`stored_caption_sets`):
+/// schema 1 holds only the plain case.
+pub fn check_schema_holds(stored: Option<&[CaptionSet]>, schema_version: u32) -> Result<(), String> {
+    if stored.is_some() && schema_version < 2 {
+        let why = "schema_version 1 holds the one set syn_text only; write named or several caption sets with";
+        return Err(format!("{why} schema_version 2"));
+    }
+    Ok(())
+}
+
 /// The sets of a store whose stored list is `stored`: the list, or the one default set of S captions.
 pub fn resolved_caption_sets(stored: Option<&[CaptionSet]>, total_s: usize) -> Vec<CaptionSet> {
     match stored {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_bytes_atomic;
-use super::caption_sets::{check_caption_sets, stored_caption_sets, CaptionSet};
+use super::caption_sets::{check_caption_sets, check_schema_holds, stored_caption_sets, CaptionSet};
 use super::files::read_regular_to_string;
 use super::schema::{column_names, MAGIC, SCHEMA_VERSION};
 use super::{Dims, EmbeddingDtype};
@@ -67,8 +67,8 @@ pub struct Manifest {
     pub magic: String,
     pub schema_version: u32,
     pub dims: Dims,
-    /// Schema 2, two or more caption sets: their names and sizes in storage order (docs/FORMAT.md,
-    /// "Caption sets"). Absent for one set, so a one-set store is written as before.
+    /// Schema 2: the caption sets' names and sizes in storage order (docs/FORMAT.md, "Caption sets").
+    /// Absent for the plain case (one set `syn_text`), so such a store is written as before.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present_list")]
     pub caption_sets: Option<Vec<CaptionSet>>,
     pub embedding_dtype: String,
@@ -153,8 +153,8 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// This manifest with the caption sets a writer was given: none or one set is the plain case
-    /// (no key), two or more are checked (`InvalidArgument` saying what is wrong) and listed.
+    /// This manifest with the caption sets a writer was given: none or the one set `syn_text` is the
+    /// plain case (no key); any other list is checked (`InvalidArgument` saying what is wrong) and listed.
     pub fn with_caption_sets(mut self, sets: Option<Vec<CaptionSet>>) -> Result<Manifest> {
         self.caption_sets = stored_caption_sets(sets, self.dims.s).map_err(Error::InvalidArgument)?;
         Ok(self)
@@ -215,11 +215,7 @@ impl Manifest {
     /// Write `dir/manifest.json` atomically. Writing it is what makes a directory
     /// a store: write it last.
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
-        if self.schema_version < 2 && self.caption_sets.is_some() {
-            return Err(Error::InvalidArgument(
-                "schema_version 1 holds the one set syn_text only; write named or several caption sets with schema_version 2".into(),
-            ));
-        }
+        check_schema_holds(self.caption_sets.as_deref(), self.schema_version).map_err(Error::InvalidArgument)?;
         let path = dir.join(MANIFEST_FILE);
         let mut text = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");

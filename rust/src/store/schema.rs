@@ -30,7 +30,7 @@ pub mod meta_keys {
     pub const K: &str = "K";
     pub const D: &str = "D";
     pub const EMBEDDING_DTYPE: &str = "embedding_dtype";
-    /// Only in a store of two or more caption sets: the manifest's list as compact JSON.
+    /// Only in a store that lists its caption sets (not the plain case): the manifest's list as compact JSON.
     pub const CAPTION_SETS: &str = super::super::caption_sets::CAPTION_SETS_KEY;
 }
 

@@ -72,7 +72,7 @@ pub struct Shard {
     num_rows: usize,
     dims: Dims,
     dtype: EmbeddingDtype,
-    /// The `caption_sets` of the schema metadata (`None`: one set).
+    /// The `caption_sets` of the schema metadata (`None`: the plain case, one set `syn_text`).
     caption_sets: Option<Vec<CaptionSet>>,
     column_ranges: Vec<(String, Range<usize>)>,
     uid: StringArray,

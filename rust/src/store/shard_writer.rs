@@ -90,7 +90,7 @@ fn embedding_columns(parts: &[&Encoded], dtype: EmbeddingDtype) -> (ArrayRef, Ar
 }
 
 /// The record batch holding `samples` (already checked against `dims` and encoded to `dtype`);
-/// `caption_sets` as the manifest stores them (`None` for one set).
+/// `caption_sets` as the manifest stores them (`None` for the plain case).
 pub fn record_batch(
     samples: &[EncodedSample],
     dims: Dims,
@@ -159,7 +159,7 @@ fn ipc_error(path: &Path, e: ArrowError) -> Error {
 
 /// Write `samples` as shard file `path`, atomically: the file appears only complete
 /// and accepted by the reader. Returns its manifest entry (checksums as `verify` computes them).
-/// `caption_sets`: what the caller gives (none or one set: the plain case; see `stored_caption_sets`).
+/// `caption_sets`: what the caller gives (None or the one set `syn_text`: the plain case; see `stored_caption_sets`).
 pub fn write_shard(
     path: &Path,
     samples: &[EncodedSample],

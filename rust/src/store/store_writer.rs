@@ -5,7 +5,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::caption_sets::{stored_caption_sets, CaptionSet};
+use super::caption_sets::{check_schema_holds, stored_caption_sets, CaptionSet};
 use super::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
 use super::sample::{EncodedSample, SampleInput};
 use super::shard_writer::{shard_file_name, write_shard};
@@ -28,8 +28,8 @@ pub struct StoreWriterOptions {
     /// Manifest schema to write: 1 (every shard entry in manifest.json) or 2 (a small
     /// manifest.json plus shards.idx, for stores of any size; docs/FORMAT.md).
     pub schema_version: u32,
-    /// The caption sets, in storage order (docs/FORMAT.md, "Caption sets"); `None` or one set is
-    /// the plain case (one set named `syn_text`). Any other list needs schema 2.
+    /// The caption sets, in storage order (docs/FORMAT.md, "Caption sets"); `None` or the one set
+    /// `syn_text` is the plain case. Any other list needs schema 2.
     pub caption_sets: Option<Vec<CaptionSet>>,
 }
 
@@ -114,11 +114,8 @@ impl StoreWriter {
         options.dims.check().map_err(Error::InvalidArgument)?;
         options.caption_sets =
             stored_caption_sets(options.caption_sets.take(), options.dims.s).map_err(Error::InvalidArgument)?;
-        if options.caption_sets.is_some() && options.schema_version < 2 {
-            return Err(Error::InvalidArgument(
-                "schema_version 1 holds the one set syn_text only; write named or several caption sets with schema_version 2".into(),
-            ));
-        }
+        // Before any shard is written: the manifest would refuse it only at the end.
+        check_schema_holds(options.caption_sets.as_deref(), options.schema_version).map_err(Error::InvalidArgument)?;
         if options.target_shard_bytes == 0 {
             return Err(Error::InvalidArgument("target_shard_bytes must be positive".into()));
         }
